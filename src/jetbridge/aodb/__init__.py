@@ -1,0 +1,1 @@
+"""A legacy airport operational database (AODB): its simulator and its change capture."""

@@ -1,0 +1,115 @@
+"""Error responses: every failure is a 4xx with a message naming what was wrong and where."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jetbridge.errors import Conflict, InvalidRequest, NotFound
+from jetbridge.events.envelope import InvalidEvent
+from jetbridge.events.patterns import InvalidEventPattern
+
+log = logging.getLogger(__name__)
+
+
+def error_body(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if path else "") + str(part)
+    return path or "body"
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
+    details = []
+    for item in exc.errors():
+        where = _location(tuple(item.get("loc", ())))
+        details.append({"location": where, "message": str(item.get("msg", "invalid"))})
+    summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:5])
+    return summary, details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        summary, details = describe_validation(exc)
+        if any(item.get("type") == "json_invalid" for item in exc.errors()):
+            return error_body(400, "MalformedJSON", summary, details=details)
+        return error_body(422, "ValidationError", summary, details=details)
+
+    def simple(status: int, name: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def handler(_: Request, exc: Exception) -> JSONResponse:
+            return error_body(status, name, str(exc))
+
+        return handler
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_body(exc.status_code, "HTTPError", str(exc.detail))
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return error_body(500, "InternalError", "an unexpected error occurred; it has been logged")
+
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(InvalidEvent, simple(400, "InvalidEvent"))
+    app.add_exception_handler(InvalidEventPattern, simple(400, "InvalidEventPattern"))
+    app.add_exception_handler(InvalidRequest, simple(400, "InvalidRequest"))
+    app.add_exception_handler(NotFound, simple(404, "NotFound"))
+    app.add_exception_handler(Conflict, simple(409, "Conflict"))
+    app.add_exception_handler(Exception, unexpected)
+
+
+class BodySizeLimit:
+    """Reject request bodies over `limit` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_body(413, "PayloadTooLarge", f"request body exceeds {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,131 @@
+"""Composition root: builds the whole platform from one `Settings`; nothing connects at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from jetbridge.config import Settings
+from jetbridge.events.backbone import Backbone
+from jetbridge.events.delivery import DeliveryWorker, RetryTiming
+from jetbridge.events.log import SqlEventLog
+from jetbridge.events.publish import Publisher
+from jetbridge.events.registry import ensure_bus
+from jetbridge.events.routing import RoutingCache
+from jetbridge.events.scheduler import run_periodic
+from jetbridge.events.targets import TargetInvoker
+from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.migrate import upgrade
+
+
+@dataclass(slots=True)
+class Platform:
+    """Every long-lived service of one jetbridge process."""
+
+    settings: Settings
+    engine: Engine
+    backbone: Backbone
+    worker: DeliveryWorker
+    http: httpx.AsyncClient
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stop_event: asyncio.Event | None = None
+
+    def prepare(self) -> None:
+        """Bring the database to the current schema and make sure the default bus exists."""
+        upgrade(self.engine)
+        with self.backbone.transaction() as conn:
+            ensure_bus(conn, name="default", description="The default event bus")
+
+    async def start(self) -> None:
+        """Start the delivery worker and the periodic duties (schedules, replays, retention)."""
+        self.stop_event = asyncio.Event()
+        if not self.settings.run_workers:
+            return
+        self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
+        self.tasks.append(
+            asyncio.create_task(
+                run_periodic(
+                    self.engine, self.backbone.publisher, self.stop_event, notify=self.worker.wake
+                )
+            )
+        )
+
+    async def stop(self) -> None:
+        if self.stop_event is not None:
+            self.stop_event.set()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
+        self.tasks.clear()
+        await self.http.aclose()
+        self.engine.dispose()
+
+
+def build_platform(settings: Settings) -> Platform:
+    engine = create_database_engine(settings.database_url)
+    log = SqlEventLog(engine)
+    routing = RoutingCache()
+    publisher = Publisher(
+        log=log, queue=log, routing=routing, account=settings.account, region=settings.region
+    )
+    backbone = Backbone(
+        engine=engine,
+        log=log,
+        routing=routing,
+        publisher=publisher,
+        max_event_bytes=settings.max_event_bytes,
+    )
+    http = httpx.AsyncClient(timeout=settings.http_target_timeout_seconds)
+    worker = DeliveryWorker(
+        engine=engine,
+        queue=log,
+        routing=routing,
+        publisher=publisher,
+        invoker=TargetInvoker(client=http, default_secret=settings.signing_secret),
+        account=settings.account,
+        region=settings.region,
+        timing=RetryTiming(settings.retry_base_seconds, settings.retry_max_backoff_seconds),
+        batch=settings.delivery_batch,
+        concurrency=settings.delivery_concurrency,
+        lease_seconds=settings.delivery_lease_seconds,
+        poll_seconds=settings.delivery_poll_seconds,
+    )
+    backbone.listeners.append(worker.wake)
+    return Platform(settings=settings, engine=engine, backbone=backbone, worker=worker, http=http)
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+    """The HTTP application; its lifespan prepares the database and runs the workers."""
+    from jetbridge.api.errors import BodySizeLimit, install_error_handlers
+    from jetbridge.api.events import router as events_router
+    from jetbridge.web.live import router as live_router
+
+    platform = platform or build_platform(settings or Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(platform.prepare)
+        await platform.start()
+        try:
+            yield
+        finally:
+            await platform.stop()
+
+    app = FastAPI(
+        title="jetbridge",
+        version="0.1.0",
+        description="Event backbone, flight information hub, workflows and booking.",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    install_error_handlers(app)
+    app.include_router(events_router)
+    app.include_router(live_router)
+    app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
+    return app

@@ -1,0 +1,191 @@
+"""The booking service as the API sees it: search (cached), create, cancel, loyalty."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import insert, select, update
+
+from jetbridge.booking import catalog, inventory, service
+from jetbridge.booking.events import booking_event
+from jetbridge.booking.loyalty import tier_for
+from jetbridge.booking.money import Money
+from jetbridge.booking.refunds import refund_for
+from jetbridge.booking.service import BookingRequest
+from jetbridge.booking.tasks import BookingTasks
+from jetbridge.errors import Conflict, NotFound
+from jetbridge.events.backbone import Backbone
+from jetbridge.storage.schema import loyalty_accounts, loyalty_ledger, payments, scheduled_flights
+
+
+class SearchCache(Protocol):
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str, ttl: int) -> None: ...
+
+
+class NoCache:
+    def get(self, key: str) -> str | None:
+        return None
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        return None
+
+
+SagaStarter = Callable[[str, dict[str, Any]], None]
+
+
+class Bookings:
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        tasks: BookingTasks,
+        start_saga: SagaStarter,
+        cache: SearchCache | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.tasks = tasks
+        self.start_saga = start_saga
+        self.cache = cache or NoCache()
+
+    def search(self, *, origin: str, destination: str, day: date) -> list[dict[str, Any]]:
+        key = f"search:{origin}:{destination}:{day.isoformat()}"
+        cached = self.cache.get(key)
+        if cached is not None:
+            return list(json.loads(cached))
+        with self.backbone.reading() as conn:
+            offers = catalog.search(
+                conn, origin=origin, destination=destination, day=day, now=time.time()
+            )
+        self.cache.set(key, json.dumps(offers), ttl=5)
+        return offers
+
+    def offer(self, *, flight_id: str) -> dict[str, Any]:
+        with self.backbone.reading() as conn:
+            offer = catalog.flight_offer(conn, flight_id=flight_id, now=time.time())
+        if offer is None:
+            raise NotFound(f"flight {flight_id!r} does not exist")
+        return offer
+
+    def create(
+        self, *, request: BookingRequest, card: str, idempotency_key: str
+    ) -> tuple[dict[str, Any], bool]:
+        """Record the booking and start its saga; a repeated key returns the first booking."""
+        with self.backbone.transaction() as conn:
+            booking, created = service.request_booking(
+                conn, self.backbone, request=request, idempotency_key=idempotency_key
+            )
+        if created:
+            saga_input = {
+                "booking_id": booking["booking_id"],
+                "payment": {"card": card.replace(" ", "")},
+            }
+            self.start_saga(booking["booking_id"], saga_input)
+        return booking, created
+
+    def cancel(self, *, booking_id: str) -> dict[str, Any]:
+        now = time.time()
+        with self.backbone.transaction() as conn:
+            booking = service.get_booking(conn, booking_id=booking_id)
+            if booking["status"] != "confirmed":
+                raise Conflict(f"booking {booking_id} is {booking['status']}, not confirmed")
+            flight = conn.execute(
+                select(scheduled_flights.c.departs_at).where(
+                    scheduled_flights.c.flight_id == booking["flight_id"]
+                )
+            ).scalar_one()
+            paid = Money(booking["amount"]["amount"], booking["amount"]["currency"])
+            decision = refund_for(
+                paid=paid,
+                booked_at=datetime.fromisoformat(booking["created_at"]),
+                departure=datetime.fromtimestamp(flight, UTC),
+                cancelled_at=datetime.fromtimestamp(now, UTC),
+            )
+            inventory.release_sold(conn, booking_id=booking_id)
+            service.set_status(
+                conn, booking_id=booking_id, status="cancelled", failure=decision.rule
+            )
+            self._revoke_points(conn, booking)
+            event = {"refund": decision.refund.to_json(), "rule": decision.rule}
+            self.backbone.publish(
+                conn,
+                bus="default",
+                events=[booking_event("booking.cancelled", booking_id=booking_id, data=event)],
+            )
+            payment_id = conn.execute(
+                select(payments.c.payment_id).where(payments.c.booking_id == booking_id)
+            ).scalar()
+        refunded = 0
+        if decision.refund.amount > 0 and payment_id:
+            refunded = self.tasks.refund(booking_id, payment_id, decision.refund, key="cancel")
+        return {
+            "booking_id": booking_id,
+            "status": "cancelled",
+            "refund": decision.refund.to_json(),
+            "refunded": refunded,
+            "rule": decision.rule,
+        }
+
+    def _revoke_points(self, conn: Any, booking: dict[str, Any]) -> None:
+        award = conn.execute(
+            select(loyalty_ledger.c.points).where(
+                loyalty_ledger.c.booking_id == booking["booking_id"],
+                loyalty_ledger.c.kind == "award",
+            )
+        ).scalar()
+        revoked = conn.execute(
+            select(loyalty_ledger.c.points).where(
+                loyalty_ledger.c.booking_id == booking["booking_id"],
+                loyalty_ledger.c.kind == "revoke",
+            )
+        ).scalar()
+        if not award or revoked is not None:
+            return
+        conn.execute(
+            insert(loyalty_ledger).values(
+                booking_id=booking["booking_id"],
+                kind="revoke",
+                customer_id=booking["customer_id"],
+                points=-award,
+                at=time.time(),
+            )
+        )
+        balance = (
+            conn.execute(
+                select(loyalty_accounts.c.points).where(
+                    loyalty_accounts.c.customer_id == booking["customer_id"]
+                )
+            ).scalar()
+            or 0
+        )
+        points = max(int(balance) - int(award), 0)
+        conn.execute(
+            update(loyalty_accounts)
+            .where(loyalty_accounts.c.customer_id == booking["customer_id"])
+            .values(points=points, tier=tier_for(points).value, updated_at=time.time())
+        )
+
+    def loyalty(self, *, customer_id: str) -> dict[str, Any]:
+        with self.backbone.reading() as conn:
+            account = conn.execute(
+                select(loyalty_accounts).where(loyalty_accounts.c.customer_id == customer_id)
+            ).first()
+            ledger = conn.execute(
+                select(loyalty_ledger)
+                .where(loyalty_ledger.c.customer_id == customer_id)
+                .order_by(loyalty_ledger.c.at)
+            ).all()
+        points = account.points if account else 0
+        return {
+            "customer_id": customer_id,
+            "points": points,
+            "tier": tier_for(points).value,
+            "history": [
+                {"booking_id": r.booking_id, "kind": r.kind, "points": r.points} for r in ledger
+            ],
+        }

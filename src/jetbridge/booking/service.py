@@ -1,0 +1,176 @@
+"""Booking requests, reads and customer cancellation (the saga's steps are in `tasks.py`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from jetbridge.booking.catalog import flight_offer
+from jetbridge.booking.events import booking_event
+from jetbridge.booking.identifiers import new_record_locator
+from jetbridge.errors import Conflict, InvalidRequest, NotFound
+from jetbridge.events.backbone import Backbone
+from jetbridge.storage.schema import bookings
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f<>]+$")]
+
+
+class TravelDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Annotated[str, Field(pattern=r"^(passport|id_card)$")] = "passport"
+    number: Annotated[str, Field(min_length=4, max_length=20, pattern=r"^[A-Z0-9]+$")]
+    country: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    expires: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+class Passenger(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    given_name: Name
+    family_name: Name
+    document: TravelDocument | None = None
+
+
+class BookingRequest(BaseModel):
+    """What a customer asks for; the price is never part of it (the server computes it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    flight_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{2}\d{4}[A-Z]?-\d{4}-\d{2}-\d{2}$")]
+    cabin: Annotated[str, Field(pattern=r"^(economy|premium|business|first)$")]
+    passengers: Annotated[list[Passenger], Field(min_length=1, max_length=9)]
+    customer_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.@+-]+$")]
+
+
+def request_booking(
+    conn: Connection, backbone: Backbone, *, request: BookingRequest, idempotency_key: str
+) -> tuple[dict[str, Any], bool]:
+    """Create a booking in status `requested` (or return the one made with this key).
+
+    Returns the booking and whether it was created now. The amount is the current fare times
+    the number of passengers, computed here.
+    """
+    if not re.match(r"^[\w.:-]{8,128}$", idempotency_key):
+        raise InvalidRequest("Idempotency-Key: 8 to 128 letters, digits, '.', ':', '_' or '-'")
+    existing = _by_key(conn, idempotency_key)
+    if existing is not None:
+        return existing, False
+    now = time.time()
+    offer = flight_offer(conn, flight_id=request.flight_id, now=now)
+    if offer is None:
+        raise NotFound(f"flight_id: no flight {request.flight_id!r}")
+    cabin = offer["cabins"].get(request.cabin)
+    if cabin is None:
+        raise InvalidRequest(f"cabin: {request.flight_id} has no {request.cabin} cabin")
+    fare = cabin["fare"]
+    row = {
+        "booking_id": str(uuid.uuid4()),
+        "locator": new_record_locator(),
+        "status": "requested",
+        "flight_id": request.flight_id,
+        "cabin": request.cabin,
+        "customer_id": request.customer_id,
+        "amount": fare["amount"] * len(request.passengers),
+        "currency": fare["currency"],
+        "idempotency_key": idempotency_key,
+        "passengers": json.dumps([p.model_dump() for p in request.passengers]),
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        with conn.begin_nested():
+            conn.execute(bookings.insert().values(**row))
+    except IntegrityError:
+        raced = _by_key(conn, idempotency_key)
+        if raced is None:
+            raise Conflict("record locator collision; retry the request") from None
+        return raced, False
+    booking = describe(row)
+    backbone.publish(
+        conn,
+        bus="default",
+        events=[
+            booking_event("booking.requested", booking_id=row["booking_id"], data=_public(booking))
+        ],
+    )
+    return booking, True
+
+
+def _by_key(conn: Connection, key: str) -> dict[str, Any] | None:
+    row = conn.execute(select(bookings).where(bookings.c.idempotency_key == key)).mappings().first()
+    return None if row is None else describe(dict(row))
+
+
+def get_booking(conn: Connection, *, booking_id: str) -> dict[str, Any]:
+    row = (
+        conn.execute(select(bookings).where(bookings.c.booking_id == booking_id)).mappings().first()
+    )
+    if row is None:
+        raise NotFound(f"booking {booking_id!r} does not exist")
+    return describe(dict(row))
+
+
+def find_by_locator(conn: Connection, *, locator: str, family_name: str) -> dict[str, Any]:
+    """Passenger lookup: record locator plus a traveller's family name, as at an airline site."""
+    row = (
+        conn.execute(select(bookings).where(bookings.c.locator == locator.upper()))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no booking {locator!r} for that name")
+    booking = describe(dict(row))
+    if not any(
+        p["family_name"].casefold() == family_name.casefold() for p in booking["passengers"]
+    ):
+        raise NotFound(f"no booking {locator!r} for that name")
+    return booking
+
+
+def customer_bookings(conn: Connection, *, customer_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(bookings)
+        .where(bookings.c.customer_id == customer_id)
+        .order_by(bookings.c.created_at)
+    ).mappings()
+    return [describe(dict(row)) for row in rows]
+
+
+def set_status(
+    conn: Connection, *, booking_id: str, status: str, failure: str | None = None, **extra: Any
+) -> None:
+    conn.execute(
+        update(bookings)
+        .where(bookings.c.booking_id == booking_id)
+        .values(status=status, failure=failure, updated_at=time.time(), **extra)
+    )
+
+
+def describe(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "booking_id": row["booking_id"],
+        "locator": row["locator"],
+        "status": row["status"],
+        "flight_id": row["flight_id"],
+        "cabin": row["cabin"],
+        "customer_id": row["customer_id"],
+        "amount": {"amount": row["amount"], "currency": row["currency"]},
+        "passengers": json.loads(row["passengers"])
+        if isinstance(row["passengers"], str)
+        else row["passengers"],
+        "payment_id": row.get("payment_id"),
+        "failure": row.get("failure"),
+        "created_at": datetime.fromtimestamp(row["created_at"], UTC).isoformat(),
+    }
+
+
+def _public(booking: dict[str, Any]) -> dict[str, Any]:
+    """What events carry: no names or documents (personal data stays in the bookings table)."""
+    keep = ("locator", "status", "flight_id", "cabin", "customer_id", "amount")
+    return {key: booking[key] for key in keep} | {"passenger_count": len(booking["passengers"])}

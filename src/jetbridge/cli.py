@@ -1,0 +1,230 @@
+"""The `jetbridge` command: run the platform and operate the event backbone from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from jetbridge.config import Settings
+from jetbridge.errors import JetbridgeError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def load_json_argument(value: str, what: str) -> Any:
+    """Accept inline JSON or the path of a JSON file; raise ValueError naming `what`."""
+    text = value
+    if not value.lstrip().startswith(("{", "[", '"')):
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"{what}: {value!r} is neither JSON nor a readable file")
+        text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{what}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from jetbridge.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = Settings(**overrides)
+    app = create_app(settings)
+    if args.demo:
+        from jetbridge.demo import install_demo
+
+        install_demo(app)
+    print(f"jetbridge listening on http://{settings.host}:{settings.port}/ (API docs at /docs)")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def cmd_worker(_: argparse.Namespace) -> int:
+    """Run only the delivery worker and periodic duties (scale-out or a separate process)."""
+    import asyncio
+    import signal
+
+    from jetbridge.app import build_platform
+
+    async def run() -> None:
+        platform = build_platform(Settings())
+        await asyncio.to_thread(platform.prepare)
+        await platform.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        print("jetbridge worker running", flush=True)
+        await stop.wait()
+        await platform.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_test_pattern(args: argparse.Namespace) -> int:
+    from jetbridge.events.patterns import InvalidEventPattern, test_event_pattern
+
+    try:
+        pattern = load_json_argument(args.pattern, "--pattern")
+        event = load_json_argument(args.event, "--event")
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    try:
+        matched = test_event_pattern(pattern, event)
+    except InvalidEventPattern as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"--event: {exc}", file=sys.stderr)
+        return 2
+    print("match" if matched else "no match")
+    return 0 if matched else 1
+
+
+def _platform() -> Any:
+    from jetbridge.app import build_platform
+
+    platform = build_platform(Settings())
+    platform.prepare()
+    return platform
+
+
+def cmd_put_events(args: argparse.Namespace) -> int:
+    body = load_json_argument(args.events, "events")
+    entries = body if isinstance(body, list) else [body]
+    published = _platform().backbone.put_events(bus=args.bus, entries=entries)
+    _print([{"event_id": p.event_id, "seq": p.seq, "deliveries": p.deliveries} for p in published])
+    return 0
+
+
+def cmd_buses(args: argparse.Namespace) -> int:
+    from jetbridge.events import registry
+    from jetbridge.events.specs import BusSpec
+
+    backbone = _platform().backbone
+    with backbone.transaction() as conn:
+        if args.action == "create":
+            _print(registry.create_bus(conn, spec=BusSpec(name=args.name or "")))
+        else:
+            _print(registry.list_buses(conn))
+    return 0
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from jetbridge.events import registry
+    from jetbridge.events.specs import RuleSpec
+
+    backbone = _platform().backbone
+    with backbone.transaction() as conn:
+        if args.action == "put":
+            spec = RuleSpec.model_validate(load_json_argument(args.spec or "", "--spec"))
+            _print(registry.put_rule(conn, bus=args.bus, spec=spec))
+        elif args.action == "delete":
+            registry.delete_rule(conn, bus=args.bus, name=args.name or "")
+        else:
+            _print(registry.list_rules(conn, bus=args.bus))
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from jetbridge.events import dlq
+
+    backbone = _platform().backbone
+    with backbone.transaction() as conn:
+        if args.action == "redrive":
+            ids = args.id or None
+            count = dlq.redrive(conn, queue=backbone.log, ids=ids, bus=args.bus, rule=args.rule)
+            _print({"redriven": count})
+        else:
+            _print(dlq.list_dead_letters(conn, bus=args.bus, rule=args.rule))
+    return 0
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> int:
+    _platform()
+    print("database is at the current schema")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jetbridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the platform (HTTP API, live page, workers)")
+    up.add_argument("--demo", action="store_true", help="drive it with a demo airport day")
+    up.add_argument("--host")
+    up.add_argument("--port", type=int)
+    up.set_defaults(run=cmd_up)
+
+    sub.add_parser("worker", help="run the delivery worker only").set_defaults(run=cmd_worker)
+
+    events = sub.add_parser("events", help="event bus operations").add_subparsers(
+        dest="sub", required=True
+    )
+    test = events.add_parser("test-pattern", help="exit 0 on match, 1 on no match, 2 if invalid")
+    test.add_argument("--pattern", required=True, help="pattern JSON or a file holding it")
+    test.add_argument("--event", required=True, help="event JSON or a file holding it")
+    test.set_defaults(run=cmd_test_pattern)
+    put = events.add_parser("put", help="publish events (a JSON object or list, inline or a file)")
+    put.add_argument("events")
+    put.add_argument("--bus", default="default")
+    put.set_defaults(run=cmd_put_events)
+
+    buses = sub.add_parser("buses", help="list or create event buses")
+    buses.add_argument("action", choices=["list", "create"])
+    buses.add_argument("name", nargs="?")
+    buses.set_defaults(run=cmd_buses)
+
+    rules = sub.add_parser("rules", help="list, put or delete rules")
+    rules.add_argument("action", choices=["list", "put", "delete"])
+    rules.add_argument("--bus", default="default")
+    rules.add_argument(
+        "--spec", help="rule JSON (name, event_pattern|schedule_expression, targets)"
+    )
+    rules.add_argument("--name")
+    rules.set_defaults(run=cmd_rules)
+
+    dead = sub.add_parser("dlq", help="list or redrive dead letters")
+    dead.add_argument("action", choices=["list", "redrive"])
+    dead.add_argument("--bus")
+    dead.add_argument("--rule")
+    dead.add_argument("--id", type=int, action="append")
+    dead.set_defaults(run=cmd_dlq)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="sub", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(run=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Command = args.run
+    try:
+        return run(args)
+    except (JetbridgeError, ValueError, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Settings: the one typed configuration object, read from `JETBRIDGE_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the platform needs to start; validated once, passed to the composition root."""
+
+    model_config = SettingsConfigDict(env_prefix="JETBRIDGE_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/jetbridge.db",
+        description="SQLAlchemy URL: sqlite:///path (embedded default) or postgresql://...",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    region: str = "local-1"
+    account: str = Field(default="000000000000", description="Default tenant / account id.")
+    max_event_bytes: int = Field(default=256 * 1024, gt=0)
+    delivery_poll_seconds: float = Field(default=0.2, gt=0)
+    delivery_batch: int = Field(default=64, gt=0)
+    delivery_concurrency: int = Field(default=32, gt=0)
+    delivery_lease_seconds: float = Field(default=30.0, gt=0)
+    retry_base_seconds: float = Field(default=1.0, ge=0)
+    retry_max_backoff_seconds: float = Field(default=300.0, ge=0)
+    http_target_timeout_seconds: float = Field(default=10.0, gt=0)
+    signing_secret: str = Field(
+        default="change-me", description="Default HMAC secret for HTTP targets without their own."
+    )
+    data_dir: Path = Path("var")
+    run_workers: bool = True
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

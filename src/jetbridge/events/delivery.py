@@ -1,0 +1,194 @@
+"""The delivery worker: leases due deliveries, invokes targets, retries with backoff, dead-letters.
+
+At least once: a delivery row is removed only after its target succeeded, and a lease that a
+crashed worker held expires, so another worker (or the restarted one) picks it up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from jetbridge.events.envelope import CloudEvent, cloud_event_from_json, eventbridge_view
+from jetbridge.events.log import Delivery, SqlEventLog
+from jetbridge.events.publish import Publisher
+from jetbridge.events.registry import rule_arn
+from jetbridge.events.routing import RouteTarget, Routing, RoutingCache
+from jetbridge.events.targets import DeliveryContext, DeliveryFailed, TargetInvoker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryTiming:
+    base_seconds: float = 1.0
+    max_backoff_seconds: float = 300.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """Exponential backoff with equal jitter: half fixed, half random."""
+        ceiling = min(self.max_backoff_seconds, self.base_seconds * 2.0 ** max(failures - 1, 0))
+        return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+
+@dataclass(slots=True)
+class DeliveryWorker:
+    engine: Engine
+    queue: SqlEventLog
+    routing: RoutingCache
+    publisher: Publisher
+    invoker: TargetInvoker
+    account: str
+    region: str
+    timing: RetryTiming = field(default_factory=RetryTiming)
+    batch: int = 64
+    concurrency: int = 32
+    lease_seconds: float = 30.0
+    poll_seconds: float = 0.2
+    rng: random.Random = field(default_factory=random.Random)
+    stats: Counter[str] = field(default_factory=Counter)
+    _wakeup: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Tell the worker new deliveries may be due; callable from any thread."""
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wakeup.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("delivery batch failed; retrying after the poll interval")
+                handled = 0
+            if handled:
+                continue
+            self._wakeup.clear()
+            waiters = [
+                asyncio.ensure_future(self._wakeup.wait()),
+                asyncio.ensure_future(stop.wait()),
+            ]
+            _, pending = await asyncio.wait(
+                waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+
+    async def run_once(self) -> int:
+        """Claim one batch of due deliveries and deliver them concurrently."""
+        claimed = await asyncio.to_thread(
+            self.queue.claim, limit=self.batch, lease_seconds=self.lease_seconds, now=time.time()
+        )
+        if not claimed:
+            return 0
+        routes = await asyncio.to_thread(self._routes, {d.bus for d in claimed})
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(delivery: Delivery) -> None:
+            async with gate:
+                await self._deliver(delivery, routes[delivery.bus])
+
+        await asyncio.gather(*(one(delivery) for delivery in claimed))
+        return len(claimed)
+
+    def _routes(self, bus_names: set[str]) -> dict[str, Routing]:
+        with self.engine.connect() as conn:
+            return {bus: self.routing.get(conn, bus) for bus in bus_names}
+
+    async def _deliver(self, delivery: Delivery, routing: Routing) -> None:
+        target = routing.target(delivery.rule, delivery.target_id)
+        if target is None:
+            log.warning("dropping delivery %s: target no longer exists", delivery.id)
+            await asyncio.to_thread(self.queue.drop, delivery)
+            self.stats["dropped"] += 1
+            return
+        try:
+            await self._invoke(delivery, target)
+        except DeliveryFailed as exc:
+            await asyncio.to_thread(self._failed, delivery, target, str(exc), exc.retryable)
+            return
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            await asyncio.to_thread(self._failed, delivery, target, error, False)
+            return
+        self.stats["delivered"] += 1
+
+    async def _invoke(self, delivery: Delivery, target: RouteTarget) -> None:
+        event = cloud_event_from_json(delivery.body)
+        spec = target.spec
+        if spec.kind == "bus":
+            await asyncio.to_thread(self._forward, delivery, spec.bus or "", event)
+            return
+        view = eventbridge_view(event, account=self.account, region=self.region)
+        payload = view
+        if target.shaper is not None:
+            payload = target.shaper.shape(
+                view,
+                rule_name=delivery.rule,
+                rule_arn=rule_arn(
+                    region=self.region, account=self.account, bus=delivery.bus, rule=delivery.rule
+                ),
+                ingestion_time=datetime.fromtimestamp(delivery.created_at, UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                ),
+            )
+        context = DeliveryContext(
+            event_id=event.id,
+            bus=delivery.bus,
+            rule=delivery.rule,
+            target_id=delivery.target_id,
+            attempt=delivery.attempts + 1,
+            event=view,
+        )
+        await self.invoker.invoke(spec, payload, context)
+        await asyncio.to_thread(self._complete, delivery)
+
+    def _complete(self, delivery: Delivery) -> None:
+        with self.engine.begin() as conn:
+            self.queue.complete(conn, delivery)
+
+    def _forward(self, delivery: Delivery, bus: str, event: CloudEvent) -> None:
+        try:
+            with self.engine.begin() as conn:
+                self.publisher.publish(conn, bus=bus, events=[event])
+                self.queue.complete(conn, delivery)
+        except LookupError as exc:
+            raise DeliveryFailed(str(exc), retryable=True) from None
+        self.wake()
+
+    def _failed(self, delivery: Delivery, target: RouteTarget, error: str, retryable: bool) -> None:
+        now = time.time()
+        failures = delivery.attempts + 1
+        policy = target.spec.retry_policy
+        exhausted = failures > policy.maximum_retry_attempts
+        too_old = now - delivery.created_at >= policy.maximum_event_age_seconds
+        if retryable and not exhausted and not too_old:
+            self.queue.retry(delivery, error=error, at=now + self.timing.delay(failures, self.rng))
+            self.stats["retried"] += 1
+            return
+        reason = (
+            "not retryable" if not retryable else ("too old" if too_old else "retries exhausted")
+        )
+        log.warning(
+            "delivery %s to %s/%s failed (%s)",
+            delivery.id,
+            delivery.rule,
+            delivery.target_id,
+            reason,
+        )
+        if target.spec.dead_letter:
+            self.queue.dead_letter(delivery, error=f"{error} ({reason})", now=now)
+            self.stats["dead_lettered"] += 1
+        else:
+            self.queue.drop(delivery)
+            self.stats["dropped"] += 1

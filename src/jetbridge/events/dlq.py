@@ -1,0 +1,89 @@
+"""The dead-letter queue: failed deliveries kept with their event, error, attempts and time."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from jetbridge.errors import NotFound
+from jetbridge.events.log import NewDelivery, SqlEventLog
+from jetbridge.storage.schema import dead_letters, events
+
+
+def list_dead_letters(
+    conn: Connection,
+    *,
+    bus: str | None = None,
+    rule: str | None = None,
+    include_redriven: bool = False,
+    limit: int = 100,
+    after_id: int = 0,
+) -> list[dict[str, Any]]:
+    query = select(dead_letters).where(dead_letters.c.id > after_id)
+    if bus is not None:
+        query = query.where(dead_letters.c.bus == bus)
+    if rule is not None:
+        query = query.where(dead_letters.c.rule == rule)
+    if not include_redriven:
+        query = query.where(dead_letters.c.redriven_at.is_(None))
+    rows = conn.execute(query.order_by(dead_letters.c.id).limit(limit))
+    return [_letter(row) for row in rows]
+
+
+def _letter(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "bus": row.bus,
+        "rule": row.rule,
+        "target_id": row.target_id,
+        "event": json.loads(row.body),
+        "error": row.error,
+        "attempts": row.attempts,
+        "failed_at": row.failed_at,
+        "redriven_at": row.redriven_at,
+    }
+
+
+def redrive(
+    conn: Connection,
+    *,
+    queue: SqlEventLog,
+    ids: Sequence[int] | None = None,
+    bus: str | None = None,
+    rule: str | None = None,
+) -> int:
+    """Queue dead letters for delivery again (fresh retry budget); returns how many."""
+    query = select(dead_letters).where(dead_letters.c.redriven_at.is_(None))
+    if ids is not None:
+        query = query.where(dead_letters.c.id.in_(list(ids)))
+    if bus is not None:
+        query = query.where(dead_letters.c.bus == bus)
+    if rule is not None:
+        query = query.where(dead_letters.c.rule == rule)
+    rows = list(conn.execute(query.order_by(dead_letters.c.id)))
+    if ids is not None and len(rows) != len(set(ids)):
+        found = {row.id for row in rows}
+        missing = sorted(set(ids) - found)
+        raise NotFound(f"dead letter(s) {missing} do not exist or were already redriven")
+    items = []
+    for row in rows:
+        key = conn.execute(select(events.c.partition_key).where(events.c.seq == row.event_seq))
+        items.append(NewDelivery(row.event_seq, row.bus, row.rule, row.target_id, key.scalar()))
+    queue.enqueue(conn, items, now=time.time())
+    if rows:
+        conn.execute(
+            update(dead_letters)
+            .where(dead_letters.c.id.in_([row.id for row in rows]))
+            .values(redriven_at=time.time())
+        )
+    return len(rows)
+
+
+def discard(conn: Connection, *, letter_id: int) -> None:
+    removed = conn.execute(delete(dead_letters).where(dead_letters.c.id == letter_id))
+    if removed.rowcount == 0:
+        raise NotFound(f"dead letter {letter_id} does not exist")

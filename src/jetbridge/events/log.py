@@ -1,0 +1,252 @@
+"""The event log and the delivery queue: the small interface every backend implements.
+
+`SqlEventLog` keeps both in the platform database (SQLite or PostgreSQL). Appends take the
+caller's connection, so a state change and the events describing it commit together (outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from jetbridge.storage.schema import dead_letters, deliveries, events
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """An event to append: identity columns plus its CloudEvents JSON body."""
+
+    bus: str
+    event_id: str
+    source: str
+    type: str
+    tenant: str
+    partition_key: str | None
+    event_time: float
+    body: str
+    replay_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int
+    bus: str
+    event_id: str
+    ingested_at: float
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    event_seq: int
+    bus: str
+    rule: str
+    target_id: str
+    partition_key: str | None
+
+    @property
+    def lane(self) -> str | None:
+        """Deliveries sharing a lane reach their target in publish order."""
+        if self.partition_key is None:
+            return None
+        return "\x1f".join((self.bus, self.rule, self.target_id, self.partition_key))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    event_seq: int
+    bus: str
+    rule: str
+    target_id: str
+    attempts: int
+    created_at: float
+    body: str
+
+
+class EventLog(Protocol):
+    def append(
+        self, conn: Connection, entries: Sequence[LogEntry], *, now: float
+    ) -> list[int | None]:
+        """Store events; returns each one's sequence number, None for a duplicate."""
+        ...
+
+    def read(self, conn: Connection, *, bus: str, after: int, limit: int) -> list[StoredEvent]: ...
+
+    def latest_seq(self, conn: Connection, *, bus: str) -> int: ...
+
+
+class DeliveryQueue(Protocol):
+    def enqueue(self, conn: Connection, items: Sequence[NewDelivery], *, now: float) -> None: ...
+
+    def claim(self, *, limit: int, lease_seconds: float, now: float) -> list[Delivery]:
+        """Lease due deliveries; within a lane only the oldest pending one is ever handed out."""
+        ...
+
+    def complete(self, conn: Connection, delivery: Delivery) -> None: ...
+
+    def retry(self, delivery: Delivery, *, error: str, at: float) -> None: ...
+
+    def dead_letter(self, delivery: Delivery, *, error: str, now: float) -> None: ...
+
+    def pending(self) -> int: ...
+
+
+class SqlEventLog:
+    """Event log and delivery queue in SQL tables; leases make delivery survive a crash."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    def append(
+        self, conn: Connection, entries: Sequence[LogEntry], *, now: float
+    ) -> list[int | None]:
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        seqs: list[int | None] = []
+        for entry in entries:
+            statement = (
+                dialect_insert(events)
+                .values(
+                    bus=entry.bus,
+                    event_id=entry.event_id,
+                    source=entry.source,
+                    type=entry.type,
+                    tenant=entry.tenant,
+                    partition_key=entry.partition_key,
+                    event_time=entry.event_time,
+                    ingested_at=now,
+                    replay_name=entry.replay_name,
+                    body=entry.body,
+                )
+                .on_conflict_do_nothing()
+                .returning(events.c.seq)
+            )
+            seqs.append(conn.execute(statement).scalar_one_or_none())
+        return seqs
+
+    def read(self, conn: Connection, *, bus: str, after: int, limit: int) -> list[StoredEvent]:
+        rows = conn.execute(
+            select(
+                events.c.seq, events.c.bus, events.c.event_id, events.c.ingested_at, events.c.body
+            )
+            .where(events.c.bus == bus, events.c.seq > after)
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        return [StoredEvent(*row) for row in rows]
+
+    def latest_seq(self, conn: Connection, *, bus: str) -> int:
+        latest = conn.execute(select(func.max(events.c.seq)).where(events.c.bus == bus)).scalar()
+        return int(latest or 0)
+
+    def enqueue(self, conn: Connection, items: Sequence[NewDelivery], *, now: float) -> None:
+        if not items:
+            return
+        rows = [
+            {
+                "event_seq": item.event_seq,
+                "bus": item.bus,
+                "rule": item.rule,
+                "target_id": item.target_id,
+                "lane": item.lane,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for item in items
+        ]
+        conn.execute(insert(deliveries), rows)
+
+    def claim(self, *, limit: int, lease_seconds: float, now: float) -> list[Delivery]:
+        head = deliveries.alias("head")
+        earlier = select(head.c.id).where(
+            head.c.lane == deliveries.c.lane, head.c.id < deliveries.c.id
+        )
+        query = (
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.next_attempt_at <= now,
+                or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
+                or_(deliveries.c.lane.is_(None), ~earlier.exists()),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True, of=deliveries)
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids))
+                .values(lease_until=now + lease_seconds)
+            )
+            rows = conn.execute(
+                select(
+                    deliveries.c.id,
+                    deliveries.c.event_seq,
+                    deliveries.c.bus,
+                    deliveries.c.rule,
+                    deliveries.c.target_id,
+                    deliveries.c.attempts,
+                    events.c.ingested_at,
+                    events.c.body,
+                )
+                .join(events, events.c.seq == deliveries.c.event_seq)
+                .where(deliveries.c.id.in_(ids))
+                .order_by(deliveries.c.id)
+            )
+            return [Delivery(*row) for row in rows]
+
+    def complete(self, conn: Connection, delivery: Delivery) -> None:
+        conn.execute(delete(deliveries).where(deliveries.c.id == delivery.id))
+
+    def retry(self, delivery: Delivery, *, error: str, at: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery.id)
+                .values(
+                    attempts=delivery.attempts + 1,
+                    next_attempt_at=at,
+                    lease_until=None,
+                    last_error=error[:2000],
+                )
+            )
+
+    def dead_letter(self, delivery: Delivery, *, error: str, now: float) -> None:
+        with self.engine.begin() as conn:
+            removed = conn.execute(delete(deliveries).where(deliveries.c.id == delivery.id))
+            if removed.rowcount == 0:
+                return
+            conn.execute(
+                insert(dead_letters).values(
+                    event_seq=delivery.event_seq,
+                    bus=delivery.bus,
+                    rule=delivery.rule,
+                    target_id=delivery.target_id,
+                    body=delivery.body,
+                    error=error[:4000],
+                    attempts=delivery.attempts + 1,
+                    failed_at=now,
+                )
+            )
+
+    def drop(self, delivery: Delivery) -> None:
+        with self.engine.begin() as conn:
+            self.complete(conn, delivery)
+
+    def pending(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(deliveries)).scalar_one())
+
+    def pending_for(self, conn: Connection, *, bus: str, rule: str) -> int:
+        query = select(func.count()).where(and_(deliveries.c.bus == bus, deliveries.c.rule == rule))
+        return int(conn.execute(query).scalar_one())

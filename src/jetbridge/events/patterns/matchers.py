@@ -1,0 +1,165 @@
+"""Leaf matchers: one operator of a pattern, tested against one scalar value of an event."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+Scalar = str | int | float | bool | None
+
+
+def value_key(value: Scalar) -> tuple[str, Any]:
+    """Hashable identity used by exact matching: numbers compare by value, never equal to bools."""
+    if value is None:
+        return ("z", None)
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, int | float):
+        return ("n", float(value))
+    return ("s", value)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class Matcher:
+    """Base class; `exact_key` is set for matchers an index can look up by value."""
+
+    exact_key: tuple[str, Any] | None = None
+
+    def matches(self, value: Scalar) -> bool:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Exact(Matcher):
+    key: tuple[str, Any]
+
+    @property
+    def exact_key(self) -> tuple[str, Any]:  # type: ignore[override]
+        return self.key
+
+    def matches(self, value: Scalar) -> bool:
+        return value_key(value) == self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix(Matcher):
+    text: str
+    ignore_case: bool = False
+
+    def matches(self, value: Scalar) -> bool:
+        if not isinstance(value, str):
+            return False
+        if self.ignore_case:
+            return value.casefold().startswith(self.text.casefold())
+        return value.startswith(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class Suffix(Matcher):
+    text: str
+    ignore_case: bool = False
+
+    def matches(self, value: Scalar) -> bool:
+        if not isinstance(value, str):
+            return False
+        if self.ignore_case:
+            return value.casefold().endswith(self.text.casefold())
+        return value.endswith(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class EqualsIgnoreCase(Matcher):
+    text: str
+
+    def matches(self, value: Scalar) -> bool:
+        return isinstance(value, str) and value.casefold() == self.text.casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class Wildcard(Matcher):
+    regex: re.Pattern[str]
+
+    @classmethod
+    def compile(cls, text: str) -> Wildcard:
+        parts: list[str] = []
+        position = 0
+        while position < len(text):
+            char = text[position]
+            if char == "\\" and position + 1 < len(text) and text[position + 1] in "*\\":
+                parts.append(re.escape(text[position + 1]))
+                position += 2
+                continue
+            parts.append(".*" if char == "*" else re.escape(char))
+            position += 1
+        return cls(re.compile("".join(parts), re.DOTALL))
+
+    def matches(self, value: Scalar) -> bool:
+        return isinstance(value, str) and self.regex.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Numeric(Matcher):
+    """A conjunction of (operator, bound) comparisons."""
+
+    bounds: tuple[tuple[str, float], ...]
+
+    def matches(self, value: Scalar) -> bool:
+        if not is_number(value):
+            return False
+        number = float(value)  # type: ignore[arg-type]
+        return all(_compare(number, op, bound) for op, bound in self.bounds)
+
+
+def _compare(number: float, op: str, bound: float) -> bool:
+    if op == "=":
+        return number == bound
+    if op == "<":
+        return number < bound
+    if op == "<=":
+        return number <= bound
+    if op == ">":
+        return number > bound
+    return number >= bound
+
+
+@dataclass(frozen=True, slots=True)
+class Cidr(Matcher):
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+
+    def matches(self, value: Scalar) -> bool:
+        if not isinstance(value, str):
+            return False
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return address.version == self.network.version and address in self.network
+
+
+@dataclass(frozen=True, slots=True)
+class AnythingBut(Matcher):
+    """Matches a present value unless the inner matchers accept it."""
+
+    excluded: tuple[Matcher, ...]
+    strings_only: bool = False
+
+    def matches(self, value: Scalar) -> bool:
+        if self.strings_only and not isinstance(value, str):
+            return False
+        return not any(inner.matches(value) for inner in self.excluded)
+
+
+@dataclass(frozen=True, slots=True)
+class Exists(Matcher):
+    """exists: true matches any value at the path; exists: false is checked by absence."""
+
+    present: bool
+
+    def matches(self, value: Scalar) -> bool:
+        return self.present

@@ -1,0 +1,114 @@
+"""Publishing: append to the log and route to rule targets and archives, in one transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert
+
+from jetbridge.events.envelope import CloudEvent, eventbridge_view
+from jetbridge.events.log import DeliveryQueue, EventLog, LogEntry, NewDelivery
+from jetbridge.events.routing import ARCHIVE_KEY, RULE_KEY, RoutingCache
+from jetbridge.storage.schema import archive_events
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The outcome for one event: its sequence number (None if it was a duplicate)."""
+
+    event_id: str
+    seq: int | None
+    deliveries: int
+
+
+@dataclass(slots=True)
+class Publisher:
+    """Appends and routes events inside the caller's transaction (the transactional outbox)."""
+
+    log: EventLog
+    queue: DeliveryQueue
+    routing: RoutingCache
+    account: str
+    region: str
+
+    def publish(
+        self,
+        conn: Connection,
+        *,
+        bus: str,
+        events: Sequence[CloudEvent],
+        only_rules: Collection[str] | None = None,
+    ) -> list[Published]:
+        """Append `events` to `bus` and enqueue a delivery per matching rule target.
+
+        Runs in `conn`'s transaction: the caller's own writes and these events commit together.
+        Replayed events are routed (to `only_rules` if given) but never archived again.
+        """
+        routing = self.routing.get(conn, bus)
+        now = time.time()
+        entries = [self._entry(bus, event) for event in events]
+        seqs = self.log.append(conn, entries, now=now)
+        results: list[Published] = []
+        new_deliveries: list[NewDelivery] = []
+        for event, seq in zip(events, seqs, strict=True):
+            if seq is None:
+                results.append(Published(event.id, None, 0))
+                continue
+            view = eventbridge_view(event, account=self.account, region=self.region)
+            matched = routing.matcher.matches(view)
+            count = 0
+            for key in sorted(matched):
+                if key.startswith(RULE_KEY):
+                    rule = key[len(RULE_KEY) :]
+                    if rule not in routing.enabled or (only_rules and rule not in only_rules):
+                        continue
+                    for target_id in routing.targets.get(rule, {}):
+                        new_deliveries.append(
+                            NewDelivery(seq, bus, rule, target_id, event.partitionkey)
+                        )
+                        count += 1
+                elif key.startswith(ARCHIVE_KEY) and not event.replayname:
+                    self._archive(conn, key[len(ARCHIVE_KEY) :], event, now)
+            results.append(Published(event.id, seq, count))
+        self.queue.enqueue(conn, new_deliveries, now=now)
+        return results
+
+    def deliver_to_rule(self, conn: Connection, *, bus: str, rule: str, event: CloudEvent) -> int:
+        """Append `event` and enqueue it for one rule's targets only (scheduled rules)."""
+        routing = self.routing.get(conn, bus)
+        now = time.time()
+        (seq,) = self.log.append(conn, [self._entry(bus, event)], now=now)
+        if seq is None:
+            return 0
+        items = [
+            NewDelivery(seq, bus, rule, target_id, event.partitionkey)
+            for target_id in routing.targets.get(rule, {})
+        ]
+        self.queue.enqueue(conn, items, now=now)
+        return len(items)
+
+    def _entry(self, bus: str, event: CloudEvent) -> LogEntry:
+        return LogEntry(
+            bus=bus,
+            event_id=event.id,
+            source=event.source,
+            type=event.type,
+            tenant=event.tenant or self.account,
+            partition_key=event.partitionkey,
+            event_time=event.time.timestamp(),
+            body=event.to_json(),
+            replay_name=event.replayname or "",
+        )
+
+    @staticmethod
+    def _archive(conn: Connection, archive: str, event: CloudEvent, now: float) -> None:
+        conn.execute(
+            insert(archive_events).values(
+                archive=archive,
+                event_time=event.time.timestamp(),
+                archived_at=now,
+                body=event.to_json(),
+            )
+        )

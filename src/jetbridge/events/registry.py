@@ -1,0 +1,237 @@
+"""Buses, rules and targets: create, read, update, delete, validated before anything is written."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from jetbridge.errors import Conflict, InvalidRequest, NotFound
+from jetbridge.events.patterns import InvalidEventPattern, parse_pattern
+from jetbridge.events.routing import bump_version, target_spec_from_row
+from jetbridge.events.schedule import InvalidScheduleExpression, parse_schedule
+from jetbridge.events.specs import BusSpec, RuleSpec, TargetSpec
+from jetbridge.events.transform import InvalidInputTransform, TargetInput
+from jetbridge.storage.schema import buses, dead_letters, rules, targets
+
+
+def create_bus(conn: Connection, *, spec: BusSpec) -> dict[str, Any]:
+    if _bus_exists(conn, spec.name):
+        raise Conflict(f"event bus {spec.name!r} already exists")
+    now = time.time()
+    conn.execute(insert(buses).values(name=spec.name, description=spec.description, created_at=now))
+    return {"name": spec.name, "description": spec.description, "created_at": now}
+
+
+def ensure_bus(conn: Connection, *, name: str, description: str = "") -> None:
+    """Create `name` if it is missing (used for the default bus and the demo)."""
+    if not _bus_exists(conn, name):
+        create_bus(conn, spec=BusSpec(name=name, description=description))
+
+
+def list_buses(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(buses).order_by(buses.c.name))
+    return [_bus_dict(row) for row in rows]
+
+
+def get_bus(conn: Connection, *, name: str) -> dict[str, Any]:
+    row = conn.execute(select(buses).where(buses.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"event bus {name!r} does not exist")
+    return _bus_dict(row)
+
+
+def delete_bus(conn: Connection, *, name: str) -> None:
+    get_bus(conn, name=name)
+    if name == "default":
+        raise Conflict("the default event bus cannot be deleted")
+    count = conn.execute(select(func.count()).where(rules.c.bus == name)).scalar_one()
+    if count:
+        raise Conflict(f"event bus {name!r} still has {count} rule(s); delete them first")
+    conn.execute(delete(buses).where(buses.c.name == name))
+
+
+def put_rule(conn: Connection, *, bus: str, spec: RuleSpec) -> dict[str, Any]:
+    """Create or replace a rule and its targets; an invalid pattern writes nothing."""
+    get_bus(conn, name=bus)
+    pattern = spec.pattern_json()
+    _validate_trigger(pattern, spec.schedule_expression)
+    for index, target in enumerate(spec.targets):
+        _validate_target(conn, target, f"targets[{index}]")
+    now = time.time()
+    existing = _rule_row(conn, bus, spec.name)
+    conn.execute(delete(rules).where(rules.c.bus == bus, rules.c.name == spec.name))
+    conn.execute(delete(targets).where(targets.c.bus == bus, targets.c.rule == spec.name))
+    conn.execute(
+        insert(rules).values(
+            bus=bus,
+            name=spec.name,
+            pattern=pattern,
+            schedule=spec.schedule_expression,
+            state=spec.state,
+            description=spec.description,
+            created_at=existing.created_at if existing else now,
+            updated_at=now,
+            schedule_last_fired=existing.schedule_last_fired if existing else None,
+        )
+    )
+    _insert_targets(conn, bus, spec.name, spec.targets)
+    bump_version(conn, bus)
+    return get_rule(conn, bus=bus, name=spec.name)
+
+
+def _validate_trigger(pattern: str | None, schedule: str | None) -> None:
+    try:
+        if pattern is not None:
+            parse_pattern(pattern)
+        if schedule is not None:
+            parse_schedule(schedule)
+    except InvalidEventPattern as exc:
+        raise InvalidRequest(f"event_pattern: {exc}") from None
+    except InvalidScheduleExpression as exc:
+        raise InvalidRequest(f"schedule_expression: {exc}") from None
+
+
+def _validate_target(conn: Connection, target: TargetSpec, where: str) -> None:
+    config = target.input_config()
+    try:
+        if config is not None:
+            TargetInput.from_config(config)
+    except InvalidInputTransform as exc:
+        raise InvalidRequest(f"{where}.{exc}") from None
+    if target.kind == "bus" and target.bus and not _bus_exists(conn, target.bus):
+        raise InvalidRequest(f"{where}.bus: event bus {target.bus!r} does not exist")
+
+
+def _insert_targets(conn: Connection, bus: str, rule: str, specs: Sequence[TargetSpec]) -> None:
+    for spec in specs:
+        input_config = spec.input_config()
+        conn.execute(
+            insert(targets).values(
+                bus=bus,
+                rule=rule,
+                target_id=spec.id,
+                kind=spec.kind,
+                config=json.dumps(spec.kind_config()),
+                input=None if input_config is None else json.dumps(input_config),
+                max_retry_attempts=spec.retry_policy.maximum_retry_attempts,
+                max_event_age_seconds=spec.retry_policy.maximum_event_age_seconds,
+                dead_letter=spec.dead_letter,
+            )
+        )
+
+
+def put_targets(
+    conn: Connection, *, bus: str, rule: str, specs: Sequence[TargetSpec]
+) -> dict[str, Any]:
+    """Add or replace targets of an existing rule (at most five per rule)."""
+    current = get_rule(conn, bus=bus, name=rule)
+    for index, spec in enumerate(specs):
+        _validate_target(conn, spec, f"targets[{index}]")
+    kept = {t["id"] for t in current["targets"]} - {spec.id for spec in specs}
+    if len(kept) + len(specs) > 5:
+        raise InvalidRequest("targets: a rule has at most 5 targets")
+    ids = [spec.id for spec in specs]
+    conn.execute(
+        delete(targets).where(
+            targets.c.bus == bus, targets.c.rule == rule, targets.c.target_id.in_(ids)
+        )
+    )
+    _insert_targets(conn, bus, rule, specs)
+    bump_version(conn, bus)
+    return get_rule(conn, bus=bus, name=rule)
+
+
+def remove_target(conn: Connection, *, bus: str, rule: str, target_id: str) -> None:
+    removed = conn.execute(
+        delete(targets).where(
+            targets.c.bus == bus, targets.c.rule == rule, targets.c.target_id == target_id
+        )
+    )
+    if removed.rowcount == 0:
+        raise NotFound(f"target {target_id!r} of rule {rule!r} on bus {bus!r} does not exist")
+    bump_version(conn, bus)
+
+
+def get_rule(conn: Connection, *, bus: str, name: str) -> dict[str, Any]:
+    row = _rule_row(conn, bus, name)
+    if row is None:
+        raise NotFound(f"rule {name!r} on event bus {bus!r} does not exist")
+    rows = conn.execute(
+        select(targets)
+        .where(targets.c.bus == bus, targets.c.rule == name)
+        .order_by(targets.c.target_id)
+    )
+    return _rule_dict(row, [_redacted(target_spec_from_row(t)) for t in rows])
+
+
+def _redacted(spec: TargetSpec) -> dict[str, Any]:
+    """Target as shown to callers: credentials are write-only."""
+    shown = spec.model_dump(exclude_none=True)
+    for secret in ("api_key", "secret"):
+        if secret in shown:
+            shown[secret] = "****"
+    return shown
+
+
+def list_rules(conn: Connection, *, bus: str) -> list[dict[str, Any]]:
+    get_bus(conn, name=bus)
+    names = conn.execute(select(rules.c.name).where(rules.c.bus == bus).order_by(rules.c.name))
+    return [get_rule(conn, bus=bus, name=name) for name in names.scalars()]
+
+
+def delete_rule(conn: Connection, *, bus: str, name: str) -> None:
+    get_rule(conn, bus=bus, name=name)
+    conn.execute(delete(targets).where(targets.c.bus == bus, targets.c.rule == name))
+    conn.execute(delete(rules).where(rules.c.bus == bus, rules.c.name == name))
+    bump_version(conn, bus)
+
+
+def set_rule_state(conn: Connection, *, bus: str, name: str, enabled: bool) -> dict[str, Any]:
+    get_rule(conn, bus=bus, name=name)
+    conn.execute(
+        update(rules)
+        .where(rules.c.bus == bus, rules.c.name == name)
+        .values(state="ENABLED" if enabled else "DISABLED", updated_at=time.time())
+    )
+    bump_version(conn, bus)
+    return get_rule(conn, bus=bus, name=name)
+
+
+def rule_arn(*, region: str, account: str, bus: str, rule: str) -> str:
+    prefix = "" if bus == "default" else f"{bus}/"
+    return f"arn:aws:events:{region}:{account}:rule/{prefix}{rule}"
+
+
+def _bus_exists(conn: Connection, name: str) -> bool:
+    return conn.execute(select(buses.c.name).where(buses.c.name == name)).first() is not None
+
+
+def _rule_row(conn: Connection, bus: str, name: str) -> Any:
+    return conn.execute(select(rules).where(rules.c.bus == bus, rules.c.name == name)).first()
+
+
+def _bus_dict(row: Any) -> dict[str, Any]:
+    return {"name": row.name, "description": row.description, "created_at": row.created_at}
+
+
+def _rule_dict(row: Any, target_list: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "bus": row.bus,
+        "event_pattern": json.loads(row.pattern) if row.pattern else None,
+        "schedule_expression": row.schedule,
+        "state": row.state,
+        "description": row.description,
+        "targets": target_list,
+    }
+
+
+def dead_letter_count(conn: Connection, *, bus: str) -> int:
+    query = select(func.count()).where(
+        dead_letters.c.bus == bus, dead_letters.c.redriven_at.is_(None)
+    )
+    return int(conn.execute(query).scalar_one())

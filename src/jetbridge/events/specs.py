@@ -1,0 +1,149 @@
+"""Validated definitions of buses, rules and targets (what the API and CLI accept)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
+BUS_NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
+HANDLER = re.compile(r"^[A-Za-z_][\w\.]*(:[A-Za-z_]\w*)?$")
+HEADER = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+BusName = Annotated[str, Field(min_length=1, max_length=256, pattern=BUS_NAME.pattern)]
+RuleName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME.pattern)]
+TargetId = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME.pattern)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BusSpec(Strict):
+    name: BusName
+    description: str = Field(default="", max_length=512)
+
+
+class RetryPolicy(Strict):
+    maximum_retry_attempts: int = Field(default=185, ge=0, le=185)
+    maximum_event_age_seconds: int = Field(default=86400, ge=60, le=86400)
+
+
+class InputTransformerSpec(Strict):
+    input_paths_map: dict[str, str] = Field(default_factory=dict)
+    input_template: str = Field(max_length=8192)
+
+
+class TargetSpec(Strict):
+    """One target of a rule: a Python handler, an HTTP endpoint or another bus."""
+
+    id: TargetId
+    kind: Literal["python", "http", "bus"]
+    handler: str | None = Field(default=None, max_length=256)
+    url: str | None = Field(default=None, max_length=2048)
+    headers: dict[str, str] = Field(default_factory=dict)
+    api_key_header: str | None = Field(default=None, max_length=128)
+    api_key: str | None = Field(default=None, max_length=1024)
+    secret: str | None = Field(default=None, max_length=1024)
+    bus: BusName | None = None
+    input: Any = None
+    input_path: str | None = Field(default=None, max_length=256)
+    input_transformer: InputTransformerSpec | None = None
+    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    dead_letter: bool = True
+
+    @field_validator("handler")
+    @classmethod
+    def _handler(cls, value: str | None) -> str | None:
+        if value is not None and not HANDLER.match(value):
+            raise ValueError("expected a dotted Python name such as 'package.module:function'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header in value.items():
+            if not HEADER.match(name) or "\n" in header or "\r" in header:
+                raise ValueError(f"invalid header {name!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> TargetSpec:
+        required = {"python": "handler", "http": "url", "bus": "bus"}[self.kind]
+        if getattr(self, required) is None:
+            raise ValueError(f"a {self.kind} target needs '{required}'")
+        shaping = [
+            self.input is not None,
+            self.input_path is not None,
+            bool(self.input_transformer),
+        ]
+        if sum(shaping) > 1:
+            raise ValueError("set at most one of input, input_path and input_transformer")
+        return self
+
+    def input_config(self) -> dict[str, Any] | None:
+        if self.input is not None:
+            return {"input": self.input}
+        if self.input_path is not None:
+            return {"input_path": self.input_path}
+        if self.input_transformer is not None:
+            return {"input_transformer": self.input_transformer.model_dump()}
+        return None
+
+    def kind_config(self) -> dict[str, Any]:
+        fields = ("handler", "url", "headers", "api_key_header", "api_key", "secret", "bus")
+        return {name: getattr(self, name) for name in fields if getattr(self, name)}
+
+
+class RuleSpec(Strict):
+    """A rule: an event pattern or a schedule expression, and up to five targets."""
+
+    name: RuleName
+    event_pattern: Any = None
+    schedule_expression: str | None = Field(default=None, max_length=256)
+    state: Literal["ENABLED", "DISABLED"] = "ENABLED"
+    description: str = Field(default="", max_length=512)
+    targets: list[TargetSpec] = Field(default_factory=list, max_length=5)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> RuleSpec:
+        if (self.event_pattern is None) == (self.schedule_expression is None):
+            raise ValueError("set exactly one of event_pattern and schedule_expression")
+        ids = [target.id for target in self.targets]
+        if len(ids) != len(set(ids)):
+            raise ValueError("target ids must be unique within a rule")
+        return self
+
+    def pattern_json(self) -> str | None:
+        if self.event_pattern is None:
+            return None
+        if isinstance(self.event_pattern, str):
+            return self.event_pattern
+        return json.dumps(self.event_pattern, separators=(",", ":"))
+
+
+class ArchiveSpec(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=48, pattern=NAME.pattern)]
+    bus: BusName
+    event_pattern: Any = None
+    retention_days: int = Field(default=0, ge=0, le=36500)
+    description: str = Field(default="", max_length=512)
+
+
+class ReplaySpec(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=NAME.pattern)]
+    archive: Annotated[str, Field(min_length=1, max_length=48)]
+    destination_bus: BusName
+    start_time: Annotated[str, Field(max_length=64)]
+    end_time: Annotated[str, Field(max_length=64)]
+    rules: list[RuleName] | None = Field(default=None, max_length=100)

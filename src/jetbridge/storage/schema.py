@@ -1,0 +1,319 @@
+"""Table definitions shared by the services; Alembic migrations create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only aliases the rowid for INTEGER PRIMARY KEY, so big integer keys use that there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+buses = Table(
+    "buses",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("rules_version", Integer, nullable=False, server_default="0"),
+)
+
+rules = Table(
+    "rules",
+    metadata,
+    Column("bus", String(256), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("pattern", Text, nullable=True),
+    Column("schedule", String(256), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("schedule_last_fired", Float, nullable=True),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("bus", String(256), primary_key=True),
+    Column("rule", String(64), primary_key=True),
+    Column("target_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("input", Text, nullable=True),
+    Column("max_retry_attempts", Integer, nullable=False),
+    Column("max_event_age_seconds", Integer, nullable=False),
+    Column("dead_letter", Boolean, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("bus", String(256), nullable=False),
+    Column("event_id", String(256), nullable=False),
+    Column("source", String(256), nullable=False),
+    Column("type", String(256), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("partition_key", String(256), nullable=True),
+    Column("event_time", Float, nullable=False),
+    Column("ingested_at", Float, nullable=False),
+    Column("replay_name", String(64), nullable=False, server_default=""),
+    Column("body", Text, nullable=False),
+    UniqueConstraint("bus", "source", "event_id", "replay_name", name="uq_events_identity"),
+)
+Index("ix_events_bus_seq", events.c.bus, events.c.seq)
+Index("ix_events_ingested", events.c.ingested_at)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("bus", String(256), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("target_id", String(64), nullable=False),
+    Column("lane", String(600), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_deliveries_due", deliveries.c.next_attempt_at, deliveries.c.id)
+Index("ix_deliveries_lane", deliveries.c.lane, deliveries.c.id)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("bus", String(256), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("target_id", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("failed_at", Float, nullable=False),
+    Column("redriven_at", Float, nullable=True),
+)
+Index("ix_dead_letters_target", dead_letters.c.bus, dead_letters.c.rule, dead_letters.c.target_id)
+
+archives = Table(
+    "archives",
+    metadata,
+    Column("name", String(48), primary_key=True),
+    Column("bus", String(256), nullable=False),
+    Column("pattern", Text, nullable=True),
+    Column("retention_days", Integer, nullable=False, server_default="0"),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+)
+
+archive_events = Table(
+    "archive_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("archive", String(48), nullable=False),
+    Column("event_time", Float, nullable=False),
+    Column("archived_at", Float, nullable=False),
+    Column("body", Text, nullable=False),
+)
+Index("ix_archive_events_time", archive_events.c.archive, archive_events.c.event_time)
+
+replays = Table(
+    "replays",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("archive", String(48), nullable=False),
+    Column("destination_bus", String(256), nullable=False),
+    Column("rules", Text, nullable=True),
+    Column("start_time", Float, nullable=False),
+    Column("end_time", Float, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("state_reason", Text, nullable=False, server_default=""),
+    Column("cursor", BigInteger, nullable=False, server_default="0"),
+    Column("events_replayed", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("consumer", String(128), primary_key=True),
+    Column("event_id", String(256), primary_key=True),
+    Column("processed_at", Float, nullable=False),
+)
+
+# Flight information hub -------------------------------------------------------------------
+
+flights = Table(
+    "flights",
+    metadata,
+    Column("flight_key", String(64), primary_key=True),
+    Column("airline", String(3), nullable=False),
+    Column("flight_number", String(5), nullable=False),
+    Column("origin_date", String(10), nullable=False),
+    Column("departure_airport", String(3), nullable=False),
+    Column("arrival_airport", String(3), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_flights_departure", flights.c.departure_airport, flights.c.origin_date)
+Index("ix_flights_arrival", flights.c.arrival_airport, flights.c.origin_date)
+Index("ix_flights_number", flights.c.airline, flights.c.flight_number, flights.c.origin_date)
+
+ingest_errors = Table(
+    "ingest_errors",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("location", String(512), nullable=False, server_default=""),
+    Column("message", Text, nullable=False),
+    Column("excerpt", Text, nullable=False, server_default=""),
+    Column("received_at", Float, nullable=False),
+)
+Index("ix_ingest_errors_source", ingest_errors.c.source, ingest_errors.c.id)
+
+cdc_positions = Table(
+    "cdc_positions",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("position", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Booking ------------------------------------------------------------------------------------
+
+scheduled_flights = Table(
+    "scheduled_flights",
+    metadata,
+    Column("flight_id", String(32), primary_key=True),
+    Column("airline", String(3), nullable=False),
+    Column("flight_number", String(5), nullable=False),
+    Column("origin", String(3), nullable=False),
+    Column("destination", String(3), nullable=False),
+    Column("departure_date", String(10), nullable=False),
+    Column("departs_at", Float, nullable=False),
+    Column("arrives_at", Float, nullable=False),
+    Column("aircraft_type", String(4), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("fares", Text, nullable=False),
+)
+Index(
+    "ix_scheduled_route",
+    scheduled_flights.c.origin,
+    scheduled_flights.c.destination,
+    scheduled_flights.c.departure_date,
+)
+
+seats = Table(
+    "seats",
+    metadata,
+    Column("flight_id", String(32), primary_key=True),
+    Column("seat", String(4), primary_key=True),
+    Column("cabin", String(16), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("hold_id", String(64), nullable=True),
+    Column("hold_expires_at", Float, nullable=True),
+    Column("booking_id", String(36), nullable=True),
+)
+Index("ix_seats_available", seats.c.flight_id, seats.c.cabin, seats.c.status)
+Index("ix_seats_hold", seats.c.hold_id)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("booking_id", String(36), primary_key=True),
+    Column("locator", String(6), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("flight_id", String(32), nullable=False),
+    Column("cabin", String(16), nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("idempotency_key", String(128), nullable=False, unique=True),
+    Column("passengers", Text, nullable=False),
+    Column("payment_id", String(64), nullable=True),
+    Column("failure", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_bookings_customer", bookings.c.customer_id)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("ticket_number", String(13), primary_key=True),
+    Column("booking_id", String(36), nullable=False),
+    Column("passenger_index", Integer, nullable=False),
+    Column("seat", String(4), nullable=False),
+    Column("issued_at", Float, nullable=False),
+    UniqueConstraint("booking_id", "passenger_index", name="uq_ticket_passenger"),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+loyalty_accounts = Table(
+    "loyalty_accounts",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    Column("tier", String(8), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+loyalty_ledger = Table(
+    "loyalty_ledger",
+    metadata,
+    Column("booking_id", String(36), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("booking_id", String(36), primary_key=True),
+    Column("payment_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("refunded", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", Float, nullable=False),
+)
+
+reconciliation = Table(
+    "payment_reconciliation",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("booking_id", String(36), nullable=False),
+    Column("payment_id", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("resolved_at", Float, nullable=True),
+)

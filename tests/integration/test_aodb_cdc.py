@@ -1,0 +1,139 @@
+"""The AODB simulator and SQL change capture: no change missed, restart resumes, on SQLite and PG."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from jetbridge.aodb.cdc import (
+    DEFAULT_MAPPING,
+    InvalidMapping,
+    Position,
+    SqlChangeCapture,
+    TableMapping,
+)
+from jetbridge.aodb.legacy import movements
+from jetbridge.aodb.simulator import AodbSimulator, plan_day
+from jetbridge.storage.db import create_database_engine
+
+
+def test_plan_is_seeded_and_realistic() -> None:
+    plan = plan_day(seed=3, day=date(2026, 11, 24), rotations=200)
+    again = plan_day(seed=3, day=date(2026, 11, 24), rotations=200)
+    assert [c.values for c in plan.changes] == [c.values for c in again.changes]
+    assert len(plan.movements) == 400
+    statuses = {c.values.get("FLT_STATUS") for c in plan.changes}
+    assert {"BRD", "FCL", "GCL", "DEP", "ARR", "DIV"} <= statuses
+    assert any("DLY_CODE1" in c.values for c in plan.changes)
+    assert any(m.codeshares for m in plan.movements)
+    assert plan.changes == sorted(plan.changes)
+
+
+def latest_versions(capture: SqlChangeCapture) -> dict[int, int]:
+    with capture.engine.connect() as conn:
+        rows = conn.execute(select(movements.c.MVT_ID, movements.c.ROW_VER))
+        return {row[0]: row[1] for row in rows}
+
+
+def test_capture_sees_every_change_under_concurrent_writes(database_url: str) -> None:
+    engine = create_database_engine(database_url)
+    plan = plan_day(seed=11, day=date(2026, 11, 24), rotations=40)
+    simulator = AodbSimulator(engine, plan, speed=1e9)
+    simulator.install()
+    capture = SqlChangeCapture(engine, TableMapping.load(DEFAULT_MAPPING))
+    capture.mapping = TableMapping.from_dict(
+        {**_raw_mapping(), "source": {**_raw_mapping()["source"], "lag_seconds": 1.0}}
+    )
+    seen: dict[int, int] = {}
+    position = Position()
+    half = len(plan.changes) // 2
+    writers = [
+        threading.Thread(target=lambda part=part: [simulator.apply(c) for c in part])
+        for part in (plan.changes[:half], plan.changes[half:])
+    ]
+    for writer in writers:
+        writer.start()
+    while any(w.is_alive() for w in writers):
+        changes, position = capture.poll(position)
+        for change in changes:
+            seen[change.key] = max(seen.get(change.key, 0), change.row_version or 0)
+    for _ in range(3):
+        changes, position = capture.poll(position)
+        for change in changes:
+            seen[change.key] = max(seen.get(change.key, 0), change.row_version or 0)
+    assert seen == latest_versions(capture)
+    engine.dispose()
+
+
+def _raw_mapping() -> dict[str, dict[str, object]]:
+    import tomllib
+
+    return tomllib.loads(DEFAULT_MAPPING.read_text())
+
+
+def test_position_survives_a_restart(sqlite_url: str) -> None:
+    engine = create_database_engine(sqlite_url)
+    plan = plan_day(seed=5, day=date(2026, 11, 24), rotations=5)
+    simulator = AodbSimulator(engine, plan, speed=1e9)
+    simulator.install()
+    capture = SqlChangeCapture(engine, TableMapping.load(DEFAULT_MAPPING))
+    first, position = capture.poll(Position())
+    assert len(first) == 10
+    saved = position.to_json()
+    nothing, _ = SqlChangeCapture(engine, capture.mapping).poll(Position.from_json(saved))
+    assert nothing == []
+    simulator.apply(plan.changes[0])
+    (changed,), _ = SqlChangeCapture(engine, capture.mapping).poll(Position.from_json(saved))
+    assert changed.key == plan.changes[0].mvt_id
+    assert changed.identity["departure_airport"] in {"ZRH"} | {m.departure for m in plan.movements}
+    engine.dispose()
+
+
+def test_translation_maps_columns_and_status_codes(sqlite_url: str) -> None:
+    engine = create_database_engine(sqlite_url)
+    plan = plan_day(seed=5, day=date(2026, 11, 24), rotations=2)
+    AodbSimulator(engine, plan).install()
+    changes, _ = SqlChangeCapture(engine, TableMapping.load(DEFAULT_MAPPING)).poll(Position())
+    change = changes[0]
+    assert change.fields["status"] == "scheduled"
+    assert change.fields["times.off_block.scheduled"].tzinfo is not None
+    assert set(change.identity) == {
+        "airline",
+        "flight_number",
+        "origin_date",
+        "departure_airport",
+        "arrival_airport",
+    }
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[source]\nname = 1", "source.name"),
+        ("nonsense = [", "mapping.toml"),
+        (
+            '[source]\nname="a"\ntable="t"\nprimary_key="k"\nchanged_at="c"\n[identity]\nairline="A"',
+            "identity.",
+        ),
+    ],
+)
+def test_bad_mapping_files_are_named(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "mapping.toml"
+    path.write_text(text)
+    with pytest.raises(InvalidMapping, match=fragment.replace(".", r"\.")):
+        TableMapping.load(path)
+
+
+def test_mapping_naming_a_missing_column_is_rejected(sqlite_url: str) -> None:
+    engine = create_database_engine(sqlite_url)
+    AodbSimulator(engine, plan_day(seed=1, day=date(2026, 11, 24), rotations=1)).install()
+    raw = _raw_mapping()
+    raw["fields"] = {"gate": "NO_SUCH_COLUMN"}
+    with pytest.raises(InvalidMapping, match="NO_SUCH_COLUMN"):
+        SqlChangeCapture(engine, TableMapping.from_dict(raw)).table()
+    engine.dispose()

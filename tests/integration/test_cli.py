@@ -1,0 +1,75 @@
+"""The jetbridge command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def jetbridge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jetbridge.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_test_pattern_exit_codes(tmp_path: Path) -> None:
+    pattern = tmp_path / "pattern.json"
+    pattern.write_text(json.dumps({"detail": {"gate": [{"prefix": "A"}]}}))
+    matching = json.dumps({"detail": {"gate": "A12"}})
+    other = json.dumps({"detail": {"gate": "B3"}})
+    assert (
+        jetbridge(
+            "events", "test-pattern", "--pattern", str(pattern), "--event", matching
+        ).returncode
+        == 0
+    )
+    assert (
+        jetbridge("events", "test-pattern", "--pattern", str(pattern), "--event", other).returncode
+        == 1
+    )
+    invalid = jetbridge(
+        "events", "test-pattern", "--pattern", '{"detail": {"gate": "A"}}', "--event", other
+    )
+    assert invalid.returncode == 2
+    assert "detail.gate" in invalid.stderr
+
+
+def test_test_pattern_reports_unreadable_input(tmp_path: Path) -> None:
+    result = jetbridge(
+        "events", "test-pattern", "--pattern", str(tmp_path / "missing.json"), "--event", "{}"
+    )
+    assert result.returncode == 2
+    assert "--pattern" in result.stderr
+    broken = jetbridge("events", "test-pattern", "--pattern", "{", "--event", "{}")
+    assert broken.returncode == 2
+    assert "line 1" in broken.stderr
+
+
+def test_rules_put_events_and_dead_letters_from_the_shell(tmp_path: Path) -> None:
+    env = {"JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    rule = {
+        "name": "gates",
+        "event_pattern": {"source": ["cli"]},
+        "targets": [{"id": "t", "kind": "python", "handler": "support.handlers:record"}],
+    }
+    put = jetbridge("rules", "put", "--spec", json.dumps(rule), env=env)
+    assert put.returncode == 0, put.stderr
+    listed = json.loads(jetbridge("rules", "list", env=env).stdout)
+    assert [r["name"] for r in listed] == ["gates"]
+    published = jetbridge(
+        "events", "put", json.dumps({"specversion": "1.0", "source": "cli", "type": "x"}), env=env
+    )
+    assert json.loads(published.stdout)[0]["deliveries"] == 1
+    bad = jetbridge(
+        "rules", "put", "--spec", json.dumps({**rule, "event_pattern": {"source": "cli"}}), env=env
+    )
+    assert bad.returncode == 2
+    assert "source" in bad.stderr
+    assert json.loads(jetbridge("dlq", "list", env=env).stdout) == []

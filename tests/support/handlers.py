@@ -1,0 +1,57 @@
+"""Python targets used by the tests, loaded by dotted name like any user handler."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+RECEIVED: dict[str, list[Any]] = defaultdict(list)
+FAILURES: dict[str, int] = defaultdict(int)
+_lock = threading.Lock()
+
+
+def reset() -> None:
+    with _lock:
+        RECEIVED.clear()
+        FAILURES.clear()
+
+
+def record(payload: Any) -> None:
+    with _lock:
+        RECEIVED["record"].append(payload)
+
+
+def record_other(payload: Any) -> None:
+    with _lock:
+        RECEIVED["other"].append(payload)
+
+
+def flaky(payload: Any, context: Any) -> None:
+    """Fails the first two attempts of every event, then records it."""
+    with _lock:
+        FAILURES[context.event_id] += 1
+        if FAILURES[context.event_id] <= 2:
+            raise RuntimeError(f"transient failure {FAILURES[context.event_id]}")
+        RECEIVED["flaky"].append((context.attempt, payload))
+
+
+def always_fails(payload: Any) -> None:
+    raise RuntimeError("downstream system is unavailable")
+
+
+def slow_first_in_lane(payload: Any) -> None:
+    """Slow on events flagged 'slow' so a later event of the same lane would overtake it."""
+    if payload.get("detail", {}).get("slow"):
+        time.sleep(0.3)
+    with _lock:
+        RECEIVED["ordered"].append(payload["detail"]["n"])
+
+
+def append_to_sink(payload: Any) -> None:
+    """For the crash test: append the event id to the file named by JETBRIDGE_TEST_SINK."""
+    time.sleep(0.005)
+    with open(os.environ["JETBRIDGE_TEST_SINK"], "a", encoding="utf-8") as sink:
+        sink.write(payload["id"] + "\n")
