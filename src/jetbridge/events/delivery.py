@@ -66,6 +66,8 @@ class DeliveryWorker:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         while not stop.is_set():
+            # Cleared before looking for work: a wake-up during the claim is not lost.
+            self._wakeup.clear()
             try:
                 handled = await self.run_once()
             except Exception:
@@ -73,7 +75,6 @@ class DeliveryWorker:
                 handled = 0
             if handled:
                 continue
-            self._wakeup.clear()
             waiters = [
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(stop.wait()),
@@ -86,12 +87,9 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries and deliver them concurrently."""
-        claimed = await asyncio.to_thread(
-            self.queue.claim, limit=self.batch, lease_seconds=self.lease_seconds, now=time.time()
-        )
+        claimed, routes = await asyncio.to_thread(self._claim)
         if not claimed:
             return 0
-        routes = await asyncio.to_thread(self._routes, {d.bus for d in claimed})
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(delivery: Delivery) -> None:
@@ -101,9 +99,14 @@ class DeliveryWorker:
         await asyncio.gather(*(one(delivery) for delivery in claimed))
         return len(claimed)
 
-    def _routes(self, bus_names: set[str]) -> dict[str, Routing]:
+    def _claim(self) -> tuple[list[Delivery], dict[str, Routing]]:
+        claimed = self.queue.claim(
+            limit=self.batch, lease_seconds=self.lease_seconds, now=time.time()
+        )
+        if not claimed:
+            return [], {}
         with self.engine.connect() as conn:
-            return {bus: self.routing.get(conn, bus) for bus in bus_names}
+            return claimed, {bus: self.routing.get(conn, bus) for bus in {d.bus for d in claimed}}
 
     async def _deliver(self, delivery: Delivery, routing: Routing) -> None:
         target = routing.target(delivery.rule, delivery.target_id)

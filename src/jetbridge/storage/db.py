@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 
 def normalise_url(url: str) -> str:
@@ -30,8 +29,12 @@ def create_database_engine(url: str, *, pool_size: int = 10) -> Engine:
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # A small pool: opening a connection and setting its pragmas costs more than a commit.
     engine = create_engine(
-        url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 30}
+        url,
+        pool_size=8,
+        max_overflow=16,
+        connect_args={"check_same_thread": False, "timeout": 30},
     )
 
     @event.listens_for(engine, "connect")

@@ -1,60 +1,75 @@
-"""Many rules, one pass: an index over field paths and values, in the manner of event-ruler.
+"""Many rules, one pass: a trie of conditions over field paths, in the manner of event-ruler.
 
-Each event is flattened once. Exact values are found by hash lookup, prefixes by looking up each
-prefix of the value, other operators are tried only on the paths where some rule uses them. A
-conjunction whose indexed conditions are all satisfied is a candidate; candidates are confirmed
-with the full single-pattern semantics (absence, same array element). The cost per event grows
-with the event's size and the number of candidates, not with the number of rules.
+Each rule's conditions are sorted by field path and threaded into a shared trie; rules with the
+same leading conditions share nodes. Matching flattens the event once and walks the trie from
+the root, following only edges whose field has a matching value (exact values by hash lookup,
+prefixes by looking up each prefix of the value, other operators tried on the edges reached).
+A node reached at the end of a rule's conditions makes it a candidate, confirmed with the full
+single-pattern semantics (absence, same array element). The work per event follows the rules
+that partly match it, not the number of rules.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jetbridge.events.patterns.compile import CompiledPattern, Conjunction, flatten, parse_pattern
-from jetbridge.events.patterns.matchers import Exact, Exists, Matcher, Prefix, value_key
+from jetbridge.events.patterns.compile import (
+    CompiledPattern,
+    Condition,
+    Conjunction,
+    flatten,
+    parse_pattern,
+)
+from jetbridge.events.patterns.matchers import Exact, Exists, Matcher, Prefix, Scalar, value_key
 
-Slot = tuple[int, int]  # (conjunction number, condition number)
 
+@dataclass(eq=False)
+class _Edges:
+    exact: dict[tuple[str, Any], list[_Node]] = field(default_factory=dict)
+    prefix: dict[str, list[_Node]] = field(default_factory=dict)
+    present: list[_Node] = field(default_factory=list)
+    other: list[tuple[Matcher, _Node]] = field(default_factory=list)
 
-@dataclass
-class _Index:
-    conjunctions: list[tuple[str, Conjunction]] = field(default_factory=list)
-    needed: list[int] = field(default_factory=list)
-    always: list[int] = field(default_factory=list)
-    exact: dict[str, dict[tuple[str, Any], list[Slot]]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-    prefix: dict[str, dict[str, list[Slot]]] = field(default_factory=lambda: defaultdict(dict))
-    present: dict[str, list[Slot]] = field(default_factory=lambda: defaultdict(list))
-    other: dict[str, list[tuple[Matcher, Slot]]] = field(default_factory=lambda: defaultdict(list))
-
-    def add(self, key: str, conjunction: Conjunction) -> None:
-        number = len(self.conjunctions)
-        self.conjunctions.append((key, conjunction))
-        indexed = 0
-        for position, condition in enumerate(conjunction.conditions):
-            if condition.allows_absence:
-                continue
-            indexed += 1
-            for matcher in condition.matchers:
-                self._register(condition.path, matcher, (number, position))
-        self.needed.append(indexed)
-        if indexed == 0:
-            self.always.append(number)
-
-    def _register(self, path: str, matcher: Matcher, slot: Slot) -> None:
+    def register(self, matcher: Matcher, child: _Node) -> None:
         if isinstance(matcher, Exact):
-            self.exact[path].setdefault(matcher.key, []).append(slot)
+            self.exact.setdefault(matcher.key, []).append(child)
         elif isinstance(matcher, Prefix) and not matcher.ignore_case:
-            self.prefix[path].setdefault(matcher.text, []).append(slot)
+            self.prefix.setdefault(matcher.text, []).append(child)
         elif isinstance(matcher, Exists):
-            self.present[path].append(slot)
+            self.present.append(child)
         else:
-            self.other[path].append((matcher, slot))
+            self.other.append((matcher, child))
+
+    def follow(self, values: list[Scalar], out: list[_Node]) -> None:
+        out.extend(self.present)
+        for value in values:
+            if self.exact:
+                out.extend(self.exact.get(value_key(value), ()))
+            if self.prefix and isinstance(value, str):
+                for length in range(len(value) + 1):
+                    out.extend(self.prefix.get(value[:length], ()))
+            for matcher, child in self.other:
+                if matcher.matches(value):
+                    out.append(child)
+
+
+@dataclass(eq=False)
+class _Node:
+    children: dict[tuple[str, tuple[Matcher, ...]], _Node] = field(default_factory=dict)
+    edges: dict[str, _Edges] = field(default_factory=dict)
+    terminals: list[int] = field(default_factory=list)
+
+    def child(self, condition: Condition) -> _Node:
+        key = (condition.path, condition.matchers)
+        found = self.children.get(key)
+        if found is None:
+            found = self.children[key] = _Node()
+            edges = self.edges.setdefault(condition.path, _Edges())
+            for matcher in dict.fromkeys(condition.matchers):
+                edges.register(matcher, found)
+        return found
 
 
 class RuleMatcher:
@@ -62,58 +77,53 @@ class RuleMatcher:
 
     def __init__(self) -> None:
         self._patterns: dict[str, CompiledPattern] = {}
-        self._index: _Index | None = None
+        self._root: _Node | None = None
+        self._conjunctions: list[tuple[str, Conjunction]] = []
 
     def __len__(self) -> int:
         return len(self._patterns)
 
     def add(self, key: str, pattern: str | Mapping[str, Any] | CompiledPattern) -> None:
         self._patterns[key] = parse_pattern(pattern)
-        self._index = None
+        self._root = None
 
     def remove(self, key: str) -> None:
         self._patterns.pop(key, None)
-        self._index = None
+        self._root = None
 
-    def _built(self) -> _Index:
-        if self._index is None:
-            index = _Index()
+    def _built(self) -> _Node:
+        if self._root is None:
+            root = _Node()
+            self._conjunctions = []
             for key, pattern in self._patterns.items():
                 for conjunction in pattern.conjunctions:
-                    index.add(key, conjunction)
-            self._index = index
-        return self._index
+                    node = root
+                    indexed = [c for c in conjunction.conditions if not c.allows_absence]
+                    for condition in sorted(indexed, key=lambda c: c.path):
+                        node = node.child(condition)
+                    node.terminals.append(len(self._conjunctions))
+                    self._conjunctions.append((key, conjunction))
+            self._root = root
+        return self._root
 
     def matches(self, event: Mapping[str, Any]) -> set[str]:
-        index = self._built()
+        root = self._built()
         flat = flatten(event)
-        satisfied: dict[int, set[int]] = defaultdict(set)
-        for path, entries in flat.items():
-            _collect(index, path, [value for value, _ in entries], satisfied)
-        candidates = [c for c, slots in satisfied.items() if len(slots) == index.needed[c]]
+        values = {path: [value for value, _ in entries] for path, entries in flat.items()}
+        seen: set[int] = set()
+        stack = [root]
         matched: set[str] = set()
-        for number in (*candidates, *index.always):
-            key, conjunction = index.conjunctions[number]
-            if key not in matched and conjunction.matches(flat):
-                matched.add(key)
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            for number in node.terminals:
+                key, conjunction = self._conjunctions[number]
+                if key not in matched and conjunction.matches(flat):
+                    matched.add(key)
+            for path, edges in node.edges.items():
+                found = values.get(path)
+                if found:
+                    edges.follow(found, stack)
         return matched
-
-
-def _collect(index: _Index, path: str, values: list[Any], satisfied: dict[int, set[int]]) -> None:
-    exact = index.exact.get(path)
-    prefixes = index.prefix.get(path)
-    others = index.other.get(path)
-    for conjunction, condition in index.present.get(path, ()):
-        satisfied[conjunction].add(condition)
-    for value in values:
-        if exact:
-            for conjunction, condition in exact.get(value_key(value), ()):
-                satisfied[conjunction].add(condition)
-        if prefixes and isinstance(value, str):
-            for length in range(len(value) + 1):
-                for conjunction, condition in prefixes.get(value[:length], ()):
-                    satisfied[conjunction].add(condition)
-        if others:
-            for matcher, (conjunction, condition) in others:
-                if matcher.matches(value):
-                    satisfied[conjunction].add(condition)
