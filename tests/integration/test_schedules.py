@@ -48,8 +48,15 @@ def test_rate_rule_fires_a_scheduled_event_once_per_period(database_url: str) ->
 def test_disabled_schedule_does_not_fire(sqlite_url: str) -> None:
     platform = build_platform(Settings(database_url=sqlite_url, run_workers=False))
     platform.prepare()
-    spec = RuleSpec.model_validate({"name": "nightly", "schedule_expression": "cron(0 3 * * ? *)", "state": "DISABLED"})
+    spec = RuleSpec.model_validate(
+        {"name": "nightly", "schedule_expression": "cron(0 3 * * ? *)", "state": "DISABLED"}
+    )
     with platform.backbone.transaction() as conn:
         registry.put_rule(conn, bus="default", spec=spec)
-    assert fire_due_schedules(platform.engine, platform.backbone.publisher, now=time.time() + 2 * 86400) == 0
+    assert (
+        fire_due_schedules(
+            platform.engine, platform.backbone.publisher, now=time.time() + 2 * 86400
+        )
+        == 0
+    )
     platform.engine.dispose()
