@@ -91,6 +91,8 @@ def test_sigkill_mid_delivery_loses_nothing(
         deadline = time.time() + 120
         while len(set(delivered_ids(sink))) < EVENTS and time.time() < deadline:
             time.sleep(0.1)
+        while platform.backbone.log.pending() and time.time() < deadline:
+            time.sleep(0.1)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
