@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     """The HTTP application; its lifespan prepares the database and runs the workers."""
     from jetbridge.api.errors import BodySizeLimit, install_error_handlers
     from jetbridge.api.events import router as events_router
+    from jetbridge.api.flights import router as flights_router
     from jetbridge.web.live import router as live_router
 
     platform = platform or build_platform(settings or Settings())
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(events_router)
+    app.include_router(flights_router)
     app.include_router(live_router)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
     return app

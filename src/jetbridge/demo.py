@@ -1,91 +1,95 @@
-"""Demo traffic for `jetbridge up --demo`: flight events flowing through the default bus."""
+"""`jetbridge up --demo`: a simulated airport day drives the platform end to end.
+
+The AODB simulator writes a seeded day of movements at ZRH into a legacy-style SQLite database
+(`var/aodb.db`) at accelerated speed; SQL change capture feeds the flight hub; the hub publishes
+flight events; the FIDS board, the API and the live page show them.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 
+from jetbridge.aodb.cdc import DEFAULT_MAPPING, SqlChangeCapture, TableMapping
+from jetbridge.aodb.legacy import legacy_metadata
+from jetbridge.aodb.simulator import AodbSimulator, plan_day
 from jetbridge.events import registry
-from jetbridge.events.envelope import CloudEvent
 from jetbridge.events.specs import RuleSpec
+from jetbridge.flights.cdc_runner import CdcRunner
+from jetbridge.flights.hub import FlightHub
+from jetbridge.storage.db import create_database_engine
 
 log = logging.getLogger(__name__)
-AIRLINES = ["BA", "LH", "AF", "KL", "IB", "EI", "SK", "LX"]
-DESTINATIONS = ["JFK", "CDG", "FRA", "AMS", "MAD", "DUB", "CPH", "ZRH", "LIS", "ATH"]
+DEMO_SPEED = 60.0
 
 
 def log_gate_change(event: dict[str, Any]) -> None:
-    """Demo target: report a gate change (no personal data)."""
+    """Demo target: report a gate change (flight data only, no personal data)."""
     detail = event.get("detail", {})
-    log.info("gate change %s -> gate %s", detail.get("flight"), detail.get("gate"))
+    log.info(
+        "gate change %s -> %s (version %s)",
+        detail.get("flight_key"),
+        detail.get("current"),
+        detail.get("version"),
+    )
 
 
-def install_demo(app: FastAPI) -> None:
-    """Add a demo rule and a task publishing a flight event every second while the app runs."""
+def _demo_rule(platform: Any) -> None:
+    spec = RuleSpec.model_validate(
+        {
+            "name": "demo-gate-changes",
+            "event_pattern": {
+                "source": ["jetbridge.flights"],
+                "detail-type": ["flight.gate_changed"],
+            },
+            "targets": [
+                {"id": "log", "kind": "python", "handler": "jetbridge.demo:log_gate_change"}
+            ],
+        }
+    )
+    with platform.backbone.transaction() as conn:
+        registry.put_rule(conn, bus="default", spec=spec)
+
+
+def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 300) -> None:
+    """Run the AODB simulator and its change capture while the app runs."""
     platform = app.state.platform
     outer = app.router.lifespan_context
-
-    async def generate(stop: asyncio.Event) -> None:
-        rng = random.Random(7)
-        while not stop.is_set():
-            event = _random_flight_event(rng)
-            await asyncio.to_thread(platform.backbone.put_events, bus="default", entries=[event])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-
-    def demo_rule() -> None:
-        spec = RuleSpec.model_validate(
-            {
-                "name": "demo-gate-changes",
-                "event_pattern": {
-                    "source": ["jetbridge.demo"],
-                    "detail-type": ["flight.gate_changed"],
-                },
-                "targets": [
-                    {"id": "log", "kind": "python", "handler": "jetbridge.demo:log_gate_change"}
-                ],
-            }
-        )
-        with platform.backbone.transaction() as conn:
-            registry.put_rule(conn, bus="default", spec=spec)
-
-    from collections.abc import AsyncIterator
-    from contextlib import asynccontextmanager
+    legacy = create_database_engine(f"sqlite:///{platform.settings.data_dir / 'aodb.db'}")
 
     @asynccontextmanager
     async def lifespan(inner: FastAPI) -> AsyncIterator[None]:
         async with outer(inner):
-            await asyncio.to_thread(demo_rule)
+            await asyncio.to_thread(_demo_rule, platform)
+            plan = plan_day(seed=2026, day=datetime.now(UTC).date(), rotations=rotations)
+            simulator = AodbSimulator(legacy, plan, speed=speed)
+            await asyncio.to_thread(_reset, legacy, simulator)
+            runner = CdcRunner(
+                SqlChangeCapture(legacy, TableMapping.load(DEFAULT_MAPPING)),
+                FlightHub(platform.backbone),
+            )
+            stop_sim = threading.Event()
             stop = asyncio.Event()
-            task = asyncio.create_task(generate(stop))
+            sim = asyncio.create_task(asyncio.to_thread(simulator.run, stop=stop_sim))
+            cdc = asyncio.create_task(runner.run(stop))
             try:
                 yield
             finally:
+                stop_sim.set()
                 stop.set()
-                await task
+                await asyncio.gather(sim, cdc, return_exceptions=True)
+                legacy.dispose()
 
     app.router.lifespan_context = lifespan
 
 
-def _random_flight_event(rng: random.Random) -> dict[str, Any]:
-    flight = f"{rng.choice(AIRLINES)}{rng.randint(100, 999)}"
-    kind = rng.choice(
-        ["flight.gate_changed", "flight.delayed", "flight.boarding", "flight.departed"]
-    )
-    detail: dict[str, Any] = {"flight": flight, "destination": rng.choice(DESTINATIONS)}
-    if kind == "flight.gate_changed":
-        detail["gate"] = f"{rng.choice('ABC')}{rng.randint(1, 40)}"
-    if kind == "flight.delayed":
-        detail["delay_minutes"] = rng.randint(15, 120)
-    event = CloudEvent(
-        source="jetbridge.demo", type=kind, subject=flight, partitionkey=flight, data=detail
-    )
-    body = event.to_dict()
-    body["time"] = datetime.now(UTC).isoformat()
-    return body
+def _reset(legacy: Any, simulator: AodbSimulator) -> None:
+    legacy_metadata.drop_all(legacy)
+    simulator.install()

@@ -1,0 +1,182 @@
+"""Flight information: passenger status, FIDS boards (JSON and live SSE), ingestion errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from jetbridge.api.deps import BackboneDep
+from jetbridge.errors import InvalidRequest, NotFound
+from jetbridge.events.backbone import Backbone
+from jetbridge.flights.fids import board_row
+from jetbridge.flights.hub import BUS, find_flights, flights_at, get_flight, list_errors
+from jetbridge.flights.model import flight_json_schema
+
+router = APIRouter(tags=["flights"])
+AirportCode = Annotated[str, Path(pattern=r"^[A-Z]{3}$")]
+Direction = Annotated[str, Path(pattern=r"^(departures|arrivals)$")]
+_FLIGHT = re.compile(r"^([A-Z0-9]{2}|[A-Z]{3})(\d{1,4}[A-Z]?)$")
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+@router.get("/api/flights/schema")
+def schema() -> dict[str, Any]:
+    """JSON Schema of the canonical flight leg as every channel shows it."""
+    return flight_json_schema()
+
+
+@router.get("/api/flights/status")
+def flight_status(
+    backbone: BackboneDep,
+    flight: Annotated[str, Query(max_length=8, description="e.g. LX100")],
+    day: Annotated[date | None, Query(alias="date")] = None,
+) -> list[dict[str, Any]]:
+    """Passenger flight status by flight number and date (all legs of that flight)."""
+    found = _FLIGHT.match(flight.strip().upper())
+    if not found:
+        raise InvalidRequest(f"flight: {flight!r} is not a flight number like LX100")
+    airline, number = found.groups()
+    digits = re.match(r"\d+", number)
+    assert digits is not None
+    padded = f"{int(digits.group(0)):04d}{number[digits.end() :]}"
+    with backbone.reading() as conn:
+        legs = find_flights(conn, airline=airline, number=padded, day=day or _today())
+    if not legs:
+        raise NotFound(f"no flight {flight} on {(day or _today()).isoformat()}")
+    return legs
+
+
+@router.get("/api/flights/{flight_key}")
+def flight_by_key(flight_key: str, backbone: BackboneDep) -> dict[str, Any]:
+    with backbone.reading() as conn:
+        view = get_flight(conn, flight_key)
+    if view is None:
+        raise NotFound(f"flight {flight_key!r} does not exist")
+    return view
+
+
+def _board(
+    backbone: Backbone, airport: str, direction: str, day: date, filters: dict[str, str | None]
+) -> list[dict[str, Any]]:
+    with backbone.reading() as conn:
+        views = flights_at(conn, airport=airport, day=day, direction=direction)
+    rows = [
+        board_row(view, direction=direction) for view in views if _wanted(view, direction, filters)
+    ]
+    return sorted(rows, key=lambda row: (row["scheduled_utc"] or "", row["flight"]))
+
+
+def _wanted(view: dict[str, Any], direction: str, filters: dict[str, str | None]) -> bool:
+    terminal = view.get("terminal") if direction == "departures" else view.get("arrival_terminal")
+    checks = {"terminal": terminal, "gate": view.get("gate"), "airline": view.get("airline")}
+    return all(wanted is None or checks[name] == wanted for name, wanted in filters.items())
+
+
+@router.get("/api/fids/{airport}/{direction}")
+def board(
+    airport: AirportCode,
+    direction: Direction,
+    backbone: BackboneDep,
+    day: Annotated[date | None, Query(alias="date")] = None,
+    terminal: Annotated[str | None, Query(max_length=4)] = None,
+    gate: Annotated[str | None, Query(max_length=6)] = None,
+    airline: Annotated[str | None, Query(max_length=3)] = None,
+) -> list[dict[str, Any]]:
+    filters = {"terminal": terminal, "gate": gate, "airline": airline}
+    return _board(backbone, airport, direction, day or _today(), filters)
+
+
+@router.get("/api/fids/{airport}/{direction}/stream")
+async def board_stream(
+    airport: AirportCode,
+    direction: Direction,
+    request: Request,
+    backbone: BackboneDep,
+    day: Annotated[date | None, Query(alias="date")] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """SSE: a snapshot, then every change; reconnecting with Last-Event-ID misses nothing."""
+    resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    stream = _board_events(backbone, airport, direction, day or _today(), resume, request)
+    return StreamingResponse(
+        stream, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _board_events(
+    backbone: Backbone,
+    airport: str,
+    direction: str,
+    day: date,
+    resume: int | None,
+    request: Request,
+) -> AsyncIterator[str]:
+    yield "retry: 1000\n\n"
+    position = resume
+    if position is None:
+        position = await asyncio.to_thread(_latest, backbone)
+        rows = await asyncio.to_thread(_board, backbone, airport, direction, day, {})
+        yield f"id: {position}\nevent: snapshot\ndata: {json.dumps(rows)}\n\n"
+    while not await request.is_disconnected():
+        batch = await asyncio.to_thread(_read, backbone, position)
+        for seq, event in batch:
+            position = seq
+            row = _relevant(event, airport, direction, day)
+            yield (
+                f"id: {seq}\nevent: flight\ndata: {json.dumps(row)}\n\n"
+                if row
+                else f"id: {seq}\n\n"
+            )
+        if not batch:
+            await asyncio.sleep(0.05)
+
+
+def _latest(backbone: Backbone) -> int:
+    with backbone.reading() as conn:
+        return backbone.log.latest_seq(conn, bus=BUS)
+
+
+def _read(backbone: Backbone, after: int) -> list[tuple[int, dict[str, Any]]]:
+    with backbone.reading() as conn:
+        stored = backbone.log.read(conn, bus=BUS, after=after, limit=500)
+    return [(e.seq, json.loads(e.body)) for e in stored]
+
+
+def _relevant(
+    event: dict[str, Any], airport: str, direction: str, day: date
+) -> dict[str, Any] | None:
+    if event.get("type") != "flight.updated":
+        return None
+    view = event["data"]["flight"]
+    side = "departure_airport" if direction == "departures" else "arrival_airport"
+    if view.get(side) != airport or view.get("origin_date") != day.isoformat():
+        return None
+    return board_row(view, direction=direction)
+
+
+@router.get("/fids/{airport}", response_class=HTMLResponse, include_in_schema=False)
+def fids_page(airport: AirportCode) -> str:
+    return resources.files("jetbridge.web").joinpath("static/fids.html").read_text()
+
+
+@router.get("/api/ingest/errors")
+def ingest_errors(
+    backbone: BackboneDep,
+    source: str | None = None,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Malformed messages from live feeds, kept for operators; the feeds themselves go on."""
+    with backbone.reading() as conn:
+        return list_errors(conn, source=source, after_id=after_id, limit=limit)

@@ -1,0 +1,171 @@
+"""The flight hub: applies updates to the stored flight state and publishes the derived events
+in the same transaction (so the state and its events commit together, in version order)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from jetbridge.events.backbone import Backbone
+from jetbridge.events.envelope import CloudEvent
+from jetbridge.flights.merge import FlightState, MergeResult, Update, apply
+from jetbridge.flights.model import FlightIdentity
+from jetbridge.storage.schema import flights, ingest_errors
+
+SOURCE = "jetbridge.flights"
+BUS = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    flight_key: str
+    version: int
+    changed: list[str]
+
+
+def load_state(
+    conn: Connection, flight_key: str, *, for_update: bool = False
+) -> FlightState | None:
+    query = select(flights).where(flights.c.flight_key == flight_key)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    body = json.loads(row.state)
+    identity = FlightIdentity.create(**body["identity"])
+    provenance = {k: (v[0], v[1], int(v[2])) for k, v in body["provenance"].items()}
+    return FlightState(identity, row.version, body["fields"], provenance)
+
+
+def _save(conn: Connection, state: FlightState, *, new: bool) -> None:
+    body = json.dumps(
+        {
+            "identity": state.identity.to_json(),
+            "fields": state.fields,
+            "provenance": state.provenance,
+        }
+    )
+    values = {"version": state.version, "state": body, "updated_at": time.time()}
+    if new:
+        identity = state.identity
+        conn.execute(
+            insert(flights).values(
+                flight_key=identity.key,
+                airline=identity.airline,
+                flight_number=identity.flight_number,
+                origin_date=identity.origin_date.isoformat(),
+                departure_airport=identity.departure_airport,
+                arrival_airport=identity.arrival_airport,
+                **values,
+            )
+        )
+    else:
+        conn.execute(
+            update(flights).where(flights.c.flight_key == state.identity.key).values(**values)
+        )
+
+
+def flight_events(result: MergeResult) -> list[CloudEvent]:
+    key = result.state.identity.key
+    return [
+        CloudEvent(
+            id=f"{key}:{result.state.version}:{event.type}",
+            source=SOURCE,
+            type=event.type,
+            subject=key,
+            partitionkey=key,
+            data=event.data,
+        )
+        for event in result.events
+    ]
+
+
+class FlightHub:
+    """Applies canonical updates; each one is its own transaction with its events."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        self.backbone = backbone
+
+    def apply(self, conn: Connection, item: Update) -> Applied | None:
+        """Merge one update inside `conn`'s transaction; None if it changed nothing."""
+        current = load_state(conn, item.identity.key, for_update=True)
+        result = apply(current, item)
+        if current is not None and not result.changed:
+            return None
+        _save(conn, result.state, new=current is None)
+        self.backbone.publish(conn, bus=BUS, events=flight_events(result))
+        return Applied(item.identity.key, result.state.version, sorted(result.changed))
+
+    def apply_all(self, updates: Iterable[Update]) -> list[Applied]:
+        applied = []
+        for item in updates:
+            with self.backbone.transaction() as conn:
+                outcome = self.apply(conn, item)
+            if outcome is not None:
+                applied.append(outcome)
+        return applied
+
+    def record_error(self, *, source: str, location: str, message: str, excerpt: str = "") -> None:
+        """Keep a malformed message for operators; the feed goes on."""
+        with self.backbone.transaction() as conn:
+            conn.execute(
+                insert(ingest_errors).values(
+                    source=source,
+                    location=location[:512],
+                    message=message[:4000],
+                    excerpt=excerpt[:2000],
+                    received_at=time.time(),
+                )
+            )
+
+
+def get_flight(conn: Connection, flight_key: str) -> dict[str, Any] | None:
+    state = load_state(conn, flight_key)
+    return None if state is None else state.view()
+
+
+def flights_at(
+    conn: Connection, *, airport: str, day: date, direction: str
+) -> list[dict[str, Any]]:
+    """Departures or arrivals of an airport whose origin date is `day`."""
+    column = flights.c.departure_airport if direction == "departures" else flights.c.arrival_airport
+    rows = conn.execute(
+        select(flights.c.flight_key).where(
+            column == airport, flights.c.origin_date == day.isoformat()
+        )
+    )
+    views = [get_flight(conn, key) for key in rows.scalars()]
+    return [view for view in views if view is not None]
+
+
+def find_flights(conn: Connection, *, airline: str, number: str, day: date) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(flights.c.flight_key).where(
+            flights.c.airline == airline,
+            flights.c.flight_number == number,
+            flights.c.origin_date == day.isoformat(),
+        )
+    )
+    views = [get_flight(conn, key) for key in rows.scalars()]
+    return [view for view in views if view is not None]
+
+
+def list_errors(
+    conn: Connection, *, source: str | None, after_id: int, limit: int
+) -> list[dict[str, Any]]:
+    query = (
+        select(ingest_errors)
+        .where(ingest_errors.c.id > after_id)
+        .order_by(ingest_errors.c.id)
+        .limit(limit)
+    )
+    if source:
+        query = query.where(ingest_errors.c.source == source)
+    return [dict(row._mapping) for row in conn.execute(query)]

@@ -1,0 +1,140 @@
+"""From the legacy AODB to the API and the FIDS stream: CDC -> hub -> events -> channels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from jetbridge.aodb.cdc import DEFAULT_MAPPING, SqlChangeCapture, TableMapping
+from jetbridge.aodb.simulator import AodbSimulator, plan_day
+from jetbridge.app import create_app
+from jetbridge.config import Settings
+from jetbridge.flights.cdc_runner import CdcRunner
+from jetbridge.flights.hub import FlightHub
+from jetbridge.storage.db import create_database_engine
+from support.servers import serve_app
+
+DAY = date(2026, 11, 24)
+
+
+@pytest.fixture
+def pipeline(database_url: str, tmp_path: Any) -> Iterator[tuple[Any, AodbSimulator, CdcRunner]]:
+    app = create_app(Settings(database_url=database_url, run_workers=False))
+    legacy = create_database_engine(f"sqlite:///{tmp_path / 'aodb.db'}")
+    plan = plan_day(seed=4, day=DAY, rotations=20)
+    simulator = AodbSimulator(legacy, plan, speed=1e9)
+    simulator.install()
+    with TestClient(app):
+        runner = CdcRunner(
+            SqlChangeCapture(legacy, TableMapping.load(DEFAULT_MAPPING)),
+            FlightHub(app.state.platform.backbone),
+        )
+        yield app, simulator, runner
+    legacy.dispose()
+
+
+def test_a_day_flows_from_the_aodb_to_the_api(
+    pipeline: tuple[Any, AodbSimulator, CdcRunner],
+) -> None:
+    app, simulator, runner = pipeline
+    runner.step()
+    for change in simulator.plan.changes:
+        simulator.apply(change)
+    while runner.step():
+        pass
+    client = TestClient(app)
+    departures = client.get("/api/fids/ZRH/departures", params={"date": DAY.isoformat()}).json()
+    assert len(departures) == 20
+    assert all(row["remark"] for row in departures)
+    first = departures[0]
+    legs = client.get(
+        "/api/flights/status", params={"flight": first["flight"], "date": DAY.isoformat()}
+    ).json()
+    assert legs[0]["flight_key"] == first["flight_key"]
+    assert legs[0]["version"] == first["version"] > 1
+    arrivals = client.get("/api/fids/ZRH/arrivals", params={"date": DAY.isoformat()}).json()
+    remarks = {row["remark"].split(" ")[0] for row in arrivals}
+    assert remarks & {"Baggage", "Landed", "Diverted"}
+    events = client.get("/api/buses/default/events", params={"limit": 1000}).json()
+    versions: dict[str, int] = {}
+    for stored in events:
+        data = stored["event"]["data"]
+        if stored["event"]["type"] == "flight.updated":
+            assert data["version"] > versions.get(data["flight_key"], 0)
+            versions[data["flight_key"]] = data["version"]
+
+
+def test_bad_requests_are_named(pipeline: tuple[Any, AodbSimulator, CdcRunner]) -> None:
+    client = TestClient(pipeline[0])
+    assert client.get("/api/flights/status", params={"flight": "L!100"}).status_code == 400
+    assert client.get("/api/flights/status", params={"flight": "x" * 50}).status_code == 422
+    assert (
+        client.get(
+            "/api/flights/status", params={"flight": "LX9999", "date": "2026-11-24"}
+        ).status_code
+        == 404
+    )
+    assert client.get("/api/fids/zrh/departures").status_code == 422
+    assert client.get("/api/fids/ZRH/sideways").status_code == 422
+    assert (
+        client.get("/api/flights/status", params={"flight": "LX1", "date": "yesterday"}).status_code
+        == 422
+    )
+    assert client.get("/api/flights/schema").json()["title"] == "jetbridge flight leg"
+
+
+def read_sse(response: httpx.Response, count: int) -> list[tuple[str, str, str]]:
+    events: list[tuple[str, str, str]] = []
+    current: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "id" in current:
+                events.append(
+                    (
+                        current.get("id", ""),
+                        current.get("event", "message"),
+                        current.get("data", ""),
+                    )
+                )
+            current = {}
+            if len([e for e in events if e[2]]) >= count:
+                break
+            continue
+        name, _, value = line.partition(": ")
+        current[name] = value
+    return events
+
+
+def test_sse_board_resumes_after_last_event_id(sqlite_url: str, tmp_path: Any) -> None:
+    app = create_app(Settings(database_url=sqlite_url, run_workers=False))
+    legacy = create_database_engine(f"sqlite:///{tmp_path / 'aodb.db'}")
+    plan = plan_day(seed=4, day=DAY, rotations=6)
+    simulator = AodbSimulator(legacy, plan, speed=1e9)
+    simulator.install()
+    with serve_app(app) as base:
+        runner = CdcRunner(
+            SqlChangeCapture(legacy, TableMapping.load(DEFAULT_MAPPING)),
+            FlightHub(app.state.platform.backbone),
+        )
+        runner.step()
+        url = f"{base}/api/fids/ZRH/departures/stream?date={DAY.isoformat()}"
+        with httpx.stream("GET", url, timeout=10) as response:
+            (snapshot,) = read_sse(response, 1)
+        assert snapshot[1] == "snapshot"
+        assert len(json.loads(snapshot[2])) == 6
+        for change in plan.changes[:40]:
+            simulator.apply(change)
+        runner.step()
+        with httpx.stream(
+            "GET", url, headers={"Last-Event-ID": snapshot[0]}, timeout=10
+        ) as response:
+            resumed = read_sse(response, 3)
+        assert all(kind == "flight" for _, kind, data in resumed if data)
+        assert int(resumed[0][0]) > int(snapshot[0])
+    legacy.dispose()
