@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -35,6 +35,7 @@ class Platform:
     http: httpx.AsyncClient
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_event: asyncio.Event | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def prepare(self) -> None:
         """Bring the database to the current schema and make sure the default bus exists."""
@@ -48,6 +49,8 @@ class Platform:
         if not self.settings.run_workers:
             return
         self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
+        if self.settings.mqtt_url:
+            await self._start_mqtt(self.settings.mqtt_url)
         self.tasks.append(
             asyncio.create_task(
                 run_periodic(
@@ -56,6 +59,17 @@ class Platform:
             )
         )
 
+    async def _start_mqtt(self, url: str) -> None:
+        from jetbridge.flights.mqtt_bridge import MqttBridge
+        from jetbridge.notify.mqtt import MqttAddress, MqttPublisher
+
+        publisher = MqttPublisher(MqttAddress.parse(url))
+        await asyncio.to_thread(publisher.start)
+        self.closers.append(publisher.stop)
+        bridge = MqttBridge(self.backbone, publisher, prefix=self.settings.mqtt_prefix)
+        assert self.stop_event is not None
+        self.tasks.append(asyncio.create_task(bridge.run(self.stop_event)))
+
     async def stop(self) -> None:
         if self.stop_event is not None:
             self.stop_event.set()
@@ -63,6 +77,8 @@ class Platform:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=10)
         self.tasks.clear()
+        for close in self.closers:
+            close()
         await self.http.aclose()
         self.engine.dispose()
 

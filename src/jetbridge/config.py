@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     signing_secret: str = Field(
         default="change-me", description="Default HMAC secret for HTTP targets without their own."
     )
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt://host:port: publish retained flight and screen topics"
+    )
+    mqtt_prefix: str = "jetbridge"
     data_dir: Path = Path("var")
     run_workers: bool = True
 

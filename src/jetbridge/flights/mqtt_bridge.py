@@ -1,0 +1,73 @@
+"""Flight state to MQTT as retained messages: a screen that boots gets the current state at once.
+
+Topics (retained, QoS 1):
+- `<prefix>/flights/<flight_key>`: the full flight view;
+- `<prefix>/screens/<airport>/departures/<flight_key>` and `.../arrivals/<flight_key>`: the
+  board row a departures or arrivals screen shows (subscribe to `.../departures/#`).
+
+The bridge follows the event log and stores its position after publishing, so after a restart
+it publishes again from there (retained messages make the repeat harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from jetbridge.events.backbone import Backbone
+from jetbridge.flights.cdc_runner import load_position, save_position
+from jetbridge.flights.fids import board_row
+from jetbridge.flights.hub import BUS
+from jetbridge.notify.mqtt import MqttPublisher
+
+log = logging.getLogger(__name__)
+CONSUMER = "mqtt-bridge"
+
+
+class MqttBridge:
+    def __init__(
+        self, backbone: Backbone, publisher: MqttPublisher, *, prefix: str = "jetbridge"
+    ) -> None:
+        self.backbone = backbone
+        self.publisher = publisher
+        self.prefix = prefix.rstrip("/")
+
+    def step(self, *, limit: int = 500) -> int:
+        with self.backbone.reading() as conn:
+            stored = load_position(conn, CONSUMER)
+            after = int(stored) if stored else 0
+            batch = self.backbone.log.read(conn, bus=BUS, after=after, limit=limit)
+        for item in batch:
+            event = json.loads(item.body)
+            if event.get("type") == "flight.updated":
+                self.publish_flight(event["data"]["flight"])
+        if batch:
+            with self.backbone.transaction() as conn:
+                save_position(conn, CONSUMER, str(batch[-1].seq))
+        return len(batch)
+
+    def publish_flight(self, view: dict[str, object]) -> None:
+        key = view["flight_key"]
+        self.publisher.publish(f"{self.prefix}/flights/{key}", view)
+        departure = board_row(view, direction="departures")
+        arrival = board_row(view, direction="arrivals")
+        self.publisher.publish(
+            f"{self.prefix}/screens/{view['departure_airport']}/departures/{key}", departure
+        )
+        self.publisher.publish(
+            f"{self.prefix}/screens/{view['arrival_airport']}/arrivals/{key}", arrival
+        )
+
+    async def run(self, stop: asyncio.Event, *, interval: float = 0.1) -> None:
+        while not stop.is_set():
+            try:
+                count = await asyncio.to_thread(self.step)
+            except Exception:
+                log.exception("MQTT bridge failed; retrying")
+                count = 0
+            if count:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
