@@ -20,6 +20,8 @@ from jetbridge.events.registry import ensure_bus
 from jetbridge.events.routing import RoutingCache
 from jetbridge.events.scheduler import run_periodic
 from jetbridge.events.targets import TargetInvoker
+from jetbridge.notify import subscriptions
+from jetbridge.notify.email import SmtpSettings
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
 
@@ -42,6 +44,7 @@ class Platform:
         upgrade(self.engine)
         with self.backbone.transaction() as conn:
             ensure_bus(conn, name="default", description="The default event bus")
+            subscriptions.install_rules(conn)
 
     async def start(self) -> None:
         """Start the delivery worker and the periodic duties (schedules, replays, retention)."""
@@ -113,6 +116,15 @@ def build_platform(settings: Settings) -> Platform:
         poll_seconds=settings.delivery_poll_seconds,
     )
     backbone.listeners.append(worker.wake)
+    smtp = (
+        SmtpSettings.parse(settings.smtp_url, sender=settings.smtp_sender)
+        if settings.smtp_url
+        else None
+    )
+    notifier = subscriptions.Notifier(backbone, http, smtp)
+    worker.invoker.register_service("subscriptions.fan-out", notifier.fan_out)
+    worker.invoker.register_service("subscriptions.webhook", notifier.webhook)
+    worker.invoker.register_service("subscriptions.email", notifier.email)
     return Platform(settings=settings, engine=engine, backbone=backbone, worker=worker, http=http)
 
 

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
         default=None, description="mqtt://host:port: publish retained flight and screen topics"
     )
     mqtt_prefix: str = "jetbridge"
+    smtp_url: str | None = Field(
+        default=None, description="smtp://host:port for email notifications"
+    )
+    smtp_sender: str = "flight-status@jetbridge.local"
     data_dir: Path = Path("var")
     run_workers: bool = True
 

@@ -190,7 +190,7 @@ def test_invalid_rules_are_rejected_and_not_written(
     response = client.put(f"/api/buses/default/rules/{name}", json=rule)
     assert 400 <= response.status_code < 500, response.text
     assert fragment in response.text
-    assert client.get("/api/buses/default/rules").json() == []
+    assert "r" not in [rule["name"] for rule in client.get("/api/buses/default/rules").json()]
 
 
 def test_rule_name_must_match_the_path(client: TestClient) -> None:

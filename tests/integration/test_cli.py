@@ -62,7 +62,7 @@ def test_rules_put_events_and_dead_letters_from_the_shell(tmp_path: Path) -> Non
     put = jetbridge("rules", "put", "--spec", json.dumps(rule), env=env)
     assert put.returncode == 0, put.stderr
     listed = json.loads(jetbridge("rules", "list", env=env).stdout)
-    assert [r["name"] for r in listed] == ["gates"]
+    assert "gates" in [r["name"] for r in listed]
     published = jetbridge(
         "events", "put", json.dumps({"specversion": "1.0", "source": "cli", "type": "x"}), env=env
     )

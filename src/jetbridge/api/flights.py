@@ -19,6 +19,8 @@ from jetbridge.events.backbone import Backbone
 from jetbridge.flights.fids import board_row
 from jetbridge.flights.hub import BUS, find_flights, flights_at, get_flight, list_errors
 from jetbridge.flights.model import flight_json_schema
+from jetbridge.notify import subscriptions
+from jetbridge.notify.subscriptions import SubscriptionRequest
 
 router = APIRouter(tags=["flights"])
 AirportCode = Annotated[str, Path(pattern=r"^[A-Z]{3}$")]
@@ -163,6 +165,22 @@ def _relevant(
     if view.get(side) != airport or view.get("origin_date") != day.isoformat():
         return None
     return board_row(view, direction=direction)
+
+
+@router.post("/api/subscriptions", status_code=201)
+def subscribe(request: SubscriptionRequest, backbone: BackboneDep) -> dict[str, Any]:
+    """Follow a flight by webhook (HMAC-signed with the returned secret) or email."""
+    with backbone.transaction() as conn:
+        flight = get_flight(conn, request.flight_key)
+        if flight is None:
+            raise NotFound(f"flight {request.flight_key!r} does not exist")
+        return subscriptions.subscribe(conn, request=request, current_version=flight["version"])
+
+
+@router.delete("/api/subscriptions/{subscription_id}", status_code=204)
+def unsubscribe(subscription_id: str, backbone: BackboneDep) -> None:
+    with backbone.transaction() as conn:
+        subscriptions.unsubscribe(conn, subscription_id=subscription_id)
 
 
 @router.get("/fids/{airport}", response_class=HTMLResponse, include_in_schema=False)

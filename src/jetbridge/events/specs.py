@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
 BUS_NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
-HANDLER = re.compile(r"^[A-Za-z_][\w\.]*(:[A-Za-z_]\w*)?$")
+HANDLER = re.compile(r"^([A-Za-z_][\w\.]*(:[A-Za-z_]\w*)?|service:[a-z][\w\.-]*)$")
 HEADER = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 BusName = Annotated[str, Field(min_length=1, max_length=256, pattern=BUS_NAME.pattern)]

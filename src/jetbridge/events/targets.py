@@ -49,6 +49,13 @@ def load_handler(dotted: str) -> Callable[..., Any]:
     return handler  # type: ignore[no-any-return]
 
 
+def _wants_context(handler: Callable[..., Any]) -> bool:
+    try:
+        return "context" in inspect.signature(handler).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class TargetInvoker:
     """Calls Python and HTTP targets; raises `DeliveryFailed` on any failure."""
 
@@ -56,6 +63,11 @@ class TargetInvoker:
         self._client = client
         self._default_secret = default_secret
         self._handlers: dict[str, tuple[Callable[..., Any], bool]] = {}
+        self.services: dict[str, Callable[..., Any]] = {}
+
+    def register_service(self, name: str, handler: Callable[..., Any]) -> None:
+        """Make a platform-bound callable a target, named `service:<name>` in rules."""
+        self.services[name] = handler
 
     async def invoke(self, spec: TargetSpec, payload: Any, context: DeliveryContext) -> None:
         if spec.kind == "python":
@@ -79,13 +91,14 @@ class TargetInvoker:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
 
     def _handler(self, dotted: str) -> tuple[Callable[..., Any], bool]:
+        if dotted.startswith("service:"):
+            service = self.services.get(dotted.removeprefix("service:"))
+            if service is None:
+                raise DeliveryFailed(f"no service handler {dotted!r} in this process")
+            return service, _wants_context(service)
         if dotted not in self._handlers:
             handler = load_handler(dotted)
-            try:
-                wants = "context" in inspect.signature(handler).parameters
-            except (TypeError, ValueError):
-                wants = False
-            self._handlers[dotted] = (handler, wants)
+            self._handlers[dotted] = (handler, _wants_context(handler))
         return self._handlers[dotted]
 
     async def _post(self, spec: TargetSpec, payload: Any, context: DeliveryContext) -> None:

@@ -317,3 +317,17 @@ reconciliation = Table(
     Column("created_at", Float, nullable=False),
     Column("resolved_at", Float, nullable=True),
 )
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("subscription_id", String(36), primary_key=True),
+    Column("flight_key", String(64), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("target", String(2048), nullable=False),
+    Column("secret", String(128), nullable=True),
+    Column("from_version", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+Index("ix_subscriptions_flight", subscriptions.c.flight_key, subscriptions.c.active)

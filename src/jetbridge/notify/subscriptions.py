@@ -1,0 +1,230 @@
+"""Passenger flight status subscriptions: webhook (HMAC-signed) or email, one message per
+meaningful change, delivered through the backbone (its retries, its dead-letter queue).
+
+flight.updated (default bus) --rule--> fan-out: one `notification.requested` per subscription,
+with an id made of subscription, flight and version (so it is published once) --> bus
+`notifications` --rules--> webhook sender / email sender.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Connection, insert, select, update
+
+from jetbridge.errors import NotFound
+from jetbridge.events import registry
+from jetbridge.events.backbone import Backbone
+from jetbridge.events.envelope import CloudEvent
+from jetbridge.events.signing import SIGNATURE_HEADER, sign
+from jetbridge.events.specs import RuleSpec
+from jetbridge.events.targets import DeliveryFailed
+from jetbridge.notify.email import SmtpSettings, send_email
+from jetbridge.storage.schema import subscriptions
+
+NOTIFY_BUS = "notifications"
+MEANINGFUL = [
+    "status",
+    "gate",
+    "terminal",
+    "baggage_belt",
+    "diversion_airport",
+    "times.off_block.estimated",
+    "times.on_block.estimated",
+    "times.off_block.actual",
+    "times.on_block.actual",
+    "times.boarding_start.actual",
+    "times.final_call.actual",
+    "times.gate_close.actual",
+]
+_EMAIL = re.compile(r"^[^@\s<>]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
+
+
+class SubscriptionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    flight_key: Annotated[
+        str,
+        Field(
+            max_length=64,
+            pattern=r"^[A-Z0-9]{2,3}\d{4}[A-Z]?-\d{4}-\d{2}-\d{2}-[A-Z]{3}-[A-Z]{3}(-R\d+)?$",
+        ),
+    ]
+    channel: Literal["webhook", "email"]
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = None
+    email: Annotated[str, Field(max_length=320)] | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> SubscriptionRequest:
+        if self.channel == "webhook" and not self.url:
+            raise ValueError("a webhook subscription needs 'url'")
+        if self.channel == "email" and not (self.email and _EMAIL.match(self.email)):
+            raise ValueError("an email subscription needs a valid 'email'")
+        return self
+
+
+def subscribe(
+    conn: Connection, *, request: SubscriptionRequest, current_version: int
+) -> dict[str, Any]:
+    """The new subscription: its id is the unsubscribe token; webhooks also get their secret."""
+    secret = secrets.token_hex(16) if request.channel == "webhook" else None
+    row = {
+        "subscription_id": str(uuid.uuid4()),
+        "flight_key": request.flight_key,
+        "channel": request.channel,
+        "target": request.url if request.channel == "webhook" else request.email,
+        "secret": secret,
+        "from_version": current_version,
+        "created_at": time.time(),
+        "active": True,
+    }
+    conn.execute(insert(subscriptions).values(**row))
+    shown = {k: row[k] for k in ("subscription_id", "flight_key", "channel", "target")}
+    return shown | ({"secret": secret} if secret else {})
+
+
+def unsubscribe(conn: Connection, *, subscription_id: str) -> None:
+    result = conn.execute(
+        update(subscriptions)
+        .where(subscriptions.c.subscription_id == subscription_id, subscriptions.c.active.is_(True))
+        .values(active=False)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"subscription {subscription_id!r} does not exist or was cancelled")
+
+
+def install_rules(conn: Connection) -> None:
+    """The routing of flight changes to subscribers (idempotent; run at start)."""
+    registry.ensure_bus(conn, name=NOTIFY_BUS, description="Passenger notifications")
+    fan_out = {
+        "name": "subscriptions-fan-out",
+        "event_pattern": {
+            "source": ["jetbridge.flights"],
+            "detail-type": ["flight.updated"],
+            "detail": {"changed": MEANINGFUL},
+        },
+        "targets": [
+            {"id": "fan-out", "kind": "python", "handler": "service:subscriptions.fan-out"}
+        ],
+    }
+    registry.put_rule(conn, bus="default", spec=RuleSpec.model_validate(fan_out))
+    for channel in ("webhook", "email"):
+        rule = {
+            "name": f"notify-{channel}",
+            "event_pattern": {
+                "detail-type": ["notification.requested"],
+                "detail": {"channel": [channel]},
+            },
+            "targets": [
+                {"id": channel, "kind": "python", "handler": f"service:subscriptions.{channel}"}
+            ],
+        }
+        registry.put_rule(conn, bus=NOTIFY_BUS, spec=RuleSpec.model_validate(rule))
+
+
+@dataclass
+class Notifier:
+    backbone: Backbone
+    http: httpx.AsyncClient
+    smtp: SmtpSettings | None
+
+    def fan_out(self, event: dict[str, Any]) -> None:
+        detail = event["detail"]
+        with self.backbone.transaction() as conn:
+            rows = conn.execute(
+                select(subscriptions.c.subscription_id, subscriptions.c.channel).where(
+                    subscriptions.c.flight_key == detail["flight_key"],
+                    subscriptions.c.active.is_(True),
+                    subscriptions.c.from_version < detail["version"],
+                )
+            ).all()
+            notices = [_notice(sub_id, channel, detail) for sub_id, channel in rows]
+            if notices:
+                self.backbone.publish(conn, bus=NOTIFY_BUS, events=notices)
+
+    def _subscription(self, subscription_id: str) -> Any:
+        with self.backbone.reading() as conn:
+            return conn.execute(
+                select(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
+            ).first()
+
+    async def webhook(self, event: dict[str, Any]) -> None:
+        detail = event["detail"]
+        row = self._subscription(detail["subscription_id"])
+        if row is None or not row.active:
+            return
+        body = json.dumps(_message(detail), separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Jetbridge-Event-Id": event["id"],
+            SIGNATURE_HEADER: sign(row.secret, body),
+        }
+        try:
+            response = await self.http.post(row.target, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"webhook: {type(exc).__name__}") from None
+        if response.status_code >= 300:
+            retryable = response.status_code in {408, 429} or response.status_code >= 500
+            raise DeliveryFailed(f"webhook: HTTP {response.status_code}", retryable=retryable)
+
+    def email(self, event: dict[str, Any]) -> None:
+        detail = event["detail"]
+        row = self._subscription(detail["subscription_id"])
+        if row is None or not row.active:
+            return
+        if self.smtp is None:
+            raise DeliveryFailed("email: no SMTP server is configured", retryable=False)
+        message = _message(detail)
+        try:
+            send_email(
+                self.smtp, to=row.target, subject=message["summary"], text=_email_text(message)
+            )
+        except OSError as exc:
+            raise DeliveryFailed(f"email: {type(exc).__name__}") from None
+
+
+def _notice(subscription_id: str, channel: str, detail: dict[str, Any]) -> CloudEvent:
+    return CloudEvent(
+        id=f"{subscription_id}:{detail['flight_key']}:{detail['version']}",
+        source="jetbridge.notify",
+        type="notification.requested",
+        subject=detail["flight_key"],
+        partitionkey=subscription_id,
+        data={
+            "subscription_id": subscription_id,
+            "channel": channel,
+            "flight": detail["flight"],
+            "changed": detail["changed"],
+        },
+    )
+
+
+def _message(detail: dict[str, Any]) -> dict[str, Any]:
+    flight = detail["flight"]
+    parts = [
+        f"{flight['flight']} {flight['departure_airport']}-{flight['arrival_airport']}",
+        flight["status"],
+    ]
+    if flight.get("gate"):
+        parts.append(f"gate {flight['gate']}")
+    if flight.get("baggage_belt"):
+        parts.append(f"baggage belt {flight['baggage_belt']}")
+    return {
+        "summary": ", ".join(parts),
+        "flight_key": flight["flight_key"],
+        "version": flight["version"],
+        "changed": detail["changed"],
+        "flight": flight,
+    }
+
+
+def _email_text(message: dict[str, Any]) -> str:
+    changed = ", ".join(message["changed"])
+    return f"{message['summary']}\n\nChanged: {changed}\nVersion {message['version']}\n"
