@@ -161,6 +161,38 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Parse feed files; print the canonical updates as JSON lines (--dry-run) or apply them."""
+    from datetime import UTC, datetime
+
+    from jetbridge.flights.feeds.errors import ParseError
+    from jetbridge.flights.hub import FlightHub
+    from jetbridge.flights.ingest import as_json, ingest, parse
+
+    received = datetime.fromisoformat(args.received_at) if args.received_at else datetime.now(UTC)
+    if received.tzinfo is None:
+        print("error: --received-at needs a UTC offset", file=sys.stderr)
+        return 2
+    hub = None if args.dry_run else FlightHub(_platform().backbone)
+    for name in args.files:
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            if hub is None:
+                for item in parse(args.format, text, received_at=received, file=name):
+                    print(json.dumps(as_json(item), ensure_ascii=False))
+            else:
+                for applied in ingest(hub, args.format, text, received_at=received, origin=name):
+                    print(json.dumps(applied))
+        except ParseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
     _platform()
     print("database is at the current schema")
@@ -210,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--rule")
     dead.add_argument("--id", type=int, action="append")
     dead.set_defaults(run=cmd_dlq)
+
+    feed = sub.add_parser("ingest", help="parse (and apply) AIDX, MVT or ASM messages")
+    feed.add_argument("format", choices=["aidx", "mvt", "asm"])
+    feed.add_argument("files", nargs="+", metavar="FILE")
+    feed.add_argument("--dry-run", action="store_true", help="print the updates as JSON lines only")
+    feed.add_argument("--received-at", help="receipt time for telex without an originator time")
+    feed.set_defaults(run=cmd_ingest)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="sub", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(run=cmd_db_upgrade)

@@ -16,8 +16,10 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from jetbridge.api.deps import BackboneDep
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
+from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.fids import board_row
-from jetbridge.flights.hub import BUS, find_flights, flights_at, get_flight, list_errors
+from jetbridge.flights.hub import BUS, FlightHub, find_flights, flights_at, get_flight, list_errors
+from jetbridge.flights.ingest import ingest
 from jetbridge.flights.model import flight_json_schema
 from jetbridge.notify import subscriptions
 from jetbridge.notify.subscriptions import SubscriptionRequest
@@ -186,6 +188,26 @@ def unsubscribe(subscription_id: str, backbone: BackboneDep) -> None:
 @router.get("/fids/{airport}", response_class=HTMLResponse, include_in_schema=False)
 def fids_page(airport: AirportCode) -> str:
     return resources.files("jetbridge.web").joinpath("static/fids.html").read_text()
+
+
+@router.post("/api/ingest/{kind}")
+async def push_feed(
+    kind: Annotated[str, Path(pattern=r"^(aidx|mvt|asm)$")], request: Request, backbone: BackboneDep
+) -> dict[str, Any]:
+    """Push one AIDX XML, MVT or ASM message; a malformed one is logged and answered with 400."""
+    body = await request.body()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"body: not UTF-8 at byte {exc.start}") from None
+    hub = FlightHub(backbone)
+    try:
+        applied = await asyncio.to_thread(
+            ingest, hub, kind, text, received_at=datetime.now(UTC), origin="http"
+        )
+    except ParseError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return {"applied": applied}
 
 
 @router.get("/api/ingest/errors")

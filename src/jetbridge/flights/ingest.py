@@ -1,0 +1,114 @@
+"""Feeding parsed messages into the hub: one entry point for the CLI, HTTP pushes and files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from jetbridge.flights.feeds.aidx import parse_aidx
+from jetbridge.flights.feeds.asm import parse_asm
+from jetbridge.flights.feeds.errors import ParseError
+from jetbridge.flights.feeds.mvt import parse_mvt
+from jetbridge.flights.feeds.telex import FeedUpdate
+from jetbridge.flights.hub import FlightHub, load_state
+from jetbridge.flights.merge import Update
+from jetbridge.flights.model import FlightIdentity, InvalidFlight
+from jetbridge.storage.schema import flights
+
+FORMATS = ("aidx", "mvt", "asm")
+
+
+def parse(
+    kind: str, text: str, *, received_at: datetime, file: str | None = None
+) -> list[Update | FeedUpdate]:
+    """Parse one message of `kind`; raises ParseError naming file, line or element, and token."""
+    if kind == "aidx":
+        return list(parse_aidx(text, file=file))
+    if kind == "mvt":
+        return list(parse_mvt(text, received_at=received_at, file=file))
+    if kind == "asm":
+        return list(parse_asm(text, received_at=received_at, file=file))
+    raise ParseError(f"unknown format; use one of {', '.join(FORMATS)}", file=file, token=kind)
+
+
+def as_json(item: Update | FeedUpdate) -> dict[str, Any]:
+    return item.to_json()
+
+
+def resolve(conn: Connection, item: FeedUpdate) -> FlightIdentity | None:
+    """Find the flight a telex names with one airport only (MVT names its own station)."""
+    if item.complete():
+        return FlightIdentity.create(
+            airline=item.airline,
+            flight_number=item.flight_number,
+            origin_date=item.origin_date,
+            departure_airport=item.departure_airport,
+            arrival_airport=item.arrival_airport,
+        )
+    number = FlightIdentity.create(
+        airline=item.airline,
+        flight_number=item.flight_number,
+        origin_date=item.origin_date,
+        departure_airport="XXX",
+        arrival_airport="XXX",
+    ).flight_number
+    query = select(flights.c.flight_key).where(
+        flights.c.airline == item.airline,
+        flights.c.flight_number == number,
+        flights.c.origin_date == item.origin_date.isoformat(),
+    )
+    if item.departure_airport:
+        query = query.where(flights.c.departure_airport == item.departure_airport)
+    if item.arrival_airport:
+        query = query.where(flights.c.arrival_airport == item.arrival_airport)
+    keys = list(conn.execute(query).scalars())
+    if len(keys) != 1:
+        return None
+    state = load_state(conn, keys[0])
+    return None if state is None else state.identity
+
+
+def ingest(
+    hub: FlightHub, kind: str, text: str, *, received_at: datetime, origin: str
+) -> list[dict[str, Any]]:
+    """Parse and apply; malformed input goes to the ingestion error log and is raised."""
+    try:
+        items = parse(kind, text, received_at=received_at, file=origin)
+    except ParseError as exc:
+        hub.record_error(
+            source=kind,
+            location=f"{origin} {exc.location}".strip(),
+            message=str(exc),
+            excerpt=text[:500],
+        )
+        raise
+    applied = []
+    for item in items:
+        with hub.backbone.transaction() as conn:
+            update = item if isinstance(item, Update) else _complete(conn, item)
+            if update is None:
+                assert isinstance(item, FeedUpdate)
+                named = f"{item.airline}{item.flight_number} on {item.origin_date}"
+                hub.record_error(
+                    source=kind, location=origin, message=f"no single flight matches {named}"
+                )
+                continue
+            outcome = hub.apply(conn, update)
+        applied.append(
+            {
+                "flight_key": update.identity.key,
+                "version": outcome.version if outcome else None,
+                "changed": outcome.changed if outcome else [],
+            }
+        )
+    return applied
+
+
+def _complete(conn: Connection, item: FeedUpdate) -> Update | None:
+    try:
+        identity = resolve(conn, item)
+    except InvalidFlight:
+        return None
+    return None if identity is None else item.to_update(identity)

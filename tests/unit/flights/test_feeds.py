@@ -1,0 +1,165 @@
+"""AIDX, MVT and ASM parsers: realistic messages, and hostile ones refused with precise errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from jetbridge.flights.feeds.aidx import parse_aidx
+from jetbridge.flights.feeds.asm import parse_asm
+from jetbridge.flights.feeds.errors import ParseError
+from jetbridge.flights.feeds.mvt import parse_mvt
+
+DATA = Path(__file__).parent / "data"
+RECEIVED = datetime(2026, 11, 24, 7, 50, tzinfo=UTC)
+
+
+def test_aidx_from_an_aodb() -> None:
+    (update,) = parse_aidx((DATA / "aidx_departure.xml").read_bytes())
+    assert update.identity.key == "LX0318-2026-11-24-ZRH-LHR"
+    assert update.source_time == datetime(2026, 11, 24, 6, 41, 12, 345000, tzinfo=UTC)
+    assert update.sequence == 10442
+    fields = update.to_json()["fields"]
+    assert fields["status"] == "delayed"
+    assert fields["gate"] == "E24"
+    assert fields["terminal"] == "2"
+    assert fields["times.off_block.estimated"] == "2026-11-24T07:35:00Z"
+    assert fields["times.boarding_start.target"] == "2026-11-24T06:55:00Z"
+    assert fields["codeshares"] == "LH5731,UA9012"
+    assert (fields["delays.0.code"], fields["delays.0.minutes"], fields["delays.1.minutes"]) == (
+        "93",
+        20,
+        10,
+    )
+
+
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">&lol2;</IATA_AIDX_FlightLegNotifRQ>"""
+XXE = """<?xml version="1.0"?>
+<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">&xxe;</IATA_AIDX_FlightLegNotifRQ>"""
+NO_STAMP = "<IATA_AIDX_FlightLegNotifRQ><FlightLeg/></IATA_AIDX_FlightLegNotifRQ>"
+BAD_AIRLINE = """<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z"><FlightLeg><LegIdentifier>
+<Airline>L$</Airline><FlightNumber>1</FlightNumber><DepartureAirport>ZRH</DepartureAirport>
+<ArrivalAirport>LHR</ArrivalAirport><OriginDate>2026-11-24</OriginDate></LegIdentifier></FlightLeg></IATA_AIDX_FlightLegNotifRQ>"""
+BAD_QUALIFIER = """<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z"><FlightLeg><LegIdentifier>
+<Airline>LX</Airline><FlightNumber>1</FlightNumber><DepartureAirport>ZRH</DepartureAirport>
+<ArrivalAirport>LHR</ArrivalAirport><OriginDate>2026-11-24</OriginDate></LegIdentifier>
+<LegData><OperationTime OperationQualifier="XYZ" TimeType="ACT">2026-11-24T06:00:00Z</OperationTime></LegData></FlightLeg></IATA_AIDX_FlightLegNotifRQ>"""
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (BILLION_LAUGHS, "unsafe XML"),
+        (XXE, "unsafe XML"),
+        (NO_STAMP, "TimeStamp is required"),
+        ("<IATA_AIDX_FlightLegNotifRQ TimeStamp='x'", "malformed XML"),
+        ("<Other TimeStamp='2026-11-24T06:00:00Z'/>", "'Other'"),
+        (BAD_AIRLINE, "LegIdentifier/airline"),
+        (BAD_QUALIFIER, "'XYZ'"),
+        (
+            "<IATA_AIDX_FlightLegNotifRQ TimeStamp='yesterday'><FlightLeg/></IATA_AIDX_FlightLegNotifRQ>",
+            "'yesterday'",
+        ),
+        ("<a>" + "x" * 2_000_000 + "</a>", "byte limit"),
+    ],
+)
+def test_hostile_aidx_is_refused(text: str, fragment: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_aidx(text, file="feed.xml")
+    assert fragment in str(caught.value)
+
+
+def test_mvt_departure_as_sent() -> None:
+    (update,) = parse_mvt(
+        (DATA / "mvt_departure.txt").read_text(), received_at=RECEIVED, file="mvt.txt"
+    )
+    assert (update.departure_airport, update.arrival_airport) == ("ZRH", "LHR")
+    assert update.source_time == datetime(2026, 11, 24, 7, 44, tzinfo=UTC)
+    body = update.to_json()["fields"]
+    assert body["times.off_block.actual"] == "2026-11-24T07:38:00Z"
+    assert body["times.take_off.actual"] == "2026-11-24T07:49:00Z"
+    assert body["times.on_block.estimated"] == "2026-11-24T09:02:00Z"
+    assert (
+        body["delays.0.code"],
+        body["delays.0.minutes"],
+        body["delays.1.code"],
+        body["delays.1.minutes"],
+    ) == ("93", 20, "81", 13)
+    assert body["registration"] == "HBJDA"
+    assert body["remarks"] == "LATE INBOUND FROM LHR"
+    assert update.to_update().identity.key == "LX0318-2026-11-24-ZRH-LHR"
+
+
+def test_mvt_arrival_names_only_its_station() -> None:
+    (update,) = parse_mvt((DATA / "mvt_arrival_cor.txt").read_text(), received_at=RECEIVED)
+    assert (update.departure_airport, update.arrival_airport) == (None, "LHR")
+    assert update.fields["times.on_block.actual"] == datetime(2026, 11, 24, 9, 1, tzinfo=UTC)
+    assert not update.complete()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("MVT\nLX318/24.HBJDA.ZRH\nAD2561", "line 3"),
+        ("MVT\nLX318/24.HBJDA.ZRH\nAD2561", "'2561'"),
+        ("MVT\nLX318-24.ZRH", "'LX318-24.ZRH'"),
+        ("MVX\nLX318/24.HBJDA.ZRH", "'MVX'"),
+        ("MVT\nLX318/24.HBJDA.ZRH\nZZ1234", "'ZZ1234'"),
+        ("MVT\nLX318/24.HBJDA.ZRH\nDL93/0099", "'0099'"),
+        ("MVT\nLX318/24.HBJDA.ZRH\nAD0738 EA0902 L1R", "'L1R'"),
+        ("MVT\nLX318/32.HBJDA.ZRH", "'32'"),
+        ("MVT\nLX318/24.HBJDA.ZRH\nSI caf\u00e9", "printable ASCII"),
+        ("", "empty"),
+    ],
+)
+def test_bad_mvt_names_line_and_token(text: str, fragment: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_mvt(text, received_at=RECEIVED, file="mvt.txt")
+    assert fragment in str(caught.value)
+    assert "mvt.txt" in str(caught.value) or fragment == "empty"
+
+
+def test_asm_new_for_two_dates() -> None:
+    updates = parse_asm((DATA / "asm_new.txt").read_text(), received_at=RECEIVED)
+    assert [u.to_update().identity.key for u in updates] == [
+        "LX1120-2026-11-30-ZRH-CDG",
+        "LX1120-2026-12-01-ZRH-CDG",
+    ]
+    assert updates[0].fields["aircraft_type"] == "320"
+    assert updates[0].fields["status"] == "scheduled"
+    assert updates[0].fields["times.off_block.scheduled"] == datetime(
+        2026, 11, 30, 6, 40, tzinfo=UTC
+    )
+
+
+def test_asm_local_times_are_converted_to_utc() -> None:
+    (update,) = parse_asm((DATA / "asm_cnl_lt.txt").read_text(), received_at=RECEIVED)
+    assert update.fields["times.off_block.scheduled"] == datetime(2026, 11, 28, 7, 5, tzinfo=UTC)
+    assert update.fields["times.on_block.scheduled"] == datetime(2026, 11, 28, 8, 45, tzinfo=UTC)
+
+
+def test_asm_cancellation_without_legs() -> None:
+    (update,) = parse_asm("ASM\nCNL\nLX318/28NOV26\n", received_at=RECEIVED)
+    assert update.fields["status"] == "cancelled"
+    assert not update.complete()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("ASM\nADD\nLX1/24NOV26", "'ADD'"),
+        ("ASM\nNEW\nLX1/31NOV26\nZRH0640 CDG0800", "'31NOV26'"),
+        ("ASM\nNEW\nLX1/24NOV26\nZRH2640 CDG0800", "'2640'"),
+        ("ASM\nNEW\n???", "'???'"),
+        ("NOTASM", "'NOTASM'"),
+    ],
+)
+def test_bad_asm_names_line_and_token(text: str, fragment: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_asm(text, received_at=RECEIVED, file="asm.txt")
+    assert fragment in str(caught.value)
