@@ -24,6 +24,7 @@ from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
+from jetbridge.web.broadcast import LogBroadcaster
 
 
 @dataclass(slots=True)
@@ -38,6 +39,13 @@ class Platform:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_event: asyncio.Event | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    broadcasters: dict[str, LogBroadcaster] = field(default_factory=dict)
+
+    def broadcaster(self, bus: str) -> LogBroadcaster:
+        """The process's one live reader of a bus's log, shared by every SSE client."""
+        if bus not in self.broadcasters:
+            self.broadcasters[bus] = LogBroadcaster(self.backbone, bus=bus)
+        return self.broadcasters[bus]
 
     def prepare(self) -> None:
         """Bring the database to the current schema and make sure the default bus exists."""
@@ -80,6 +88,8 @@ class Platform:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=10)
         self.tasks.clear()
+        for broadcaster in self.broadcasters.values():
+            await broadcaster.close()
         for close in self.closers:
             close()
         await self.http.aclose()

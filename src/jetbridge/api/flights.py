@@ -23,6 +23,7 @@ from jetbridge.flights.ingest import ingest
 from jetbridge.flights.model import flight_json_schema
 from jetbridge.notify import subscriptions
 from jetbridge.notify.subscriptions import SubscriptionRequest
+from jetbridge.web.broadcast import LogBroadcaster
 
 router = APIRouter(tags=["flights"])
 AirportCode = Annotated[str, Path(pattern=r"^[A-Z]{3}$")]
@@ -127,34 +128,23 @@ async def _board_events(
     request: Request,
 ) -> AsyncIterator[str]:
     yield "retry: 1000\n\n"
-    position = resume
-    if position is None:
+    broadcaster: LogBroadcaster = request.app.state.platform.broadcaster(BUS)
+    if resume is None:
         position = await asyncio.to_thread(_latest, backbone)
         rows = await asyncio.to_thread(_board, backbone, airport, direction, day, {})
         yield f"id: {position}\nevent: snapshot\ndata: {json.dumps(rows)}\n\n"
-    while not await request.is_disconnected():
-        batch = await asyncio.to_thread(_read, backbone, position)
-        for seq, event in batch:
-            position = seq
-            row = _relevant(event, airport, direction, day)
-            yield (
-                f"id: {seq}\nevent: flight\ndata: {json.dumps(row)}\n\n"
-                if row
-                else f"id: {seq}\n\n"
-            )
-        if not batch:
-            await asyncio.sleep(0.05)
+        resume = position
+    async for seq, event in broadcaster.subscribe(resume):
+        row = _relevant(event, airport, direction, day)
+        if row:
+            yield f"id: {seq}\nevent: flight\ndata: {json.dumps(row)}\n\n"
+        elif seq % 50 == 0:
+            yield f"id: {seq}\n\n"
 
 
 def _latest(backbone: Backbone) -> int:
     with backbone.reading() as conn:
         return backbone.log.latest_seq(conn, bus=BUS)
-
-
-def _read(backbone: Backbone, after: int) -> list[tuple[int, dict[str, Any]]]:
-    with backbone.reading() as conn:
-        stored = backbone.log.read(conn, bus=BUS, after=after, limit=500)
-    return [(e.seq, json.loads(e.body)) for e in stored]
 
 
 def _relevant(
