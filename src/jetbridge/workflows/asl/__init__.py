@@ -1,0 +1,1 @@
+"""Amazon States Language: paths, intrinsic functions, choice rules, validation, interpreter."""

@@ -1,0 +1,210 @@
+"""Intrinsic functions (`States.Format(...)` and friends) with their argument syntax."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from jetbridge.workflows.asl import paths
+from jetbridge.workflows.asl.errors import StatesError
+
+FAIL = "States.IntrinsicFailure"
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.position = 0
+
+    def fail(self, message: str) -> StatesError:
+        return StatesError(FAIL, f"{message} at character {self.position + 1} of {self.text!r}")
+
+    def skip(self) -> None:
+        while self.position < len(self.text) and self.text[self.position] == " ":
+            self.position += 1
+
+    def call(self) -> tuple[str, list[Any]]:
+        self.skip()
+        start = self.position
+        while self.position < len(self.text) and (
+            self.text[self.position].isalnum() or self.text[self.position] == "."
+        ):
+            self.position += 1
+        name = self.text[start : self.position]
+        if not name.startswith("States.") or self.text[self.position : self.position + 1] != "(":
+            raise self.fail("expected States.<Function>(")
+        self.position += 1
+        args: list[Any] = []
+        self.skip()
+        if self.text[self.position : self.position + 1] == ")":
+            self.position += 1
+            return name, args
+        while True:
+            args.append(self.argument())
+            self.skip()
+            char = self.text[self.position : self.position + 1]
+            self.position += 1
+            if char == ")":
+                return name, args
+            if char != ",":
+                raise self.fail("expected ',' or ')'")
+
+    def argument(self) -> Any:
+        self.skip()
+        char = self.text[self.position : self.position + 1]
+        if char == "'":
+            return ("literal", self.string())
+        if char == "$":
+            start = self.position
+            while self.position < len(self.text) and self.text[self.position] not in ",)":
+                self.position += 1
+            return ("path", self.text[start : self.position].strip())
+        if self.text.startswith("States.", self.position):
+            return ("call", self.call())
+        start = self.position
+        while self.position < len(self.text) and self.text[self.position] not in ",)":
+            self.position += 1
+        token = self.text[start : self.position].strip()
+        try:
+            return ("literal", json.loads(token))
+        except json.JSONDecodeError:
+            raise self.fail(f"unknown argument {token!r}") from None
+
+    def string(self) -> str:
+        self.position += 1
+        out = []
+        while self.position < len(self.text):
+            char = self.text[self.position]
+            if char == "\\" and self.position + 1 < len(self.text):
+                out.append(self.text[self.position + 1])
+                self.position += 2
+                continue
+            if char == "'":
+                self.position += 1
+                return "".join(out)
+            out.append(char)
+            self.position += 1
+        raise self.fail("unterminated string")
+
+
+def parse_call(text: str) -> tuple[str, list[Any]]:
+    parser = _Parser(text)
+    name, args = parser.call()
+    parser.skip()
+    if parser.position != len(text):
+        raise parser.fail("unexpected text after the call")
+    if name not in FUNCTIONS:
+        raise StatesError(FAIL, f"unknown intrinsic function {name}")
+    return name, args
+
+
+def evaluate(text: str, data: Any, context: Any) -> Any:
+    name, args = parse_call(text)
+    return _invoke(name, args, data, context)
+
+
+def _invoke(name: str, args: list[Any], data: Any, context: Any) -> Any:
+    values = []
+    for kind, value in args:
+        if kind == "path":
+            values.append(paths.read(data, value, context))
+        elif kind == "call":
+            values.append(_invoke(value[0], value[1], data, context))
+        else:
+            values.append(value)
+    try:
+        return FUNCTIONS[name](*values)
+    except StatesError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError) as exc:
+        raise StatesError(FAIL, f"{name}: {exc}") from None
+
+
+def _format(template: str, *values: Any) -> str:
+    parts = template.split("{}")
+    if len(parts) - 1 != len(values):
+        raise ValueError(f"{len(parts) - 1} placeholders but {len(values)} arguments")
+    out = parts[0]
+    for value, part in zip(values, parts[1:], strict=True):
+        out += (
+            value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        ) + part
+    return out
+
+
+def _partition(items: list[Any], size: int) -> list[list[Any]]:
+    if not isinstance(size, int) or size <= 0:
+        raise ValueError("chunk size must be a positive integer")
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _range(start: int, end: int, step: int) -> list[int]:
+    if step == 0:
+        raise ValueError("step must not be zero")
+    values = list(range(start, end + (1 if step > 0 else -1), step))
+    if len(values) > 1000:
+        raise ValueError("ArrayRange is limited to 1000 elements")
+    return values
+
+
+def _hash(value: str, algorithm: str) -> str:
+    names = {
+        "MD5": "md5",
+        "SHA-1": "sha1",
+        "SHA-256": "sha256",
+        "SHA-384": "sha384",
+        "SHA-512": "sha512",
+    }
+    if algorithm not in names:
+        raise ValueError(f"unknown hash algorithm {algorithm}")
+    return hashlib.new(names[algorithm], str(value).encode()).hexdigest()
+
+
+def _merge(left: dict[str, Any], right: dict[str, Any], deep: bool) -> dict[str, Any]:
+    if deep:
+        raise ValueError("deep merging is not supported (the third argument must be false)")
+    return {**left, **right}
+
+
+def _unique(items: list[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _random(start: int, end: int, seed: int | None = None) -> int:
+    return (
+        random.Random(seed).randint(start, end) if seed is not None else random.randint(start, end)
+    )
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "States.Format": _format,
+    "States.StringToJson": lambda text: json.loads(text),
+    "States.JsonToString": lambda value: json.dumps(value, separators=(",", ":")),
+    "States.Array": lambda *items: list(items),
+    "States.ArrayPartition": _partition,
+    "States.ArrayContains": lambda items, value: value in items,
+    "States.ArrayRange": _range,
+    "States.ArrayGetItem": lambda items, index: items[index],
+    "States.ArrayLength": lambda items: len(items),
+    "States.ArrayUnique": _unique,
+    "States.Base64Encode": lambda text: base64.b64encode(text.encode()).decode(),
+    "States.Base64Decode": lambda text: base64.b64decode(text.encode(), validate=True).decode(),
+    "States.Hash": _hash,
+    "States.JsonMerge": _merge,
+    "States.MathRandom": _random,
+    "States.MathAdd": lambda a, b: a + b,
+    "States.StringSplit": lambda text, separators: [
+        p for p in re.split(f"[{re.escape(separators)}]", text) if p
+    ],
+    "States.UUID": lambda: str(uuid.uuid4()),
+}

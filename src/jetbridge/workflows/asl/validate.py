@@ -1,0 +1,244 @@
+"""Definition checks before anything runs; each message names the state and the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jetbridge.workflows.asl import paths
+from jetbridge.workflows.asl.choice import OPERATORS, TESTS
+from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError
+from jetbridge.workflows.asl.intrinsics import parse_call
+
+COMMON = {"Type", "Comment", "InputPath", "OutputPath"}
+FIELDS = {
+    "Task": COMMON
+    | {
+        "Resource",
+        "Parameters",
+        "ResultSelector",
+        "ResultPath",
+        "Retry",
+        "Catch",
+        "Next",
+        "End",
+        "TimeoutSeconds",
+        "TimeoutSecondsPath",
+        "HeartbeatSeconds",
+        "HeartbeatSecondsPath",
+        "Credentials",
+        "Arguments",
+        "Output",
+        "Assign",
+    },
+    "Pass": COMMON | {"Result", "ResultPath", "Parameters", "Next", "End", "Assign"},
+    "Choice": COMMON | {"Choices", "Default", "Assign"},
+    "Wait": COMMON
+    | {"Seconds", "Timestamp", "SecondsPath", "TimestampPath", "Next", "End", "Assign"},
+    "Succeed": COMMON,
+    "Fail": {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"},
+    "Parallel": COMMON
+    | {
+        "Branches",
+        "Parameters",
+        "ResultSelector",
+        "ResultPath",
+        "Retry",
+        "Catch",
+        "Next",
+        "End",
+        "Assign",
+    },
+    "Map": COMMON
+    | {
+        "Iterator",
+        "ItemProcessor",
+        "ItemsPath",
+        "ItemSelector",
+        "Parameters",
+        "MaxConcurrency",
+        "MaxConcurrencyPath",
+        "ResultSelector",
+        "ResultPath",
+        "Retry",
+        "Catch",
+        "Next",
+        "End",
+        "ToleratedFailurePercentage",
+        "ToleratedFailureCount",
+        "ItemReader",
+        "ItemBatcher",
+        "ResultWriter",
+        "Label",
+        "Assign",
+    },
+}
+MAX_STATES = 10_000
+
+
+def validate(definition: Any, where: str = "") -> None:
+    if not isinstance(definition, dict):
+        raise InvalidDefinition(f"{where or 'definition'}: must be a JSON object")
+    states = definition.get("States")
+    if not isinstance(states, dict) or not states:
+        raise InvalidDefinition(f"{where}States: must be a non-empty object")
+    if len(states) > MAX_STATES:
+        raise InvalidDefinition(f"{where}States: more than {MAX_STATES} states")
+    start = definition.get("StartAt")
+    if start not in states:
+        raise InvalidDefinition(f"{where}StartAt: state {start!r} does not exist")
+    for name, state in states.items():
+        _state(f"{where}States.{name}", state, states)
+
+
+def _state(where: str, state: Any, states: dict[str, Any]) -> None:
+    if not isinstance(state, dict):
+        raise InvalidDefinition(f"{where}: must be an object")
+    kind = state.get("Type")
+    if kind not in FIELDS:
+        raise InvalidDefinition(f"{where}.Type: {kind!r} is not a state type")
+    unknown = sorted(set(state) - FIELDS[kind])
+    if unknown:
+        raise InvalidDefinition(f"{where}.{unknown[0]}: not a field of a {kind} state")
+    _transition(where, kind, state, states)
+    for field in (
+        "InputPath",
+        "OutputPath",
+        "ResultPath",
+        "ItemsPath",
+        "SecondsPath",
+        "TimestampPath",
+        "ErrorPath",
+        "CausePath",
+    ):
+        value = state.get(field)
+        if value is not None:
+            _path(f"{where}.{field}", value)
+    for field in ("Parameters", "ResultSelector", "ItemSelector"):
+        if field in state:
+            _template(f"{where}.{field}", state[field])
+    if kind == "Task" and not isinstance(state.get("Resource"), str):
+        raise InvalidDefinition(f"{where}.Resource: a Task needs a resource string")
+    if kind == "Choice":
+        _choices(where, state, states)
+    if (
+        kind == "Wait"
+        and sum(f in state for f in ("Seconds", "Timestamp", "SecondsPath", "TimestampPath")) != 1
+    ):
+        raise InvalidDefinition(
+            f"{where}: a Wait state needs one of Seconds, Timestamp, SecondsPath, TimestampPath"
+        )
+    if kind == "Fail":
+        for plain, path in (("Error", "ErrorPath"), ("Cause", "CausePath")):
+            if plain in state and path in state:
+                raise InvalidDefinition(f"{where}.{path}: cannot be combined with {plain}")
+    if kind == "Parallel":
+        branches = state.get("Branches")
+        if not isinstance(branches, list) or not branches:
+            raise InvalidDefinition(f"{where}.Branches: must be a non-empty array")
+        for index, branch in enumerate(branches):
+            validate(branch, f"{where}.Branches[{index}].")
+    if kind == "Map":
+        processor = state.get("ItemProcessor", state.get("Iterator"))
+        validate(processor, f"{where}.ItemProcessor.")
+    for field in ("Retry", "Catch"):
+        if field in state:
+            _handlers(f"{where}.{field}", state[field], states, catch=field == "Catch")
+
+
+def _transition(where: str, kind: str, state: dict[str, Any], states: dict[str, Any]) -> None:
+    if kind in {"Succeed", "Fail", "Choice"}:
+        if "Next" in state or "End" in state:
+            raise InvalidDefinition(f"{where}: a {kind} state has no Next or End")
+        return
+    has_next, has_end = "Next" in state, state.get("End") is True
+    if has_next == has_end:
+        raise InvalidDefinition(f"{where}: needs exactly one of Next and End")
+    if has_next and state["Next"] not in states:
+        raise InvalidDefinition(f"{where}.Next: state {state['Next']!r} does not exist")
+
+
+def _path(where: str, value: Any) -> None:
+    try:
+        paths.parse(value)
+    except ValueError as exc:
+        raise InvalidDefinition(f"{where}: {exc}") from None
+
+
+def _template(where: str, value: Any) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key.endswith(".$"):
+                if not isinstance(inner, str):
+                    raise InvalidDefinition(
+                        f"{where}.{key}: must be a path or an intrinsic function"
+                    )
+                if inner.startswith("States."):
+                    try:
+                        parse_call(inner)
+                    except StatesError as exc:
+                        raise InvalidDefinition(f"{where}.{key}: {exc.cause}") from None
+                else:
+                    _path(f"{where}.{key}", inner)
+            else:
+                _template(f"{where}.{key}", inner)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            _template(f"{where}[{index}]", inner)
+
+
+def _choices(where: str, state: dict[str, Any], states: dict[str, Any]) -> None:
+    choices = state.get("Choices")
+    if not isinstance(choices, list) or not choices:
+        raise InvalidDefinition(f"{where}.Choices: must be a non-empty array")
+    for index, rule in enumerate(choices):
+        here = f"{where}.Choices[{index}]"
+        if not isinstance(rule, dict) or rule.get("Next") not in states:
+            raise InvalidDefinition(f"{here}.Next: must name an existing state")
+        _rule(here, rule)
+    if "Default" in state and state["Default"] not in states:
+        raise InvalidDefinition(f"{where}.Default: state {state['Default']!r} does not exist")
+
+
+def _rule(where: str, rule: dict[str, Any]) -> None:
+    if "And" in rule or "Or" in rule:
+        key = "And" if "And" in rule else "Or"
+        if not isinstance(rule[key], list) or not rule[key]:
+            raise InvalidDefinition(f"{where}.{key}: must be a non-empty array")
+        for index, inner in enumerate(rule[key]):
+            _rule(f"{where}.{key}[{index}]", inner)
+        return
+    if "Not" in rule:
+        _rule(f"{where}.Not", rule["Not"])
+        return
+    if "Variable" not in rule:
+        raise InvalidDefinition(f"{where}.Variable: is required")
+    _path(f"{where}.Variable", rule["Variable"])
+    comparisons = [k for k in rule if k not in {"Variable", "Next", "Comment"}]
+    if len(comparisons) != 1:
+        raise InvalidDefinition(f"{where}: needs exactly one comparison operator")
+    operator = comparisons[0]
+    if operator not in TESTS and operator.removesuffix("Path") not in OPERATORS:
+        raise InvalidDefinition(f"{where}.{operator}: not a comparison operator")
+
+
+def _handlers(where: str, value: Any, states: dict[str, Any], *, catch: bool) -> None:
+    if not isinstance(value, list):
+        raise InvalidDefinition(f"{where}: must be an array")
+    for index, handler in enumerate(value):
+        here = f"{where}[{index}]"
+        errors = handler.get("ErrorEquals") if isinstance(handler, dict) else None
+        if (
+            not isinstance(errors, list)
+            or not errors
+            or not all(isinstance(e, str) for e in errors)
+        ):
+            raise InvalidDefinition(f"{here}.ErrorEquals: must be a non-empty array of error names")
+        if "States.ALL" in errors and (len(errors) > 1 or index != len(value) - 1):
+            raise InvalidDefinition(f"{here}.ErrorEquals: States.ALL must appear alone and last")
+        if catch and handler.get("Next") not in states:
+            raise InvalidDefinition(f"{here}.Next: must name an existing state")
+        if not catch:
+            for field in ("IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds"):
+                number = handler.get(field, 1)
+                if not isinstance(number, int | float) or isinstance(number, bool) or number < 0:
+                    raise InvalidDefinition(f"{here}.{field}: must be a non-negative number")
