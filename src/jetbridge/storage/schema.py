@@ -331,3 +331,30 @@ subscriptions = Table(
     Column("active", Boolean, nullable=False),
 )
 Index("ix_subscriptions_flight", subscriptions.c.flight_key, subscriptions.c.active)
+
+# Workflows ----------------------------------------------------------------------------------
+
+executions = Table(
+    "workflow_executions",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("machine", String(80), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input", Text, nullable=False),
+    Column("output", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("cause", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+    Column("lease_until", Float, nullable=True),
+)
+Index("ix_executions_status", executions.c.status, executions.c.lease_until)
+
+execution_events = Table(
+    "workflow_events",
+    metadata,
+    Column("execution", String(80), primary_key=True),
+    Column("event_id", Integer, primary_key=True),
+    Column("body", Text, nullable=False),
+)

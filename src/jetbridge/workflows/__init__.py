@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError, TaskFailed
-from jetbridge.workflows.asl.interpreter import Runtime, TimedOut, new_context, run_machine
+from jetbridge.workflows.asl.interpreter import (
+    Runtime,
+    TimedOut,
+    new_context,
+    outcomes,
+    run_machine,
+)
 from jetbridge.workflows.asl.validate import validate
 
 __all__ = ["ExecutionResult", "InvalidDefinition", "TaskFailed", "execute", "validate_definition"]
@@ -50,11 +56,18 @@ def execute(
     *,
     name: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    previous: list[dict[str, Any]] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> ExecutionResult:
-    """Run a state machine to completion in this process, as Step Functions would."""
+    """Run a state machine to completion in this process, as Step Functions would.
+
+    `previous` is the stored history of an interrupted run of the same execution: tasks that
+    finished then are not run again. `on_event` receives each history event as it happens.
+    """
     machine = validate_definition(definition)
     data = json.loads(input) if isinstance(input, str | bytes) else ({} if input is None else input)
-    runtime = Runtime(handlers=dict(handlers or {}), sleep=sleep)
+    runtime = Runtime(handlers=dict(handlers or {}), sleep=sleep, replay=outcomes(previous or []))
+    runtime.on_event = on_event
     if "TimeoutSeconds" in machine:
         runtime.deadline = time.monotonic() + float(machine["TimeoutSeconds"])
     context = new_context(

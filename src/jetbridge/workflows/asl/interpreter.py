@@ -33,18 +33,21 @@ class Runtime:
     rng: random.Random = field(default_factory=random.Random)
     history: list[dict[str, Any]] = field(default_factory=list)
     deadline: float | None = None
+    replay: list[tuple[str, Any]] = field(default_factory=list)
+    on_event: Callable[[dict[str, Any]], None] | None = None
 
     def event(self, kind: str, **details: Any) -> None:
         number = len(self.history) + 1
-        self.history.append(
-            {
-                "id": number,
-                "previousEventId": number - 1,
-                "timestamp": _iso(self.now()),
-                "type": kind,
-                **details,
-            }
-        )
+        stamp = _iso(self.now())
+        record = {"id": number, "previousEventId": number - 1, "timestamp": stamp, "type": kind}
+        record.update(details)
+        self.history.append(record)
+        if self.on_event is not None:
+            self.on_event(record)
+
+    def recorded(self) -> tuple[str, Any] | None:
+        """The next task outcome from a previous run of this execution, if any (crash resume)."""
+        return self.replay.pop(0) if self.replay else None
 
 
 class TimedOut(Exception):
@@ -289,6 +292,9 @@ def _task(
     timeout = state.get("TimeoutSeconds")
     if "TimeoutSecondsPath" in state:
         timeout = paths.read(effective, state["TimeoutSecondsPath"], context)
+    earlier = runtime.recorded()
+    if earlier is not None:
+        return _replayed(earlier, runtime, wrap)
     future = _POOL.submit(handler, payload)
     try:
         result = future.result(timeout=timeout)
@@ -303,6 +309,31 @@ def _task(
         raise StatesError(error, cause) from None
     runtime.event("TaskSucceeded", taskSucceededEventDetails={"output": json.dumps(result)})
     return {"Payload": result, "StatusCode": 200} if wrap else result
+
+
+def _replayed(outcome: tuple[str, Any], runtime: Runtime, wrap: bool) -> Any:
+    """A task that finished before a crash is not run again: its recorded outcome stands."""
+    kind, value = outcome
+    if kind == "succeeded":
+        runtime.event("TaskSucceeded", taskSucceededEventDetails={"output": json.dumps(value)})
+        return {"Payload": value, "StatusCode": 200} if wrap else value
+    error, cause = value
+    runtime.event("TaskFailed", taskFailedEventDetails={"error": error, "cause": cause})
+    raise StatesError(error, cause)
+
+
+def outcomes(history: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """Task outcomes in the order they happened, from a stored history."""
+    found: list[tuple[str, Any]] = []
+    for event in history:
+        if event["type"] == "TaskSucceeded":
+            found.append(("succeeded", json.loads(event["taskSucceededEventDetails"]["output"])))
+        elif event["type"] == "TaskFailed":
+            details = event["taskFailedEventDetails"]
+            found.append(("failed", (details["error"], details["cause"])))
+        elif event["type"] == "TaskTimedOut":
+            found.append(("failed", ("States.Timeout", "timed out")))
+    return found
 
 
 def _describe(exc: Exception) -> tuple[str, str]:

@@ -1,0 +1,242 @@
+"""Durable executions: every history event is stored as it happens; a worker that dies is
+replaced by another (or by itself after a restart), which resumes the execution without running
+any finished task again.
+
+Executions are leased: a worker holds an execution while it runs it and renews the lease with
+each event, so one execution never runs in two workers at once unless a lease lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from jetbridge.errors import Conflict, NotFound
+from jetbridge.storage.schema import execution_events, executions
+from jetbridge.workflows import ExecutionResult, execute, validate_definition
+
+log = logging.getLogger(__name__)
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class Aborted(Exception):
+    """The execution was stopped (or taken over) while this worker ran it."""
+
+
+class WorkflowEngine:
+    def __init__(
+        self,
+        engine: Engine,
+        handlers: Mapping[str, Callable[[Any], Any]],
+        *,
+        lease_seconds: float = 300.0,
+    ) -> None:
+        self.engine = engine
+        self.handlers = dict(handlers)
+        self.lease_seconds = lease_seconds
+        self.listeners: list[Callable[[str, str], None]] = []
+
+    def start(
+        self,
+        *,
+        name: str,
+        definition: Mapping[str, Any] | str,
+        input: Any,
+        machine: str = "machine",
+    ) -> dict[str, Any]:
+        """Start once: a second start with the same name returns the first execution."""
+        body = validate_definition(definition)
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(executions).where(executions.c.name == name)).first()
+            if existing is not None:
+                if json.loads(existing.input) != input:
+                    raise Conflict(f"execution {name!r} exists with a different input")
+                return _describe(existing)
+            conn.execute(
+                insert(executions).values(
+                    name=name,
+                    machine=machine,
+                    definition=json.dumps(body),
+                    status="RUNNING",
+                    input=json.dumps(input),
+                    started_at=time.time(),
+                )
+            )
+        return self.describe(name=name)
+
+    def describe(self, *, name: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(executions).where(executions.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"execution {name!r} does not exist")
+        return _describe(row)
+
+    def history(self, *, name: str) -> list[dict[str, Any]]:
+        self.describe(name=name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(execution_events.c.body)
+                .where(execution_events.c.execution == name)
+                .order_by(execution_events.c.event_id)
+            )
+            return [json.loads(body) for body in rows.scalars()]
+
+    def list(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(executions).order_by(executions.c.started_at.desc()).limit(limit)
+        if status:
+            query = query.where(executions.c.status == status)
+        with self.engine.connect() as conn:
+            return [_describe(row) for row in conn.execute(query)]
+
+    def stop(self, *, name: str, error: str = "Aborted", cause: str = "") -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(executions)
+                .where(executions.c.name == name, executions.c.status == "RUNNING")
+                .values(
+                    status="ABORTED",
+                    error=error,
+                    cause=cause,
+                    stopped_at=time.time(),
+                    lease_until=None,
+                )
+            )
+        if changed.rowcount == 0:
+            self.describe(name=name)
+            raise Conflict(f"execution {name!r} is not running")
+        return self.describe(name=name)
+
+    def claim(self) -> str | None:
+        """Lease one running execution that nobody holds (new, or whose worker died)."""
+        now = time.time()
+        query = (
+            select(executions.c.name)
+            .where(executions.c.status == "RUNNING")
+            .where((executions.c.lease_until.is_(None)) | (executions.c.lease_until < now))
+            .order_by(executions.c.started_at)
+            .limit(1)
+        )
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            name = conn.execute(query).scalar()
+            if name is None:
+                return None
+            conn.execute(
+                update(executions)
+                .where(executions.c.name == name)
+                .values(lease_until=now + self.lease_seconds)
+            )
+        return str(name)
+
+    def run_one(self) -> bool:
+        name = self.claim()
+        if name is None:
+            return False
+        self.resume(name)
+        return True
+
+    def resume(self, name: str) -> ExecutionResult | None:
+        """Run (or continue) an execution this worker holds, to its end."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(executions).where(executions.c.name == name)).one()
+        previous = self.history(name=name)
+        try:
+            result = execute(
+                json.loads(row.definition),
+                json.loads(row.input),
+                self.handlers,
+                name=name,
+                previous=previous,
+                on_event=lambda event: self._store(name, event, len(previous)),
+            )
+        except Aborted:
+            return None
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(executions)
+                .where(executions.c.name == name, executions.c.status == "RUNNING")
+                .values(
+                    status=result.status,
+                    output=json.dumps(result.output),
+                    error=result.error,
+                    cause=result.cause,
+                    stopped_at=time.time(),
+                    lease_until=None,
+                )
+            )
+        for listener in self.listeners:
+            listener(name, result.status)
+        return result
+
+    def _store(self, name: str, event: dict[str, Any], stored: int) -> None:
+        if event["id"] <= stored:
+            return  # replaying what the previous run already recorded
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                update(executions)
+                .where(executions.c.name == name, executions.c.status == "RUNNING")
+                .values(lease_until=time.time() + self.lease_seconds)
+            )
+            if held.rowcount == 0:
+                raise Aborted(name)
+            conn.execute(
+                insert(execution_events).values(
+                    execution=name, event_id=event["id"], body=json.dumps(event)
+                )
+            )
+
+    def run_sync(
+        self, *, name: str, definition: Mapping[str, Any] | str, input: Any
+    ) -> dict[str, Any]:
+        """Start and run to the end in this thread (StartSyncExecution)."""
+        self.start(name=name, definition=definition, input=input)
+        if self.claim_named(name):
+            self.resume(name)
+        return self.describe(name=name)
+
+    def claim_named(self, name: str) -> bool:
+        now = time.time()
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                update(executions)
+                .where(executions.c.name == name, executions.c.status == "RUNNING")
+                .where((executions.c.lease_until.is_(None)) | (executions.c.lease_until < now))
+                .values(lease_until=now + self.lease_seconds)
+            )
+        return bool(claimed.rowcount)
+
+    async def run(self, stop: asyncio.Event, *, concurrency: int = 4, poll: float = 0.05) -> None:
+        async def worker() -> None:
+            while not stop.is_set():
+                try:
+                    busy = await asyncio.to_thread(self.run_one)
+                except Exception:
+                    log.exception("workflow worker failed; retrying")
+                    busy = False
+                if not busy:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=poll)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def _describe(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "machine": row.machine,
+        "status": row.status,
+        "input": json.loads(row.input),
+        "output": json.loads(row.output) if row.output else None,
+        "error": row.error,
+        "cause": row.cause,
+        "started_at": row.started_at,
+        "stopped_at": row.stopped_at,
+    }

@@ -1,0 +1,111 @@
+"""Durable executions on SQLite and PostgreSQL: idempotent start, stored history, crash resume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, update
+
+from jetbridge.errors import Conflict
+from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.migrate import upgrade
+from jetbridge.storage.schema import executions
+from jetbridge.workflows.engine import WorkflowEngine
+
+DEFINITION = {
+    "StartAt": "Reserve",
+    "States": {
+        "Reserve": {
+            "Type": "Task",
+            "Resource": "Reserve",
+            "ResultPath": "$.reserved",
+            "Next": "Pay",
+        },
+        "Pay": {"Type": "Task", "Resource": "Pay", "ResultPath": "$.paid", "End": True},
+    },
+}
+
+
+class Crash(BaseException):
+    """Stands for the worker process dying in the middle of a task."""
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_database_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_start_is_idempotent_by_name_and_runs_to_the_end(engine: Engine) -> None:
+    calls: list[str] = []
+    workflows = WorkflowEngine(
+        engine,
+        {
+            "Reserve": lambda p: calls.append("r") or "seat",
+            "Pay": lambda p: calls.append("p") or "paid",
+        },
+    )
+    first = workflows.start(name="booking-1", definition=DEFINITION, input={"id": 1})
+    again = workflows.start(name="booking-1", definition=DEFINITION, input={"id": 1})
+    assert first == again
+    with pytest.raises(Conflict):
+        workflows.start(name="booking-1", definition=DEFINITION, input={"id": 2})
+    assert workflows.run_one() is True
+    assert workflows.run_one() is False
+    done = workflows.describe(name="booking-1")
+    assert done["status"] == "SUCCEEDED"
+    assert done["output"] == {"id": 1, "reserved": "seat", "paid": "paid"}
+    kinds = [event["type"] for event in workflows.history(name="booking-1")]
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionSucceeded"
+    assert calls == ["r", "p"]
+
+
+def test_a_crashed_worker_is_resumed_without_running_finished_tasks_again(engine: Engine) -> None:
+    calls: list[str] = []
+    crash = [True]
+
+    def pay(payload: Any) -> str:
+        calls.append("p")
+        if crash[0]:
+            crash[0] = False
+            raise Crash
+        return "paid"
+
+    workflows = WorkflowEngine(
+        engine, {"Reserve": lambda p: calls.append("r") or "seat", "Pay": pay}, lease_seconds=60
+    )
+    workflows.start(name="booking-2", definition=DEFINITION, input={"id": 2})
+    with pytest.raises(Crash):
+        workflows.run_one()
+    assert workflows.describe(name="booking-2")["status"] == "RUNNING"
+    assert workflows.run_one() is False  # still leased by the dead worker
+    with engine.begin() as conn:
+        conn.execute(update(executions).values(lease_until=time.time() - 1))
+    assert workflows.run_one() is True
+    result = workflows.describe(name="booking-2")
+    assert result["status"] == "SUCCEEDED"
+    assert calls == ["r", "p", "p"]
+    history = workflows.history(name="booking-2")
+    assert [e["id"] for e in history] == list(range(1, len(history) + 1))
+    assert [e["type"] for e in history].count("TaskSucceeded") == 2
+
+
+def test_stop_aborts_and_failures_are_recorded(engine: Engine) -> None:
+    def fail(payload: Any) -> Any:
+        raise ValueError("card declined")
+
+    workflows = WorkflowEngine(engine, {"Reserve": fail, "Pay": lambda p: p})
+    workflows.start(name="will-fail", definition=DEFINITION, input={})
+    workflows.run_one()
+    failed = workflows.describe(name="will-fail")
+    assert (failed["status"], failed["error"]) == ("FAILED", "ValueError")
+    workflows.start(name="will-stop", definition=DEFINITION, input={})
+    assert workflows.stop(name="will-stop")["status"] == "ABORTED"
+    with pytest.raises(Conflict):
+        workflows.stop(name="will-stop")
+    assert {e["name"] for e in workflows.list()} == {"will-fail", "will-stop"}
