@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from jetbridge.booking.facade import Bookings
+from jetbridge.booking.tasks import BookingTasks
 from jetbridge.config import Settings
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.delivery import DeliveryWorker, RetryTiming
@@ -22,9 +27,17 @@ from jetbridge.events.scheduler import run_periodic
 from jetbridge.events.targets import TargetInvoker
 from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
+from jetbridge.payments.http_provider import HttpPaymentProvider
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
+from jetbridge.workflows.engine import WorkflowEngine
+
+BOOKING_SAGA = json.loads(
+    resources.files("jetbridge.workflows")
+    .joinpath("definitions/booking-saga.jetbridge.asl.json")
+    .read_text()
+)
 
 
 @dataclass(slots=True)
@@ -39,6 +52,8 @@ class Platform:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_event: asyncio.Event | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    workflows: WorkflowEngine | None = None
+    bookings: Bookings | None = None
     broadcasters: dict[str, LogBroadcaster] = field(default_factory=dict)
 
     def broadcaster(self, bus: str) -> LogBroadcaster:
@@ -62,6 +77,11 @@ class Platform:
         self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
         if self.settings.mqtt_url:
             await self._start_mqtt(self.settings.mqtt_url)
+        if self.workflows is not None:
+            workers = self.settings.workflow_workers
+            self.tasks.append(
+                asyncio.create_task(self.workflows.run(self.stop_event, concurrency=workers))
+            )
         self.tasks.append(
             asyncio.create_task(
                 run_periodic(
@@ -135,14 +155,42 @@ def build_platform(settings: Settings) -> Platform:
     worker.invoker.register_service("subscriptions.fan-out", notifier.fan_out)
     worker.invoker.register_service("subscriptions.webhook", notifier.webhook)
     worker.invoker.register_service("subscriptions.email", notifier.email)
-    return Platform(settings=settings, engine=engine, backbone=backbone, worker=worker, http=http)
+    platform = Platform(
+        settings=settings, engine=engine, backbone=backbone, worker=worker, http=http
+    )
+    _add_booking(platform)
+    return platform
+
+
+def _add_booking(platform: Platform) -> None:
+    """The booking saga on the workflow engine, paying through the configured provider."""
+    settings = platform.settings
+    url = settings.payments_url or f"http://{settings.host}:{settings.port}/test-payments"
+    provider = HttpPaymentProvider(base_url=url, api_key=settings.payments_api_key)
+    platform.closers.append(provider.close)
+    tasks = BookingTasks(backbone=platform.backbone, payments=provider)
+    platform.workflows = WorkflowEngine(platform.engine, tasks.handlers())
+    workflows = platform.workflows
+
+    def start_saga(booking_id: str, saga_input: dict[str, Any]) -> None:
+        workflows.start(
+            name=f"booking-{booking_id}",
+            definition=BOOKING_SAGA,
+            input=saga_input,
+            machine="booking",
+        )
+
+    platform.bookings = Bookings(backbone=platform.backbone, tasks=tasks, start_saga=start_saga)
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
     """The HTTP application; its lifespan prepares the database and runs the workers."""
+    from jetbridge.api.booking import router as booking_router
     from jetbridge.api.errors import BodySizeLimit, install_error_handlers
     from jetbridge.api.events import router as events_router
     from jetbridge.api.flights import router as flights_router
+    from jetbridge.api.workflows import router as workflows_router
+    from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.live import router as live_router
 
     platform = platform or build_platform(settings or Settings())
@@ -166,6 +214,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     install_error_handlers(app)
     app.include_router(events_router)
     app.include_router(flights_router)
+    app.include_router(booking_router)
+    app.include_router(workflows_router)
+    app.mount("/test-payments", create_test_provider())
     app.include_router(live_router)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
     return app

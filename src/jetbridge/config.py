@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         default=None, description="smtp://host:port for email notifications"
     )
     smtp_sender: str = "flight-status@jetbridge.local"
+    payments_url: str | None = Field(
+        default=None,
+        description="PaymentIntents-style provider; unset uses the built-in test provider",
+    )
+    payments_api_key: str = "test"
+    workflow_workers: int = Field(default=4, ge=1, le=64)
     data_dir: Path = Path("var")
     run_workers: bool = True
 

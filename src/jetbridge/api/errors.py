@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jetbridge.errors import Conflict, InvalidRequest, NotFound
 from jetbridge.events.envelope import InvalidEvent
 from jetbridge.events.patterns import InvalidEventPattern
+from jetbridge.workflows import InvalidDefinition
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidEvent, simple(400, "InvalidEvent"))
     app.add_exception_handler(InvalidEventPattern, simple(400, "InvalidEventPattern"))
     app.add_exception_handler(InvalidRequest, simple(400, "InvalidRequest"))
+    app.add_exception_handler(InvalidDefinition, simple(400, "InvalidDefinition"))
     app.add_exception_handler(NotFound, simple(404, "NotFound"))
     app.add_exception_handler(Conflict, simple(409, "Conflict"))
     app.add_exception_handler(Exception, unexpected)

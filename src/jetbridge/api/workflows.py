@@ -1,0 +1,60 @@
+"""HTTP API of the workflow engine: start (idempotent by name), describe, history, list, stop."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from jetbridge.errors import NotFound
+from jetbridge.workflows.engine import WorkflowEngine
+
+router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+
+
+def get_workflows(request: Request) -> WorkflowEngine:
+    engine: WorkflowEngine | None = request.app.state.platform.workflows
+    if engine is None:
+        raise NotFound("workflows are not enabled on this platform")
+    return engine
+
+
+Workflows = Annotated[WorkflowEngine, Depends(get_workflows)]
+
+
+class StartExecution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[\w.-]+$")]
+    definition: dict[str, Any]
+    input: Any = None
+
+
+@router.post("/executions", status_code=201)
+def start(body: StartExecution, workflows: Workflows) -> dict[str, Any]:
+    return workflows.start(name=body.name, definition=body.definition, input=body.input)
+
+
+@router.get("/executions")
+def list_executions(
+    workflows: Workflows,
+    status: Annotated[
+        str | None, Query(pattern=r"^(RUNNING|SUCCEEDED|FAILED|TIMED_OUT|ABORTED)$")
+    ] = None,
+) -> list[dict[str, Any]]:
+    return workflows.list(status=status)
+
+
+@router.get("/executions/{name}")
+def describe(name: str, workflows: Workflows) -> dict[str, Any]:
+    return workflows.describe(name=name)
+
+
+@router.get("/executions/{name}/history")
+def history(name: str, workflows: Workflows) -> list[dict[str, Any]]:
+    return workflows.history(name=name)
+
+
+@router.post("/executions/{name}/stop")
+def stop(name: str, workflows: Workflows) -> dict[str, Any]:
+    return workflows.stop(name=name)
