@@ -213,8 +213,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(events_router)
+    app.include_router(booking_router)  # before /api/flights/{flight_key}
     app.include_router(flights_router)
-    app.include_router(booking_router)
     app.include_router(workflows_router)
     app.mount("/test-payments", create_test_provider())
     app.include_router(live_router)

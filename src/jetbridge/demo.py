@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from jetbridge.aodb.cdc import DEFAULT_MAPPING, SqlChangeCapture, TableMapping
 from jetbridge.aodb.legacy import legacy_metadata
 from jetbridge.aodb.simulator import AodbSimulator, plan_day
+from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.events import registry
 from jetbridge.events.specs import RuleSpec
 from jetbridge.flights.cdc_runner import CdcRunner
@@ -39,6 +40,12 @@ def log_gate_change(event: dict[str, Any]) -> None:
         detail.get("current"),
         detail.get("version"),
     )
+
+
+def _demo_schedule(platform: Any) -> None:
+    """A week of bookable flights from today."""
+    with platform.backbone.transaction() as conn:
+        import_schedule(conn, demo_schedule(start=datetime.now(UTC).date(), days=7))
 
 
 def _demo_rule(platform: Any) -> None:
@@ -68,6 +75,7 @@ def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 30
     async def lifespan(inner: FastAPI) -> AsyncIterator[None]:
         async with outer(inner):
             await asyncio.to_thread(_demo_rule, platform)
+            await asyncio.to_thread(_demo_schedule, platform)
             plan = plan_day(seed=2026, day=datetime.now(UTC).date(), rotations=rotations)
             simulator = AodbSimulator(legacy, plan, speed=speed)
             await asyncio.to_thread(_reset, legacy, simulator)
