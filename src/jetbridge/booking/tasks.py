@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.booking import inventory, service
 from jetbridge.booking.events import booking_event
@@ -372,18 +373,20 @@ def _set_balance(conn: Connection, customer: str, points: int, *, exists: bool) 
 
 
 def _next_serial(conn: Connection) -> int:
-    current = conn.execute(
-        select(counters.c.value).where(counters.c.name == "ticket_serial")
-    ).scalar()
-    if current is None:
-        conn.execute(insert(counters).values(name="ticket_serial", value=1))
-        return 1
-    conn.execute(
+    """The next ticket serial, atomically: concurrent issuers never get the same number."""
+    bumped = conn.execute(
         update(counters)
         .where(counters.c.name == "ticket_serial")
         .values(value=counters.c.value + 1)
+        .returning(counters.c.value)
+    ).scalar()
+    if bumped is not None:
+        return int(bumped)
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        dialect_insert(counters).values(name="ticket_serial", value=0).on_conflict_do_nothing()
     )
-    return int(current) + 1
+    return _next_serial(conn)
 
 
 def _held_by(conn: Connection, booking_id: str) -> list[str]:
@@ -403,9 +406,12 @@ def _carry(payload: Any) -> dict[str, Any]:
 
 
 def _reason(payload: Any) -> str:
-    if isinstance(payload, dict) and isinstance(payload.get("Cause"), str):
+    """Why the booking failed, from the caught error (at `$` or, in our saga, `$.error`)."""
+    error = payload.get("error", payload) if isinstance(payload, dict) else {}
+    cause = error.get("Cause") if isinstance(error, dict) else None
+    if isinstance(cause, str):
         try:
-            return str(json.loads(payload["Cause"]).get("reason", payload["Cause"]))
+            return str(json.loads(cause).get("reason", cause))[:500]
         except (ValueError, AttributeError):
-            return str(payload["Cause"])[:500]
+            return cause[:500]
     return "cancelled"
