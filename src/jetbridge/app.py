@@ -169,7 +169,9 @@ def _add_booking(platform: Platform) -> None:
     provider = HttpPaymentProvider(base_url=url, api_key=settings.payments_api_key)
     platform.closers.append(provider.close)
     tasks = BookingTasks(backbone=platform.backbone, payments=provider)
-    platform.workflows = WorkflowEngine(platform.engine, tasks.handlers())
+    platform.workflows = WorkflowEngine(
+        platform.engine, tasks.handlers(), lease_seconds=settings.workflow_lease_seconds
+    )
     workflows = platform.workflows
 
     def start_saga(booking_id: str, saga_input: dict[str, Any]) -> None:

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     )
     payments_api_key: str = "test"
     workflow_workers: int = Field(default=4, ge=1, le=64)
+    workflow_lease_seconds: float = Field(default=300.0, gt=0)
     data_dir: Path = Path("var")
     run_workers: bool = True
 
