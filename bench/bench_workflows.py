@@ -46,7 +46,7 @@ CHAIN = {
 
 
 def commit_rate(url: str, count: int) -> float:
-    engine = create_engine(normalise_url(url))
+    engine = create_database_engine(url)  # the same settings the platform uses (WAL on SQLite)
     table = Table(
         f"probe_{uuid.uuid4().hex[:6]}", MetaData(), Column("n", Integer, primary_key=True)
     )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 
 from sqlalchemy import Connection, insert, select, update
@@ -13,9 +11,8 @@ from jetbridge.aodb.cdc import Position, RowChange, SqlChangeCapture
 from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FIELDS, FlightIdentity, InvalidFlight
+from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import cdc_positions
-
-log = logging.getLogger(__name__)
 
 
 def to_update(change: RowChange) -> Update:
@@ -69,13 +66,6 @@ class CdcRunner:
         return len(changes)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                count = await asyncio.to_thread(self.step)
-            except Exception:
-                log.exception("AODB change capture failed; retrying")
-                count = 0
-            if count:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+        await poll_until_stopped(
+            self.step, stop, interval=self.interval, name="AODB change capture"
+        )

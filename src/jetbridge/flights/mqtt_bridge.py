@@ -12,17 +12,15 @@ it publishes again from there (retained messages make the repeat harmless).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
 
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.cdc_runner import load_position, save_position
 from jetbridge.flights.fids import board_row
 from jetbridge.flights.hub import BUS
+from jetbridge.loops import poll_until_stopped
 from jetbridge.notify.mqtt import MqttPublisher
 
-log = logging.getLogger(__name__)
 CONSUMER = "mqtt-bridge"
 
 
@@ -61,13 +59,4 @@ class MqttBridge:
         )
 
     async def run(self, stop: asyncio.Event, *, interval: float = 0.1) -> None:
-        while not stop.is_set():
-            try:
-                count = await asyncio.to_thread(self.step)
-            except Exception:
-                log.exception("MQTT bridge failed; retrying")
-                count = 0
-            if count:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+        await poll_until_stopped(self.step, stop, interval=interval, name="MQTT bridge")

@@ -9,9 +9,7 @@ each event, so one execution never runs in two workers at once unless a lease la
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,10 +17,10 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from jetbridge.errors import Conflict, NotFound
+from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import ExecutionResult, execute, validate_definition
 
-log = logging.getLogger(__name__)
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -214,18 +212,11 @@ class WorkflowEngine:
         return bool(claimed.rowcount)
 
     async def run(self, stop: asyncio.Event, *, concurrency: int = 4, poll: float = 0.05) -> None:
-        async def worker() -> None:
-            while not stop.is_set():
-                try:
-                    busy = await asyncio.to_thread(self.run_one)
-                except Exception:
-                    log.exception("workflow worker failed; retrying")
-                    busy = False
-                if not busy:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=poll)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        workers = [
+            poll_until_stopped(self.run_one, stop, interval=poll, name="workflow worker")
+            for _ in range(concurrency)
+        ]
+        await asyncio.gather(*workers)
 
 
 def _describe(row: Any) -> dict[str, Any]:
