@@ -27,7 +27,7 @@ from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.booking.service import BookingRequest, Passenger
 from jetbridge.config import Settings
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
-from jetbridge.storage.db import normalise_url
+from jetbridge.storage.db import create_database_engine, normalise_url
 from jetbridge.workflows.engine import WorkflowEngine
 from support.servers import serve_app
 
