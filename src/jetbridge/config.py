@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     payments_api_key: str = "test"
     workflow_workers: int = Field(default=4, ge=1, le=64)
     workflow_lease_seconds: float = Field(default=300.0, gt=0)
+    aodb_url: str | None = Field(
+        default=None, description="legacy AODB database; unset: var/aodb.db (SQLite) for the demo"
+    )
+    aodb_capture: str = Field(default="watermark", pattern="^(watermark|logical|binlog)$")
+    aodb_mapping: Path | None = Field(default=None, description="TOML column mapping")
     data_dir: Path = Path("var")
     run_workers: bool = True
 

@@ -17,9 +17,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from jetbridge.aodb.cdc import DEFAULT_MAPPING, SqlChangeCapture, TableMapping
+from jetbridge.aodb.cdc import DEFAULT_MAPPING, TableMapping
 from jetbridge.aodb.legacy import legacy_metadata
 from jetbridge.aodb.simulator import AodbSimulator, plan_day
+from jetbridge.aodb.sources import open_source
 from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.events import registry
 from jetbridge.events.specs import RuleSpec
@@ -69,7 +70,10 @@ def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 30
     """Run the AODB simulator and its change capture while the app runs."""
     platform = app.state.platform
     outer = app.router.lifespan_context
-    legacy = create_database_engine(f"sqlite:///{platform.settings.data_dir / 'aodb.db'}")
+    settings = platform.settings
+    legacy_url = settings.aodb_url or f"sqlite:///{settings.data_dir / 'aodb.db'}"
+    legacy = create_database_engine(legacy_url)
+    mapping = TableMapping.load(settings.aodb_mapping or DEFAULT_MAPPING)
 
     @asynccontextmanager
     async def lifespan(inner: FastAPI) -> AsyncIterator[None]:
@@ -78,11 +82,12 @@ def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 30
             await asyncio.to_thread(_demo_schedule, platform)
             plan = plan_day(seed=2026, day=datetime.now(UTC).date(), rotations=rotations)
             simulator = AodbSimulator(legacy, plan, speed=speed)
-            await asyncio.to_thread(_reset, legacy, simulator)
-            runner = CdcRunner(
-                SqlChangeCapture(legacy, TableMapping.load(DEFAULT_MAPPING)),
-                FlightHub(platform.backbone),
+            await asyncio.to_thread(_reset, legacy)
+            source = await asyncio.to_thread(
+                open_source, settings.aodb_capture, url=legacy_url, engine=legacy, mapping=mapping
             )
+            await asyncio.to_thread(simulator.install)
+            runner = CdcRunner(source, FlightHub(platform.backbone))
             stop_sim = threading.Event()
             stop = asyncio.Event()
             sim = asyncio.create_task(asyncio.to_thread(simulator.run, stop=stop_sim))
@@ -98,6 +103,7 @@ def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 30
     app.router.lifespan_context = lifespan
 
 
-def _reset(legacy: Any, simulator: AodbSimulator) -> None:
+def _reset(legacy: Any) -> None:
+    """A fresh legacy table; the capture opens on it before the day's schedule is written."""
     legacy_metadata.drop_all(legacy)
-    simulator.install()
+    legacy_metadata.create_all(legacy)

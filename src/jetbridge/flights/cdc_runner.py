@@ -1,4 +1,4 @@
-"""Feeds legacy AODB changes (SQL watermark capture) into the flight hub; resumes after restarts."""
+"""Feeds legacy AODB changes (any change source) into the flight hub; resumes after restarts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import time
 
 from sqlalchemy import Connection, insert, select, update
 
-from jetbridge.aodb.cdc import Position, RowChange, SqlChangeCapture
+from jetbridge.aodb.cdc import RowChange, SqlChangeCapture
+from jetbridge.aodb.sources import ChangeSource, WatermarkSource
 from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FIELDS, FlightIdentity, InvalidFlight
@@ -39,18 +40,20 @@ def save_position(conn: Connection, name: str, position: str) -> None:
 
 
 class CdcRunner:
-    """Poll, translate, apply, then store the position (a crash re-applies, which is harmless)."""
+    """Read, translate, apply, store the position, acknowledge (a crash re-applies: harmless)."""
 
-    def __init__(self, capture: SqlChangeCapture, hub: FlightHub, *, interval: float = 0.2) -> None:
-        self.capture = capture
+    def __init__(
+        self, source: ChangeSource | SqlChangeCapture, hub: FlightHub, *, interval: float = 0.2
+    ) -> None:
+        self.source = WatermarkSource(source) if isinstance(source, SqlChangeCapture) else source
         self.hub = hub
         self.interval = interval
-        self.name = f"sql:{capture.mapping.name}"
+        self.name = self.source.name
 
     def step(self) -> int:
         with self.hub.backbone.reading() as conn:
-            position = Position.from_json(load_position(conn, self.name))
-        changes, after = self.capture.poll(position)
+            position = load_position(conn, self.name)
+        changes, after = self.source.read(position)
         for change in changes:
             try:
                 item = to_update(change)
@@ -61,8 +64,11 @@ class CdcRunner:
                 continue
             with self.hub.backbone.transaction() as conn:
                 self.hub.apply(conn, item)
-        with self.hub.backbone.transaction() as conn:
-            save_position(conn, self.name, after.to_json())
+        if after is not None:
+            with self.hub.backbone.transaction() as conn:
+                save_position(conn, self.name, after)
+            if changes:
+                self.source.acknowledge(after)
         return len(changes)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -10,10 +10,12 @@ from sqlalchemy.engine import make_url
 
 
 def normalise_url(url: str) -> str:
-    """Map plain `postgresql://` URLs to the psycopg 3 driver; leave others untouched."""
+    """Map plain `postgresql://` to psycopg 3 and `mysql://` to PyMySQL; leave others untouched."""
     parsed = make_url(url)
     if parsed.drivername in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername in {"mysql", "mariadb"}:
+        parsed = parsed.set(drivername="mysql+pymysql")
     return parsed.render_as_string(hide_password=False)
 
 
