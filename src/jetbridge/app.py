@@ -184,6 +184,11 @@ def _add_booking(platform: Platform) -> None:
 
     platform.bookings = Bookings(backbone=platform.backbone, tasks=tasks, start_saga=start_saga)
 
+    def start_from_event(name: str, definition: dict[str, Any], payload: Any) -> None:
+        workflows.start(name=name, definition=definition, input=payload, machine="rule")
+
+    platform.worker.invoker.start_workflow = start_from_event
+
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
     """The HTTP application; its lifespan prepares the database and runs the workers."""

@@ -102,6 +102,13 @@ def _validate_target(conn: Connection, target: TargetSpec, where: str) -> None:
             TargetInput.from_config(config)
     except InvalidInputTransform as exc:
         raise InvalidRequest(f"{where}.{exc}") from None
+    if target.kind == "workflow" and target.definition is not None:
+        from jetbridge.workflows import InvalidDefinition, validate_definition
+
+        try:
+            validate_definition(target.definition)
+        except InvalidDefinition as exc:
+            raise InvalidRequest(f"{where}.definition: {exc}") from None
     if target.kind == "bus" and target.bus and not _bus_exists(conn, target.bus):
         raise InvalidRequest(f"{where}.bus: event bus {target.bus!r} does not exist")
 

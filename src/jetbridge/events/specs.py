@@ -41,7 +41,7 @@ class TargetSpec(Strict):
     """One target of a rule: a Python handler, an HTTP endpoint or another bus."""
 
     id: TargetId
-    kind: Literal["python", "http", "bus"]
+    kind: Literal["python", "http", "bus", "workflow"]
     handler: str | None = Field(default=None, max_length=256)
     url: str | None = Field(default=None, max_length=2048)
     headers: dict[str, str] = Field(default_factory=dict)
@@ -49,6 +49,7 @@ class TargetSpec(Strict):
     api_key: str | None = Field(default=None, max_length=1024)
     secret: str | None = Field(default=None, max_length=1024)
     bus: BusName | None = None
+    definition: dict[str, Any] | None = None
     input: Any = None
     input_path: str | None = Field(default=None, max_length=256)
     input_transformer: InputTransformerSpec | None = None
@@ -79,7 +80,9 @@ class TargetSpec(Strict):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> TargetSpec:
-        required = {"python": "handler", "http": "url", "bus": "bus"}[self.kind]
+        required = {"python": "handler", "http": "url", "bus": "bus", "workflow": "definition"}[
+            self.kind
+        ]
         if getattr(self, required) is None:
             raise ValueError(f"a {self.kind} target needs '{required}'")
         shaping = [
@@ -101,7 +104,16 @@ class TargetSpec(Strict):
         return None
 
     def kind_config(self) -> dict[str, Any]:
-        fields = ("handler", "url", "headers", "api_key_header", "api_key", "secret", "bus")
+        fields = (
+            "handler",
+            "url",
+            "headers",
+            "api_key_header",
+            "api_key",
+            "secret",
+            "bus",
+            "definition",
+        )
         return {name: getattr(self, name) for name in fields if getattr(self, name)}
 
 

@@ -64,6 +64,7 @@ class TargetInvoker:
         self._default_secret = default_secret
         self._handlers: dict[str, tuple[Callable[..., Any], bool]] = {}
         self.services: dict[str, Callable[..., Any]] = {}
+        self.start_workflow: Callable[[str, dict[str, Any], Any], None] | None = None
 
     def register_service(self, name: str, handler: Callable[..., Any]) -> None:
         """Make a platform-bound callable a target, named `service:<name>` in rules."""
@@ -74,6 +75,10 @@ class TargetInvoker:
             await self._call_python(spec.handler or "", payload, context)
         elif spec.kind == "http":
             await self._post(spec, payload, context)
+        elif spec.kind == "workflow" and self.start_workflow is not None:
+            # One execution per event and rule: a redelivery finds the execution already started.
+            name = f"{context.rule}-{context.event_id}"[:80]
+            await asyncio.to_thread(self.start_workflow, name, spec.definition or {}, payload)
         else:
             raise DeliveryFailed(f"target kind {spec.kind!r} is not invoked here", retryable=False)
 
