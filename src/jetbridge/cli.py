@@ -193,6 +193,30 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workflows(args: argparse.Namespace) -> int:
+    """Start (idempotent by name), run synchronously, describe, history, list, stop."""
+    from jetbridge.workflows.engine import WorkflowEngine
+
+    platform = _platform()
+    engine: WorkflowEngine = platform.workflows
+    if args.action in {"start", "run"}:
+        definition = load_json_argument(args.definition or "", "--definition")
+        data = load_json_argument(args.input, "--input") if args.input else {}
+        if args.action == "run":
+            _print(engine.run_sync(name=args.name, definition=definition, input=data))
+        else:
+            _print(engine.start(name=args.name, definition=definition, input=data))
+    elif args.action == "describe":
+        _print(engine.describe(name=args.name))
+    elif args.action == "history":
+        _print(engine.history(name=args.name))
+    elif args.action == "stop":
+        _print(engine.stop(name=args.name))
+    else:
+        _print(engine.list(status=args.status))
+    return 0
+
+
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
     _platform()
     print("database is at the current schema")
@@ -249,6 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     feed.add_argument("--dry-run", action="store_true", help="print the updates as JSON lines only")
     feed.add_argument("--received-at", help="receipt time for telex without an originator time")
     feed.set_defaults(run=cmd_ingest)
+
+    flows = sub.add_parser("workflows", help="start, run, describe, list or stop executions")
+    flows.add_argument("action", choices=["start", "run", "describe", "history", "list", "stop"])
+    flows.add_argument("--name", default="")
+    flows.add_argument("--definition", help="ASL definition JSON or a file holding it")
+    flows.add_argument("--input", help="input JSON or a file holding it")
+    flows.add_argument("--status")
+    flows.set_defaults(run=cmd_workflows)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="sub", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(run=cmd_db_upgrade)

@@ -73,3 +73,44 @@ def test_rules_put_events_and_dead_letters_from_the_shell(tmp_path: Path) -> Non
     assert bad.returncode == 2
     assert "source" in bad.stderr
     assert json.loads(jetbridge("dlq", "list", env=env).stdout) == []
+
+
+def test_workflows_from_the_shell(tmp_path: Path) -> None:
+    env = {"JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'wf.db'}"}
+    definition = tmp_path / "machine.json"
+    definition.write_text(
+        json.dumps(
+            {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": {"ok": True}, "End": True}}}
+        )
+    )
+    ran = jetbridge(
+        "workflows",
+        "run",
+        "--name",
+        "one",
+        "--definition",
+        str(definition),
+        "--input",
+        '{"x": 1}',
+        env=env,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["output"] == {"ok": True}
+    history = json.loads(jetbridge("workflows", "history", "--name", "one", env=env).stdout)
+    assert history[-1]["type"] == "ExecutionSucceeded"
+    assert [e["name"] for e in json.loads(jetbridge("workflows", "list", env=env).stdout)] == [
+        "one"
+    ]
+    bad = jetbridge(
+        "workflows",
+        "start",
+        "--name",
+        "two",
+        "--definition",
+        '{"StartAt": "Z", "States": {}}',
+        env=env,
+    )
+    assert bad.returncode == 2
+    assert "States" in bad.stderr
+    missing = jetbridge("workflows", "describe", "--name", "nope", env=env)
+    assert missing.returncode == 2
