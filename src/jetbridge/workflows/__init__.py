@@ -19,6 +19,7 @@ from jetbridge.workflows.asl.interpreter import (
     new_context,
     outcomes,
     run_machine,
+    wait_starts,
 )
 from jetbridge.workflows.asl.validate import validate
 
@@ -66,7 +67,12 @@ def execute(
     """
     machine = validate_definition(definition)
     data = json.loads(input) if isinstance(input, str | bytes) else ({} if input is None else input)
-    runtime = Runtime(handlers=dict(handlers or {}), sleep=sleep, replay=outcomes(previous or []))
+    runtime = Runtime(
+        handlers=dict(handlers or {}),
+        sleep=sleep,
+        replay=outcomes(previous or []),
+        wait_starts=wait_starts(previous or []),
+    )
     runtime.on_event = on_event
     if "TimeoutSeconds" in machine:
         runtime.deadline = time.monotonic() + float(machine["TimeoutSeconds"])

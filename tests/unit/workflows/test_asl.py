@@ -347,3 +347,33 @@ def test_machine_timeout() -> None:
     )
     result = execute(definition, {}, {"Slow": lambda p: time.sleep(0.3)})
     assert result.status == "TIMED_OUT"
+
+
+def test_a_resumed_wait_only_waits_what_is_left() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    definition = machine(
+        {
+            "A": {"Type": "Wait", "Seconds": 10, "Next": "B"},
+            "B": {"Type": "Task", "Resource": "T", "End": True},
+        }
+    )
+    calls: list[int] = []
+    first = execute(
+        definition, {}, {"T": lambda p: calls.append(1) or "done"}, sleep=lambda s: None
+    )
+    entered = (datetime.now(UTC) - timedelta(seconds=7)).isoformat().replace("+00:00", "Z")
+    interrupted = [
+        dict(e, timestamp=entered) if e["type"] == "WaitStateEntered" else e
+        for e in first.history[:3]
+    ]
+    waits: list[float] = []
+    resumed = execute(
+        definition,
+        {},
+        {"T": lambda p: calls.append(2) or "again"},
+        sleep=waits.append,
+        previous=interrupted,
+    )
+    assert resumed.output == "again"
+    assert len(waits) == 1 and 2.5 < waits[0] <= 3.0

@@ -34,6 +34,7 @@ class Runtime:
     history: list[dict[str, Any]] = field(default_factory=list)
     deadline: float | None = None
     replay: list[tuple[str, Any]] = field(default_factory=list)
+    wait_starts: list[datetime] = field(default_factory=list)
     on_event: Callable[[dict[str, Any]], None] | None = None
 
     def event(self, kind: str, **details: Any) -> None:
@@ -44,6 +45,10 @@ class Runtime:
         self.history.append(record)
         if self.on_event is not None:
             self.on_event(record)
+
+    def wait_started(self) -> datetime:
+        """When the current Wait began: in a resumed execution, when it began the first time."""
+        return self.wait_starts.pop(0) if self.wait_starts else self.now()
 
     def recorded(self) -> tuple[str, Any] | None:
         """The next task outcome from a previous run of this execution, if any (crash resume)."""
@@ -320,6 +325,15 @@ def _replayed(outcome: tuple[str, Any], runtime: Runtime, wrap: bool) -> Any:
     error, cause = value
     runtime.event("TaskFailed", taskFailedEventDetails={"error": error, "cause": cause})
     raise StatesError(error, cause)
+
+
+def wait_starts(history: list[dict[str, Any]]) -> list[datetime]:
+    """When each Wait state of a stored history was entered, in order."""
+    return [
+        datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+        for event in history
+        if event["type"] == "WaitStateEntered"
+    ]
 
 
 def outcomes(history: list[dict[str, Any]]) -> list[tuple[str, Any]]:
