@@ -46,9 +46,9 @@ class Runtime:
         if self.on_event is not None:
             self.on_event(record)
 
-    def wait_started(self) -> datetime:
-        """When the current Wait began: in a resumed execution, when it began the first time."""
-        return self.wait_starts.pop(0) if self.wait_starts else self.now()
+    def wait_started(self) -> datetime | None:
+        """When the current Wait first began, if this execution is resuming it."""
+        return self.wait_starts.pop(0) if self.wait_starts else None
 
     def recorded(self) -> tuple[str, Any] | None:
         """The next task outcome from a previous run of this execution, if any (crash resume)."""
@@ -362,6 +362,7 @@ def _describe(exc: Exception) -> tuple[str, str]:
 
 
 def _wait(state: dict[str, Any], data: Any, context: Any, runtime: Runtime) -> None:
+    started = runtime.wait_started()
     if "Seconds" in state or "SecondsPath" in state:
         seconds = (
             state["Seconds"]
@@ -370,7 +371,8 @@ def _wait(state: dict[str, Any], data: Any, context: Any, runtime: Runtime) -> N
         )
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
             raise StatesError("States.Runtime", "Wait seconds must be a non-negative number")
-        runtime.sleep(float(seconds))
+        elapsed = 0.0 if started is None else (runtime.now() - started).total_seconds()
+        runtime.sleep(max(0.0, float(seconds) - elapsed))
         return
     value = (
         state["Timestamp"]
