@@ -196,6 +196,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     from jetbridge.api.errors import BodySizeLimit, install_error_handlers
     from jetbridge.api.events import router as events_router
     from jetbridge.api.flights import router as flights_router
+    from jetbridge.api.graphql import graphql_router
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.live import router as live_router
@@ -223,6 +224,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.include_router(booking_router)  # before /api/flights/{flight_key}
     app.include_router(flights_router)
     app.include_router(workflows_router)
+    app.include_router(graphql_router())
     app.mount("/test-payments", create_test_provider())
     app.include_router(live_router)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
