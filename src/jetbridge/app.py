@@ -200,6 +200,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.live import router as live_router
+    from jetbridge.web.pages import router as pages_router
 
     platform = platform or build_platform(settings or Settings())
 
@@ -227,5 +228,6 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.include_router(graphql_router())
     app.mount("/test-payments", create_test_provider())
     app.include_router(live_router)
+    app.include_router(pages_router)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
     return app
