@@ -121,3 +121,12 @@ def browser() -> Iterator[Any]:
         )
         yield instance
         instance.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis server: JETBRIDGE_TEST_REDIS_URL (set by .ci/run when the machine has one)."""
+    configured = os.environ.get("JETBRIDGE_TEST_REDIS_URL")
+    if not configured:
+        pytest.skip("JETBRIDGE_TEST_REDIS_URL is not set (no pip package provides a Redis server)")
+    return configured

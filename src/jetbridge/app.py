@@ -182,7 +182,15 @@ def _add_booking(platform: Platform) -> None:
             machine="booking",
         )
 
-    platform.bookings = Bookings(backbone=platform.backbone, tasks=tasks, start_saga=start_saga)
+    cache = None
+    if settings.redis_url:
+        from jetbridge.booking.cache import RedisSearchCache
+
+        cache = RedisSearchCache(settings.redis_url)
+        platform.closers.append(cache.close)
+    platform.bookings = Bookings(
+        backbone=platform.backbone, tasks=tasks, start_saga=start_saga, cache=cache
+    )
 
     def start_from_event(name: str, definition: dict[str, Any], payload: Any) -> None:
         workflows.start(name=name, definition=definition, input=payload, machine="rule")

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
         description="PaymentIntents-style provider; unset uses the built-in test provider",
     )
     payments_api_key: str = "test"
+    redis_url: str | None = Field(default=None, description="redis://host:6379/0 caches searches")
     workflow_workers: int = Field(default=4, ge=1, le=64)
     workflow_lease_seconds: float = Field(default=300.0, gt=0)
     aodb_url: str | None = Field(
