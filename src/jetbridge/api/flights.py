@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -135,11 +136,32 @@ async def _board_events(
         yield f"id: {position}\nevent: snapshot\ndata: {json.dumps(rows)}\n\n"
         resume = position
     async for seq, event in broadcaster.subscribe(resume):
+        frame = _frame(broadcaster.frames, seq, event, airport, direction, day)
+        if frame:
+            yield frame
+
+
+def _frame(
+    frames: OrderedDict[Any, str],
+    seq: int,
+    event: dict[str, Any],
+    airport: str,
+    direction: str,
+    day: date,
+) -> str:
+    """The SSE frame one board gets for one event, rendered once however many clients watch."""
+    key = (seq, airport, direction, day.isoformat())
+    frame = frames.get(key)
+    if frame is None:
         row = _relevant(event, airport, direction, day)
         if row:
-            yield f"id: {seq}\nevent: flight\ndata: {json.dumps(row)}\n\n"
-        elif seq % 50 == 0:
-            yield f"id: {seq}\n\n"
+            frame = f"id: {seq}\nevent: flight\ndata: {json.dumps(row)}\n\n"
+        else:
+            frame = f"id: {seq}\n\n" if seq % 50 == 0 else ""
+        frames[key] = frame
+        if len(frames) > 8192:
+            frames.popitem(last=False)
+    return frame
 
 
 def _latest(backbone: Backbone) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,8 @@ class LogBroadcaster:
         self.position = 0
         self._subscribers: set[asyncio.Queue[Item | None]] = set()
         self._task: asyncio.Task[None] | None = None
+        # Rendered frames per (event, view), shared by every client of this log in this process.
+        self.frames: OrderedDict[Any, str] = OrderedDict()
 
     async def _ensure_started(self) -> None:
         if self._task is None:
