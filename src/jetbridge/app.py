@@ -170,7 +170,10 @@ def _add_booking(platform: Platform) -> None:
     platform.closers.append(provider.close)
     tasks = BookingTasks(backbone=platform.backbone, payments=provider)
     platform.workflows = WorkflowEngine(
-        platform.engine, tasks.handlers(), lease_seconds=settings.workflow_lease_seconds
+        platform.engine,
+        tasks.handlers(),
+        lease_seconds=settings.workflow_lease_seconds,
+        secret=settings.signing_secret,
     )
     workflows = platform.workflows
 

@@ -109,3 +109,71 @@ def test_stop_aborts_and_failures_are_recorded(engine: Engine) -> None:
     with pytest.raises(Conflict):
         workflows.stop(name="will-stop")
     assert {e["name"] for e in workflows.list()} == {"will-fail", "will-stop"}
+
+
+def test_wait_for_task_token_pauses_until_answered(engine: Engine) -> None:
+    delivered: list[str] = []
+    definition = {
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Parameters": {
+                    "FunctionName": "AskAgent",
+                    "Payload": {"token.$": "$$.Task.Token", "booking.$": "$.booking"},
+                },
+                "ResultPath": "$.approval",
+                "Next": "Done",
+            },
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+    workflows = WorkflowEngine(
+        engine, {"AskAgent": lambda payload: delivered.append(payload["token"])}, secret="s"
+    )
+    workflows.start(name="needs-approval", definition=definition, input={"booking": "b1"})
+    assert workflows.run_one() is True
+    assert workflows.describe(name="needs-approval")["status"] == "RUNNING"
+    assert workflows.run_one() is False  # waiting: nobody may claim it
+    (token,) = delivered
+    with pytest.raises(Exception, match="not a token"):
+        workflows.send_task_success(
+            token=token[:-1] + ("0" if token[-1] != "0" else "1"), output={}
+        )
+    workflows.send_task_success(token=token, output={"approved": True})
+    with pytest.raises(Conflict):
+        workflows.send_task_success(token=token, output={"approved": True})
+    assert workflows.run_one() is True
+    done = workflows.describe(name="needs-approval")
+    assert done["status"] == "SUCCEEDED"
+    assert done["output"] == {
+        "booking": "b1",
+        "approval": {"Payload": {"approved": True}, "StatusCode": 200},
+    }
+    history = workflows.history(name="needs-approval")
+    assert [e["id"] for e in history] == list(range(1, len(history) + 1))
+    assert "TaskSubmitted" in [e["type"] for e in history]
+    assert delivered == [token]
+
+
+def test_a_task_failure_answer_fails_the_task(engine: Engine) -> None:
+    tokens: list[str] = []
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {
+                "Type": "Task",
+                "Resource": "Agent.waitForTaskToken",
+                "Parameters": {"t.$": "$$.Task.Token"},
+                "End": True,
+            }
+        },
+    }
+    workflows = WorkflowEngine(engine, {"Agent": lambda p: tokens.append(p["t"])})
+    workflows.start(name="refused", definition=definition, input={})
+    workflows.run_one()
+    workflows.send_task_failure(token=tokens[0], error="Refused", cause="no seats")
+    workflows.run_one()
+    failed = workflows.describe(name="refused")
+    assert (failed["status"], failed["error"], failed["cause"]) == ("FAILED", "Refused", "no seats")

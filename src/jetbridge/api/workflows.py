@@ -58,3 +58,27 @@ def history(name: str, workflows: Workflows) -> list[dict[str, Any]]:
 @router.post("/executions/{name}/stop")
 def stop(name: str, workflows: Workflows) -> dict[str, Any]:
     return workflows.stop(name=name)
+
+
+class TaskSuccess(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task_token: Annotated[str, Field(min_length=1, max_length=200)]
+    output: Any = None
+
+
+class TaskFailure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task_token: Annotated[str, Field(min_length=1, max_length=200)]
+    error: Annotated[str, Field(min_length=1, max_length=256)]
+    cause: Annotated[str, Field(max_length=32768)] = ""
+
+
+@router.post("/tasks/success", status_code=204)
+def send_task_success(body: TaskSuccess, workflows: Workflows) -> None:
+    """Answer a `.waitForTaskToken` task; its execution resumes with `output`."""
+    workflows.send_task_success(token=body.task_token, output=body.output)
+
+
+@router.post("/tasks/failure", status_code=204)
+def send_task_failure(body: TaskFailure, workflows: Workflows) -> None:
+    workflows.send_task_failure(token=body.task_token, error=body.error, cause=body.cause)

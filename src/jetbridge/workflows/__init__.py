@@ -59,11 +59,14 @@ def execute(
     sleep: Callable[[float], None] = time.sleep,
     previous: list[dict[str, Any]] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    token_for: Callable[[int], str] | None = None,
 ) -> ExecutionResult:
     """Run a state machine to completion in this process, as Step Functions would.
 
     `previous` is the stored history of an interrupted run of the same execution: tasks that
     finished then are not run again. `on_event` receives each history event as it happens.
+    With `token_for`, a `.waitForTaskToken` task raises `Suspended` after handing out its token
+    (durable engine); without it, the handler's return value is the task's result.
     """
     machine = validate_definition(definition)
     data = json.loads(input) if isinstance(input, str | bytes) else ({} if input is None else input)
@@ -74,6 +77,7 @@ def execute(
         wait_starts=wait_starts(previous or []),
     )
     runtime.on_event = on_event
+    runtime.token_for = token_for
     if "TimeoutSeconds" in machine:
         runtime.deadline = time.monotonic() + float(machine["TimeoutSeconds"])
     context = new_context(

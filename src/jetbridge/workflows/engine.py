@@ -9,19 +9,24 @@ each event, so one execution never runs in two workers at once unless a lease la
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from jetbridge.errors import Conflict, NotFound
+from jetbridge.errors import Conflict, InvalidRequest, NotFound
 from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import ExecutionResult, execute, validate_definition
+from jetbridge.workflows.asl.interpreter import Suspended
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+WAITING = 1e18  # lease of an execution waiting for a task token: no worker may claim it
 
 
 class Aborted(Exception):
@@ -35,7 +40,10 @@ class WorkflowEngine:
         handlers: Mapping[str, Callable[[Any], Any]],
         *,
         lease_seconds: float = 300.0,
+        secret: str | None = None,
     ) -> None:
+        # Task tokens are signed; without a configured secret they hold for this process only.
+        self.secret = secret or secrets.token_hex(16)
         self.engine = engine
         self.handlers = dict(handlers)
         self.lease_seconds = lease_seconds
@@ -154,8 +162,15 @@ class WorkflowEngine:
                 name=name,
                 previous=previous,
                 on_event=lambda event: self._store(name, event, len(previous)),
+                token_for=lambda index: self._token(name, index),
             )
         except Aborted:
+            return None
+        except Suspended:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(executions).where(executions.c.name == name).values(lease_until=WAITING)
+                )
             return None
         with self.engine.begin() as conn:
             conn.execute(
@@ -173,6 +188,57 @@ class WorkflowEngine:
         for listener in self.listeners:
             listener(name, result.status)
         return result
+
+    def _token(self, name: str, index: int) -> str:
+        body = f"{name}|{index}"
+        digest = hmac.new(self.secret.encode(), body.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{body}|{digest}"
+
+    def send_task_success(self, *, token: str, output: Any) -> None:
+        """Answer a `.waitForTaskToken` task: the execution resumes with `output`."""
+        self._answer(
+            token, "TaskSucceeded", {"taskSucceededEventDetails": {"output": json.dumps(output)}}
+        )
+
+    def send_task_failure(self, *, token: str, error: str, cause: str = "") -> None:
+        self._answer(
+            token, "TaskFailed", {"taskFailedEventDetails": {"error": error, "cause": cause}}
+        )
+
+    def _answer(self, token: str, kind: str, details: dict[str, Any]) -> None:
+        name, _, index = token.rsplit("|", 1)[0].rpartition("|")
+        if (
+            not name
+            or not index.isdigit()
+            or not hmac.compare_digest(self._token(name, int(index)), token)
+        ):
+            raise InvalidRequest("task token: not a token this engine issued")
+        with self.engine.begin() as conn:
+            row = conn.execute(select(executions).where(executions.c.name == name)).first()
+            if row is None or row.status != "RUNNING" or row.lease_until != WAITING:
+                raise Conflict(f"execution {name!r} is not waiting for this task token")
+            last = conn.execute(
+                select(execution_events.c.body)
+                .where(execution_events.c.execution == name)
+                .order_by(execution_events.c.event_id.desc())
+                .limit(1)
+            ).scalar()
+            previous = json.loads(last) if last else {"id": 0}
+            event = {
+                "id": previous["id"] + 1,
+                "previousEventId": previous["id"],
+                "timestamp": previous.get("timestamp"),
+                "type": kind,
+                **details,
+            }
+            conn.execute(
+                insert(execution_events).values(
+                    execution=name, event_id=event["id"], body=json.dumps(event)
+                )
+            )
+            conn.execute(
+                update(executions).where(executions.c.name == name).values(lease_until=None)
+            )
 
     def _store(self, name: str, event: dict[str, Any], stored: int) -> None:
         if event["id"] <= stored:

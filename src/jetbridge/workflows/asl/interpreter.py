@@ -36,6 +36,9 @@ class Runtime:
     replay: list[tuple[str, Any]] = field(default_factory=list)
     wait_starts: list[datetime] = field(default_factory=list)
     on_event: Callable[[dict[str, Any]], None] | None = None
+    # Durable runs pause at `.waitForTaskToken` tasks; in-process runs take the handler's result.
+    token_for: Callable[[int], str] | None = None
+    callbacks: int = 0
 
     def event(self, kind: str, **details: Any) -> None:
         number = len(self.history) + 1
@@ -281,9 +284,22 @@ def _resolve(
     raise StatesError("States.Runtime", f"no handler for resource {resource!r}")
 
 
+class Suspended(Exception):
+    """A `.waitForTaskToken` task handed out its token; the execution waits for the answer."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
 def _task(
     name: str, state: dict[str, Any], effective: Any, context: dict[str, Any], runtime: Runtime
 ) -> Any:
+    callback = state["Resource"].endswith(".waitForTaskToken")
+    if callback:
+        runtime.callbacks += 1
+        token = runtime.token_for(runtime.callbacks) if runtime.token_for else str(uuid.uuid4())
+        context["Task"] = {"Token": token}
     payload = build(state["Parameters"], effective, context) if "Parameters" in state else effective
     handler, payload, wrap = _resolve(state["Resource"], payload, runtime.handlers)
     runtime.event(
@@ -299,7 +315,15 @@ def _task(
         timeout = paths.read(effective, state["TimeoutSecondsPath"], context)
     earlier = runtime.recorded()
     if earlier is not None:
+        if callback and runtime.token_for is not None:
+            # Replaying keeps the stored history's shape: the token went out before the answer.
+            runtime.event(
+                "TaskSubmitted", taskSubmittedEventDetails={"output": json.dumps(payload)}
+            )
         return _replayed(earlier, runtime, wrap)
+    if callback and runtime.token_for is not None:
+        _deliver_token(handler, payload, runtime)
+        raise Suspended(str(context["Task"]["Token"]))
     future = _POOL.submit(handler, payload)
     try:
         result = future.result(timeout=timeout)
@@ -314,6 +338,17 @@ def _task(
         raise StatesError(error, cause) from None
     runtime.event("TaskSucceeded", taskSucceededEventDetails={"output": json.dumps(result)})
     return {"Payload": result, "StatusCode": 200} if wrap else result
+
+
+def _deliver_token(handler: Handler, payload: Any, runtime: Runtime) -> None:
+    """Call the handler with the token-bearing input; the answer comes later, by token."""
+    try:
+        handler(payload)
+    except Exception as exc:
+        error, cause = _describe(exc)
+        runtime.event("TaskFailed", taskFailedEventDetails={"error": error, "cause": cause})
+        raise StatesError(error, cause) from None
+    runtime.event("TaskSubmitted", taskSubmittedEventDetails={"output": json.dumps(payload)})
 
 
 def _replayed(outcome: tuple[str, Any], runtime: Runtime, wrap: bool) -> Any:
