@@ -177,3 +177,43 @@ def test_a_task_failure_answer_fails_the_task(engine: Engine) -> None:
     workflows.run_one()
     failed = workflows.describe(name="refused")
     assert (failed["status"], failed["error"], failed["cause"]) == ("FAILED", "Refused", "no seats")
+
+
+def test_http_tasks_call_real_endpoints() -> None:
+    from jetbridge.workflows import execute
+    from support.webhook import webhook_receiver
+
+    definition = {
+        "StartAt": "Notify",
+        "States": {
+            "Notify": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::http:invoke",
+                "Parameters": {
+                    "ApiEndpoint.$": "$.url",
+                    "Method": "POST",
+                    "Headers": {"X-Source": "jetbridge"},
+                    "RequestBody": {"pnr.$": "$.pnr"},
+                },
+                "ResultSelector": {"status.$": "$.StatusCode"},
+                "Catch": [
+                    {
+                        "ErrorEquals": ["States.Http.StatusCode.500"],
+                        "ResultPath": "$.failed",
+                        "Next": "Failed",
+                    }
+                ],
+                "End": True,
+            },
+            "Failed": {"Type": "Pass", "End": True},
+        },
+    }
+    with webhook_receiver() as receiver:
+        ok = execute(definition, {"url": receiver.url, "pnr": "ABC234"})
+        receiver.statuses = [500]
+        failed = execute(definition, {"url": receiver.url, "pnr": "XYZ789"})
+    assert ok.output == {"status": 200}
+    headers, body = receiver.requests[0]
+    assert headers["x-source"] == "jetbridge"
+    assert body == b'{"pnr":"ABC234"}'
+    assert failed.output["failed"]["Error"] == "States.Http.StatusCode.500"

@@ -265,11 +265,51 @@ def _map(
     return results
 
 
+HTTP_RESOURCE = "arn:aws:states:::http:invoke"
+
+
+def http_task(payload: Any) -> Any:
+    """The HTTP task (`arn:aws:states:::http:invoke`): ApiEndpoint, Method, Headers,
+    QueryParameters, RequestBody in; StatusCode, StatusText, Headers, ResponseBody out."""
+    import httpx
+
+    if not isinstance(payload, dict) or not isinstance(payload.get("ApiEndpoint"), str):
+        raise StatesError("States.Runtime", "an HTTP task needs Parameters.ApiEndpoint")
+    body = payload.get("RequestBody")
+    try:
+        response = httpx.request(
+            str(payload.get("Method", "GET")).upper(),
+            payload["ApiEndpoint"],
+            headers={str(k): str(v) for k, v in (payload.get("Headers") or {}).items()},
+            params=payload.get("QueryParameters") or None,
+            json=body if body is not None and not isinstance(body, str) else None,
+            content=body if isinstance(body, str) else None,
+            timeout=60,
+        )
+    except httpx.HTTPError as exc:
+        raise StatesError("States.Http.Socket", str(exc)) from None
+    try:
+        parsed: Any = response.json()
+    except ValueError:
+        parsed = response.text
+    result = {
+        "StatusCode": response.status_code,
+        "StatusText": response.reason_phrase,
+        "Headers": dict(response.headers),
+        "ResponseBody": parsed,
+    }
+    if response.status_code >= 300:
+        raise StatesError(f"States.Http.StatusCode.{response.status_code}", json.dumps(result))
+    return result
+
+
 def _resolve(
     resource: str, payload: Any, handlers: dict[str, Handler]
 ) -> tuple[Handler, Any, bool]:
     """A handler for a resource: the exact string, else the function name at the ARN's end."""
     wrap = False
+    if resource == HTTP_RESOURCE and resource not in handlers:
+        return http_task, payload, False
     if (
         resource.startswith("arn:aws:states:::lambda:invoke")
         and isinstance(payload, dict)
@@ -387,6 +427,8 @@ def outcomes(history: list[dict[str, Any]]) -> list[tuple[str, Any]]:
 
 def _describe(exc: Exception) -> tuple[str, str]:
     """Error and cause as Step Functions reports a Lambda failure (or the handler's own names)."""
+    if isinstance(exc, StatesError):
+        return exc.error, exc.cause
     error = getattr(exc, "error", None)
     if isinstance(error, str):
         return error, str(getattr(exc, "cause", ""))
