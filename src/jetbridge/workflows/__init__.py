@@ -60,6 +60,7 @@ def execute(
     previous: list[dict[str, Any]] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     token_for: Callable[[int], str] | None = None,
+    machines: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ExecutionResult:
     """Run a state machine to completion in this process, as Step Functions would.
 
@@ -78,6 +79,7 @@ def execute(
     )
     runtime.on_event = on_event
     runtime.token_for = token_for
+    runtime.machines = {name: validate_definition(body) for name, body in (machines or {}).items()}
     if "TimeoutSeconds" in machine:
         runtime.deadline = time.monotonic() + float(machine["TimeoutSeconds"])
     context = new_context(

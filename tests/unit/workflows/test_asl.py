@@ -78,12 +78,24 @@ def machine(states: dict[str, Any], start: str = "A", **extra: Any) -> dict[str,
 
 
 def test_input_parameters_result_and_output_paths() -> None:
-    definition = machine({"A": {
-        "Type": "Task", "Resource": "Echo", "InputPath": "$.order",
-        "Parameters": {"id.$": "$.id", "fixed": 1, "text.$": "States.Format('Order {} of {}', $.id, $$.Execution.Name)"},
-        "ResultSelector": {"echoed.$": "$.id", "text.$": "$.text"},
-        "ResultPath": "$.result.inner", "OutputPath": "$.result", "End": True,
-    }})  # fmt: skip
+    definition = machine(
+        {
+            "A": {
+                "Type": "Task",
+                "Resource": "Echo",
+                "InputPath": "$.order",
+                "Parameters": {
+                    "id.$": "$.id",
+                    "fixed": 1,
+                    "text.$": "States.Format('Order {} of {}', $.id, $$.Execution.Name)",
+                },
+                "ResultSelector": {"echoed.$": "$.id", "text.$": "$.text"},
+                "ResultPath": "$.result.inner",
+                "OutputPath": "$.result",
+                "End": True,
+            }
+        }
+    )
     result = execute(definition, {"order": {"id": 7}}, {"Echo": lambda p: p}, name="run-1")
     assert result.output == {"inner": {"echoed": 7, "text": "Order 7 of run-1"}}
 
@@ -135,11 +147,13 @@ def test_result_path_null_keeps_the_input_and_missing_paths_fail() -> None:
     ],
 )
 def test_choice_rules(rule: dict[str, Any], data: dict[str, Any], expected: bool) -> None:
-    definition = machine({
-        "A": {"Type": "Choice", "Choices": [{**rule, "Next": "Yes"}], "Default": "No"},
-        "Yes": {"Type": "Pass", "Result": True, "End": True},
-        "No": {"Type": "Pass", "Result": False, "End": True},
-    })  # fmt: skip
+    definition = machine(
+        {
+            "A": {"Type": "Choice", "Choices": [{**rule, "Next": "Yes"}], "Default": "No"},
+            "Yes": {"Type": "Pass", "Result": True, "End": True},
+            "No": {"Type": "Pass", "Result": False, "End": True},
+        }
+    )
     assert execute(definition, data).output is expected
 
 
@@ -210,11 +224,28 @@ def test_retry_with_backoff_then_catch() -> None:
         attempts.append(1)
         raise TaskFailed("Transient", "try again")
 
-    definition = machine({
-        "A": {"Type": "Task", "Resource": "Flaky", "Retry": [{"ErrorEquals": ["Transient"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 3, "MaxDelaySeconds": 10}],
-              "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Handled"}], "End": True},
-        "Handled": {"Type": "Pass", "End": True},
-    })  # fmt: skip
+    definition = machine(
+        {
+            "A": {
+                "Type": "Task",
+                "Resource": "Flaky",
+                "Retry": [
+                    {
+                        "ErrorEquals": ["Transient"],
+                        "IntervalSeconds": 2,
+                        "MaxAttempts": 3,
+                        "BackoffRate": 3,
+                        "MaxDelaySeconds": 10,
+                    }
+                ],
+                "Catch": [
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Handled"}
+                ],
+                "End": True,
+            },
+            "Handled": {"Type": "Pass", "End": True},
+        }
+    )
     result = execute(definition, {"k": 1}, {"Flaky": flaky}, sleep=waits.append)
     assert len(attempts) == 4
     assert waits == [2, 6, 10]
@@ -253,16 +284,31 @@ def test_task_timeout() -> None:
 
 
 def test_parallel_and_map_keep_order() -> None:
-    definition = machine({
-        "A": {"Type": "Parallel", "Branches": [
-            {"StartAt": "X", "States": {"X": {"Type": "Pass", "Result": "x", "End": True}}},
-            {"StartAt": "Y", "States": {"Y": {"Type": "Pass", "Result": "y", "End": True}}},
-        ], "ResultPath": "$.parallel", "Next": "M"},
-        "M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2,
-              "ItemSelector": {"value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
-              "ItemProcessor": {"StartAt": "Double", "States": {"Double": {"Type": "Task", "Resource": "Double", "End": True}}},
-              "ResultPath": "$.mapped", "End": True},
-    })  # fmt: skip
+    definition = machine(
+        {
+            "A": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "X", "States": {"X": {"Type": "Pass", "Result": "x", "End": True}}},
+                    {"StartAt": "Y", "States": {"Y": {"Type": "Pass", "Result": "y", "End": True}}},
+                ],
+                "ResultPath": "$.parallel",
+                "Next": "M",
+            },
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 2,
+                "ItemSelector": {"value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+                "ItemProcessor": {
+                    "StartAt": "Double",
+                    "States": {"Double": {"Type": "Task", "Resource": "Double", "End": True}},
+                },
+                "ResultPath": "$.mapped",
+                "End": True,
+            },
+        }
+    )
     result = execute(
         definition, {"items": [1, 2, 3]}, {"Double": lambda p: p["value"] * 2 + p["index"] * 100}
     )
@@ -272,10 +318,12 @@ def test_parallel_and_map_keep_order() -> None:
 
 def test_wait_and_fail_states() -> None:
     waits: list[float] = []
-    definition = machine({
-        "A": {"Type": "Wait", "SecondsPath": "$.seconds", "Next": "F"},
-        "F": {"Type": "Fail", "ErrorPath": "$.code", "CausePath": "$.why"},
-    })  # fmt: skip
+    definition = machine(
+        {
+            "A": {"Type": "Wait", "SecondsPath": "$.seconds", "Next": "F"},
+            "F": {"Type": "Fail", "ErrorPath": "$.code", "CausePath": "$.why"},
+        }
+    )
     result = execute(
         definition, {"seconds": 3, "code": "Oops", "why": "because"}, sleep=waits.append
     )
@@ -377,3 +425,40 @@ def test_a_resumed_wait_only_waits_what_is_left() -> None:
     )
     assert resumed.output == "again"
     assert len(waits) == 1 and 2.5 < waits[0] <= 3.0
+
+
+def test_nested_state_machines() -> None:
+    child = machine(
+        {
+            "A": {
+                "Type": "Pass",
+                "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"},
+                "End": True,
+            }
+        }
+    )
+    parent = machine(
+        {
+            "A": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                "Parameters": {
+                    "StateMachineArn": "arn:aws:states:eu-west-1:1:stateMachine:Double",
+                    "Input": {"n.$": "$.n"},
+                },
+                "OutputPath": "$.Output",
+                "Next": "B",
+            },
+            "B": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution.sync",
+                "Parameters": {"StateMachineArn": "Missing"},
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "C"}],
+                "End": True,
+            },
+            "C": {"Type": "Pass", "End": True},
+        }
+    )
+    result = execute(parent, {"n": 21}, machines={"Double": child})
+    assert result.output["doubled"] == 42
+    assert result.output["error"]["Error"] == "StateMachineDoesNotExist"

@@ -39,6 +39,7 @@ class Runtime:
     # Durable runs pause at `.waitForTaskToken` tasks; in-process runs take the handler's result.
     token_for: Callable[[int], str] | None = None
     callbacks: int = 0
+    machines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def event(self, kind: str, **details: Any) -> None:
         number = len(self.history) + 1
@@ -266,6 +267,38 @@ def _map(
 
 
 HTTP_RESOURCE = "arn:aws:states:::http:invoke"
+NESTED = "arn:aws:states:::states:startExecution"
+
+
+def _nested(resource: str, runtime: Runtime) -> Handler:
+    """Start another state machine (registered by name) and, with `.sync`, wait for its end."""
+
+    def start(payload: Any) -> Any:
+        if not isinstance(payload, dict) or not isinstance(payload.get("StateMachineArn"), str):
+            raise StatesError("States.Runtime", "startExecution needs Parameters.StateMachineArn")
+        machine_name = payload["StateMachineArn"].rsplit(":", 1)[-1]
+        machine = runtime.machines.get(machine_name)
+        if machine is None:
+            raise StatesError("StateMachineDoesNotExist", f"no state machine {machine_name!r}")
+        execution = str(payload.get("Name") or uuid.uuid4())
+        child = Runtime(handlers=runtime.handlers, sleep=runtime.sleep, machines=runtime.machines)
+        data = payload.get("Input", {})
+        arn = f"arn:jetbridge:states:execution:{machine_name}:{execution}"
+        if not resource.endswith((".sync", ".sync:2")):
+            run_machine(machine, data, new_context(execution, data, machine_name, child), child)
+            return {"ExecutionArn": arn, "StartDate": _iso(runtime.now())}
+        try:
+            output = run_machine(
+                machine, data, new_context(execution, data, machine_name, child), child
+            )
+        except StatesError as error:
+            raise StatesError(
+                "States.TaskFailed", json.dumps({"Error": error.error, "Cause": error.cause})
+            ) from None
+        shown = output if resource.endswith(":2") else json.dumps(output)
+        return {"ExecutionArn": arn, "Output": shown, "Status": "SUCCEEDED"}
+
+    return start
 
 
 def http_task(payload: Any) -> Any:
@@ -341,7 +374,10 @@ def _task(
         token = runtime.token_for(runtime.callbacks) if runtime.token_for else str(uuid.uuid4())
         context["Task"] = {"Token": token}
     payload = build(state["Parameters"], effective, context) if "Parameters" in state else effective
-    handler, payload, wrap = _resolve(state["Resource"], payload, runtime.handlers)
+    if state["Resource"].startswith(NESTED):
+        handler, wrap = _nested(state["Resource"], runtime), False
+    else:
+        handler, payload, wrap = _resolve(state["Resource"], payload, runtime.handlers)
     runtime.event(
         "TaskScheduled",
         taskScheduledEventDetails={
