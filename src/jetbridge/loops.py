@@ -17,10 +17,17 @@ async def poll_until_stopped(
     while not stop.is_set():
         try:
             busy = await asyncio.to_thread(step)
-        except Exception:
+        except Exception as exc:
+            if interpreter_exiting(exc):
+                return
             log.exception("%s failed; retrying", name)
             busy = False
         if busy:
             continue
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def interpreter_exiting(exc: BaseException) -> bool:
+    """True when a background loop outlived its executor because the process is exiting."""
+    return isinstance(exc, RuntimeError) and "after shutdown" in str(exc)

@@ -22,6 +22,7 @@ from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import rule_arn
 from jetbridge.events.routing import RouteTarget, Routing, RoutingCache
 from jetbridge.events.targets import DeliveryContext, DeliveryFailed, TargetInvoker
+from jetbridge.loops import interpreter_exiting
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ class DeliveryWorker:
             self._wakeup.clear()
             try:
                 handled = await self.run_once()
-            except Exception:
+            except Exception as exc:
+                if interpreter_exiting(exc):
+                    return
                 log.exception("delivery batch failed; retrying after the poll interval")
                 handled = 0
             if handled:

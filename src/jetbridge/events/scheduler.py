@@ -17,6 +17,7 @@ from jetbridge.events.envelope import CloudEvent
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import rule_arn
 from jetbridge.events.schedule import parse_schedule
+from jetbridge.loops import interpreter_exiting
 from jetbridge.storage.schema import rules
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,9 @@ async def run_periodic(
                 notify()
             if replayed:
                 continue
-        except Exception:
+        except Exception as exc:
+            if interpreter_exiting(exc):
+                return
             log.exception("periodic backbone duties failed; retrying")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
