@@ -13,25 +13,9 @@ import random
 import time
 from typing import Any
 
+from jetbridge.aodb.simulator import AIRLINES
 from jetbridge.events.patterns import RuleMatcher, parse_pattern
 
-AIRLINES = [
-    "LX",
-    "LH",
-    "BA",
-    "AF",
-    "KL",
-    "OS",
-    "SN",
-    "IB",
-    "EW",
-    "U2",
-    "TP",
-    "SK",
-    "AY",
-    "EK",
-    "QR",
-]
 TYPES = ["flight.updated", "flight.gate_changed", "flight.delayed", "flight.boarding", "flight.departed",
          "flight.arrived", "flight.cancelled", "flight.baggage_belt_assigned", "flight.estimate_changed"]  # fmt: skip
 AIRPORTS = ["ZRH", "LHR", "CDG", "FRA", "AMS", "MAD", "JFK", "DXB", "SIN", "GVA"]

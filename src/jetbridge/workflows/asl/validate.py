@@ -10,68 +10,26 @@ from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError
 from jetbridge.workflows.asl.intrinsics import parse_call
 
 COMMON = {"Type", "Comment", "InputPath", "OutputPath"}
+# Fields shared by the states that do work and may retry, catch and shape their results.
+WORKING = {"Parameters", "ResultSelector", "ResultPath", "Retry", "Catch", "Next", "End", "Assign"}
 FIELDS = {
-    "Task": COMMON
-    | {
-        "Resource",
-        "Parameters",
-        "ResultSelector",
-        "ResultPath",
-        "Retry",
-        "Catch",
-        "Next",
-        "End",
-        "TimeoutSeconds",
-        "TimeoutSecondsPath",
-        "HeartbeatSeconds",
-        "HeartbeatSecondsPath",
-        "Credentials",
-        "Arguments",
-        "Output",
-        "Assign",
+    "Task": COMMON | WORKING | {
+        "Resource", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds",
+        "HeartbeatSecondsPath", "Credentials", "Arguments", "Output",
     },
     "Pass": COMMON | {"Result", "ResultPath", "Parameters", "Next", "End", "Assign"},
     "Choice": COMMON | {"Choices", "Default", "Assign"},
-    "Wait": COMMON
-    | {"Seconds", "Timestamp", "SecondsPath", "TimestampPath", "Next", "End", "Assign"},
+    "Wait": COMMON | {"Seconds", "Timestamp", "SecondsPath", "TimestampPath"}
+    | {"Next", "End", "Assign"},
     "Succeed": COMMON,
     "Fail": {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"},
-    "Parallel": COMMON
-    | {
-        "Branches",
-        "Parameters",
-        "ResultSelector",
-        "ResultPath",
-        "Retry",
-        "Catch",
-        "Next",
-        "End",
-        "Assign",
+    "Parallel": COMMON | WORKING | {"Branches"},
+    "Map": COMMON | WORKING | {
+        "Iterator", "ItemProcessor", "ItemsPath", "ItemSelector", "MaxConcurrency",
+        "MaxConcurrencyPath", "ToleratedFailurePercentage", "ToleratedFailureCount",
+        "ItemReader", "ItemBatcher", "ResultWriter", "Label",
     },
-    "Map": COMMON
-    | {
-        "Iterator",
-        "ItemProcessor",
-        "ItemsPath",
-        "ItemSelector",
-        "Parameters",
-        "MaxConcurrency",
-        "MaxConcurrencyPath",
-        "ResultSelector",
-        "ResultPath",
-        "Retry",
-        "Catch",
-        "Next",
-        "End",
-        "ToleratedFailurePercentage",
-        "ToleratedFailureCount",
-        "ItemReader",
-        "ItemBatcher",
-        "ResultWriter",
-        "Label",
-        "Assign",
-    },
-}
+}  # fmt: skip
 MAX_STATES = 10_000
 
 
