@@ -55,6 +55,17 @@ def settled(client: TestClient, booking_id: str) -> dict[str, Any]:
     raise AssertionError("the booking did not settle")
 
 
+def finished(client: TestClient, booking_id: str) -> dict[str, Any]:
+    """The saga's execution once it has ended (it ends just after the booking settles)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        execution = client.get(f"/api/workflows/executions/booking-{booking_id}").json()
+        if execution["status"] != "RUNNING":
+            return dict(execution)
+        time.sleep(0.05)
+    raise AssertionError("the saga did not end")
+
+
 def seats_left(client: TestClient) -> int:
     return int(client.get(f"/api/flights/{FLIGHT}/offer").json()["cabins"]["economy"]["seats_left"])
 
@@ -79,7 +90,7 @@ def test_a_paid_booking_is_confirmed_ticketed_and_earns_points(
     done = settled(client, created["booking_id"])
     assert done["status"] == "confirmed"
     assert seats_left(client) == before - 2
-    execution = client.get(f"/api/workflows/executions/booking-{created['booking_id']}").json()
+    execution = finished(client, created["booking_id"])
     assert execution["status"] == "SUCCEEDED"
     tickets = execution["output"]["tickets"]
     assert len(tickets) == 2 and all(len(t["ticket_number"]) == 13 for t in tickets)
@@ -117,7 +128,7 @@ def test_a_declined_card_fails_the_booking_and_releases_the_seat(
     done = settled(client, created["booking_id"])
     assert done["status"] == "failed"
     assert seats_left(client) == before
-    execution = client.get(f"/api/workflows/executions/booking-{created['booking_id']}").json()
+    execution = finished(client, created["booking_id"])
     assert (execution["status"], execution["error"]) == ("FAILED", "PaymentDeclined")
     assert not any(i["status"] == "succeeded" for i in ledger.intents.values())
 
