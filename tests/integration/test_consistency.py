@@ -23,6 +23,7 @@ from jetbridge.config import Settings
 from jetbridge.flights.cdc_runner import to_update
 from jetbridge.flights.hub import FlightHub, flights_at
 from jetbridge.flights.merge import apply
+from jetbridge.notify.subscriptions import MEANINGFUL
 from jetbridge.storage.db import create_database_engine
 from support.servers import serve_app
 from support.webhook import webhook_receiver
@@ -62,7 +63,7 @@ class SseWatcher(threading.Thread):
 
 
 def test_every_channel_agrees_after_a_disordered_day(
-    mqtt_url: str, sqlite_url: str, tmp_path: Path
+    mqtt_url: str, database_url: str, tmp_path: Path
 ) -> None:
     prefix = f"c{uuid.uuid4().hex[:8]}"
     rng = random.Random(99)
@@ -86,7 +87,7 @@ def test_every_channel_agrees_after_a_disordered_day(
     disordered = updates + rng.sample(updates, len(updates) // 3)  # duplicates
     rng.shuffle(disordered)  # and out of order (delayed ones arrive late)
     settings = Settings(
-        database_url=sqlite_url, mqtt_url=mqtt_url, mqtt_prefix=prefix, delivery_poll_seconds=0.05
+        database_url=database_url, mqtt_url=mqtt_url, mqtt_prefix=prefix, delivery_poll_seconds=0.05
     )
     app = create_app(settings)
     with webhook_receiver() as receiver, serve_app(app) as base:
@@ -143,18 +144,35 @@ def test_every_channel_agrees_after_a_disordered_day(
             time.sleep(0.1)
         time.sleep(1.0)
         webhook_versions: dict[str, list[int]] = {}
+        webhook_latest: dict[str, dict[str, Any]] = {}
         for _, body in receiver.requests:
             message = json.loads(body)
             webhook_versions.setdefault(message["flight_key"], []).append(message["version"])
+            webhook_latest[message["flight_key"]] = message["flight"]
         ids = [headers["x-jetbridge-event-id"] for headers, _ in receiver.requests]
         assert len(ids) == len(set(ids)), "a notification was sent twice"
-        finals = {key: state.version for key, state in _final_versions(app).items()}
+        states = _final_versions(app)
+        finals = {key: state.version for key, state in states.items()}
         for key, versions in webhook_versions.items():
             assert versions == sorted(set(versions)), (
                 f"{key}: webhook versions went backwards {versions}"
             )
             assert versions[-1] <= finals[key]
+        assert webhook_latest, "no notification arrived"
+        # The last notification shows what every other channel shows for what passengers follow.
+        for key, flight in webhook_latest.items():
+            assert _meaningful(flight) == _meaningful(states[key].view()), key
     legacy.dispose()
+
+
+def _meaningful(view: dict[str, Any]) -> dict[str, Any]:
+    shown = {}
+    for path in MEANINGFUL:
+        value: Any = view
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        shown[path] = value
+    return shown
 
 
 def _final_versions(app: Any) -> dict[str, Any]:
