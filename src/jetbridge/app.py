@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from jetbridge.booking.facade import Bookings
+from jetbridge.booking.personal_data import PersonalData
 from jetbridge.booking.tasks import BookingTasks
 from jetbridge.config import Settings
 from jetbridge.errors import ConfigurationError
@@ -191,7 +192,8 @@ def _add_booking(platform: Platform) -> None:
     url = settings.payments_url or f"http://{settings.host}:{settings.port}/test-payments"
     provider = HttpPaymentProvider(base_url=url, api_key=settings.payments_api_key)
     platform.closers.append(provider.close)
-    tasks = BookingTasks(backbone=platform.backbone, payments=provider)
+    personal = PersonalData(platform.keyring)
+    tasks = BookingTasks(backbone=platform.backbone, payments=provider, personal=personal)
     platform.workflows = WorkflowEngine(
         platform.engine,
         tasks.handlers(),
@@ -215,7 +217,11 @@ def _add_booking(platform: Platform) -> None:
         cache = RedisSearchCache(settings.redis_url)
         platform.closers.append(cache.close)
     platform.bookings = Bookings(
-        backbone=platform.backbone, tasks=tasks, start_saga=start_saga, cache=cache
+        backbone=platform.backbone,
+        tasks=tasks,
+        start_saga=start_saga,
+        personal=personal,
+        cache=cache,
     )
 
     def start_from_event(name: str, definition: dict[str, Any], payload: Any) -> None:
