@@ -26,10 +26,13 @@ from jetbridge.app import build_platform
 from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.booking.service import BookingRequest, Passenger
 from jetbridge.config import Settings
+from jetbridge.ops.crypto import DataKey
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
 from jetbridge.storage.db import create_database_engine, normalise_url
 from jetbridge.workflows.engine import WorkflowEngine
 from support.servers import serve_app
+
+DATA_KEYS = DataKey.generate("bench").entry()  # PostgreSQL needs configured keys
 
 CHAIN = {
     "StartAt": "S0",
@@ -62,7 +65,7 @@ def commit_rate(url: str, count: int) -> float:
 
 
 def transition_rate(url: str, executions: int) -> float:
-    platform = build_platform(Settings(database_url=url, run_workers=False))
+    platform = build_platform(Settings(database_url=url, run_workers=False, data_keys=DATA_KEYS))
     platform.prepare()
     workflows = WorkflowEngine(platform.engine, {})
     for n in range(executions):
@@ -76,7 +79,9 @@ def transition_rate(url: str, executions: int) -> float:
 
 
 def booking_rate(url: str, bookings: int, provider: str) -> float:
-    platform = build_platform(Settings(database_url=url, payments_url=provider, run_workers=False))
+    platform = build_platform(
+        Settings(database_url=url, payments_url=provider, run_workers=False, data_keys=DATA_KEYS)
+    )
     platform.prepare()
     day = (datetime.now(UTC) + timedelta(days=60)).date()
     with platform.backbone.transaction() as conn:

@@ -19,6 +19,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jetbridge.storage.db import normalise_url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_keys() -> Iterator[str]:
+    """Every platform in the tests (and its subprocesses) seals personal data with one test key,
+    as production does with JETBRIDGE_DATA_KEYS; nothing is written to the working tree."""
+    from jetbridge.ops.crypto import DataKey
+
+    keys = DataKey.generate("test").entry()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JETBRIDGE_DATA_KEYS", keys)
+        yield keys
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A PostgreSQL server: JETBRIDGE_TEST_POSTGRES_URL if set, else one started from pip."""

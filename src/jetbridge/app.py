@@ -15,8 +15,10 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from jetbridge.booking.facade import Bookings
+from jetbridge.booking.personal_data import PersonalData
 from jetbridge.booking.tasks import BookingTasks
 from jetbridge.config import Settings
+from jetbridge.errors import ConfigurationError
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.delivery import DeliveryWorker, RetryTiming
 from jetbridge.events.log import SqlEventLog
@@ -27,6 +29,8 @@ from jetbridge.events.scheduler import run_periodic
 from jetbridge.events.targets import TargetInvoker
 from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
+from jetbridge.ops.crypto import Keyring, parse_keyring
+from jetbridge.ops.keyfile import local_keyring
 from jetbridge.payments.http_provider import HttpPaymentProvider
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
@@ -46,6 +50,7 @@ class Platform:
 
     settings: Settings
     engine: Engine
+    keyring: Keyring
     backbone: Backbone
     worker: DeliveryWorker
     http: httpx.AsyncClient
@@ -64,7 +69,7 @@ class Platform:
 
     def prepare(self) -> None:
         """Bring the database to the current schema and make sure the default bus exists."""
-        upgrade(self.engine)
+        upgrade(self.engine, keyring=self.keyring)
         with self.backbone.transaction() as conn:
             ensure_bus(conn, name="default", description="The default event bus")
             subscriptions.install_rules(conn)
@@ -116,7 +121,21 @@ class Platform:
         self.engine.dispose()
 
 
+def data_keyring(settings: Settings) -> Keyring:
+    """The keys sealing personal data: JETBRIDGE_DATA_KEYS, or on the embedded default a key
+    generated once into the data directory."""
+    if settings.data_keys is not None:
+        return parse_keyring(settings.data_keys.get_secret_value())
+    if not settings.is_sqlite:
+        raise ConfigurationError(
+            "JETBRIDGE_DATA_KEYS must be set when the database is not the embedded SQLite: "
+            "every process needs the same keys (see docs/booking.md, Personal data)"
+        )
+    return local_keyring(settings.data_dir / "data-keys")
+
+
 def build_platform(settings: Settings) -> Platform:
+    keyring = data_keyring(settings)
     engine = create_database_engine(settings.database_url)
     log = SqlEventLog(engine)
     routing = RoutingCache()
@@ -156,7 +175,12 @@ def build_platform(settings: Settings) -> Platform:
     worker.invoker.register_service("subscriptions.webhook", notifier.webhook)
     worker.invoker.register_service("subscriptions.email", notifier.email)
     platform = Platform(
-        settings=settings, engine=engine, backbone=backbone, worker=worker, http=http
+        settings=settings,
+        engine=engine,
+        keyring=keyring,
+        backbone=backbone,
+        worker=worker,
+        http=http,
     )
     _add_booking(platform)
     return platform
@@ -168,7 +192,8 @@ def _add_booking(platform: Platform) -> None:
     url = settings.payments_url or f"http://{settings.host}:{settings.port}/test-payments"
     provider = HttpPaymentProvider(base_url=url, api_key=settings.payments_api_key)
     platform.closers.append(provider.close)
-    tasks = BookingTasks(backbone=platform.backbone, payments=provider)
+    personal = PersonalData(platform.keyring)
+    tasks = BookingTasks(backbone=platform.backbone, payments=provider, personal=personal)
     platform.workflows = WorkflowEngine(
         platform.engine,
         tasks.handlers(),
@@ -192,7 +217,11 @@ def _add_booking(platform: Platform) -> None:
         cache = RedisSearchCache(settings.redis_url)
         platform.closers.append(cache.close)
     platform.bookings = Bookings(
-        backbone=platform.backbone, tasks=tasks, start_saga=start_saga, cache=cache
+        backbone=platform.backbone,
+        tasks=tasks,
+        start_saga=start_saga,
+        personal=personal,
+        cache=cache,
     )
 
     def start_from_event(name: str, definition: dict[str, Any], payload: Any) -> None:

@@ -33,6 +33,13 @@ def load_json_argument(value: str, what: str) -> Any:
         ) from None
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
+    return value
+
+
 def _print(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -217,6 +224,46 @@ def cmd_workflows(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """Reseal every booking's personal data under the active key; report what it did."""
+    from jetbridge.booking.personal_data import PersonalData, Rotation, reseal_all
+
+    platform = _platform()
+
+    def progress(report: Rotation) -> None:
+        print(
+            f"{report.rows} bookings read: {report.resealed} values resealed, "
+            f"{report.current} already under {report.active_key}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    report = reseal_all(
+        platform.engine,
+        PersonalData(platform.keyring),
+        batch_size=args.batch_size,
+        progress=progress,
+    )
+    platform.engine.dispose()
+    _print(report.as_json())
+    if report.unreadable:
+        print(
+            f"error: {len(report.unreadable)} values open with no key in JETBRIDGE_DATA_KEYS; "
+            "keep the keys that sealed them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    """Print a new random key as KEY_ID:BASE64, to put first in JETBRIDGE_DATA_KEYS."""
+    from jetbridge.ops.crypto import DataKey
+
+    print(DataKey.generate(args.id).entry())
+    return 0
+
+
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
     _platform()
     print("database is at the current schema")
@@ -281,6 +328,20 @@ def build_parser() -> argparse.ArgumentParser:
     flows.add_argument("--input", help="input JSON or a file holding it")
     flows.add_argument("--status")
     flows.set_defaults(run=cmd_workflows)
+
+    keys = sub.add_parser("keys", help="data encryption keys").add_subparsers(
+        dest="sub", required=True
+    )
+    rotate = keys.add_parser(
+        "rotate", help="reseal personal data under the active key (idempotent, resumable)"
+    )
+    rotate.add_argument(
+        "--batch-size", type=_positive, default=500, help="bookings per transaction"
+    )
+    rotate.set_defaults(run=cmd_keys_rotate)
+    new = keys.add_parser("new", help="print a new key entry for JETBRIDGE_DATA_KEYS")
+    new.add_argument("--id", required=True, help="key id, e.g. k2027")
+    new.set_defaults(run=cmd_keys_new)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="sub", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(run=cmd_db_upgrade)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jetbridge.ops.crypto import InvalidKeyConfiguration, parse_keyring
 
 
 class Settings(BaseSettings):
     """Everything the platform needs to start; validated once, passed to the composition root."""
 
-    model_config = SettingsConfigDict(env_prefix="JETBRIDGE_", extra="ignore")
+    # Errors name the setting and what is wrong, never the value given: some values are secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="JETBRIDGE_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         default="sqlite:///var/jetbridge.db",
@@ -54,7 +59,22 @@ class Settings(BaseSettings):
     aodb_capture: str = Field(default="watermark", pattern="^(watermark|logical|binlog)$")
     aodb_mapping: Path | None = Field(default=None, description="TOML column mapping")
     data_dir: Path = Path("var")
+    data_keys: SecretStr | None = Field(
+        default=None,
+        description="KEY_ID:BASE64_32_BYTES[,...]: keys sealing personal data, the first active; "
+        "unset on SQLite: a key generated once into data_dir/data-keys",
+    )
     run_workers: bool = True
+
+    @field_validator("data_keys")
+    @classmethod
+    def _valid_data_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_keyring(value.get_secret_value())
+            except InvalidKeyConfiguration as exc:
+                raise ValueError(f"JETBRIDGE_DATA_KEYS: {exc}") from None
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -17,3 +17,7 @@ class Conflict(JetbridgeError):
 
 class InvalidRequest(JetbridgeError, ValueError):
     """The request is well-formed JSON but its content is wrong (HTTP 400)."""
+
+
+class ConfigurationError(JetbridgeError, ValueError):
+    """The settings cannot run the platform; the message names the setting and the remedy."""

@@ -25,6 +25,7 @@ def test_searches_are_cached_for_a_few_seconds(redis_url: str, sqlite_url: str) 
         backbone=platform.backbone,
         tasks=platform.bookings.tasks,
         start_saga=lambda *_: None,
+        personal=platform.bookings.personal,
         cache=cache,
     )
     first = bookings.search(origin="ZRH", destination="LHR", day=DAY)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from jetbridge.api.deps import BackboneDep, BookingsDep
-from jetbridge.booking import catalog, service
+from jetbridge.api.deps import BookingsDep
+from jetbridge.booking import catalog
 from jetbridge.booking.service import BookingRequest
 
 router = APIRouter(prefix="/api", tags=["booking"])
@@ -59,9 +59,8 @@ def create_booking(
 
 
 @router.get("/bookings/{booking_id}")
-def get_booking(booking_id: str, backbone: BackboneDep) -> dict[str, Any]:
-    with backbone.reading() as conn:
-        return service.get_booking(conn, booking_id=booking_id)
+def get_booking(booking_id: str, bookings: BookingsDep) -> dict[str, Any]:
+    return bookings.get(booking_id=booking_id)
 
 
 @router.post("/bookings/{booking_id}/cancel")
@@ -71,9 +70,8 @@ def cancel_booking(booking_id: str, bookings: BookingsDep) -> dict[str, Any]:
 
 
 @router.get("/customers/{customer_id}/bookings")
-def customer_bookings(customer_id: str, backbone: BackboneDep) -> list[dict[str, Any]]:
-    with backbone.reading() as conn:
-        return service.customer_bookings(conn, customer_id=customer_id)
+def customer_bookings(customer_id: str, bookings: BookingsDep) -> list[dict[str, Any]]:
+    return bookings.of_customer(customer_id=customer_id)
 
 
 @router.get("/customers/{customer_id}/loyalty")

@@ -13,7 +13,6 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from jetbridge.booking import service
 from jetbridge.booking.service import BookingRequest, Passenger
 from jetbridge.flights.hub import find_flights
 
@@ -56,8 +55,7 @@ class Query:
 
     @strawberry.field
     def booking(self, info: Info, booking_id: str) -> JSON:
-        with _platform(info).backbone.reading() as conn:
-            return cast(JSON, service.get_booking(conn, booking_id=booking_id))
+        return cast(JSON, _platform(info).bookings.get(booking_id=booking_id))
 
     @strawberry.field
     def loyalty(self, info: Info, customer_id: str) -> JSON:
@@ -102,8 +100,8 @@ class Subscription:
 
 
 def _read(platform: Any, booking_id: str) -> dict[str, Any]:
-    with platform.backbone.reading() as conn:
-        return service.get_booking(conn, booking_id=booking_id)
+    booking: dict[str, Any] = platform.bookings.get(booking_id=booking_id)
+    return booking
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)

@@ -1,4 +1,4 @@
-"""The booking service as the API sees it: search (cached), create, cancel, loyalty."""
+"""The booking service as the API sees it: search (cached), create, read, cancel, loyalty."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from jetbridge.booking import catalog, inventory, service
 from jetbridge.booking.events import booking_event
 from jetbridge.booking.loyalty import tier_for
 from jetbridge.booking.money import Money
+from jetbridge.booking.personal_data import PersonalData
 from jetbridge.booking.refunds import refund_for
 from jetbridge.booking.service import BookingRequest
 from jetbridge.booking.tasks import BookingTasks
@@ -46,10 +47,12 @@ class Bookings:
         backbone: Backbone,
         tasks: BookingTasks,
         start_saga: SagaStarter,
+        personal: PersonalData,
         cache: SearchCache | None = None,
     ) -> None:
         self.backbone = backbone
         self.tasks = tasks
+        self.personal = personal
         self.start_saga = start_saga
         self.cache = cache or NoCache()
 
@@ -75,18 +78,40 @@ class Bookings:
     def create(
         self, *, request: BookingRequest, card: str, idempotency_key: str
     ) -> tuple[dict[str, Any], bool]:
-        """Record the booking and start its saga; a repeated key returns the first booking."""
+        """Record the booking and start its saga; a repeated key returns the first booking.
+
+        The saga's input is the booking id alone: workflow inputs and histories are kept in
+        clear, so personal data and the card stay sealed in the booking row.
+        """
         with self.backbone.transaction() as conn:
             booking, created = service.request_booking(
-                conn, self.backbone, request=request, idempotency_key=idempotency_key
+                conn,
+                self.backbone,
+                personal=self.personal,
+                request=request,
+                card=card.replace(" ", ""),
+                idempotency_key=idempotency_key,
             )
         if created:
-            saga_input = {
-                "booking_id": booking["booking_id"],
-                "payment": {"card": card.replace(" ", "")},
-            }
-            self.start_saga(booking["booking_id"], saga_input)
+            self.start_saga(booking["booking_id"], {"booking_id": booking["booking_id"]})
         return booking, created
+
+    def get(self, *, booking_id: str) -> dict[str, Any]:
+        """A booking with its passengers decrypted, for its owner."""
+        with self.backbone.reading() as conn:
+            return service.get_booking(conn, booking_id=booking_id, personal=self.personal)
+
+    def of_customer(self, *, customer_id: str) -> list[dict[str, Any]]:
+        """A customer's bookings with their passengers decrypted."""
+        with self.backbone.reading() as conn:
+            return service.customer_bookings(conn, customer_id=customer_id, personal=self.personal)
+
+    def find(self, *, locator: str, family_name: str) -> dict[str, Any]:
+        """A booking by record locator and one traveller's family name."""
+        with self.backbone.reading() as conn:
+            return service.find_by_locator(
+                conn, personal=self.personal, locator=locator, family_name=family_name
+            )
 
     def cancel(self, *, booking_id: str) -> dict[str, Any]:
         now = time.time()

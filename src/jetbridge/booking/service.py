@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -16,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from jetbridge.booking.catalog import flight_offer
 from jetbridge.booking.events import booking_event
 from jetbridge.booking.identifiers import new_record_locator
+from jetbridge.booking.personal_data import PASSENGERS, PAYMENT_CARD, PersonalData
 from jetbridge.errors import Conflict, InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
 from jetbridge.storage.schema import bookings
@@ -24,7 +24,8 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f<
 
 
 class TravelDocument(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validation errors never quote the input: it is personal data.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     kind: Annotated[str, Field(pattern=r"^(passport|id_card)$")] = "passport"
     number: Annotated[str, Field(min_length=4, max_length=20, pattern=r"^[A-Z0-9]+$")]
     country: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
@@ -32,7 +33,7 @@ class TravelDocument(BaseModel):
 
 
 class Passenger(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     given_name: Name
     family_name: Name
     document: TravelDocument | None = None
@@ -41,7 +42,7 @@ class Passenger(BaseModel):
 class BookingRequest(BaseModel):
     """What a customer asks for; the price is never part of it (the server computes it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     flight_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{2}\d{4}[A-Z]?-\d{4}-\d{2}-\d{2}$")]
     cabin: Annotated[str, Field(pattern=r"^(economy|premium|business|first)$")]
     passengers: Annotated[list[Passenger], Field(min_length=1, max_length=9)]
@@ -49,16 +50,22 @@ class BookingRequest(BaseModel):
 
 
 def request_booking(
-    conn: Connection, backbone: Backbone, *, request: BookingRequest, idempotency_key: str
+    conn: Connection,
+    backbone: Backbone,
+    *,
+    personal: PersonalData,
+    request: BookingRequest,
+    card: str,
+    idempotency_key: str,
 ) -> tuple[dict[str, Any], bool]:
     """Create a booking in status `requested` (or return the one made with this key).
 
     Returns the booking and whether it was created now. The amount is the current fare times
-    the number of passengers, computed here.
+    the number of passengers, computed here. Passengers and card are stored sealed.
     """
     if not re.match(r"^[\w.:-]{8,128}$", idempotency_key):
         raise InvalidRequest("Idempotency-Key: 8 to 128 letters, digits, '.', ':', '_' or '-'")
-    existing = _by_key(conn, idempotency_key)
+    existing = _by_key(conn, idempotency_key, personal)
     if existing is not None:
         return existing, False
     now = time.time()
@@ -69,8 +76,10 @@ def request_booking(
     if cabin is None:
         raise InvalidRequest(f"cabin: {request.flight_id} has no {request.cabin} cabin")
     fare = cabin["fare"]
+    booking_id = str(uuid.uuid4())
+    passengers = [p.model_dump() for p in request.passengers]
     row = {
-        "booking_id": str(uuid.uuid4()),
+        "booking_id": booking_id,
         "locator": new_record_locator(),
         "status": "requested",
         "flight_id": request.flight_id,
@@ -79,7 +88,9 @@ def request_booking(
         "amount": fare["amount"] * len(request.passengers),
         "currency": fare["currency"],
         "idempotency_key": idempotency_key,
-        "passengers": json.dumps([p.model_dump() for p in request.passengers]),
+        "passengers": personal.seal(booking_id, PASSENGERS, passengers),
+        "passenger_count": len(passengers),
+        "payment_card": personal.seal(booking_id, PAYMENT_CARD, card),
         "created_at": now,
         "updated_at": now,
     }
@@ -87,11 +98,11 @@ def request_booking(
         with conn.begin_nested():
             conn.execute(bookings.insert().values(**row))
     except IntegrityError:
-        raced = _by_key(conn, idempotency_key)
+        raced = _by_key(conn, idempotency_key, personal)
         if raced is None:
             raise Conflict("record locator collision; retry the request") from None
         return raced, False
-    booking = describe(row)
+    booking = describe(row) | {"passengers": passengers}
     backbone.publish(
         conn,
         bus="default",
@@ -102,22 +113,38 @@ def request_booking(
     return booking, True
 
 
-def _by_key(conn: Connection, key: str) -> dict[str, Any] | None:
+def _by_key(conn: Connection, key: str, personal: PersonalData) -> dict[str, Any] | None:
     row = conn.execute(select(bookings).where(bookings.c.idempotency_key == key)).mappings().first()
-    return None if row is None else describe(dict(row))
+    return None if row is None else describe(dict(row), personal=personal)
 
 
-def get_booking(conn: Connection, *, booking_id: str) -> dict[str, Any]:
+def get_booking(
+    conn: Connection, *, booking_id: str, personal: PersonalData | None = None
+) -> dict[str, Any]:
+    """A booking; its passengers only when `personal` is given to decrypt them."""
     row = (
         conn.execute(select(bookings).where(bookings.c.booking_id == booking_id)).mappings().first()
     )
     if row is None:
         raise NotFound(f"booking {booking_id!r} does not exist")
-    return describe(dict(row))
+    return describe(dict(row), personal=personal)
 
 
-def find_by_locator(conn: Connection, *, locator: str, family_name: str) -> dict[str, Any]:
-    """Passenger lookup: record locator plus a traveller's family name, as at an airline site."""
+def payment_card(conn: Connection, *, booking_id: str, personal: PersonalData) -> str | None:
+    """The card a booking pays with, until the booking settles and the card is erased."""
+    sealed = conn.execute(
+        select(bookings.c.payment_card).where(bookings.c.booking_id == booking_id)
+    ).scalar()
+    return None if sealed is None else str(personal.open(booking_id, PAYMENT_CARD, sealed))
+
+
+def find_by_locator(
+    conn: Connection, *, personal: PersonalData, locator: str, family_name: str
+) -> dict[str, Any]:
+    """Passenger lookup: record locator plus a traveller's family name, as at an airline site.
+
+    The locator selects at most one booking, whose passengers are decrypted to compare the name.
+    """
     row = (
         conn.execute(select(bookings).where(bookings.c.locator == locator.upper()))
         .mappings()
@@ -125,7 +152,7 @@ def find_by_locator(conn: Connection, *, locator: str, family_name: str) -> dict
     )
     if row is None:
         raise NotFound(f"no booking {locator!r} for that name")
-    booking = describe(dict(row))
+    booking = describe(dict(row), personal=personal)
     if not any(
         p["family_name"].casefold() == family_name.casefold() for p in booking["passengers"]
     ):
@@ -133,13 +160,15 @@ def find_by_locator(conn: Connection, *, locator: str, family_name: str) -> dict
     return booking
 
 
-def customer_bookings(conn: Connection, *, customer_id: str) -> list[dict[str, Any]]:
+def customer_bookings(
+    conn: Connection, *, customer_id: str, personal: PersonalData | None = None
+) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(bookings)
         .where(bookings.c.customer_id == customer_id)
         .order_by(bookings.c.created_at)
     ).mappings()
-    return [describe(dict(row)) for row in rows]
+    return [describe(dict(row), personal=personal) for row in rows]
 
 
 def set_status(
@@ -152,8 +181,9 @@ def set_status(
     )
 
 
-def describe(row: dict[str, Any]) -> dict[str, Any]:
-    return {
+def describe(row: dict[str, Any], *, personal: PersonalData | None = None) -> dict[str, Any]:
+    """A booking row as callers see it; with `personal`, its passengers decrypted."""
+    booking = {
         "booking_id": row["booking_id"],
         "locator": row["locator"],
         "status": row["status"],
@@ -161,16 +191,17 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
         "cabin": row["cabin"],
         "customer_id": row["customer_id"],
         "amount": {"amount": row["amount"], "currency": row["currency"]},
-        "passengers": json.loads(row["passengers"])
-        if isinstance(row["passengers"], str)
-        else row["passengers"],
+        "passenger_count": row["passenger_count"],
         "payment_id": row.get("payment_id"),
         "failure": row.get("failure"),
         "created_at": datetime.fromtimestamp(row["created_at"], UTC).isoformat(),
     }
+    if personal is not None:
+        booking["passengers"] = personal.open(row["booking_id"], PASSENGERS, row["passengers"])
+    return booking
 
 
 def _public(booking: dict[str, Any]) -> dict[str, Any]:
     """What events carry: no names or documents (personal data stays in the bookings table)."""
-    keep = ("locator", "status", "flight_id", "cabin", "customer_id", "amount")
-    return {key: booking[key] for key in keep} | {"passenger_count": len(booking["passengers"])}
+    keep = ("locator", "status", "flight_id", "cabin", "customer_id", "amount", "passenger_count")
+    return {key: booking[key] for key in keep}

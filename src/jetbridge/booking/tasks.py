@@ -6,6 +6,9 @@ are held under the booking id, payment calls carry idempotency keys derived from
 tickets and loyalty entries are unique per booking. A failing step raises `StepFailed`, whose
 cause carries the booking id, so compensations reached through a Catch find the booking even
 when the error output replaced the state's input.
+
+The saga carries the booking id only: steps read what they need from the booking, and the card
+(sealed in the booking row) is erased once the booking is confirmed or failed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from jetbridge.booking.events import booking_event
 from jetbridge.booking.identifiers import ticket_number
 from jetbridge.booking.loyalty import points_for, tier_for
 from jetbridge.booking.money import Money
+from jetbridge.booking.personal_data import PersonalData
 from jetbridge.events.backbone import Backbone
 from jetbridge.payments.provider import PaymentError, PaymentProvider
 from jetbridge.storage.schema import (
@@ -68,11 +72,13 @@ class BookingTasks:
         *,
         backbone: Backbone,
         payments: PaymentProvider,
+        personal: PersonalData,
         accounting_code: str = "724",
         hold_seconds: float = 900,
     ) -> None:
         self.backbone = backbone
         self.payments = payments
+        self.personal = personal
         self.accounting_code = accounting_code
         self.hold_seconds = hold_seconds
 
@@ -96,7 +102,7 @@ class BookingTasks:
                         conn,
                         flight_id=booking["flight_id"],
                         cabin=booking["cabin"],
-                        count=len(booking["passengers"]),
+                        count=booking["passenger_count"],
                         hold_id=booking_id,
                         ttl=self.hold_seconds,
                         now=time.time(),
@@ -118,10 +124,13 @@ class BookingTasks:
         booking_id = booking_id_of(payload)
         with self.backbone.reading() as conn:
             booking = service.get_booking(conn, booking_id=booking_id)
+            card = service.payment_card(conn, booking_id=booking_id, personal=self.personal)
         amount = Money(booking["amount"]["amount"], booking["amount"]["currency"])
-        card = (
-            str((payload.get("payment") or {}).get("card", "")) if isinstance(payload, dict) else ""
-        )
+        card = card or _card_in(payload)
+        if not card:
+            raise StepFailed(
+                "PaymentFailed", booking_id=booking_id, reason="the booking holds no payment card"
+            )
         try:
             auth = self.payments.authorize(
                 key=f"{booking_id}:authorize",
@@ -153,12 +162,14 @@ class BookingTasks:
             issued = self._tickets(conn, booking_id)
             if not issued:
                 seats_sold = inventory.confirm_hold(conn, hold_id=booking_id, booking_id=booking_id)
-                if len(seats_sold) < len(booking["passengers"]):
+                if len(seats_sold) < booking["passenger_count"]:
                     raise StepFailed(
                         "SeatLost", booking_id=booking_id, reason="the seat hold was lost"
                     )
                 issued = self._issue(conn, booking_id, seats_sold)
-                service.set_status(conn, booking_id=booking_id, status="confirmed")
+                service.set_status(
+                    conn, booking_id=booking_id, status="confirmed", payment_card=None
+                )
                 self._publish(conn, "ticket.issued", booking_id, {"tickets": issued})
                 self._publish(
                     conn,
@@ -181,7 +192,11 @@ class BookingTasks:
             booking = service.get_booking(conn, booking_id=booking_id)
             if booking["status"] not in {"failed", "cancelled"}:
                 service.set_status(
-                    conn, booking_id=booking_id, status="failed", failure=_reason(payload)
+                    conn,
+                    booking_id=booking_id,
+                    status="failed",
+                    failure=_reason(payload),
+                    payment_card=None,
                 )
             if released:
                 self._publish(
@@ -399,10 +414,16 @@ def _held_by(conn: Connection, booking_id: str) -> list[str]:
 
 
 def _carry(payload: Any) -> dict[str, Any]:
-    """Fields later steps need (payment details ride along until ProcessPayment)."""
+    """Payment details in the input of executions started before cards moved into the booking
+    row ride along until ProcessPayment; newer executions carry nothing but the booking id."""
     if not isinstance(payload, dict):
         return {}
     return {key: payload[key] for key in ("payment",) if key in payload}
+
+
+def _card_in(payload: Any) -> str:
+    payment = payload.get("payment") if isinstance(payload, dict) else None
+    return str(payment.get("card", "")) if isinstance(payment, dict) else ""
 
 
 def _reason(payload: Any) -> str:

@@ -247,7 +247,11 @@ bookings = Table(
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("idempotency_key", String(128), nullable=False, unique=True),
+    # Sealed (jetbridge.ops.crypto): the passengers' names and documents, and the payment card
+    # until the booking settles.
     Column("passengers", Text, nullable=False),
+    Column("passenger_count", Integer, nullable=False),
+    Column("payment_card", Text, nullable=True),
     Column("payment_id", String(64), nullable=True),
     Column("failure", Text, nullable=True),
     Column("created_at", Float, nullable=False),

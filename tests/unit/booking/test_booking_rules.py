@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from jetbridge.booking.identifiers import is_record_locator, new_record_locator, ticket_number
 from jetbridge.booking.loyalty import Tier, points_for, tier_for
 from jetbridge.booking.money import CurrencyMismatch, Money
 from jetbridge.booking.refunds import refund_for
 from jetbridge.booking.seatmap import seat_map
+from jetbridge.booking.service import BookingRequest
 
 
 def test_money_is_integer_minor_units() -> None:
@@ -89,3 +91,17 @@ def test_seat_maps_per_aircraft() -> None:
     assert len(narrow["economy"]) == 26 * 6
     assert set(seat_map("B77W")) == {"business", "premium", "economy"}
     assert seat_map("unknown") == narrow
+
+
+def test_validation_errors_never_quote_passenger_data() -> None:
+    with pytest.raises(ValidationError) as failure:
+        BookingRequest(
+            flight_id="LX0100-2026-12-01", cabin="economy", customer_id="c1",
+            passengers=[{
+                "given_name": "Ada<", "family_name": "Lovelace\x01",
+                "document": {"number": "x7734120", "country": "GBR", "expires": "2031-05-01"},
+            }],
+        )  # fmt: skip
+    message = str(failure.value)
+    assert "passengers.0.given_name" in message and "passengers.0.document.number" in message
+    assert not any(value in message for value in ("Ada", "Lovelace", "x7734120"))
