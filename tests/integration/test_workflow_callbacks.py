@@ -284,6 +284,42 @@ def test_forged_and_unknown_task_tokens_are_refused_clearly(engine: Engine) -> N
     assert workflows.describe(name="real")["error"] == "Refused"
 
 
+def test_callback_answers_and_heartbeats_over_http(sqlite_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from jetbridge.app import create_app
+    from jetbridge.config import Settings
+
+    app = create_app(Settings(database_url=sqlite_url, delivery_poll_seconds=0.05))
+    tokens: list[str] = []
+    with TestClient(app) as client:
+        app.state.platform.workflows.handlers["Ask"] = lambda p: tokens.append(p["token"])
+        started = client.post(
+            "/api/workflows/executions",
+            json={"name": "over-http", "definition": callback(HeartbeatSeconds=5), "input": {}},
+        )
+        assert started.status_code == 201, started.text
+        deadline = time.time() + 15
+        while not tokens and time.time() < deadline:
+            time.sleep(0.05)
+        forged = client.post("/api/workflows/tasks/heartbeat", json={"task_token": "x|1|y"})
+        assert forged.status_code == 400
+        assert "task_token" in forged.json()["message"]
+        beat = client.post("/api/workflows/tasks/heartbeat", json={"task_token": tokens[0]})
+        assert beat.status_code == 204, beat.text
+        answer = {"task_token": tokens[0], "output": {"seat": "12A"}}
+        assert client.post("/api/workflows/tasks/success", json=answer).status_code == 204
+        again = client.post("/api/workflows/tasks/heartbeat", json={"task_token": tokens[0]})
+        assert again.status_code == 409
+        done: dict[str, Any] = {}
+        while time.time() < deadline:
+            done = client.get("/api/workflows/executions/over-http").json()
+            if done["status"] != "RUNNING":
+                break
+            time.sleep(0.05)
+        assert (done["status"], done["output"]) == ("SUCCEEDED", {"answer": {"seat": "12A"}})
+
+
 def test_an_execution_parked_by_an_earlier_version_resumes_when_answered(engine: Engine) -> None:
     """Earlier versions parked with a lease of 1e18, kept no token row, and numbered tokens."""
     from sqlalchemy import delete
