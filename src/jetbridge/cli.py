@@ -7,12 +7,15 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from jetbridge.config import Settings
 from jetbridge.errors import JetbridgeError
+
+if TYPE_CHECKING:
+    from jetbridge.workflows.engine import WorkflowEngine
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -201,11 +204,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_workflows(args: argparse.Namespace) -> int:
-    """Start (idempotent by name), run synchronously, describe, history, list, stop."""
-    from jetbridge.workflows.engine import WorkflowEngine
-
+    """Start (idempotent by name), run synchronously, describe, history, list, stop; answer or
+    heartbeat a callback task by its token."""
     platform = _platform()
     engine: WorkflowEngine = platform.workflows
+    if args.action.startswith("send-task-"):
+        return _answer_task(engine, args)
     if args.action in {"start", "run"}:
         definition = load_json_argument(args.definition or "", "--definition")
         data = load_json_argument(args.input, "--input") if args.input else {}
@@ -261,6 +265,21 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     from jetbridge.ops.crypto import DataKey
 
     print(DataKey.generate(args.id).entry())
+    return 0
+
+
+def _answer_task(engine: WorkflowEngine, args: argparse.Namespace) -> int:
+    if not args.task_token:
+        raise ValueError(f"{args.action}: --task-token is required")
+    if args.action == "send-task-success":
+        output = load_json_argument(args.output, "--output") if args.output else None
+        engine.send_task_success(token=args.task_token, output=output)
+    elif args.action == "send-task-failure":
+        if not args.error:
+            raise ValueError("send-task-failure: --error is required")
+        engine.send_task_failure(token=args.task_token, error=args.error, cause=args.cause or "")
+    else:
+        engine.send_task_heartbeat(token=args.task_token)
     return 0
 
 
@@ -321,12 +340,24 @@ def build_parser() -> argparse.ArgumentParser:
     feed.add_argument("--received-at", help="receipt time for telex without an originator time")
     feed.set_defaults(run=cmd_ingest)
 
-    flows = sub.add_parser("workflows", help="start, run, describe, list or stop executions")
-    flows.add_argument("action", choices=["start", "run", "describe", "history", "list", "stop"])
+    flows = sub.add_parser(
+        "workflows", help="start, run, describe, list or stop executions; answer callback tasks"
+    )
+    flows.add_argument(
+        "action",
+        choices=[
+            "start", "run", "describe", "history", "list", "stop",
+            "send-task-success", "send-task-failure", "send-task-heartbeat",
+        ],
+    )  # fmt: skip
     flows.add_argument("--name", default="")
     flows.add_argument("--definition", help="ASL definition JSON or a file holding it")
     flows.add_argument("--input", help="input JSON or a file holding it")
     flows.add_argument("--status")
+    flows.add_argument("--task-token", help="the token a .waitForTaskToken task handed out")
+    flows.add_argument("--output", help="send-task-success: the task's output JSON or a file")
+    flows.add_argument("--error", help="send-task-failure: the error name")
+    flows.add_argument("--cause", help="send-task-failure: the cause")
     flows.set_defaults(run=cmd_workflows)
 
     keys = sub.add_parser("keys", help="data encryption keys").add_subparsers(

@@ -114,3 +114,16 @@ def test_workflows_from_the_shell(tmp_path: Path) -> None:
     assert "States" in bad.stderr
     missing = jetbridge("workflows", "describe", "--name", "nope", env=env)
     assert missing.returncode == 2
+
+
+def test_callback_tasks_answered_from_the_shell(tmp_path: Path) -> None:
+    env = {"JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'wf.db'}"}
+    forged = jetbridge("workflows", "send-task-heartbeat", "--task-token", "a|1|b", env=env)
+    assert forged.returncode == 2
+    assert "task_token: not a token this engine issued" in forged.stderr
+    missing = jetbridge("workflows", "send-task-success", env=env)
+    assert missing.returncode == 2
+    assert "--task-token is required" in missing.stderr
+    no_error = jetbridge("workflows", "send-task-failure", "--task-token", "a|1|b", env=env)
+    assert no_error.returncode == 2
+    assert "--error is required" in no_error.stderr

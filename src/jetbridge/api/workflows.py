@@ -1,4 +1,5 @@
-"""HTTP API of the workflow engine: start (idempotent by name), describe, history, list, stop."""
+"""HTTP API of the workflow engine: start (idempotent by name), describe, history, list, stop;
+answers and heartbeats for callback tasks."""
 
 from __future__ import annotations
 
@@ -60,17 +61,25 @@ def stop(name: str, workflows: Workflows) -> dict[str, Any]:
     return workflows.stop(name=name)
 
 
+TaskToken = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
 class TaskSuccess(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task_token: Annotated[str, Field(min_length=1, max_length=200)]
+    task_token: TaskToken
     output: Any = None
 
 
 class TaskFailure(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task_token: Annotated[str, Field(min_length=1, max_length=200)]
+    task_token: TaskToken
     error: Annotated[str, Field(min_length=1, max_length=256)]
     cause: Annotated[str, Field(max_length=32768)] = ""
+
+
+class TaskHeartbeat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task_token: TaskToken
 
 
 @router.post("/tasks/success", status_code=204)
@@ -82,3 +91,9 @@ def send_task_success(body: TaskSuccess, workflows: Workflows) -> None:
 @router.post("/tasks/failure", status_code=204)
 def send_task_failure(body: TaskFailure, workflows: Workflows) -> None:
     workflows.send_task_failure(token=body.task_token, error=body.error, cause=body.cause)
+
+
+@router.post("/tasks/heartbeat", status_code=204)
+def send_task_heartbeat(body: TaskHeartbeat, workflows: Workflows) -> None:
+    """The work behind a `.waitForTaskToken` task goes on: its HeartbeatSeconds restart."""
+    workflows.send_task_heartbeat(token=body.task_token)

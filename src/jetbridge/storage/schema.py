@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -351,7 +352,11 @@ executions = Table(
     Column("cause", Text, nullable=True),
     Column("started_at", Float, nullable=False),
     Column("stopped_at", Float, nullable=True),
+    # A worker's lease; while parked (waiting for task tokens) the moment to look again.
     Column("lease_until", Float, nullable=True),
+    Column("parked", Boolean, nullable=False, server_default=false()),
+    # An answer arrived since the worker holding the execution last looked.
+    Column("woken", Boolean, nullable=False, server_default=false()),
 )
 Index("ix_executions_status", executions.c.status, executions.c.lease_until)
 
@@ -362,3 +367,20 @@ execution_events = Table(
     Column("event_id", Integer, primary_key=True),
     Column("body", Text, nullable=False),
 )
+
+task_tokens = Table(
+    "workflow_task_tokens",
+    metadata,
+    Column("token", String(256), primary_key=True),
+    Column("execution", String(80), nullable=False),
+    Column("state", String(256), nullable=False),
+    Column("status", String(16), nullable=False),  # WAITING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED
+    Column("output", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("cause", Text, nullable=True),
+    Column("issued_at", Float, nullable=False),
+    Column("beat_at", Float, nullable=False),
+    Column("timeout_at", Float, nullable=False),
+    Column("heartbeat_seconds", Integer, nullable=True),
+)
+Index("ix_task_tokens_execution", task_tokens.c.execution, task_tokens.c.status)

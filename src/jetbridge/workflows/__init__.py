@@ -1,29 +1,39 @@
 """Durable workflows in Amazon States Language.
 
 Public API: `execute(definition, input, handlers=None)` runs a definition to completion in
-process and returns an `ExecutionResult` (status, output, error, cause, history).
+process and returns an `ExecutionResult` (status, output, error, cause, history). A handler
+that works for long calls `heartbeat()` to satisfy its task's HeartbeatSeconds.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError, TaskFailed
-from jetbridge.workflows.asl.interpreter import (
+from jetbridge.workflows.asl.interpreter import new_context, run_machine
+from jetbridge.workflows.asl.scope import (
+    HistoryDiverged,
     Runtime,
+    Scope,
+    Suspended,
+    TaskTokens,
     TimedOut,
-    new_context,
-    outcomes,
-    run_machine,
-    wait_starts,
+    parse_iso,
 )
+from jetbridge.workflows.asl.tasks import heartbeat
 from jetbridge.workflows.asl.validate import validate
 
-__all__ = ["ExecutionResult", "InvalidDefinition", "TaskFailed", "execute", "validate_definition"]
+__all__ = [
+    "ExecutionResult",
+    "InvalidDefinition",
+    "TaskFailed",
+    "execute",
+    "heartbeat",
+    "validate_definition",
+]
 
 
 @dataclass
@@ -56,48 +66,60 @@ def execute(
     handlers: Mapping[str, Callable[[Any], Any]] | None = None,
     *,
     name: str | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     previous: list[dict[str, Any]] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
-    token_for: Callable[[int], str] | None = None,
+    tokens: TaskTokens | None = None,
     machines: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ExecutionResult:
     """Run a state machine to completion in this process, as Step Functions would.
 
-    `previous` is the stored history of an interrupted run of the same execution: tasks that
-    finished then are not run again. `on_event` receives each history event as it happens.
-    With `token_for`, a `.waitForTaskToken` task raises `Suspended` after handing out its token
-    (durable engine); without it, the handler's return value is the task's result.
+    `previous` is the stored history of an interrupted run of the same execution: what it
+    recorded is not done again (no finished task runs twice). `on_event` receives each new
+    history event as it happens. With `tokens` (durable engine), a `.waitForTaskToken` task
+    hands out its token and raises `Suspended` while the answer is outstanding; without, the
+    handler's return value is the task's result.
     """
     machine = validate_definition(definition)
     data = json.loads(input) if isinstance(input, str | bytes) else ({} if input is None else input)
-    runtime = Runtime(
-        handlers=dict(handlers or {}),
-        sleep=sleep,
-        replay=outcomes(previous or []),
-        wait_starts=wait_starts(previous or []),
-    )
-    runtime.on_event = on_event
-    runtime.token_for = token_for
+    runtime = Runtime(handlers=dict(handlers or {}), sleep=sleep, on_event=on_event, tokens=tokens)
     runtime.machines = {name: validate_definition(body) for name, body in (machines or {}).items()}
-    if "TimeoutSeconds" in machine:
-        runtime.deadline = time.monotonic() + float(machine["TimeoutSeconds"])
+    runtime.resume_from(previous or [])
+    scope = Scope(runtime)
     context = new_context(
         name, data, str(machine.get("Comment", "machine"))[:40] or "machine", runtime
     )
-    runtime.event("ExecutionStarted", executionStartedEventDetails={"input": json.dumps(data)})
+    started = scope.event(
+        "ExecutionStarted", executionStartedEventDetails={"input": json.dumps(data)}
+    )
+    context["Execution"]["StartTime"] = started["timestamp"]
+    if "TimeoutSeconds" in machine:
+        began = parse_iso(started["timestamp"]).timestamp()
+        runtime.deadline = began + float(machine["TimeoutSeconds"])
     try:
-        output = run_machine(machine, data, context, runtime)
+        output = run_machine(machine, data, context, scope)
+    except Suspended as pause:
+        if runtime.deadline is not None:
+            pause.wake_at = min(pause.wake_at, runtime.deadline)
+        raise
     except TimedOut:
-        runtime.event("ExecutionTimedOut")
+        runtime.halted.clear()
+        scope.event("ExecutionTimedOut", executionTimedOutEventDetails={"error": "States.Timeout"})
         return ExecutionResult("TIMED_OUT", None, "States.Timeout", "", runtime.history)
     except StatesError as error:
-        runtime.event(
+        runtime.halted.clear()
+        scope.event(
             "ExecutionFailed",
             executionFailedEventDetails={"error": error.error, "cause": error.cause},
         )
         return ExecutionResult("FAILED", None, error.error, error.cause, runtime.history)
-    runtime.event(
-        "ExecutionSucceeded", executionSucceededEventDetails={"output": json.dumps(output)}
-    )
+    except HistoryDiverged as diverged:
+        # The run no longer matches its history, so no recorded position can be trusted.
+        cause = f"the resumed execution diverged from its history: {diverged}"
+        details = {"error": "States.Runtime", "cause": cause}
+        runtime.append(
+            ((-1,), 0), "ExecutionFailed", scope.last, {"executionFailedEventDetails": details}
+        )
+        return ExecutionResult("FAILED", None, "States.Runtime", cause, runtime.history)
+    scope.event("ExecutionSucceeded", executionSucceededEventDetails={"output": json.dumps(output)})
     return ExecutionResult("SUCCEEDED", output, None, None, runtime.history)

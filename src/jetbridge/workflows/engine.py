@@ -3,14 +3,15 @@ replaced by another (or by itself after a restart), which resumes the execution 
 any finished task again.
 
 Executions are leased: a worker holds an execution while it runs it and renews the lease with
-each event, so one execution never runs in two workers at once unless a lease lapses.
+each event, so one execution never runs in two workers at once unless a lease lapses. An
+execution whose callback tasks all wait for their task tokens is parked: no worker holds it
+until an answer wakes it or its lease, set to the earliest task deadline, lapses; the worker
+that claims it then sees the timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -19,14 +20,15 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from jetbridge.errors import Conflict, InvalidRequest, NotFound
+from jetbridge.errors import Conflict, NotFound
 from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import ExecutionResult, execute, validate_definition
-from jetbridge.workflows.asl.interpreter import Suspended
+from jetbridge.workflows.asl.scope import Suspended
+from jetbridge.workflows.tokens import TaskTimedOut, TaskTokenStore
 
+__all__ = ["Aborted", "TaskTimedOut", "WorkflowEngine"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
-WAITING = 1e18  # lease of an execution waiting for a task token: no worker may claim it
 
 
 class Aborted(Exception):
@@ -43,7 +45,7 @@ class WorkflowEngine:
         secret: str | None = None,
     ) -> None:
         # Task tokens are signed; without a configured secret they hold for this process only.
-        self.secret = secret or secrets.token_hex(16)
+        self.tokens = TaskTokenStore(engine, secret or secrets.token_hex(16))
         self.engine = engine
         self.handlers = dict(handlers)
         self.lease_seconds = lease_seconds
@@ -138,7 +140,7 @@ class WorkflowEngine:
             conn.execute(
                 update(executions)
                 .where(executions.c.name == name)
-                .values(lease_until=now + self.lease_seconds)
+                .values(lease_until=now + self.lease_seconds, parked=False, woken=False)
             )
         return str(name)
 
@@ -150,28 +152,27 @@ class WorkflowEngine:
         return True
 
     def resume(self, name: str) -> ExecutionResult | None:
-        """Run (or continue) an execution this worker holds, to its end."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(executions).where(executions.c.name == name)).one()
-        previous = self.history(name=name)
-        try:
-            result = execute(
-                json.loads(row.definition),
-                json.loads(row.input),
-                self.handlers,
-                name=name,
-                previous=previous,
-                on_event=lambda event: self._store(name, event, len(previous)),
-                token_for=lambda index: self._token(name, index),
-            )
-        except Aborted:
-            return None
-        except Suspended:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(executions).where(executions.c.name == name).values(lease_until=WAITING)
+        """Run (or continue) an execution this worker holds, until it ends or parks."""
+        while True:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(executions).where(executions.c.name == name)).one()
+            try:
+                result = execute(
+                    json.loads(row.definition),
+                    json.loads(row.input),
+                    self.handlers,
+                    name=name,
+                    previous=self.history(name=name),
+                    on_event=lambda event: self._store(name, event),
+                    tokens=self.tokens.for_execution(name),
                 )
-            return None
+            except Aborted:
+                return None
+            except Suspended as pause:
+                if self._park(name, pause.wake_at):
+                    return None
+                continue  # an answer came in meanwhile: look again now
+            break
         with self.engine.begin() as conn:
             conn.execute(
                 update(executions)
@@ -189,60 +190,41 @@ class WorkflowEngine:
             listener(name, result.status)
         return result
 
-    def _token(self, name: str, index: int) -> str:
-        body = f"{name}|{index}"
-        digest = hmac.new(self.secret.encode(), body.encode(), hashlib.sha256).hexdigest()[:32]
-        return f"{body}|{digest}"
+    def _park(self, name: str, wake_at: float) -> bool:
+        """Release the execution until `wake_at` unless an answer arrived since it was claimed
+        (then False: run it again now)."""
+        with self.engine.begin() as conn:
+            parked = conn.execute(
+                update(executions)
+                .where(
+                    executions.c.name == name,
+                    executions.c.status == "RUNNING",
+                    executions.c.woken.is_(False),
+                )
+                .values(parked=True, lease_until=wake_at)
+            )
+            if parked.rowcount:
+                return True
+            again = conn.execute(
+                update(executions)
+                .where(executions.c.name == name, executions.c.status == "RUNNING")
+                .values(woken=False, lease_until=time.time() + self.lease_seconds)
+            )
+        return again.rowcount == 0
 
     def send_task_success(self, *, token: str, output: Any) -> None:
         """Answer a `.waitForTaskToken` task: the execution resumes with `output`."""
-        self._answer(
-            token, "TaskSucceeded", {"taskSucceededEventDetails": {"output": json.dumps(output)}}
-        )
+        self.tokens.answer(token, output=output)
 
     def send_task_failure(self, *, token: str, error: str, cause: str = "") -> None:
-        self._answer(
-            token, "TaskFailed", {"taskFailedEventDetails": {"error": error, "cause": cause}}
-        )
+        """Fail a `.waitForTaskToken` task with `error` (catchable and retriable as named)."""
+        self.tokens.answer(token, error=error, cause=cause)
 
-    def _answer(self, token: str, kind: str, details: dict[str, Any]) -> None:
-        name, _, index = token.rsplit("|", 1)[0].rpartition("|")
-        if (
-            not name
-            or not index.isdigit()
-            or not hmac.compare_digest(self._token(name, int(index)), token)
-        ):
-            raise InvalidRequest("task token: not a token this engine issued")
-        with self.engine.begin() as conn:
-            row = conn.execute(select(executions).where(executions.c.name == name)).first()
-            if row is None or row.status != "RUNNING" or row.lease_until != WAITING:
-                raise Conflict(f"execution {name!r} is not waiting for this task token")
-            last = conn.execute(
-                select(execution_events.c.body)
-                .where(execution_events.c.execution == name)
-                .order_by(execution_events.c.event_id.desc())
-                .limit(1)
-            ).scalar()
-            previous = json.loads(last) if last else {"id": 0}
-            event = {
-                "id": previous["id"] + 1,
-                "previousEventId": previous["id"],
-                "timestamp": previous.get("timestamp"),
-                "type": kind,
-                **details,
-            }
-            conn.execute(
-                insert(execution_events).values(
-                    execution=name, event_id=event["id"], body=json.dumps(event)
-                )
-            )
-            conn.execute(
-                update(executions).where(executions.c.name == name).values(lease_until=None)
-            )
+    def send_task_heartbeat(self, *, token: str) -> None:
+        """The work behind a `.waitForTaskToken` task goes on: its HeartbeatSeconds restart."""
+        self.tokens.heartbeat(token)
 
-    def _store(self, name: str, event: dict[str, Any], stored: int) -> None:
-        if event["id"] <= stored:
-            return  # replaying what the previous run already recorded
+    def _store(self, name: str, event: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
             held = conn.execute(
                 update(executions)
@@ -273,7 +255,7 @@ class WorkflowEngine:
                 update(executions)
                 .where(executions.c.name == name, executions.c.status == "RUNNING")
                 .where((executions.c.lease_until.is_(None)) | (executions.c.lease_until < now))
-                .values(lease_until=now + self.lease_seconds)
+                .values(lease_until=now + self.lease_seconds, parked=False, woken=False)
             )
         return bool(claimed.rowcount)
 

@@ -274,13 +274,19 @@ def test_handler_exceptions_look_like_lambda_errors_and_fail_the_execution() -> 
 
 
 def test_task_timeout() -> None:
-    import time
+    import threading
 
+    release = threading.Event()
     definition = machine(
-        {"A": {"Type": "Task", "Resource": "Slow", "TimeoutSeconds": 0.2, "End": True}}
+        {"A": {"Type": "Task", "Resource": "Slow", "TimeoutSeconds": 1, "End": True}}
     )
-    result = execute(definition, {}, {"Slow": lambda p: time.sleep(1)})
+    try:
+        result = execute(definition, {}, {"Slow": lambda p: release.wait(10)})
+    finally:
+        release.set()
     assert result.error == "States.Timeout"
+    kinds = [e["type"] for e in result.history]
+    assert kinds[-1] == "ExecutionFailed" and "TaskTimedOut" in kinds
 
 
 def test_parallel_and_map_keep_order() -> None:
@@ -411,9 +417,13 @@ def test_a_resumed_wait_only_waits_what_is_left() -> None:
         definition, {}, {"T": lambda p: calls.append(1) or "done"}, sleep=lambda s: None
     )
     entered = (datetime.now(UTC) - timedelta(seconds=7)).isoformat().replace("+00:00", "Z")
-    interrupted = [
-        dict(e, timestamp=entered) if e["type"] == "WaitStateEntered" else e
-        for e in first.history[:3]
+    recorded = [
+        dict(e, timestamp=entered) if e["type"] == "WaitStateEntered" else e for e in first.history
+    ]
+    assert [e["type"] for e in recorded[:3]] == [
+        "ExecutionStarted",
+        "WaitStateEntered",
+        "WaitStateExited",
     ]
     waits: list[float] = []
     resumed = execute(
@@ -421,10 +431,15 @@ def test_a_resumed_wait_only_waits_what_is_left() -> None:
         {},
         {"T": lambda p: calls.append(2) or "again"},
         sleep=waits.append,
-        previous=interrupted,
+        previous=recorded[:2],  # interrupted during the Wait
     )
     assert resumed.output == "again"
     assert len(waits) == 1 and 2.5 < waits[0] <= 3.0
+    waits.clear()
+    after = execute(
+        definition, {}, {"T": lambda p: "third"}, sleep=waits.append, previous=recorded[:3]
+    )
+    assert (after.output, waits) == ("third", [])  # the Wait had ended: no second wait
 
 
 def test_nested_state_machines() -> None:

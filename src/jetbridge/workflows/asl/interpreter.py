@@ -1,85 +1,37 @@
-"""Running a state machine in process: state processing, Retry/Catch, Parallel, Map, Wait, and
-an AWS-shaped execution history."""
+"""Running a state machine in process: state processing, Retry/Catch, Parallel, Wait, and an
+AWS-shaped execution history. Tasks live in `tasks`, Map in `mapstate`, replay in `scope`."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import random
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from jetbridge.workflows.asl import intrinsics, paths
 from jetbridge.workflows.asl.choice import matches, timestamp
 from jetbridge.workflows.asl.errors import StatesError
-
-Handler = Callable[[Any], Any]
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="asl-task")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from jetbridge.workflows.asl.mapstate import run_map
+from jetbridge.workflows.asl.scope import Runtime, Scope, iso, parse_iso
+from jetbridge.workflows.asl.tasks import run_task
 
 
-@dataclass
-class Runtime:
-    handlers: dict[str, Handler]
-    sleep: Callable[[float], None] = time.sleep
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    rng: random.Random = field(default_factory=random.Random)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    deadline: float | None = None
-    replay: list[tuple[str, Any]] = field(default_factory=list)
-    wait_starts: list[datetime] = field(default_factory=list)
-    on_event: Callable[[dict[str, Any]], None] | None = None
-    # Durable runs pause at `.waitForTaskToken` tasks; in-process runs take the handler's result.
-    token_for: Callable[[int], str] | None = None
-    callbacks: int = 0
-    machines: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def event(self, kind: str, **details: Any) -> None:
-        number = len(self.history) + 1
-        stamp = _iso(self.now())
-        record = {"id": number, "previousEventId": number - 1, "timestamp": stamp, "type": kind}
-        record.update(details)
-        self.history.append(record)
-        if self.on_event is not None:
-            self.on_event(record)
-
-    def wait_started(self) -> datetime | None:
-        """When the current Wait first began, if this execution is resuming it."""
-        return self.wait_starts.pop(0) if self.wait_starts else None
-
-    def recorded(self) -> tuple[str, Any] | None:
-        """The next task outcome from a previous run of this execution, if any (crash resume)."""
-        return self.replay.pop(0) if self.replay else None
-
-
-class TimedOut(Exception):
-    """The state machine's own TimeoutSeconds ran out."""
-
-
-def run_machine(
-    machine: dict[str, Any], data: Any, context: dict[str, Any], runtime: Runtime
-) -> Any:
+def run_machine(machine: dict[str, Any], data: Any, context: dict[str, Any], scope: Scope) -> Any:
     name = machine["StartAt"]
     states = machine["States"]
     while True:
-        if runtime.deadline is not None and time.monotonic() > runtime.deadline:
-            raise TimedOut
+        scope.runtime.check_deadline()
+        scope.checkpoint()
         state = states[name]
         kind = state["Type"]
-        context["State"] = {"Name": name, "EnteredTime": _iso(runtime.now()), "RetryCount": 0}
-        runtime.event(
+        entered = scope.event(
             f"{kind}StateEntered",
             stateEnteredEventDetails={"name": name, "input": json.dumps(data)},
         )
+        resumed = scope.replayed
+        context["State"] = {"Name": name, "EnteredTime": entered["timestamp"], "RetryCount": 0}
         try:
-            output, following = _run_state(name, state, data, context, runtime)
+            output, following = _run_state(name, state, data, context, scope, resumed)
         except StatesError as error:
             handler = _catcher(state.get("Catch", []), error.error)
             if handler is None:
@@ -87,13 +39,22 @@ def run_machine(
             error_output = {"Error": error.error, "Cause": error.cause}
             output = paths.write(data, handler.get("ResultPath", "$"), error_output)
             following = handler["Next"]
-        runtime.event(
+        scope.event(
             f"{kind}StateExited",
             stateExitedEventDetails={"name": name, "output": json.dumps(output)},
         )
         if following is None:
             return output
         name, data = following, output
+
+
+def run_nested(
+    machine: dict[str, Any], data: Any, execution: str, machine_name: str, parent: Runtime
+) -> Any:
+    """A child state machine (startExecution), run in this process with its own history."""
+    child = Runtime(handlers=parent.handlers, sleep=parent.sleep, machines=parent.machines)
+    context = new_context(execution, data, machine_name, child)
+    return run_machine(machine, data, context, Scope(child))
 
 
 def _catcher(catchers: list[dict[str, Any]], error: str) -> dict[str, Any] | None:
@@ -112,7 +73,12 @@ def _covers(names: list[str], error: str) -> bool:
 
 
 def _run_state(
-    name: str, state: dict[str, Any], data: Any, context: dict[str, Any], runtime: Runtime
+    name: str,
+    state: dict[str, Any],
+    data: Any,
+    context: dict[str, Any],
+    scope: Scope,
+    resumed: bool,
 ) -> tuple[Any, str | None]:
     kind = state["Type"]
     following = None if state.get("End") else state.get("Next")
@@ -141,7 +107,8 @@ def _run_state(
         )
         raise StatesError(str(error), str(cause))
     if kind == "Wait":
-        _wait(state, _input_path(state, data, context), context, runtime)
+        started = context["State"]["EnteredTime"] if resumed else None
+        _wait(state, _input_path(state, data, context), context, scope, started)
         return _output_path(state, _input_path(state, data, context), context), following
     effective = _input_path(state, data, context)
     if kind == "Pass":
@@ -150,7 +117,7 @@ def _run_state(
         )
         result = state.get("Result", payload)
     else:
-        result = _with_retry(name, state, effective, context, runtime)
+        result = _with_retry(name, state, effective, context, scope)
         if "ResultSelector" in state:
             result = build(state["ResultSelector"], result, context)
     output = paths.write(data, state.get("ResultPath", "$"), result)
@@ -189,12 +156,12 @@ def build(template: Any, data: Any, context: Any) -> Any:
 
 
 def _with_retry(
-    name: str, state: dict[str, Any], effective: Any, context: dict[str, Any], runtime: Runtime
+    name: str, state: dict[str, Any], effective: Any, context: dict[str, Any], scope: Scope
 ) -> Any:
     counts = [0] * len(state.get("Retry", []))
     while True:
         try:
-            return _work(name, state, effective, context, runtime)
+            return _work(name, state, effective, context, scope)
         except StatesError as error:
             index = next(
                 (
@@ -215,267 +182,54 @@ def _with_retry(
             if "MaxDelaySeconds" in retrier:
                 delay = min(delay, retrier["MaxDelaySeconds"])
             if retrier.get("JitterStrategy") == "FULL":
-                delay = runtime.rng.uniform(0, delay)
+                delay = scope.runtime.rng.uniform(0, delay)
             counts[index] += 1
             context["State"]["RetryCount"] = sum(counts)
-            runtime.sleep(delay)
+            pause(scope, delay)
 
 
 def _work(
-    name: str, state: dict[str, Any], effective: Any, context: dict[str, Any], runtime: Runtime
+    name: str, state: dict[str, Any], effective: Any, context: dict[str, Any], scope: Scope
 ) -> Any:
     kind = state["Type"]
     if kind == "Parallel":
         payload = (
             build(state["Parameters"], effective, context) if "Parameters" in state else effective
         )
-        runtime.event("ParallelStateStarted")
+        scope.event("ParallelStateStarted")
         results = [
-            run_machine(branch, payload, dict(context), runtime) for branch in state["Branches"]
+            run_machine(branch, payload, dict(context), scope) for branch in state["Branches"]
         ]
-        runtime.event("ParallelStateSucceeded")
+        scope.event("ParallelStateSucceeded")
         return results
     if kind == "Map":
-        return _map(state, effective, context, runtime)
-    return _task(name, state, effective, context, runtime)
+        return run_map(name, state, effective, context, scope, run_machine, build)
+    return run_task(name, state, effective, context, scope, build, run_nested)
 
 
-def _map(
-    state: dict[str, Any], effective: Any, context: dict[str, Any], runtime: Runtime
-) -> list[Any]:
-    items = paths.read(effective, state.get("ItemsPath", "$"), context)
-    if not isinstance(items, list):
-        raise StatesError("States.Runtime", "ItemsPath must select an array")
-    processor: dict[str, Any] = state.get("ItemProcessor") or state["Iterator"]
-    selector = state.get("ItemSelector", state.get("Parameters"))
-    runtime.event("MapStateStarted", mapStateStartedEventDetails={"length": len(items)})
-    results = []
-    for index, item in enumerate(items):
-        item_context = {**context, "Map": {"Item": {"Index": index, "Value": item}}}
-        item_input = build(selector, effective, item_context) if selector is not None else item
-        runtime.event(
-            "MapIterationStarted",
-            mapIterationStartedEventDetails={"name": context["State"]["Name"], "index": index},
-        )
-        results.append(run_machine(processor, item_input, item_context, runtime))
-        runtime.event(
-            "MapIterationSucceeded",
-            mapIterationSucceededEventDetails={"name": context["State"]["Name"], "index": index},
-        )
-    runtime.event("MapStateSucceeded")
-    return results
+def pause(scope: Scope, seconds: float) -> None:
+    """Sleep, unless a resumed run had gone on from here; a real sleep ends early when the
+    execution halts or the enclosing Map aborts."""
+    scope.checkpoint()
+    if scope.peek() is not None:
+        return
+    runtime = scope.runtime
+    if runtime.sleep is not None:
+        runtime.sleep(seconds)
+        return
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if runtime.halted.is_set() or any(abort.is_set() for abort in scope.aborts):
+            scope.checkpoint()
+        time.sleep(min(left, 0.1))
 
 
-HTTP_RESOURCE = "arn:aws:states:::http:invoke"
-NESTED = "arn:aws:states:::states:startExecution"
-
-
-def _nested(resource: str, runtime: Runtime) -> Handler:
-    """Start another state machine (registered by name) and, with `.sync`, wait for its end."""
-
-    def start(payload: Any) -> Any:
-        if not isinstance(payload, dict) or not isinstance(payload.get("StateMachineArn"), str):
-            raise StatesError("States.Runtime", "startExecution needs Parameters.StateMachineArn")
-        machine_name = payload["StateMachineArn"].rsplit(":", 1)[-1]
-        machine = runtime.machines.get(machine_name)
-        if machine is None:
-            raise StatesError("StateMachineDoesNotExist", f"no state machine {machine_name!r}")
-        execution = str(payload.get("Name") or uuid.uuid4())
-        child = Runtime(handlers=runtime.handlers, sleep=runtime.sleep, machines=runtime.machines)
-        data = payload.get("Input", {})
-        arn = f"arn:jetbridge:states:execution:{machine_name}:{execution}"
-        if not resource.endswith((".sync", ".sync:2")):
-            run_machine(machine, data, new_context(execution, data, machine_name, child), child)
-            return {"ExecutionArn": arn, "StartDate": _iso(runtime.now())}
-        try:
-            output = run_machine(
-                machine, data, new_context(execution, data, machine_name, child), child
-            )
-        except StatesError as error:
-            raise StatesError(
-                "States.TaskFailed", json.dumps({"Error": error.error, "Cause": error.cause})
-            ) from None
-        shown = output if resource.endswith(":2") else json.dumps(output)
-        return {"ExecutionArn": arn, "Output": shown, "Status": "SUCCEEDED"}
-
-    return start
-
-
-def http_task(payload: Any) -> Any:
-    """The HTTP task (`arn:aws:states:::http:invoke`): ApiEndpoint, Method, Headers,
-    QueryParameters, RequestBody in; StatusCode, StatusText, Headers, ResponseBody out."""
-    import httpx
-
-    if not isinstance(payload, dict) or not isinstance(payload.get("ApiEndpoint"), str):
-        raise StatesError("States.Runtime", "an HTTP task needs Parameters.ApiEndpoint")
-    body = payload.get("RequestBody")
-    try:
-        response = httpx.request(
-            str(payload.get("Method", "GET")).upper(),
-            payload["ApiEndpoint"],
-            headers={str(k): str(v) for k, v in (payload.get("Headers") or {}).items()},
-            params=payload.get("QueryParameters") or None,
-            json=body if body is not None and not isinstance(body, str) else None,
-            content=body if isinstance(body, str) else None,
-            timeout=60,
-        )
-    except httpx.HTTPError as exc:
-        raise StatesError("States.Http.Socket", str(exc)) from None
-    try:
-        parsed: Any = response.json()
-    except ValueError:
-        parsed = response.text
-    result = {
-        "StatusCode": response.status_code,
-        "StatusText": response.reason_phrase,
-        "Headers": dict(response.headers),
-        "ResponseBody": parsed,
-    }
-    if response.status_code >= 300:
-        raise StatesError(f"States.Http.StatusCode.{response.status_code}", json.dumps(result))
-    return result
-
-
-def _resolve(
-    resource: str, payload: Any, handlers: dict[str, Handler]
-) -> tuple[Handler, Any, bool]:
-    """A handler for a resource: the exact string, else the function name at the ARN's end."""
-    wrap = False
-    if resource == HTTP_RESOURCE and resource not in handlers:
-        return http_task, payload, False
-    if (
-        resource.startswith("arn:aws:states:::lambda:invoke")
-        and isinstance(payload, dict)
-        and "FunctionName" in payload
-    ):
-        resource = str(payload["FunctionName"])
-        payload = payload.get("Payload", {})
-        wrap = True
-    for candidate in (resource, resource.rsplit(":", 1)[-1].removesuffix(".waitForTaskToken")):
-        if candidate in handlers:
-            return handlers[candidate], payload, wrap
-    raise StatesError("States.Runtime", f"no handler for resource {resource!r}")
-
-
-class Suspended(Exception):
-    """A `.waitForTaskToken` task handed out its token; the execution waits for the answer."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__(token)
-        self.token = token
-
-
-def _task(
-    name: str, state: dict[str, Any], effective: Any, context: dict[str, Any], runtime: Runtime
-) -> Any:
-    callback = state["Resource"].endswith(".waitForTaskToken")
-    if callback:
-        runtime.callbacks += 1
-        token = runtime.token_for(runtime.callbacks) if runtime.token_for else str(uuid.uuid4())
-        context["Task"] = {"Token": token}
-    payload = build(state["Parameters"], effective, context) if "Parameters" in state else effective
-    if state["Resource"].startswith(NESTED):
-        handler, wrap = _nested(state["Resource"], runtime), False
-    else:
-        handler, payload, wrap = _resolve(state["Resource"], payload, runtime.handlers)
-    runtime.event(
-        "TaskScheduled",
-        taskScheduledEventDetails={
-            "resource": state["Resource"],
-            "parameters": json.dumps(payload),
-        },
-    )
-    runtime.event("TaskStarted", taskStartedEventDetails={"resource": state["Resource"]})
-    timeout = state.get("TimeoutSeconds")
-    if "TimeoutSecondsPath" in state:
-        timeout = paths.read(effective, state["TimeoutSecondsPath"], context)
-    earlier = runtime.recorded()
-    if earlier is not None:
-        if callback and runtime.token_for is not None:
-            # Replaying keeps the stored history's shape: the token went out before the answer.
-            runtime.event(
-                "TaskSubmitted", taskSubmittedEventDetails={"output": json.dumps(payload)}
-            )
-        return _replayed(earlier, runtime, wrap)
-    if callback and runtime.token_for is not None:
-        _deliver_token(handler, payload, runtime)
-        raise Suspended(str(context["Task"]["Token"]))
-    future = _POOL.submit(handler, payload)
-    try:
-        result = future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        runtime.event("TaskTimedOut", taskTimedOutEventDetails={"error": "States.Timeout"})
-        raise StatesError(
-            "States.Timeout", f"Task '{name}' timed out after {timeout} seconds"
-        ) from None
-    except Exception as exc:
-        error, cause = _describe(exc)
-        runtime.event("TaskFailed", taskFailedEventDetails={"error": error, "cause": cause})
-        raise StatesError(error, cause) from None
-    runtime.event("TaskSucceeded", taskSucceededEventDetails={"output": json.dumps(result)})
-    return {"Payload": result, "StatusCode": 200} if wrap else result
-
-
-def _deliver_token(handler: Handler, payload: Any, runtime: Runtime) -> None:
-    """Call the handler with the token-bearing input; the answer comes later, by token."""
-    try:
-        handler(payload)
-    except Exception as exc:
-        error, cause = _describe(exc)
-        runtime.event("TaskFailed", taskFailedEventDetails={"error": error, "cause": cause})
-        raise StatesError(error, cause) from None
-    runtime.event("TaskSubmitted", taskSubmittedEventDetails={"output": json.dumps(payload)})
-
-
-def _replayed(outcome: tuple[str, Any], runtime: Runtime, wrap: bool) -> Any:
-    """A task that finished before a crash is not run again: its recorded outcome stands."""
-    kind, value = outcome
-    if kind == "succeeded":
-        runtime.event("TaskSucceeded", taskSucceededEventDetails={"output": json.dumps(value)})
-        return {"Payload": value, "StatusCode": 200} if wrap else value
-    error, cause = value
-    runtime.event("TaskFailed", taskFailedEventDetails={"error": error, "cause": cause})
-    raise StatesError(error, cause)
-
-
-def wait_starts(history: list[dict[str, Any]]) -> list[datetime]:
-    """When each Wait state of a stored history was entered, in order."""
-    return [
-        datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-        for event in history
-        if event["type"] == "WaitStateEntered"
-    ]
-
-
-def outcomes(history: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    """Task outcomes in the order they happened, from a stored history."""
-    found: list[tuple[str, Any]] = []
-    for event in history:
-        if event["type"] == "TaskSucceeded":
-            found.append(("succeeded", json.loads(event["taskSucceededEventDetails"]["output"])))
-        elif event["type"] == "TaskFailed":
-            details = event["taskFailedEventDetails"]
-            found.append(("failed", (details["error"], details["cause"])))
-        elif event["type"] == "TaskTimedOut":
-            found.append(("failed", ("States.Timeout", "timed out")))
-    return found
-
-
-def _describe(exc: Exception) -> tuple[str, str]:
-    """Error and cause as Step Functions reports a Lambda failure (or the handler's own names)."""
-    if isinstance(exc, StatesError):
-        return exc.error, exc.cause
-    error = getattr(exc, "error", None)
-    if isinstance(error, str):
-        return error, str(getattr(exc, "cause", ""))
-    cause = json.dumps(
-        {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": []}
-    )
-    return type(exc).__name__, cause
-
-
-def _wait(state: dict[str, Any], data: Any, context: Any, runtime: Runtime) -> None:
-    started = runtime.wait_started()
+def _wait(
+    state: dict[str, Any], data: Any, context: Any, scope: Scope, started: str | None
+) -> None:
+    scope.checkpoint()
+    if scope.peek() is not None:
+        return  # the earlier run finished this Wait
     if "Seconds" in state or "SecondsPath" in state:
         seconds = (
             state["Seconds"]
@@ -484,20 +238,23 @@ def _wait(state: dict[str, Any], data: Any, context: Any, runtime: Runtime) -> N
         )
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
             raise StatesError("States.Runtime", "Wait seconds must be a non-negative number")
-        elapsed = 0.0 if started is None else (runtime.now() - started).total_seconds()
-        runtime.sleep(max(0.0, float(seconds) - elapsed))
-        return
-    value = (
-        state["Timestamp"]
-        if "Timestamp" in state
-        else paths.read(data, state["TimestampPath"], context)
-    )
-    moment = timestamp(value)
-    if moment is None:
-        raise StatesError(
-            "States.Runtime", f"Wait timestamp {value!r} is not an ISO 8601 timestamp"
+        now = scope.runtime.now()
+        elapsed = 0.0 if started is None else (now - parse_iso(started)).total_seconds()
+        left = float(seconds) - elapsed
+    else:
+        value = (
+            state["Timestamp"]
+            if "Timestamp" in state
+            else paths.read(data, state["TimestampPath"], context)
         )
-    runtime.sleep(max(0.0, (moment - runtime.now()).total_seconds()))
+        moment = timestamp(value)
+        if moment is None:
+            raise StatesError(
+                "States.Runtime", f"Wait timestamp {value!r} is not an ISO 8601 timestamp"
+            )
+        left = (moment - scope.runtime.now()).total_seconds()
+    if left > 0:
+        pause(scope, left)
 
 
 def new_context(name: str | None, data: Any, machine_name: str, runtime: Runtime) -> dict[str, Any]:
@@ -507,7 +264,7 @@ def new_context(name: str | None, data: Any, machine_name: str, runtime: Runtime
             "Id": f"arn:jetbridge:states:execution:{machine_name}:{execution}",
             "Name": execution,
             "Input": data,
-            "StartTime": _iso(runtime.now()),
+            "StartTime": iso(runtime.now()),
         },
         "StateMachine": {
             "Id": f"arn:jetbridge:states:stateMachine:{machine_name}",

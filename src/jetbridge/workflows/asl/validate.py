@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jetbridge.workflows.asl import paths
@@ -26,11 +27,34 @@ FIELDS = {
     "Parallel": COMMON | WORKING | {"Branches"},
     "Map": COMMON | WORKING | {
         "Iterator", "ItemProcessor", "ItemsPath", "ItemSelector", "MaxConcurrency",
-        "MaxConcurrencyPath", "ToleratedFailurePercentage", "ToleratedFailureCount",
-        "ItemReader", "ItemBatcher", "ResultWriter", "Label",
+        "MaxConcurrencyPath", "ToleratedFailurePercentage", "ToleratedFailurePercentagePath",
+        "ToleratedFailureCount", "ToleratedFailureCountPath", "ItemReader", "ItemBatcher",
+        "ResultWriter", "Label",
     },
 }  # fmt: skip
 MAX_STATES = 10_000
+MAX_SECONDS = 99_999_999
+# Numeric fields: (what a literal must be, the check) and the Path form each one has.
+NUMBERS: dict[str, tuple[str, Any]] = {
+    "TimeoutSeconds": (
+        f"a positive integer up to {MAX_SECONDS}",
+        lambda v: _integer(v) and 0 < v <= MAX_SECONDS,
+    ),
+    "HeartbeatSeconds": (
+        f"a positive integer up to {MAX_SECONDS}",
+        lambda v: _integer(v) and 0 < v <= MAX_SECONDS,
+    ),
+    "MaxConcurrency": ("a non-negative integer", lambda v: _integer(v) and v >= 0),
+    "ToleratedFailureCount": ("a non-negative integer", lambda v: _integer(v) and v >= 0),
+    "ToleratedFailurePercentage": (
+        "a number from 0 to 100",
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 100,
+    ),
+}
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def validate(definition: Any, where: str = "") -> None:
@@ -67,10 +91,12 @@ def _state(where: str, state: Any, states: dict[str, Any]) -> None:
         "TimestampPath",
         "ErrorPath",
         "CausePath",
+        *(f"{number}Path" for number in NUMBERS),
     ):
         value = state.get(field)
         if value is not None:
             _path(f"{where}.{field}", value)
+    _numbers(where, state)
     for field in ("Parameters", "ResultSelector", "ItemSelector"):
         if field in state:
             _template(f"{where}.{field}", state[field])
@@ -101,6 +127,21 @@ def _state(where: str, state: Any, states: dict[str, Any]) -> None:
     for field in ("Retry", "Catch"):
         if field in state:
             _handlers(f"{where}.{field}", state[field], states, catch=field == "Catch")
+
+
+def _numbers(where: str, state: dict[str, Any]) -> None:
+    for field, (expected, valid) in NUMBERS.items():
+        if field in state and f"{field}Path" in state:
+            raise InvalidDefinition(f"{where}.{field}Path: cannot be combined with {field}")
+        if field in state and not valid(state[field]):
+            raise InvalidDefinition(
+                f"{where}.{field}: must be {expected}, not {json.dumps(state[field])}"
+            )
+    timeout, beat = state.get("TimeoutSeconds"), state.get("HeartbeatSeconds")
+    if timeout is not None and beat is not None and beat >= timeout:
+        raise InvalidDefinition(
+            f"{where}.HeartbeatSeconds: must be smaller than TimeoutSeconds ({timeout})"
+        )
 
 
 def _transition(where: str, kind: str, state: dict[str, Any], states: dict[str, Any]) -> None:
