@@ -114,7 +114,39 @@ def test_mvt_arrival_names_only_its_station() -> None:
         ("MVT\nLX318/24.HBJDA.ZRH\nAD0738 EA0902 L1R", "'L1R'"),
         ("MVT\nLX318/32.HBJDA.ZRH", "'32'"),
         ("MVT\nLX318/24.HBJDA.ZRH\nSI caf\u00e9", "printable ASCII"),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nAD07\x0738",
+            "mvt.txt:line 3: telex text must be printable ASCII at '\\x07'",
+        ),
         ("", "empty"),
+        ("QU ZRHKKLX\n.FRAKKLH 241530/0A1B\n", "empty"),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nDL7/0030",
+            "mvt.txt:line 3: delay must look like DL72/0030 or DL72/93/0030/0015 at '7'",
+        ),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nDL72/00X5",
+            "line 3: delay must look like DL72/0030 or DL72/93/0030/0015 at '00X5'",
+        ),
+        ("MVT\nLX318/24.HBJDA.ZRH\nDL72/93/0030/0015/0010", "at '72/93/0030/0015/0010'"),
+        ("MVT\nLX318/24.HBJDA.ZRH\nDL72/0075", "line 3: delay duration must be HHMM at '0075'"),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nDL93/0010\nEDL81/5",
+            "line 4: delay must look like DL72/0030 or DL72/93/0030/0015 at '5'",
+        ),
+        (
+            "MVT XYZ\nLX318/24.HBJDA.ZRH",
+            "line 1: only COR or PDM may follow the identifier at 'XYZ'",
+        ),
+        ("MVT\nLX318/24.HBJDA.ZRH\nSI LATE\n\nXX12", "line 5: unknown MVT element at 'XX12'"),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nAD0738\nNNNN\nMVT\nLX318/24.HBJDA.LHR\nAA0855/2599",
+            "line 7: time must be HHMM or DDHHMM at '2599'",
+        ),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nEA09O2 LHR",
+            "line 3: estimated arrival must look like EA0902 LHR at 'EA09O2 LHR'",
+        ),
     ],
 )
 def test_bad_mvt_names_line_and_token(text: str, fragment: str) -> None:
@@ -157,9 +189,57 @@ def test_asm_cancellation_without_legs() -> None:
         ("ASM\nNEW\nLX1/24NOV26\nZRH2640 CDG0800", "'2640'"),
         ("ASM\nNEW\n???", "'???'"),
         ("NOTASM", "'NOTASM'"),
+        ("ASM\nUTC\nTIM/XYZ WEAT\nLX1/24NOV26", "asm.txt:line 3: action must be one of"),
+        ("ASM\nUTC\nTIM/XYZ WEAT\nLX1/24NOV26", "at 'XYZ'"),
+        (
+            "ASM\nNEW\nLX1/24NOV26\nZRH0640 CDG0800\n//\n//\nCNL\nLX2/24NOV26",
+            "asm.txt:line 5: missing the action line",
+        ),
+        (
+            "ASM\nNEW\nLX1\nZRH0640 CDG0800",
+            "line 3: a flight needs a date (BA123/24NOV26) or a period line at 'LX1'",
+        ),
+        ("ASM\nCNL\nLX1/24NOV26 ZRH-GVA", "line 3: unrecognised flight line element at 'ZRH-GVA'"),
+        (
+            "ASM\nNEW\nLX1/24NOV26\nZRH0640 CDG0800/Q",
+            "unrecognised flight line element at 'CDG0800/Q'",
+        ),
+        (
+            "SSM\nNEW\nLX1\n30NOV26 20NOV26 1357\nZRH0640 CDG0800",
+            "line 4: a period must not end before it begins at '20NOV26'",
+        ),
+        (
+            "SSM\nNEW\nLX1\n01JAN26 31DEC27 1234567\nZRH0640 CDG0800",
+            "a period may span at most 400 days",
+        ),
+        (
+            "SSM\nNEW\nLX1\n05DEC26 20DEC26 1389\nZRH0640 CDG0800",
+            "line 4: unrecognised ASM line at '05DEC26 20DEC26 1389'",
+        ),
+        (
+            "ASM\nNEW\nLX1/24XXX26\nZRH0640 CDG0800",
+            "date must look like 24NOV26, 24NOV or 24 at '24XXX26'",
+        ),
     ],
 )
 def test_bad_asm_names_line_and_token(text: str, fragment: str) -> None:
     with pytest.raises(ParseError) as caught:
         parse_asm(text, received_at=RECEIVED, file="asm.txt")
     assert fragment in str(caught.value)
+
+
+def test_mvt_revised_arrival_comes_from_the_arrival_station() -> None:
+    (revised,) = parse_mvt("MVT\nLX318/24.HBJDA.LHR\nEA0915", received_at=RECEIVED)
+    assert (revised.departure_airport, revised.arrival_airport) == (None, "LHR")
+    assert revised.fields["times.on_block.estimated"] == datetime(2026, 11, 24, 9, 15, tzinfo=UTC)
+    (late,) = parse_mvt("MVT\nLX318/24.HBJDA.ZRH\nEO0810", received_at=RECEIVED)
+    assert (late.departure_airport, late.arrival_airport) == ("ZRH", None)
+    assert late.fields == {
+        "registration": "HBJDA",
+        "times.take_off.estimated": datetime(2026, 11, 24, 8, 10, tzinfo=UTC),
+    }
+
+
+def test_telex_cr_cr_lf_is_one_line_end() -> None:
+    (update,) = parse_mvt(b"MVT\r\r\nLX318/24.HBJDA.ZRH\r\r\nAD0738\r\r\n", received_at=RECEIVED)
+    assert update.fields["times.off_block.actual"] == datetime(2026, 11, 24, 7, 38, tzinfo=UTC)
