@@ -51,10 +51,94 @@ BAD_QUALIFIER = """<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">
 <LegData><OperationTime OperationQualifier="XYZ" TimeType="ACT">2026-11-24T06:00:00Z</OperationTime></LegData></FlightLeg></IATA_AIDX_FlightLegNotifRQ>"""
 
 
+SOAP = '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">{}</s:Envelope>'
+LEG = """<FlightLeg><LegIdentifier><Airline>LX</Airline><FlightNumber>1</FlightNumber>
+<DepartureAirport>ZRH</DepartureAirport><ArrivalAirport>LHR</ArrivalAirport>
+<OriginDate>2026-11-24</OriginDate></LegIdentifier><LegData>{}</LegData></FlightLeg>"""
+NOTIF = (
+    '<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">{}</IATA_AIDX_FlightLegNotifRQ>'
+)
+FULL_SOAP = SOAP.format(
+    "\n<s:Body>\n" + NOTIF.format(LEG.format("<OperationalStatus>DEL</OperationalStatus>"))
+)
+TRUNCATED_SOAP = FULL_SOAP[: FULL_SOAP.index("<LegData>")]
+SOAP_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE s:Envelope [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">&lol2;</IATA_AIDX_FlightLegNotifRQ>
+</s:Body></s:Envelope>"""
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
         (BILLION_LAUGHS, "unsafe XML"),
+        (SOAP_LAUGHS, "unsafe XML"),
+        (
+            TRUNCATED_SOAP,
+            "malformed XML: no element found at '<FlightLeg>'",
+        ),
+        (TRUNCATED_SOAP, "feed.xml:line 5 column 51:"),
+        (
+            FULL_SOAP[: FULL_SOAP.index("<OriginDate>") + 8],
+            "feed.xml:line 5 column 0: malformed XML: unclosed token at '<OriginD'",
+        ),
+        (SOAP.format("<s:Body/>"), "feed.xml:Envelope/Body: SOAP Body holds no AIDX"),
+        (
+            SOAP.format("<s:Body><Ping/></s:Body>"),
+            "Envelope/Body: SOAP Body holds no AIDX flight leg message at 'Ping'",
+        ),
+        (SOAP.format("<s:Header/>"), "feed.xml:Envelope: SOAP envelope without a Body"),
+        (
+            SOAP.format(
+                "<s:Body><s:Fault><faultcode>s:Server</faultcode>"
+                "<faultstring>AODB unavailable</faultstring></s:Fault></s:Body>"
+            ),
+            "Envelope/Body/Fault: the sender answered with a SOAP fault at 'AODB unavailable'",
+        ),
+        ('<Envelope xmlns="urn:example:other"><Body/></Envelope>', "at 'Envelope'"),
+        (
+            '<IATA_AIDX_FlightLegRS><Errors><Error Type="294">Invalid format</Error></Errors>'
+            "</IATA_AIDX_FlightLegRS>",
+            "IATA_AIDX_FlightLegRS/Errors: the sender answered with errors at 'Invalid format'",
+        ),
+        (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<a>Z\xfcrich</a>'.encode("latin-1"),
+            "feed.xml:line 2 column 4: malformed XML: not well-formed (invalid token) at",
+        ),
+        (
+            '<?xml version="1.0" encoding="x-unknown"?>\n<a>\xfc</a>'.encode("latin-1"),
+            "unknown encoding",
+        ),
+        (
+            NOTIF.format(
+                LEG.format(
+                    '<OperationTime OperationQualifier="OFB" CodeContext="9750" TimeType="SCT">2026-11-24</OperationTime>'
+                )
+            ),
+            "OperationTime[@OperationQualifier='OFB']: not an ISO 8601 date-time at '2026-11-24'",
+        ),
+        (
+            NOTIF.format(
+                LEG.format(
+                    '<OperationTime OperationQualifier="OFB" CodeContext="9750" TimeType="XXX">2026-11-24T07:00:00Z</OperationTime>'
+                )
+            ),
+            "unknown TimeType at 'XXX'",
+        ),
+        (
+            NOTIF.format(LEG.format("<OperationalStatus>ZZZ</OperationalStatus>")),
+            "FlightLeg[1]/LegData/OperationalStatus: unknown operational status at 'ZZZ'",
+        ),
+        (
+            NOTIF.format(
+                LEG.format(
+                    '<IrregularityDelay DepartureOrArrival="Departure"><ReasonCode>93</ReasonCode><Duration>20 min</Duration></IrregularityDelay>'
+                )
+            ),
+            "LegData/IrregularityDelay: not a duration (PT1H25M or minutes) at '20 min'",
+        ),
+        ("<IATA_AIDX_FlightLegNotifRQ TimeStamp='2026-11-24T06:00:00Z'/>", "no FlightLeg element"),
         (XXE, "unsafe XML"),
         (NO_STAMP, "TimeStamp is required"),
         ("<IATA_AIDX_FlightLegNotifRQ TimeStamp='x'", "malformed XML"),
@@ -68,7 +152,7 @@ BAD_QUALIFIER = """<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">
         ("<a>" + "x" * 2_000_000 + "</a>", "byte limit"),
     ],
 )
-def test_hostile_aidx_is_refused(text: str, fragment: str) -> None:
+def test_hostile_aidx_is_refused(text: str | bytes, fragment: str) -> None:
     with pytest.raises(ParseError) as caught:
         parse_aidx(text, file="feed.xml")
     assert fragment in str(caught.value)
@@ -228,6 +312,25 @@ def test_bad_asm_names_line_and_token(text: str, fragment: str) -> None:
     assert fragment in str(caught.value)
 
 
+def test_aidx_in_a_soap_operation_and_a_soap_12_fault() -> None:
+    wrapped = SOAP.format(
+        '<s:Body><op:Notify xmlns:op="urn:example:aodb">'
+        + NOTIF.format(LEG.format("<PublicStatus>CNX</PublicStatus>"))
+        + "</op:Notify></s:Body>"
+    )
+    (update,) = parse_aidx(wrapped)
+    assert update.identity.key == "LX0001-2026-11-24-ZRH-LHR"
+    assert update.to_json()["fields"] == {"status": "cancelled"}  # PublicStatus when alone
+    fault = (
+        '<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><e:Fault>'
+        "<e:Code><e:Value>e:Receiver</e:Value></e:Code>"
+        '<e:Reason><e:Text xml:lang="en">Flight not found</e:Text></e:Reason>'
+        "</e:Fault></e:Body></e:Envelope>"
+    )
+    with pytest.raises(ParseError, match="SOAP fault at 'Flight not found'"):
+        parse_aidx(fault)
+
+
 def test_mvt_revised_arrival_comes_from_the_arrival_station() -> None:
     (revised,) = parse_mvt("MVT\nLX318/24.HBJDA.LHR\nEA0915", received_at=RECEIVED)
     assert (revised.departure_airport, revised.arrival_airport) == (None, "LHR")
@@ -238,6 +341,15 @@ def test_mvt_revised_arrival_comes_from_the_arrival_station() -> None:
         "registration": "HBJDA",
         "times.take_off.estimated": datetime(2026, 11, 24, 8, 10, tzinfo=UTC),
     }
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16", "windows-1252"])
+def test_aidx_in_other_declared_encodings(encoding: str) -> None:
+    document = f'<?xml version="1.0" encoding="{encoding}"?>\n' + NOTIF.format(
+        LEG.format("<RemarkFreeText>Enteisung \u20ac 12, Gep\u00e4ck</RemarkFreeText>")
+    )
+    (update,) = parse_aidx(document.encode(encoding))
+    assert update.to_json()["fields"] == {"remarks": "Enteisung \u20ac 12, Gep\u00e4ck"}
 
 
 def test_telex_cr_cr_lf_is_one_line_end() -> None:
