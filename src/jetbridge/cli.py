@@ -186,16 +186,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     hub = None if args.dry_run else FlightHub(_platform().backbone)
     for name in args.files:
         try:
-            text = Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            data = Path(name).read_bytes()
+        except OSError as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 2
         try:
             if hub is None:
-                for item in parse(args.format, text, received_at=received, file=name):
+                for item in parse(args.format, data, received_at=received, file=name):
                     print(json.dumps(as_json(item), ensure_ascii=False))
             else:
-                for applied in ingest(hub, args.format, text, received_at=received, origin=name):
+                for applied in ingest(hub, args.format, data, received_at=received, origin=name):
                     print(json.dumps(applied))
         except ParseError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from jetbridge.app import create_app
 from jetbridge.config import Settings
 
 DATA = Path(__file__).parents[1] / "unit" / "flights" / "data"
+REAL = DATA / "real"
 
 
 def jetbridge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -42,6 +44,92 @@ def test_dry_run_prints_canonical_updates_as_json_lines() -> None:
         "2026-11-24T07:38:00Z",
         None,
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "received_at", "count"),
+    [
+        ("aidx", "aidx_soap11_response_lcy.xml", "2026-11-24T12:30:00+00:00", 2),
+        ("aidx", "aidx_soap11_response_warning_only.xml", "2026-11-24T12:30:00+00:00", 0),
+        ("aidx", "aidx_soap12_prefixed_bom_crlf.xml", "2026-11-24T12:30:00+00:00", 4),
+        ("aidx", "aidx_iso8859_1.xml", "2026-11-24T12:30:00+00:00", 1),
+        ("aidx", "aidx_declared_iso8859_1_sent_utf8.xml", "2026-11-24T12:30:00+00:00", 1),
+        ("mvt", "mvt_navblue_departure.txt", "2026-12-01T03:00:00+00:00", 1),
+        ("mvt", "mvt_typeb_crlf.txt", "2026-11-24T12:30:00+00:00", 1),
+        ("mvt", "mvt_batch.txt", "2026-11-24T12:30:00+00:00", 4),
+        ("mvt", "mvt_cr_lowercase.txt", "2026-11-24T12:30:00+00:00", 1),
+        ("mvt", "mvt_delay_codes.txt", "2026-11-24T12:30:00+00:00", 1),
+        ("asm", "asm_typeb_submessages.txt", "2026-11-20T10:30:00+00:00", 7),
+        ("asm", "ssm_period.txt", "2026-11-20T10:30:00+00:00", 4),
+    ],
+)
+def test_dry_run_reads_feeds_as_other_systems_send_them(
+    kind: str, name: str, received_at: str, count: int
+) -> None:
+    result = jetbridge("ingest", kind, str(REAL / name), "--dry-run", "--received-at", received_at)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == count
+    assert all(isinstance(line["fields"], dict) and line["source_time"] for line in lines)
+
+
+def test_dry_run_prints_the_real_values() -> None:
+    result = jetbridge(
+        "ingest",
+        "mvt",
+        str(REAL / "mvt_typeb_crlf.txt"),
+        str(REAL / "mvt_cr_lowercase.txt"),
+        "--dry-run",
+        "--received-at",
+        "2026-11-24T12:30:00+00:00",
+    )
+    assert result.returncode == 0, result.stderr
+    crlf, lowercase = (json.loads(line) for line in result.stdout.splitlines())
+    assert crlf["source_time"] == "2026-11-24T12:21:00+00:00"
+    assert crlf["fields"]["times.off_block.actual"] == "2026-11-24T12:05:00Z"
+    assert (crlf["fields"]["delays.1.code"], crlf["fields"]["delays.1.minutes"]) == ("93", 15)
+    assert crlf["fields"]["registration"] == "DAIPX"
+    assert lowercase["fields"]["remarks"] == "LATE INBOUND"
+    soap = jetbridge("ingest", "aidx", str(REAL / "aidx_soap11_response_lcy.xml"), "--dry-run")
+    first = json.loads(soap.stdout.splitlines()[0])
+    assert first["flight_key"] == "MMD5055-2019-11-18-SGD-LCY"
+    assert first["fields"]["times.on_block.actual"] == "2019-11-18T12:49:00Z"
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "expected"),
+    [
+        (
+            "aidx",
+            b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">\n<s:Body>\n'
+            b'<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z"><FlightLeg>',
+            ":line 3 column 72: malformed XML: no element found at '<FlightLeg>'",
+        ),
+        (
+            "aidx",
+            b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>',
+            ":Envelope/Body: SOAP Body holds no AIDX flight leg message",
+        ),
+        (
+            "mvt",
+            b"QU ZRHKKLX\r\n.FRAKKLH 241530\r\nMVT\r\nLH1234/24.DAIPX.FRA\r\nDL72/9X/0030\r\n",
+            ":line 5: delay must look like DL72/0030 or DL72/93/0030/0015 at '9X'",
+        ),
+        (
+            "asm",
+            b"ASM\nUTC\nTIM/XYZ\nLX1/24NOV26\nZRH0640 CDG0800\n",
+            ":line 3: action must be one of",
+        ),
+    ],
+)
+def test_dry_run_names_file_line_or_element_and_token_of_new_forms(
+    tmp_path: Path, kind: str, content: bytes, expected: str
+) -> None:
+    bad = tmp_path / f"bad.{kind}"
+    bad.write_bytes(content)
+    result = jetbridge("ingest", kind, str(bad), "--dry-run")
+    assert result.returncode == 2
+    assert f"{bad}{expected}" in result.stderr
 
 
 def test_dry_run_reports_bad_input_with_exit_2(tmp_path: Path) -> None:
@@ -82,9 +170,32 @@ def test_http_push_applies_and_logs_malformed_messages(database_url: str) -> Non
         bad = client.post("/api/ingest/mvt", content=b"MVT\nLX318/24.HBJDA.ZRH\nAD2561")
         assert bad.status_code == 400
         assert "'2561'" in bad.json()["message"]
-        assert client.post("/api/ingest/aidx", content=b"\xff\xfe").status_code == 400
+        garbage = client.post("/api/ingest/aidx", content=b"\xff\xfe")
+        assert garbage.status_code == 400
+        assert "malformed XML" in garbage.json()["message"]
         assert client.post("/api/ingest/csv", content=b"x").status_code == 422
-        (logged,) = client.get("/api/ingest/errors").json()
-        assert logged["source"] == "mvt"
-        assert "2561" in logged["message"]
+        logged = client.get("/api/ingest/errors").json()
+        assert [(entry["source"], "2561" in entry["message"]) for entry in logged] == [
+            ("mvt", True),
+            ("aidx", False),
+        ]
         assert client.get("/api/flights/LX0318-2026-11-24-ZRH-LHR").json()["gate"] == "E24"
+
+
+def test_http_push_reads_aidx_in_its_declared_encoding_and_soap(database_url: str) -> None:
+    with TestClient(create_app(Settings(database_url=database_url, run_workers=False))) as client:
+        latin = client.post("/api/ingest/aidx", content=(REAL / "aidx_iso8859_1.xml").read_bytes())
+        assert latin.status_code == 200, latin.text
+        remarks = client.get("/api/flights/LX0318-2026-11-24-ZRH-LHR").json()["remarks"]
+        assert remarks == "Verspätung wegen Enteisung, Abflug ca. 08:35"
+        soap = client.post(
+            "/api/ingest/aidx", content=(REAL / "aidx_soap12_prefixed_bom_crlf.xml").read_bytes()
+        )
+        assert soap.status_code == 200, soap.text
+        assert [a["flight_key"] for a in soap.json()["applied"]] == [
+            "LX1612-2026-11-24-ZRH-VIE",
+            "U21034Z-2026-11-24-LGW-ZRH",
+            "LX1832-2026-11-24-ZRH-BCN",
+            "LX0318-2026-11-24-ZRH-LHR-R1",
+        ]
+        assert client.get("/api/flights/LX1612-2026-11-24-ZRH-VIE").json()["gate"] == "A54"

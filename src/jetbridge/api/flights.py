@@ -206,16 +206,13 @@ def fids_page(airport: AirportCode) -> str:
 async def push_feed(
     kind: Annotated[str, Path(pattern=r"^(aidx|mvt|asm)$")], request: Request, backbone: BackboneDep
 ) -> dict[str, Any]:
-    """Push one AIDX XML, MVT or ASM message; a malformed one is logged and answered with 400."""
+    """Push AIDX XML (in the encoding it declares), MVT or ASM telex; a malformed message is
+    logged and answered with 400."""
     body = await request.body()
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"body: not UTF-8 at byte {exc.start}") from None
     hub = FlightHub(backbone)
     try:
         applied = await asyncio.to_thread(
-            ingest, hub, kind, text, received_at=datetime.now(UTC), origin="http"
+            ingest, hub, kind, body, received_at=datetime.now(UTC), origin="http"
         )
     except ParseError as exc:
         raise InvalidRequest(str(exc)) from None

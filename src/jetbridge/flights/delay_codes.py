@@ -89,4 +89,10 @@ DELAY_CODES: dict[str, str] = {
 
 
 def meaning(code: str | None) -> str | None:
-    return None if code is None else DELAY_CODES.get(str(code).zfill(2))
+    """The AHM 730 meaning; an AHM 731 sub-code such as `93A` has its main code's meaning."""
+    if code is None:
+        return None
+    text = str(code)
+    if len(text) == 3 and text[:2].isdigit() and text[2].isalpha():
+        text = text[:2]
+    return DELAY_CODES.get(text.zfill(2))

@@ -21,15 +21,16 @@ FORMATS = ("aidx", "mvt", "asm")
 
 
 def parse(
-    kind: str, text: str, *, received_at: datetime, file: str | None = None
+    kind: str, data: str | bytes, *, received_at: datetime, file: str | None = None
 ) -> list[Update | FeedUpdate]:
-    """Parse one message of `kind`; raises ParseError naming file, line or element, and token."""
+    """Parse what one file or push holds (AIDX bytes are read in the encoding they declare);
+    raises ParseError naming file, line or element, and token."""
     if kind == "aidx":
-        return list(parse_aidx(text, file=file))
+        return list(parse_aidx(data, file=file))
     if kind == "mvt":
-        return list(parse_mvt(text, received_at=received_at, file=file))
+        return list(parse_mvt(data, received_at=received_at, file=file))
     if kind == "asm":
-        return list(parse_asm(text, received_at=received_at, file=file))
+        return list(parse_asm(data, received_at=received_at, file=file))
     raise ParseError(f"unknown format; use one of {', '.join(FORMATS)}", file=file, token=kind)
 
 
@@ -71,17 +72,18 @@ def resolve(conn: Connection, item: FeedUpdate) -> FlightIdentity | None:
 
 
 def ingest(
-    hub: FlightHub, kind: str, text: str, *, received_at: datetime, origin: str
+    hub: FlightHub, kind: str, data: str | bytes, *, received_at: datetime, origin: str
 ) -> list[dict[str, Any]]:
     """Parse and apply; malformed input goes to the ingestion error log and is raised."""
     try:
-        items = parse(kind, text, received_at=received_at, file=origin)
+        items = parse(kind, data, received_at=received_at, file=origin)
     except ParseError as exc:
+        excerpt = data[:500] if isinstance(data, str) else data[:500].decode("utf-8", "replace")
         hub.record_error(
             source=kind,
             location=f"{origin} {exc.location}".strip(),
             message=str(exc),
-            excerpt=text[:500],
+            excerpt=excerpt,
         )
         raise
     applied = []

@@ -51,10 +51,94 @@ BAD_QUALIFIER = """<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">
 <LegData><OperationTime OperationQualifier="XYZ" TimeType="ACT">2026-11-24T06:00:00Z</OperationTime></LegData></FlightLeg></IATA_AIDX_FlightLegNotifRQ>"""
 
 
+SOAP = '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">{}</s:Envelope>'
+LEG = """<FlightLeg><LegIdentifier><Airline>LX</Airline><FlightNumber>1</FlightNumber>
+<DepartureAirport>ZRH</DepartureAirport><ArrivalAirport>LHR</ArrivalAirport>
+<OriginDate>2026-11-24</OriginDate></LegIdentifier><LegData>{}</LegData></FlightLeg>"""
+NOTIF = (
+    '<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">{}</IATA_AIDX_FlightLegNotifRQ>'
+)
+FULL_SOAP = SOAP.format(
+    "\n<s:Body>\n" + NOTIF.format(LEG.format("<OperationalStatus>DEL</OperationalStatus>"))
+)
+TRUNCATED_SOAP = FULL_SOAP[: FULL_SOAP.index("<LegData>")]
+SOAP_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE s:Envelope [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">&lol2;</IATA_AIDX_FlightLegNotifRQ>
+</s:Body></s:Envelope>"""
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
         (BILLION_LAUGHS, "unsafe XML"),
+        (SOAP_LAUGHS, "unsafe XML"),
+        (
+            TRUNCATED_SOAP,
+            "malformed XML: no element found at '<FlightLeg>'",
+        ),
+        (TRUNCATED_SOAP, "feed.xml:line 5 column 51:"),
+        (
+            FULL_SOAP[: FULL_SOAP.index("<OriginDate>") + 8],
+            "feed.xml:line 5 column 0: malformed XML: unclosed token at '<OriginD'",
+        ),
+        (SOAP.format("<s:Body/>"), "feed.xml:Envelope/Body: SOAP Body holds no AIDX"),
+        (
+            SOAP.format("<s:Body><Ping/></s:Body>"),
+            "Envelope/Body: SOAP Body holds no AIDX flight leg message at 'Ping'",
+        ),
+        (SOAP.format("<s:Header/>"), "feed.xml:Envelope: SOAP envelope without a Body"),
+        (
+            SOAP.format(
+                "<s:Body><s:Fault><faultcode>s:Server</faultcode>"
+                "<faultstring>AODB unavailable</faultstring></s:Fault></s:Body>"
+            ),
+            "Envelope/Body/Fault: the sender answered with a SOAP fault at 'AODB unavailable'",
+        ),
+        ('<Envelope xmlns="urn:example:other"><Body/></Envelope>', "at 'Envelope'"),
+        (
+            '<IATA_AIDX_FlightLegRS><Errors><Error Type="294">Invalid format</Error></Errors>'
+            "</IATA_AIDX_FlightLegRS>",
+            "IATA_AIDX_FlightLegRS/Errors: the sender answered with errors at 'Invalid format'",
+        ),
+        (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<a>Z\xfcrich</a>'.encode("latin-1"),
+            "feed.xml:line 2 column 4: malformed XML: not well-formed (invalid token) at",
+        ),
+        (
+            '<?xml version="1.0" encoding="x-unknown"?>\n<a>\xfc</a>'.encode("latin-1"),
+            "unknown encoding",
+        ),
+        (
+            NOTIF.format(
+                LEG.format(
+                    '<OperationTime OperationQualifier="OFB" CodeContext="9750" TimeType="SCT">2026-11-24</OperationTime>'
+                )
+            ),
+            "OperationTime[@OperationQualifier='OFB']: not an ISO 8601 date-time at '2026-11-24'",
+        ),
+        (
+            NOTIF.format(
+                LEG.format(
+                    '<OperationTime OperationQualifier="OFB" CodeContext="9750" TimeType="XXX">2026-11-24T07:00:00Z</OperationTime>'
+                )
+            ),
+            "unknown TimeType at 'XXX'",
+        ),
+        (
+            NOTIF.format(LEG.format("<OperationalStatus>ZZZ</OperationalStatus>")),
+            "FlightLeg[1]/LegData/OperationalStatus: unknown operational status at 'ZZZ'",
+        ),
+        (
+            NOTIF.format(
+                LEG.format(
+                    '<IrregularityDelay DepartureOrArrival="Departure"><ReasonCode>93</ReasonCode><Duration>20 min</Duration></IrregularityDelay>'
+                )
+            ),
+            "LegData/IrregularityDelay: not a duration (PT1H25M or minutes) at '20 min'",
+        ),
+        ("<IATA_AIDX_FlightLegNotifRQ TimeStamp='2026-11-24T06:00:00Z'/>", "no FlightLeg element"),
         (XXE, "unsafe XML"),
         (NO_STAMP, "TimeStamp is required"),
         ("<IATA_AIDX_FlightLegNotifRQ TimeStamp='x'", "malformed XML"),
@@ -68,7 +152,7 @@ BAD_QUALIFIER = """<IATA_AIDX_FlightLegNotifRQ TimeStamp="2026-11-24T06:00:00Z">
         ("<a>" + "x" * 2_000_000 + "</a>", "byte limit"),
     ],
 )
-def test_hostile_aidx_is_refused(text: str, fragment: str) -> None:
+def test_hostile_aidx_is_refused(text: str | bytes, fragment: str) -> None:
     with pytest.raises(ParseError) as caught:
         parse_aidx(text, file="feed.xml")
     assert fragment in str(caught.value)
@@ -114,7 +198,39 @@ def test_mvt_arrival_names_only_its_station() -> None:
         ("MVT\nLX318/24.HBJDA.ZRH\nAD0738 EA0902 L1R", "'L1R'"),
         ("MVT\nLX318/32.HBJDA.ZRH", "'32'"),
         ("MVT\nLX318/24.HBJDA.ZRH\nSI caf\u00e9", "printable ASCII"),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nAD07\x0738",
+            "mvt.txt:line 3: telex text must be printable ASCII at '\\x07'",
+        ),
         ("", "empty"),
+        ("QU ZRHKKLX\n.FRAKKLH 241530/0A1B\n", "empty"),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nDL7/0030",
+            "mvt.txt:line 3: delay must look like DL72/0030 or DL72/93/0030/0015 at '7'",
+        ),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nDL72/00X5",
+            "line 3: delay must look like DL72/0030 or DL72/93/0030/0015 at '00X5'",
+        ),
+        ("MVT\nLX318/24.HBJDA.ZRH\nDL72/93/0030/0015/0010", "at '72/93/0030/0015/0010'"),
+        ("MVT\nLX318/24.HBJDA.ZRH\nDL72/0075", "line 3: delay duration must be HHMM at '0075'"),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nDL93/0010\nEDL81/5",
+            "line 4: delay must look like DL72/0030 or DL72/93/0030/0015 at '5'",
+        ),
+        (
+            "MVT XYZ\nLX318/24.HBJDA.ZRH",
+            "line 1: only COR or PDM may follow the identifier at 'XYZ'",
+        ),
+        ("MVT\nLX318/24.HBJDA.ZRH\nSI LATE\n\nXX12", "line 5: unknown MVT element at 'XX12'"),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nAD0738\nNNNN\nMVT\nLX318/24.HBJDA.LHR\nAA0855/2599",
+            "line 7: time must be HHMM or DDHHMM at '2599'",
+        ),
+        (
+            "MVT\nLX318/24.HBJDA.ZRH\nEA09O2 LHR",
+            "line 3: estimated arrival must look like EA0902 LHR at 'EA09O2 LHR'",
+        ),
     ],
 )
 def test_bad_mvt_names_line_and_token(text: str, fragment: str) -> None:
@@ -157,9 +273,85 @@ def test_asm_cancellation_without_legs() -> None:
         ("ASM\nNEW\nLX1/24NOV26\nZRH2640 CDG0800", "'2640'"),
         ("ASM\nNEW\n???", "'???'"),
         ("NOTASM", "'NOTASM'"),
+        ("ASM\nUTC\nTIM/XYZ WEAT\nLX1/24NOV26", "asm.txt:line 3: action must be one of"),
+        ("ASM\nUTC\nTIM/XYZ WEAT\nLX1/24NOV26", "at 'XYZ'"),
+        (
+            "ASM\nNEW\nLX1/24NOV26\nZRH0640 CDG0800\n//\n//\nCNL\nLX2/24NOV26",
+            "asm.txt:line 5: missing the action line",
+        ),
+        (
+            "ASM\nNEW\nLX1\nZRH0640 CDG0800",
+            "line 3: a flight needs a date (BA123/24NOV26) or a period line at 'LX1'",
+        ),
+        ("ASM\nCNL\nLX1/24NOV26 ZRH-GVA", "line 3: unrecognised flight line element at 'ZRH-GVA'"),
+        (
+            "ASM\nNEW\nLX1/24NOV26\nZRH0640 CDG0800/Q",
+            "unrecognised flight line element at 'CDG0800/Q'",
+        ),
+        (
+            "SSM\nNEW\nLX1\n30NOV26 20NOV26 1357\nZRH0640 CDG0800",
+            "line 4: a period must not end before it begins at '20NOV26'",
+        ),
+        (
+            "SSM\nNEW\nLX1\n01JAN26 31DEC27 1234567\nZRH0640 CDG0800",
+            "a period may span at most 400 days",
+        ),
+        (
+            "SSM\nNEW\nLX1\n05DEC26 20DEC26 1389\nZRH0640 CDG0800",
+            "line 4: unrecognised ASM line at '05DEC26 20DEC26 1389'",
+        ),
+        (
+            "ASM\nNEW\nLX1/24XXX26\nZRH0640 CDG0800",
+            "date must look like 24NOV26, 24NOV or 24 at '24XXX26'",
+        ),
     ],
 )
 def test_bad_asm_names_line_and_token(text: str, fragment: str) -> None:
     with pytest.raises(ParseError) as caught:
         parse_asm(text, received_at=RECEIVED, file="asm.txt")
     assert fragment in str(caught.value)
+
+
+def test_aidx_in_a_soap_operation_and_a_soap_12_fault() -> None:
+    wrapped = SOAP.format(
+        '<s:Body><op:Notify xmlns:op="urn:example:aodb">'
+        + NOTIF.format(LEG.format("<PublicStatus>CNX</PublicStatus>"))
+        + "</op:Notify></s:Body>"
+    )
+    (update,) = parse_aidx(wrapped)
+    assert update.identity.key == "LX0001-2026-11-24-ZRH-LHR"
+    assert update.to_json()["fields"] == {"status": "cancelled"}  # PublicStatus when alone
+    fault = (
+        '<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><e:Fault>'
+        "<e:Code><e:Value>e:Receiver</e:Value></e:Code>"
+        '<e:Reason><e:Text xml:lang="en">Flight not found</e:Text></e:Reason>'
+        "</e:Fault></e:Body></e:Envelope>"
+    )
+    with pytest.raises(ParseError, match="SOAP fault at 'Flight not found'"):
+        parse_aidx(fault)
+
+
+def test_mvt_revised_arrival_comes_from_the_arrival_station() -> None:
+    (revised,) = parse_mvt("MVT\nLX318/24.HBJDA.LHR\nEA0915", received_at=RECEIVED)
+    assert (revised.departure_airport, revised.arrival_airport) == (None, "LHR")
+    assert revised.fields["times.on_block.estimated"] == datetime(2026, 11, 24, 9, 15, tzinfo=UTC)
+    (late,) = parse_mvt("MVT\nLX318/24.HBJDA.ZRH\nEO0810", received_at=RECEIVED)
+    assert (late.departure_airport, late.arrival_airport) == ("ZRH", None)
+    assert late.fields == {
+        "registration": "HBJDA",
+        "times.take_off.estimated": datetime(2026, 11, 24, 8, 10, tzinfo=UTC),
+    }
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16", "windows-1252"])
+def test_aidx_in_other_declared_encodings(encoding: str) -> None:
+    document = f'<?xml version="1.0" encoding="{encoding}"?>\n' + NOTIF.format(
+        LEG.format("<RemarkFreeText>Enteisung \u20ac 12, Gep\u00e4ck</RemarkFreeText>")
+    )
+    (update,) = parse_aidx(document.encode(encoding))
+    assert update.to_json()["fields"] == {"remarks": "Enteisung \u20ac 12, Gep\u00e4ck"}
+
+
+def test_telex_cr_cr_lf_is_one_line_end() -> None:
+    (update,) = parse_mvt(b"MVT\r\r\nLX318/24.HBJDA.ZRH\r\r\nAD0738\r\r\n", received_at=RECEIVED)
+    assert update.fields["times.off_block.actual"] == datetime(2026, 11, 24, 7, 38, tzinfo=UTC)

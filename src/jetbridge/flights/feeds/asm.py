@@ -1,134 +1,258 @@
-"""SSIM chapter 5 ad hoc schedule messages (ASM): NEW, CNL, RIN, TIM, EQT, RPL, in UTC or LT."""
+"""SSIM chapter 5 ad hoc schedule messages (ASM), and the chapter 4 SSM form of the same
+changes over periods of operation, in UTC or LT, inside a Type B envelope or bare.
+
+A message may hold several sub-messages separated by `//`, each with its action identifiers
+(`TIM`, or combined as `EQT/CON`) and optional change reasons (`TIM WEAT`). Flight lines carry
+their dates (`LX544A/12MAY03`, `LX544/12MAY`, `LX544/12`, several dates) or are followed by
+period lines (`30NOV26 20DEC26 1357/W2`); a leg change identifier (`ZRH/GVA`) names the legs a
+change concerns. Equipment lines (`J 320 C12Y138`), leg lines (`ZRH0640 CDG0800/1`), segment and
+data element lines, and SI text are understood.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 from jetbridge.flights.feeds.errors import ParseError
-from jetbridge.flights.feeds.telex import FeedUpdate, Lines, source_time
+from jetbridge.flights.feeds.schedule_dates import (
+    DATE,
+    DATE_TOKEN,
+    PERIOD,
+    Fail,
+    parse_date,
+    period_dates,
+)
+from jetbridge.flights.feeds.telex import FeedUpdate, Telex, read_telexes, source_time
 from jetbridge.flights.fids import zone_for
 
-ACTIONS = {"NEW", "CNL", "RIN", "TIM", "EQT", "RPL"}
-_FLIGHT = re.compile(r"^([A-Z0-9]{2}[A-Z]?)(\d{1,4}[A-Z]?)/((?:\d{2}[A-Z]{3}\d{2}\s?)+)$")
-_LEG = re.compile(r"^([A-Z]{3})(\d{4})(?:/([+-]?\d))?\s+([A-Z]{3})(\d{4})(?:/([+-]?\d))?")
-_EQUIPMENT = re.compile(r"^([A-Z])\s+([A-Z0-9]{3,4})\b")
-_MONTHS = {
-    name: n
-    for n, name in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
-    )
-}
+IDENTIFIERS = ("ASM", "SSM")
+ACTIONS = {
+    "NEW", "CNL", "RIN", "RPL", "ADM", "CON", "EQT", "FLT", "RRT", "TIM",
+    "SKD", "REV", "RSD", "ACK", "NAC",
+}  # fmt: skip
+_TIMED = {"NEW", "RIN", "RPL", "RRT", "TIM"}
+# Flight number changes, schedule dumps and acknowledgements change no canonical field.
+_NOT_ACTIONED = {"FLT", "SKD", "REV", "RSD", "ACK", "NAC"}
+_SEQUENCE = re.compile(r"^\d{2}[A-Z]{3}\d{5}[A-Z]\d{3}(?:/.*)?$")
+_FLIGHT = re.compile(rf"^([A-Z0-9]{{2}}[A-Z]?)(\d{{1,4}}[A-Z]?)(?:/({DATE}))?((?:\s+\S+)*)$")
+_STATIONS = re.compile(r"^[A-Z]{3}(?:/[A-Z]{3})+$")
+_DEI = re.compile(r"^\d{1,3}/\S*$")
+_SHIFT = r"(?:/(M?\d|[+-]\d|A))?"
+_LEG = re.compile(rf"^([A-Z]{{3}})(\d{{4}}){_SHIFT}\s+([A-Z]{{3}})(\d{{4}}){_SHIFT}(?:\s|$)")
+_EQUIPMENT = re.compile(r"^([A-Z])\s+([A-Z0-9]{3})(?:\s|$)")
+_SEGMENT = re.compile(r"^[A-Z]{6}\s+\d{1,3}/")
 
 
-def parse_asm(text: str, *, received_at: datetime, file: str | None = None) -> list[FeedUpdate]:
-    lines = Lines.read(text, file)
-    items = list(lines.items)
-    if not items or items[0][1].split()[0] != "ASM":
-        number, token = (items[0][0], items[0][1][:8]) if items else (1, "")
-        raise lines.error("expected the ASM message identifier", number, token)
-    items = items[1:]
-    local = False
-    if items and items[0][1] in {"UTC", "LT"}:
-        local = items[0][1] == "LT"
-        items = items[1:]
-    if not items:
-        raise ParseError("missing the action line", file=file)
-    number, action_line = items[0]
-    action = action_line.split()[0]
-    if action not in ACTIONS:
-        raise lines.error(f"action must be one of {', '.join(sorted(ACTIONS))}", number, action)
-    when = source_time(lines, received_at)
-    updates: list[FeedUpdate] = []
-    flights: list[tuple[str, str, list[date], int]] = []
+@dataclass
+class _Flight:
+    airline: str
+    number: str
+    line: int
+    token: str
+    dates: list[date] = field(default_factory=list)
+    stations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    """Flight lines and the equipment and legs that follow them."""
+
+    flights: list[_Flight] = field(default_factory=list)
     aircraft: str | None = None
-    for number, line in items[1:]:
-        flight = _FLIGHT.match(line)
-        if flight:
-            airline, flight_number, dates = flight.groups()
-            flights.append(
-                (airline, flight_number, [_date(d, number, lines) for d in dates.split()], number)
-            )
-            continue
-        if not flights:
-            raise lines.error("expected a flight line like BA123/24NOV26", number, line[:20])
-        equipment = _EQUIPMENT.match(line)
-        leg = _LEG.match(line)
-        if leg:
-            legs = _legs(flights[-1], leg, action, local, when, number, lines)
-            for update in legs:
-                if aircraft:
-                    update.fields["aircraft_type"] = aircraft
-            updates += legs
-        elif equipment:
-            aircraft = equipment.group(2)
-        elif not line.startswith("SI"):
-            raise lines.error("unrecognised ASM line", number, line[:20])
-    if not updates:
-        if not flights:
-            raise ParseError("no flight line", file=file)
-        updates = _bare(flights[-1], when, aircraft=aircraft)
+    legs: list[tuple[int, re.Match[str]]] = field(default_factory=list)
+
+
+@dataclass
+class _Context:
+    telex: Telex
+    when: datetime
+    local: bool
+
+    def fail(self, number: int) -> Fail:
+        return lambda message, token: self.telex.error(message, number, token)
+
+
+def parse_asm(
+    text: str | bytes, *, received_at: datetime, file: str | None = None
+) -> list[FeedUpdate]:
+    """Every flight leg (or flight, when no legs are given) each message changes."""
+    telexes = read_telexes(text, file, IDENTIFIERS)
+    if not telexes:
+        raise ParseError("empty message", file=file)
+    return [update for telex in telexes for update in _message(telex, received_at)]
+
+
+def _message(telex: Telex, received_at: datetime) -> list[FeedUpdate]:
+    lines = telex.text_lines()
+    number, first = lines[0]
+    if first.split()[0] not in IDENTIFIERS:
+        raise telex.error("expected the ASM message identifier", number, first[:8])
+    rest = lines[1:]
+    local = False
+    if rest and rest[0][1].split()[0] in {"UTC", "LT"}:
+        local = rest[0][1].startswith("LT")
+        rest = rest[1:]
+    if rest and _SEQUENCE.match(rest[0][1]):
+        rest = rest[1:]
+    context = _Context(telex, source_time(telex, received_at), local)
+    parts: list[tuple[int, list[tuple[int, str]]]] = [(number, [])]
+    for item in rest:
+        if item[1] == "//":  # sub-message separator
+            parts.append((item[0], []))
+        else:
+            parts[-1][1].append(item)
+    if len(parts) > 1 and not parts[-1][1]:
+        parts.pop()  # a closing separator after the last sub-message
+    return [u for before, sub in parts for u in _sub_message(context, sub, before)]
+
+
+def _sub_message(context: _Context, items: list[tuple[int, str]], before: int) -> list[FeedUpdate]:
+    telex = context.telex
+    if not items:
+        raise telex.error("missing the action line", before)
+    number, action_line = items[0]
+    words = action_line.split()
+    actions = words[0].split("/")
+    for action in actions:
+        if action not in ACTIONS:
+            raise telex.error(f"action must be one of {', '.join(sorted(ACTIONS))}", number, action)
+    if set(actions) <= _NOT_ACTIONED:
+        return []
+    groups = _groups(context, items[1:], number)
+    updates = [u for group in groups for u in _updates(context, group, actions)]
     for update in updates:
-        if action == "CNL":
+        if "CNL" in actions:
             update.fields["status"] = "cancelled"
-        elif action in {"RIN", "NEW"}:
+        elif {"NEW", "RIN"} & set(actions):
             update.fields.setdefault("status", "scheduled")
     return updates
 
 
-def _date(token: str, number: int, lines: Lines) -> date:
-    try:
-        return date(2000 + int(token[5:7]), _MONTHS[token[2:5]], int(token[:2]))
-    except (KeyError, ValueError):
-        raise lines.error("date must look like 24NOV26", number, token) from None
+def _groups(context: _Context, items: list[tuple[int, str]], action_line: int) -> list[_Group]:
+    """Flight lines, each run of them followed by the lines that describe those flights."""
+    telex = context.telex
+    groups: list[_Group] = []
+    for number, line in items:
+        if line.startswith("SI") and (len(line) == 2 or line[2] == " "):
+            break  # supplementary information runs to the end of the sub-message
+        if groups and _detail(context, groups[-1], number, line):
+            continue
+        found = _FLIGHT.match(line)
+        if not found:
+            if not groups:
+                raise telex.error("expected a flight line like BA123/24NOV26", number, line[:20])
+            raise telex.error("unrecognised ASM line", number, line[:20])
+        if not groups or groups[-1].legs or groups[-1].aircraft:
+            groups.append(_Group())
+        groups[-1].flights.append(_flight(context, number, found))
+    if not groups:
+        raise telex.error("no flight line", action_line)
+    for flight in (flight for group in groups for flight in group.flights):
+        if not flight.dates:
+            raise telex.error(
+                "a flight needs a date (BA123/24NOV26) or a period line", flight.line, flight.token
+            )
+    return groups
 
 
-def _bare(
-    flight: tuple[str, str, list[date], int], when: datetime, aircraft: str | None = None
-) -> list[FeedUpdate]:
-    airline, number, dates, line = flight
-    fields = {"aircraft_type": aircraft} if aircraft else {}
-    return [
-        FeedUpdate(airline, number, day, None, None, "asm", when, dict(fields), line)
-        for day in dates
-    ]
+def _detail(context: _Context, group: _Group, number: int, line: str) -> bool:
+    """Take a leg, equipment, period, segment or data element line; False for anything else."""
+    if line[:1].isdigit():
+        period = PERIOD.match(line)
+        if period:
+            for flight in group.flights:
+                flight.dates += period_dates(period, context.when, context.fail(number))
+        return bool(period or _DEI.match(line))
+    leg = _LEG.match(line)
+    if leg:
+        group.legs.append((number, leg))
+        return True
+    equipment = _EQUIPMENT.match(line)
+    if equipment:
+        group.aircraft = equipment.group(2)
+        return True
+    return bool(_SEGMENT.match(line))
 
 
-def _legs(
-    flight: tuple[str, str, list[date], int],
-    leg: re.Match[str],
-    action: str,
-    local: bool,
-    when: datetime,
-    number: int,
-    lines: Lines,
-) -> list[FeedUpdate]:
-    airline, flight_number, dates, _ = flight
-    departure, std, std_shift, arrival, sta, sta_shift = leg.groups()
+def _flight(context: _Context, number: int, match: re.Match[str]) -> _Flight:
+    airline, flight_number, first_date, extra = match.groups()
+    fail = context.fail(number)
+    flight = _Flight(airline, flight_number, number, match.group(0)[:20])
+    if first_date:
+        flight.dates.append(parse_date(first_date, context.when, fail))
+    for token in extra.split():
+        if first_date and DATE_TOKEN.fullmatch(token):
+            flight.dates.append(parse_date(token, context.when, fail))
+        elif _STATIONS.match(token):
+            flight.stations = token.split("/")
+        elif not _DEI.match(token):
+            raise context.telex.error("unrecognised flight line element", number, token)
+    return flight
+
+
+def _updates(context: _Context, group: _Group, actions: list[str]) -> list[FeedUpdate]:
     out = []
-    for day in dates:
-        update = FeedUpdate(
-            airline, flight_number, day, departure, arrival, "asm", when, line=number
-        )
-        if action in {"NEW", "TIM", "RPL", "RIN"}:
-            update.fields["times.off_block.scheduled"] = _moment(
-                day, std, std_shift, departure, local, number, lines
-            )
-            update.fields["times.on_block.scheduled"] = _moment(
-                day, sta, sta_shift, arrival, local, number, lines
-            )
-        out.append(update)
+    for flight in group.flights:
+        for day in flight.dates:
+            for number, departure, arrival, leg in _legs_of(group, flight):
+                update = FeedUpdate(
+                    flight.airline, flight.number, day, departure, arrival, "asm", context.when,
+                    line=number,
+                )  # fmt: skip
+                if group.aircraft:
+                    update.fields["aircraft_type"] = group.aircraft
+                if leg is not None and _TIMED & set(actions):
+                    _times(context, number, day, leg, update)
+                out.append(update)
     return out
 
 
+_Leg = tuple[int, str | None, str | None, re.Match[str] | None]
+
+
+def _legs_of(group: _Group, flight: _Flight) -> list[_Leg]:
+    """The leg lines; else the legs the change identifier names; else the whole flight."""
+    if group.legs:
+        return [(number, leg.group(1), leg.group(4), leg) for number, leg in group.legs]
+    stations = flight.stations
+    named: list[_Leg] = [
+        (flight.line, departure, arrival, None) for departure, arrival in pairwise(stations)
+    ]
+    return named or [(flight.line, None, None, None)]
+
+
+def _times(
+    context: _Context, number: int, day: date, leg: re.Match[str], update: FeedUpdate
+) -> None:
+    departure, std, std_shift, arrival, sta, sta_shift = leg.groups()
+    update.fields["times.off_block.scheduled"] = _moment(
+        context, number, day, std, std_shift, departure
+    )
+    update.fields["times.on_block.scheduled"] = _moment(
+        context, number, day, sta, sta_shift, arrival
+    )
+
+
 def _moment(
-    day: date, hhmm: str, shift: str | None, airport: str, local: bool, number: int, lines: Lines
+    context: _Context, number: int, day: date, hhmm: str, shift: str | None, airport: str
 ) -> datetime:
     hours, minutes = int(hhmm[:2]), int(hhmm[2:])
     if hours > 23 or minutes > 59:
-        raise lines.error("time must be HHMM", number, hhmm)
-    moment = datetime(day.year, day.month, day.day, hours, minutes) + timedelta(
-        days=int(shift or 0)
-    )
-    zone = zone_for(airport) if local else UTC
-    return moment.replace(tzinfo=zone).astimezone(UTC)
+        raise context.telex.error("time must be HHMM", number, hhmm)
+    zone = zone_for(airport) if context.local else UTC
+    moment = datetime(day.year, day.month, day.day, hours, minutes, tzinfo=zone)
+    if shift:
+        moment += timedelta(days=_days(shift))
+    return moment if zone is UTC else moment.astimezone(UTC)
+
+
+def _days(shift: str | None) -> int:
+    """Date variation: `1` or `+1` the next day, `M1`, `-1` or `A` the day before."""
+    if not shift:
+        return 0
+    if shift == "A":
+        return -1
+    return -int(shift[1:]) if shift.startswith("M") else int(shift)

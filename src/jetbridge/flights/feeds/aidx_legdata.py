@@ -1,0 +1,227 @@
+"""An AIDX `LegData` element to canonical fields, by the element names of the IATA schema.
+
+Elements marked `xsi:nil` read as absent: AODBs send them for values not known yet, so they
+never erase what another source said.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from jetbridge.flights.feeds.aidx_codes import (
+    MILESTONES,
+    STATUS,
+    STATUS_RANK,
+    TIME_TYPES,
+    UNMAPPED_MILESTONES,
+    UNMAPPED_TIME_TYPES,
+)
+from jetbridge.flights.feeds.errors import ParseError
+from jetbridge.flights.model import MAX_DELAYS
+
+_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?")
+
+
+@lru_cache(maxsize=512)
+def local(tag: str) -> str:
+    """The element name without its namespace, whatever prefix the sender chose."""
+    return tag.rsplit("}", 1)[-1]
+
+
+def child(node: Element, name: str) -> Element | None:
+    for item in node:
+        if local(item.tag) == name:
+            return item
+    return None
+
+
+def children(node: Element, name: str) -> list[Element]:
+    return [c for c in node if local(c.tag) == name]
+
+
+def by_name(node: Element) -> dict[str, list[Element]]:
+    named: dict[str, list[Element]] = {}
+    for item in node:
+        named.setdefault(local(item.tag), []).append(item)
+    return named
+
+
+def text(node: Element | None) -> str | None:
+    if node is None or node.text is None:
+        return None
+    return node.text.strip() or None
+
+
+def repeat_index(node: Element) -> int:
+    value = node.get("RepeatIndex", "").strip()
+    return int(value) if value.isdigit() else 0
+
+
+def parse_time(value: str, file: str | None, where: str) -> datetime:
+    """An ISO 8601 date-time; without an offset it is UTC, as AIDX times are."""
+    try:
+        if len(value.strip()) <= 10:
+            raise ValueError(value)  # a date alone names no moment
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ParseError(
+            "not an ISO 8601 date-time", file=file, location=where, token=value[:64]
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def leg_data(data: Element, where: str, file: str | None) -> dict[str, Any]:
+    parts = by_name(data)
+    fields: dict[str, Any] = {}
+    _status(parts, fields, where, file)
+    _times(parts.get("OperationTime", []), fields, where, file)
+    planned_first = sorted(
+        parts.get("AirportResources", []),
+        key=lambda r: (r.get("Usage") or "").lower() == "actual",  # actual replaces planned
+    )
+    for resources in planned_first:
+        for resource in children(resources, "Resource"):
+            _resource(resource, fields)
+    for aircraft in parts.get("AircraftInfo", [])[:1]:
+        _aircraft(aircraft, fields)
+    codeshares = [_codeshare(info) for info in parts.get("CodeShareInfo", [])]
+    if any(codeshares):
+        fields["codeshares"] = ",".join(c for c in codeshares if c)
+    _delays(parts.get("IrregularityDelay", []), fields, where, file)
+    remarks = [t for t in (text(r) for r in parts.get("RemarkFreeText", [])) if t]
+    if remarks:
+        fields["remarks"] = " / ".join(remarks)
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _status(
+    parts: dict[str, list[Element]], fields: dict[str, Any], where: str, file: str | None
+) -> None:
+    element = "OperationalStatus"
+    codes = [c for c in (text(s) for s in parts.get(element, [])) if c]
+    if not codes:  # PublicStatus is deprecated, but some AODBs still send only it
+        element = "PublicStatus"
+        codes = [c for c in (text(s) for s in parts.get(element, [])) if c]
+    statuses = []
+    for code in codes:
+        mapped = STATUS.get(code.upper())
+        if mapped is None:
+            raise ParseError(
+                "unknown operational status", file=file, location=f"{where}/{element}", token=code
+            )
+        statuses.append(mapped)
+    if statuses:
+        fields["status"] = max(statuses, key=STATUS_RANK.__getitem__)
+
+
+def _times(nodes: list[Element], fields: dict[str, Any], where: str, file: str | None) -> None:
+    """Every OperationTime; of repeated ones for the same milestone and type, the one with the
+    highest RepeatIndex (or, without one, the last) counts."""
+    chosen: dict[str, tuple[tuple[int, int], datetime]] = {}
+    for position, node in enumerate(nodes):
+        qualifier, kind = node.get("OperationQualifier", ""), node.get("TimeType", "")
+        location = f"{where}/OperationTime[@OperationQualifier='{qualifier}']"
+        milestone, time_type = MILESTONES.get(qualifier), TIME_TYPES.get(kind)
+        if milestone is None and qualifier not in UNMAPPED_MILESTONES:
+            raise ParseError(
+                "unknown OperationQualifier", file=file, location=location, token=qualifier
+            )
+        if time_type is None and kind not in UNMAPPED_TIME_TYPES:
+            raise ParseError("unknown TimeType", file=file, location=location, token=kind)
+        value = text(node)
+        if milestone is None or time_type is None or value is None:
+            continue
+        order = (repeat_index(node), position)
+        name = f"times.{milestone}.{time_type}"
+        if name not in chosen or order > chosen[name][0]:
+            chosen[name] = (order, parse_time(value, file, location))
+    fields.update({name: moment for name, (_, moment) in chosen.items()})
+
+
+def _resource(resource: Element, fields: dict[str, Any]) -> None:
+    arrival = (resource.get("DepartureOrArrival") or "Departure").lower().startswith("arr")
+    gates = _ordered(children(resource, "PassengerGate"))
+    if gates and not arrival:
+        fields["gate"] = gates[0]
+    stand = text(child(resource, "AircraftParkingPosition"))
+    if stand:
+        fields["stand"] = stand
+    terminal = next(iter(_ordered(children(resource, "PublicTerminal"))), None) or text(
+        child(resource, "AircraftTerminal")
+    )
+    if terminal:
+        fields["arrival_terminal" if arrival else "terminal"] = terminal
+    belts = _ordered(children(resource, "BaggageClaimUnit"))
+    if belts and arrival:
+        fields["baggage_belt"] = belts[0]
+    counters = [_counter_range(info) for info in children(resource, "CheckInInfo")]
+    if any(counters) and not arrival:
+        fields["check_in_counters"] = ",".join(c for c in counters if c)
+
+
+def _ordered(nodes: list[Element]) -> list[str]:
+    """Values of repeated elements, in RepeatIndex order where given."""
+    keyed = [(repeat_index(n), i, text(n)) for i, n in enumerate(nodes)]
+    return [value for _, _, value in sorted(keyed) if value]
+
+
+def _counter_range(info: Element) -> str | None:
+    first, last = text(child(info, "FirstPosition")), text(child(info, "LastPosition"))
+    if first and last and first != last:
+        return f"{first}-{last}"
+    return first or last
+
+
+def _aircraft(aircraft: Element, fields: dict[str, Any]) -> None:
+    """The ICAO type when given, else the IATA subtype, else the (first) type."""
+    types = [
+        (t.get("CodeContext", "").upper(), text(t)) for t in children(aircraft, "AircraftType")
+    ]
+    icao = next((value for context, value in types if context == "ICAO" and value), None)
+    first = next((value for _, value in types if value), None)
+    fields["aircraft_type"] = icao or text(child(aircraft, "AircraftSubType")) or first
+    registration = text(child(aircraft, "Registration"))
+    if registration:
+        # Telex sends registrations without the hyphen; so does the hub, whatever the source.
+        fields["registration"] = registration.replace("-", "").replace(" ", "")
+
+
+def _codeshare(info: Element) -> str | None:
+    airline, number = text(child(info, "Airline")), text(child(info, "FlightNumber"))
+    if not airline or not number or not number.isdigit():
+        return None
+    return f"{airline}{int(number)}{text(child(info, 'OperationalSuffix')) or ''}"
+
+
+def _delays(nodes: list[Element], fields: dict[str, Any], where: str, file: str | None) -> None:
+    """Departure delays (IrregularityDelay) with AHM 730/731/732 reason codes."""
+    delays = [
+        d for d in nodes if (d.get("DepartureOrArrival") or "Departure").lower().startswith("dep")
+    ]
+    delays.sort(key=repeat_index)
+    for position, delay in enumerate(delays[:MAX_DELAYS]):
+        fields[f"delays.{position}.code"] = text(child(delay, "ReasonCode"))
+        fields[f"delays.{position}.minutes"] = _minutes(
+            text(child(delay, "Duration")) or "", f"{where}/IrregularityDelay", file
+        )
+
+
+def _minutes(value: str, where: str, file: str | None) -> int | None:
+    """ISO 8601 durations (PT1H25M, P0DT0H20M0S) or plain minutes."""
+    if not value:
+        return None
+    if value.isdigit():
+        return int(value)
+    match = _DURATION.fullmatch(value)
+    if not match or not any(match.groups()):
+        raise ParseError(
+            "not a duration (PT1H25M or minutes)", file=file, location=where, token=value
+        )
+    days, hours, minutes, _ = (int(float(g)) if g else 0 for g in match.groups())
+    return days * 1440 + hours * 60 + minutes
