@@ -17,6 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, text
 
@@ -46,6 +47,18 @@ CHAIN = {
         for n in range(10)
     },
 }
+TASK_CHAIN = {
+    "StartAt": "T0",
+    "States": {
+        f"T{n}": {
+            "Type": "Task",
+            "Resource": "arn:aws:lambda:eu-central-2:000000000000:function:Step",
+            "ResultPath": f"$.t{n}",
+            **({"Next": f"T{n + 1}"} if n < 9 else {"End": True}),
+        }
+        for n in range(10)
+    },
+}
 
 
 def commit_rate(url: str, count: int) -> float:
@@ -64,12 +77,12 @@ def commit_rate(url: str, count: int) -> float:
     return rate
 
 
-def transition_rate(url: str, executions: int) -> float:
+def transition_rate(url: str, executions: int, chain: dict[str, Any]) -> float:
     platform = build_platform(Settings(database_url=url, run_workers=False, data_keys=DATA_KEYS))
     platform.prepare()
-    workflows = WorkflowEngine(platform.engine, {})
+    workflows = WorkflowEngine(platform.engine, {"Step": lambda payload: 1})
     for n in range(executions):
-        workflows.start(name=f"chain-{uuid.uuid4().hex}", definition=CHAIN, input={"n": n})
+        workflows.start(name=f"chain-{uuid.uuid4().hex}", definition=chain, input={"n": n})
     start = time.perf_counter()
     while workflows.run_one():
         pass
@@ -134,16 +147,18 @@ def main() -> None:
         ("PostgreSQL", postgres_url()),
     ]
     print(
-        "| database | plain commits/s | state transitions/s | transitions per commit | bookings/s (4 workers) |"
+        "| database | plain commits/s | Pass transitions/s | per commit | Task transitions/s | per commit | bookings/s (4 workers) |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     with serve_app(create_test_provider()) as provider:
         for name, url in backends:
             base = commit_rate(url, commits)
-            transitions = transition_rate(url, chains)
+            passes = transition_rate(url, chains, CHAIN)
+            tasks = transition_rate(url, chains, TASK_CHAIN)
             booked = booking_rate(url, sagas, provider)
             print(
-                f"| {name} | {base:,.0f} | {transitions:,.0f} | {transitions / base:.2f} | {booked:,.1f} |",
+                f"| {name} | {base:,.0f} | {passes:,.0f} | {passes / base:.2f} | {tasks:,.0f}"
+                f" | {tasks / base:.2f} | {booked:,.1f} |",
                 flush=True,
             )
 

@@ -95,6 +95,69 @@ def test_a_crashed_worker_is_resumed_without_running_finished_tasks_again(engine
     assert [e["type"] for e in history].count("TaskSucceeded") == 2
 
 
+def test_each_task_outcome_is_stored_before_the_next_task_and_the_rest_with_the_end(
+    engine: Engine,
+) -> None:
+    definition = {
+        "StartAt": "Reserve",
+        "States": {
+            "Reserve": {"Type": "Task", "Resource": "Reserve", "ResultPath": "$.r", "Next": "Mark"},
+            "Mark": {"Type": "Pass", "Result": 1, "ResultPath": "$.m", "Next": "Check"},
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.m", "NumericEquals": 1, "Next": "Pay"}],
+            },
+            "Pay": {"Type": "Task", "Resource": "Pay", "ResultPath": "$.p", "End": True},
+        },
+    }
+    stored_when_paying: list[dict[str, Any]] = []
+    workflows = WorkflowEngine(engine, {"Reserve": lambda p: "seat"})
+    workflows.handlers["Pay"] = lambda p: (
+        stored_when_paying.extend(workflows.history(name="b-3")) or "paid"
+    )
+    workflows.start(name="b-3", definition=definition, input={})
+    assert workflows.run_one() is True
+    history = workflows.history(name="b-3")
+    assert workflows.describe(name="b-3")["status"] == "SUCCEEDED"
+    assert [e["id"] for e in history] == list(range(1, len(history) + 1))
+    assert history[-1]["type"] == "ExecutionSucceeded"
+    # What the worker had committed when Pay ran: a prefix of the history that ends with
+    # Reserve's result; the deterministic Pass and Choice events come with the next commit.
+    assert stored_when_paying == history[: len(stored_when_paying)]
+    assert stored_when_paying[-1]["type"] == "TaskSucceeded"
+    assert "PassStateEntered" not in [e["type"] for e in stored_when_paying]
+
+
+def test_a_crash_between_commits_resumes_with_the_same_history(engine: Engine) -> None:
+    chain = {
+        "StartAt": "P0",
+        "States": {
+            **{f"P{n}": {"Type": "Pass", "Result": n, "Next": f"P{n + 1}"} for n in range(5)},
+            "P5": {"Type": "Task", "Resource": "Work", "End": True},
+        },
+    }
+    crash = [True]
+
+    def work(payload: Any) -> str:
+        if crash[0]:
+            crash[0] = False
+            raise Crash
+        return "done"
+
+    workflows = WorkflowEngine(engine, {"Work": work}, lease_seconds=60)
+    workflows.start(name="chain-1", definition=chain, input={})
+    with pytest.raises(Crash):
+        workflows.run_one()
+    assert workflows.history(name="chain-1") == []  # only deterministic events were lost
+    with engine.begin() as conn:
+        conn.execute(update(executions).values(lease_until=time.time() - 1))
+    assert workflows.run_one() is True
+    history = workflows.history(name="chain-1")
+    assert workflows.describe(name="chain-1")["status"] == "SUCCEEDED"
+    assert [e["id"] for e in history] == list(range(1, len(history) + 1))
+    assert [e["type"] for e in history].count("PassStateEntered") == 5
+
+
 def test_stop_aborts_and_failures_are_recorded(engine: Engine) -> None:
     def fail(payload: Any) -> Any:
         raise ValueError("card declined")

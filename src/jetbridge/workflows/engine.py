@@ -1,9 +1,15 @@
-"""Durable executions: every history event is stored as it happens; a worker that dies is
-replaced by another (or by itself after a restart), which resumes the execution without running
-any finished task again.
+"""Durable executions: history events are stored in order, and every outcome of work done
+outside the interpreter (a task's result, a callback's submission, the start of a Wait) is
+committed before the execution goes on; a worker that dies is replaced by another (or by itself
+after a restart), which resumes the execution without running any finished task again.
+
+Events between two such points (state entered and exited, Pass, Choice, Map and Parallel
+bookkeeping) are deterministic: they are written together with the next outcome, so a chain of
+Pass and Choice states costs one transaction, and a crash before that commit only loses events
+the resumed run makes again, identically.
 
 Executions are leased: a worker holds an execution while it runs it and renews the lease with
-each event, so one execution never runs in two workers at once unless a lease lapses. An
+each commit, so one execution never runs in two workers at once unless a lease lapses. An
 execution whose callback tasks all wait for their task tokens is parked: no worker holds it
 until an answer wakes it or its lease, set to the earliest task deadline, lapses; the worker
 that claims it then sees the timeout.
@@ -18,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from jetbridge.errors import Conflict, NotFound
 from jetbridge.loops import poll_until_stopped
@@ -31,8 +37,48 @@ __all__ = ["Aborted", "TaskTimedOut", "WorkflowEngine"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
+# Events that record what happened outside the interpreter: committed before it goes on.
+DURABLE_POINTS = frozenset(
+    {"TaskSubmitted", "TaskSucceeded", "TaskFailed", "TaskTimedOut", "WaitStateEntered"}
+)
+
+
 class Aborted(Exception):
     """The execution was stopped (or taken over) while this worker ran it."""
+
+
+class _HistoryWriter:
+    """Buffers one run's new events and commits them at each durable point, in order."""
+
+    def __init__(self, engine: WorkflowEngine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.pending: list[dict[str, Any]] = []
+
+    def record(self, event: dict[str, Any]) -> None:
+        self.pending.append(event)
+        if event["type"] in DURABLE_POINTS:
+            with self.engine.engine.begin() as conn:
+                self.flush(conn)
+
+    def flush(self, conn: Connection) -> None:
+        """Renew the lease and store what is pending; Aborted if the execution is not ours."""
+        held = conn.execute(
+            update(executions)
+            .where(executions.c.name == self.name, executions.c.status == "RUNNING")
+            .values(lease_until=time.time() + self.engine.lease_seconds)
+        )
+        if held.rowcount == 0:
+            raise Aborted(self.name)
+        if self.pending:
+            conn.execute(
+                insert(execution_events),
+                [
+                    {"execution": self.name, "event_id": e["id"], "body": json.dumps(e)}
+                    for e in self.pending
+                ],
+            )
+            self.pending = []
 
 
 class WorkflowEngine:
@@ -156,6 +202,7 @@ class WorkflowEngine:
         while True:
             with self.engine.connect() as conn:
                 row = conn.execute(select(executions).where(executions.c.name == name)).one()
+            writer = _HistoryWriter(self, name)
             try:
                 result = execute(
                     json.loads(row.definition),
@@ -163,17 +210,26 @@ class WorkflowEngine:
                     self.handlers,
                     name=name,
                     previous=self.history(name=name),
-                    on_event=lambda event: self._store(name, event),
+                    on_event=writer.record,
                     tokens=self.tokens.for_execution(name),
                 )
             except Aborted:
                 return None
             except Suspended as pause:
+                try:
+                    with self.engine.begin() as conn:
+                        writer.flush(conn)
+                except Aborted:
+                    return None
                 if self._park(name, pause.wake_at):
                     return None
                 continue  # an answer came in meanwhile: look again now
             break
         with self.engine.begin() as conn:
+            try:
+                writer.flush(conn)
+            except Aborted:
+                return None
             conn.execute(
                 update(executions)
                 .where(executions.c.name == name, executions.c.status == "RUNNING")
@@ -223,21 +279,6 @@ class WorkflowEngine:
     def send_task_heartbeat(self, *, token: str) -> None:
         """The work behind a `.waitForTaskToken` task goes on: its HeartbeatSeconds restart."""
         self.tokens.heartbeat(token)
-
-    def _store(self, name: str, event: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            held = conn.execute(
-                update(executions)
-                .where(executions.c.name == name, executions.c.status == "RUNNING")
-                .values(lease_until=time.time() + self.lease_seconds)
-            )
-            if held.rowcount == 0:
-                raise Aborted(name)
-            conn.execute(
-                insert(execution_events).values(
-                    execution=name, event_id=event["id"], body=json.dumps(event)
-                )
-            )
 
     def run_sync(
         self, *, name: str, definition: Mapping[str, Any] | str, input: Any
