@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     aodb_mapping: Path | None = Field(default=None, description="TOML column mapping")
     data_dir: Path = Path("var")
     run_workers: bool = True
+    sse_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="an idle SSE stream gets a keep-alive comment this often"
+    )
+    sse_stall_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="an SSE client whose socket has taken nothing for this long is cut off; "
+        "it reconnects and resumes from its Last-Event-ID",
+    )
 
     @property
     def is_sqlite(self) -> bool:
