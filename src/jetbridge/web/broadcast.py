@@ -111,6 +111,7 @@ class LogBroadcaster:
         next_beat = next_check + self.heartbeat_seconds
         while True:
             self._poke.clear()
+            started = loop.time()
             batch = await asyncio.to_thread(self._read, self.position)
             if batch:
                 self._publish(batch)
@@ -125,6 +126,8 @@ class LogBroadcaster:
             if not batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._poke.wait(), self.interval)
+                # Under a stream of commits, read at most every quarter interval, in batches.
+                await asyncio.sleep(started + self.interval / 4 - loop.time())
 
     def _append(self, batch: list[Item]) -> None:
         self._seqs += [seq for seq, _ in batch]
