@@ -3,9 +3,13 @@
 A legacy AODB (SQLite) receives gate changes at a fixed rate; SQL change capture (polling every
 20 ms) feeds the hub; an SSE client of the departures board notes when each change arrives.
 Baseline in the same run: a reader polling the legacy table at the same interval, i.e. the
-floor any polling capture has. Fan-out: one update delivered to N concurrent SSE clients.
+floor any polling capture has.
 
-    python bench/bench_fids_latency.py [--quick]
+Fan-out: one update committed here, delivered by a `jetbridge up` server in its own process to N
+concurrent SSE clients in separate client processes (see sse_fanout.py); baseline in the same
+run: the same clients fed one pre-built frame by a bare asyncio server.
+
+    python bench/bench_fids_latency.py [--quick] [--clients 5000] [--fanout-only]
 """
 
 from __future__ import annotations
@@ -13,8 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
+import socket
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,11 +35,12 @@ import httpx
 
 from jetbridge.aodb.cdc import DEFAULT_MAPPING, SqlChangeCapture, TableMapping
 from jetbridge.aodb.simulator import AodbSimulator, Change, plan_day
-from jetbridge.app import create_app
+from jetbridge.app import build_platform, create_app
 from jetbridge.config import Settings
 from jetbridge.flights.cdc_runner import CdcRunner
 from jetbridge.flights.hub import FlightHub
 from jetbridge.storage.db import create_database_engine
+from sse_fanout import Fanout, baseline_process, measure, raise_fd_limit
 
 POLL = 0.02
 
@@ -125,14 +135,16 @@ def poll_baseline(path: Path, count: int) -> list[float]:
     return samples
 
 
-def fanout(clients: int, port: int) -> tuple[float, float, int]:
-    directory = Path(tempfile.mkdtemp(prefix="jetbridge-fanout-"))
-    app = create_app(Settings(database_url=f"sqlite:///{directory / 'jb.db'}", run_workers=False))
-    server = serve(app, port)
-    hub = FlightHub(app.state.platform.backbone)
+def fanout(clients: int, processes: int) -> tuple[Fanout, Fanout]:
+    """One gate change to `clients` SSE clients of jetbridge, and the same to a bare server."""
     from jetbridge.flights.merge import Update
     from jetbridge.flights.model import FlightIdentity
 
+    directory = Path(tempfile.mkdtemp(prefix="jetbridge-fanout-"))
+    url = f"sqlite:///{directory / 'jb.db'}"
+    platform = build_platform(Settings(database_url=url, run_workers=False))
+    platform.prepare()
+    hub = FlightHub(platform.backbone)
     identity = FlightIdentity.create(
         airline="LX",
         flight_number="1",
@@ -141,59 +153,128 @@ def fanout(clients: int, port: int) -> tuple[float, float, int]:
         arrival_airport="JFK",
     )
     hub.apply_all([Update(identity, "bench", datetime.now(UTC), {"gate": "A1"})])
-    arrivals: list[float] = []
+    path = "/api/fids/ZRH/departures/stream"
+    port = free_port()
+    env = {
+        **os.environ,
+        "JETBRIDGE_DATABASE_URL": url,
+        "JETBRIDGE_RUN_WORKERS": "false",
+        "JETBRIDGE_DATA_DIR": str(directory),
+    }
+    command = [sys.executable, "-m", "jetbridge.cli", "up", "--port", str(port)]
+    log = (directory / "server.log").open("wb")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        board = f"http://127.0.0.1:{port}/api/fids/ZRH/departures"
+        wait_for_http(board)
+        snapshot = sse_frame("snapshot", httpx.get(board).text)
+        jetbridge = measure(
+            host="127.0.0.1",
+            port=port,
+            path=path,
+            clients=clients,
+            processes=processes,
+            marker=b'"B2"',
+            server_pid=server.pid,
+            fire=lambda: hub.apply_all(
+                [Update(identity, "bench", datetime.now(UTC), {"gate": "B2"})]
+            ),
+        )
+        frame = sse_frame("flight", json.dumps(httpx.get(board).json()[0]))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+        platform.engine.dispose()
+    return jetbridge, bare_baseline(clients, processes, path, snapshot, frame)
 
-    async def client(ready: asyncio.Event, opened: list[int], session: httpx.AsyncClient) -> None:
-        async with session.stream(
-            "GET", f"http://127.0.0.1:{port}/api/fids/ZRH/departures/stream"
-        ) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("event: snapshot"):
-                    opened.append(1)
-                if line.startswith("data: ") and '"B2"' in line:
-                    arrivals.append(time.perf_counter())
-                    return
 
-    async def main() -> float:
-        opened: list[int] = []
-        limits = httpx.Limits(max_connections=clients + 10)
-        async with httpx.AsyncClient(timeout=None, limits=limits) as session:
-            ready = asyncio.Event()
-            tasks = [asyncio.create_task(client(ready, opened, session)) for _ in range(clients)]
-            while len(opened) < clients:
-                await asyncio.sleep(0.1)
-            start = time.perf_counter()
-            await asyncio.to_thread(
-                hub.apply_all, [Update(identity, "bench", datetime.now(UTC), {"gate": "B2"})]
-            )
-            await asyncio.wait(tasks, timeout=120)
-            return start
+def sse_frame(kind: str, data: str) -> bytes:
+    return f"id: 2\nevent: {kind}\ndata: {data}\n\n".encode()
 
-    start = asyncio.run(main())
-    server.should_exit = True
-    delays = sorted(t - start for t in arrivals)
-    return percentile(delays, 0.5), delays[-1] if delays else float("nan"), len(delays)
+
+def bare_baseline(clients: int, processes: int, path: str, snapshot: bytes, frame: bytes) -> Fanout:
+    context = multiprocessing.get_context("spawn")
+    port = free_port()
+    parent, child = context.Pipe()
+    proc = context.Process(target=baseline_process, args=(child, port, snapshot, frame))
+    proc.start()
+    parent.recv()
+    assert proc.pid is not None
+    try:
+        return measure(
+            host="127.0.0.1",
+            port=port,
+            path=path,
+            clients=clients,
+            processes=processes,
+            marker=b'"B2"',
+            server_pid=proc.pid,
+            fire=lambda: parent.send("fire"),
+        )
+    finally:
+        parent.send("end")
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.terminate()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def fanout_row(name: str, result: Fanout) -> str:
+    ms = 1e3
+    return (
+        f"| {name} | {len(result.delays):,}/{result.total:,} | {result.percentile(0.5) * ms:.0f}"
+        f" | {result.percentile(0.99) * ms:.0f} | {result.percentile(1.0) * ms:.0f}"
+        f" | {result.server_cpu * ms:.0f} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--clients", type=int, default=5000)
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--fanout-only", action="store_true")
     args = parser.parse_args()
     count = 200 if args.quick else 2000
-    print("| updates/s | changes | p50 ms | p99 ms | mean ms | polling floor p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|---|")
-    for index, rate in enumerate((100, 1000)):
+    rates = () if args.fanout_only else (100, 1000)
+    if rates:
+        print("| updates/s | changes | p50 ms | p99 ms | mean ms | polling floor p50 ms | p99 ms |")
+        print("|---|---|---|---|---|---|---|")
+    for index, rate in enumerate(rates):
         latencies, base = latency_run(rate, count, 18700 + index)
         print(
             f"| {rate:,} | {len(latencies)}/{count} | {percentile(latencies, 0.5) * 1e3:.1f} | {percentile(latencies, 0.99) * 1e3:.1f} | {statistics.mean(latencies) * 1e3:.1f} | {percentile(base, 0.5) * 1e3:.1f} | {percentile(base, 0.99) * 1e3:.1f} |",
             flush=True,
         )
     clients = 500 if args.quick else args.clients
-    p50, last, reached = fanout(clients, 18790)
+    raise_fd_limit()
+    jetbridge, bare = fanout(clients, args.client_processes)
     print(
-        f"\none update to {clients:,} SSE clients: {reached:,} reached, p50 {p50 * 1e3:.0f} ms, last {last * 1e3:.0f} ms"
+        f"\none update to {clients:,} SSE clients ({args.client_processes} client processes,"
+        " the server in its own process); ms from the commit:\n"
     )
+    print("| server | reached | p50 ms | p99 ms | last ms | server CPU ms |")
+    print("|---|---|---|---|---|---|")
+    print(fanout_row("jetbridge (`jetbridge up`), SSE board stream", jetbridge))
+    print(fanout_row("baseline: bare asyncio server, one pre-built frame", bare), flush=True)
 
 
 if __name__ == "__main__":

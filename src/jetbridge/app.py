@@ -64,7 +64,12 @@ class Platform:
     def broadcaster(self, bus: str) -> LogBroadcaster:
         """The process's one live reader of a bus's log, shared by every SSE client."""
         if bus not in self.broadcasters:
-            self.broadcasters[bus] = LogBroadcaster(self.backbone, bus=bus)
+            self.broadcasters[bus] = LogBroadcaster(
+                self.backbone,
+                bus=bus,
+                heartbeat_seconds=self.settings.sse_heartbeat_seconds,
+                stall_seconds=self.settings.sse_stall_seconds,
+            )
         return self.broadcasters[bus]
 
     def prepare(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -63,9 +64,22 @@ def cmd_up(args: argparse.Namespace) -> int:
         from jetbridge.demo import install_demo
 
         install_demo(app)
+    raise_open_file_limit()
     print(f"jetbridge listening on http://{settings.host}:{settings.port}/ (API docs at /docs)")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0
+
+
+def raise_open_file_limit() -> None:
+    """Every live SSE client holds a socket: allow as many as the system lets this process."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):  # an unlimited hard limit is refused
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def cmd_worker(_: argparse.Namespace) -> int:

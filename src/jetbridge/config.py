@@ -65,6 +65,15 @@ class Settings(BaseSettings):
         "unset on SQLite: a key generated once into data_dir/data-keys",
     )
     run_workers: bool = True
+    sse_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="an idle SSE stream gets a keep-alive comment this often"
+    )
+    sse_stall_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="an SSE client whose socket has taken nothing for this long is cut off; "
+        "it reconnects and resumes from its Last-Event-ID",
+    )
 
     @field_validator("data_keys")
     @classmethod

@@ -6,13 +6,14 @@ import asyncio
 import json
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse
 
 from jetbridge.api.deps import BackboneDep
 from jetbridge.errors import InvalidRequest, NotFound
@@ -25,6 +26,7 @@ from jetbridge.flights.model import flight_json_schema
 from jetbridge.notify import subscriptions
 from jetbridge.notify.subscriptions import SubscriptionRequest
 from jetbridge.web.broadcast import LogBroadcaster
+from jetbridge.web.sse import ClientWriter, EventStreamResponse
 
 router = APIRouter(tags=["flights"])
 AirportCode = Annotated[str, Path(pattern=r"^[A-Z]{3}$")]
@@ -111,56 +113,69 @@ async def board_stream(
     backbone: BackboneDep,
     day: Annotated[date | None, Query(alias="date")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """SSE: a snapshot, then every change; reconnecting with Last-Event-ID misses nothing."""
     resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
-    stream = _board_events(backbone, airport, direction, day or _today(), resume, request)
-    return StreamingResponse(
-        stream, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
-
-
-async def _board_events(
-    backbone: Backbone,
-    airport: str,
-    direction: str,
-    day: date,
-    resume: int | None,
-    request: Request,
-) -> AsyncIterator[str]:
-    yield "retry: 1000\n\n"
     broadcaster: LogBroadcaster = request.app.state.platform.broadcaster(BUS)
+    board = Board(airport, direction, day or _today())
+    return EventStreamResponse(partial(_board_stream, backbone, broadcaster, board, resume))
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    airport: str
+    direction: str
+    day: date
+
+    @property
+    def key(self) -> str:
+        return f"{self.airport}/{self.direction}/{self.day.isoformat()}"
+
+
+async def _board_stream(
+    backbone: Backbone,
+    broadcaster: LogBroadcaster,
+    board: Board,
+    resume: int | None,
+    writer: ClientWriter,
+) -> None:
+    await writer.write(b"retry: 1000\n\n")
     if resume is None:
-        position = await asyncio.to_thread(_latest, backbone)
-        rows = await asyncio.to_thread(_board, backbone, airport, direction, day, {})
-        yield f"id: {position}\nevent: snapshot\ndata: {json.dumps(rows)}\n\n"
-        resume = position
-    async for seq, event in broadcaster.subscribe(resume):
-        frame = _frame(broadcaster.frames, seq, event, airport, direction, day)
-        if frame:
-            yield frame
+        resume = await asyncio.to_thread(_latest, backbone)
+        load = partial(_snapshot, backbone, board, resume)
+        await writer.write(await broadcaster.shared((resume, board.key), load))
+    render = partial(_frames, broadcaster.frames, board, board.key)
+    await broadcaster.serve(resume, writer=writer, view=board.key, render=render)
+
+
+async def _snapshot(backbone: Backbone, board: Board, position: int) -> bytes:
+    """The board as of `position`, rendered once for every client connecting meanwhile."""
+    rows = await asyncio.to_thread(_board, backbone, board.airport, board.direction, board.day, {})
+    return f"id: {position}\nevent: snapshot\ndata: {json.dumps(rows)}\n\n".encode()
+
+
+def _frames(
+    cache: OrderedDict[Any, bytes], board: Board, key: str, batch: list[tuple[int, Any]]
+) -> bytes:
+    """What one board shows of a batch of events, each frame rendered once for all clients."""
+    if len(batch) == 1:
+        return _frame(cache, *batch[0], board, key)
+    return b"".join(_frame(cache, seq, event, board, key) for seq, event in batch)
 
 
 def _frame(
-    frames: OrderedDict[Any, str],
-    seq: int,
-    event: dict[str, Any],
-    airport: str,
-    direction: str,
-    day: date,
-) -> str:
-    """The SSE frame one board gets for one event, rendered once however many clients watch."""
-    key = (seq, airport, direction, day.isoformat())
-    frame = frames.get(key)
+    cache: OrderedDict[Any, bytes], seq: int, event: dict[str, Any], board: Board, key: str
+) -> bytes:
+    frame = cache.get((seq, key))
     if frame is None:
-        row = _relevant(event, airport, direction, day)
+        row = _relevant(event, board.airport, board.direction, board.day)
         if row:
-            frame = f"id: {seq}\nevent: flight\ndata: {json.dumps(row)}\n\n"
-        else:
-            frame = f"id: {seq}\n\n" if seq % 50 == 0 else ""
-        frames[key] = frame
-        if len(frames) > 8192:
-            frames.popitem(last=False)
+            frame = f"id: {seq}\nevent: flight\ndata: {json.dumps(row)}\n\n".encode()
+        else:  # now and then an id alone, so a reconnect does not re-read others' events
+            frame = f"id: {seq}\n\n".encode() if seq % 50 == 0 else b""
+        cache[(seq, key)] = frame
+        if len(cache) > 8192:
+            cache.popitem(last=False)
     return frame
 
 
