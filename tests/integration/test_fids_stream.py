@@ -4,11 +4,12 @@ keep-alives and resuming after being cut off."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -20,6 +21,8 @@ from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity
 from jetbridge.web.broadcast import LogBroadcaster
 from support.servers import serve_app
+
+T = TypeVar("T")
 
 DAY = date(2026, 11, 24)
 PATH = f"/api/fids/ZRH/departures/stream?date={DAY.isoformat()}"
@@ -58,6 +61,12 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def run_in_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a thread of its own: the session's browser keeps a loop in the main one."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def broadcaster(platform: Any) -> LogBroadcaster:
@@ -113,7 +122,7 @@ def test_two_hundred_clients_all_receive_the_same_frame(platform: tuple[str, Any
             assert time.monotonic() - started < 5
             return streams
 
-    streams = asyncio.run(main())
+    streams = run_in_own_loop(main())
     changes = [
         next(f for f in parse(s) if f.get("event") == "flight" and '"B2"' in f["data"])
         for s in streams
@@ -175,7 +184,7 @@ def test_a_stalled_client_is_cut_off_without_delaying_others_and_resumes_losing_
             return seen, time.monotonic() - committed
 
     started = time.monotonic()
-    seen, after_commit = asyncio.run(healthy())
+    seen, after_commit = run_in_own_loop(healthy())
     assert after_commit < 1.0  # not held up by the client that reads nothing
     gates = [f["data"] for f in parse(seen) if f.get("event") == "flight"]
     assert len(gates) == 600
