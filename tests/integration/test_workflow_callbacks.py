@@ -112,8 +112,7 @@ ASK = {
         "FunctionName": "Ask",
         "Payload": {"n.$": "$.n", "token.$": "$$.Task.Token"},
     },
-    "OutputPath": "$.Payload",
-    "End": True,
+    "End": True,  # the result is the answer itself: no Payload to pick out
 }
 
 

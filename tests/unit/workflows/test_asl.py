@@ -403,6 +403,27 @@ def test_machine_timeout() -> None:
     assert result.status == "TIMED_OUT"
 
 
+def test_lambda_invoke_returns_the_response_and_a_callback_the_answer() -> None:
+    def invoke(callback: bool) -> dict[str, Any]:
+        suffix = ".waitForTaskToken" if callback else ""
+        return machine(
+            {
+                "A": {
+                    "Type": "Task",
+                    "Resource": f"arn:aws:states:::lambda:invoke{suffix}",
+                    "Parameters": {"FunctionName": "Approve", "Payload": {"seat.$": "$.seat"}},
+                    "End": True,
+                }
+            }
+        )
+
+    handlers = {"Approve": lambda p: {"approved": p["seat"]}}
+    invoked = execute(invoke(callback=False), {"seat": "12A"}, handlers)
+    assert invoked.output == {"Payload": {"approved": "12A"}, "StatusCode": 200}
+    answered = execute(invoke(callback=True), {"seat": "12A"}, handlers)
+    assert answered.output == {"approved": "12A"}
+
+
 def test_a_resumed_wait_only_waits_what_is_left() -> None:
     from datetime import UTC, datetime, timedelta
 
