@@ -112,8 +112,7 @@ ASK = {
         "FunctionName": "Ask",
         "Payload": {"n.$": "$.n", "token.$": "$$.Task.Token"},
     },
-    "OutputPath": "$.Payload",
-    "End": True,
+    "End": True,  # the result is the answer itself: no Payload to pick out
 }
 
 
@@ -144,6 +143,43 @@ def test_iterations_waiting_for_task_tokens_hold_their_slots_and_resume_in_order
     assert all(len(tokens) == 1 for tokens in delivered.values())  # never handed out twice
     with pytest.raises(Conflict):
         workflows.send_task_success(token=delivered[10][0], output={})
+
+
+def test_parallel_branches_wait_for_their_task_tokens_side_by_side(engine: Engine) -> None:
+    delivered: dict[int, str] = {}
+    workflows = WorkflowEngine(
+        engine, {"Ask": lambda p: delivered.setdefault(p["n"], p["token"])}, secret="s"
+    )
+    branches = [
+        {
+            "StartAt": "Ask",
+            "States": {
+                "Ask": {
+                    **ASK,
+                    "Parameters": {
+                        "FunctionName": "Ask",
+                        "Payload": {"n": n, "token.$": "$$.Task.Token"},
+                    },
+                }
+            },
+        }
+        for n in range(2)
+    ]
+    definition = {
+        "StartAt": "Both",
+        "States": {"Both": {"Type": "Parallel", "Branches": branches, "End": True}},
+    }
+    workflows.start(name="both", definition=definition, input={})
+    assert workflows.run_one() is True
+    assert sorted(delivered) == [0, 1]  # each branch handed out its token before any answer
+    assert workflows.run_one() is False  # parked
+    workflows.send_task_success(token=delivered[1], output={"ok": 1})
+    assert workflows.run_one() is True
+    assert workflows.describe(name="both")["status"] == "RUNNING"
+    workflows.send_task_success(token=delivered[0], output={"ok": 0})
+    assert workflows.run_one() is True
+    done = workflows.describe(name="both")
+    assert (done["status"], done["output"]) == ("SUCCEEDED", [{"ok": 0}, {"ok": 1}])
 
 
 def callback(**fields: Any) -> dict[str, Any]:

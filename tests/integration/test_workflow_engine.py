@@ -210,10 +210,8 @@ def test_wait_for_task_token_pauses_until_answered(engine: Engine) -> None:
     assert workflows.run_one() is True
     done = workflows.describe(name="needs-approval")
     assert done["status"] == "SUCCEEDED"
-    assert done["output"] == {
-        "booking": "b1",
-        "approval": {"Payload": {"approved": True}, "StatusCode": 200},
-    }
+    # The callback's result is what SendTaskSuccess sent, not a Lambda invocation's response.
+    assert done["output"] == {"booking": "b1", "approval": {"approved": True}}
     history = workflows.history(name="needs-approval")
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     assert "TaskSubmitted" in [e["type"] for e in history]
@@ -280,3 +278,56 @@ def test_http_tasks_call_real_endpoints() -> None:
     assert headers["x-source"] == "jetbridge"
     assert body == b'{"pnr":"ABC234"}'
     assert failed.output["failed"]["Error"] == "States.Http.StatusCode.500"
+
+
+def test_a_crash_in_a_parallel_branch_resumes_without_running_finished_branches_again(
+    engine: Engine,
+) -> None:
+    compensation = {
+        "StartAt": "RefundAndCancel",
+        "States": {
+            "RefundAndCancel": {
+                "Type": "Parallel",
+                "Branches": [
+                    {
+                        "StartAt": name,
+                        "States": {name: {"Type": "Task", "Resource": name, "End": True}},
+                    }
+                    for name in ("Refund", "Cancel")
+                ],
+                "End": True,
+            }
+        },
+    }
+    calls: list[str] = []
+    workflows = WorkflowEngine(engine, {}, lease_seconds=60)
+
+    def refund(payload: Any) -> str:
+        calls.append("refund")
+        return "refunded"
+
+    def cancel(payload: Any) -> str:
+        calls.append("cancel")
+        if calls.count("cancel") == 1:
+            # Die once the other branch's outcome is stored: that branch must not run again.
+            deadline = time.monotonic() + 10
+            while "TaskSucceeded" not in [e["type"] for e in workflows.history(name="comp-1")]:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            raise Crash
+        return "cancelled"
+
+    workflows.handlers.update({"Refund": refund, "Cancel": cancel})
+    workflows.start(name="comp-1", definition=compensation, input={"booking_id": "b1"})
+    with pytest.raises(Crash):
+        workflows.run_one()
+    with engine.begin() as conn:
+        conn.execute(update(executions).values(lease_until=time.time() - 1))
+    assert workflows.run_one() is True
+    done = workflows.describe(name="comp-1")
+    assert (done["status"], done["output"]) == ("SUCCEEDED", ["refunded", "cancelled"])
+    assert sorted(calls) == ["cancel", "cancel", "refund"]
+    history = workflows.history(name="comp-1")
+    assert [e["id"] for e in history] == list(range(1, len(history) + 1))
+    kinds = [e["type"] for e in history]
+    assert kinds.count("TaskSucceeded") == 2 and kinds.count("ParallelStateStarted") == 1

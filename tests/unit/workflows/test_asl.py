@@ -397,10 +397,40 @@ def test_machine_timeout() -> None:
 
     definition = machine(
         {"A": {"Type": "Task", "Resource": "Slow", "Next": "B"}, "B": {"Type": "Succeed"}},
-        TimeoutSeconds=0.1,
+        TimeoutSeconds=1,
     )
-    result = execute(definition, {}, {"Slow": lambda p: time.sleep(0.3)})
+    result = execute(definition, {}, {"Slow": lambda p: time.sleep(1.1)})
     assert result.status == "TIMED_OUT"
+
+
+@pytest.mark.parametrize("seconds", [0.5, 0, -1, "60", True, None, 100_000_000])
+def test_the_machine_timeout_must_be_a_positive_integer(seconds: Any) -> None:
+    definition = machine({"A": {"Type": "Pass", "End": True}}, TimeoutSeconds=seconds)
+    with pytest.raises(InvalidDefinition) as caught:
+        execute(definition, {})
+    assert str(caught.value).startswith("TimeoutSeconds: must be a positive integer")
+    assert json.dumps(seconds) in str(caught.value)
+
+
+def test_lambda_invoke_returns_the_response_and_a_callback_the_answer() -> None:
+    def invoke(callback: bool) -> dict[str, Any]:
+        suffix = ".waitForTaskToken" if callback else ""
+        return machine(
+            {
+                "A": {
+                    "Type": "Task",
+                    "Resource": f"arn:aws:states:::lambda:invoke{suffix}",
+                    "Parameters": {"FunctionName": "Approve", "Payload": {"seat.$": "$.seat"}},
+                    "End": True,
+                }
+            }
+        )
+
+    handlers = {"Approve": lambda p: {"approved": p["seat"]}}
+    invoked = execute(invoke(callback=False), {"seat": "12A"}, handlers)
+    assert invoked.output == {"Payload": {"approved": "12A"}, "StatusCode": 200}
+    answered = execute(invoke(callback=True), {"seat": "12A"}, handlers)
+    assert answered.output == {"approved": "12A"}
 
 
 def test_a_resumed_wait_only_waits_what_is_left() -> None:

@@ -1,5 +1,6 @@
-"""Running a state machine in process: state processing, Retry/Catch, Parallel, Wait, and an
-AWS-shaped execution history. Tasks live in `tasks`, Map in `mapstate`, replay in `scope`."""
+"""Running a state machine in process: state processing, Retry/Catch, Wait, and an AWS-shaped
+execution history. Tasks live in `tasks`, Map in `mapstate`, Parallel in `parallel`, their
+concurrent lines in `fanout`, replay in `scope`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from jetbridge.workflows.asl import intrinsics, paths
 from jetbridge.workflows.asl.choice import matches, timestamp
 from jetbridge.workflows.asl.errors import StatesError
 from jetbridge.workflows.asl.mapstate import run_map
-from jetbridge.workflows.asl.scope import Runtime, Scope, iso, parse_iso
+from jetbridge.workflows.asl.parallel import run_parallel
+from jetbridge.workflows.asl.scope import IterationAborted, Runtime, Scope, iso, parse_iso
 from jetbridge.workflows.asl.tasks import run_task
 
 
@@ -32,6 +34,9 @@ def run_machine(machine: dict[str, Any], data: Any, context: dict[str, Any], sco
         context["State"] = {"Name": name, "EnteredTime": entered["timestamp"], "RetryCount": 0}
         try:
             output, following = _run_state(name, state, data, context, scope, resumed)
+        except IterationAborted:
+            _stopped(kind, scope)
+            raise
         except StatesError as error:
             handler = _catcher(state.get("Catch", []), error.error)
             if handler is None:
@@ -55,6 +60,16 @@ def run_nested(
     child = Runtime(handlers=parent.handlers, sleep=parent.sleep, machines=parent.machines)
     context = new_context(execution, data, machine_name, child)
     return run_machine(machine, data, context, Scope(child))
+
+
+def _stopped(kind: str, scope: Scope) -> None:
+    """A Task or Wait that a failure elsewhere stopped records it, as Step Functions does (a
+    Map or Parallel records its own abort). Histories from before these events hold the
+    line's own abort at this place instead: they are not contradicted."""
+    if kind in {"Task", "Wait"}:
+        recorded = scope.peek()
+        if recorded is None or recorded["type"] == f"{kind}StateAborted":
+            scope.event(f"{kind}StateAborted")
 
 
 def _catcher(catchers: list[dict[str, Any]], error: str) -> dict[str, Any] | None:
@@ -196,12 +211,7 @@ def _work(
         payload = (
             build(state["Parameters"], effective, context) if "Parameters" in state else effective
         )
-        scope.event("ParallelStateStarted")
-        results = [
-            run_machine(branch, payload, dict(context), scope) for branch in state["Branches"]
-        ]
-        scope.event("ParallelStateSucceeded")
-        return results
+        return run_parallel(name, state["Branches"], payload, context, scope, run_machine)
     if kind == "Map":
         return run_map(name, state, effective, context, scope, run_machine, build)
     return run_task(name, state, effective, context, scope, build, run_nested)
@@ -209,7 +219,7 @@ def _work(
 
 def pause(scope: Scope, seconds: float) -> None:
     """Sleep, unless a resumed run had gone on from here; a real sleep ends early when the
-    execution halts or the enclosing Map aborts."""
+    execution halts or an enclosing Map or Parallel aborts."""
     scope.checkpoint()
     if scope.peek() is not None:
         return

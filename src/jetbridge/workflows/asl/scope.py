@@ -1,14 +1,17 @@
 """Where an execution stands: the shared runtime, one scope per line of execution (the machine,
-each Map iteration), and the keyed replay that lets a resumed execution skip what it did before.
+each Map iteration, each Parallel branch), and the keyed replay that lets a resumed execution
+skip what it did before.
 
 Every history event belongs to a scope and has a key: the scope's path and the event's position
 within that scope. A scope runs sequentially, so the same definition over the same recorded
-outcomes produces the same keys however concurrent Map iterations interleave. A resumed run
-recognises the events it recorded before by key, so no finished task runs again.
+outcomes produces the same keys however concurrent lines interleave. A resumed run recognises
+the events it recorded before by key, so no finished task runs again.
 
 Keys are not stored: `previousEventId` links each event to the one before it in its own scope
-(as Step Functions does for concurrent iterations), and `index_history` recovers every key from
-a stored history alone.
+(as Step Functions does for concurrent iterations and branches), and `index_history` recovers
+every key from a stored history alone. A line starts with an event that names its place:
+`MapIterationStarted` (its `index`), or, for a branch, whose first event Step Functions does not
+mark, the `parallelBranch` (`name`, `index`) that jetbridge adds to that event.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ Handler = Callable[[Any], Any]
 Path = tuple[int, ...]
 Key = tuple[Path, int]
 ITERATION_ENDS = {"MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted"}
+BRANCH = "parallelBranch"
+# Where a stopped line recorded that it stopped: a resumed run stops there again.
+STOPS = {"MapIterationAborted", "TaskStateAborted", "WaitStateAborted"}
 
 
 def iso(moment: datetime) -> str:
@@ -57,7 +63,7 @@ class Halted(Interrupt):
 
 
 class IterationAborted(Interrupt):
-    """A Map stops its remaining iterations because another one failed."""
+    """A Map or Parallel stops its remaining lines because another one failed."""
 
 
 class TimedOut(Interrupt):
@@ -150,6 +156,7 @@ class Scope:
         last: int = 0,
         aborts: tuple[threading.Event, ...] = (),
         replay_only: bool = False,
+        opening: Mapping[str, Any] | None = None,
     ) -> None:
         self.runtime = runtime
         self.path = path
@@ -157,6 +164,7 @@ class Scope:
         self.last = last
         self.aborts = aborts
         self.replay_only = replay_only
+        self.opening = opening or {}  # added to the scope's first event: where the line starts
         self.replayed = False  # whether the latest event came from the recorded history
 
     def next_key(self) -> Key:
@@ -180,6 +188,8 @@ class Scope:
                 raise Halted
             if self.replay_only:
                 raise Frontier
+            if self.count == 0:
+                details = {**details, **self.opening}
             recorded = self.runtime.append(self.next_key(), kind, self.last, details)
             self.replayed = False
         self.count += 1
@@ -190,7 +200,7 @@ class Scope:
         """Before anything the earlier run did not record: stop if this scope must stop."""
         recorded = self.peek()
         if recorded is not None:
-            if recorded["type"] == "MapIterationAborted":
+            if recorded["type"] in STOPS:
                 raise IterationAborted
             return  # the earlier run went on from here
         if self.runtime.halted.is_set():
@@ -200,14 +210,23 @@ class Scope:
         if any(abort.is_set() for abort in self.aborts):
             raise IterationAborted
 
-    def child(self, seq: int, index: int, abort: threading.Event, replay_only: bool) -> Scope:
-        """The scope of one Map iteration, opened by the event at `seq` in this scope."""
+    def child(
+        self,
+        seq: int,
+        index: int,
+        abort: threading.Event,
+        replay_only: bool,
+        opening: Mapping[str, Any] | None = None,
+    ) -> Scope:
+        """The scope of one Map iteration or Parallel branch, opened by the event at `seq` in
+        this scope."""
         return Scope(
             self.runtime,
             (*self.path, seq, index),
             last=self.last,
             aborts=(*self.aborts, abort),
             replay_only=replay_only or self.replay_only,
+            opening=opening,
         )
 
 
@@ -232,6 +251,8 @@ def index_history(history: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
         if event["type"] == "MapIterationStarted":
             index = int(event["mapIterationStartedEventDetails"]["index"])
             path = (*path, position, index)
+        elif BRANCH in event:
+            path = (*path, position, int(event[BRANCH]["index"]))
         number = counts.get(path, 0)
         counts[path] = number + 1
         keys[event["id"]] = (path, number)

@@ -84,7 +84,8 @@ def run_task(
         output = _callback(name, resource, token, payload, handler, scope, timeout, beat)
     else:
         output = _call(resource, handler, payload, scope, timeout, beat)
-    return {"Payload": output, "StatusCode": 200} if wrap else output
+    # A callback's result is the output sent with SendTaskSuccess, not the invocation's response.
+    return {"Payload": output, "StatusCode": 200} if wrap and not callback else output
 
 
 def _call(

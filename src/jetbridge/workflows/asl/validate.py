@@ -68,6 +68,13 @@ def validate(definition: Any, where: str = "") -> None:
     start = definition.get("StartAt")
     if start not in states:
         raise InvalidDefinition(f"{where}StartAt: state {start!r} does not exist")
+    if "TimeoutSeconds" in definition:
+        expected, valid = NUMBERS["TimeoutSeconds"]
+        if not valid(definition["TimeoutSeconds"]):
+            raise InvalidDefinition(
+                f"{where}TimeoutSeconds: must be {expected}, "
+                f"not {json.dumps(definition['TimeoutSeconds'])}"
+            )
     for name, state in states.items():
         _state(f"{where}States.{name}", state, states)
 
