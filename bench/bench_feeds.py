@@ -41,17 +41,36 @@ def main() -> None:
     aidx = (DATA / "aidx_departure.xml").read_bytes()
     mvt = (DATA / "mvt_departure.txt").read_text()
     asm = (DATA / "asm_new.txt").read_text()
+    real = DATA / "real"
+    soap = (real / "aidx_soap12_prefixed_bom_crlf.xml").read_bytes()
+    typeb = (real / "mvt_typeb_crlf.txt").read_bytes()
+    batch = (real / "asm_typeb_submessages.txt").read_bytes()
     cases = [
-        ("AIDX (one FlightLeg, 1.9 KB)", lambda: parse_aidx(aidx), lambda: fromstring(aidx)),
+        ("AIDX (one FlightLeg, 2.3 KB)", lambda: parse_aidx(aidx), lambda: fromstring(aidx)),
+        (
+            "AIDX (SOAP 1.2, prefixed, four legs, 9.1 KB)",
+            lambda: parse_aidx(soap),
+            lambda: fromstring(soap),
+        ),
         (
             "MVT (envelope, AD, DL, PX, SI)",
             lambda: parse_mvt(mvt, received_at=RECEIVED),
             lambda: mvt.splitlines(),
         ),
         (
+            "MVT (SITA Type B envelope, CRLF, two delays)",
+            lambda: parse_mvt(typeb, received_at=RECEIVED),
+            lambda: typeb.splitlines(),
+        ),
+        (
             "ASM (NEW, two dates)",
             lambda: parse_asm(asm, received_at=RECEIVED),
             lambda: asm.splitlines(),
+        ),
+        (
+            "ASM (Type B, five sub-messages)",
+            lambda: parse_asm(batch, received_at=RECEIVED),
+            lambda: batch.splitlines(),
         ),
     ]
     print(
