@@ -40,7 +40,8 @@ def save_position(conn: Connection, name: str, position: str) -> None:
 
 
 class CdcRunner:
-    """Read, translate, apply, store the position, acknowledge (a crash re-applies: harmless)."""
+    """Read a batch, apply it and store the position after it in one transaction, then
+    acknowledge to the source (a crash before the acknowledgement re-reads: harmless)."""
 
     def __init__(
         self, source: ChangeSource | SqlChangeCapture, hub: FlightHub, *, interval: float = 0.2
@@ -51,24 +52,28 @@ class CdcRunner:
         self.name = self.source.name
 
     def step(self) -> int:
+        """One batch: its changes and the position after it commit in one transaction."""
         with self.hub.backbone.reading() as conn:
             position = load_position(conn, self.name)
         changes, after = self.source.read(position)
+        updates = []
         for change in changes:
             try:
-                item = to_update(change)
+                updates.append(to_update(change))
             except InvalidFlight as exc:
                 self.hub.record_error(
                     source=self.name, location=f"row {change.key}", message=str(exc)
                 )
-                continue
+        moved = after is not None and after != position
+        if updates or moved:
             with self.hub.backbone.transaction() as conn:
-                self.hub.apply(conn, item)
-        if after is not None:
-            with self.hub.backbone.transaction() as conn:
-                save_position(conn, self.name, after)
-            if changes:
-                self.source.acknowledge(after)
+                for item in updates:
+                    self.hub.apply(conn, item)
+                if moved:
+                    assert after is not None
+                    save_position(conn, self.name, after)
+        if after is not None and changes:
+            self.source.acknowledge(after)
         return len(changes)
 
     async def run(self, stop: asyncio.Event) -> None:
