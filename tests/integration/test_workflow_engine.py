@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -156,6 +157,20 @@ def test_a_crash_between_commits_resumes_with_the_same_history(engine: Engine) -
     assert workflows.describe(name="chain-1")["status"] == "SUCCEEDED"
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     assert [e["type"] for e in history].count("PassStateEntered") == 5
+
+
+def test_an_execution_whose_stored_definition_is_no_longer_valid_fails(engine: Engine) -> None:
+    workflows = WorkflowEngine(engine, {"Reserve": lambda p: "seat", "Pay": lambda p: "paid"})
+    workflows.start(name="old-1", definition=DEFINITION, input={})
+    stored = json.dumps({**DEFINITION, "TimeoutSeconds": 0.5})  # accepted by earlier versions
+    with engine.begin() as conn:
+        conn.execute(update(executions).values(definition=stored))
+    assert workflows.run_one() is True
+    described = workflows.describe(name="old-1")
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.Runtime"
+    assert "TimeoutSeconds" in described["cause"]
+    assert workflows.run_one() is False
 
 
 def test_stop_aborts_and_failures_are_recorded(engine: Engine) -> None:

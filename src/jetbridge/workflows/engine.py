@@ -30,6 +30,7 @@ from jetbridge.errors import Conflict, NotFound
 from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import ExecutionResult, execute, validate_definition
+from jetbridge.workflows.asl.errors import InvalidDefinition
 from jetbridge.workflows.asl.scope import Suspended
 from jetbridge.workflows.tokens import TaskTimedOut, TaskTokenStore
 
@@ -215,6 +216,11 @@ class WorkflowEngine:
                 )
             except Aborted:
                 return None
+            except InvalidDefinition as invalid:
+                # Stored under an earlier, laxer validation: end it instead of retrying forever.
+                cause = f"the stored definition is not valid: {invalid}"
+                result = ExecutionResult("FAILED", None, "States.Runtime", cause, [])
+                break
             except Suspended as pause:
                 try:
                     with self.engine.begin() as conn:
