@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from functools import partial
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse
 
 from jetbridge.api.deps import BackboneDep
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.registry import get_bus
+from jetbridge.web.broadcast import LogBroadcaster
+from jetbridge.web.sse import ClientWriter, EventStreamResponse
 
 router = APIRouter(tags=["live"])
 
@@ -29,14 +32,15 @@ async def stream_events(
     backbone: BackboneDep,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """SSE of the bus's event log; reconnecting with Last-Event-ID resumes after that event."""
     with backbone.reading() as conn:
         get_bus(conn, name=bus)
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
     if start is None:
         start = await asyncio.to_thread(_latest_seq, backbone, bus)
-    return StreamingResponse(_tail(backbone, bus, start, request), media_type="text/event-stream")
+    broadcaster: LogBroadcaster = request.app.state.platform.broadcaster(bus)
+    return EventStreamResponse(partial(_tail, broadcaster, start))
 
 
 def _latest_seq(backbone: Backbone, bus: str) -> int:
@@ -45,18 +49,14 @@ def _latest_seq(backbone: Backbone, bus: str) -> int:
         return max(backbone.log.latest_seq(conn, bus=bus) - 20, 0)
 
 
-async def _tail(backbone: Backbone, bus: str, after: int, request: Request) -> AsyncIterator[str]:
-    yield "retry: 1000\n\n"
-    while not await request.is_disconnected():
-        batch = await asyncio.to_thread(_read, backbone, bus, after)
-        for seq, body in batch:
-            after = seq
-            yield f"id: {seq}\nevent: event\ndata: {body}\n\n"
-        if not batch:
-            yield ": keep-alive\n\n"
-            await asyncio.sleep(0.25)
+async def _tail(broadcaster: LogBroadcaster, after: int, writer: ClientWriter) -> None:
+    """Every event after `after`, live, from the process's one reader of the bus's log."""
+    await writer.write(b"retry: 1000\n\n")
+    await broadcaster.serve(after, writer=writer, view="live", render=_render)
 
 
-def _read(backbone: Backbone, bus: str, after: int) -> list[tuple[int, str]]:
-    with backbone.reading() as conn:
-        return [(e.seq, e.body) for e in backbone.log.read(conn, bus=bus, after=after, limit=200)]
+def _render(batch: list[tuple[int, dict[str, Any]]]) -> bytes:
+    return "".join(
+        f"id: {seq}\nevent: event\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+        for seq, event in batch
+    ).encode()
