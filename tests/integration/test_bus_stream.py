@@ -74,3 +74,31 @@ def test_bus_streams_are_shared_resumable_and_kept_apart(sqlite_url: str) -> Non
         until(lambda: len(resumed.seen) == 2)
         assert [s for _, s in resumed.seen] == ["b", "c"]
         assert len(app.state.platform.broadcasters) == 2  # one reader per bus, not per client
+
+
+def shows(url: str, header: str, wanted: bytes) -> bool:
+    """Whether the stream, opened with `header` as Last-Event-ID, soon sends `wanted`."""
+    with httpx.stream(
+        "GET", url, headers={"Last-Event-ID": header.encode()}, timeout=10
+    ) as response:
+        assert response.status_code == 200
+        received = b""
+        for chunk in response.iter_bytes():
+            received += chunk
+            if wanted in received:
+                return True
+        return False
+
+
+def test_hostile_or_foreign_last_event_ids_start_afresh(sqlite_url: str) -> None:
+    app = create_app(Settings(database_url=sqlite_url))
+    backbone = app.state.platform.backbone
+    with serve_app(app) as base:
+        backbone.put_events(bus="default", entries=entries("x", "y"))
+        board = f"{base}/api/fids/ZRH/departures/stream"
+        live = f"{base}/api/buses/default/stream"
+        for header in ["9" * 5000, "99999999999999", "-5", "1e9", "٣"]:
+            # A position no log of ours has: the board starts with a snapshot at the latest
+            # position, the live stream with the latest events.
+            assert shows(board, header, b"id: 2\nevent: snapshot"), header
+            assert shows(live, header, b'"subject":"y"'), header

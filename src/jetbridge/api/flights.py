@@ -27,6 +27,7 @@ from jetbridge.notify import subscriptions
 from jetbridge.notify.subscriptions import SubscriptionRequest
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.web.sse import ClientWriter, EventStreamResponse
+from jetbridge.web.sse import last_event_id as parse_last_event_id
 
 router = APIRouter(tags=["flights"])
 AirportCode = Annotated[str, Path(pattern=r"^[A-Z]{3}$")]
@@ -115,7 +116,7 @@ async def board_stream(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventStreamResponse:
     """SSE: a snapshot, then every change; reconnecting with Last-Event-ID misses nothing."""
-    resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    resume = parse_last_event_id(last_event_id)
     broadcaster: LogBroadcaster = request.app.state.platform.broadcaster(BUS)
     board = Board(airport, direction, day or _today())
     return EventStreamResponse(partial(_board_stream, backbone, broadcaster, board, resume))
@@ -140,8 +141,9 @@ async def _board_stream(
     writer: ClientWriter,
 ) -> None:
     await writer.write(b"retry: 1000\n\n")
-    if resume is None:
-        resume = await asyncio.to_thread(_latest, backbone)
+    latest = await asyncio.to_thread(_latest, backbone)
+    if resume is None or resume > latest:  # a position from another log: start afresh
+        resume = latest
         load = partial(_snapshot, backbone, board, resume)
         await writer.write(await broadcaster.shared((resume, board.key), load))
     render = partial(_frames, broadcaster.frames, board, board.key)

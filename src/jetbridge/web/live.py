@@ -16,6 +16,7 @@ from jetbridge.events.backbone import Backbone
 from jetbridge.events.registry import get_bus
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.web.sse import ClientWriter, EventStreamResponse
+from jetbridge.web.sse import last_event_id as parse_last_event_id
 
 router = APIRouter(tags=["live"])
 
@@ -36,17 +37,18 @@ async def stream_events(
     """SSE of the bus's event log; reconnecting with Last-Event-ID resumes after that event."""
     with backbone.reading() as conn:
         get_bus(conn, name=bus)
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
-    if start is None:
-        start = await asyncio.to_thread(_latest_seq, backbone, bus)
+    start = parse_last_event_id(last_event_id)
+    start = after if start is None else start
+    latest = await asyncio.to_thread(_latest_seq, backbone, bus)
+    if start is None or start > latest:  # a position from another log: the latest events
+        start = max(latest - 20, 0)
     broadcaster: LogBroadcaster = request.app.state.platform.broadcaster(bus)
     return EventStreamResponse(partial(_tail, broadcaster, start))
 
 
 def _latest_seq(backbone: Backbone, bus: str) -> int:
-    """Where a new viewer starts: the last twenty events."""
     with backbone.reading() as conn:
-        return max(backbone.log.latest_seq(conn, bus=bus) - 20, 0)
+        return backbone.log.latest_seq(conn, bus=bus)
 
 
 async def _tail(broadcaster: LogBroadcaster, after: int, writer: ClientWriter) -> None:

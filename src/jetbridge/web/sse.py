@@ -95,6 +95,14 @@ class _Raise:
         pass
 
 
+def last_event_id(header: str | None) -> int | None:
+    """The log position a reconnecting client saw last, or None when the header is absent or
+    not one we could have sent (then the client starts afresh)."""
+    if header is None or not header.isascii() or not header.isdigit() or len(header) > 18:
+        return None
+    return int(header)
+
+
 def discard(pending: Awaitable[None]) -> None:
     """Drop a write `write_now` left unfinished (its client is gone or being cut off)."""
     if isinstance(pending, _Rest | _Raise):
