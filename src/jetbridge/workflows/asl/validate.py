@@ -53,6 +53,10 @@ NUMBERS: dict[str, tuple[str, Any]] = {
 }
 
 
+def _names_a_state(value: Any, states: dict[str, Any]) -> bool:
+    return isinstance(value, str) and value in states
+
+
 def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -66,7 +70,7 @@ def validate(definition: Any, where: str = "") -> None:
     if len(states) > MAX_STATES:
         raise InvalidDefinition(f"{where}States: more than {MAX_STATES} states")
     start = definition.get("StartAt")
-    if start not in states:
+    if not _names_a_state(start, states):
         raise InvalidDefinition(f"{where}StartAt: state {start!r} does not exist")
     if "TimeoutSeconds" in definition:
         expected, valid = NUMBERS["TimeoutSeconds"]
@@ -83,7 +87,7 @@ def _state(where: str, state: Any, states: dict[str, Any]) -> None:
     if not isinstance(state, dict):
         raise InvalidDefinition(f"{where}: must be an object")
     kind = state.get("Type")
-    if kind not in FIELDS:
+    if not isinstance(kind, str) or kind not in FIELDS:
         raise InvalidDefinition(f"{where}.Type: {kind!r} is not a state type")
     unknown = sorted(set(state) - FIELDS[kind])
     if unknown:
@@ -159,7 +163,7 @@ def _transition(where: str, kind: str, state: dict[str, Any], states: dict[str, 
     has_next, has_end = "Next" in state, state.get("End") is True
     if has_next == has_end:
         raise InvalidDefinition(f"{where}: needs exactly one of Next and End")
-    if has_next and state["Next"] not in states:
+    if has_next and not _names_a_state(state["Next"], states):
         raise InvalidDefinition(f"{where}.Next: state {state['Next']!r} does not exist")
 
 
@@ -198,10 +202,10 @@ def _choices(where: str, state: dict[str, Any], states: dict[str, Any]) -> None:
         raise InvalidDefinition(f"{where}.Choices: must be a non-empty array")
     for index, rule in enumerate(choices):
         here = f"{where}.Choices[{index}]"
-        if not isinstance(rule, dict) or rule.get("Next") not in states:
+        if not isinstance(rule, dict) or not _names_a_state(rule.get("Next"), states):
             raise InvalidDefinition(f"{here}.Next: must name an existing state")
         _rule(here, rule)
-    if "Default" in state and state["Default"] not in states:
+    if "Default" in state and not _names_a_state(state["Default"], states):
         raise InvalidDefinition(f"{where}.Default: state {state['Default']!r} does not exist")
 
 
@@ -241,7 +245,7 @@ def _handlers(where: str, value: Any, states: dict[str, Any], *, catch: bool) ->
             raise InvalidDefinition(f"{here}.ErrorEquals: must be a non-empty array of error names")
         if "States.ALL" in errors and (len(errors) > 1 or index != len(value) - 1):
             raise InvalidDefinition(f"{here}.ErrorEquals: States.ALL must appear alone and last")
-        if catch and handler.get("Next") not in states:
+        if catch and not _names_a_state(handler.get("Next"), states):
             raise InvalidDefinition(f"{here}.Next: must name an existing state")
         if not catch:
             for field in ("IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds"):
