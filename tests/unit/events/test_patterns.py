@@ -211,6 +211,10 @@ INVALID: list[tuple[dict[str, Any] | str | list[Any], str]] = [
     ([], "JSON object"),
     ("{not json", "not valid JSON"),
     ({"a": 5}, "a"),
+    ({"n": [{"numeric": [[">"], 5]}]}, "n.numeric"),
+    ({"n": [{"numeric": [{}, 5]}]}, "n.numeric"),
+    ({"n": [10**400]}, "double's range"),
+    ({"n": [{"numeric": [">", 10**400]}]}, "must be a number"),
 ]
 
 
@@ -241,3 +245,11 @@ def test_bad_events_are_value_errors() -> None:
         match({"a": [1]}, "{nope")
     with pytest.raises(ValueError, match="object"):
         match({"a": [1]}, "[1]")
+
+
+def test_integers_beyond_a_double_in_events_are_not_numbers() -> None:
+    event = EVENT | {"detail": {"n": 10**400, "m": -(10**309)}}
+    assert match({"detail": {"n": [{"numeric": [">", 0]}]}}, event) is False
+    assert match({"detail": {"m": [{"numeric": ["<", 0]}]}}, event) is False
+    assert match({"detail": {"n": [{"exists": True}]}}, event) is True
+    assert match({"detail": {"n": [{"anything-but": [1, 2]}]}}, event) is True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -209,8 +208,8 @@ def _kind(value: Any) -> str:
 def _matcher(value: Any, path: str) -> Matcher:
     if value is None or isinstance(value, str | bool) or is_number(value):
         return Exact(value_key(value))
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidEventPattern("numbers must be finite", path=path)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise InvalidEventPattern("numbers must be finite and within a double's range", path=path)
     if isinstance(value, list):
         raise InvalidEventPattern("arrays cannot be nested in a pattern's value list", path=path)
     if not isinstance(value, Mapping) or len(value) != 1:
@@ -256,7 +255,7 @@ def _numeric(operand: Any, path: str) -> Numeric:
     bounds = []
     for index in range(0, len(operand), 2):
         op, bound = operand[index], operand[index + 1]
-        if op not in {"=", "<", "<=", ">", ">="}:
+        if not isinstance(op, str) or op not in {"=", "<", "<=", ">", ">="}:
             raise InvalidEventPattern(f"unrecognized numeric operator {op!r}", path=path)
         if not is_number(bound):
             raise InvalidEventPattern(f"the value after {op!r} must be a number", path=path)

@@ -17,13 +17,24 @@ def value_key(value: Scalar) -> tuple[str, Any]:
         return ("z", None)
     if isinstance(value, bool):
         return ("b", value)
-    if isinstance(value, int | float):
-        return ("n", float(value))
+    if isinstance(value, float):
+        return ("n", value)
+    if isinstance(value, int):
+        # Integers beyond a double's range match only themselves, exactly.
+        return ("n", float(value)) if is_number(value) else ("i", value)
     return ("s", value)
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number that compares as a finite double (bools and huge integers are not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= _LARGEST_DOUBLE
+    return math.isfinite(value)
+
+
+_LARGEST_DOUBLE = int(2.0**1023 * (2 - 2.0**-52))
 
 
 class Matcher:
