@@ -118,12 +118,63 @@ def _invoke(name: str, args: list[Any], data: Any, context: Any) -> Any:
             values.append(_invoke(value[0], value[1], data, context))
         else:
             values.append(value)
+    _check_arguments(name, values)
     try:
         return FUNCTIONS[name](*values)
     except StatesError:
         raise
-    except (TypeError, ValueError, IndexError, KeyError) as exc:
+    except (TypeError, ValueError, IndexError, KeyError, ArithmeticError) as exc:
         raise StatesError(FAIL, f"{name}: {exc}") from None
+
+
+# What each function's arguments must be: JSON types, "any", or "..." for any number of
+# arguments of the type before it; a trailing "?" marks an optional argument.
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "States.Format": ("string", "any?", "..."),
+    "States.StringToJson": ("string",),
+    "States.JsonToString": ("any",),
+    "States.Array": ("any?", "..."),
+    "States.ArrayPartition": ("array", "integer"),
+    "States.ArrayContains": ("array", "any"),
+    "States.ArrayRange": ("integer", "integer", "integer"),
+    "States.ArrayGetItem": ("array", "integer"),
+    "States.ArrayLength": ("array",),
+    "States.ArrayUnique": ("array",),
+    "States.Base64Encode": ("string",),
+    "States.Base64Decode": ("string",),
+    "States.Hash": ("any", "string"),
+    "States.JsonMerge": ("object", "object", "boolean"),
+    "States.MathRandom": ("integer", "integer", "integer?"),
+    "States.MathAdd": ("number", "number"),
+    "States.StringSplit": ("string", "string"),
+    "States.UUID": (),
+}
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "any": lambda v: True,
+    "string": lambda v: isinstance(v, str),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+}
+
+
+def _check_arguments(name: str, values: list[Any]) -> None:
+    signature = SIGNATURES.get(name)
+    if signature is None:
+        raise StatesError(FAIL, f"{name}: not an intrinsic function")
+    repeats = signature[-1:] == ("...",)
+    kinds = [k.rstrip("?") for k in signature if k != "..."]
+    least = len([k for k in signature if k != "..." and not k.endswith("?")])
+    if len(values) < least or (not repeats and len(values) > len(kinds)):
+        raise StatesError(FAIL, f"{name}: takes {least} argument(s), got {len(values)}")
+    for index, value in enumerate(values):
+        kind = kinds[min(index, len(kinds) - 1)]
+        if not _TYPES[kind](value):
+            raise StatesError(
+                FAIL, f"{name}: argument {index + 1} must be {kind}, not {json.dumps(value)[:60]}"
+            )
 
 
 def _format(template: str, *values: Any) -> str:
@@ -147,10 +198,10 @@ def _partition(items: list[Any], size: int) -> list[list[Any]]:
 def _range(start: int, end: int, step: int) -> list[int]:
     if step == 0:
         raise ValueError("step must not be zero")
-    values = list(range(start, end + (1 if step > 0 else -1), step))
-    if len(values) > 1000:
+    values = range(start, end + (1 if step > 0 else -1), step)
+    if len(values) > 1000:  # counted before anything is built
         raise ValueError("ArrayRange is limited to 1000 elements")
-    return values
+    return list(values)
 
 
 def _hash(value: str, algorithm: str) -> str:
@@ -180,6 +231,13 @@ def _unique(items: list[Any]) -> list[Any]:
     return seen
 
 
+def _split(text: str, separators: str) -> list[str]:
+    """Split at any of the separator characters, dropping empty pieces."""
+    if not separators:
+        raise ValueError("the separator string must not be empty")
+    return [piece for piece in re.split(f"[{re.escape(separators)}]", text) if piece]
+
+
 def _random(start: int, end: int, seed: int | None = None) -> int:
     return (
         random.Random(seed).randint(start, end) if seed is not None else random.randint(start, end)
@@ -203,8 +261,6 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.JsonMerge": _merge,
     "States.MathRandom": _random,
     "States.MathAdd": lambda a, b: a + b,
-    "States.StringSplit": lambda text, separators: [
-        p for p in re.split(f"[{re.escape(separators)}]", text) if p
-    ],
+    "States.StringSplit": lambda text, separators: _split(text, separators),
     "States.UUID": lambda: str(uuid.uuid4()),
 }
