@@ -40,7 +40,11 @@ def ensure_browser() -> None:
         return
     if os.geteuid() == 0:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, env=env)
+        install = ["apt-get", "install", "-y", "-q", "chromium"]
+        if subprocess.run(install, check=False, env=env).returncode != 0:
+            # A fresh machine may have no package lists yet.
+            subprocess.run(["apt-get", "update", "-q"], check=False, env=env)
+            subprocess.run(install, check=False, env=env)
     else:
         print("browser tests need Chromium: sudo apt-get install chromium", file=sys.stderr)
 
