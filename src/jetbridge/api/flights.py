@@ -141,7 +141,7 @@ async def _board_stream(
     writer: ClientWriter,
 ) -> None:
     await writer.write(b"retry: 1000\n\n")
-    latest = await asyncio.to_thread(_latest, backbone)
+    latest = await asyncio.to_thread(broadcaster.latest)
     if resume is None or resume > latest:  # a position from another log: start afresh
         resume = latest
         load = partial(_snapshot, backbone, board, resume)
@@ -179,11 +179,6 @@ def _frame(
         if len(cache) > 8192:
             cache.popitem(last=False)
     return frame
-
-
-def _latest(backbone: Backbone) -> int:
-    with backbone.reading() as conn:
-        return backbone.log.latest_seq(conn, bus=BUS)
 
 
 def _relevant(

@@ -85,7 +85,7 @@ class LogBroadcaster:
                 return
             self._loop = asyncio.get_running_loop()
             self._poke = asyncio.Event()
-            self.position = self._floor = await asyncio.to_thread(self._latest)
+            self.position = self._floor = await asyncio.to_thread(self.latest)
             self.backbone.listeners.append(self._committed)
             self._task = asyncio.create_task(self._run())
 
@@ -95,7 +95,8 @@ class LogBroadcaster:
             with contextlib.suppress(RuntimeError):  # the loop has closed
                 self._loop.call_soon_threadsafe(self._poke.set)
 
-    def _latest(self) -> int:
+    def latest(self) -> int:
+        """The newest position of the bus's log, read from the database (blocking)."""
         with self.backbone.reading() as conn:
             return self.backbone.log.latest_seq(conn, bus=self.bus)
 

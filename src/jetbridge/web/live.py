@@ -12,7 +12,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse
 
 from jetbridge.api.deps import BackboneDep
-from jetbridge.events.backbone import Backbone
 from jetbridge.events.registry import get_bus
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.web.sse import ClientWriter, EventStreamResponse
@@ -39,16 +38,11 @@ async def stream_events(
         get_bus(conn, name=bus)
     start = parse_last_event_id(last_event_id)
     start = after if start is None else start
-    latest = await asyncio.to_thread(_latest_seq, backbone, bus)
+    broadcaster: LogBroadcaster = request.app.state.platform.broadcaster(bus)
+    latest = await asyncio.to_thread(broadcaster.latest)
     if start is None or start > latest:  # a position from another log: the latest events
         start = max(latest - 20, 0)
-    broadcaster: LogBroadcaster = request.app.state.platform.broadcaster(bus)
     return EventStreamResponse(partial(_tail, broadcaster, start))
-
-
-def _latest_seq(backbone: Backbone, bus: str) -> int:
-    with backbone.reading() as conn:
-        return backbone.log.latest_seq(conn, bus=bus)
 
 
 async def _tail(broadcaster: LogBroadcaster, after: int, writer: ClientWriter) -> None:
