@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from jetbridge.events import InvalidEventPattern, test_event_pattern
+from support.mutations import locations, parent_of
 
 PATTERNS: list[dict[str, Any]] = [
     {
@@ -63,23 +63,11 @@ VALUES: list[Any] = [
 KEYS = ["$or", "numeric", "prefix", "huge", "exists", "anything-but"]
 
 
-def locations(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from locations(inner, (*prefix, key))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            yield from locations(inner, (*prefix, index))
-
-
 def mangle(pattern: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     mangled = copy.deepcopy(pattern)
     for _ in range(rng.randint(1, 3)):
         where = rng.choice([p for p in locations(mangled) if p])
-        parent: Any = mangled
-        for key in where[:-1]:
-            parent = parent[key]
+        parent = parent_of(mangled, where)
         if rng.random() < 0.6:
             parent[where[-1]] = copy.deepcopy(rng.choice(VALUES))
         elif isinstance(parent, dict):

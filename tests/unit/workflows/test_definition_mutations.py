@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from jetbridge.workflows import execute, validate_definition
 from jetbridge.workflows.asl.errors import InvalidDefinition
+from support.mutations import locations, parent_of
 
 DEFINITIONS = sorted(
     p.name
@@ -63,26 +63,11 @@ FIELDS = [
 ]
 
 
-def locations(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    children = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else []
-    )
-    for key, inner in children:
-        yield from locations(inner, (*prefix, key))
-
-
 def mangle(definition: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     mangled = copy.deepcopy(definition)
     for _ in range(rng.randint(1, 3)):
         where = rng.choice([p for p in locations(mangled) if p])
-        parent: Any = mangled
-        for key in where[:-1]:
-            parent = parent[key]
+        parent = parent_of(mangled, where)
         kind = rng.random()
         if kind < 0.5:
             parent[where[-1]] = copy.deepcopy(rng.choice(VALUES))
