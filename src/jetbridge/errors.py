@@ -21,3 +21,23 @@ class InvalidRequest(JetbridgeError, ValueError):
 
 class ConfigurationError(JetbridgeError, ValueError):
     """The settings cannot run the platform; the message names the setting and the remedy."""
+
+
+class Unauthenticated(JetbridgeError):
+    """No valid credentials were presented (HTTP 401)."""
+
+
+class Forbidden(JetbridgeError):
+    """The caller is known but may not do this (HTTP 403)."""
+
+
+class Unprocessable(JetbridgeError, ValueError):
+    """The request contradicts an earlier one it claims to repeat (HTTP 422)."""
+
+
+class TooManyRequests(JetbridgeError):
+    """The caller exceeded a rate limit or quota (HTTP 429)."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jetbridge.errors import Conflict, InvalidRequest, NotFound
+from jetbridge.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    Unprocessable,
+)
 from jetbridge.events.envelope import InvalidEvent
 from jetbridge.events.patterns import InvalidEventPattern
 from jetbridge.workflows import InvalidDefinition
@@ -73,6 +81,22 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidDefinition, simple(400, "InvalidDefinition"))
     app.add_exception_handler(NotFound, simple(404, "NotFound"))
     app.add_exception_handler(Conflict, simple(409, "Conflict"))
+    app.add_exception_handler(Forbidden, simple(403, "Forbidden"))
+    app.add_exception_handler(Unprocessable, simple(422, "Unprocessable"))
+
+    async def unauthenticated(_: Request, exc: Exception) -> JSONResponse:
+        response = error_body(401, "Unauthenticated", str(exc))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="jetbridge"'
+        return response
+
+    async def too_many(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TooManyRequests)
+        response = error_body(429, "TooManyRequests", str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    app.add_exception_handler(Unauthenticated, unauthenticated)
+    app.add_exception_handler(TooManyRequests, too_many)
     app.add_exception_handler(Exception, unexpected)
 
 

@@ -1,0 +1,1 @@
+"""Identities, roles and tenants: who is calling, and on whose behalf."""
