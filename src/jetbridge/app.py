@@ -30,6 +30,8 @@ from jetbridge.events.targets import TargetInvoker
 from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
 from jetbridge.ops.crypto import Keyring, parse_keyring
+from jetbridge.ops.identity.authenticator import Authenticator
+from jetbridge.ops.identity.tokens import TokenSettings
 from jetbridge.ops.keyfile import local_keyring
 from jetbridge.payments.http_provider import HttpPaymentProvider
 from jetbridge.storage.db import create_database_engine
@@ -37,6 +39,7 @@ from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.workflows.engine import WorkflowEngine
 
+AUDIT_BUS = "audit"
 BOOKING_SAGA = json.loads(
     resources.files("jetbridge.workflows")
     .joinpath("definitions/booking-saga.jetbridge.asl.json")
@@ -54,6 +57,7 @@ class Platform:
     backbone: Backbone
     worker: DeliveryWorker
     http: httpx.AsyncClient
+    auth: Authenticator
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_event: asyncio.Event | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -77,6 +81,7 @@ class Platform:
         upgrade(self.engine, keyring=self.keyring)
         with self.backbone.transaction() as conn:
             ensure_bus(conn, name="default", description="The default event bus")
+            ensure_bus(conn, name=AUDIT_BUS, description="Who did what, when, from where")
             subscriptions.install_rules(conn)
 
     async def start(self) -> None:
@@ -139,6 +144,23 @@ def data_keyring(settings: Settings) -> Keyring:
     return local_keyring(settings.data_dir / "data-keys")
 
 
+def token_settings(settings: Settings, keyring: Keyring) -> TokenSettings:
+    """Access tokens are signed with JETBRIDGE_TOKEN_SECRET, or a secret derived from the data
+    keys that every process of the deployment shares."""
+    if settings.token_secret is not None:
+        secret = settings.token_secret.get_secret_value().encode()
+        if len(secret) < 32:
+            raise ConfigurationError("JETBRIDGE_TOKEN_SECRET must be at least 32 bytes")
+    else:
+        secret = keyring.derive("jetbridge access tokens v1")
+    return TokenSettings(
+        secret=secret,
+        access_seconds=settings.access_token_seconds,
+        refresh_seconds=settings.refresh_token_days * 86400,
+        session_seconds=settings.session_hours * 3600,
+    )
+
+
 def build_platform(settings: Settings) -> Platform:
     keyring = data_keyring(settings)
     engine = create_database_engine(settings.database_url)
@@ -186,6 +208,7 @@ def build_platform(settings: Settings) -> Platform:
         backbone=backbone,
         worker=worker,
         http=http,
+        auth=Authenticator(engine, token_settings(settings, keyring)),
     )
     _add_booking(platform)
     return platform
@@ -237,6 +260,8 @@ def _add_booking(platform: Platform) -> None:
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
     """The HTTP application; its lifespan prepares the database and runs the workers."""
+    from jetbridge.api.audit import AuditTrail
+    from jetbridge.api.auth import router as auth_router
     from jetbridge.api.booking import router as booking_router
     from jetbridge.api.errors import BodySizeLimit, install_error_handlers
     from jetbridge.api.events import router as events_router
@@ -244,6 +269,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     from jetbridge.api.graphql import graphql_router
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
+    from jetbridge.web.account import router as account_router
     from jetbridge.web.live import router as live_router
     from jetbridge.web.pages import router as pages_router
 
@@ -266,13 +292,18 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.platform = platform
     install_error_handlers(app)
+    app.include_router(auth_router)
     app.include_router(events_router)
     app.include_router(booking_router)  # before /api/flights/{flight_key}
     app.include_router(flights_router)
     app.include_router(workflows_router)
     app.include_router(graphql_router())
-    app.mount("/test-payments", create_test_provider())
+    if not platform.settings.payments_url:
+        # The built-in card network for demos and tests: only when no real provider is set.
+        app.mount("/test-payments", create_test_provider())
     app.include_router(live_router)
     app.include_router(pages_router)
+    app.include_router(account_router)
+    app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
     return app

@@ -390,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="sub", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(run=cmd_db_upgrade)
+
+    from jetbridge.cli_identity import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -65,6 +65,20 @@ class Settings(BaseSettings):
         "unset on SQLite: a key generated once into data_dir/data-keys",
     )
     run_workers: bool = True
+    token_secret: SecretStr | None = Field(
+        default=None,
+        description="secret signing jetbridge's access tokens (32+ bytes); unset: derived from "
+        "the active data key, so every process with the same keys shares it",
+    )
+    access_token_seconds: int = Field(default=900, ge=60, le=86400)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    public_boards: bool = Field(
+        default=True, description="FIDS boards and flight status readable without signing in"
+    )
+    cookie_secure: bool = Field(
+        default=False, description="mark the session cookie Secure (set when served over HTTPS)"
+    )
     sse_heartbeat_seconds: float = Field(
         default=15.0, gt=0, description="an idle SSE stream gets a keep-alive comment this often"
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from jetbridge.app import create_app
 from jetbridge.config import Settings
+from support.auth import browser_sign_in, user
 from support.servers import serve_app
 
 
@@ -13,6 +14,16 @@ def test_live_page_streams_published_events(browser: Any, sqlite_url: str) -> No
     app = create_app(Settings(database_url=sqlite_url))
     with serve_app(app) as base:
         page = browser.new_page()
+        page.goto(f"{base}/")
+        page.wait_for_selector("#sign-in", timeout=10_000)  # nobody signed in: no events
+        user(app, "ops-zrh", "ops password 1", roles=("operations",), tenant="ZRH")
+        user(app, "operator", "operator password 1", roles=("admin",))
+        browser_sign_in(page, base, "ops-zrh", "ops password 1")
+        page.goto(f"{base}/")
+        page.wait_for_selector("#status:has-text('reconnecting')", timeout=10_000)
+        # a tenant's operations staff cannot follow the platform's bus; the operator can
+        page.context.clear_cookies()
+        browser_sign_in(page, base, "operator", "operator password 1")
         page.goto(f"{base}/")
         page.wait_for_selector("#status:has-text('live')", timeout=10_000)
         backbone = app.state.platform.backbone

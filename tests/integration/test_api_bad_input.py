@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from jetbridge.app import create_app
 from jetbridge.config import Settings
+from support.auth import as_operator
 
 
 @pytest.fixture
@@ -16,6 +17,7 @@ def client(sqlite_url: str) -> Iterator[TestClient]:
     with TestClient(
         create_app(Settings(database_url=sqlite_url)), raise_server_exceptions=False
     ) as c:
+        as_operator(c)
         yield c
 
 

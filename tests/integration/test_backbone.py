@@ -15,6 +15,7 @@ from jetbridge.app import create_app
 from jetbridge.config import Settings
 from jetbridge.events.signing import verify
 from support import handlers
+from support.auth import as_operator
 from support.webhook import webhook_receiver
 
 
@@ -39,6 +40,7 @@ def client(database_url: str) -> Iterator[TestClient]:
         signing_secret="s3cret",
     )
     with TestClient(create_app(settings)) as test_client:
+        as_operator(test_client)
         yield test_client
 
 

@@ -14,6 +14,7 @@ from jetbridge.app import create_app
 from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.config import Settings
 from jetbridge.payments.test_provider import APPROVE, DECLINE, Ledger, create_test_provider
+from support.auth import as_operator
 from support.servers import serve_app
 
 DAY = (datetime.now(UTC) + timedelta(days=20)).date()
@@ -29,6 +30,7 @@ def booking(database_url: str) -> Iterator[tuple[TestClient, Ledger]]:
         )
         app = create_app(settings)
         with TestClient(app) as client:
+            as_operator(client)
             with app.state.platform.backbone.transaction() as conn:
                 import_schedule(conn, demo_schedule(start=DAY, days=1))
             yield client, ledger

@@ -21,6 +21,7 @@ from jetbridge.demo import install_demo
 from jetbridge.flights.cdc_runner import CdcRunner
 from jetbridge.flights.hub import FlightHub, flights_at
 from jetbridge.storage.db import create_database_engine
+from support.auth import as_operator
 
 DAY = date(2026, 11, 24)
 
@@ -92,6 +93,7 @@ def test_the_demo_fills_the_departures_board(tmp_path: Path) -> None:
     app = create_app(settings)
     install_demo(app, speed=1e6, rotations=5)
     with TestClient(app) as client:
+        as_operator(client)
         deadline = time.time() + 30
         rows: list[dict[str, object]] = []
         while time.time() < deadline and len(rows) < 5:

@@ -25,6 +25,7 @@ from jetbridge.flights.hub import FlightHub, flights_at
 from jetbridge.flights.merge import apply
 from jetbridge.notify.subscriptions import MEANINGFUL
 from jetbridge.storage.db import create_database_engine
+from support.auth import as_operator, bearer
 from support.servers import serve_app
 from support.webhook import webhook_receiver
 
@@ -94,10 +95,12 @@ def test_every_channel_agrees_after_a_disordered_day(
         hub = FlightHub(app.state.platform.backbone)
         hub.apply_all(disordered[:50])
         followed = sorted({u.identity.key for u in disordered[:50]})[:5]
+        auth = bearer(app, roles=("agent",), tenant="LX")
         for key in followed:
             httpx.post(
                 f"{base}/api/subscriptions",
                 json={"flight_key": key, "channel": "webhook", "url": receiver.url},
+                headers=auth,
             ).raise_for_status()
         watcher = SseWatcher(f"{base}/api/fids/ZRH/departures/stream?date={DAY.isoformat()}")
         watcher.start()
@@ -106,6 +109,7 @@ def test_every_channel_agrees_after_a_disordered_day(
             hub.apply_all(disordered[start : start + 40])
             time.sleep(0.01)
         client = TestClient(app)
+        as_operator(client)
         with app.state.platform.backbone.reading() as conn:
             stored = {
                 v["flight_key"]: v

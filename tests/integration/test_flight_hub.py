@@ -18,6 +18,7 @@ from jetbridge.config import Settings
 from jetbridge.flights.cdc_runner import CdcRunner
 from jetbridge.flights.hub import FlightHub
 from jetbridge.storage.db import create_database_engine
+from support.auth import as_operator
 from support.servers import serve_app
 
 DAY = date(2026, 11, 24)
@@ -49,6 +50,7 @@ def test_a_day_flows_from_the_aodb_to_the_api(
     while runner.step():
         pass
     client = TestClient(app)
+    as_operator(client)
     departures = client.get("/api/fids/ZRH/departures", params={"date": DAY.isoformat()}).json()
     assert len(departures) == 20
     assert all(row["remark"] for row in departures)
@@ -72,6 +74,7 @@ def test_a_day_flows_from_the_aodb_to_the_api(
 
 def test_bad_requests_are_named(pipeline: tuple[Any, AodbSimulator, CdcRunner]) -> None:
     client = TestClient(pipeline[0])
+    as_operator(client)
     assert client.get("/api/flights/status", params={"flight": "L!100"}).status_code == 400
     assert client.get("/api/flights/status", params={"flight": "x" * 50}).status_code == 422
     assert (

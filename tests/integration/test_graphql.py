@@ -12,6 +12,7 @@ from jetbridge.app import create_app
 from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.config import Settings
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
+from support.auth import as_operator
 from support.servers import serve_app
 
 DAY = (datetime.now(UTC) + timedelta(days=25)).date()
@@ -22,6 +23,7 @@ def client(sqlite_url: str) -> Iterator[TestClient]:
     with serve_app(create_test_provider()) as provider:
         app = create_app(Settings(database_url=sqlite_url, payments_url=provider))
         with TestClient(app) as test_client:
+            as_operator(test_client)
             with app.state.platform.backbone.transaction() as conn:
                 import_schedule(conn, demo_schedule(start=DAY, days=1))
             yield test_client

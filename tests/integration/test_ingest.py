@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from jetbridge.app import create_app
 from jetbridge.config import Settings
+from support.auth import as_operator
 
 DATA = Path(__file__).parents[1] / "unit" / "flights" / "data"
 REAL = DATA / "real"
@@ -162,6 +163,7 @@ def test_files_apply_to_the_hub_and_telex_finds_its_flight(tmp_path: Path) -> No
 
 def test_http_push_applies_and_logs_malformed_messages(database_url: str) -> None:
     with TestClient(create_app(Settings(database_url=database_url, run_workers=False))) as client:
+        as_operator(client)
         pushed = client.post("/api/ingest/aidx", content=(DATA / "aidx_departure.xml").read_bytes())
         assert pushed.status_code == 200, pushed.text
         assert pushed.json()["applied"][0]["version"] == 1
@@ -184,6 +186,7 @@ def test_http_push_applies_and_logs_malformed_messages(database_url: str) -> Non
 
 def test_http_push_reads_aidx_in_its_declared_encoding_and_soap(database_url: str) -> None:
     with TestClient(create_app(Settings(database_url=database_url, run_workers=False))) as client:
+        as_operator(client)
         latin = client.post("/api/ingest/aidx", content=(REAL / "aidx_iso8859_1.xml").read_bytes())
         assert latin.status_code == 200, latin.text
         remarks = client.get("/api/flights/LX0318-2026-11-24-ZRH-LHR").json()["remarks"]

@@ -26,6 +26,7 @@ from jetbridge.ops.crypto import DecryptionFailed
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
 from jetbridge.storage.db import normalise_url
 from jetbridge.storage.schema import bookings, metadata
+from support.auth import as_operator
 from support.servers import serve_app
 
 DAY = (datetime.now(UTC) + timedelta(days=30)).date()
@@ -65,6 +66,7 @@ def client(database_url: str) -> Iterator[TestClient]:
         )
         app = create_app(settings)
         with TestClient(app) as test_client:
+            as_operator(test_client)
             with app.state.platform.backbone.transaction() as conn:
                 import_schedule(conn, demo_schedule(start=DAY, days=1))
             yield test_client
@@ -153,6 +155,7 @@ def test_logs_during_a_booking_hold_no_name_document_or_card(
         with serve_app(create_test_provider()) as provider:
             app = create_app(Settings(database_url=database_url, payments_url=provider))
             with TestClient(app) as client:
+                as_operator(client)
                 with app.state.platform.backbone.transaction() as conn:
                     import_schedule(conn, demo_schedule(start=DAY, days=1))
                 booking, _ = book_and_settle(client, "pd-logs-00001")

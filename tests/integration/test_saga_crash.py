@@ -67,7 +67,12 @@ def test_sagas_survive_repeated_sigkill(sqlite_url: str, tmp_path: Path) -> None
                 stderr=subprocess.DEVNULL,
             )
             if kills < 6:
-                time.sleep(rng.uniform(0.9, 1.6))
+                # Kill mid-work: once this worker has finished some sagas (observed, however
+                # long start-up takes on a loaded machine), after a random moment more.
+                before = _running(platform)
+                while time.time() < deadline and _running(platform) >= before:
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.0, 0.3))
                 running_at_kill.append(_running(platform))
                 os.kill(worker.pid, signal.SIGKILL)
                 worker.wait()

@@ -15,6 +15,7 @@ from jetbridge.events.signing import verify
 from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity
+from support.auth import as_operator
 from support.servers import smtp_server
 from support.webhook import webhook_receiver
 
@@ -48,6 +49,7 @@ def test_webhook_and_email_subscribers_hear_each_meaningful_change_once(database
         )
         app = create_app(settings)
         with TestClient(app) as client:
+            as_operator(client)
             hub = FlightHub(app.state.platform.backbone)
             hub.apply_all(
                 [
@@ -103,6 +105,7 @@ def test_webhook_and_email_subscribers_hear_each_meaningful_change_once(database
 
 def test_bad_subscriptions_are_rejected(sqlite_url: str) -> None:
     with TestClient(create_app(Settings(database_url=sqlite_url, run_workers=False))) as client:
+        as_operator(client)
         cases = [
             ({"flight_key": "nope", "channel": "webhook", "url": "http://x"}, 422),
             ({"flight_key": FLIGHT.key, "channel": "sms"}, 422),

@@ -18,6 +18,7 @@ from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import executions
 from jetbridge.workflows.engine import TaskTimedOut, WorkflowEngine
+from support.auth import as_operator
 
 
 class Crash(BaseException):
@@ -329,6 +330,7 @@ def test_callback_answers_and_heartbeats_over_http(sqlite_url: str) -> None:
     app = create_app(Settings(database_url=sqlite_url, delivery_poll_seconds=0.05))
     tokens: list[str] = []
     with TestClient(app) as client:
+        as_operator(client)
         app.state.platform.workflows.handlers["Ask"] = lambda p: tokens.append(p["token"])
         started = client.post(
             "/api/workflows/executions",

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from jetbridge.app import create_app
 from jetbridge.config import Settings
+from support.auth import as_operator
 
 DEFINITION = {
     "StartAt": "Pick",
@@ -25,6 +26,7 @@ DEFINITION = {
 def test_a_rule_starts_an_execution_per_event(database_url: str) -> None:
     settings = Settings(database_url=database_url, delivery_poll_seconds=0.05)
     with TestClient(create_app(settings)) as client:
+        as_operator(client)
         rule = {
             "name": "gate-workflow",
             "event_pattern": {"detail-type": ["flight.gate_changed"]},
@@ -53,6 +55,7 @@ def test_a_rule_starts_an_execution_per_event(database_url: str) -> None:
 
 def test_an_invalid_workflow_target_is_rejected(sqlite_url: str) -> None:
     with TestClient(create_app(Settings(database_url=sqlite_url, run_workers=False))) as client:
+        as_operator(client)
         bad = {"StartAt": "Nope", "States": {"A": {"Type": "Succeed"}}}
         rule = {
             "name": "bad",

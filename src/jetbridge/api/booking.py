@@ -1,19 +1,31 @@
-"""HTTP API for passengers and agents: search, book, follow a booking, cancel, loyalty."""
+"""HTTP API for passengers and agents: search, book, follow a booking, cancel, loyalty.
+
+Guests book without an account and follow their booking with the `guest_token` the booking
+answer carries (or later by record locator and family name); signed-in passengers see their own
+bookings; agents see their airline's."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from jetbridge.api.deps import BookingsDep
+from jetbridge.api.policy import STAFF, Passenger, Public
 from jetbridge.booking import catalog
 from jetbridge.booking.service import BookingRequest
+from jetbridge.booking.service import Passenger as Traveller
+from jetbridge.errors import Forbidden, NotFound
+from jetbridge.ops.identity.principal import Principal
 
 router = APIRouter(prefix="/api", tags=["booking"])
 Airport = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
+GuestToken = Annotated[str | None, Header(alias="X-Booking-Token", max_length=128)]
 
 
 class PaymentDetails(BaseModel):
@@ -21,8 +33,59 @@ class PaymentDetails(BaseModel):
     card: Annotated[str, Field(pattern=r"^[0-9 ]{12,23}$")]
 
 
-class CreateBooking(BookingRequest):
+class CreateBooking(BaseModel):
+    """A booking request; `customer_id` is for agents booking for a customer (a passenger books
+    for themselves, a guest for nobody's account)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    flight_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{2}\d{4}[A-Z]?-\d{4}-\d{2}-\d{2}$")]
+    cabin: Annotated[str, Field(pattern=r"^(economy|premium|business|first)$")]
+    passengers: Annotated[list[Traveller], Field(min_length=1, max_length=9)]
+    customer_id: Annotated[
+        str | None, Field(min_length=1, max_length=64, pattern=r"^[\w.@+-]+$")
+    ] = None
     payment: PaymentDetails
+
+
+def customer_of(caller: Principal) -> str | None:
+    """The customer id of a signed-in passenger's bookings."""
+    if caller.kind == "user" and "passenger" in caller.roles:
+        return caller.subject.removeprefix("user:")
+    return None
+
+
+def guest_token(request: Request, booking_id: str) -> str:
+    """The capability a guest holds for one booking: a keyed hash of its id."""
+    secret: bytes = request.app.state.platform.auth.tokens.secret
+    message = f"guest-booking:{booking_id}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]
+
+
+def may_see(
+    request: Request, caller: Principal, booking: dict[str, Any], token: str | None
+) -> bool:
+    if caller.is_operator:
+        return True
+    if caller.has_any(STAFF) and caller.tenant is not None:
+        return bool(booking.get("tenant") == caller.tenant)
+    mine = customer_of(caller)
+    if mine is not None and booking.get("customer_id") == mine:
+        return True
+    expected = guest_token(request, str(booking["booking_id"]))
+    return token is not None and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def _customer_for(caller: Principal, body: CreateBooking) -> str:
+    mine = customer_of(caller)
+    if mine is not None:
+        if body.customer_id not in (None, mine):
+            raise Forbidden("customer_id: a passenger books for their own account")
+        return mine
+    if caller.has_any(STAFF):
+        if body.customer_id is None:
+            raise Forbidden("customer_id: an agent names the customer the booking is for")
+        return body.customer_id
+    return f"guest-{uuid.uuid4().hex}"
 
 
 @router.get("/flights/search")
@@ -31,57 +94,119 @@ def search_flights(
     destination: Airport,
     day: Annotated[date, Query(alias="date")],
     bookings: BookingsDep,
+    _: Public,
 ) -> list[dict[str, Any]]:
     """Flights on a route and day with current fares and seats left (cached when Redis is set)."""
     return bookings.search(origin=origin, destination=destination, day=day)
 
 
 @router.get("/flights/{flight_id}/offer")
-def flight_offer(flight_id: str, bookings: BookingsDep) -> dict[str, Any]:
+def flight_offer(flight_id: str, bookings: BookingsDep, _: Public) -> dict[str, Any]:
     return bookings.offer(flight_id=flight_id)
 
 
 @router.post("/bookings", status_code=202)
 def create_booking(
     body: CreateBooking,
+    request: Request,
     response: Response,
     bookings: BookingsDep,
+    caller: Public,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
 ) -> dict[str, Any]:
     """Accept a booking at once (202 with its reference); the saga confirms or fails it."""
+    booking_request = BookingRequest(
+        flight_id=body.flight_id,
+        cabin=body.cabin,
+        passengers=body.passengers,
+        customer_id=_customer_for(caller, body),
+    )
     booking, created = bookings.create(
-        request=body, card=body.payment.card, idempotency_key=idempotency_key
+        request=booking_request, card=body.payment.card, idempotency_key=idempotency_key
     )
     response.headers["Location"] = f"/api/bookings/{booking['booking_id']}"
     if not created:
         response.status_code = 200
+    if not caller.authenticated:
+        booking = {**booking, "guest_token": guest_token(request, booking["booking_id"])}
     return booking
 
 
 @router.get("/bookings/{booking_id}")
-def get_booking(booking_id: str, bookings: BookingsDep) -> dict[str, Any]:
-    return bookings.get(booking_id=booking_id)
+def get_booking(
+    booking_id: str,
+    request: Request,
+    bookings: BookingsDep,
+    caller: Public,
+    token: GuestToken = None,
+) -> dict[str, Any]:
+    """A booking, for its passenger, a guest holding its token, or the airline's staff."""
+    return _visible(request, bookings, caller, booking_id, token)
 
 
 @router.post("/bookings/{booking_id}/cancel")
-def cancel_booking(booking_id: str, bookings: BookingsDep) -> dict[str, Any]:
+def cancel_booking(
+    booking_id: str,
+    request: Request,
+    bookings: BookingsDep,
+    caller: Public,
+    token: GuestToken = None,
+) -> dict[str, Any]:
     """Customer cancellation: seats back on sale, refund by the fare rules, points revoked."""
+    _visible(request, bookings, caller, booking_id, token)
     return bookings.cancel(booking_id=booking_id)
 
 
+def _visible(
+    request: Request, bookings: Any, caller: Principal, booking_id: str, token: str | None
+) -> dict[str, Any]:
+    try:
+        booking: dict[str, Any] = bookings.get(booking_id=booking_id)
+    except NotFound:
+        booking = {}
+    if not booking or not may_see(request, caller, booking, token):
+        raise NotFound(f"booking {booking_id!r} does not exist")
+    return booking
+
+
+@router.get("/me/bookings")
+def my_bookings(bookings: BookingsDep, caller: Passenger) -> list[dict[str, Any]]:
+    """The signed-in passenger's bookings."""
+    mine = customer_of(caller)
+    if mine is None:
+        raise Forbidden("only a signed-in passenger has bookings of their own")
+    return bookings.of_customer(customer_id=mine)
+
+
 @router.get("/customers/{customer_id}/bookings")
-def customer_bookings(customer_id: str, bookings: BookingsDep) -> list[dict[str, Any]]:
-    return bookings.of_customer(customer_id=customer_id)
+def customer_bookings(
+    customer_id: str, bookings: BookingsDep, caller: Passenger
+) -> list[dict[str, Any]]:
+    """A customer's bookings: the passenger's own, or those with the agent's airline."""
+    _customer_visible(caller, customer_id)
+    found = bookings.of_customer(customer_id=customer_id)
+    if caller.is_operator or customer_of(caller) == customer_id:
+        return found
+    return [booking for booking in found if booking.get("tenant") == caller.tenant]
 
 
 @router.get("/customers/{customer_id}/loyalty")
-def loyalty(customer_id: str, bookings: BookingsDep) -> dict[str, Any]:
+def loyalty(customer_id: str, bookings: BookingsDep, caller: Passenger) -> dict[str, Any]:
+    _customer_visible(caller, customer_id)
     return bookings.loyalty(customer_id=customer_id)
+
+
+def _customer_visible(caller: Principal, customer_id: str) -> None:
+    if caller.is_operator or customer_of(caller) == customer_id:
+        return
+    if caller.has_any(STAFF) and caller.tenant is not None:
+        return
+    raise NotFound(f"customer {customer_id!r} does not exist")
 
 
 @router.get("/catalog/demo-schedule")
 def demo_schedule_preview(
-    start: date, days: Annotated[int, Query(ge=1, le=3)] = 1
+    start: date, _: Public, days: Annotated[int, Query(ge=1, le=3)] = 1
 ) -> list[dict[str, Any]]:
     return [
         entry.model_dump(mode="json") for entry in catalog.demo_schedule(start=start, days=days)

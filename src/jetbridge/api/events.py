@@ -7,12 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from jetbridge.api.deps import BackboneDep
+from jetbridge.api.policy import Feeds, Operations, SignedIn
+from jetbridge.api.tenancy import own_bus, visible_buses
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events import archive, dlq, registry
 from jetbridge.events.patterns import test_event_pattern
 from jetbridge.events.specs import ArchiveSpec, BusSpec, ReplaySpec, RuleSpec, TargetSpec
+from jetbridge.ops.identity.principal import Principal
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -38,60 +42,75 @@ class Redrive(BaseModel):
 
 
 @router.get("/buses")
-def list_buses(backbone: BackboneDep) -> list[dict[str, Any]]:
+def list_buses(backbone: BackboneDep, caller: Operations) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
-        return registry.list_buses(conn)
+        if caller.is_operator:
+            return registry.list_buses(conn)
+        return registry.list_buses(conn, tenant=caller.tenant or "")
 
 
 @router.post("/buses", status_code=201)
-def create_bus(spec: BusSpec, backbone: BackboneDep) -> dict[str, Any]:
+def create_bus(spec: BusSpec, backbone: BackboneDep, caller: Operations) -> dict[str, Any]:
+    """A new bus owned by the caller's tenant (the operator's are the platform's)."""
     with backbone.transaction() as conn:
-        return registry.create_bus(conn, spec=spec)
+        return registry.create_bus(conn, spec=spec, tenant=caller.tenant)
 
 
 @router.get("/buses/{bus}")
-def get_bus(bus: str, backbone: BackboneDep) -> dict[str, Any]:
+def get_bus(bus: str, backbone: BackboneDep, caller: Operations) -> dict[str, Any]:
     with backbone.reading() as conn:
+        own_bus(conn, caller, bus)
         return registry.get_bus(conn, name=bus)
 
 
 @router.delete("/buses/{bus}", status_code=204)
-def delete_bus(bus: str, backbone: BackboneDep) -> None:
+def delete_bus(bus: str, backbone: BackboneDep, caller: Operations) -> None:
     with backbone.transaction() as conn:
+        own_bus(conn, caller, bus)
         registry.delete_bus(conn, name=bus)
 
 
 @router.get("/buses/{bus}/rules")
-def list_rules(bus: str, backbone: BackboneDep) -> list[dict[str, Any]]:
+def list_rules(bus: str, backbone: BackboneDep, caller: Operations) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
+        own_bus(conn, caller, bus)
         return registry.list_rules(conn, bus=bus)
 
 
 @router.put("/buses/{bus}/rules/{rule}")
-def put_rule(bus: str, rule: str, spec: RuleSpec, backbone: BackboneDep) -> dict[str, Any]:
+def put_rule(
+    bus: str, rule: str, spec: RuleSpec, backbone: BackboneDep, caller: Operations
+) -> dict[str, Any]:
     if spec.name != rule:
         raise InvalidRequest(f"name: {spec.name!r} does not match the rule in the path {rule!r}")
     with backbone.transaction() as conn:
+        own_bus(conn, caller, bus)
+        _own_targets(conn, caller, spec.targets)
         return registry.put_rule(conn, bus=bus, spec=spec)
 
 
 @router.get("/buses/{bus}/rules/{rule}")
-def get_rule(bus: str, rule: str, backbone: BackboneDep) -> dict[str, Any]:
+def get_rule(bus: str, rule: str, backbone: BackboneDep, caller: Operations) -> dict[str, Any]:
     with backbone.reading() as conn:
+        own_bus(conn, caller, bus)
         return registry.get_rule(conn, bus=bus, name=rule)
 
 
 @router.delete("/buses/{bus}/rules/{rule}", status_code=204)
-def delete_rule(bus: str, rule: str, backbone: BackboneDep) -> None:
+def delete_rule(bus: str, rule: str, backbone: BackboneDep, caller: Operations) -> None:
     with backbone.transaction() as conn:
+        own_bus(conn, caller, bus)
         registry.delete_rule(conn, bus=bus, name=rule)
 
 
 @router.post("/buses/{bus}/rules/{rule}/{action}")
-def set_rule_state(bus: str, rule: str, action: str, backbone: BackboneDep) -> dict[str, Any]:
+def set_rule_state(
+    bus: str, rule: str, action: str, backbone: BackboneDep, caller: Operations
+) -> dict[str, Any]:
     if action not in {"enable", "disable"}:
         raise NotFound(f"unknown rule action {action!r}; use enable or disable")
     with backbone.transaction() as conn:
+        own_bus(conn, caller, bus)
         return registry.set_rule_state(conn, bus=bus, name=rule, enabled=action == "enable")
 
 
@@ -101,20 +120,30 @@ def put_targets(
     rule: str,
     specs: Annotated[list[TargetSpec], Body(max_length=5)],
     backbone: BackboneDep,
+    caller: Operations,
 ) -> dict[str, Any]:
     with backbone.transaction() as conn:
+        own_bus(conn, caller, bus)
+        _own_targets(conn, caller, specs)
         return registry.put_targets(conn, bus=bus, rule=rule, specs=specs)
 
 
 @router.delete("/buses/{bus}/rules/{rule}/targets/{target_id}", status_code=204)
-def remove_target(bus: str, rule: str, target_id: str, backbone: BackboneDep) -> None:
+def remove_target(
+    bus: str, rule: str, target_id: str, backbone: BackboneDep, caller: Operations
+) -> None:
     with backbone.transaction() as conn:
+        own_bus(conn, caller, bus)
         registry.remove_target(conn, bus=bus, rule=rule, target_id=target_id)
 
 
 @router.post("/buses/{bus}/events")
-def put_events(bus: str, request: PutEventsRequest, backbone: BackboneDep) -> dict[str, Any]:
+def put_events(
+    bus: str, request: PutEventsRequest, backbone: BackboneDep, caller: Feeds
+) -> dict[str, Any]:
     """Publish a batch atomically: every entry is validated before anything is written."""
+    with backbone.reading() as conn:
+        own_bus(conn, caller, bus)
     published = backbone.put_events(bus=bus, entries=request.entries)
     return {
         "entries": [
@@ -133,11 +162,12 @@ def put_events(bus: str, request: PutEventsRequest, backbone: BackboneDep) -> di
 def read_events(
     bus: str,
     backbone: BackboneDep,
+    caller: Operations,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
-        registry.get_bus(conn, name=bus)
+        own_bus(conn, caller, bus)
         stored = backbone.log.read(conn, bus=bus, after=after, limit=limit)
     return [
         {"seq": e.seq, "ingested_at": e.ingested_at, "event": json.loads(e.body)} for e in stored
@@ -145,62 +175,72 @@ def read_events(
 
 
 @router.post("/test-event-pattern")
-def test_pattern(body: PatternTest) -> dict[str, bool]:
+def test_pattern(body: PatternTest, _: SignedIn) -> dict[str, bool]:
     """EventBridge TestEventPattern: does the pattern match the event?"""
     return {"result": test_event_pattern(body.event_pattern, body.event)}
 
 
 @router.get("/archives")
-def list_archives(backbone: BackboneDep) -> list[dict[str, Any]]:
+def list_archives(backbone: BackboneDep, caller: Operations) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
-        return archive.list_archives(conn)
+        mine = visible_buses(conn, caller)
+        found = archive.list_archives(conn)
+    return [item for item in found if mine is None or item["bus"] in mine]
 
 
 @router.post("/archives", status_code=201)
-def create_archive(spec: ArchiveSpec, backbone: BackboneDep) -> dict[str, Any]:
+def create_archive(spec: ArchiveSpec, backbone: BackboneDep, caller: Operations) -> dict[str, Any]:
     with backbone.transaction() as conn:
+        own_bus(conn, caller, spec.bus)
         return archive.create_archive(conn, spec=spec)
 
 
 @router.get("/archives/{name}")
-def get_archive(name: str, backbone: BackboneDep) -> dict[str, Any]:
+def get_archive(name: str, backbone: BackboneDep, caller: Operations) -> dict[str, Any]:
     with backbone.reading() as conn:
-        return archive.get_archive(conn, name=name)
+        return _own_archive(conn, caller, name)
 
 
 @router.delete("/archives/{name}", status_code=204)
-def delete_archive(name: str, backbone: BackboneDep) -> None:
+def delete_archive(name: str, backbone: BackboneDep, caller: Operations) -> None:
     with backbone.transaction() as conn:
+        _own_archive(conn, caller, name)
         archive.delete_archive(conn, name=name)
 
 
 @router.get("/replays")
-def list_replays(backbone: BackboneDep) -> list[dict[str, Any]]:
+def list_replays(backbone: BackboneDep, caller: Operations) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
-        return archive.list_replays(conn)
+        mine = visible_buses(conn, caller)
+        found = archive.list_replays(conn)
+    return [item for item in found if mine is None or item["destination_bus"] in mine]
 
 
 @router.post("/replays", status_code=201)
-def start_replay(spec: ReplaySpec, backbone: BackboneDep) -> dict[str, Any]:
+def start_replay(spec: ReplaySpec, backbone: BackboneDep, caller: Operations) -> dict[str, Any]:
     with backbone.transaction() as conn:
+        _own_archive(conn, caller, spec.archive)
+        own_bus(conn, caller, spec.destination_bus)
         return archive.start_replay(conn, spec=spec)
 
 
 @router.get("/replays/{name}")
-def get_replay(name: str, backbone: BackboneDep) -> dict[str, Any]:
+def get_replay(name: str, backbone: BackboneDep, caller: Operations) -> dict[str, Any]:
     with backbone.reading() as conn:
-        return archive.get_replay(conn, name=name)
+        return _own_replay(conn, caller, name)
 
 
 @router.post("/replays/{name}/cancel")
-def cancel_replay(name: str, backbone: BackboneDep) -> dict[str, Any]:
+def cancel_replay(name: str, backbone: BackboneDep, caller: Operations) -> dict[str, Any]:
     with backbone.transaction() as conn:
+        _own_replay(conn, caller, name)
         return archive.cancel_replay(conn, name=name)
 
 
 @router.get("/dlq")
 def list_dead_letters(
     backbone: BackboneDep,
+    caller: Operations,
     bus: str | None = None,
     rule: str | None = None,
     include_redriven: bool = False,
@@ -215,26 +255,65 @@ def list_dead_letters(
             include_redriven=include_redriven,
             limit=limit,
             after_id=after_id,
+            within=visible_buses(conn, caller),
         )
 
 
 @router.post("/dlq/redrive")
-def redrive(body: Redrive, backbone: BackboneDep) -> dict[str, int]:
+def redrive(body: Redrive, backbone: BackboneDep, caller: Operations) -> dict[str, int]:
     with backbone.transaction() as conn:
-        count = dlq.redrive(conn, queue=backbone.log, ids=body.ids, bus=body.bus, rule=body.rule)
+        count = dlq.redrive(
+            conn,
+            queue=backbone.log,
+            ids=body.ids,
+            bus=body.bus,
+            rule=body.rule,
+            within=visible_buses(conn, caller),
+        )
     return {"redriven": count}
 
 
 @router.delete("/dlq/{letter_id}", status_code=204)
-def discard_dead_letter(letter_id: int, backbone: BackboneDep) -> None:
+def discard_dead_letter(letter_id: int, backbone: BackboneDep, caller: Operations) -> None:
     with backbone.transaction() as conn:
-        dlq.discard(conn, letter_id=letter_id)
+        dlq.discard(conn, letter_id=letter_id, within=visible_buses(conn, caller))
 
 
 @router.get("/stats")
-def stats(request: Request, backbone: BackboneDep) -> dict[str, Any]:
+def stats(request: Request, backbone: BackboneDep, _: Operations) -> dict[str, Any]:
     worker = request.app.state.platform.worker
     return {
         "pending_deliveries": backbone.log.pending(),
         "worker": dict(worker.stats) if worker else {},
     }
+
+
+def _own_targets(conn: Connection, caller: Principal, specs: list[TargetSpec]) -> None:
+    """A rule forwards only to buses its owner owns: sharing crosses tenants only by the
+    sending tenant's own rules, and only the operator's rules reach another tenant's bus."""
+    for spec in specs:
+        if spec.kind == "bus" and spec.bus is not None and not caller.is_operator:
+            try:
+                own_bus(conn, caller, spec.bus)
+            except NotFound:
+                raise InvalidRequest(
+                    f"targets: {spec.id}: bus {spec.bus!r} is not one of your tenant's buses"
+                ) from None
+
+
+def _own_archive(conn: Connection, caller: Principal, name: str) -> dict[str, Any]:
+    found = archive.get_archive(conn, name=name)
+    try:
+        own_bus(conn, caller, found["bus"])
+    except NotFound:
+        raise NotFound(f"archive {name!r} does not exist") from None
+    return found
+
+
+def _own_replay(conn: Connection, caller: Principal, name: str) -> dict[str, Any]:
+    found = archive.get_replay(conn, name=name)
+    try:
+        own_bus(conn, caller, found["destination_bus"])
+    except NotFound:
+        raise NotFound(f"replay {name!r} does not exist") from None
+    return found

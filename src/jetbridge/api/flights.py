@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from jetbridge.api.deps import BackboneDep
+from jetbridge.api.policy import Boards, Feeds, Operations, Public, SignedIn
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.feeds.errors import ParseError
@@ -40,7 +41,7 @@ def _today() -> date:
 
 
 @router.get("/api/flights/schema")
-def schema() -> dict[str, Any]:
+def schema(_: Public) -> dict[str, Any]:
     """JSON Schema of the canonical flight leg as every channel shows it."""
     return flight_json_schema()
 
@@ -48,6 +49,7 @@ def schema() -> dict[str, Any]:
 @router.get("/api/flights/status")
 def flight_status(
     backbone: BackboneDep,
+    _: Boards,
     flight: Annotated[str, Query(max_length=8, description="e.g. LX100")],
     day: Annotated[date | None, Query(alias="date")] = None,
 ) -> list[dict[str, Any]]:
@@ -67,7 +69,7 @@ def flight_status(
 
 
 @router.get("/api/flights/{flight_key}")
-def flight_by_key(flight_key: str, backbone: BackboneDep) -> dict[str, Any]:
+def flight_by_key(flight_key: str, backbone: BackboneDep, _: Boards) -> dict[str, Any]:
     with backbone.reading() as conn:
         view = get_flight(conn, flight_key)
     if view is None:
@@ -97,6 +99,7 @@ def board(
     airport: AirportCode,
     direction: Direction,
     backbone: BackboneDep,
+    _: Boards,
     day: Annotated[date | None, Query(alias="date")] = None,
     terminal: Annotated[str | None, Query(max_length=4)] = None,
     gate: Annotated[str | None, Query(max_length=6)] = None,
@@ -112,6 +115,7 @@ async def board_stream(
     direction: Direction,
     request: Request,
     backbone: BackboneDep,
+    _: Boards,
     day: Annotated[date | None, Query(alias="date")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventStreamResponse:
@@ -194,29 +198,41 @@ def _relevant(
 
 
 @router.post("/api/subscriptions", status_code=201)
-def subscribe(request: SubscriptionRequest, backbone: BackboneDep) -> dict[str, Any]:
+def subscribe(
+    request: SubscriptionRequest, backbone: BackboneDep, caller: SignedIn
+) -> dict[str, Any]:
     """Follow a flight by webhook (HMAC-signed with the returned secret) or email."""
     with backbone.transaction() as conn:
         flight = get_flight(conn, request.flight_key)
         if flight is None:
             raise NotFound(f"flight {request.flight_key!r} does not exist")
-        return subscriptions.subscribe(conn, request=request, current_version=flight["version"])
+        return subscriptions.subscribe(
+            conn,
+            request=request,
+            current_version=flight["version"],
+            owner=caller.subject,
+            tenant=caller.tenant,
+        )
 
 
 @router.delete("/api/subscriptions/{subscription_id}", status_code=204)
-def unsubscribe(subscription_id: str, backbone: BackboneDep) -> None:
+def unsubscribe(subscription_id: str, backbone: BackboneDep, _: Public) -> None:
+    """Cancel a subscription: its id is the unsubscribe token sent with every notice."""
     with backbone.transaction() as conn:
         subscriptions.unsubscribe(conn, subscription_id=subscription_id)
 
 
 @router.get("/fids/{airport}", response_class=HTMLResponse, include_in_schema=False)
-def fids_page(airport: AirportCode) -> str:
+def fids_page(airport: AirportCode, _: Boards) -> str:
     return resources.files("jetbridge.web").joinpath("static/fids.html").read_text()
 
 
 @router.post("/api/ingest/{kind}")
 async def push_feed(
-    kind: Annotated[str, Path(pattern=r"^(aidx|mvt|asm)$")], request: Request, backbone: BackboneDep
+    kind: Annotated[str, Path(pattern=r"^(aidx|mvt|asm)$")],
+    request: Request,
+    backbone: BackboneDep,
+    _: Feeds,
 ) -> dict[str, Any]:
     """Push AIDX XML (in the encoding it declares), MVT or ASM telex; a malformed message is
     logged and answered with 400."""
@@ -234,6 +250,7 @@ async def push_feed(
 @router.get("/api/ingest/errors")
 def ingest_errors(
     backbone: BackboneDep,
+    _: Operations,
     source: str | None = None,
     after_id: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -1,26 +1,51 @@
 """GraphQL: flights, bookings and loyalty queries, the processBooking mutation, and a
-subscription that follows a booking's status until it settles."""
+subscription that follows a booking's status until it settles.
+
+The endpoint is open; each field checks its caller exactly as the REST route it mirrors does
+(the same helpers), so GraphQL is never a way around a REST policy."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncGenerator
 from datetime import date
 from typing import Any, cast
 
 import strawberry
+from fastapi import Depends
 from strawberry.fastapi import GraphQLRouter
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from jetbridge.api.booking import customer_of, guest_token, may_see
+from jetbridge.api.policy import BOARDS, PASSENGER, PUBLIC, STAFF, Require
 from jetbridge.booking.service import BookingRequest, Passenger
+from jetbridge.errors import Forbidden, NotFound
 from jetbridge.flights.hub import find_flights
+from jetbridge.ops.identity.principal import Principal
 
 SETTLED = {"confirmed", "failed", "cancelled"}
 
 
 def _platform(info: Info) -> Any:
     return info.context["request"].app.state.platform
+
+
+def _caller(info: Info, policy: Any = PUBLIC) -> Principal:
+    return Require(policy)(info.context["request"])
+
+
+def _booking(info: Info, booking_id: str, guest: str | None) -> dict[str, Any]:
+    caller = _caller(info)
+    request = info.context["request"]
+    try:
+        booking: dict[str, Any] = _platform(info).bookings.get(booking_id=booking_id)
+    except NotFound:
+        booking = {}
+    if not booking or not may_see(request, caller, booking, guest):
+        raise NotFound(f"booking {booking_id!r} does not exist")
+    return booking
 
 
 @strawberry.input
@@ -33,32 +58,40 @@ class PassengerInput:
 class BookingInput:
     flight_id: str
     cabin: str
-    customer_id: str
     passengers: list[PassengerInput]
     card: str
+    customer_id: str | None = None
 
 
 @strawberry.type
 class Query:
     @strawberry.field(description="Bookable flights on a route and date, with fares and seats left")
     def flights(self, info: Info, origin: str, destination: str, day: date) -> JSON:
+        _caller(info)
         return cast(
             JSON, _platform(info).bookings.search(origin=origin, destination=destination, day=day)
         )
 
     @strawberry.field(description="Operational status of a flight (all legs) on a date")
     def flight_status(self, info: Info, airline: str, number: str, day: date) -> JSON:
+        _caller(info, BOARDS)
+        if not number.isdigit() or len(number) > 4:
+            raise ValueError("number: 1 to 4 digits")
         with _platform(info).backbone.reading() as conn:
             return cast(
                 JSON, find_flights(conn, airline=airline, number=f"{int(number):04d}", day=day)
             )
 
-    @strawberry.field
-    def booking(self, info: Info, booking_id: str) -> JSON:
-        return cast(JSON, _platform(info).bookings.get(booking_id=booking_id))
+    @strawberry.field(description="A booking: its passenger's, a guest's with its token, staff's")
+    def booking(self, info: Info, booking_id: str, guest_token: str | None = None) -> JSON:
+        return cast(JSON, _booking(info, booking_id, guest_token))
 
     @strawberry.field
     def loyalty(self, info: Info, customer_id: str) -> JSON:
+        caller = _caller(info, PASSENGER)
+        own = caller.is_operator or customer_of(caller) == customer_id
+        if not own and not (caller.has_any(STAFF) and caller.tenant is not None):
+            raise NotFound(f"customer {customer_id!r} does not exist")
         return cast(JSON, _platform(info).bookings.loyalty(customer_id=customer_id))
 
 
@@ -66,10 +99,11 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Request a booking; the saga confirms or fails it")
     def process_booking(self, info: Info, booking: BookingInput, idempotency_key: str) -> JSON:
+        caller = _caller(info)
         request = BookingRequest(
             flight_id=booking.flight_id,
             cabin=booking.cabin,
-            customer_id=booking.customer_id,
+            customer_id=_customer(caller, booking.customer_id),
             passengers=[
                 Passenger(given_name=p.given_name, family_name=p.family_name)
                 for p in booking.passengers
@@ -78,7 +112,23 @@ class Mutation:
         created, _ = _platform(info).bookings.create(
             request=request, card=booking.card, idempotency_key=idempotency_key
         )
+        if not caller.authenticated:
+            token = guest_token(info.context["request"], created["booking_id"])
+            created = {**created, "guest_token": token}
         return cast(JSON, created)
+
+
+def _customer(caller: Principal, asked: str | None) -> str:
+    mine = customer_of(caller)
+    if mine is not None:
+        if asked not in (None, mine):
+            raise Forbidden("customerId: a passenger books for their own account")
+        return mine
+    if caller.has_any(STAFF):
+        if asked is None:
+            raise Forbidden("customerId: an agent names the customer the booking is for")
+        return asked
+    return f"guest-{uuid.uuid4().hex}"
 
 
 @strawberry.type
@@ -86,11 +136,12 @@ class Subscription:
     @strawberry.subscription(
         description="The booking's status each time it changes, until it settles"
     )
-    async def booking_status(self, info: Info, booking_id: str) -> AsyncGenerator[JSON, None]:
-        platform = _platform(info)
+    async def booking_status(
+        self, info: Info, booking_id: str, guest_token: str | None = None
+    ) -> AsyncGenerator[JSON, None]:
         last = None
         while True:
-            booking = await asyncio.to_thread(_read, platform, booking_id)
+            booking = await asyncio.to_thread(_booking, info, booking_id, guest_token)
             if booking["status"] != last:
                 last = booking["status"]
                 yield cast(JSON, booking)
@@ -99,13 +150,8 @@ class Subscription:
             await asyncio.sleep(0.1)
 
 
-def _read(platform: Any, booking_id: str) -> dict[str, Any]:
-    booking: dict[str, Any] = platform.bookings.get(booking_id=booking_id)
-    return booking
-
-
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
 
 
 def graphql_router() -> GraphQLRouter[Any, Any]:
-    return GraphQLRouter(schema, path="/graphql")
+    return GraphQLRouter(schema, path="/graphql", dependencies=[Depends(Require(PUBLIC))])

@@ -8,7 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from jetbridge.api.policy import Feeds, Operations
+from jetbridge.api.tenancy import own_tenant
 from jetbridge.errors import NotFound
+from jetbridge.ops.identity.principal import Principal
 from jetbridge.workflows.engine import WorkflowEngine
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
@@ -32,32 +35,51 @@ class StartExecution(BaseModel):
 
 
 @router.post("/executions", status_code=201)
-def start(body: StartExecution, workflows: Workflows) -> dict[str, Any]:
-    return workflows.start(name=body.name, definition=body.definition, input=body.input)
+def start(body: StartExecution, workflows: Workflows, caller: Operations) -> dict[str, Any]:
+    """Start an execution owned by the caller's tenant (idempotent by name)."""
+    try:
+        existing = workflows.describe(name=body.name)
+    except NotFound:
+        existing = None
+    if existing is not None:
+        _own(caller, existing)
+    return workflows.start(
+        name=body.name, definition=body.definition, input=body.input, tenant=caller.tenant
+    )
+
+
+def _own(caller: Principal, execution: dict[str, Any]) -> dict[str, Any]:
+    own_tenant(caller, execution.get("tenant"), f"execution {execution['name']!r}")
+    return execution
 
 
 @router.get("/executions")
 def list_executions(
     workflows: Workflows,
+    caller: Operations,
     status: Annotated[
         str | None, Query(pattern=r"^(RUNNING|SUCCEEDED|FAILED|TIMED_OUT|ABORTED)$")
     ] = None,
 ) -> list[dict[str, Any]]:
-    return workflows.list(status=status)
+    if caller.is_operator:
+        return workflows.list(status=status)
+    return workflows.list(status=status, tenant=caller.tenant, all_tenants=False)
 
 
 @router.get("/executions/{name}")
-def describe(name: str, workflows: Workflows) -> dict[str, Any]:
-    return workflows.describe(name=name)
+def describe(name: str, workflows: Workflows, caller: Operations) -> dict[str, Any]:
+    return _own(caller, workflows.describe(name=name))
 
 
 @router.get("/executions/{name}/history")
-def history(name: str, workflows: Workflows) -> list[dict[str, Any]]:
+def history(name: str, workflows: Workflows, caller: Operations) -> list[dict[str, Any]]:
+    _own(caller, workflows.describe(name=name))
     return workflows.history(name=name)
 
 
 @router.post("/executions/{name}/stop")
-def stop(name: str, workflows: Workflows) -> dict[str, Any]:
+def stop(name: str, workflows: Workflows, caller: Operations) -> dict[str, Any]:
+    _own(caller, workflows.describe(name=name))
     return workflows.stop(name=name)
 
 
@@ -83,17 +105,17 @@ class TaskHeartbeat(BaseModel):
 
 
 @router.post("/tasks/success", status_code=204)
-def send_task_success(body: TaskSuccess, workflows: Workflows) -> None:
+def send_task_success(body: TaskSuccess, workflows: Workflows, _: Feeds) -> None:
     """Answer a `.waitForTaskToken` task; its execution resumes with `output`."""
     workflows.send_task_success(token=body.task_token, output=body.output)
 
 
 @router.post("/tasks/failure", status_code=204)
-def send_task_failure(body: TaskFailure, workflows: Workflows) -> None:
+def send_task_failure(body: TaskFailure, workflows: Workflows, _: Feeds) -> None:
     workflows.send_task_failure(token=body.task_token, error=body.error, cause=body.cause)
 
 
 @router.post("/tasks/heartbeat", status_code=204)
-def send_task_heartbeat(body: TaskHeartbeat, workflows: Workflows) -> None:
+def send_task_heartbeat(body: TaskHeartbeat, workflows: Workflows, _: Feeds) -> None:
     """The work behind a `.waitForTaskToken` task goes on: its HeartbeatSeconds restart."""
     workflows.send_task_heartbeat(token=body.task_token)

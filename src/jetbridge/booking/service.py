@@ -85,6 +85,7 @@ def request_booking(
         "flight_id": request.flight_id,
         "cabin": request.cabin,
         "customer_id": request.customer_id,
+        "tenant": airline_of(request.flight_id),
         "amount": fare["amount"] * len(request.passengers),
         "currency": fare["currency"],
         "idempotency_key": idempotency_key,
@@ -111,6 +112,11 @@ def request_booking(
         ],
     )
     return booking, True
+
+
+def airline_of(flight_id: str) -> str:
+    """The airline selling a flight (the tenant its bookings belong to)."""
+    return flight_id[:2]
 
 
 def _by_key(conn: Connection, key: str, personal: PersonalData) -> dict[str, Any] | None:
@@ -190,6 +196,7 @@ def describe(row: dict[str, Any], *, personal: PersonalData | None = None) -> di
         "flight_id": row["flight_id"],
         "cabin": row["cabin"],
         "customer_id": row["customer_id"],
+        "tenant": row.get("tenant"),
         "amount": {"amount": row["amount"], "currency": row["currency"]},
         "passenger_count": row["passenger_count"],
         "payment_id": row.get("payment_id"),

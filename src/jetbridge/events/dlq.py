@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
@@ -22,8 +22,12 @@ def list_dead_letters(
     include_redriven: bool = False,
     limit: int = 100,
     after_id: int = 0,
+    within: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
+    """Dead letters, oldest first; `within` limits them to those buses (a tenant's)."""
     query = select(dead_letters).where(dead_letters.c.id > after_id)
+    if within is not None:
+        query = query.where(dead_letters.c.bus.in_(list(within)))
     if bus is not None:
         query = query.where(dead_letters.c.bus == bus)
     if rule is not None:
@@ -55,9 +59,12 @@ def redrive(
     ids: Sequence[int] | None = None,
     bus: str | None = None,
     rule: str | None = None,
+    within: Collection[str] | None = None,
 ) -> int:
     """Queue dead letters for delivery again (fresh retry budget); returns how many."""
     query = select(dead_letters).where(dead_letters.c.redriven_at.is_(None))
+    if within is not None:
+        query = query.where(dead_letters.c.bus.in_(list(within)))
     if ids is not None:
         query = query.where(dead_letters.c.id.in_(list(ids)))
     if bus is not None:
@@ -83,7 +90,10 @@ def redrive(
     return len(rows)
 
 
-def discard(conn: Connection, *, letter_id: int) -> None:
-    removed = conn.execute(delete(dead_letters).where(dead_letters.c.id == letter_id))
+def discard(conn: Connection, *, letter_id: int, within: Collection[str] | None = None) -> None:
+    condition = dead_letters.c.id == letter_id
+    if within is not None:
+        condition = condition & dead_letters.c.bus.in_(list(within))
+    removed = conn.execute(delete(dead_letters).where(condition))
     if removed.rowcount == 0:
         raise NotFound(f"dead letter {letter_id} does not exist")

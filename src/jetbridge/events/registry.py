@@ -18,23 +18,38 @@ from jetbridge.events.transform import InvalidInputTransform, TargetInput
 from jetbridge.storage.schema import buses, dead_letters, rules, targets
 
 
-def create_bus(conn: Connection, *, spec: BusSpec) -> dict[str, Any]:
+def create_bus(conn: Connection, *, spec: BusSpec, tenant: str | None = None) -> dict[str, Any]:
+    """A new bus owned by `tenant` (None: the platform's own)."""
     if _bus_exists(conn, spec.name):
         raise Conflict(f"event bus {spec.name!r} already exists")
     now = time.time()
-    conn.execute(insert(buses).values(name=spec.name, description=spec.description, created_at=now))
-    return {"name": spec.name, "description": spec.description, "created_at": now}
+    conn.execute(
+        insert(buses).values(
+            name=spec.name, description=spec.description, created_at=now, tenant=tenant
+        )
+    )
+    return {"name": spec.name, "description": spec.description, "created_at": now, "tenant": tenant}
 
 
-def ensure_bus(conn: Connection, *, name: str, description: str = "") -> None:
-    """Create `name` if it is missing (used for the default bus and the demo)."""
+def ensure_bus(
+    conn: Connection, *, name: str, description: str = "", tenant: str | None = None
+) -> None:
+    """Create `name` if it is missing (the default bus, tenants' buses, the demo)."""
     if not _bus_exists(conn, name):
-        create_bus(conn, spec=BusSpec(name=name, description=description))
+        create_bus(conn, spec=BusSpec(name=name, description=description), tenant=tenant)
 
 
-def list_buses(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(buses).order_by(buses.c.name))
-    return [_bus_dict(row) for row in rows]
+def list_buses(conn: Connection, *, tenant: str | None = None) -> list[dict[str, Any]]:
+    """Every bus, or with `tenant` only that tenant's."""
+    query = select(buses).order_by(buses.c.name)
+    if tenant is not None:
+        query = query.where(buses.c.tenant == tenant)
+    return [_bus_dict(row) for row in conn.execute(query)]
+
+
+def bus_owner(conn: Connection, *, name: str) -> str | None:
+    """The tenant owning bus `name` (None: the platform); NotFound if there is no such bus."""
+    return str(get_bus(conn, name=name)["tenant"] or "") or None
 
 
 def get_bus(conn: Connection, *, name: str) -> dict[str, Any]:
@@ -222,7 +237,12 @@ def _rule_row(conn: Connection, bus: str, name: str) -> Any:
 
 
 def _bus_dict(row: Any) -> dict[str, Any]:
-    return {"name": row.name, "description": row.description, "created_at": row.created_at}
+    return {
+        "name": row.name,
+        "description": row.description,
+        "created_at": row.created_at,
+        "tenant": row.tenant,
+    }
 
 
 def _rule_dict(row: Any, target_list: list[dict[str, Any]]) -> dict[str, Any]:

@@ -71,7 +71,12 @@ class SubscriptionRequest(BaseModel):
 
 
 def subscribe(
-    conn: Connection, *, request: SubscriptionRequest, current_version: int
+    conn: Connection,
+    *,
+    request: SubscriptionRequest,
+    current_version: int,
+    owner: str | None = None,
+    tenant: str | None = None,
 ) -> dict[str, Any]:
     """The new subscription: its id is the unsubscribe token; webhooks also get their secret."""
     secret = secrets.token_hex(16) if request.channel == "webhook" else None
@@ -84,6 +89,8 @@ def subscribe(
         "from_version": current_version,
         "created_at": time.time(),
         "active": True,
+        "owner": owner,
+        "tenant": tenant,
     }
     conn.execute(insert(subscriptions).values(**row))
     shown = {k: row[k] for k in ("subscription_id", "flight_key", "channel", "target")}

@@ -113,6 +113,15 @@ class Keyring:
     def key_ids(self) -> list[str]:
         return list(self._keys)
 
+    def derive(self, purpose: str) -> bytes:
+        """A 256-bit secret for `purpose` derived from the active key (HKDF-SHA256): every
+        process sharing the keyring derives the same one, and no key is used for two things."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+        return kdf.derive(self._keys[self.active].material)
+
     def seal(self, plaintext: bytes, *, binding: Binding) -> str:
         """Encrypt under a fresh data key wrapped by the active key."""
         kek = self._keys[self.active]

@@ -29,6 +29,8 @@ buses = Table(
     Column("description", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
     Column("rules_version", Integer, nullable=False, server_default="0"),
+    # The airline or airport that owns the bus; NULL: the platform's own (the flight hub's).
+    Column("tenant", String(16), nullable=True),
 )
 
 rules = Table(
@@ -248,6 +250,8 @@ bookings = Table(
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("idempotency_key", String(128), nullable=False, unique=True),
+    # The airline selling the flight; the passenger's account when signed in (else a guest).
+    Column("tenant", String(16), nullable=True),
     # Sealed (jetbridge.ops.crypto): the passengers' names and documents, and the payment card
     # until the booking settles.
     Column("passengers", Text, nullable=False),
@@ -334,6 +338,8 @@ subscriptions = Table(
     Column("from_version", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("active", Boolean, nullable=False),
+    Column("tenant", String(16), nullable=True),
+    Column("owner", String(128), nullable=True),
 )
 Index("ix_subscriptions_flight", subscriptions.c.flight_key, subscriptions.c.active)
 
@@ -357,6 +363,7 @@ executions = Table(
     Column("parked", Boolean, nullable=False, server_default=false()),
     # An answer arrived since the worker holding the execution last looked.
     Column("woken", Boolean, nullable=False, server_default=false()),
+    Column("tenant", String(16), nullable=True),
 )
 Index("ix_executions_status", executions.c.status, executions.c.lease_until)
 
@@ -384,3 +391,61 @@ task_tokens = Table(
     Column("heartbeat_seconds", Integer, nullable=True),
 )
 Index("ix_task_tokens_execution", task_tokens.c.execution, task_tokens.c.status)
+
+
+# Identities and tenants ----------------------------------------------------------------------
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("tenant_id", String(16), primary_key=True),
+    Column("kind", String(16), nullable=False),  # airline, airport
+    Column("name", String(128), nullable=False),
+    Column("bus", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", String(36), primary_key=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("roles", String(256), nullable=False),
+    Column("tenant", String(16), nullable=True),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", Float, nullable=False),
+    Column("last_login_at", Float, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("roles", String(256), nullable=False),
+    Column("tenant", String(16), nullable=True),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+)
+
+# Refresh tokens (API) and page sessions: only hashes are stored; a used refresh token is replaced
+# and a replayed one revokes its whole family.
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # refresh, session
+    Column("user_id", String(36), nullable=False),
+    Column("family", String(36), nullable=False),
+    Column("csrf", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+Index("ix_credentials_family", credentials.c.family)
+Index("ix_credentials_user", credentials.c.user_id)

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse
 
 from jetbridge.api.deps import BackboneDep
-from jetbridge.events.registry import get_bus
+from jetbridge.api.policy import Operations, Public
+from jetbridge.api.tenancy import own_bus
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.web.sse import ClientWriter, EventStreamResponse
 from jetbridge.web.sse import last_event_id as parse_last_event_id
@@ -21,7 +22,8 @@ router = APIRouter(tags=["live"])
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def live_page() -> str:
+def live_page(_: Public) -> str:
+    """The page itself holds nothing; its stream needs the operations role."""
     return resources.files("jetbridge.web").joinpath("static/live.html").read_text()
 
 
@@ -30,12 +32,13 @@ async def stream_events(
     bus: str,
     request: Request,
     backbone: BackboneDep,
+    caller: Operations,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventStreamResponse:
     """SSE of the bus's event log; reconnecting with Last-Event-ID resumes after that event."""
     with backbone.reading() as conn:
-        get_bus(conn, name=bus)
+        own_bus(conn, caller, bus)
     start = parse_last_event_id(last_event_id)
     start = after if start is None else start
     broadcaster: LogBroadcaster = request.app.state.platform.broadcaster(bus)

@@ -7,6 +7,8 @@ from importlib import resources
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from jetbridge.api.policy import Public
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -15,10 +17,10 @@ def _page(name: str) -> str:
 
 
 @router.get("/book", response_class=HTMLResponse)
-def book() -> str:
+def book(_: Public) -> str:
     return _page("book.html")
 
 
 @router.get("/trips", response_class=HTMLResponse)
-def trips() -> str:
+def trips(_: Public) -> str:
     return _page("trips.html")

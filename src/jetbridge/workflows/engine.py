@@ -105,8 +105,10 @@ class WorkflowEngine:
         definition: Mapping[str, Any] | str,
         input: Any,
         machine: str = "machine",
+        tenant: str | None = None,
     ) -> dict[str, Any]:
-        """Start once: a second start with the same name returns the first execution."""
+        """Start once: a second start with the same name returns the first execution.
+        `tenant` owns it (None: the platform)."""
         body = validate_definition(definition)
         with self.engine.begin() as conn:
             existing = conn.execute(select(executions).where(executions.c.name == name)).first()
@@ -122,6 +124,7 @@ class WorkflowEngine:
                     status="RUNNING",
                     input=json.dumps(input),
                     started_at=time.time(),
+                    tenant=tenant,
                 )
             )
         return self.describe(name=name)
@@ -143,8 +146,17 @@ class WorkflowEngine:
             )
             return [json.loads(body) for body in rows.scalars()]
 
-    def list(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        tenant: str | None = None,
+        all_tenants: bool = True,
+    ) -> list[dict[str, Any]]:
         query = select(executions).order_by(executions.c.started_at.desc()).limit(limit)
+        if not all_tenants:
+            query = query.where(executions.c.tenant == tenant)
         if status:
             query = query.where(executions.c.status == status)
         with self.engine.connect() as conn:
@@ -325,4 +337,5 @@ def _describe(row: Any) -> dict[str, Any]:
         "cause": row.cause,
         "started_at": row.started_at,
         "stopped_at": row.stopped_at,
+        "tenant": row.tenant,
     }

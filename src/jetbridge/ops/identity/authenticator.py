@@ -1,0 +1,95 @@
+"""From a request's credentials to a Principal: API keys, our own access tokens, an external
+OpenID Connect issuer's tokens, or a page session cookie. Presented credentials that do not hold
+are refused (401), never treated as anonymous."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jwt
+from sqlalchemy import Engine
+
+from jetbridge.errors import Unauthenticated
+from jetbridge.ops.identity import store, tokens
+from jetbridge.ops.identity.principal import ANONYMOUS, Principal
+from jetbridge.ops.identity.tokens import TokenSettings
+
+SESSION_COOKIE = "jb_session"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    principal: Principal
+    # Set when the credential is a page session cookie: unsafe requests must echo this token.
+    csrf: str | None = None
+    session: str | None = None
+
+
+class Authenticator:
+    def __init__(
+        self,
+        engine: Engine,
+        token_settings: TokenSettings,
+        *,
+        external: Callable[[str], Principal] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.tokens = token_settings
+        self.external = external
+
+    def authenticate(
+        self, *, authorization: str | None, api_key: str | None, session: str | None
+    ) -> Authenticated:
+        if authorization:
+            scheme, _, credential = authorization.strip().partition(" ")
+            if scheme.lower() != "bearer" or not credential.strip():
+                raise Unauthenticated("Authorization: expected 'Bearer <token or API key>'")
+            return Authenticated(self.bearer(credential.strip()))
+        if api_key:
+            return Authenticated(self._api_key(api_key.strip()))
+        if session:
+            return self._session(session)
+        return Authenticated(ANONYMOUS)
+
+    def bearer(self, credential: str) -> Principal:
+        if credential.startswith(store.KEY_PREFIX):
+            return self._api_key(credential)
+        if self.external is not None and _issuer(credential) != tokens.ISSUER:
+            return self.external(credential)
+        principal = tokens.verify_access_token(self.tokens, credential)
+        self._still_active(principal)
+        return principal
+
+    def _api_key(self, presented: str) -> Principal:
+        with self.engine.begin() as conn:
+            principal = store.authenticate_api_key(conn, presented)
+        if principal is None:
+            raise Unauthenticated("the API key is not valid (unknown, revoked or expired)")
+        return principal
+
+    def _session(self, cookie: str) -> Authenticated:
+        with self.engine.connect() as conn:
+            row = tokens.find_session(conn, cookie)
+            user = store.get_user(conn, row["user_id"]) if row else None
+        if row is None or user is None or user["disabled"]:
+            raise Unauthenticated("the session has ended; sign in again")
+        return Authenticated(store.user_principal(user), csrf=row["csrf"], session=cookie)
+
+    def _still_active(self, principal: Principal) -> None:
+        """An access token outlives nothing: a disabled user's tokens stop at once."""
+        user_id = principal.subject.removeprefix("user:")
+        with self.engine.connect() as conn:
+            user = store.get_user(conn, user_id)
+        if user is None or user["disabled"]:
+            raise Unauthenticated("the account behind this token is disabled")
+
+
+def _issuer(token: str) -> str | None:
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
