@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from jetbridge.api.deps import BookingsDep
+from jetbridge.api.deps import BookingsDep, CallerDep
 from jetbridge.booking import catalog
-from jetbridge.booking.service import BookingRequest
+from jetbridge.booking.service import BookingLookup, BookingRequest
 
 router = APIRouter(prefix="/api", tags=["booking"])
 Airport = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
@@ -47,15 +47,25 @@ def create_booking(
     response: Response,
     bookings: BookingsDep,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
+    caller: CallerDep,
 ) -> dict[str, Any]:
-    """Accept a booking at once (202 with its reference); the saga confirms or fails it."""
+    """Accept a booking at once (202 with its reference); the saga confirms or fails it.
+
+    The key is the caller's: the same request again answers 200 with the same booking, another
+    request under the key 422."""
     booking, created = bookings.create(
-        request=body, card=body.payment.card, idempotency_key=idempotency_key
+        request=body, card=body.payment.card, caller=caller, idempotency_key=idempotency_key
     )
     response.headers["Location"] = f"/api/bookings/{booking['booking_id']}"
     if not created:
         response.status_code = 200
     return booking
+
+
+@router.post("/bookings/lookup")
+def lookup_booking(body: BookingLookup, bookings: BookingsDep) -> dict[str, Any]:
+    """A guest's booking by record locator and a traveller's family name (404 alike otherwise)."""
+    return bookings.find(locator=body.locator, family_name=body.family_name)
 
 
 @router.get("/bookings/{booking_id}")

@@ -27,3 +27,15 @@ def get_bookings(request: Request) -> Bookings:
 
 
 BookingsDep = Annotated[Bookings, Depends(get_bookings)]
+
+
+ANONYMOUS = "anonymous"
+
+
+def get_caller(request: Request) -> str:
+    """Whom a request acts for: the scope of its idempotency keys. Requests carry no identity
+    yet, so every caller is `anonymous` and the request fingerprint alone tells repeats apart."""
+    return ANONYMOUS
+
+
+CallerDep = Annotated[str, Depends(get_caller)]

@@ -13,6 +13,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from jetbridge.api.deps import get_caller
 from jetbridge.booking.service import BookingRequest, Passenger
 from jetbridge.flights.hub import find_flights
 
@@ -76,7 +77,10 @@ class Mutation:
             ],
         )
         created, _ = _platform(info).bookings.create(
-            request=request, card=booking.card, idempotency_key=idempotency_key
+            request=request,
+            card=booking.card,
+            caller=get_caller(info.context["request"]),
+            idempotency_key=idempotency_key,
         )
         return cast(JSON, created)
 
