@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -272,3 +273,18 @@ def test_a_repeat_is_recognised_while_the_key_that_fingerprinted_it_is_in_the_ri
     assert not created and repeat["booking_id"] == first["booking_id"]
     with pytest.raises(Unprocessable, match="Idempotency-Key"):
         book_with(new)
+
+
+def test_unicode_names_repeat_as_the_same_request(served: Served) -> None:
+    name = "\u0141ukasiewicz-\u202e\U0001f6eb"
+    first = post(served.base, body(family=name), "idem-unicode-01")
+    assert first.status_code == 202, first.text
+    again = post(served.base, body(family=name), "idem-unicode-01")
+    assert (again.status_code, again.json()["booking_id"]) == (200, first.json()["booking_id"])
+    raw = httpx.post(
+        f"{served.base}/api/bookings",
+        content=json.dumps(body()).replace("Lovelace", "\\ud800").encode(),
+        headers={"Idempotency-Key": "idem-unicode-02", "Content-Type": "application/json"},
+    )
+    assert raw.status_code == 422, raw.text
+    assert rows_with_key(served.platform, "idem-unicode-02") == 0
