@@ -58,7 +58,7 @@ def test_two_thousand_buyers_for_the_last_hundred_seats(postgres_url: str) -> No
                     passengers=[Passenger(given_name="Pax", family_name=f"N{n}")],
                 )
                 booking, _ = platform.bookings.create(
-                    request=request, card=APPROVE, idempotency_key=f"race-{n:06d}"
+                    request=request, card=APPROVE, caller=f"c{n}", idempotency_key=f"race-{n:06d}"
                 )
                 return str(booking["booking_id"])
 

@@ -80,3 +80,25 @@ def test_graphql_errors_are_reported_not_crashes(client: TestClient) -> None:
     broken = client.post("/graphql", json={"query": "{ flights("})
     assert broken.status_code in {200, 400}
     assert "errors" in broken.json()
+
+
+def test_process_booking_keys_repeat_the_booking_and_refuse_another_request(
+    client: TestClient,
+) -> None:
+    mutation = """mutation($b: BookingInput!, $k: String!) { processBooking(booking: $b, idempotencyKey: $k) }"""
+    booking = {
+        "flightId": f"LX0100-{DAY.isoformat()}",
+        "cabin": "economy",
+        "customerId": "gql-2",
+        "passengers": [{"givenName": "Grace", "familyName": "Hopper"}],
+        "card": APPROVE,
+    }
+    first = gql(client, mutation, b=booking, k="graphql-key-0002")["data"]["processBooking"]  # type: ignore[index]
+    again = gql(client, mutation, b=booking, k="graphql-key-0002")["data"]["processBooking"]  # type: ignore[index]
+    assert again["booking_id"] == first["booking_id"]
+    other = booking | {"passengers": [{"givenName": "Ada", "familyName": "Lovelace"}]}
+    refused = gql(client, mutation, b=other, k="graphql-key-0002")
+    assert refused["data"] is None
+    message = refused["errors"][0]["message"]  # type: ignore[index]
+    assert message.startswith("Idempotency-Key: ")
+    assert first["locator"] not in str(refused) and "Hopper" not in str(refused)

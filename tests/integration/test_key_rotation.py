@@ -53,7 +53,7 @@ def booked_under_k2025(url: str) -> list[str]:
             passengers=[traveller(n)],
         )  # fmt: skip
         booking, _ = platform.bookings.create(
-            request=request, card=APPROVE, idempotency_key=f"rotation-{n:04d}"
+            request=request, card=APPROVE, caller="rotation", idempotency_key=f"rotation-{n:04d}"
         )
         ids.append(booking["booking_id"])
     platform.engine.dispose()

@@ -9,6 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from jetbridge.booking.personal_data import PersonalData
 from jetbridge.booking.service import get_booking
@@ -114,3 +115,36 @@ def test_sealing_existing_bookings_without_keys_stops_with_a_clear_error(sqlite_
     with engine.connect() as conn:
         assert "Lovelace" in conn.execute(text("SELECT passengers FROM bookings")).scalar_one()
     engine.dispose()
+
+
+def test_earlier_bookings_keep_their_keys_under_the_anonymous_caller(database_url: str) -> None:
+    engine = create_database_engine(database_url)
+    keyring = Keyring([DataKey.generate("k2026")])
+    bookings_before_sealing(engine, 2)
+    upgrade(engine, "0007", keyring=keyring)
+    upgrade(engine, keyring=keyring)
+    insert = text(
+        "INSERT INTO bookings (booking_id, locator, status, flight_id, cabin, customer_id, "
+        "amount, currency, caller, idempotency_key, passengers, passenger_count, created_at, "
+        "updated_at) VALUES (:id, :locator, 'confirmed', 'LX0100-2026-12-01', 'economy', 'c1', "
+        "25000, 'CHF', :caller, 'key-00000000', 'enc:v1:x', 1, 1.0, 1.0)"
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(
+            text("SELECT caller, idempotency_key, request_fingerprint FROM bookings")
+        ).all()
+        conn.execute(insert, {"id": "mine", "locator": "MNP234", "caller": "user:ada"})
+    assert sorted(rows) == [
+        ("anonymous", "key-00000000", None),
+        ("anonymous", "key-00000001", None),
+    ]
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert, {"id": "again", "locator": "MNP235", "caller": "user:ada"})
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM bookings WHERE booking_id = 'mine'"))
+    downgrade(engine, "0007", keyring=keyring)
+    upgrade(engine, keyring=keyring)
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert differences == []

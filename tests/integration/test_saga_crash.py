@@ -54,6 +54,7 @@ def test_sagas_survive_repeated_sigkill(sqlite_url: str, tmp_path: Path) -> None
             platform.bookings.create(
                 request=request,
                 card=DECLINE if n % 10 == 0 else APPROVE,
+                caller="crash",
                 idempotency_key=f"crash-{n:05d}",
             )
         kills = 0

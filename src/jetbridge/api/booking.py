@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import uuid
 from datetime import date
 from typing import Annotated, Any
 
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jetbridge.api.deps import BookingsDep
 from jetbridge.api.policy import STAFF, Passenger, Public
 from jetbridge.booking import catalog
-from jetbridge.booking.service import BookingRequest
+from jetbridge.booking.service import BookingLookup, BookingRequest
 from jetbridge.booking.service import Passenger as Traveller
 from jetbridge.errors import Forbidden, NotFound
 from jetbridge.ops.identity.principal import Principal
@@ -75,7 +74,7 @@ def may_see(
     return token is not None and hmac.compare_digest(token.encode(), expected.encode())
 
 
-def _customer_for(caller: Principal, body: CreateBooking) -> str:
+def _customer_for(caller: Principal, body: CreateBooking, key: str) -> str:
     mine = customer_of(caller)
     if mine is not None:
         if body.customer_id not in (None, mine):
@@ -85,7 +84,13 @@ def _customer_for(caller: Principal, body: CreateBooking) -> str:
         if body.customer_id is None:
             raise Forbidden("customer_id: an agent names the customer the booking is for")
         return body.customer_id
-    return f"guest-{uuid.uuid4().hex}"
+    return guest_customer(key)
+
+
+def guest_customer(idempotency_key: str) -> str:
+    """A guest belongs to no account: each checkout (its key) is a customer of its own, the same
+    on every retry so that a repeated request is recognised as the same."""
+    return "guest-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
 
 
 @router.get("/flights/search")
@@ -114,15 +119,21 @@ def create_booking(
     caller: Public,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
 ) -> dict[str, Any]:
-    """Accept a booking at once (202 with its reference); the saga confirms or fails it."""
+    """Accept a booking at once (202 with its reference); the saga confirms or fails it.
+
+    The key is the caller's: the same request again answers 200 with the same booking, another
+    request under the key 422."""
     booking_request = BookingRequest(
         flight_id=body.flight_id,
         cabin=body.cabin,
         passengers=body.passengers,
-        customer_id=_customer_for(caller, body),
+        customer_id=_customer_for(caller, body, idempotency_key),
     )
     booking, created = bookings.create(
-        request=booking_request, card=body.payment.card, idempotency_key=idempotency_key
+        request=booking_request,
+        card=body.payment.card,
+        caller=caller.subject,
+        idempotency_key=idempotency_key,
     )
     response.headers["Location"] = f"/api/bookings/{booking['booking_id']}"
     if not created:
@@ -130,6 +141,16 @@ def create_booking(
     if not caller.authenticated:
         booking = {**booking, "guest_token": guest_token(request, booking["booking_id"])}
     return booking
+
+
+@router.post("/bookings/lookup")
+def lookup_booking(
+    body: BookingLookup, request: Request, bookings: BookingsDep, _: Public
+) -> dict[str, Any]:
+    """A guest's booking by record locator and a traveller's family name (404 alike otherwise),
+    with the guest token that lets them follow or cancel it."""
+    found = bookings.find(locator=body.locator, family_name=body.family_name)
+    return {**found, "guest_token": guest_token(request, str(found["booking_id"]))}
 
 
 @router.get("/bookings/{booking_id}")

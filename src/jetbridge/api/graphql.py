@@ -7,7 +7,6 @@ The endpoint is open; each field checks its caller exactly as the REST route it 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncGenerator
 from datetime import date
 from typing import Any, cast
@@ -18,7 +17,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from jetbridge.api.booking import customer_of, guest_token, may_see
+from jetbridge.api.booking import customer_of, guest_customer, guest_token, may_see
 from jetbridge.api.policy import BOARDS, PASSENGER, PUBLIC, STAFF, Require
 from jetbridge.booking.service import BookingRequest, Passenger
 from jetbridge.errors import Forbidden, NotFound
@@ -103,14 +102,17 @@ class Mutation:
         request = BookingRequest(
             flight_id=booking.flight_id,
             cabin=booking.cabin,
-            customer_id=_customer(caller, booking.customer_id),
+            customer_id=_customer(caller, booking.customer_id, idempotency_key),
             passengers=[
                 Passenger(given_name=p.given_name, family_name=p.family_name)
                 for p in booking.passengers
             ],
         )
         created, _ = _platform(info).bookings.create(
-            request=request, card=booking.card, idempotency_key=idempotency_key
+            request=request,
+            card=booking.card,
+            caller=caller.subject,
+            idempotency_key=idempotency_key,
         )
         if not caller.authenticated:
             token = guest_token(info.context["request"], created["booking_id"])
@@ -118,7 +120,7 @@ class Mutation:
         return cast(JSON, created)
 
 
-def _customer(caller: Principal, asked: str | None) -> str:
+def _customer(caller: Principal, asked: str | None, key: str) -> str:
     mine = customer_of(caller)
     if mine is not None:
         if asked not in (None, mine):
@@ -128,7 +130,7 @@ def _customer(caller: Principal, asked: str | None) -> str:
         if asked is None:
             raise Forbidden("customerId: an agent names the customer the booking is for")
         return asked
-    return f"guest-{uuid.uuid4().hex}"
+    return guest_customer(key)
 
 
 @strawberry.type

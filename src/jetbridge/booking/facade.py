@@ -76,9 +76,11 @@ class Bookings:
         return offer
 
     def create(
-        self, *, request: BookingRequest, card: str, idempotency_key: str
+        self, *, request: BookingRequest, card: str, caller: str, idempotency_key: str
     ) -> tuple[dict[str, Any], bool]:
-        """Record the booking and start its saga; a repeated key returns the first booking.
+        """Record the booking and start its saga. The key is the caller's own: repeating the
+        request under it returns the first booking, another request under it is refused
+        (`Unprocessable`), and another caller's key of the same text is unrelated.
 
         The saga's input is the booking id alone: workflow inputs and histories are kept in
         clear, so personal data and the card stay sealed in the booking row.
@@ -90,6 +92,7 @@ class Bookings:
                 personal=self.personal,
                 request=request,
                 card=card.replace(" ", ""),
+                caller=caller,
                 idempotency_key=idempotency_key,
             )
         if created:
@@ -107,7 +110,7 @@ class Bookings:
             return service.customer_bookings(conn, customer_id=customer_id, personal=self.personal)
 
     def find(self, *, locator: str, family_name: str) -> dict[str, Any]:
-        """A booking by record locator and one traveller's family name."""
+        """A guest's view of a booking, by record locator and one traveller's family name."""
         with self.backbone.reading() as conn:
             return service.find_by_locator(
                 conn, personal=self.personal, locator=locator, family_name=family_name

@@ -26,12 +26,20 @@ class PersonalData:
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
+        self._decoy: str | None = None
 
     def seal(self, booking_id: str, field: str, value: Any) -> str:
         return self.keyring.seal(json.dumps(value).encode(), binding=_binding(booking_id, field))
 
     def open(self, booking_id: str, field: str, sealed: str) -> Any:
         return json.loads(self.keyring.open(sealed, binding=_binding(booking_id, field)))
+
+    def open_decoy(self) -> None:
+        """Open a sealed value of no booking: a lookup that found nothing takes as long as one
+        that decrypted a booking's passengers, so timing does not tell which locators exist."""
+        if self._decoy is None:
+            self._decoy = self.seal("-", PASSENGERS, [{"given_name": "-", "family_name": "-"}])
+        self.open("-", PASSENGERS, self._decoy)
 
     def reseal(self, booking_id: str, field: str, sealed: str) -> str:
         """The same value sealed again under the active key (with a fresh data key)."""

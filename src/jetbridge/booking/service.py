@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import time
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
+from jetbridge.booking import idempotency
 from jetbridge.booking.catalog import flight_offer
 from jetbridge.booking.events import booking_event
 from jetbridge.booking.identifiers import new_record_locator
@@ -49,6 +50,14 @@ class BookingRequest(BaseModel):
     customer_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.@+-]+$")]
 
 
+class BookingLookup(BaseModel):
+    """A guest's proof of a booking: its record locator and one traveller's family name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    locator: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{6}$")]
+    family_name: Name
+
+
 def request_booking(
     conn: Connection,
     backbone: Backbone,
@@ -56,16 +65,21 @@ def request_booking(
     personal: PersonalData,
     request: BookingRequest,
     card: str,
+    caller: str,
     idempotency_key: str,
 ) -> tuple[dict[str, Any], bool]:
-    """Create a booking in status `requested` (or return the one made with this key).
+    """Create a booking in status `requested`, or return the one this caller made with this key
+    for the same request (a different request under the key raises `Unprocessable`).
 
     Returns the booking and whether it was created now. The amount is the current fare times
     the number of passengers, computed here. Passengers and card are stored sealed.
     """
-    if not re.match(r"^[\w.:-]{8,128}$", idempotency_key):
-        raise InvalidRequest("Idempotency-Key: 8 to 128 letters, digits, '.', ':', '_' or '-'")
-    existing = _by_key(conn, idempotency_key, personal)
+    idempotency.check_key(idempotency_key)
+    idempotency.check_caller(caller)
+    document = idempotency.request_document(
+        caller=caller, key=idempotency_key, request=request, card=card
+    )
+    existing = _repeat(conn, personal, caller, idempotency_key, document)
     if existing is not None:
         return existing, False
     now = time.time()
@@ -88,7 +102,9 @@ def request_booking(
         "tenant": airline_of(request.flight_id),
         "amount": fare["amount"] * len(request.passengers),
         "currency": fare["currency"],
+        "caller": caller,
         "idempotency_key": idempotency_key,
+        "request_fingerprint": idempotency.fingerprint(personal.keyring, document),
         "passengers": personal.seal(booking_id, PASSENGERS, passengers),
         "passenger_count": len(passengers),
         "payment_card": personal.seal(booking_id, PAYMENT_CARD, card),
@@ -99,7 +115,9 @@ def request_booking(
         with conn.begin_nested():
             conn.execute(bookings.insert().values(**row))
     except IntegrityError:
-        raced = _by_key(conn, idempotency_key, personal)
+        # A concurrent request with the same key committed first (or, rarely, the locator
+        # was taken): the unique constraint decides, and the winner's booking is the answer.
+        raced = _repeat(conn, personal, caller, idempotency_key, document)
         if raced is None:
             raise Conflict("record locator collision; retry the request") from None
         return raced, False
@@ -119,9 +137,21 @@ def airline_of(flight_id: str) -> str:
     return flight_id[:2]
 
 
-def _by_key(conn: Connection, key: str, personal: PersonalData) -> dict[str, Any] | None:
-    row = conn.execute(select(bookings).where(bookings.c.idempotency_key == key)).mappings().first()
-    return None if row is None else describe(dict(row), personal=personal)
+def _repeat(
+    conn: Connection, personal: PersonalData, caller: str, key: str, document: bytes
+) -> dict[str, Any] | None:
+    """The booking this caller made with this key, if the request is the same one."""
+    row = (
+        conn.execute(
+            select(bookings).where(bookings.c.caller == caller, bookings.c.idempotency_key == key)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    idempotency.check_repeat(personal.keyring, row["request_fingerprint"], document)
+    return describe(dict(row), personal=personal)
 
 
 def get_booking(
@@ -147,9 +177,11 @@ def payment_card(conn: Connection, *, booking_id: str, personal: PersonalData) -
 def find_by_locator(
     conn: Connection, *, personal: PersonalData, locator: str, family_name: str
 ) -> dict[str, Any]:
-    """Passenger lookup: record locator plus a traveller's family name, as at an airline site.
+    """Guest lookup: record locator plus a traveller's family name, as at an airline site.
 
-    The locator selects at most one booking, whose passengers are decrypted to compare the name.
+    The locator selects at most one booking, whose passengers are decrypted to compare the name
+    (case-insensitive, Unicode-normalised). A wrong locator and a wrong name fail alike, in the
+    same time; travel document numbers come back masked.
     """
     row = (
         conn.execute(select(bookings).where(bookings.c.locator == locator.upper()))
@@ -157,13 +189,37 @@ def find_by_locator(
         .first()
     )
     if row is None:
-        raise NotFound(f"no booking {locator!r} for that name")
+        personal.open_decoy()
+        raise NotFound(NO_SUCH_BOOKING)
     booking = describe(dict(row), personal=personal)
-    if not any(
-        p["family_name"].casefold() == family_name.casefold() for p in booking["passengers"]
-    ):
-        raise NotFound(f"no booking {locator!r} for that name")
-    return booking
+    wanted = _comparable(family_name)
+    if not any(_comparable(p["family_name"]) == wanted for p in booking["passengers"]):
+        raise NotFound(NO_SUCH_BOOKING)
+    return _for_guest(booking)
+
+
+NO_SUCH_BOOKING = "no booking matches that record locator and family name"
+
+
+def _comparable(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold().strip()
+
+
+def _for_guest(booking: dict[str, Any]) -> dict[str, Any]:
+    """What a locator and a name show: this booking, document numbers masked, and nothing that
+    leads to the customer's other bookings."""
+    hidden = {"customer_id", "payment_id"}
+    shown = {key: value for key, value in booking.items() if key not in hidden}
+    shown["passengers"] = [_masked(p) for p in booking["passengers"]]
+    return shown
+
+
+def _masked(passenger: dict[str, Any]) -> dict[str, Any]:
+    document = passenger.get("document")
+    if not document:
+        return passenger
+    number = str(document["number"])
+    return passenger | {"document": document | {"number": "*" * (len(number) - 3) + number[-3:]}}
 
 
 def customer_bookings(

@@ -6,6 +6,11 @@ names the key that opens it and keys can rotate: one key encrypts, every key in 
 decrypts. The associated data binds a value to its place (table, row, field): a value copied to
 another row or field does not decrypt.
 
+The same keys also give keyed digests (`Keyring.digest`): HMAC-SHA256 under a key derived from
+a named key for one purpose, `mac:v1:<key id>:<base64url>`. Equal inputs give equal digests
+under one key, and without the key a digest tells nothing about its input, even one with little
+entropy such as a name or a card number.
+
 Nothing here knows about bookings or settings; errors name key ids and fields, never a key or a
 plaintext.
 """
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -21,10 +28,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 VERSION = "v1"
 PREFIX = f"enc:{VERSION}:"
+DIGEST_PREFIX = f"mac:{VERSION}:"
 KEY_BYTES = 32
 _NONCE = 12
 _WRAPPED = KEY_BYTES + 16  # the data key and its GCM tag
@@ -105,6 +115,7 @@ class Keyring:
         if not self._keys:
             raise InvalidKeyConfiguration("a keyring needs at least one key")
         self.active = next(iter(self._keys))
+        self._digest_keys: dict[tuple[str, str], bytes] = {}
 
     def __repr__(self) -> str:
         return f"Keyring(active={self.active!r}, keys={list(self._keys)!r})"
@@ -151,6 +162,33 @@ class Keyring:
                 binding=binding,
                 reason="authentication failed (altered, or sealed for another row or field)",
             ) from None
+
+    def digest(self, data: bytes, *, purpose: str) -> str:
+        """A keyed digest of `data` for `purpose`, under the active key."""
+        mac = hmac.new(self._digest_key(self.active, purpose), data, hashlib.sha256).digest()
+        encoded = base64.urlsafe_b64encode(mac).decode().rstrip("=")
+        return f"{DIGEST_PREFIX}{self.active}:{encoded}"
+
+    def digest_matches(self, token: str, data: bytes, *, purpose: str) -> bool:
+        """Whether `token` is the digest of `data` for `purpose` under the key it names; False
+        when that key is no longer in the ring or the token is not a digest."""
+        if not token.startswith(DIGEST_PREFIX):
+            return False
+        key_id = token[len(DIGEST_PREFIX) :].split(":", 1)[0]
+        if key_id not in self._keys:
+            return False
+        mac = hmac.new(self._digest_key(key_id, purpose), data, hashlib.sha256).digest()
+        expected = f"{DIGEST_PREFIX}{key_id}:{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+        return hmac.compare_digest(token.encode(), expected.encode())
+
+    def _digest_key(self, key_id: str, purpose: str) -> bytes:
+        # A key of its own per purpose (HKDF): the encryption key never doubles as a MAC key.
+        derived = self._digest_keys.get((key_id, purpose))
+        if derived is None:
+            info = f"jetbridge {DIGEST_PREFIX}{purpose}".encode()
+            kdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info)
+            derived = self._digest_keys[(key_id, purpose)] = kdf.derive(self._keys[key_id].material)
+        return derived
 
     def is_current(self, token: str) -> bool:
         """Whether a sealed value is under the active key (else rotation will reseal it)."""

@@ -249,8 +249,12 @@ bookings = Table(
     Column("customer_id", String(64), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("idempotency_key", String(128), nullable=False, unique=True),
-    # The airline selling the flight; the passenger's account when signed in (else a guest).
+    # An idempotency key is its caller's own; the keyed digest of the request it made
+    # (jetbridge.booking.idempotency) tells a repeat from another request under the same key.
+    Column("caller", String(255), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("request_fingerprint", String(128), nullable=True),
+    # The airline selling the flight (the tenant its bookings belong to).
     Column("tenant", String(16), nullable=True),
     # Sealed (jetbridge.ops.crypto): the passengers' names and documents, and the payment card
     # until the booking settles.
@@ -261,6 +265,7 @@ bookings = Table(
     Column("failure", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    UniqueConstraint("caller", "idempotency_key", name="uq_bookings_caller_key"),
 )
 Index("ix_bookings_customer", bookings.c.customer_id)
 

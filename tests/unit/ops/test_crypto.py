@@ -229,3 +229,47 @@ def test_postgresql_without_configured_keys_refuses_to_start(
     settings = Settings(database_url="postgresql://jetbridge@db.example/jetbridge")
     with pytest.raises(ConfigurationError, match="JETBRIDGE_DATA_KEYS must be set"):
         data_keyring(settings)
+
+
+def test_a_digest_names_its_key_and_hides_its_input() -> None:
+    ring = Keyring([NEW])
+    token = ring.digest(SECRET, purpose="test")
+    assert token.startswith("mac:v1:k2026:")
+    assert "Lovelace" not in token and "X1234567" not in token
+    assert token == ring.digest(SECRET, purpose="test")
+    assert ring.digest_matches(token, SECRET, purpose="test")
+
+
+@pytest.mark.parametrize(
+    ("data", "purpose"),
+    [(SECRET + b" ", "test"), (SECRET, "other"), (b"", "test")],
+)
+def test_a_digest_does_not_match_other_data_or_another_purpose(data: bytes, purpose: str) -> None:
+    ring = Keyring([NEW])
+    token = ring.digest(SECRET, purpose="test")
+    assert not ring.digest_matches(token, data, purpose=purpose)
+    assert ring.digest(data, purpose=purpose) != token
+
+
+def test_a_digest_depends_on_the_key_material_not_on_a_bare_hash() -> None:
+    same_id_other_material = Keyring([DataKey(key_id="k2026", material=bytes(range(1, 33)))])
+    token = Keyring([NEW]).digest(SECRET, purpose="test")
+    assert same_id_other_material.digest(SECRET, purpose="test") != token
+    assert not same_id_other_material.digest_matches(token, SECRET, purpose="test")
+
+
+def test_a_digest_under_an_older_key_matches_while_that_key_is_in_the_ring() -> None:
+    token = Keyring([OLD]).digest(SECRET, purpose="test")
+    rotated = Keyring([NEW, OLD])
+    assert rotated.digest_matches(token, SECRET, purpose="test")
+    assert rotated.digest(SECRET, purpose="test").startswith("mac:v1:k2026:")
+    assert not Keyring([NEW]).digest_matches(token, SECRET, purpose="test")
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "mac:v1:", "mac:v1:k2026", "mac:v1:k2026:", "enc:v1:k2026:AAAA", "mac:v2:k2026:AAAA",
+     "mac:v1:k2026:\u00e9\u00e9", "mac:v1:nokey:AAAA"],
+)  # fmt: skip
+def test_text_that_is_not_a_digest_never_matches(token: str) -> None:
+    assert not Keyring([NEW]).digest_matches(token, SECRET, purpose="test")
