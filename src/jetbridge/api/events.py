@@ -72,7 +72,7 @@ def put_rule(bus: str, rule: str, spec: RuleSpec, backbone: BackboneDep) -> dict
     if spec.name != rule:
         raise InvalidRequest(f"name: {spec.name!r} does not match the rule in the path {rule!r}")
     with backbone.transaction() as conn:
-        return registry.put_rule(conn, bus=bus, spec=spec)
+        return registry.put_rule(conn, bus=bus, spec=spec, handlers=backbone.handlers)
 
 
 @router.get("/buses/{bus}/rules/{rule}")
@@ -103,7 +103,9 @@ def put_targets(
     backbone: BackboneDep,
 ) -> dict[str, Any]:
     with backbone.transaction() as conn:
-        return registry.put_targets(conn, bus=bus, rule=rule, specs=specs)
+        return registry.put_targets(
+            conn, bus=bus, rule=rule, specs=specs, handlers=backbone.handlers
+        )
 
 
 @router.delete("/buses/{bus}/rules/{rule}/targets/{target_id}", status_code=204)
