@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, insert, select
 from jetbridge.app import create_app
 from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.config import Settings
-from jetbridge.errors import Forbidden
+from jetbridge.errors import Conflict, Forbidden
 from jetbridge.payments.test_provider import DECLINE, Ledger, create_test_provider
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
@@ -217,6 +217,9 @@ def test_system_executions_are_not_answered_or_stopped_by_callers(engine: Engine
         workflows.start_system(machine="ops", name="x", definition=callback, input={})
     assert workflows.stop_system(name="ops-1")["status"] == "ABORTED"
     assert secrets_read == []
+    workflows.start(name="shared", definition=chain("Public"), input={}, machine="rule")
+    with pytest.raises(Conflict, match="'shared' exists for another state machine"):
+        workflows.start(name="shared", definition=chain("Public"), input={})
 
 
 def test_a_stored_callers_execution_cannot_reach_system_handlers(engine: Engine) -> None:

@@ -146,7 +146,9 @@ class WorkflowEngine:
         with self.engine.begin() as conn:
             existing = conn.execute(select(executions).where(executions.c.name == name)).first()
             if existing is not None:
-                if existing.machine != machine or json.loads(existing.input) != input:
+                if existing.machine != machine:
+                    raise Conflict(f"execution {name!r} exists for another state machine")
+                if json.loads(existing.input) != input:
                     raise Conflict(f"execution {name!r} exists with a different input")
                 return _describe(existing)
             conn.execute(
