@@ -63,7 +63,7 @@ def event(n: int) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": f"bench-{n}",
-        "source": "jetbridge.flights",
+        "source": "bench.flights",
         "type": "flight.gate_changed",
         "partitionkey": f"BA{n % 50:04d}",
         "data": {"flight": f"BA{n % 50:04d}", "gate": "A12"},
@@ -97,17 +97,19 @@ async def run(events: int, handler: str) -> dict[str, Any]:
     settings = Settings(
         database_url=f"sqlite:///{directory / 'bench.db'}", delivery_poll_seconds=0.05
     )
-    platform = build_platform(settings)
+    platform = build_platform(
+        settings, handlers={"bench.sync": on_event, "bench.async": on_event_async}
+    )
     await asyncio.to_thread(platform.prepare)
     spec = RuleSpec.model_validate(
         {
             "name": "bench",
-            "event_pattern": {"source": ["jetbridge.flights"]},
+            "event_pattern": {"source": ["bench.flights"]},
             "targets": [{"id": "h", "kind": "python", "handler": handler}],
         }
     )
     with platform.backbone.transaction() as conn:
-        registry.put_rule(conn, bus="default", spec=spec)
+        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
     await platform.start()
     try:
         latencies = await latency_run(platform, events)
@@ -125,8 +127,8 @@ def main() -> None:
     count = 200 if args.quick else args.events
     rows = []
     for label, handler in (
-        ("sync handler", "__main__:on_event"),
-        ("async handler", "__main__:on_event_async"),
+        ("sync handler", "bench.sync"),
+        ("async handler", "bench.async"),
     ):
         result = asyncio.run(run(count, handler))
         lat, base = result["latencies"], result["baseline"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -21,6 +21,7 @@ from jetbridge.config import Settings
 from jetbridge.errors import ConfigurationError
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.delivery import DeliveryWorker, RetryTiming
+from jetbridge.events.handlers import Handler, HandlerRegistry
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import ensure_bus
@@ -82,7 +83,7 @@ class Platform:
         with self.backbone.transaction() as conn:
             ensure_bus(conn, name="default", description="The default event bus")
             ensure_bus(conn, name=AUDIT_BUS, description="Who did what, when, from where")
-            subscriptions.install_rules(conn)
+            subscriptions.install_rules(conn, handlers=self.backbone.handlers)
 
     async def start(self) -> None:
         """Start the delivery worker and the periodic duties (schedules, replays, retention)."""
@@ -161,8 +162,24 @@ def token_settings(settings: Settings, keyring: Keyring) -> TokenSettings:
     )
 
 
-def build_platform(settings: Settings) -> Platform:
+def handler_registry(
+    settings: Settings, handlers: Mapping[str, Handler] | HandlerRegistry | None = None
+) -> HandlerRegistry:
+    """The program's handlers, then installed packages' entry points, then the operator's
+    plugin modules: the only handlers rules and callers' state machines can name."""
+    registry = handlers if isinstance(handlers, HandlerRegistry) else HandlerRegistry(handlers)
+    registry.load_entry_points()
+    registry.load_plugins(settings.handler_plugins)
+    return registry
+
+
+def build_platform(
+    settings: Settings, *, handlers: Mapping[str, Handler] | HandlerRegistry | None = None
+) -> Platform:
+    """Every service of one process; `handlers` are the Python target handlers the embedding
+    program registers by name."""
     keyring = data_keyring(settings)
+    registry = handler_registry(settings, handlers)
     engine = create_database_engine(settings.database_url)
     log = SqlEventLog(engine)
     routing = RoutingCache()
@@ -175,6 +192,7 @@ def build_platform(settings: Settings) -> Platform:
         routing=routing,
         publisher=publisher,
         max_event_bytes=settings.max_event_bytes,
+        handlers=registry,
     )
     http = httpx.AsyncClient(timeout=settings.http_target_timeout_seconds)
     worker = DeliveryWorker(
@@ -182,7 +200,9 @@ def build_platform(settings: Settings) -> Platform:
         queue=log,
         routing=routing,
         publisher=publisher,
-        invoker=TargetInvoker(client=http, default_secret=settings.signing_secret),
+        invoker=TargetInvoker(
+            client=http, default_secret=settings.signing_secret, handlers=registry
+        ),
         account=settings.account,
         region=settings.region,
         timing=RetryTiming(settings.retry_base_seconds, settings.retry_max_backoff_seconds),
@@ -198,9 +218,9 @@ def build_platform(settings: Settings) -> Platform:
         else None
     )
     notifier = subscriptions.Notifier(backbone, http, smtp)
-    worker.invoker.register_service("subscriptions.fan-out", notifier.fan_out)
-    worker.invoker.register_service("subscriptions.webhook", notifier.webhook)
-    worker.invoker.register_service("subscriptions.email", notifier.email)
+    registry.register_service("subscriptions.fan-out", notifier.fan_out)
+    registry.register_service("subscriptions.webhook", notifier.webhook)
+    registry.register_service("subscriptions.email", notifier.email)
     platform = Platform(
         settings=settings,
         engine=engine,
@@ -224,18 +244,20 @@ def _add_booking(platform: Platform) -> None:
     tasks = BookingTasks(backbone=platform.backbone, payments=provider, personal=personal)
     platform.workflows = WorkflowEngine(
         platform.engine,
-        tasks.handlers(),
+        platform.backbone.handlers.public,
         lease_seconds=settings.workflow_lease_seconds,
         secret=settings.signing_secret,
     )
     workflows = platform.workflows
+    # The saga's tasks are reachable from the saga alone, never from callers' state machines.
+    workflows.add_system_machine("booking", prefix="booking-", handlers=tasks.handlers())
 
     def start_saga(booking_id: str, saga_input: dict[str, Any]) -> None:
-        workflows.start(
+        workflows.start_system(
+            machine="booking",
             name=f"booking-{booking_id}",
             definition=BOOKING_SAGA,
             input=saga_input,
-            machine="booking",
         )
 
     cache = None
@@ -258,8 +280,14 @@ def _add_booking(platform: Platform) -> None:
     platform.worker.invoker.start_workflow = start_from_event
 
 
-def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
-    """The HTTP application; its lifespan prepares the database and runs the workers."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    platform: Platform | None = None,
+    handlers: Mapping[str, Handler] | HandlerRegistry | None = None,
+) -> FastAPI:
+    """The HTTP application; its lifespan prepares the database and runs the workers.
+    `handlers` registers the embedding program's Python target handlers by name."""
     from jetbridge.api.audit import AuditTrail
     from jetbridge.api.auth import router as auth_router
     from jetbridge.api.booking import router as booking_router
@@ -273,7 +301,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     from jetbridge.web.live import router as live_router
     from jetbridge.web.pages import router as pages_router
 
-    platform = platform or build_platform(settings or Settings())
+    if platform is not None and handlers is not None:
+        raise ValueError("pass handlers to build_platform when passing a platform")
+    platform = platform or build_platform(settings or Settings(), handlers=handlers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -163,7 +163,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     with backbone.transaction() as conn:
         if args.action == "put":
             spec = RuleSpec.model_validate(load_json_argument(args.spec or "", "--spec"))
-            _print(registry.put_rule(conn, bus=args.bus, spec=spec))
+            _print(registry.put_rule(conn, bus=args.bus, spec=spec, handlers=backbone.handlers))
         elif args.action == "delete":
             registry.delete_rule(conn, bus=args.bus, name=args.name or "")
         else:

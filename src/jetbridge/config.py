@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from jetbridge.events.handlers import MODULE_NAME
 from jetbridge.ops.crypto import InvalidKeyConfiguration, parse_keyring
 
 
@@ -79,6 +81,11 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(
         default=False, description="mark the session cookie Secure (set when served over HTTPS)"
     )
+    handler_plugins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="operator configuration: comma-separated modules imported once at start, "
+        "each defining register_handlers(registry) to register its Python target handlers",
+    )
     sse_heartbeat_seconds: float = Field(
         default=15.0, gt=0, description="an idle SSE stream gets a keep-alive comment this often"
     )
@@ -97,6 +104,16 @@ class Settings(BaseSettings):
                 parse_keyring(value.get_secret_value())
             except InvalidKeyConfiguration as exc:
                 raise ValueError(f"JETBRIDGE_DATA_KEYS: {exc}") from None
+        return value
+
+    @field_validator("handler_plugins", mode="before")
+    @classmethod
+    def _plugin_modules(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for name in value if isinstance(value, list | tuple) else ():
+            if not isinstance(name, str) or not MODULE_NAME.fullmatch(name):
+                raise ValueError(f"JETBRIDGE_HANDLER_PLUGINS: {name!r} is not a module name")
         return value
 
     @property

@@ -57,18 +57,17 @@ def _demo_rule(platform: Any) -> None:
                 "source": ["jetbridge.flights"],
                 "detail-type": ["flight.gate_changed"],
             },
-            "targets": [
-                {"id": "log", "kind": "python", "handler": "jetbridge.demo:log_gate_change"}
-            ],
+            "targets": [{"id": "log", "kind": "python", "handler": "demo.log-gate-change"}],
         }
     )
     with platform.backbone.transaction() as conn:
-        registry.put_rule(conn, bus="default", spec=spec)
+        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
 
 
 def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 300) -> None:
     """Run the AODB simulator and its change capture while the app runs."""
     platform = app.state.platform
+    platform.backbone.handlers.register("demo.log-gate-change", log_gate_change)
     outer = app.router.lifespan_context
     settings = platform.settings
     legacy_url = settings.aodb_url or f"sqlite:///{settings.data_dir / 'aodb.db'}"

@@ -30,7 +30,7 @@ def test_live_page_streams_published_events(browser: Any, sqlite_url: str) -> No
         entries = [
             {
                 "specversion": "1.0",
-                "source": "jetbridge.flights",
+                "source": "airport.gates",
                 "type": "flight.gate_changed",
                 "subject": f"LX{n}",
             }
@@ -39,5 +39,5 @@ def test_live_page_streams_published_events(browser: Any, sqlite_url: str) -> No
         backbone.put_events(bus="default", entries=entries)
         page.wait_for_function("document.querySelectorAll('#rows tr').length === 3", timeout=10_000)
         cells = page.locator("#rows tr").first.locator("td").all_inner_texts()
-        assert cells[2:] == ["jetbridge.flights", "flight.gate_changed", "LX2"]
+        assert cells[2:] == ["airport.gates", "flight.gate_changed", "LX2"]
         page.close()

@@ -39,7 +39,7 @@ def client(database_url: str) -> Iterator[TestClient]:
         delivery_poll_seconds=0.02,
         signing_secret="s3cret",
     )
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings, handlers=handlers.HANDLERS)) as test_client:
         as_operator(test_client)
         yield test_client
 
@@ -59,7 +59,7 @@ def flight_event(n: int, **detail: Any) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": f"evt-{n}",
-        "source": "jetbridge.flights",
+        "source": "airport.gates",
         "type": "flight.gate_changed",
         "subject": "BA0123-2026-11-24",
         "partitionkey": "BA0123-2026-11-24",
@@ -67,7 +67,7 @@ def flight_event(n: int, **detail: Any) -> dict[str, Any]:
     }
 
 
-PYTHON_TARGET = {"id": "rec", "kind": "python", "handler": "support.handlers:record"}
+PYTHON_TARGET = {"id": "rec", "kind": "python", "handler": "record"}
 
 
 def test_matching_events_reach_a_python_handler_in_eventbridge_shape(client: TestClient) -> None:
@@ -80,7 +80,7 @@ def test_matching_events_reach_a_python_handler_in_eventbridge_shape(client: Tes
     assert [e["deliveries"] for e in result["entries"]] == [1, 0]
     (event,) = wait_for(lambda: handlers.RECEIVED["record"])
     assert event["detail-type"] == "flight.gate_changed"
-    assert event["source"] == "jetbridge.flights"
+    assert event["source"] == "airport.gates"
     assert event["detail"]["gate"] == "A12"
     assert event["resources"] == ["BA0123-2026-11-24"]
     assert set(event) >= {"version", "id", "account", "time", "region"}
@@ -99,7 +99,7 @@ def test_http_target_gets_signed_post_with_headers_and_api_key(client: TestClien
         put_rule(
             client,
             "hook",
-            {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [target]},
+            {"event_pattern": {"source": ["airport.gates"]}, "targets": [target]},
         )
         publish(client, flight_event(1))
         headers, body = wait_for(lambda: receiver.requests)[0]
@@ -112,10 +112,8 @@ def test_http_target_gets_signed_post_with_headers_and_api_key(client: TestClien
 
 
 def test_transient_failures_are_retried_then_delivered(client: TestClient) -> None:
-    target = {"id": "flaky", "kind": "python", "handler": "support.handlers:flaky"}
-    put_rule(
-        client, "flaky", {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [target]}
-    )
+    target = {"id": "flaky", "kind": "python", "handler": "flaky"}
+    put_rule(client, "flaky", {"event_pattern": {"source": ["airport.gates"]}, "targets": [target]})
     publish(client, flight_event(1))
     ((attempt, payload),) = wait_for(lambda: handlers.RECEIVED["flaky"])
     assert attempt == 3
@@ -128,18 +126,16 @@ def test_exhausted_retries_go_to_the_dead_letter_queue_and_can_be_redriven(
     target = {
         "id": "down",
         "kind": "python",
-        "handler": "support.handlers:always_fails",
+        "handler": "always-fails",
         "retry_policy": {"maximum_retry_attempts": 2, "maximum_event_age_seconds": 3600},
     }
-    put_rule(
-        client, "down", {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [target]}
-    )
+    put_rule(client, "down", {"event_pattern": {"source": ["airport.gates"]}, "targets": [target]})
     publish(client, flight_event(7))
     (letter,) = wait_for(lambda: client.get("/api/dlq").json())
     assert letter["attempts"] == 3
     assert "downstream system is unavailable" in letter["error"]
     assert letter["event"]["id"] == "evt-7"
-    fixed = {**target, "handler": "support.handlers:record"}
+    fixed = {**target, "handler": "record"}
     assert client.put("/api/buses/default/rules/down/targets", json=[fixed]).status_code == 200
     assert client.post("/api/dlq/redrive", json={"ids": [letter["id"]]}).json() == {"redriven": 1}
     (event,) = wait_for(lambda: handlers.RECEIVED["record"])
@@ -154,7 +150,7 @@ def test_http_client_errors_are_not_retried(client: TestClient) -> None:
         put_rule(
             client,
             "hook",
-            {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [target]},
+            {"event_pattern": {"source": ["airport.gates"]}, "targets": [target]},
         )
         publish(client, flight_event(1))
         (letter,) = wait_for(lambda: client.get("/api/dlq").json())
@@ -164,9 +160,9 @@ def test_http_client_errors_are_not_retried(client: TestClient) -> None:
 
 
 def test_same_partition_key_reaches_the_target_in_publish_order(client: TestClient) -> None:
-    target = {"id": "ordered", "kind": "python", "handler": "support.handlers:slow_first_in_lane"}
+    target = {"id": "ordered", "kind": "python", "handler": "slow-first-in-lane"}
     put_rule(
-        client, "ordered", {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [target]}
+        client, "ordered", {"event_pattern": {"source": ["airport.gates"]}, "targets": [target]}
     )
     publish(client, flight_event(1, slow=True), *(flight_event(n) for n in range(2, 12)))
     received = wait_for(
@@ -184,7 +180,7 @@ def test_input_transformer_shapes_what_the_target_receives(client: TestClient) -
         },
     }
     put_rule(
-        client, "shaped", {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [target]}
+        client, "shaped", {"event_pattern": {"source": ["airport.gates"]}, "targets": [target]}
     )
     publish(client, flight_event(1))
     (payload,) = wait_for(lambda: handlers.RECEIVED["record"])
@@ -194,7 +190,7 @@ def test_input_transformer_shapes_what_the_target_receives(client: TestClient) -
 def test_input_path_selects_part_of_the_event(client: TestClient) -> None:
     target = {**PYTHON_TARGET, "input_path": "$.detail"}
     put_rule(
-        client, "detail", {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [target]}
+        client, "detail", {"event_pattern": {"source": ["airport.gates"]}, "targets": [target]}
     )
     publish(client, flight_event(3))
     (payload,) = wait_for(lambda: handlers.RECEIVED["record"])
@@ -206,14 +202,14 @@ def test_bus_target_forwards_to_another_bus(client: TestClient) -> None:
     put_rule(
         client,
         "partner-in",
-        {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [PYTHON_TARGET]},
+        {"event_pattern": {"source": ["airport.gates"]}, "targets": [PYTHON_TARGET]},
         bus="partners",
     )
     forward = {"id": "fwd", "kind": "bus", "bus": "partners"}
     put_rule(
         client,
         "forward",
-        {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [forward]},
+        {"event_pattern": {"source": ["airport.gates"]}, "targets": [forward]},
     )
     publish(client, flight_event(5))
     (event,) = wait_for(lambda: handlers.RECEIVED["record"])
@@ -224,7 +220,7 @@ def test_disabled_rule_receives_nothing(client: TestClient) -> None:
     put_rule(
         client,
         "off",
-        {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [PYTHON_TARGET]},
+        {"event_pattern": {"source": ["airport.gates"]}, "targets": [PYTHON_TARGET]},
     )
     assert client.post("/api/buses/default/rules/off/disable").json()["state"] == "DISABLED"
     result = publish(client, flight_event(1))
@@ -235,7 +231,7 @@ def test_archive_and_replay_marks_replayed_events(client: TestClient) -> None:
     archive = {
         "name": "flights",
         "bus": "default",
-        "event_pattern": {"source": ["jetbridge.flights"]},
+        "event_pattern": {"source": ["airport.gates"]},
     }
     assert client.post("/api/archives", json=archive).status_code == 201
     begin = datetime.now(UTC) - timedelta(seconds=5)
@@ -268,7 +264,7 @@ def test_duplicate_event_ids_are_published_once(client: TestClient) -> None:
     put_rule(
         client,
         "gates",
-        {"event_pattern": {"source": ["jetbridge.flights"]}, "targets": [PYTHON_TARGET]},
+        {"event_pattern": {"source": ["airport.gates"]}, "targets": [PYTHON_TARGET]},
     )
     publish(client, flight_event(1))
     again = publish(client, flight_event(1))

@@ -38,7 +38,7 @@ class Reader(threading.Thread):
 
 def entries(*subjects: str) -> list[dict[str, Any]]:
     return [
-        {"specversion": "1.0", "source": "jetbridge.ops", "type": "ops.noted", "subject": s}
+        {"specversion": "1.0", "source": "airport.ops", "type": "ops.noted", "subject": s}
         for s in subjects
     ]
 

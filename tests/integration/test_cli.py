@@ -52,12 +52,19 @@ def test_test_pattern_reports_unreadable_input(tmp_path: Path) -> None:
     assert "line 1" in broken.stderr
 
 
+TESTS = str(Path(__file__).parents[1])
+
+
 def test_rules_put_events_and_dead_letters_from_the_shell(tmp_path: Path) -> None:
-    env = {"JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env = {
+        "JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "JETBRIDGE_HANDLER_PLUGINS": "support.handlers",
+        "PYTHONPATH": os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]),
+    }
     rule = {
         "name": "gates",
         "event_pattern": {"source": ["cli"]},
-        "targets": [{"id": "t", "kind": "python", "handler": "support.handlers:record"}],
+        "targets": [{"id": "t", "kind": "python", "handler": "record"}],
     }
     put = jetbridge("rules", "put", "--spec", json.dumps(rule), env=env)
     assert put.returncode == 0, put.stderr
@@ -73,6 +80,27 @@ def test_rules_put_events_and_dead_letters_from_the_shell(tmp_path: Path) -> Non
     assert bad.returncode == 2
     assert "source" in bad.stderr
     assert json.loads(jetbridge("dlq", "list", env=env).stdout) == []
+
+
+def test_the_shell_names_no_code_and_claims_no_platform_source(tmp_path: Path) -> None:
+    env = {"JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    rule = {
+        "name": "shell",
+        "event_pattern": {"source": ["cli"]},
+        "targets": [{"id": "t", "kind": "python", "handler": "os:system"}],
+    }
+    refused = jetbridge("rules", "put", "--spec", json.dumps(rule), env=env)
+    assert refused.returncode == 2
+    assert "targets[0].handler" in refused.stderr
+    assert "'os:system'" in refused.stderr
+    forged = {"specversion": "1.0", "source": "jetbridge.flights", "type": "flight.updated"}
+    published = jetbridge("events", "put", json.dumps(forged), env=env)
+    assert published.returncode == 2
+    assert "entries[0]" in published.stderr
+    assert "jetbridge.flights" in published.stderr
+    plugin = jetbridge("rules", "list", env={**env, "JETBRIDGE_HANDLER_PLUGINS": "os:system"})
+    assert plugin.returncode != 0
+    assert "JETBRIDGE_HANDLER_PLUGINS" in plugin.stderr
 
 
 def test_workflows_from_the_shell(tmp_path: Path) -> None:

@@ -47,23 +47,24 @@ def test_sigkill_mid_delivery_loses_nothing(
         "JETBRIDGE_DELIVERY_POLL_SECONDS": "0.05",
         "JETBRIDGE_DELIVERY_CONCURRENCY": "4",
         "JETBRIDGE_DELIVERY_BATCH": "8",
+        "JETBRIDGE_HANDLER_PLUGINS": "support.handlers",
         "PYTHONPATH": os.pathsep.join(
             [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
         ),
     }
-    platform = build_platform(Settings(database_url=url, run_workers=False))
+    platform = build_platform(
+        Settings(database_url=url, run_workers=False, handler_plugins=["support.handlers"])
+    )
     platform.prepare()
     spec = RuleSpec.model_validate(
         {
             "name": "sink",
             "event_pattern": {"source": ["crash.test"]},
-            "targets": [
-                {"id": "sink", "kind": "python", "handler": "support.handlers:append_to_sink"}
-            ],
+            "targets": [{"id": "sink", "kind": "python", "handler": "append-to-sink"}],
         }
     )
     with platform.backbone.transaction() as conn:
-        registry.put_rule(conn, bus="default", spec=spec)
+        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
     entries = [
         {
             "specversion": "1.0",

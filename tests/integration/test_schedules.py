@@ -13,20 +13,25 @@ from jetbridge.events import registry
 from jetbridge.events.scheduler import fire_due_schedules
 from jetbridge.events.specs import RuleSpec
 from jetbridge.storage.schema import deliveries, events
+from support.handlers import HANDLERS
 
 
 def test_rate_rule_fires_a_scheduled_event_once_per_period(database_url: str) -> None:
-    platform = build_platform(Settings(database_url=database_url, run_workers=False))
+    platform = build_platform(
+        Settings(database_url=database_url, run_workers=False), handlers=HANDLERS
+    )
     platform.prepare()
     spec = RuleSpec.model_validate(
         {
             "name": "every-minute",
             "schedule_expression": "rate(1 minute)",
-            "targets": [{"id": "t", "kind": "python", "handler": "support.handlers:record"}],
+            "targets": [{"id": "t", "kind": "python", "handler": "record"}],
         }
     )
     with platform.backbone.transaction() as conn:
-        created = registry.put_rule(conn, bus="default", spec=spec)
+        created = registry.put_rule(
+            conn, bus="default", spec=spec, handlers=platform.backbone.handlers
+        )
     assert created["schedule_expression"] == "rate(1 minute)"
     publisher = platform.backbone.publisher
     start = time.time()
@@ -52,7 +57,7 @@ def test_disabled_schedule_does_not_fire(sqlite_url: str) -> None:
         {"name": "nightly", "schedule_expression": "cron(0 3 * * ? *)", "state": "DISABLED"}
     )
     with platform.backbone.transaction() as conn:
-        registry.put_rule(conn, bus="default", spec=spec)
+        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
     assert (
         fire_due_schedules(
             platform.engine, platform.backbone.publisher, now=time.time() + 2 * 86400

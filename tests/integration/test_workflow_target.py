@@ -36,7 +36,7 @@ def test_a_rule_starts_an_execution_per_event(database_url: str) -> None:
         event = {
             "specversion": "1.0",
             "id": "e-42",
-            "source": "jetbridge.flights",
+            "source": "airport.gates",
             "type": "flight.gate_changed",
             "data": {"flight": "LX318", "gate": "E24"},
         }

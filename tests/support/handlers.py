@@ -1,4 +1,6 @@
-"""Python targets used by the tests, loaded by dotted name like any user handler."""
+"""Python targets used by the tests, registered by name as a program embedding jetbridge does:
+in-process apps get `HANDLERS` (`create_app(..., handlers=HANDLERS)`); processes started with
+`JETBRIDGE_HANDLER_PLUGINS=support.handlers` call `register_handlers`."""
 
 from __future__ import annotations
 
@@ -6,7 +8,10 @@ import os
 import threading
 import time
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jetbridge.events.handlers import Handler, HandlerRegistry
 
 RECEIVED: dict[str, list[Any]] = defaultdict(list)
 FAILURES: dict[str, int] = defaultdict(int)
@@ -55,3 +60,19 @@ def append_to_sink(payload: Any) -> None:
     time.sleep(0.005)
     with open(os.environ["JETBRIDGE_TEST_SINK"], "a", encoding="utf-8") as sink:
         sink.write(payload["id"] + "\n")
+
+
+HANDLERS: dict[str, Handler] = {
+    "record": record,
+    "record-other": record_other,
+    "flaky": flaky,
+    "always-fails": always_fails,
+    "slow-first-in-lane": slow_first_in_lane,
+    "append-to-sink": append_to_sink,
+}
+
+
+def register_handlers(registry: HandlerRegistry) -> None:
+    """The plugin hook: `JETBRIDGE_HANDLER_PLUGINS=support.handlers`."""
+    for name, handler in HANDLERS.items():
+        registry.register(name, handler)

@@ -86,7 +86,7 @@ def put_rule(
     with backbone.transaction() as conn:
         own_bus(conn, caller, bus)
         _own_targets(conn, caller, spec.targets)
-        return registry.put_rule(conn, bus=bus, spec=spec)
+        return registry.put_rule(conn, bus=bus, spec=spec, handlers=backbone.handlers)
 
 
 @router.get("/buses/{bus}/rules/{rule}")
@@ -125,7 +125,9 @@ def put_targets(
     with backbone.transaction() as conn:
         own_bus(conn, caller, bus)
         _own_targets(conn, caller, specs)
-        return registry.put_targets(conn, bus=bus, rule=rule, specs=specs)
+        return registry.put_targets(
+            conn, bus=bus, rule=rule, specs=specs, handlers=backbone.handlers
+        )
 
 
 @router.delete("/buses/{bus}/rules/{rule}/targets/{target_id}", status_code=204)

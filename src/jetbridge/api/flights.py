@@ -21,7 +21,15 @@ from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.fids import board_row
-from jetbridge.flights.hub import BUS, FlightHub, find_flights, flights_at, get_flight, list_errors
+from jetbridge.flights.hub import (
+    BUS,
+    FlightHub,
+    find_flights,
+    flights_at,
+    get_flight,
+    is_flight_update,
+    list_errors,
+)
 from jetbridge.flights.ingest import ingest
 from jetbridge.flights.model import flight_json_schema
 from jetbridge.notify import subscriptions
@@ -188,7 +196,7 @@ def _frame(
 def _relevant(
     event: dict[str, Any], airport: str, direction: str, day: date
 ) -> dict[str, Any] | None:
-    if event.get("type") != "flight.updated":
+    if not is_flight_update(event):
         return None
     view = event["data"]["flight"]
     side = "departure_airport" if direction == "departures" else "arrival_airport"

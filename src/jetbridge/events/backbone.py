@@ -10,11 +10,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from jetbridge.events.envelope import CloudEvent, InvalidEvent, cloud_event_from_dict
+from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Published, Publisher
 from jetbridge.events.routing import RoutingCache
 
 MAX_BATCH = 100
+# Sources only the platform publishes (EventBridge likewise refuses `aws.` sources in PutEvents).
+RESERVED_SOURCES = ("jetbridge.", "aws.")
 
 
 @dataclass(slots=True)
@@ -26,6 +29,7 @@ class Backbone:
     routing: RoutingCache
     publisher: Publisher
     max_event_bytes: int
+    handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
     listeners: list[Callable[[], None]] = field(default_factory=list)
 
     @contextmanager
@@ -45,8 +49,9 @@ class Backbone:
         for listener in self.listeners:
             listener()
 
-    def parse_entries(self, entries: Sequence[Any]) -> list[CloudEvent]:
-        """Validate a whole batch first, so a bad entry means nothing of the batch is written."""
+    def parse_entries(self, entries: Sequence[Any], *, trusted: bool = False) -> list[CloudEvent]:
+        """Validate a whole batch first, so a bad entry means nothing of the batch is written.
+        Unless `trusted`, an entry claiming one of the platform's sources is refused."""
         if not entries:
             raise InvalidEvent("entries: at least one event is required")
         if len(entries) > MAX_BATCH:
@@ -56,14 +61,24 @@ class Backbone:
         parsed = []
         for index, entry in enumerate(entries):
             try:
-                parsed.append(cloud_event_from_dict(entry, max_bytes=self.max_event_bytes))
+                event = cloud_event_from_dict(entry, max_bytes=self.max_event_bytes)
             except InvalidEvent as exc:
                 raise InvalidEvent(str(exc), index=index) from None
+            if not trusted and event.source.strip().lower().startswith(RESERVED_SOURCES):
+                raise InvalidEvent(
+                    f"source: {event.source!r} is reserved for the platform's own events "
+                    f"(sources starting with {' or '.join(map(repr, RESERVED_SOURCES))})",
+                    index=index,
+                )
+            parsed.append(event)
         return parsed
 
-    def put_events(self, *, bus: str, entries: Sequence[Any]) -> list[Published]:
-        """Validate and publish a batch atomically."""
-        events = self.parse_entries(entries)
+    def put_events(
+        self, *, bus: str, entries: Sequence[Any], trusted: bool = False
+    ) -> list[Published]:
+        """Validate and publish a batch atomically. Callers' batches are not `trusted`: they
+        cannot claim a platform source; the platform's own code publishes with `publish`."""
+        events = self.parse_entries(entries, trusted=trusted)
         with self.transaction() as conn:
             return self.publisher.publish(conn, bus=bus, events=events)
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from jetbridge.errors import Conflict, InvalidRequest, NotFound
+from jetbridge.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from jetbridge.events.handlers import SERVICE_PREFIX, HandlerRegistry
 from jetbridge.events.patterns import InvalidEventPattern, parse_pattern
 from jetbridge.events.routing import bump_version, target_spec_from_row
 from jetbridge.events.schedule import InvalidScheduleExpression, parse_schedule
@@ -69,13 +70,32 @@ def delete_bus(conn: Connection, *, name: str) -> None:
     conn.execute(delete(buses).where(buses.c.name == name))
 
 
-def put_rule(conn: Connection, *, bus: str, spec: RuleSpec) -> dict[str, Any]:
-    """Create or replace a rule and its targets; an invalid pattern writes nothing."""
+def put_rule(
+    conn: Connection, *, bus: str, spec: RuleSpec, handlers: HandlerRegistry
+) -> dict[str, Any]:
+    """Create or replace a caller's rule and its targets; anything invalid writes nothing.
+
+    Its Python targets may name only public registered handlers, and a rule the platform
+    installed cannot be replaced."""
+    _refuse_platform_rule(conn, bus, spec.name)
+    return _write_rule(conn, bus=bus, spec=spec, handlers=handlers, platform=False)
+
+
+def install_rule(
+    conn: Connection, *, bus: str, spec: RuleSpec, handlers: HandlerRegistry
+) -> dict[str, Any]:
+    """Create or replace one of the platform's own rules, which may name platform services."""
+    return _write_rule(conn, bus=bus, spec=spec, handlers=handlers, platform=True)
+
+
+def _write_rule(
+    conn: Connection, *, bus: str, spec: RuleSpec, handlers: HandlerRegistry, platform: bool
+) -> dict[str, Any]:
     get_bus(conn, name=bus)
     pattern = spec.pattern_json()
     _validate_trigger(pattern, spec.schedule_expression)
     for index, target in enumerate(spec.targets):
-        _validate_target(conn, target, f"targets[{index}]")
+        _validate_target(conn, target, f"targets[{index}]", handlers, platform=platform)
     now = time.time()
     existing = _rule_row(conn, bus, spec.name)
     conn.execute(delete(rules).where(rules.c.bus == bus, rules.c.name == spec.name))
@@ -98,6 +118,17 @@ def put_rule(conn: Connection, *, bus: str, spec: RuleSpec) -> dict[str, Any]:
     return get_rule(conn, bus=bus, name=spec.name)
 
 
+def _refuse_platform_rule(conn: Connection, bus: str, rule: str) -> None:
+    """The platform's rules (those naming a platform service) are not callers' to change."""
+    configs = conn.execute(
+        select(targets.c.config).where(
+            targets.c.bus == bus, targets.c.rule == rule, targets.c.kind == "python"
+        )
+    ).scalars()
+    if any(str(json.loads(c).get("handler", "")).startswith(SERVICE_PREFIX) for c in configs):
+        raise Forbidden(f"rule {rule!r} on event bus {bus!r} belongs to the platform")
+
+
 def _validate_trigger(pattern: str | None, schedule: str | None) -> None:
     try:
         if pattern is not None:
@@ -110,7 +141,13 @@ def _validate_trigger(pattern: str | None, schedule: str | None) -> None:
         raise InvalidRequest(f"schedule_expression: {exc}") from None
 
 
-def _validate_target(conn: Connection, target: TargetSpec, where: str) -> None:
+def _validate_target(
+    conn: Connection, target: TargetSpec, where: str, handlers: HandlerRegistry, *, platform: bool
+) -> None:
+    if target.kind == "python" and target.handler is not None:
+        refusal = handlers.refusal(target.handler, platform=platform)
+        if refusal is not None:
+            raise InvalidRequest(f"{where}.handler: target {target.id!r}: {refusal}")
     config = target.input_config()
     try:
         if config is not None:
@@ -118,10 +155,10 @@ def _validate_target(conn: Connection, target: TargetSpec, where: str) -> None:
     except InvalidInputTransform as exc:
         raise InvalidRequest(f"{where}.{exc}") from None
     if target.kind == "workflow" and target.definition is not None:
-        from jetbridge.workflows import InvalidDefinition, validate_definition
+        from jetbridge.workflows import InvalidDefinition, check_resources, validate_definition
 
         try:
-            validate_definition(target.definition)
+            check_resources(validate_definition(target.definition), handlers.public)
         except InvalidDefinition as exc:
             raise InvalidRequest(f"{where}.definition: {exc}") from None
     if target.kind == "bus" and target.bus and not _bus_exists(conn, target.bus):
@@ -147,12 +184,18 @@ def _insert_targets(conn: Connection, bus: str, rule: str, specs: Sequence[Targe
 
 
 def put_targets(
-    conn: Connection, *, bus: str, rule: str, specs: Sequence[TargetSpec]
+    conn: Connection,
+    *,
+    bus: str,
+    rule: str,
+    specs: Sequence[TargetSpec],
+    handlers: HandlerRegistry,
 ) -> dict[str, Any]:
-    """Add or replace targets of an existing rule (at most five per rule)."""
+    """Add or replace targets of an existing caller's rule (at most five per rule)."""
     current = get_rule(conn, bus=bus, name=rule)
+    _refuse_platform_rule(conn, bus, rule)
     for index, spec in enumerate(specs):
-        _validate_target(conn, spec, f"targets[{index}]")
+        _validate_target(conn, spec, f"targets[{index}]", handlers, platform=False)
     kept = {t["id"] for t in current["targets"]} - {spec.id for spec in specs}
     if len(kept) + len(specs) > 5:
         raise InvalidRequest("targets: a rule has at most 5 targets")
@@ -168,6 +211,7 @@ def put_targets(
 
 
 def remove_target(conn: Connection, *, bus: str, rule: str, target_id: str) -> None:
+    _refuse_platform_rule(conn, bus, rule)
     removed = conn.execute(
         delete(targets).where(
             targets.c.bus == bus, targets.c.rule == rule, targets.c.target_id == target_id
@@ -207,6 +251,7 @@ def list_rules(conn: Connection, *, bus: str) -> list[dict[str, Any]]:
 
 def delete_rule(conn: Connection, *, bus: str, name: str) -> None:
     get_rule(conn, bus=bus, name=name)
+    _refuse_platform_rule(conn, bus, name)
     conn.execute(delete(targets).where(targets.c.bus == bus, targets.c.rule == name))
     conn.execute(delete(rules).where(rules.c.bus == bus, rules.c.name == name))
     bump_version(conn, bus)
@@ -214,6 +259,7 @@ def delete_rule(conn: Connection, *, bus: str, name: str) -> None:
 
 def set_rule_state(conn: Connection, *, bus: str, name: str, enabled: bool) -> dict[str, Any]:
     get_rule(conn, bus=bus, name=name)
+    _refuse_platform_rule(conn, bus, name)
     conn.execute(
         update(rules)
         .where(rules.c.bus == bus, rules.c.name == name)

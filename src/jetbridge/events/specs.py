@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
 BUS_NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
-HANDLER = re.compile(r"^([A-Za-z_][\w\.]*(:[A-Za-z_]\w*)?|service:[a-z][\w\.-]*)$")
 HEADER = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 BusName = Annotated[str, Field(min_length=1, max_length=256, pattern=BUS_NAME.pattern)]
@@ -38,7 +37,10 @@ class InputTransformerSpec(Strict):
 
 
 class TargetSpec(Strict):
-    """One target of a rule: a Python handler, an HTTP endpoint or another bus."""
+    """One target of a rule: a Python handler, an HTTP endpoint or another bus.
+
+    `handler` is the name of a handler the program registered (checked against the registry
+    when the rule is put, and again at delivery), never a module path."""
 
     id: TargetId
     kind: Literal["python", "http", "bus", "workflow"]
@@ -55,13 +57,6 @@ class TargetSpec(Strict):
     input_transformer: InputTransformerSpec | None = None
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
     dead_letter: bool = True
-
-    @field_validator("handler")
-    @classmethod
-    def _handler(cls, value: str | None) -> str | None:
-        if value is not None and not HANDLER.match(value):
-            raise ValueError("expected a dotted Python name such as 'package.module:function'")
-        return value
 
     @field_validator("url")
     @classmethod

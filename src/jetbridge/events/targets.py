@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import json
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.signing import SIGNATURE_HEADER, sign
 from jetbridge.events.specs import TargetSpec
 
@@ -36,19 +36,6 @@ class DeliveryContext:
     event: dict[str, Any]
 
 
-def load_handler(dotted: str) -> Callable[..., Any]:
-    """Resolve 'package.module:function' (or 'package.module.function') to a callable."""
-    module_name, _, attr = dotted.partition(":") if ":" in dotted else dotted.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-        handler = getattr(module, attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise DeliveryFailed(f"handler {dotted!r} cannot be loaded: {exc}") from None
-    if not callable(handler):
-        raise DeliveryFailed(f"handler {dotted!r} is not callable", retryable=False)
-    return handler  # type: ignore[no-any-return]
-
-
 def _wants_context(handler: Callable[..., Any]) -> bool:
     try:
         return "context" in inspect.signature(handler).parameters
@@ -59,16 +46,14 @@ def _wants_context(handler: Callable[..., Any]) -> bool:
 class TargetInvoker:
     """Calls Python and HTTP targets; raises `DeliveryFailed` on any failure."""
 
-    def __init__(self, *, client: httpx.AsyncClient, default_secret: str) -> None:
+    def __init__(
+        self, *, client: httpx.AsyncClient, default_secret: str, handlers: HandlerRegistry
+    ) -> None:
         self._client = client
         self._default_secret = default_secret
-        self._handlers: dict[str, tuple[Callable[..., Any], bool]] = {}
-        self.services: dict[str, Callable[..., Any]] = {}
+        self.handlers = handlers
+        self._wants: dict[str, bool] = {}
         self.start_workflow: Callable[[str, dict[str, Any], Any], None] | None = None
-
-    def register_service(self, name: str, handler: Callable[..., Any]) -> None:
-        """Make a platform-bound callable a target, named `service:<name>` in rules."""
-        self.services[name] = handler
 
     async def invoke(self, spec: TargetSpec, payload: Any, context: DeliveryContext) -> None:
         if spec.kind == "python":
@@ -82,9 +67,16 @@ class TargetInvoker:
         else:
             raise DeliveryFailed(f"target kind {spec.kind!r} is not invoked here", retryable=False)
 
-    async def _call_python(self, dotted: str, payload: Any, context: DeliveryContext) -> None:
-        handler, wants_context = self._handler(dotted)
-        kwargs = {"context": context} if wants_context else {}
+    async def _call_python(self, name: str, payload: Any, context: DeliveryContext) -> None:
+        handler = self.handlers.resolve(name)
+        if handler is None:
+            # Retrying cannot help: handlers are registered when the program starts.
+            raise DeliveryFailed(
+                f"no handler named {name!r} is registered in this process", retryable=False
+            )
+        if name not in self._wants:
+            self._wants[name] = _wants_context(handler)
+        kwargs = {"context": context} if self._wants[name] else {}
         try:
             if inspect.iscoroutinefunction(handler):
                 await handler(payload, **kwargs)
@@ -94,17 +86,6 @@ class TargetInvoker:
             raise
         except Exception as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-
-    def _handler(self, dotted: str) -> tuple[Callable[..., Any], bool]:
-        if dotted.startswith("service:"):
-            service = self.services.get(dotted.removeprefix("service:"))
-            if service is None:
-                raise DeliveryFailed(f"no service handler {dotted!r} in this process")
-            return service, _wants_context(service)
-        if dotted not in self._handlers:
-            handler = load_handler(dotted)
-            self._handlers[dotted] = (handler, _wants_context(handler))
-        return self._handlers[dotted]
 
     async def _post(self, spec: TargetSpec, payload: Any, context: DeliveryContext) -> None:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -20,6 +20,11 @@ from jetbridge.storage.schema import flights, ingest_errors
 
 SOURCE = "jetbridge.flights"
 BUS = "default"
+
+
+def is_flight_update(event: Mapping[str, Any]) -> bool:
+    """A `flight.updated` event the hub published (callers cannot publish its source)."""
+    return event.get("source") == SOURCE and event.get("type") == "flight.updated"
 
 
 @dataclass(frozen=True, slots=True)

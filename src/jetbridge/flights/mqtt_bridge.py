@@ -17,7 +17,7 @@ import json
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.cdc_runner import load_position, save_position
 from jetbridge.flights.fids import board_row
-from jetbridge.flights.hub import BUS
+from jetbridge.flights.hub import BUS, is_flight_update
 from jetbridge.loops import poll_until_stopped
 from jetbridge.notify.mqtt import MqttPublisher
 
@@ -39,7 +39,7 @@ class MqttBridge:
             batch = self.backbone.log.read(conn, bus=BUS, after=after, limit=limit)
         for item in batch:
             event = json.loads(item.body)
-            if event.get("type") == "flight.updated":
+            if is_flight_update(event):
                 self.publish_flight(event["data"]["flight"])
         if batch:
             with self.backbone.transaction() as conn:

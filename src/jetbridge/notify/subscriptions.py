@@ -24,6 +24,7 @@ from jetbridge.errors import NotFound
 from jetbridge.events import registry
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.envelope import CloudEvent
+from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.signing import SIGNATURE_HEADER, sign
 from jetbridge.events.specs import RuleSpec
 from jetbridge.events.targets import DeliveryFailed
@@ -31,6 +32,7 @@ from jetbridge.notify.email import SmtpSettings, send_email
 from jetbridge.storage.schema import subscriptions
 
 NOTIFY_BUS = "notifications"
+NOTIFY_SOURCE = "jetbridge.notify"
 MEANINGFUL = [
     "status",
     "gate",
@@ -107,8 +109,9 @@ def unsubscribe(conn: Connection, *, subscription_id: str) -> None:
         raise NotFound(f"subscription {subscription_id!r} does not exist or was cancelled")
 
 
-def install_rules(conn: Connection) -> None:
-    """The routing of flight changes to subscribers (idempotent; run at start)."""
+def install_rules(conn: Connection, *, handlers: HandlerRegistry) -> None:
+    """The routing of flight changes to subscribers (idempotent; run at start). These are the
+    platform's rules: they name its services, and callers cannot change them."""
     registry.ensure_bus(conn, name=NOTIFY_BUS, description="Passenger notifications")
     fan_out = {
         "name": "subscriptions-fan-out",
@@ -121,11 +124,14 @@ def install_rules(conn: Connection) -> None:
             {"id": "fan-out", "kind": "python", "handler": "service:subscriptions.fan-out"}
         ],
     }
-    registry.put_rule(conn, bus="default", spec=RuleSpec.model_validate(fan_out))
+    registry.install_rule(
+        conn, bus="default", spec=RuleSpec.model_validate(fan_out), handlers=handlers
+    )
     for channel in ("webhook", "email"):
         rule = {
             "name": f"notify-{channel}",
             "event_pattern": {
+                "source": [NOTIFY_SOURCE],
                 "detail-type": ["notification.requested"],
                 "detail": {"channel": [channel]},
             },
@@ -133,7 +139,9 @@ def install_rules(conn: Connection) -> None:
                 {"id": channel, "kind": "python", "handler": f"service:subscriptions.{channel}"}
             ],
         }
-        registry.put_rule(conn, bus=NOTIFY_BUS, spec=RuleSpec.model_validate(rule))
+        registry.install_rule(
+            conn, bus=NOTIFY_BUS, spec=RuleSpec.model_validate(rule), handlers=handlers
+        )
 
 
 @dataclass
@@ -200,7 +208,7 @@ class Notifier:
 def _notice(subscription_id: str, channel: str, detail: dict[str, Any]) -> CloudEvent:
     return CloudEvent(
         id=f"{subscription_id}:{detail['flight_key']}:{detail['version']}",
-        source="jetbridge.notify",
+        source=NOTIFY_SOURCE,
         type="notification.requested",
         subject=detail["flight_key"],
         partitionkey=subscription_id,

@@ -14,6 +14,7 @@ from typing import Any
 
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError, TaskFailed
 from jetbridge.workflows.asl.interpreter import new_context, run_machine
+from jetbridge.workflows.asl.resources import check_resources
 from jetbridge.workflows.asl.scope import (
     HistoryDiverged,
     Runtime,
@@ -30,6 +31,7 @@ __all__ = [
     "ExecutionResult",
     "InvalidDefinition",
     "TaskFailed",
+    "check_resources",
     "execute",
     "heartbeat",
     "validate_definition",

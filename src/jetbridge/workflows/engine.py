@@ -26,15 +26,21 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from jetbridge.errors import Conflict, NotFound
+from jetbridge.errors import Conflict, Forbidden, NotFound
 from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
-from jetbridge.workflows import ExecutionResult, execute, validate_definition
+from jetbridge.workflows import ExecutionResult, check_resources, execute, validate_definition
 from jetbridge.workflows.asl.errors import InvalidDefinition
 from jetbridge.workflows.asl.scope import Suspended
+from jetbridge.workflows.machines import (
+    CALLER_MACHINES,
+    Handler,
+    SystemMachine,
+    refuse_caller_start,
+)
 from jetbridge.workflows.tokens import TaskTimedOut, TaskTokenStore
 
-__all__ = ["Aborted", "TaskTimedOut", "WorkflowEngine"]
+__all__ = ["Aborted", "SystemMachine", "TaskTimedOut", "WorkflowEngine"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -83,10 +89,13 @@ class _HistoryWriter:
 
 
 class WorkflowEngine:
+    """Executions of callers' state machines, which may use the public `handlers` and the
+    built-in integrations, and of the platform's own machines (`add_system_machine`)."""
+
     def __init__(
         self,
         engine: Engine,
-        handlers: Mapping[str, Callable[[Any], Any]],
+        handlers: Mapping[str, Handler],
         *,
         lease_seconds: float = 300.0,
         secret: str | None = None,
@@ -95,8 +104,17 @@ class WorkflowEngine:
         self.tokens = TaskTokenStore(engine, secret or secrets.token_hex(16))
         self.engine = engine
         self.handlers = dict(handlers)
+        self.system: dict[str, SystemMachine] = {}
         self.lease_seconds = lease_seconds
         self.listeners: list[Callable[[str, str], None]] = []
+
+    def add_system_machine(
+        self, machine: str, *, prefix: str, handlers: Mapping[str, Handler]
+    ) -> None:
+        """Run `machine` for the platform with `handlers` no other state machine can reach."""
+        if machine in CALLER_MACHINES or not prefix:
+            raise ValueError(f"{machine!r} with prefix {prefix!r} cannot be a system machine")
+        self.system[machine] = SystemMachine(machine, prefix, dict(handlers))
 
     def start(
         self,
@@ -107,12 +125,33 @@ class WorkflowEngine:
         machine: str = "machine",
         tenant: str | None = None,
     ) -> dict[str, Any]:
-        """Start once: a second start with the same name returns the first execution.
-        `tenant` owns it (None: the platform)."""
+        """Start a caller's execution once (a second start with the same name returns the
+        first); its Tasks may name only public handlers and integrations. `tenant` owns it
+        (None: the platform)."""
+        refuse_caller_start(self.system, name=name, machine=machine)
         body = validate_definition(definition)
+        check_resources(body, self.handlers)
+        return self._start(name, body, input, machine, tenant)
+
+    def start_system(
+        self, *, machine: str, name: str, definition: Mapping[str, Any] | str, input: Any
+    ) -> dict[str, Any]:
+        """Start an execution of one of the platform's own machines (idempotent by name)."""
+        system = self.system[machine]
+        if not name.startswith(system.prefix):
+            raise ValueError(f"{machine} executions are named {system.prefix}...; not {name!r}")
+        body = validate_definition(definition)
+        check_resources(body, system.handlers)
+        return self._start(name, body, input, machine)
+
+    def _start(
+        self, name: str, body: dict[str, Any], input: Any, machine: str, tenant: str | None = None
+    ) -> dict[str, Any]:
         with self.engine.begin() as conn:
             existing = conn.execute(select(executions).where(executions.c.name == name)).first()
             if existing is not None:
+                if existing.machine != machine:
+                    raise Conflict(f"execution {name!r} exists for another state machine")
                 if json.loads(existing.input) != input:
                     raise Conflict(f"execution {name!r} exists with a different input")
                 return _describe(existing)
@@ -163,6 +202,12 @@ class WorkflowEngine:
             return [_describe(row) for row in conn.execute(query)]
 
     def stop(self, *, name: str, error: str = "Aborted", cause: str = "") -> dict[str, Any]:
+        """Stop a caller's execution; the platform's own are refused (Forbidden)."""
+        self._refuse_system(name, "stopped")
+        return self.stop_system(name=name, error=error, cause=cause)
+
+    def stop_system(self, *, name: str, error: str = "Aborted", cause: str = "") -> dict[str, Any]:
+        """Stop any execution: for the platform's own code."""
         with self.engine.begin() as conn:
             changed = conn.execute(
                 update(executions)
@@ -179,6 +224,22 @@ class WorkflowEngine:
             self.describe(name=name)
             raise Conflict(f"execution {name!r} is not running")
         return self.describe(name=name)
+
+    def _refuse_system(self, name: str, done: str) -> None:
+        with self.engine.connect() as conn:
+            machine = conn.execute(
+                select(executions.c.machine).where(executions.c.name == name)
+            ).scalar()
+        if machine in self.system:
+            raise Forbidden(
+                f"execution {name!r} belongs to the platform's {machine} state machine; "
+                f"it cannot be {done} through the API"
+            )
+
+    def handlers_of(self, machine: str) -> Mapping[str, Handler]:
+        """The handlers an execution of `machine` may reach."""
+        system = self.system.get(machine)
+        return self.handlers if system is None else system.handlers
 
     def claim(self) -> str | None:
         """Lease one running execution that nobody holds (new, or whose worker died)."""
@@ -220,7 +281,7 @@ class WorkflowEngine:
                 result = execute(
                     json.loads(row.definition),
                     json.loads(row.input),
-                    self.handlers,
+                    self.handlers_of(row.machine),
                     name=name,
                     previous=self.history(name=name),
                     on_event=writer.record,
@@ -288,14 +349,17 @@ class WorkflowEngine:
 
     def send_task_success(self, *, token: str, output: Any) -> None:
         """Answer a `.waitForTaskToken` task: the execution resumes with `output`."""
+        self._refuse_system(self.tokens.execution_of(token), "answered")
         self.tokens.answer(token, output=output)
 
     def send_task_failure(self, *, token: str, error: str, cause: str = "") -> None:
         """Fail a `.waitForTaskToken` task with `error` (catchable and retriable as named)."""
+        self._refuse_system(self.tokens.execution_of(token), "answered")
         self.tokens.answer(token, error=error, cause=cause)
 
     def send_task_heartbeat(self, *, token: str) -> None:
         """The work behind a `.waitForTaskToken` task goes on: its HeartbeatSeconds restart."""
+        self._refuse_system(self.tokens.execution_of(token), "answered")
         self.tokens.heartbeat(token)
 
     def run_sync(

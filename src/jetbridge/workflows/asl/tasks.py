@@ -14,6 +14,7 @@ from typing import Any
 
 from jetbridge.workflows.asl import paths
 from jetbridge.workflows.asl.errors import StatesError
+from jetbridge.workflows.asl.resources import HTTP_RESOURCE, LAMBDA_INVOKE, NESTED, handler_names
 from jetbridge.workflows.asl.scope import (
     Answer,
     Handler,
@@ -26,8 +27,6 @@ from jetbridge.workflows.asl.scope import (
     key_text,
 )
 
-HTTP_RESOURCE = "arn:aws:states:::http:invoke"
-NESTED = "arn:aws:states:::states:startExecution"
 # Step Functions' ceiling for TimeoutSeconds, and what a callback task waits when it has none.
 MAX_SECONDS = 99_999_999
 OUTCOMES = {"TaskSucceeded", "TaskFailed", "TaskTimedOut"}
@@ -348,19 +347,20 @@ def http_task(payload: Any) -> Any:
 def _resolve(
     resource: str, payload: Any, handlers: dict[str, Handler]
 ) -> tuple[Handler, Any, bool]:
-    """A handler for a resource: the exact string, else the function name at the ARN's end."""
+    """A handler for a resource among the machine's own: the exact string, else the function
+    name at the ARN's end."""
     wrap = False
     if resource == HTTP_RESOURCE and resource not in handlers:
         return http_task, payload, False
     if (
-        resource.startswith("arn:aws:states:::lambda:invoke")
+        resource.startswith(LAMBDA_INVOKE)
         and isinstance(payload, dict)
         and "FunctionName" in payload
     ):
         resource = str(payload["FunctionName"])
         payload = payload.get("Payload", {})
         wrap = True
-    for candidate in (resource, resource.rsplit(":", 1)[-1].removesuffix(".waitForTaskToken")):
+    for candidate in handler_names(resource):
         if candidate in handlers:
             return handlers[candidate], payload, wrap
     raise StatesError("States.Runtime", f"no handler for resource {resource!r}")
