@@ -31,11 +31,14 @@ from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
 from jetbridge.ops.crypto import Keyring, parse_keyring
 from jetbridge.ops.keyfile import local_keyring
+from jetbridge.ops.outbound import OutboundPolicy, async_client
 from jetbridge.payments.http_provider import HttpPaymentProvider
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
+from jetbridge.workflows.asl.tasks import HTTP_RESOURCE
 from jetbridge.workflows.engine import WorkflowEngine
+from jetbridge.workflows.http_task import http_invoke
 
 BOOKING_SAGA = json.loads(
     resources.files("jetbridge.workflows")
@@ -54,6 +57,7 @@ class Platform:
     backbone: Backbone
     worker: DeliveryWorker
     http: httpx.AsyncClient
+    outbound: OutboundPolicy
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_event: asyncio.Event | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -154,7 +158,8 @@ def build_platform(settings: Settings) -> Platform:
         publisher=publisher,
         max_event_bytes=settings.max_event_bytes,
     )
-    http = httpx.AsyncClient(timeout=settings.http_target_timeout_seconds)
+    outbound = settings.outbound_policy()
+    http = async_client(outbound, timeout=settings.http_target_timeout_seconds)
     worker = DeliveryWorker(
         engine=engine,
         queue=log,
@@ -186,6 +191,7 @@ def build_platform(settings: Settings) -> Platform:
         backbone=backbone,
         worker=worker,
         http=http,
+        outbound=outbound,
     )
     _add_booking(platform)
     return platform
@@ -195,13 +201,16 @@ def _add_booking(platform: Platform) -> None:
     """The booking saga on the workflow engine, paying through the configured provider."""
     settings = platform.settings
     url = settings.payments_url or f"http://{settings.host}:{settings.port}/test-payments"
-    provider = HttpPaymentProvider(base_url=url, api_key=settings.payments_api_key)
+    # The provider may reach the origin of this operator-configured URL, and nothing else internal.
+    provider = HttpPaymentProvider(
+        base_url=url, api_key=settings.payments_api_key, policy=platform.outbound
+    )
     platform.closers.append(provider.close)
     personal = PersonalData(platform.keyring)
     tasks = BookingTasks(backbone=platform.backbone, payments=provider, personal=personal)
     platform.workflows = WorkflowEngine(
         platform.engine,
-        tasks.handlers(),
+        {**tasks.handlers(), HTTP_RESOURCE: http_invoke(platform.outbound)},
         lease_seconds=settings.workflow_lease_seconds,
         secret=settings.signing_secret,
     )

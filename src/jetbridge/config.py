@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jetbridge.ops.crypto import InvalidKeyConfiguration, parse_keyring
+from jetbridge.ops.outbound import InvalidAllowList, OutboundPolicy, parse_allow_list
 
 
 class Settings(BaseSettings):
@@ -64,6 +65,12 @@ class Settings(BaseSettings):
         description="KEY_ID:BASE64_32_BYTES[,...]: keys sealing personal data, the first active; "
         "unset on SQLite: a key generated once into data_dir/data-keys",
     )
+    outbound_allow: str = Field(
+        default="",
+        max_length=8192,
+        description="CIDR[:port], address[:port] or host[:port], comma-separated: internal "
+        "destinations outbound HTTP (targets, webhooks, HTTP tasks) may reach; unset: none",
+    )
     run_workers: bool = True
     sse_heartbeat_seconds: float = Field(
         default=15.0, gt=0, description="an idle SSE stream gets a keep-alive comment this often"
@@ -84,6 +91,19 @@ class Settings(BaseSettings):
             except InvalidKeyConfiguration as exc:
                 raise ValueError(f"JETBRIDGE_DATA_KEYS: {exc}") from None
         return value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _valid_outbound_allow(cls, value: str) -> str:
+        try:
+            parse_allow_list(value)
+        except InvalidAllowList as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """What outbound HTTP to third-party URLs may reach (JETBRIDGE_OUTBOUND_ALLOW)."""
+        return OutboundPolicy.from_setting(self.outbound_allow)
 
     @property
     def is_sqlite(self) -> bool:

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from jetbridge.api.deps import BackboneDep
+from jetbridge.api.deps import BackboneDep, OutboundDep, check_outbound_url
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events import archive, dlq, registry
 from jetbridge.events.patterns import test_event_pattern
 from jetbridge.events.specs import ArchiveSpec, BusSpec, ReplaySpec, RuleSpec, TargetSpec
+from jetbridge.ops.outbound import OutboundPolicy
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -67,10 +68,19 @@ def list_rules(bus: str, backbone: BackboneDep) -> list[dict[str, Any]]:
         return registry.list_rules(conn, bus=bus)
 
 
+def _check_http_targets(specs: list[TargetSpec], policy: OutboundPolicy, where: str) -> None:
+    for index, target in enumerate(specs):
+        if target.kind == "http" and target.url is not None:
+            check_outbound_url(policy, target.url, where=f"{where}[{index}].url")
+
+
 @router.put("/buses/{bus}/rules/{rule}")
-def put_rule(bus: str, rule: str, spec: RuleSpec, backbone: BackboneDep) -> dict[str, Any]:
+def put_rule(
+    bus: str, rule: str, spec: RuleSpec, backbone: BackboneDep, outbound: OutboundDep
+) -> dict[str, Any]:
     if spec.name != rule:
         raise InvalidRequest(f"name: {spec.name!r} does not match the rule in the path {rule!r}")
+    _check_http_targets(spec.targets, outbound, "body.targets")
     with backbone.transaction() as conn:
         return registry.put_rule(conn, bus=bus, spec=spec)
 
@@ -101,7 +111,9 @@ def put_targets(
     rule: str,
     specs: Annotated[list[TargetSpec], Body(max_length=5)],
     backbone: BackboneDep,
+    outbound: OutboundDep,
 ) -> dict[str, Any]:
+    _check_http_targets(specs, outbound, "body")
     with backbone.transaction() as conn:
         return registry.put_targets(conn, bus=bus, rule=rule, specs=specs)
 
