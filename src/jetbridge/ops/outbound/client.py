@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from ssl import SSLContext
 from typing import Any, TypeVar
 
 import httpcore
@@ -125,8 +126,9 @@ async def _first_connecting(
 
 
 class _Transport(httpx.HTTPTransport):
-    def __init__(self, backend: httpcore.NetworkBackend, limits: httpx.Limits) -> None:
-        ssl_context = httpx.create_ssl_context()
+    def __init__(
+        self, backend: httpcore.NetworkBackend, limits: httpx.Limits, ssl_context: SSLContext
+    ) -> None:
         super().__init__(verify=ssl_context, limits=limits)
         self._pool = httpcore.ConnectionPool(
             ssl_context=ssl_context,
@@ -138,8 +140,9 @@ class _Transport(httpx.HTTPTransport):
 
 
 class _AsyncTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, backend: httpcore.AsyncNetworkBackend, limits: httpx.Limits) -> None:
-        ssl_context = httpx.create_ssl_context()
+    def __init__(
+        self, backend: httpcore.AsyncNetworkBackend, limits: httpx.Limits, ssl_context: SSLContext
+    ) -> None:
         super().__init__(verify=ssl_context, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
@@ -166,10 +169,13 @@ def sync_client(
     timeout: float,
     headers: Mapping[str, str] | None = None,
     base_url: str = "",
+    verify: SSLContext | None = None,
     backend: httpcore.NetworkBackend | None = None,
 ) -> httpx.Client:
-    """A blocking client that refuses what `policy` refuses (`OutboundRefused`)."""
-    transport = _Transport(PinnedBackend(policy, backend), DEFAULT_LIMITS)
+    """A blocking client that refuses what `policy` refuses (`OutboundRefused`). `verify`
+    replaces the system's trust store; `backend` the network below the policy."""
+    context = verify or httpx.create_ssl_context()
+    transport = _Transport(PinnedBackend(policy, backend), DEFAULT_LIMITS, context)
     return httpx.Client(transport=transport, **_options(timeout, headers, base_url))
 
 
@@ -179,8 +185,11 @@ def async_client(
     timeout: float,
     headers: Mapping[str, str] | None = None,
     base_url: str = "",
+    verify: SSLContext | None = None,
     backend: httpcore.AsyncNetworkBackend | None = None,
 ) -> httpx.AsyncClient:
-    """An asyncio client that refuses what `policy` refuses (`OutboundRefused`)."""
-    transport = _AsyncTransport(AsyncPinnedBackend(policy, backend), DEFAULT_LIMITS)
+    """An asyncio client that refuses what `policy` refuses (`OutboundRefused`). `verify`
+    replaces the system's trust store; `backend` the network below the policy."""
+    context = verify or httpx.create_ssl_context()
+    transport = _AsyncTransport(AsyncPinnedBackend(policy, backend), DEFAULT_LIMITS, context)
     return httpx.AsyncClient(transport=transport, **_options(timeout, headers, base_url))

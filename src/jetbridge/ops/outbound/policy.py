@@ -52,6 +52,8 @@ def parse_url(url: str) -> httpx.URL:
         raise InvalidURL(f"not a valid URL: {exc}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise InvalidURL("expected an http:// or https:// URL with a host")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise InvalidURL(f"port {parsed.port} is out of range (1 to 65535)")
     return parsed
 
 
@@ -94,7 +96,9 @@ def _parse_entry(entry: str) -> AllowRule:
         return AllowRule(network=network)
     host, port = entry, None
     if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
+        host, closed, rest = entry[1:].partition("]")
+        if not closed:
+            host = entry
         port = _port(entry, rest.removeprefix(":")) if rest else None
     elif ":" in entry:
         host, _, text = entry.rpartition(":")
@@ -159,6 +163,8 @@ class OutboundPolicy:
     def addresses(self, host: str, port: int) -> list[str]:
         """Resolve `host` once and return the addresses to connect to; raise `OutboundRefused`
         if any of them is internal and not allow-listed, `OSError` if it does not resolve."""
+        if not 0 < port < 65536:
+            raise OSError(f"port {port} is out of range")
         name = normalise_host(host)
         literal = parse_address(name)
         answers = [str(literal)] if literal is not None else list(self.resolve(name, port))
