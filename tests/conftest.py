@@ -31,6 +31,19 @@ def data_keys() -> Iterator[str]:
         yield keys
 
 
+LOOPBACK_ALLOW = "127.0.0.0/8,::1/128"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def outbound_allow() -> Iterator[str]:
+    """The tests' receivers listen on loopback, an internal address outbound HTTP refuses
+    unless allow-listed: every platform in the tests (and its subprocesses) allows loopback.
+    Tests of the refusals build their Settings with `outbound_allow=""`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JETBRIDGE_OUTBOUND_ALLOW", LOOPBACK_ALLOW)
+        yield LOOPBACK_ALLOW
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A PostgreSQL server: JETBRIDGE_TEST_POSTGRES_URL if set, else one started from pip."""

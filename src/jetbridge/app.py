@@ -34,11 +34,14 @@ from jetbridge.ops.crypto import Keyring, parse_keyring
 from jetbridge.ops.identity.authenticator import Authenticator
 from jetbridge.ops.identity.tokens import TokenSettings
 from jetbridge.ops.keyfile import local_keyring
+from jetbridge.ops.outbound import OutboundPolicy, async_client
 from jetbridge.payments.http_provider import HttpPaymentProvider
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
+from jetbridge.workflows.asl.resources import HTTP_RESOURCE
 from jetbridge.workflows.engine import WorkflowEngine
+from jetbridge.workflows.http_task import http_invoke
 
 AUDIT_BUS = "audit"
 BOOKING_SAGA = json.loads(
@@ -59,6 +62,7 @@ class Platform:
     worker: DeliveryWorker
     http: httpx.AsyncClient
     auth: Authenticator
+    outbound: OutboundPolicy
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_event: asyncio.Event | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -194,7 +198,8 @@ def build_platform(
         max_event_bytes=settings.max_event_bytes,
         handlers=registry,
     )
-    http = httpx.AsyncClient(timeout=settings.http_target_timeout_seconds)
+    outbound = settings.outbound_policy()
+    http = async_client(outbound, timeout=settings.http_target_timeout_seconds)
     worker = DeliveryWorker(
         engine=engine,
         queue=log,
@@ -229,6 +234,7 @@ def build_platform(
         worker=worker,
         http=http,
         auth=Authenticator(engine, token_settings(settings, keyring)),
+        outbound=outbound,
     )
     _add_booking(platform)
     return platform
@@ -238,13 +244,16 @@ def _add_booking(platform: Platform) -> None:
     """The booking saga on the workflow engine, paying through the configured provider."""
     settings = platform.settings
     url = settings.payments_url or f"http://{settings.host}:{settings.port}/test-payments"
-    provider = HttpPaymentProvider(base_url=url, api_key=settings.payments_api_key)
+    # The provider may reach the origin of this operator-configured URL, and nothing else internal.
+    provider = HttpPaymentProvider(
+        base_url=url, api_key=settings.payments_api_key, policy=platform.outbound
+    )
     platform.closers.append(provider.close)
     personal = PersonalData(platform.keyring)
     tasks = BookingTasks(backbone=platform.backbone, payments=provider, personal=personal)
     platform.workflows = WorkflowEngine(
         platform.engine,
-        platform.backbone.handlers.public,
+        {**platform.backbone.handlers.public, HTTP_RESOURCE: http_invoke(platform.outbound)},
         lease_seconds=settings.workflow_lease_seconds,
         secret=settings.signing_secret,
     )

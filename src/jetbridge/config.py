@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jetbridge.events.handlers import MODULE_NAME
 from jetbridge.ops.crypto import InvalidKeyConfiguration, parse_keyring
+from jetbridge.ops.outbound import InvalidAllowList, OutboundPolicy, parse_allow_list
 
 
 class Settings(BaseSettings):
@@ -66,6 +67,12 @@ class Settings(BaseSettings):
         description="KEY_ID:BASE64_32_BYTES[,...]: keys sealing personal data, the first active; "
         "unset on SQLite: a key generated once into data_dir/data-keys",
     )
+    outbound_allow: str = Field(
+        default="",
+        max_length=8192,
+        description="CIDR[:port], address[:port] or host[:port], comma-separated: internal "
+        "destinations outbound HTTP (targets, webhooks, HTTP tasks) may reach; unset: none",
+    )
     run_workers: bool = True
     token_secret: SecretStr | None = Field(
         default=None,
@@ -115,6 +122,19 @@ class Settings(BaseSettings):
             if not isinstance(name, str) or not MODULE_NAME.fullmatch(name):
                 raise ValueError(f"JETBRIDGE_HANDLER_PLUGINS: {name!r} is not a module name")
         return value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _valid_outbound_allow(cls, value: str) -> str:
+        try:
+            parse_allow_list(value)
+        except InvalidAllowList as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """What outbound HTTP to third-party URLs may reach (JETBRIDGE_OUTBOUND_ALLOW)."""
+        return OutboundPolicy.from_setting(self.outbound_allow)
 
     @property
     def is_sqlite(self) -> bool:

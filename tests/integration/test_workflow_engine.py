@@ -256,7 +256,10 @@ def test_a_task_failure_answer_fails_the_task(engine: Engine) -> None:
 
 
 def test_http_tasks_call_real_endpoints() -> None:
+    from jetbridge.config import Settings
     from jetbridge.workflows import execute
+    from jetbridge.workflows.asl.tasks import HTTP_RESOURCE
+    from jetbridge.workflows.http_task import http_invoke
     from support.webhook import webhook_receiver
 
     definition = {
@@ -284,10 +287,12 @@ def test_http_tasks_call_real_endpoints() -> None:
             "Failed": {"Type": "Pass", "End": True},
         },
     }
+    # The platform registers the HTTP task with its outbound policy; the tests allow loopback.
+    handlers = {HTTP_RESOURCE: http_invoke(Settings().outbound_policy())}
     with webhook_receiver() as receiver:
-        ok = execute(definition, {"url": receiver.url, "pnr": "ABC234"})
+        ok = execute(definition, {"url": receiver.url, "pnr": "ABC234"}, handlers)
         receiver.statuses = [500]
-        failed = execute(definition, {"url": receiver.url, "pnr": "XYZ789"})
+        failed = execute(definition, {"url": receiver.url, "pnr": "XYZ789"}, handlers)
     assert ok.output == {"status": 200}
     headers, body = receiver.requests[0]
     assert headers["x-source"] == "jetbridge"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @dataclass
 class Receiver:
     url: str = ""
+    port: int = 0
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    location: str | None = None  # sent with every answer: a redirect when the status is 3xx
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_status(self) -> int:
@@ -21,8 +24,13 @@ class Receiver:
             return self.statuses.pop(0) if self.statuses else 200
 
 
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 @contextmanager
-def webhook_receiver() -> Iterator[Receiver]:
+def webhook_receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
+    """A receiver on `host` (an IPv4 or IPv6 loopback address) and a free port."""
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -33,14 +41,18 @@ def webhook_receiver() -> Iterator[Receiver]:
             with receiver.lock:
                 receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(status)
+            if receiver.location is not None:
+                self.send_header("Location", receiver.location)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server = (_Server6 if ":" in host else ThreadingHTTPServer)((host, 0), Handler)
+    shown = f"[{host}]" if ":" in host else host
+    receiver.port = server.server_address[1]
+    receiver.url = f"http://{shown}:{receiver.port}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from jetbridge.booking.facade import Bookings
-from jetbridge.errors import NotFound
+from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
+from jetbridge.ops.outbound import InvalidURL, OutboundPolicy, OutboundRefused
 
 
 def get_backbone(request: Request) -> Backbone:
@@ -27,3 +28,20 @@ def get_bookings(request: Request) -> Bookings:
 
 
 BookingsDep = Annotated[Bookings, Depends(get_bookings)]
+
+
+def get_outbound(request: Request) -> OutboundPolicy:
+    outbound: OutboundPolicy = request.app.state.platform.outbound
+    return outbound
+
+
+OutboundDep = Annotated[OutboundPolicy, Depends(get_outbound)]
+
+
+def check_outbound_url(policy: OutboundPolicy, url: str, *, where: str) -> None:
+    """400 naming `where` when a caller's URL is malformed or names an internal address that the
+    allow-list does not admit (host names resolving to one are refused when connecting)."""
+    try:
+        policy.check_url(url)
+    except (InvalidURL, OutboundRefused) as exc:
+        raise InvalidRequest(f"{where}: {exc}") from None

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
-from jetbridge.api.deps import BackboneDep
+from jetbridge.api.deps import BackboneDep, OutboundDep, check_outbound_url
 from jetbridge.api.policy import Feeds, Operations, SignedIn
 from jetbridge.api.tenancy import own_bus, visible_buses
 from jetbridge.errors import InvalidRequest, NotFound
@@ -17,6 +17,7 @@ from jetbridge.events import archive, dlq, registry
 from jetbridge.events.patterns import test_event_pattern
 from jetbridge.events.specs import ArchiveSpec, BusSpec, ReplaySpec, RuleSpec, TargetSpec
 from jetbridge.ops.identity.principal import Principal
+from jetbridge.ops.outbound import OutboundPolicy
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -77,12 +78,24 @@ def list_rules(bus: str, backbone: BackboneDep, caller: Operations) -> list[dict
         return registry.list_rules(conn, bus=bus)
 
 
+def _check_http_targets(specs: list[TargetSpec], policy: OutboundPolicy, where: str) -> None:
+    for index, target in enumerate(specs):
+        if target.kind == "http" and target.url is not None:
+            check_outbound_url(policy, target.url, where=f"{where}[{index}].url")
+
+
 @router.put("/buses/{bus}/rules/{rule}")
 def put_rule(
-    bus: str, rule: str, spec: RuleSpec, backbone: BackboneDep, caller: Operations
+    bus: str,
+    rule: str,
+    spec: RuleSpec,
+    backbone: BackboneDep,
+    caller: Operations,
+    outbound: OutboundDep,
 ) -> dict[str, Any]:
     if spec.name != rule:
         raise InvalidRequest(f"name: {spec.name!r} does not match the rule in the path {rule!r}")
+    _check_http_targets(spec.targets, outbound, "body.targets")
     with backbone.transaction() as conn:
         own_bus(conn, caller, bus)
         _own_targets(conn, caller, spec.targets)
@@ -121,7 +134,9 @@ def put_targets(
     specs: Annotated[list[TargetSpec], Body(max_length=5)],
     backbone: BackboneDep,
     caller: Operations,
+    outbound: OutboundDep,
 ) -> dict[str, Any]:
+    _check_http_targets(specs, outbound, "body")
     with backbone.transaction() as conn:
         own_bus(conn, caller, bus)
         _own_targets(conn, caller, specs)

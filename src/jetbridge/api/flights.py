@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
-from jetbridge.api.deps import BackboneDep
+from jetbridge.api.deps import BackboneDep, OutboundDep, check_outbound_url
 from jetbridge.api.policy import Boards, Feeds, Operations, Public, SignedIn
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
@@ -207,9 +207,14 @@ def _relevant(
 
 @router.post("/api/subscriptions", status_code=201)
 def subscribe(
-    request: SubscriptionRequest, backbone: BackboneDep, caller: SignedIn
+    request: SubscriptionRequest,
+    backbone: BackboneDep,
+    caller: SignedIn,
+    outbound: OutboundDep,
 ) -> dict[str, Any]:
     """Follow a flight by webhook (HMAC-signed with the returned secret) or email."""
+    if request.channel == "webhook" and request.url is not None:
+        check_outbound_url(outbound, request.url, where="body.url")
     with backbone.transaction() as conn:
         flight = get_flight(conn, request.flight_key)
         if flight is None:

@@ -14,6 +14,7 @@ import httpx
 from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.signing import SIGNATURE_HEADER, sign
 from jetbridge.events.specs import TargetSpec
+from jetbridge.ops.outbound import OutboundRefused
 
 
 class DeliveryFailed(Exception):
@@ -44,7 +45,8 @@ def _wants_context(handler: Callable[..., Any]) -> bool:
 
 
 class TargetInvoker:
-    """Calls Python and HTTP targets; raises `DeliveryFailed` on any failure."""
+    """Calls Python and HTTP targets; raises `DeliveryFailed` on any failure. `client` is an
+    outbound client (`jetbridge.ops.outbound.async_client`): a refused address fails for good."""
 
     def __init__(
         self, *, client: httpx.AsyncClient, default_secret: str, handlers: HandlerRegistry
@@ -101,6 +103,10 @@ class TargetInvoker:
             headers[spec.api_key_header or "X-Api-Key"] = spec.api_key
         try:
             response = await self._client.post(spec.url or "", content=body, headers=headers)
+        except OutboundRefused as exc:
+            raise DeliveryFailed(f"POST {spec.url}: {exc}", retryable=False) from None
+        except httpx.InvalidURL as exc:
+            raise DeliveryFailed(f"POST {spec.url}: {exc}", retryable=False) from None
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"POST {spec.url}: {type(exc).__name__}: {exc}") from None
         status = response.status_code

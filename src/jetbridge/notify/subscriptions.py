@@ -29,6 +29,7 @@ from jetbridge.events.signing import SIGNATURE_HEADER, sign
 from jetbridge.events.specs import RuleSpec
 from jetbridge.events.targets import DeliveryFailed
 from jetbridge.notify.email import SmtpSettings, send_email
+from jetbridge.ops.outbound import OutboundRefused
 from jetbridge.storage.schema import subscriptions
 
 NOTIFY_BUS = "notifications"
@@ -183,6 +184,12 @@ class Notifier:
         }
         try:
             response = await self.http.post(row.target, content=body, headers=headers)
+        except OutboundRefused as exc:
+            # The subscriber's host name stays out of the dead letter: it may identify them.
+            reason = exc.describe(with_host=False)
+            raise DeliveryFailed(f"webhook: {reason}", retryable=False) from None
+        except httpx.InvalidURL:
+            raise DeliveryFailed("webhook: the URL is not valid", retryable=False) from None
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"webhook: {type(exc).__name__}") from None
         if response.status_code >= 300:

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from jetbridge.booking.money import Money
+from jetbridge.ops.outbound import OutboundPolicy, OutboundRefused, sync_client
 from jetbridge.payments.provider import (
     PaymentDeclined,
     PaymentError,
@@ -18,8 +19,19 @@ from jetbridge.payments.provider import (
 class HttpPaymentProvider:
     """Calls `POST /v1/payment_intents[/{id}/capture|cancel]` and `POST /v1/refunds`."""
 
-    def __init__(self, *, base_url: str, api_key: str, timeout: float = 10.0) -> None:
-        self._client = httpx.Client(
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout: float = 10.0,
+        policy: OutboundPolicy | None = None,
+    ) -> None:
+        # `base_url` comes from the operator's configuration: its origin is allowed even when
+        # internal (the built-in test provider runs on the platform itself).
+        allowed = (policy or OutboundPolicy()).allowing_origin(base_url)
+        self._client = sync_client(
+            allowed,
             base_url=base_url.rstrip("/"),
             timeout=timeout,
             headers={"Authorization": f"Bearer {api_key}"},
@@ -51,6 +63,8 @@ class HttpPaymentProvider:
     def _call(self, path: str, body: dict[str, Any], key: str) -> PaymentResult:
         try:
             response = self._client.post(path, json=body, headers={"Idempotency-Key": key})
+        except OutboundRefused as exc:
+            raise PaymentError(str(exc), code="refused") from None
         except httpx.TimeoutException:
             raise PaymentUnavailable(
                 f"payment provider timed out on {path}", code="timeout"

@@ -1,5 +1,6 @@
 """Task states: finding the handler of a resource, calling it within TimeoutSeconds and
-HeartbeatSeconds, callbacks (`.waitForTaskToken`), HTTP tasks and nested state machines."""
+HeartbeatSeconds, callbacks (`.waitForTaskToken`), HTTP tasks (their handler is in
+`jetbridge.workflows.http_task`) and nested state machines."""
 
 from __future__ import annotations
 
@@ -309,41 +310,6 @@ def _nested(resource: str, runtime: Runtime, run_child: RunChild) -> Handler:
     return start
 
 
-def http_task(payload: Any) -> Any:
-    """The HTTP task (`arn:aws:states:::http:invoke`): ApiEndpoint, Method, Headers,
-    QueryParameters, RequestBody in; StatusCode, StatusText, Headers, ResponseBody out."""
-    import httpx
-
-    if not isinstance(payload, dict) or not isinstance(payload.get("ApiEndpoint"), str):
-        raise StatesError("States.Runtime", "an HTTP task needs Parameters.ApiEndpoint")
-    body = payload.get("RequestBody")
-    try:
-        response = httpx.request(
-            str(payload.get("Method", "GET")).upper(),
-            payload["ApiEndpoint"],
-            headers={str(k): str(v) for k, v in (payload.get("Headers") or {}).items()},
-            params=payload.get("QueryParameters") or None,
-            json=body if body is not None and not isinstance(body, str) else None,
-            content=body if isinstance(body, str) else None,
-            timeout=60,
-        )
-    except httpx.HTTPError as exc:
-        raise StatesError("States.Http.Socket", str(exc)) from None
-    try:
-        parsed: Any = response.json()
-    except ValueError:
-        parsed = response.text
-    result = {
-        "StatusCode": response.status_code,
-        "StatusText": response.reason_phrase,
-        "Headers": dict(response.headers),
-        "ResponseBody": parsed,
-    }
-    if response.status_code >= 300:
-        raise StatesError(f"States.Http.StatusCode.{response.status_code}", json.dumps(result))
-    return result
-
-
 def _resolve(
     resource: str, payload: Any, handlers: dict[str, Handler]
 ) -> tuple[Handler, Any, bool]:
@@ -351,6 +317,8 @@ def _resolve(
     name at the ARN's end."""
     wrap = False
     if resource == HTTP_RESOURCE and resource not in handlers:
+        from jetbridge.workflows.http_task import http_task
+
         return http_task, payload, False
     if (
         resource.startswith(LAMBDA_INVOKE)
