@@ -242,6 +242,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     from jetbridge.api.events import router as events_router
     from jetbridge.api.flights import router as flights_router
     from jetbridge.api.graphql import graphql_router
+    from jetbridge.api.hardening import install_hardening
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.live import router as live_router
@@ -275,4 +276,5 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.include_router(live_router)
     app.include_router(pages_router)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
+    install_hardening(app, platform.settings)
     return app
