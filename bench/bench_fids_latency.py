@@ -160,6 +160,9 @@ def fanout(clients: int, processes: int) -> tuple[Fanout, Fanout]:
         "JETBRIDGE_DATABASE_URL": url,
         "JETBRIDGE_RUN_WORKERS": "false",
         "JETBRIDGE_DATA_DIR": str(directory),
+        # every client connects from 127.0.0.1: the per-address caps would measure themselves
+        "JETBRIDGE_STREAM_CONNECTIONS_PER_CLIENT": "0",
+        "JETBRIDGE_RATE_LIMIT_PUBLIC": "off",
     }
     command = [sys.executable, "-m", "jetbridge.cli", "up", "--port", str(port)]
     log = (directory / "server.log").open("wb")

@@ -44,6 +44,17 @@ def outbound_allow() -> Iterator[str]:
         yield LOOPBACK_ALLOW
 
 
+@pytest.fixture(scope="session", autouse=True)
+def generous_rate_limits() -> Iterator[None]:
+    """Tests make many requests from 127.0.0.1 (polling loops among them): the platforms they
+    start (and their subprocesses) get rate limits no test reaches by accident. The tests of the
+    limits themselves pass their own in Settings."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JETBRIDGE_RATE_LIMIT_PUBLIC", "1000000/minute")
+        patch.setenv("JETBRIDGE_RATE_LIMIT_LOGIN", "1000000/minute")
+        yield
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A PostgreSQL server: JETBRIDGE_TEST_POSTGRES_URL if set, else one started from pip."""

@@ -32,6 +32,7 @@ from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
 from jetbridge.ops.crypto import Keyring, parse_keyring
 from jetbridge.ops.identity.authenticator import Authenticator
+from jetbridge.ops.identity.oidc import oidc_verifier
 from jetbridge.ops.identity.tokens import TokenSettings
 from jetbridge.ops.keyfile import local_keyring
 from jetbridge.ops.outbound import OutboundPolicy, async_client
@@ -199,6 +200,7 @@ def build_platform(
         handlers=registry,
     )
     outbound = settings.outbound_policy()
+    verifier = oidc_verifier(settings)
     http = async_client(outbound, timeout=settings.http_target_timeout_seconds)
     worker = DeliveryWorker(
         engine=engine,
@@ -233,9 +235,15 @@ def build_platform(
         backbone=backbone,
         worker=worker,
         http=http,
-        auth=Authenticator(engine, token_settings(settings, keyring)),
+        auth=Authenticator(
+            engine,
+            token_settings(settings, keyring),
+            external=verifier.verify if verifier is not None else None,
+        ),
         outbound=outbound,
     )
+    if verifier is not None:
+        platform.closers.append(verifier.close)
     _add_booking(platform)
     return platform
 
@@ -304,6 +312,7 @@ def create_app(
     from jetbridge.api.events import router as events_router
     from jetbridge.api.flights import router as flights_router
     from jetbridge.api.graphql import graphql_router
+    from jetbridge.api.hardening import install_hardening
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.account import router as account_router
@@ -345,4 +354,5 @@ def create_app(
     app.include_router(account_router)
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
+    install_hardening(app, platform.settings)
     return app

@@ -66,7 +66,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         install_demo(app)
     raise_open_file_limit()
     print(f"jetbridge listening on http://{settings.host}:{settings.port}/ (API docs at /docs)")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
     return 0
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jetbridge.events.handlers import MODULE_NAME
@@ -102,6 +104,54 @@ class Settings(BaseSettings):
         description="an SSE client whose socket has taken nothing for this long is cut off; "
         "it reconnects and resumes from its Last-Event-ID",
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="an OpenID Connect issuer URL whose tokens the platform accepts; unset: none",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="the audience (client id) the issuer's tokens must name"
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None, description="the issuer's keys; unset: discovered from its configuration"
+    )
+    oidc_roles_claim: str = Field(
+        default="roles", description="where tokens carry role names, e.g. realm_access.roles"
+    )
+    oidc_role_map: str = Field(
+        default="", description="provider role=jetbridge role[,...]; roles not listed are ignored"
+    )
+    oidc_tenant_claim: str | None = Field(
+        default=None, description="the claim naming the caller's tenant (airline or airport)"
+    )
+    oidc_algorithms: str = Field(
+        default="RS256,PS256,ES256", description="signature algorithms accepted from the issuer"
+    )
+    oidc_leeway_seconds: int = Field(
+        default=30, ge=0, le=600, description="clock skew allowed on exp, nbf and iat"
+    )
+    cors_origins: str = Field(
+        default="", description="origins allowed to call the API from browsers; empty: none"
+    )
+    rate_limit_login: str = Field(
+        default="10/minute", description="sign-in requests per client address; off: unlimited"
+    )
+    rate_limit_public: str = Field(
+        default="600/minute", description="requests per client address; off: unlimited"
+    )
+    rate_limit_login_paths: str = Field(
+        default="/api/auth/,/login", description="path prefixes the sign-in limit applies to"
+    )
+    stream_connections_per_client: int = Field(
+        default=10_000, ge=0, description="open event streams per client address; 0: unlimited"
+    )
+    trusted_proxies: str = Field(
+        default="", description="proxy addresses or networks whose X-Forwarded-For is believed"
+    )
+    hsts: str = Field(
+        default="auto",
+        pattern="^(auto|always|off)$",
+        description="Strict-Transport-Security: auto (on https requests), always, off",
+    )
 
     @field_validator("data_keys")
     @classmethod
@@ -136,6 +186,77 @@ class Settings(BaseSettings):
         """What outbound HTTP to third-party URLs may reach (JETBRIDGE_OUTBOUND_ALLOW)."""
         return OutboundPolicy.from_setting(self.outbound_allow)
 
+    @field_validator("rate_limit_login", "rate_limit_public")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        if value.strip().lower() not in {"", "off"}:
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    "expected a rate such as 10/minute or 100/hour;1000/day, or off"
+                ) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        for item in setting_items(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"JETBRIDGE_TRUSTED_PROXIES: {item!r} is not an IP address or network"
+                ) from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: str) -> str:
+        for item in setting_items(value):
+            if not _ORIGIN.fullmatch(item):
+                raise ValueError(
+                    f"JETBRIDGE_CORS_ORIGINS: {item!r} is not an origin like https://app.example"
+                )
+        return value
+
+    @field_validator("oidc_role_map")
+    @classmethod
+    def _valid_role_map(cls, value: str) -> str:
+        from jetbridge.ops.identity.oidc import parse_role_map
+
+        parse_role_map(value)
+        return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _valid_algorithms(cls, value: str) -> str:
+        from jetbridge.ops.identity.oidc import parse_algorithms
+
+        parse_algorithms(value)
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_needs_audience(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError(
+                "JETBRIDGE_OIDC_AUDIENCE must be set with JETBRIDGE_OIDC_ISSUER: without it "
+                "tokens the issuer made for other applications would be accepted"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
+def setting_items(value: str) -> list[str]:
+    """The entries of a comma-separated setting such as JETBRIDGE_CORS_ORIGINS, without blanks."""
+    return [item.strip() for item in value.split(",") if item.strip()]

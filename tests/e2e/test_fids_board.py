@@ -35,7 +35,7 @@ def test_board_shows_departures_and_follows_changes(
         page = browser.new_page()
         page.goto(f"{base}/fids/ZRH")
         page.wait_for_function(
-            "document.querySelectorAll('#board tr').length === 8", timeout=10_000
+            "() => document.querySelectorAll('#board tr').length === 8", timeout=10_000
         )
         departure = next(m for m in plan.movements if m.departure == "ZRH")
         simulator.apply(
@@ -50,7 +50,7 @@ def test_board_shows_departures_and_follows_changes(
         assert int(row.get_attribute("data-version") or 0) >= 2
         page.goto(f"{base}/fids/ZRH?gate=Z99")
         page.wait_for_function(
-            "document.querySelectorAll('#board tr').length === 1", timeout=10_000
+            "() => document.querySelectorAll('#board tr').length === 1", timeout=10_000
         )
         page.close()
     legacy.dispose()

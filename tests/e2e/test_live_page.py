@@ -37,7 +37,9 @@ def test_live_page_streams_published_events(browser: Any, sqlite_url: str) -> No
             for n in range(3)
         ]
         backbone.put_events(bus="default", entries=entries)
-        page.wait_for_function("document.querySelectorAll('#rows tr').length === 3", timeout=10_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#rows tr').length === 3", timeout=10_000
+        )
         cells = page.locator("#rows tr").first.locator("td").all_inner_texts()
         assert cells[2:] == ["airport.gates", "flight.gate_changed", "LX2"]
         page.close()

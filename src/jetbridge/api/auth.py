@@ -35,6 +35,21 @@ def token(
 ) -> dict[str, Any]:
     """OAuth2 token endpoint (RFC 6749 form): a short-lived access token and a refresh token."""
     authenticator = _auth(request)
+    try:
+        return _grant(authenticator, grant_type, username, password, refresh_token)
+    except tokens.RefreshTokenReplayed as replayed:
+        with authenticator.engine.begin() as conn:
+            tokens.revoke_family(conn, family=replayed.family)
+        raise
+
+
+def _grant(
+    authenticator: Authenticator,
+    grant_type: str,
+    username: str | None,
+    password: str | None,
+    refresh_token: str | None,
+) -> dict[str, Any]:
     with authenticator.engine.begin() as conn:
         if grant_type == "password":
             if not username or password is None:

@@ -38,9 +38,12 @@ class Policy:
     operator_only: bool = False
     # Public only while the `public_boards` setting is on; otherwise any signed-in caller.
     boards: bool = False
+    # An HTML form route that checks the CSRF token in its form fields itself.
+    form_csrf: bool = False
 
 
 PUBLIC = Policy("public", None, "anyone, signed in or not")
+PUBLIC_FORM = Policy("public", None, "anyone; the form carries its CSRF token", form_csrf=True)
 BOARDS = Policy(
     "boards",
     None,
@@ -95,7 +98,7 @@ class Require:
         if result.csrf is not None:
             if request.scope["type"] == "websocket":
                 _check_origin(request)
-            elif request.scope["method"] not in SAFE_METHODS:
+            elif request.scope["method"] not in SAFE_METHODS and not policy.form_csrf:
                 _check_csrf(request, result.csrf)
         roles = policy.roles
         if policy.boards and not request.app.state.platform.settings.public_boards:
@@ -129,6 +132,7 @@ def caller(policy: Policy) -> object:
 
 
 Public = Annotated[Principal, Depends(Require(PUBLIC))]
+PublicForm = Annotated[Principal, Depends(Require(PUBLIC_FORM))]
 Boards = Annotated[Principal, Depends(Require(BOARDS))]
 SignedIn = Annotated[Principal, Depends(Require(SIGNED_IN))]
 Passenger = Annotated[Principal, Depends(Require(PASSENGER))]

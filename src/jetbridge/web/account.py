@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from jetbridge.api.policy import Public, authenticate
+from jetbridge.api.policy import Public, PublicForm, authenticate
 from jetbridge.errors import Forbidden, Unauthenticated
 from jetbridge.ops.identity import store, tokens
 from jetbridge.ops.identity.authenticator import SESSION_COOKIE, Authenticator
@@ -73,7 +73,7 @@ def login_page(request: Request, _: Public, next: str | None = None) -> Response
 @router.post("/login", response_class=HTMLResponse)
 def login(
     request: Request,
-    _: Public,
+    _: PublicForm,
     username: Annotated[str, Form(max_length=128)],
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form(max_length=128)],
@@ -106,7 +106,7 @@ def login(
 
 @router.post("/logout")
 def logout(
-    request: Request, _: Public, csrf_token: Annotated[str, Form(max_length=128)] = ""
+    request: Request, _: PublicForm, csrf_token: Annotated[str, Form(max_length=128)] = ""
 ) -> Response:
     """End the page session (the form sends the session's CSRF token)."""
     try:

@@ -45,7 +45,7 @@ def create_tenant(conn: Connection, *, tenant_id: str, kind: str, name: str) -> 
     """An airline (IATA/ICAO designator) or an airport (IATA/ICAO code), with its own bus."""
     from jetbridge.events.registry import ensure_bus
 
-    if not TENANT_ID.match(tenant_id):
+    if not TENANT_ID.fullmatch(tenant_id):
         raise InvalidRequest(f"tenant: {tenant_id!r} is not 2-8 capital letters or digits")
     if kind not in {"airline", "airport"}:
         raise InvalidRequest(f"kind: {kind!r} is not airline or airport")
@@ -95,7 +95,7 @@ def create_user(
     roles: frozenset[str],
     tenant: str | None,
 ) -> dict[str, Any]:
-    if not USERNAME.match(username):
+    if not USERNAME.fullmatch(username):
         raise InvalidRequest("username: 3-128 letters, digits or . _ @ + -")
     try:
         hashed = hash_password(password)

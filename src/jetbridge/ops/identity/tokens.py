@@ -30,6 +30,19 @@ class TokenSettings:
     session_seconds: int = 12 * 3600
 
 
+class RefreshTokenReplayed(Unauthenticated):
+    """A spent refresh token came back: its family must be revoked (in a transaction of its
+    own, since the caller's rolls back with this error)."""
+
+    def __init__(self, family: str) -> None:
+        super().__init__("the refresh token was already used; every token of its login ends")
+        self.family = family
+
+
+def revoke_family(conn: Connection, *, family: str) -> None:
+    _revoke(conn, credentials.c.family == family)
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -123,8 +136,7 @@ def rotate_refresh_token(
     if row is None:
         raise Unauthenticated("the refresh token is not valid")
     if row["revoked_at"] is not None:
-        _revoke(conn, credentials.c.family == row["family"])
-        raise Unauthenticated("the refresh token was already used; every token of its login ends")
+        raise RefreshTokenReplayed(str(row["family"]))
     if row["expires_at"] <= now:
         raise Unauthenticated("the refresh token has expired; sign in again")
     _revoke(conn, credentials.c.token_hash == row["token_hash"])
