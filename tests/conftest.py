@@ -52,6 +52,7 @@ def generous_rate_limits() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JETBRIDGE_RATE_LIMIT_PUBLIC", "1000000/minute")
         patch.setenv("JETBRIDGE_RATE_LIMIT_LOGIN", "1000000/minute")
+        patch.setenv("JETBRIDGE_TENANT_WRITE_QUOTA", "1000000/minute")
         yield
 
 

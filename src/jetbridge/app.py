@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, update
 
+from jetbridge.api.quotas import TenantQuota
 from jetbridge.booking.facade import Bookings
 from jetbridge.booking.personal_data import PersonalData
 from jetbridge.booking.tasks import BookingTasks
@@ -63,6 +64,7 @@ class Platform:
     worker: DeliveryWorker
     http: httpx.AsyncClient
     auth: Authenticator
+    quota: TenantQuota
     outbound: OutboundPolicy
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_event: asyncio.Event | None = None
@@ -88,6 +90,8 @@ class Platform:
         with self.backbone.transaction() as conn:
             ensure_bus(conn, name="default", description="The default event bus")
             ensure_bus(conn, name=AUDIT_BUS, description="Who did what, when, from where")
+            if self.settings.hub_tenant:
+                hub_owner(conn, self.settings.hub_tenant)
             subscriptions.install_rules(conn, handlers=self.backbone.handlers)
 
     async def start(self) -> None:
@@ -135,6 +139,17 @@ class Platform:
             close()
         await self.http.aclose()
         self.engine.dispose()
+
+
+def hub_owner(conn: Connection, airport: str) -> None:
+    """The airport running the hub owns its bus (the default): its operations staff write the
+    rules that share flight events with airlines."""
+    from jetbridge.ops.identity import store
+    from jetbridge.storage.schema import buses
+
+    if store.get_tenant(conn, airport) is None:
+        store.create_tenant(conn, tenant_id=airport, kind="airport", name=airport)
+    conn.execute(update(buses).where(buses.c.name == "default").values(tenant=airport))
 
 
 def data_keyring(settings: Settings) -> Keyring:
@@ -241,6 +256,7 @@ def build_platform(
             external=verifier.verify if verifier is not None else None,
         ),
         outbound=outbound,
+        quota=TenantQuota(settings),
     )
     if verifier is not None:
         platform.closers.append(verifier.close)

@@ -60,12 +60,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     settings = Settings(**overrides)
     app = create_app(settings)
+    base = f"http://{settings.host}:{settings.port}"
     if args.demo:
-        from jetbridge.demo import install_demo
+        from jetbridge.demo import demo_sign_in_help, install_demo
 
         install_demo(app)
+        print(demo_sign_in_help(base))
     raise_open_file_limit()
-    print(f"jetbridge listening on http://{settings.host}:{settings.port}/ (API docs at /docs)")
+    print(f"jetbridge listening on {base}/ (API docs at /docs)")
     # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
     return 0

@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     access_token_seconds: int = Field(default=900, ge=60, le=86400)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    tenant_write_quota: str = Field(
+        default="6000/minute",
+        description="state-changing requests per tenant (limits syntax, e.g. 6000/minute); off",
+    )
+    hub_tenant: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z0-9]{2,8}$",
+        description="the airport running the flight hub (e.g. ZRH): it owns the hub's bus and "
+        "shares flight events with airlines through its own rules; unset: the operator's",
+    )
     public_boards: bool = Field(
         default=True, description="FIDS boards and flight status readable without signing in"
     )

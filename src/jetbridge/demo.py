@@ -64,6 +64,53 @@ def _demo_rule(platform: Any) -> None:
         registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
 
 
+# Demo accounts only: `jetbridge users create` makes real ones (passwords never on a command line).
+DEMO_ACCOUNTS = (
+    ("passenger", "passenger-demo", ("passenger",), None),
+    ("agent", "agent-demo-lx", ("agent",), "LX"),
+    ("ops", "ops-demo-zrh", ("operations",), "ZRH"),
+    ("admin", "admin-demo", ("admin",), None),
+)
+
+
+def _demo_tenants(platform: Any) -> None:
+    """Zurich Airport runs the hub and shares Swiss's flights onto Swiss's own bus; the demo
+    accounts sign in as a passenger, a Swiss agent, ZRH operations and the operator."""
+    from jetbridge.app import hub_owner
+    from jetbridge.ops.identity import store
+
+    with platform.backbone.transaction() as conn:
+        hub_owner(conn, "ZRH")
+        if store.get_tenant(conn, "LX") is None:
+            store.create_tenant(conn, tenant_id="LX", kind="airline", name="Swiss")
+        for username, password, roles, tenant in DEMO_ACCOUNTS:
+            if store.find_user(conn, username) is None:
+                store.create_user(
+                    conn, username=username, password=password, roles=frozenset(roles),
+                    tenant=tenant,
+                )  # fmt: skip
+        share = RuleSpec.model_validate(
+            {
+                "name": "share-lx-flights",
+                "description": "ZRH shares Swiss flights with Swiss",
+                "event_pattern": {
+                    "source": ["jetbridge.flights"],
+                    "detail": {"flight": {"airline": ["LX"]}},
+                },
+                "targets": [{"id": "swiss", "kind": "bus", "bus": store.tenant_bus("LX")}],
+            }
+        )
+        registry.put_rule(conn, bus="default", spec=share, handlers=platform.backbone.handlers)
+
+
+def demo_sign_in_help(base: str) -> str:
+    lines = [f"sign in at {base}/login (demo accounts):"]
+    for username, password, roles, tenant in DEMO_ACCOUNTS:
+        who = ", ".join(roles) + (f" of {tenant}" if tenant else "")
+        lines.append(f"  {username:<10} {password:<16} {who}")
+    return "\n".join(lines)
+
+
 def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 300) -> None:
     """Run the AODB simulator and its change capture while the app runs."""
     platform = app.state.platform
@@ -77,6 +124,7 @@ def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 30
     @asynccontextmanager
     async def lifespan(inner: FastAPI) -> AsyncIterator[None]:
         async with outer(inner):
+            await asyncio.to_thread(_demo_tenants, platform)
             await asyncio.to_thread(_demo_rule, platform)
             await asyncio.to_thread(_demo_schedule, platform)
             plan = plan_day(seed=2026, day=datetime.now(UTC).date(), rotations=rotations)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -183,3 +184,21 @@ def test_another_tenants_buses_do_not_exist_for_a_tenant(
     assert [bus["name"] for bus in listed] == ["tenant-lx"]
     everything = httpx.get(f"{base}/api/buses", headers=headers["operator"]).json()
     assert {"default", "audit", "tenant-lx", "tenant-zrh"} <= {bus["name"] for bus in everything}
+
+
+def test_the_documented_policy_table_is_the_routing_table(
+    served: tuple[Any, str, dict[str, Any]],
+) -> None:
+    app = served[0]
+    documented = set(
+        re.findall(
+            r"^\| `([^`]+)` \| (\w+) \| ([\w-]+) \|$",
+            (Path(__file__).parents[2] / "docs" / "security.md").read_text(),
+            flags=re.M,
+        )
+    )
+    actual = {(path, method, policy.name) for method, path, policy in routes(app)}
+    assert documented == actual, (
+        f"docs/security.md lacks {sorted(actual - documented)}; "
+        f"documents routes that are not so: {sorted(documented - actual)}"
+    )

@@ -11,11 +11,13 @@ from sqlalchemy import Connection
 
 from jetbridge.api.deps import BackboneDep, OutboundDep, check_outbound_url
 from jetbridge.api.policy import Feeds, Operations, SignedIn
+from jetbridge.api.quotas import check_bus_count, check_rule_count
 from jetbridge.api.tenancy import own_bus, visible_buses
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events import archive, dlq, registry
 from jetbridge.events.patterns import test_event_pattern
 from jetbridge.events.specs import ArchiveSpec, BusSpec, ReplaySpec, RuleSpec, TargetSpec
+from jetbridge.ops.identity import store
 from jetbridge.ops.identity.principal import Principal
 from jetbridge.ops.outbound import OutboundPolicy
 
@@ -54,6 +56,7 @@ def list_buses(backbone: BackboneDep, caller: Operations) -> list[dict[str, Any]
 def create_bus(spec: BusSpec, backbone: BackboneDep, caller: Operations) -> dict[str, Any]:
     """A new bus owned by the caller's tenant (the operator's are the platform's)."""
     with backbone.transaction() as conn:
+        check_bus_count(conn, caller.tenant)
         return registry.create_bus(conn, spec=spec, tenant=caller.tenant)
 
 
@@ -99,6 +102,7 @@ def put_rule(
     with backbone.transaction() as conn:
         own_bus(conn, caller, bus)
         _own_targets(conn, caller, spec.targets)
+        check_rule_count(conn, bus, rule)
         return registry.put_rule(conn, bus=bus, spec=spec, handlers=backbone.handlers)
 
 
@@ -306,16 +310,24 @@ def stats(request: Request, backbone: BackboneDep, _: Operations) -> dict[str, A
 
 
 def _own_targets(conn: Connection, caller: Principal, specs: list[TargetSpec]) -> None:
-    """A rule forwards only to buses its owner owns: sharing crosses tenants only by the
-    sending tenant's own rules, and only the operator's rules reach another tenant's bus."""
+    """A rule forwards to its owner's buses; an airport's rules (and the operator's) may also
+    forward to an airline's bus: that is how flight events are shared, by the sender's rules.
+    An airline's rules never reach another tenant's bus."""
+    sharer = caller.is_operator or _is_airport(conn, caller.tenant)
     for spec in specs:
-        if spec.kind == "bus" and spec.bus is not None and not caller.is_operator:
-            try:
-                own_bus(conn, caller, spec.bus)
-            except NotFound:
-                raise InvalidRequest(
-                    f"targets: {spec.id}: bus {spec.bus!r} is not one of your tenant's buses"
-                ) from None
+        if spec.kind != "bus" or spec.bus is None or sharer:
+            continue
+        try:
+            own_bus(conn, caller, spec.bus)
+        except NotFound:
+            raise InvalidRequest(
+                f"targets: {spec.id}: bus {spec.bus!r} is not one of your tenant's buses"
+            ) from None
+
+
+def _is_airport(conn: Connection, tenant: str | None) -> bool:
+    found = store.get_tenant(conn, tenant) if tenant else None
+    return found is not None and found["kind"] == "airport"
 
 
 def _own_archive(conn: Connection, caller: Principal, name: str) -> dict[str, Any]:

@@ -109,6 +109,8 @@ class Require:
             raise Unauthenticated("sign in, or send a bearer token or an API key")
         if not principal.has_any(roles) or (policy.operator_only and not principal.is_operator):
             raise Forbidden(f"this needs the {policy.name} policy: {policy.summary}")
+        if request.scope["type"] == "http" and request.scope["method"] not in SAFE_METHODS:
+            request.app.state.platform.quota.charge(principal)
         return principal
 
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy import insert, select, update
 
 from jetbridge.booking import catalog, inventory, service
-from jetbridge.booking.events import booking_event
+from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.loyalty import tier_for
 from jetbridge.booking.money import Money
 from jetbridge.booking.personal_data import PersonalData
@@ -142,7 +142,7 @@ class Bookings:
             event = {"refund": decision.refund.to_json(), "rule": decision.rule}
             self.backbone.publish(
                 conn,
-                bus="default",
+                bus=booking_bus(conn, tenant=booking.get("tenant")),
                 events=[booking_event("booking.cancelled", booking_id=booking_id, data=event)],
             )
             payment_id = conn.execute(

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from jetbridge.booking import idempotency
 from jetbridge.booking.catalog import flight_offer
-from jetbridge.booking.events import booking_event
+from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.identifiers import new_record_locator
 from jetbridge.booking.personal_data import PASSENGERS, PAYMENT_CARD, PersonalData
 from jetbridge.errors import Conflict, InvalidRequest, NotFound
@@ -124,7 +124,7 @@ def request_booking(
     booking = describe(row) | {"passengers": passengers}
     backbone.publish(
         conn,
-        bus="default",
+        bus=booking_bus(conn, tenant=row["tenant"]),
         events=[
             booking_event("booking.requested", booking_id=row["booking_id"], data=_public(booking))
         ],

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.booking import inventory, service
-from jetbridge.booking.events import booking_event
+from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.identifiers import ticket_number
 from jetbridge.booking.loyalty import points_for, tier_for
 from jetbridge.booking.money import Money
@@ -370,7 +370,7 @@ class BookingTasks:
     ) -> None:
         self.backbone.publish(
             conn,
-            bus="default",
+            bus=booking_bus(conn, booking_id=booking_id),
             events=[booking_event(kind, booking_id=booking_id, data=data, key=key)],
         )
 
