@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,7 +13,7 @@ from jetbridge.app import create_app
 from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.config import Settings
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
-from support.auth import as_operator
+from support.auth import as_operator, bearer
 from support.servers import serve_app
 
 DAY = (datetime.now(UTC) + timedelta(days=25)).date()
@@ -102,3 +103,88 @@ def test_process_booking_keys_repeat_the_booking_and_refuse_another_request(
     message = refused["errors"][0]["message"]  # type: ignore[index]
     assert message.startswith("Idempotency-Key: ")
     assert first["locator"] not in str(refused) and "Hopper" not in str(refused)
+
+
+BOOKING_QUERY = "query($id: String!, $t: String) { booking(bookingId: $id, guestToken: $t) }"
+LOYALTY_QUERY = "query($c: String!) { loyalty(customerId: $c) }"
+MUTATION = (
+    "mutation($b: BookingInput!, $k: String!) { processBooking(booking: $b, idempotencyKey: $k) }"
+)
+
+
+def ask(client: TestClient, query: str, headers: dict[str, str], **variables: object) -> Any:
+    response = client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_every_graphql_field_checks_its_caller_as_rest_does(client: TestClient) -> None:
+    """GraphQL operations x callers: a guest, the booking's passenger, another passenger, the
+    airline's agent, another airline's agent, anonymous."""
+    app = client.app
+    anonymous = {"Authorization": ""}
+    for name in ("ada", "grace"):
+        client.post("/api/auth/register", json={"username": name, "password": "long passphrase"})
+    tokens = {
+        name: client.post(
+            "/api/auth/token",
+            data={"grant_type": "password", "username": name, "password": "long passphrase"},
+        ).json()["access_token"]
+        for name in ("ada", "grace")
+    }
+    ada = {"Authorization": f"Bearer {tokens['ada']}"}
+    grace = {"Authorization": f"Bearer {tokens['grace']}"}
+    agent_lx = bearer(app, roles=("agent",), tenant="LX")
+    agent_ba = bearer(app, roles=("agent",), tenant="BA")
+    found = ask(client, 'query($d: Date!) { flights(origin: "ZRH", destination: "LHR", day: $d) }',
+                anonymous, d=DAY.isoformat())  # fmt: skip
+    flight_id = found["data"]["flights"][0]["flight_id"]
+    booking = {"flightId": flight_id, "cabin": "economy", "card": APPROVE,
+               "passengers": [{"givenName": "Ada", "familyName": "Lovelace"}]}  # fmt: skip
+    mine = ask(client, MUTATION, ada, b=booking, k="gql-ada-00001")["data"]["processBooking"]
+    guest = ask(client, MUTATION, anonymous, b=booking, k="gql-guest-0001")["data"][
+        "processBooking"
+    ]
+    assert "guest_token" in guest and "guest_token" not in mine
+    forged = ask(
+        client, MUTATION, ada, b={**booking, "customerId": "someone-else"}, k="gql-ada-00002"
+    )
+    assert forged["data"] is None and "own account" in forged["errors"][0]["message"]
+
+    def sees(headers: dict[str, str], booking_id: str, token: str | None = None) -> bool:
+        answer = ask(client, BOOKING_QUERY, headers, id=booking_id, t=token)
+        return answer.get("data") is not None and answer["data"]["booking"] is not None
+
+    matrix = {
+        ("ada", "own"): (ada, mine["booking_id"], None, True),
+        ("grace", "ada's"): (grace, mine["booking_id"], None, False),
+        ("anonymous", "ada's"): (anonymous, mine["booking_id"], None, False),
+        ("agent LX", "LX booking"): (agent_lx, mine["booking_id"], None, True),
+        ("agent BA", "LX booking"): (agent_ba, mine["booking_id"], None, False),
+        ("guest", "own with token"): (anonymous, guest["booking_id"], guest["guest_token"], True),
+        ("guest", "own, no token"): (anonymous, guest["booking_id"], None, False),
+        ("guest", "ada's with own token"): (
+            anonymous,
+            mine["booking_id"],
+            guest["guest_token"],
+            False,
+        ),
+    }
+    wrong = [who for who, (h, b, t, allowed) in matrix.items() if sees(h, b, t) != allowed]
+    assert not wrong, wrong
+    ada_customer = mine["customer_id"]
+    assert ask(client, LOYALTY_QUERY, ada, c=ada_customer)["data"] is not None
+    assert ask(client, LOYALTY_QUERY, grace, c=ada_customer)["data"] is None
+    assert ask(client, LOYALTY_QUERY, anonymous, c=ada_customer)["data"] is None
+    # the subscription checks its caller too
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"],
+                                  headers=grace) as socket:  # fmt: skip
+        socket.send_json({"type": "connection_init"})
+        assert socket.receive_json()["type"] == "connection_ack"
+        socket.send_json({"id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($id: String!) { bookingStatus(bookingId: $id) }",
+            "variables": {"id": mine["booking_id"]}}})  # fmt: skip
+        answer = socket.receive_json()
+        assert answer["type"] == "error" or answer["payload"].get("errors"), answer
