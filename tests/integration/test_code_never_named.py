@@ -308,3 +308,29 @@ def test_a_forged_flight_event_never_reaches_the_board(sqlite_url: str) -> None:
         (row,) = httpx.get(board).json()
         assert row["gate"] == "B2"
         assert row["status"] != "cancelled"
+
+
+def test_handlers_granted_to_one_tenant_are_refused_to_others(sqlite_url: str) -> None:
+    from jetbridge.events.handlers import HandlerRegistry
+
+    registry = HandlerRegistry(handlers.HANDLERS)
+    registry.register("lx-only", handlers.record_other, tenants=["LX"])
+    app = create_app(Settings(database_url=sqlite_url, run_workers=False), handlers=registry)
+    with TestClient(app) as client:
+        lx = bearer(app, roles=("operations",), tenant="LX")
+        ba = bearer(app, roles=("operations",), tenant="BA")
+        rule = {"name": "r", "event_pattern": {"source": ["x"]},
+                "targets": [{"id": "t", "kind": "python", "handler": "lx-only"}]}  # fmt: skip
+        assert client.put("/api/buses/tenant-lx/rules/r", json=rule, headers=lx).status_code == 200
+        refused = client.put("/api/buses/tenant-ba/rules/r", json=rule, headers=ba)
+        assert refused.status_code == 400 and "not granted" in refused.json()["message"]
+        machine = {
+            "StartAt": "A",
+            "States": {"A": {"Type": "Task", "Resource": "lx-only", "End": True}},
+        }
+        started = client.post("/api/workflows/executions", headers=ba,
+                              json={"name": "ba-1", "definition": machine, "input": {}})  # fmt: skip
+        assert started.status_code == 400 and "not granted" in started.json()["message"]
+        ok = client.post("/api/workflows/executions", headers=lx,
+                         json={"name": "lx-1", "definition": machine, "input": {}})  # fmt: skip
+        assert ok.status_code == 201, ok.text

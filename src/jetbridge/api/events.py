@@ -15,11 +15,13 @@ from jetbridge.api.quotas import check_bus_count, check_rule_count
 from jetbridge.api.tenancy import own_bus, visible_buses
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events import archive, dlq, registry
+from jetbridge.events.backbone import Backbone
 from jetbridge.events.patterns import test_event_pattern
 from jetbridge.events.specs import ArchiveSpec, BusSpec, ReplaySpec, RuleSpec, TargetSpec
 from jetbridge.ops.identity import store
 from jetbridge.ops.identity.principal import Principal
 from jetbridge.ops.outbound import OutboundPolicy
+from jetbridge.workflows.grants import check_granted_resources
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -101,7 +103,7 @@ def put_rule(
     _check_http_targets(spec.targets, outbound, "body.targets")
     with backbone.transaction() as conn:
         own_bus(conn, caller, bus)
-        _own_targets(conn, caller, spec.targets)
+        _own_targets(conn, caller, spec.targets, backbone)
         check_rule_count(conn, bus, rule)
         return registry.put_rule(conn, bus=bus, spec=spec, handlers=backbone.handlers)
 
@@ -143,7 +145,7 @@ def put_targets(
     _check_http_targets(specs, outbound, "body")
     with backbone.transaction() as conn:
         own_bus(conn, caller, bus)
-        _own_targets(conn, caller, specs)
+        _own_targets(conn, caller, specs, backbone)
         return registry.put_targets(
             conn, bus=bus, rule=rule, specs=specs, handlers=backbone.handlers
         )
@@ -309,12 +311,23 @@ def stats(request: Request, backbone: BackboneDep, _: Operations) -> dict[str, A
     }
 
 
-def _own_targets(conn: Connection, caller: Principal, specs: list[TargetSpec]) -> None:
+def _own_targets(
+    conn: Connection, caller: Principal, specs: list[TargetSpec], backbone: Backbone
+) -> None:
     """A rule forwards to its owner's buses; an airport's rules (and the operator's) may also
     forward to an airline's bus: that is how flight events are shared, by the sender's rules.
-    An airline's rules never reach another tenant's bus."""
+    An airline's rules never reach another tenant's bus. Python targets and workflow targets'
+    Tasks name only handlers granted to the caller's tenant."""
+    granted = backbone.handlers.granted_names(caller.tenant, operator=caller.is_operator)
     sharer = caller.is_operator or _is_airport(conn, caller.tenant)
     for spec in specs:
+        handler = spec.handler or ""
+        if spec.kind == "python" and handler in backbone.handlers.public and handler not in granted:
+            raise InvalidRequest(
+                f"targets: {spec.id}: handler {handler!r} is not granted to your tenant"
+            )
+        if spec.kind == "workflow" and spec.definition is not None:
+            check_granted_resources(spec.definition, granted, f"targets: {spec.id}: ")
         if spec.kind != "bus" or spec.bus is None or sharer:
             continue
         try:

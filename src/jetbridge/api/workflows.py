@@ -13,6 +13,7 @@ from jetbridge.api.tenancy import own_tenant
 from jetbridge.errors import NotFound
 from jetbridge.ops.identity.principal import Principal
 from jetbridge.workflows.engine import WorkflowEngine
+from jetbridge.workflows.grants import check_granted_resources
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
@@ -35,7 +36,9 @@ class StartExecution(BaseModel):
 
 
 @router.post("/executions", status_code=201)
-def start(body: StartExecution, workflows: Workflows, caller: Operations) -> dict[str, Any]:
+def start(
+    body: StartExecution, request: Request, workflows: Workflows, caller: Operations
+) -> dict[str, Any]:
     """Start an execution owned by the caller's tenant (idempotent by name)."""
     try:
         existing = workflows.describe(name=body.name)
@@ -43,6 +46,9 @@ def start(body: StartExecution, workflows: Workflows, caller: Operations) -> dic
         existing = None
     if existing is not None:
         _own(caller, existing)
+    registry = request.app.state.platform.backbone.handlers
+    granted = registry.granted_names(caller.tenant, operator=caller.is_operator)
+    check_granted_resources(body.definition, granted)
     return workflows.start(
         name=body.name, definition=body.definition, input=body.input, tenant=caller.tenant
     )

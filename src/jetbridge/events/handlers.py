@@ -34,18 +34,35 @@ class HandlerRegistry:
 
     def __init__(self, handlers: Mapping[str, Handler] | None = None) -> None:
         self._public: dict[str, Handler] = {}
+        self._grants: dict[str, frozenset[str] | None] = {}
         self._services: dict[str, Handler] = {}
         for name, handler in (handlers or {}).items():
             self.register(name, handler)
 
-    def register(self, name: str, handler: Handler) -> None:
-        """Make `handler` a target callers' rules (and Task states) may name as `name`."""
+    def register(
+        self, name: str, handler: Handler, *, tenants: Iterable[str] | None = None
+    ) -> None:
+        """Make `handler` a target callers' rules (and Task states) may name as `name`: every
+        tenant's callers, or with `tenants` only those tenants' (the operator's always)."""
         _check_name(name)
         if not callable(handler):
             raise ConfigurationError(f"handler {name!r}: {handler!r} is not callable")
         if name in self._public and self._public[name] is not handler:
             raise ConfigurationError(f"handler {name!r} is registered twice")
         self._public[name] = handler
+        self._grants[name] = None if tenants is None else frozenset(tenants)
+
+    def granted(self, name: str, tenant: str | None, *, operator: bool = False) -> bool:
+        """Whether callers of `tenant` may name handler `name` (the operator may name all)."""
+        if name not in self._public:
+            return False
+        grant = self._grants.get(name)
+        return operator or grant is None or (tenant is not None and tenant in grant)
+
+    def granted_names(self, tenant: str | None, *, operator: bool = False) -> frozenset[str]:
+        return frozenset(
+            name for name in self._public if self.granted(name, tenant, operator=operator)
+        )
 
     def register_service(self, name: str, handler: Handler) -> None:
         """A platform service, named `service:<name>` by rules the platform installs itself."""
