@@ -20,10 +20,11 @@ document.addEventListener("securitypolicyviolation", (e) => {
 # For each page, a sign that its own script ran (the static HTML leaves these empty). Predicates
 # are functions: Playwright evaluates an expression string with eval, which the policy forbids.
 PAGES = {
-    "/": "() => document.getElementById('status').textContent === 'live'",
+    "/": "() => document.getElementById('sign-in') !== null",
     "/fids/ZRH": "() => document.getElementById('status').textContent === 'live'",
     "/book": "() => document.getElementById('date').value !== ''",
-    "/trips": "() => document.getElementById('customer').value === 'guest'",
+    "/trips": "() => !document.getElementById('signed-out').hidden",
+    "/login": "() => document.getElementById('username') !== null",
 }
 
 

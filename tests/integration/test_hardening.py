@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from jetbridge.app import create_app
 from jetbridge.config import Settings
+from support.auth import as_operator
 from support.servers import free_port, serve_app
 
 PAGES = ["/", "/book", "/trips", "/fids/ZRH"]
@@ -31,6 +32,7 @@ def app_with(sqlite_url: str, **settings: Any) -> Any:
 @pytest.fixture
 def client(sqlite_url: str) -> Iterator[TestClient]:
     with TestClient(app_with(sqlite_url), raise_server_exceptions=False) as c:
+        as_operator(c)
         yield c
 
 
@@ -75,7 +77,7 @@ def test_api_responses_get_headers_and_no_store(client: TestClient) -> None:
         ("/api/buses", 200),
         ("/api/bookings/nope", 404),
         ("/api/customers/c1/bookings", 200),
-        ("/api/auth/token", 404),
+        ("/api/auth/nothing-here", 404),
     ]:
         response = client.get(path)
         assert response.status_code == status, path
@@ -95,7 +97,7 @@ def test_api_responses_get_headers_and_no_store(client: TestClient) -> None:
 def test_strict_transport_security_only_over_https_unless_configured(sqlite_url: str) -> None:
     def hsts(setting: str, base: str) -> str | None:
         with TestClient(app_with(sqlite_url, hsts=setting), base_url=base) as c:
-            return c.get("/api/buses").headers.get("strict-transport-security")
+            return c.get("/api/flights/schema").headers.get("strict-transport-security")
 
     assert hsts("auto", "https://testserver") == "max-age=31536000"
     assert hsts("auto", "http://testserver") is None
@@ -231,7 +233,7 @@ class Stream(threading.Thread):
 def test_streams_are_exempt_from_rates_but_capped_per_address(sqlite_url: str) -> None:
     app = app_with(sqlite_url, rate_limit_public="3/minute", stream_connections_per_client=3)
     with serve_app(app) as base:
-        url = f"{base}/api/buses/default/stream"
+        url = f"{base}/api/fids/ZRH/departures/stream"
         for _ in range(3):  # the request rate is used up
             httpx.get(f"{base}/api/flights/schema", timeout=5)
         assert httpx.get(f"{base}/api/flights/schema", timeout=5).status_code == 429

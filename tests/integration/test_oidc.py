@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import socket
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 from jetbridge.config import Settings
 from jetbridge.errors import Unauthenticated
 from jetbridge.ops.identity.oidc import OidcSettings, OidcVerifier, oidc_verifier
+from support import aio
 from support.oidc_provider import IdentityProvider, hmac_signed, new_rsa, unsigned
 from support.servers import free_port
 
@@ -290,7 +290,7 @@ def test_async_verification_fetches_keys_off_the_event_loop(provider: IdentityPr
     async def both() -> list[Any]:
         return [await verifier.averify(provider.token(claims)) for _ in range(2)]
 
-    principals = asyncio.run(both())
+    principals = aio.run(both())
     assert all(p.roles == frozenset({"admin"}) and p.is_operator for p in principals)
 
 

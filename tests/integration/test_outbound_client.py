@@ -3,7 +3,6 @@ checked resolution per connection (no DNS rebinding), TLS for the original name,
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 from collections.abc import Callable, Iterable
@@ -16,6 +15,7 @@ import pytest
 
 from jetbridge.ops.outbound import OutboundPolicy, OutboundRefused, async_client, sync_client
 from jetbridge.ops.outbound.policy import Resolver
+from support import aio
 from support.tls import https_receiver
 from support.webhook import webhook_receiver
 
@@ -33,7 +33,7 @@ def post_async(policy: OutboundPolicy, url: str, **options: Any) -> httpx.Respon
         async with async_client(policy, timeout=5, **options) as client:
             return await client.post(url, content=b"{}")
 
-    return asyncio.run(run())
+    return aio.run(run())
 
 
 POSTS = [pytest.param(post_sync, id="sync"), pytest.param(post_async, id="async")]
@@ -179,7 +179,7 @@ def test_a_public_first_answer_is_the_address_connected_to() -> None:
     async_backend = AsyncRecording()
     # The next connection looks up again: the resolver now answers 127.0.0.1, which is refused.
     with pytest.raises(OutboundRefused, match=r"resolves to 127\.0\.0\.1"):
-        asyncio.run(run())
+        aio.run(run())
     assert async_backend.connects == []
     assert asked == ["rebind.test", "rebind.test"]
 

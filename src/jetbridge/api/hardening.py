@@ -80,6 +80,9 @@ def page_policy() -> str:
     texts = [
         page.read_text(encoding="utf-8") for page in pages.iterdir() if page.name.endswith(".html")
     ]
+    from jetbridge.web.account import STYLE  # the sign-in pages are rendered, not static
+
+    texts.append(STYLE)
     scripts, styles = inline_hashes(texts)
     return "; ".join(
         [
