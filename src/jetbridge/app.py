@@ -153,6 +153,7 @@ def build_platform(settings: Settings) -> Platform:
         routing=routing,
         publisher=publisher,
         max_event_bytes=settings.max_event_bytes,
+        json_limits=settings.json_limits(),
     )
     http = httpx.AsyncClient(timeout=settings.http_target_timeout_seconds)
     worker = DeliveryWorker(
@@ -204,6 +205,7 @@ def _add_booking(platform: Platform) -> None:
         tasks.handlers(),
         lease_seconds=settings.workflow_lease_seconds,
         secret=settings.signing_secret,
+        json_limits=settings.json_limits(),
     )
     workflows = platform.workflows
 
@@ -242,6 +244,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     from jetbridge.api.events import router as events_router
     from jetbridge.api.flights import router as flights_router
     from jetbridge.api.graphql import graphql_router
+    from jetbridge.api.limits import JsonBodyLimits
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.live import router as live_router
@@ -274,5 +277,6 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.mount("/test-payments", create_test_provider())
     app.include_router(live_router)
     app.include_router(pages_router)
-    app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
+    app.add_middleware(JsonBodyLimits, limits=platform.settings.json_limits())
+    app.add_middleware(BodySizeLimit, limit=platform.settings.max_request_bytes)  # outermost
     return app

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jetbridge.api.deps import BookingsDep
 from jetbridge.booking import catalog
 from jetbridge.booking.service import BookingRequest
+from jetbridge.bounds import FIRST_DAY, LAST_DAY
 
 router = APIRouter(prefix="/api", tags=["booking"])
 Airport = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
@@ -29,7 +30,7 @@ class CreateBooking(BookingRequest):
 def search_flights(
     origin: Airport,
     destination: Airport,
-    day: Annotated[date, Query(alias="date")],
+    day: Annotated[date, Query(alias="date", ge=FIRST_DAY, le=LAST_DAY)],
     bookings: BookingsDep,
 ) -> list[dict[str, Any]]:
     """Flights on a route and day with current fares and seats left (cached when Redis is set)."""
@@ -81,7 +82,8 @@ def loyalty(customer_id: str, bookings: BookingsDep) -> dict[str, Any]:
 
 @router.get("/catalog/demo-schedule")
 def demo_schedule_preview(
-    start: date, days: Annotated[int, Query(ge=1, le=3)] = 1
+    start: Annotated[date, Query(ge=FIRST_DAY, le=LAST_DAY)],
+    days: Annotated[int, Query(ge=1, le=3)] = 1,
 ) -> list[dict[str, Any]]:
     return [
         entry.model_dump(mode="json") for entry in catalog.demo_schedule(start=start, days=days)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from jetbridge.booking.facade import Bookings
 from jetbridge.errors import NotFound
 from jetbridge.events.backbone import Backbone
+from jetbridge.flights.feeds.limits import FeedLimits
 
 
 def get_backbone(request: Request) -> Backbone:
@@ -27,3 +28,11 @@ def get_bookings(request: Request) -> Bookings:
 
 
 BookingsDep = Annotated[Bookings, Depends(get_bookings)]
+
+
+def get_feed_limits(request: Request) -> FeedLimits:
+    limits: FeedLimits = request.app.state.platform.settings.feed_limits()
+    return limits
+
+
+FeedLimitsDep = Annotated[FeedLimits, Depends(get_feed_limits)]

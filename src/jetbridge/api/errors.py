@@ -113,7 +113,9 @@ class BodySizeLimit:
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and (
+            not declared.isdigit() or len(declared) > 18 or int(declared) > self.limit
+        ):
             await self._reject(scope, receive, send)
             return
         received = 0

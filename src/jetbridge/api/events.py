@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from jetbridge.api.deps import BackboneDep
+from jetbridge.bounds import MAX_ID
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events import archive, dlq, registry
 from jetbridge.events.patterns import test_event_pattern
@@ -32,7 +33,7 @@ class PatternTest(BaseModel):
 
 class Redrive(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[int] | None = Field(default=None, max_length=10000)
+    ids: list[Annotated[int, Field(ge=0, le=MAX_ID)]] | None = Field(default=None, max_length=10000)
     bus: str | None = None
     rule: str | None = None
 
@@ -133,7 +134,7 @@ def put_events(bus: str, request: PutEventsRequest, backbone: BackboneDep) -> di
 def read_events(
     bus: str,
     backbone: BackboneDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
@@ -204,7 +205,7 @@ def list_dead_letters(
     bus: str | None = None,
     rule: str | None = None,
     include_redriven: bool = False,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
@@ -226,7 +227,9 @@ def redrive(body: Redrive, backbone: BackboneDep) -> dict[str, int]:
 
 
 @router.delete("/dlq/{letter_id}", status_code=204)
-def discard_dead_letter(letter_id: int, backbone: BackboneDep) -> None:
+def discard_dead_letter(
+    letter_id: Annotated[int, Path(ge=0, le=MAX_ID)], backbone: BackboneDep
+) -> None:
     with backbone.transaction() as conn:
         dlq.discard(conn, letter_id=letter_id)
 

@@ -13,6 +13,7 @@ from jetbridge.events.envelope import CloudEvent, InvalidEvent, cloud_event_from
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Published, Publisher
 from jetbridge.events.routing import RoutingCache
+from jetbridge.jsonlimits import JsonLimits
 
 MAX_BATCH = 100
 
@@ -27,6 +28,7 @@ class Backbone:
     publisher: Publisher
     max_event_bytes: int
     listeners: list[Callable[[], None]] = field(default_factory=list)
+    json_limits: JsonLimits = field(default_factory=JsonLimits)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -56,7 +58,11 @@ class Backbone:
         parsed = []
         for index, entry in enumerate(entries):
             try:
-                parsed.append(cloud_event_from_dict(entry, max_bytes=self.max_event_bytes))
+                parsed.append(
+                    cloud_event_from_dict(
+                        entry, max_bytes=self.max_event_bytes, limits=self.json_limits
+                    )
+                )
             except InvalidEvent as exc:
                 raise InvalidEvent(str(exc), index=index) from None
         return parsed

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
+from jetbridge.bounds import checked_id
 from jetbridge.errors import NotFound
 from jetbridge.events.log import NewDelivery, SqlEventLog
 from jetbridge.storage.schema import dead_letters, events
@@ -23,6 +24,7 @@ def list_dead_letters(
     limit: int = 100,
     after_id: int = 0,
 ) -> list[dict[str, Any]]:
+    checked_id(after_id, "after_id")
     query = select(dead_letters).where(dead_letters.c.id > after_id)
     if bus is not None:
         query = query.where(dead_letters.c.bus == bus)
@@ -58,6 +60,8 @@ def redrive(
 ) -> int:
     """Queue dead letters for delivery again (fresh retry budget); returns how many."""
     query = select(dead_letters).where(dead_letters.c.redriven_at.is_(None))
+    for index, letter in enumerate(ids or ()):
+        checked_id(letter, f"ids[{index}]")
     if ids is not None:
         query = query.where(dead_letters.c.id.in_(list(ids)))
     if bus is not None:
@@ -84,6 +88,7 @@ def redrive(
 
 
 def discard(conn: Connection, *, letter_id: int) -> None:
+    checked_id(letter_id, "letter_id")
     removed = conn.execute(delete(dead_letters).where(dead_letters.c.id == letter_id))
     if removed.rowcount == 0:
         raise NotFound(f"dead letter {letter_id} does not exist")

@@ -26,7 +26,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from jetbridge.errors import Conflict, NotFound
+from jetbridge.errors import Conflict, InvalidRequest, NotFound
+from jetbridge.jsonlimits import JsonLimitExceeded, JsonLimits, check_json, loads_within
 from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import ExecutionResult, execute, validate_definition
@@ -90,12 +91,14 @@ class WorkflowEngine:
         *,
         lease_seconds: float = 300.0,
         secret: str | None = None,
+        json_limits: JsonLimits | None = None,
     ) -> None:
         # Task tokens are signed; without a configured secret they hold for this process only.
         self.tokens = TaskTokenStore(engine, secret or secrets.token_hex(16))
         self.engine = engine
         self.handlers = dict(handlers)
         self.lease_seconds = lease_seconds
+        self.json_limits = json_limits or JsonLimits()
         self.listeners: list[Callable[[str, str], None]] = []
 
     def start(
@@ -107,6 +110,8 @@ class WorkflowEngine:
         machine: str = "machine",
     ) -> dict[str, Any]:
         """Start once: a second start with the same name returns the first execution."""
+        self._check(definition, "definition")
+        self._check(input, "input")
         body = validate_definition(definition)
         with self.engine.begin() as conn:
             existing = conn.execute(select(executions).where(executions.c.name == name)).first()
@@ -125,6 +130,19 @@ class WorkflowEngine:
                 )
             )
         return self.describe(name=name)
+
+    def _check(self, document: Any, where: str) -> None:
+        """Documents an execution keeps must be within bounds, so every later read succeeds
+        (a definition given as JSON text is checked as the document it holds)."""
+        try:
+            if isinstance(document, str) and where == "definition":
+                loads_within(document, self.json_limits, where=where)
+            else:
+                check_json(document, self.json_limits, where=where)
+        except JsonLimitExceeded as exc:
+            raise InvalidRequest(str(exc)) from None
+        except ValueError:
+            pass  # not JSON text: validation names what is wrong
 
     def describe(self, *, name: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -276,6 +294,7 @@ class WorkflowEngine:
 
     def send_task_success(self, *, token: str, output: Any) -> None:
         """Answer a `.waitForTaskToken` task: the execution resumes with `output`."""
+        self._check(output, "output")
         self.tokens.answer(token, output=output)
 
     def send_task_failure(self, *, token: str, error: str, cause: str = "") -> None:
