@@ -166,7 +166,8 @@ def demo_schedule(*, start: date, days: int, seed: int = 1) -> list[ScheduleEntr
     checked_day(start, "start")
     if not 0 <= days <= 366:
         raise OutOfRange(f"days: {days} is not between 0 and 366")
-    checked_day(start + timedelta(days=days), "start + days")
+    if days:
+        checked_day(start + timedelta(days=days - 1), "start + days")
     rng = random.Random(seed)
     entries = []
     for offset in range(days):
