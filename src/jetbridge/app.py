@@ -206,6 +206,7 @@ def _add_booking(platform: Platform) -> None:
         lease_seconds=settings.workflow_lease_seconds,
         secret=settings.signing_secret,
         json_limits=settings.json_limits(),
+        max_input_bytes=settings.max_workflow_input_bytes,
     )
     workflows = platform.workflows
 

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         ge=10,
         description="most values (objects, arrays, strings, numbers, ...) in one JSON document",
     )
+    max_workflow_input_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="largest workflow execution input or task output, as JSON",
+    )
     feed_max_flights_per_message: int = Field(
         default=2000, ge=1, description="flight legs one AIDX, MVT or ASM push or file may change"
     )

@@ -54,6 +54,7 @@ def stored_events(client: TestClient) -> list[object]:
         ("GET", f"/api/dlq?after_id={TOO_BIG}", "query.after_id"),
         ("GET", f"/api/ingest/errors?after_id={TOO_BIG}", "query.after_id"),
         ("DELETE", f"/api/dlq/{TOO_BIG}", "path.letter_id"),
+        ("GET", f"/api/buses/default/stream?after={TOO_BIG}", "query.after"),
         ("GET", "/api/buses/default/events?after=-1", "query.after"),
         ("DELETE", "/api/dlq/-1", "path.letter_id"),
     ],
@@ -312,3 +313,16 @@ def test_the_workflow_engine_checks_what_it_stores_from_any_caller(client: TestC
     with pytest.raises(InvalidRequest, match="definition: arrays and objects nested deeper"):
         engine.start(name="text", definition="[" * 5000 + "]" * 5000, input={})
     assert engine.list() == []
+
+
+def test_workflow_inputs_and_task_outputs_are_at_most_256_kb(client: TestClient) -> None:
+    big = {"name": "big", "definition": PASS, "input": {"blob": "x" * (256 * 1024)}}
+    answer = client.post("/api/workflows/executions", json=big)
+    assert answer.status_code == 400
+    assert answer.json()["message"] == (
+        "input: 262156 bytes of JSON, more than the 262144-byte limit"
+    )
+    engine = client.app.state.platform.workflows  # type: ignore[attr-defined]
+    with pytest.raises(InvalidRequest, match="output: 262156 bytes of JSON"):
+        engine.send_task_success(token="t", output={"blob": "x" * (256 * 1024)})
+    assert client.get("/api/workflows/executions").json() == []

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse
 
 from jetbridge.api.deps import BackboneDep
+from jetbridge.bounds import MAX_ID
 from jetbridge.events.registry import get_bus
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.web.sse import ClientWriter, EventStreamResponse
@@ -30,7 +31,7 @@ async def stream_events(
     bus: str,
     request: Request,
     backbone: BackboneDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventStreamResponse:
     """SSE of the bus's event log; reconnecting with Last-Event-ID resumes after that event."""

@@ -37,6 +37,7 @@ from jetbridge.workflows.tokens import TaskTimedOut, TaskTokenStore
 
 __all__ = ["Aborted", "TaskTimedOut", "WorkflowEngine"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+MAX_INPUT_BYTES = 256 * 1024  # an execution's input and a task's output, as Step Functions allows
 
 
 # Events that record what happened outside the interpreter: committed before it goes on.
@@ -92,6 +93,7 @@ class WorkflowEngine:
         lease_seconds: float = 300.0,
         secret: str | None = None,
         json_limits: JsonLimits | None = None,
+        max_input_bytes: int = MAX_INPUT_BYTES,
     ) -> None:
         # Task tokens are signed; without a configured secret they hold for this process only.
         self.tokens = TaskTokenStore(engine, secret or secrets.token_hex(16))
@@ -99,6 +101,7 @@ class WorkflowEngine:
         self.handlers = dict(handlers)
         self.lease_seconds = lease_seconds
         self.json_limits = json_limits or JsonLimits()
+        self.max_input_bytes = max_input_bytes
         self.listeners: list[Callable[[str, str], None]] = []
 
     def start(
@@ -142,7 +145,16 @@ class WorkflowEngine:
         except JsonLimitExceeded as exc:
             raise InvalidRequest(str(exc)) from None
         except ValueError:
-            pass  # not JSON text: validation names what is wrong
+            return  # not JSON text: validation names what is wrong
+        if where != "definition":
+            size, limit = (
+                len(json.dumps(document, ensure_ascii=False).encode()),
+                self.max_input_bytes,
+            )
+            if size > limit:
+                raise InvalidRequest(
+                    f"{where}: {size} bytes of JSON, more than the {limit}-byte limit"
+                )
 
     def describe(self, *, name: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
