@@ -326,3 +326,43 @@ def test_workflow_inputs_and_task_outputs_are_at_most_256_kb(client: TestClient)
     with pytest.raises(InvalidRequest, match="output: 262156 bytes of JSON"):
         engine.send_task_success(token="t", output={"blob": "x" * (256 * 1024)})
     assert client.get("/api/workflows/executions").json() == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fragment"),
+    [
+        ('{"a":' * 5000 + "1" + "}" * 5000, "nested deeper than 64 levels"),
+        ('{"a": ["\\ud800"]}', "at a[0]: text holds a lone surrogate"),
+        ('{"a": [' + "9" * 5000 + "]}", "not readable JSON"),
+    ],
+)
+def test_patterns_given_as_json_text_are_held_to_the_same_limits(
+    client: TestClient, pattern: str, fragment: str
+) -> None:
+    rule = client.put("/api/buses/default/rules/r", json={"name": "r", "event_pattern": pattern})
+    assert rule.status_code == 400
+    assert fragment in rule.json()["message"]
+    test = client.post("/api/test-event-pattern", json={"event_pattern": pattern, "event": {}})
+    assert test.status_code == 400
+    assert fragment in test.json()["message"]
+    rules = client.get("/api/buses/default/rules")
+    assert rules.status_code == 200
+    assert "r" not in [rule["name"] for rule in rules.json()]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ([], "event: must be a JSON object, not list"),
+        ('{"a":' * 5000 + "1" + "}" * 5000, "event: arrays and objects nested deeper than 64"),
+        ('{"a": "\\udc00"}', "event.a: text holds a lone surrogate"),
+    ],
+)
+def test_test_event_pattern_refuses_events_that_are_not_json_objects(
+    client: TestClient, event: object, message: str
+) -> None:
+    answer = client.post(
+        "/api/test-event-pattern", json={"event_pattern": {"a": [1]}, "event": event}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["message"].startswith(message)
