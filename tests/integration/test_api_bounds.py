@@ -366,3 +366,11 @@ def test_test_event_pattern_refuses_events_that_are_not_json_objects(
     )
     assert answer.status_code == 400
     assert answer.json()["message"].startswith(message)
+
+
+def test_the_openapi_document_describes_errors_as_they_are_given(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["HTTPValidationError"]["required"] == ["error", "message"]
+    assert "ValidationError" not in schemas
+    invalid = client.get("/api/dlq?limit=0").json()
+    assert set(invalid) == {"error", "message", "details"}
