@@ -3,6 +3,7 @@ run; a message over a bound is refused whole, counted before anything is built."
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 from datetime import UTC, date, datetime, timedelta
 
@@ -126,3 +127,57 @@ def test_a_period_counts_exactly_the_dates_it_lists(
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         FeedLimits(max_flights=0)
+
+
+def leg(identifier: str = "", data: str = "") -> str:
+    return NOTIF.format(
+        "<FlightLeg><LegIdentifier><Airline>LX</Airline><FlightNumber>1</FlightNumber>"
+        "<DepartureAirport>ZRH</DepartureAirport><ArrivalAirport>LHR</ArrivalAirport>"
+        f"<OriginDate>2026-11-24</OriginDate>{identifier}</LegIdentifier>"
+        f"<LegData>{data}</LegData></FlightLeg>"
+    )
+
+
+def test_aidx_repeat_numbers_run_from_1_to_100() -> None:
+    (update,) = parse_aidx(leg("<RepeatNumber>100</RepeatNumber>"))
+    assert update.identity.key.endswith("-R99")
+    for value in ("101", "1234567", "9" * 5000):
+        with pytest.raises(ParseError, match=r"LegIdentifier/repeat_number: .*from"):
+            parse_aidx(leg(f"<RepeatNumber>{value}</RepeatNumber>"))
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        (
+            leg().replace("2026-11-24</OriginDate>", "9999-12-31</OriginDate>"),
+            "origin_date: 9999-12-31 is not between 1900-01-01 and 9998-12-31",
+        ),
+        (
+            leg().replace('"2026-11-24T06:00:00Z"', '"0001-01-01T00:00:00+14:00"'),
+            "@TimeStamp: time: 0001-01-01T00:00:00+14:00 is not between",
+        ),
+        (
+            leg(data='<OperationTime OperationQualifier="OFB" TimeType="EST">'
+                "9999-12-31T23:59:00-14:00</OperationTime>"),
+            "is not between 1900-01-01 and 9998-12-31 UTC",
+        ),
+        (
+            leg().replace("TimeStamp=", f'SequenceNmbr="{"9" * 19}" TimeStamp='),
+            "SequenceNmbr: at most 18 digits",
+        ),
+        (
+            leg(data="<IrregularityDelay><ReasonCode>93</ReasonCode>"
+                f"<Duration>PT{'9' * 400}M</Duration></IrregularityDelay>"),
+            "not a duration",
+        ),
+        (
+            leg(data="<IrregularityDelay><ReasonCode>93</ReasonCode>"
+                "<Duration>\N{SUPERSCRIPT TWO}</Duration></IrregularityDelay>"),
+            "not a duration",
+        ),
+    ],
+)  # fmt: skip
+def test_aidx_values_out_of_range_are_parse_errors(document: str, fragment: str) -> None:
+    with pytest.raises(ParseError, match=re.escape(fragment)):
+        parse_aidx(document)

@@ -24,7 +24,7 @@ from jetbridge.flights.feeds.aidx_legdata import child, children, leg_data, loca
 from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.limits import FeedLimits, FlightCount
 from jetbridge.flights.merge import Update
-from jetbridge.flights.model import FlightIdentity, InvalidFlight
+from jetbridge.flights.model import MAX_REPEAT, FlightIdentity, InvalidFlight
 
 MAX_BYTES = 1_000_000
 NOTIFICATION = "IATA_AIDX_FlightLegNotifRQ"
@@ -237,7 +237,11 @@ def _leg(
 def _repeat(ident: Element) -> int:
     """AIDX counts departure attempts from 1; the hub's repeat number is 0 for the first."""
     value = text(child(ident, "RepeatNumber")) or "0"
-    return max(int(value) - 1, 0) if re.fullmatch(r"[0-9]{1,6}", value) else 0
+    if not re.fullmatch(r"[0-9]+", value):
+        return 0
+    if len(value) > 6:
+        raise InvalidFlight(f"repeat_number: {value[:12]}... is not from 1 to {MAX_REPEAT + 1}")
+    return max(int(value) - 1, 0)
 
 
 def _sequence(message: Element, where: str, file: str | None) -> int:
