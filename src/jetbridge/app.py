@@ -213,6 +213,7 @@ def build_platform(
         publisher=publisher,
         max_event_bytes=settings.max_event_bytes,
         handlers=registry,
+        json_limits=settings.json_limits(),
     )
     outbound = settings.outbound_policy()
     verifier = oidc_verifier(settings)
@@ -280,6 +281,8 @@ def _add_booking(platform: Platform) -> None:
         {**platform.backbone.handlers.public, HTTP_RESOURCE: http_invoke(platform.outbound)},
         lease_seconds=settings.workflow_lease_seconds,
         secret=settings.signing_secret,
+        json_limits=settings.json_limits(),
+        max_input_bytes=settings.max_workflow_input_bytes,
     )
     workflows = platform.workflows
     # The saga's tasks are reachable from the saga alone, never from callers' state machines.
@@ -329,6 +332,7 @@ def create_app(
     from jetbridge.api.flights import router as flights_router
     from jetbridge.api.graphql import graphql_router
     from jetbridge.api.hardening import install_hardening
+    from jetbridge.api.limits import JsonBodyLimits
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.account import router as account_router
@@ -371,4 +375,6 @@ def create_app(
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
     install_hardening(app, platform.settings)
+    app.add_middleware(JsonBodyLimits, limits=platform.settings.json_limits())
+    app.add_middleware(BodySizeLimit, limit=platform.settings.max_request_bytes)  # outermost
     return app

@@ -7,11 +7,13 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from jetbridge.bounds import utc_moment
 from jetbridge.config import Settings
 from jetbridge.errors import JetbridgeError
 
@@ -188,18 +190,28 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _received_at(value: str | None) -> datetime:
+    """The receipt time a telex without an originator time is read against."""
+    if not value:
+        return datetime.now(UTC)
+    received = datetime.fromisoformat(value)
+    if received.tzinfo is None:
+        raise ValueError("needs a UTC offset")
+    return utc_moment(received, "time")
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Parse feed files; print the canonical updates as JSON lines (--dry-run) or apply them."""
-    from datetime import UTC, datetime
-
     from jetbridge.flights.feeds.errors import ParseError
     from jetbridge.flights.hub import FlightHub
     from jetbridge.flights.ingest import as_json, ingest, parse
 
-    received = datetime.fromisoformat(args.received_at) if args.received_at else datetime.now(UTC)
-    if received.tzinfo is None:
-        print("error: --received-at needs a UTC offset", file=sys.stderr)
+    try:
+        received = _received_at(args.received_at)
+    except ValueError as exc:
+        print(f"error: --received-at: {exc}", file=sys.stderr)
         return 2
+    limits = Settings().feed_limits()
     hub = None if args.dry_run else FlightHub(_platform().backbone)
     for name in args.files:
         try:
@@ -209,11 +221,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             return 2
         try:
             if hub is None:
-                for item in parse(args.format, data, received_at=received, file=name):
+                items = parse(args.format, data, received_at=received, file=name, limits=limits)
+                for item in items:
                     print(json.dumps(as_json(item), ensure_ascii=False))
             else:
-                for applied in ingest(hub, args.format, data, received_at=received, origin=name):
-                    print(json.dumps(applied))
+                applied = ingest(
+                    hub, args.format, data, received_at=received, origin=name, limits=limits
+                )
+                for outcome in applied:
+                    print(json.dumps(outcome))
         except ParseError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -11,6 +11,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jetbridge.events.handlers import MODULE_NAME
+from jetbridge.flights.feeds.limits import FeedLimits
+from jetbridge.jsonlimits import JsonLimits
 from jetbridge.ops.crypto import InvalidKeyConfiguration, parse_keyring
 from jetbridge.ops.outbound import InvalidAllowList, OutboundPolicy, parse_allow_list
 
@@ -32,6 +34,28 @@ class Settings(BaseSettings):
     region: str = "local-1"
     account: str = Field(default="000000000000", description="Default tenant / account id.")
     max_event_bytes: int = Field(default=256 * 1024, gt=0)
+    max_request_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="largest request body the API reads (413)"
+    )
+    json_max_depth: int = Field(
+        default=64, ge=2, le=512, description="deepest nesting of arrays and objects in JSON"
+    )
+    json_max_elements: int = Field(
+        default=100_000,
+        ge=10,
+        description="most values (objects, arrays, strings, numbers, ...) in one JSON document",
+    )
+    max_workflow_input_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="largest workflow execution input or task output, as JSON",
+    )
+    feed_max_flights_per_message: int = Field(
+        default=2000, ge=1, description="flight legs one AIDX, MVT or ASM push or file may change"
+    )
+    feed_max_period_days: int = Field(
+        default=230, ge=1, le=3660, description="longest SSM/ASM period of operation, in days"
+    )
     delivery_poll_seconds: float = Field(default=0.2, gt=0)
     delivery_batch: int = Field(default=64, gt=0)
     delivery_concurrency: int = Field(default=32, gt=0)
@@ -256,6 +280,15 @@ class Settings(BaseSettings):
                 "tokens the issuer made for other applications would be accepted"
             )
         return self
+
+    def feed_limits(self) -> FeedLimits:
+        return FeedLimits(
+            max_flights=self.feed_max_flights_per_message,
+            max_period_days=self.feed_max_period_days,
+        )
+
+    def json_limits(self) -> JsonLimits:
+        return JsonLimits(max_depth=self.json_max_depth, max_elements=self.json_max_elements)
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, func, select
 
 from jetbridge.app import create_app
 from jetbridge.config import Settings
+from jetbridge.storage.schema import flights
 from support.auth import as_operator
 
 DATA = Path(__file__).parents[1] / "unit" / "flights" / "data"
@@ -202,3 +204,86 @@ def test_http_push_reads_aidx_in_its_declared_encoding_and_soap(database_url: st
             "LX0318-2026-11-24-ZRH-LHR-R1",
         ]
         assert client.get("/api/flights/LX1612-2026-11-24-ZRH-VIE").json()["gate"] == "A54"
+
+
+def amplifying_ssm(flights: int, periods: int) -> bytes:
+    """A short SSM whose every period line applies to every flight line before it."""
+    lines = ["SSM", "UTC", "NEW", *(f"LX{n}" for n in range(1, flights + 1))]
+    lines += ["01APR26 31OCT26 1234567"] * periods + ["J 320", "ZRH0640 CDG0800"]
+    return "\n".join(lines).encode()
+
+
+def stored_flights(database_url: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(flights)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_http_push_over_the_flight_bound_is_refused_whole_and_logged(database_url: str) -> None:
+    settings = Settings(database_url=database_url, run_workers=False)
+    with TestClient(create_app(settings)) as client:
+        refused = client.post("/api/ingest/asm", content=amplifying_ssm(1000, 2000))
+        assert refused.status_code == 400
+        message = refused.json()["message"]
+        assert message.startswith("http:line 4: the message would change 428000000 flight legs")
+        assert "more than the 2000 one message may change" in message
+        assert "JETBRIDGE_FEED_MAX_FLIGHTS_PER_MESSAGE" in message
+        (logged,) = client.get("/api/ingest/errors", params={"source": "asm"}).json()
+        assert logged["location"] == "http line 4"
+        assert "428000000 flight legs" in logged["message"]
+    assert stored_flights(database_url) == 0
+
+
+def test_http_push_bounds_follow_the_settings(sqlite_url: str) -> None:
+    settings = Settings(
+        database_url=sqlite_url,
+        run_workers=False,
+        feed_max_flights_per_message=3,
+        feed_max_period_days=7,
+    )
+    three = b"SSM\nUTC\nNEW\nLX1\n01APR26 03APR26 1234567\nZRH0640 CDG0800"
+    with TestClient(create_app(settings)) as client:
+        assert len(client.post("/api/ingest/asm", content=three).json()["applied"]) == 3
+        four = client.post("/api/ingest/asm", content=three.replace(b"03APR26", b"04APR26"))
+        assert four.status_code == 400
+        assert "would change 4 flight legs, more than the 3" in four.json()["message"]
+        long = client.post("/api/ingest/asm", content=three.replace(b"03APR26", b"08APR26"))
+        assert long.status_code == 400
+        assert "covers 8 days, more than the 7 a period may cover" in long.json()["message"]
+        mvt = b"MVT\nLX318/24.HBJDA.ZRH\nAD0740/0750\n" * 4
+        assert "4 flight legs" in client.post("/api/ingest/mvt", content=mvt).json()["message"]
+        assert len(client.get("/api/ingest/errors").json()) == 3
+    assert stored_flights(sqlite_url) == 3
+
+
+def test_cli_refuses_a_file_over_the_bound_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    message = tmp_path / "season.ssm"
+    message.write_bytes(amplifying_ssm(3, 1))
+    env = {"JETBRIDGE_DATABASE_URL": database_url, "JETBRIDGE_FEED_MAX_FLIGHTS_PER_MESSAGE": "500"}
+    result = jetbridge("ingest", "asm", str(message), env=env)
+    assert result.returncode == 2
+    assert f"{message}:line 6: the message would change 642 flight legs, more than the 500" in (
+        result.stderr
+    )
+    assert stored_flights(database_url) == 0
+    dry = jetbridge("ingest", "asm", str(message), "--dry-run", env=env)
+    assert dry.returncode == 2
+    assert "JETBRIDGE_FEED_MAX_FLIGHTS_PER_MESSAGE" in dry.stderr
+    allowed = jetbridge(
+        "ingest", "asm", str(message), env={**env, "JETBRIDGE_FEED_MAX_FLIGHTS_PER_MESSAGE": "642"}
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert stored_flights(database_url) == 3 * 214
+
+
+def test_cli_refuses_an_out_of_range_receipt_time() -> None:
+    result = jetbridge(
+        "ingest", "mvt", str(DATA / "mvt_departure.txt"), "--dry-run",
+        "--received-at", "0001-01-01T00:00:00+14:00",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--received-at: time: 0001-01-01T00:00:00+14:00 is not between" in result.stderr

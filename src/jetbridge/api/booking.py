@@ -19,6 +19,7 @@ from jetbridge.api.policy import STAFF, Passenger, Public
 from jetbridge.booking import catalog
 from jetbridge.booking.service import BookingLookup, BookingRequest
 from jetbridge.booking.service import Passenger as Traveller
+from jetbridge.bounds import FIRST_DAY, LAST_DAY
 from jetbridge.errors import Forbidden, NotFound
 from jetbridge.ops.identity.principal import Principal
 
@@ -97,7 +98,7 @@ def guest_customer(idempotency_key: str) -> str:
 def search_flights(
     origin: Airport,
     destination: Airport,
-    day: Annotated[date, Query(alias="date")],
+    day: Annotated[date, Query(alias="date", ge=FIRST_DAY, le=LAST_DAY)],
     bookings: BookingsDep,
     _: Public,
 ) -> list[dict[str, Any]]:
@@ -227,7 +228,9 @@ def _customer_visible(caller: Principal, customer_id: str) -> None:
 
 @router.get("/catalog/demo-schedule")
 def demo_schedule_preview(
-    start: date, _: Public, days: Annotated[int, Query(ge=1, le=3)] = 1
+    start: Annotated[date, Query(ge=FIRST_DAY, le=LAST_DAY)],
+    _: Public,
+    days: Annotated[int, Query(ge=1, le=3)] = 1,
 ) -> list[dict[str, Any]]:
     return [
         entry.model_dump(mode="json") for entry in catalog.demo_schedule(start=start, days=days)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from jetbridge.booking.facade import Bookings
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
+from jetbridge.flights.feeds.limits import FeedLimits
 from jetbridge.ops.outbound import InvalidURL, OutboundPolicy, OutboundRefused
 
 
@@ -45,3 +46,11 @@ def check_outbound_url(policy: OutboundPolicy, url: str, *, where: str) -> None:
         policy.check_url(url)
     except (InvalidURL, OutboundRefused) as exc:
         raise InvalidRequest(f"{where}: {exc}") from None
+
+
+def get_feed_limits(request: Request) -> FeedLimits:
+    limits: FeedLimits = request.app.state.platform.settings.feed_limits()
+    return limits
+
+
+FeedLimitsDep = Annotated[FeedLimits, Depends(get_feed_limits)]

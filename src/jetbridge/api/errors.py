@@ -51,6 +51,40 @@ def describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str
     return summary, details
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "the kind, e.g. ValidationError"},
+        "message": {"type": "string", "description": "what was wrong and where"},
+        "details": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["location", "message"],
+                "properties": {"location": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Describe 422 answers in the OpenAPI document as the API gives them (`ERROR_SCHEMA`)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate().get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ERROR_SCHEMA
+                schemas.pop("ValidationError", None)
+        return generate()  # FastAPI keeps the document it made, changes included
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -98,6 +132,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Unauthenticated, unauthenticated)
     app.add_exception_handler(TooManyRequests, too_many)
     app.add_exception_handler(Exception, unexpected)
+    document_errors(app)
 
 
 class BodySizeLimit:
@@ -113,7 +148,9 @@ class BodySizeLimit:
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and (
+            not declared.isdigit() or len(declared) > 18 or int(declared) > self.limit
+        ):
             await self._reject(scope, receive, send)
             return
         received = 0

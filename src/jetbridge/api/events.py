@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
@@ -13,6 +13,7 @@ from jetbridge.api.deps import BackboneDep, OutboundDep, check_outbound_url
 from jetbridge.api.policy import Feeds, Operations, SignedIn
 from jetbridge.api.quotas import check_bus_count, check_rule_count
 from jetbridge.api.tenancy import own_bus, visible_buses
+from jetbridge.bounds import MAX_ID
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events import archive, dlq, registry
 from jetbridge.events.backbone import Backbone
@@ -41,7 +42,7 @@ class PatternTest(BaseModel):
 
 class Redrive(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[int] | None = Field(default=None, max_length=10000)
+    ids: list[Annotated[int, Field(ge=0, le=MAX_ID)]] | None = Field(default=None, max_length=10000)
     bus: str | None = None
     rule: str | None = None
 
@@ -186,7 +187,7 @@ def read_events(
     bus: str,
     backbone: BackboneDep,
     caller: Operations,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
@@ -267,7 +268,7 @@ def list_dead_letters(
     bus: str | None = None,
     rule: str | None = None,
     include_redriven: bool = False,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
@@ -297,7 +298,9 @@ def redrive(body: Redrive, backbone: BackboneDep, caller: Operations) -> dict[st
 
 
 @router.delete("/dlq/{letter_id}", status_code=204)
-def discard_dead_letter(letter_id: int, backbone: BackboneDep, caller: Operations) -> None:
+def discard_dead_letter(
+    letter_id: Annotated[int, Path(ge=0, le=MAX_ID)], backbone: BackboneDep, caller: Operations
+) -> None:
     with backbone.transaction() as conn:
         dlq.discard(conn, letter_id=letter_id, within=visible_buses(conn, caller))
 
@@ -327,7 +330,12 @@ def _own_targets(
                 f"targets: {spec.id}: handler {handler!r} is not granted to your tenant"
             )
         if spec.kind == "workflow" and spec.definition is not None:
-            check_granted_resources(spec.definition, granted, f"targets: {spec.id}: ")
+            check_granted_resources(
+                spec.definition,
+                granted,
+                f"targets: {spec.id}: ",
+                registered=backbone.handlers.public,
+            )
         if spec.kind != "bus" or spec.bus is None or sharer:
             continue
         try:

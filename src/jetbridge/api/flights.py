@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
-from jetbridge.api.deps import BackboneDep, OutboundDep, check_outbound_url
+from jetbridge.api.deps import BackboneDep, FeedLimitsDep, OutboundDep, check_outbound_url
 from jetbridge.api.policy import Boards, Feeds, Operations, Public, SignedIn
+from jetbridge.bounds import FIRST_DAY, LAST_DAY, MAX_ID
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.feeds.errors import ParseError
@@ -59,7 +60,7 @@ def flight_status(
     backbone: BackboneDep,
     _: Boards,
     flight: Annotated[str, Query(max_length=8, description="e.g. LX100")],
-    day: Annotated[date | None, Query(alias="date")] = None,
+    day: Annotated[date | None, Query(alias="date", ge=FIRST_DAY, le=LAST_DAY)] = None,
 ) -> list[dict[str, Any]]:
     """Passenger flight status by flight number and date (all legs of that flight)."""
     found = _FLIGHT.match(flight.strip().upper())
@@ -108,7 +109,7 @@ def board(
     direction: Direction,
     backbone: BackboneDep,
     _: Boards,
-    day: Annotated[date | None, Query(alias="date")] = None,
+    day: Annotated[date | None, Query(alias="date", ge=FIRST_DAY, le=LAST_DAY)] = None,
     terminal: Annotated[str | None, Query(max_length=4)] = None,
     gate: Annotated[str | None, Query(max_length=6)] = None,
     airline: Annotated[str | None, Query(max_length=3)] = None,
@@ -124,7 +125,7 @@ async def board_stream(
     request: Request,
     backbone: BackboneDep,
     _: Boards,
-    day: Annotated[date | None, Query(alias="date")] = None,
+    day: Annotated[date | None, Query(alias="date", ge=FIRST_DAY, le=LAST_DAY)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventStreamResponse:
     """SSE: a snapshot, then every change; reconnecting with Last-Event-ID misses nothing."""
@@ -246,6 +247,7 @@ async def push_feed(
     request: Request,
     backbone: BackboneDep,
     _: Feeds,
+    limits: FeedLimitsDep,
 ) -> dict[str, Any]:
     """Push AIDX XML (in the encoding it declares), MVT or ASM telex; a malformed message is
     logged and answered with 400."""
@@ -253,7 +255,7 @@ async def push_feed(
     hub = FlightHub(backbone)
     try:
         applied = await asyncio.to_thread(
-            ingest, hub, kind, body, received_at=datetime.now(UTC), origin="http"
+            ingest, hub, kind, body, received_at=datetime.now(UTC), origin="http", limits=limits
         )
     except ParseError as exc:
         raise InvalidRequest(str(exc)) from None
@@ -265,7 +267,7 @@ def ingest_errors(
     backbone: BackboneDep,
     _: Operations,
     source: str | None = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Malformed messages from live feeds, kept for operators; the feeds themselves go on."""

@@ -48,7 +48,7 @@ def start(
         _own(caller, existing)
     registry = request.app.state.platform.backbone.handlers
     granted = registry.granted_names(caller.tenant, operator=caller.is_operator)
-    check_granted_resources(body.definition, granted)
+    check_granted_resources(body.definition, granted, registered=registry.public)
     return workflows.start(
         name=body.name, definition=body.definition, input=body.input, tenant=caller.tenant
     )

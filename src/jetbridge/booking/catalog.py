@@ -14,6 +14,7 @@ from sqlalchemy import Connection, insert, select
 from jetbridge.booking.inventory import availability
 from jetbridge.booking.money import Money
 from jetbridge.booking.seatmap import seat_map
+from jetbridge.bounds import OutOfRange, checked_day
 from jetbridge.storage.schema import scheduled_flights, seats
 
 
@@ -162,6 +163,11 @@ ROUTES = [
 
 def demo_schedule(*, start: date, days: int, seed: int = 1) -> list[ScheduleEntry]:
     """A plausible schedule for the demo: three daily flights per route."""
+    checked_day(start, "start")
+    if not 0 <= days <= 366:
+        raise OutOfRange(f"days: {days} is not between 0 and 366")
+    if days:
+        checked_day(start + timedelta(days=days - 1), "start + days")
     rng = random.Random(seed)
     entries = []
     for offset in range(days):

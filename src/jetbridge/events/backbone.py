@@ -14,6 +14,7 @@ from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Published, Publisher
 from jetbridge.events.routing import RoutingCache
+from jetbridge.jsonlimits import JsonLimits
 
 MAX_BATCH = 100
 # Sources only the platform publishes (EventBridge likewise refuses `aws.` sources in PutEvents).
@@ -31,6 +32,7 @@ class Backbone:
     max_event_bytes: int
     handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
     listeners: list[Callable[[], None]] = field(default_factory=list)
+    json_limits: JsonLimits = field(default_factory=JsonLimits)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -61,7 +63,9 @@ class Backbone:
         parsed = []
         for index, entry in enumerate(entries):
             try:
-                event = cloud_event_from_dict(entry, max_bytes=self.max_event_bytes)
+                event = cloud_event_from_dict(
+                    entry, max_bytes=self.max_event_bytes, limits=self.json_limits
+                )
             except InvalidEvent as exc:
                 raise InvalidEvent(str(exc), index=index) from None
             if not trusted and event.source.strip().lower().startswith(RESERVED_SOURCES):

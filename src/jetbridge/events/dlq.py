@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
+from jetbridge.bounds import checked_id
 from jetbridge.errors import NotFound
 from jetbridge.events.log import NewDelivery, SqlEventLog
 from jetbridge.storage.schema import dead_letters, events
@@ -25,6 +26,7 @@ def list_dead_letters(
     within: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Dead letters, oldest first; `within` limits them to those buses (a tenant's)."""
+    checked_id(after_id, "after_id")
     query = select(dead_letters).where(dead_letters.c.id > after_id)
     if within is not None:
         query = query.where(dead_letters.c.bus.in_(list(within)))
@@ -65,6 +67,8 @@ def redrive(
     query = select(dead_letters).where(dead_letters.c.redriven_at.is_(None))
     if within is not None:
         query = query.where(dead_letters.c.bus.in_(list(within)))
+    for index, letter in enumerate(ids or ()):
+        checked_id(letter, f"ids[{index}]")
     if ids is not None:
         query = query.where(dead_letters.c.id.in_(list(ids)))
     if bus is not None:
@@ -91,6 +95,7 @@ def redrive(
 
 
 def discard(conn: Connection, *, letter_id: int, within: Collection[str] | None = None) -> None:
+    checked_id(letter_id, "letter_id")
     condition = dead_letters.c.id == letter_id
     if within is not None:
         condition = condition & dead_letters.c.bus.in_(list(within))

@@ -13,7 +13,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from jetbridge.bounds import OutOfRange, utc_moment
+from jetbridge.jsonlimits import JsonLimitExceeded, JsonLimits, check_json
+
 MAX_EVENT_BYTES = 256 * 1024
+DEFAULT_LIMITS = JsonLimits()
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _CORE = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
@@ -87,7 +91,10 @@ def parse_time(value: Any, where: str) -> datetime:
         raise InvalidEvent(f"{where}: {value[:64]!r} is not an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
         raise InvalidEvent(f"{where}: {value[:64]!r} has no UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return utc_moment(parsed, where)
+    except OutOfRange as exc:
+        raise InvalidEvent(str(exc)) from None
 
 
 def _kind(value: Any) -> str:
@@ -109,12 +116,20 @@ def _string(body: Mapping[str, Any], name: str, *, required: bool, limit: int = 
     return value
 
 
-def cloud_event_from_dict(body: Any, *, max_bytes: int = MAX_EVENT_BYTES) -> CloudEvent:
-    """Validate a CloudEvents JSON object or an EventBridge PutEvents entry."""
+def cloud_event_from_dict(
+    body: Any, *, max_bytes: int = MAX_EVENT_BYTES, limits: JsonLimits | None = DEFAULT_LIMITS
+) -> CloudEvent:
+    """Validate a CloudEvents JSON object or an EventBridge PutEvents entry; `limits` bound its
+    nesting and number of values (None: not checked, for events read back from the log)."""
     if not isinstance(body, Mapping):
         raise InvalidEvent(f"expected a JSON object, got {_kind(body)}")
     if "specversion" not in body and "Source" in body:
         body = _from_eventbridge_entry(body)
+    if limits is not None:
+        try:
+            check_json(body, limits)
+        except JsonLimitExceeded as exc:
+            raise InvalidEvent(str(exc)) from None
     check_size(body, max_bytes)
     if body.get("specversion") != "1.0":
         raise InvalidEvent(f"specversion: must be '1.0', got {body.get('specversion')!r}")
@@ -176,6 +191,10 @@ def _from_eventbridge_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
         data = json.loads(detail)
     except json.JSONDecodeError as exc:
         raise InvalidEvent(f"Detail: not valid JSON ({exc.msg} at position {exc.pos})") from None
+    except RecursionError:
+        raise InvalidEvent("Detail: arrays and objects nested too deep") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InvalidEvent(f"Detail: not readable JSON ({str(exc)[:80]})") from None
     body: dict[str, Any] = {
         "specversion": "1.0",
         "source": entry.get("Source"),
@@ -219,4 +238,4 @@ def eventbridge_view(event: CloudEvent, *, account: str, region: str) -> dict[st
 
 def cloud_event_from_json(text: str) -> CloudEvent:
     """Rebuild a stored event; stored events were validated on the way in."""
-    return cloud_event_from_dict(json.loads(text), max_bytes=1 << 62)
+    return cloud_event_from_dict(json.loads(text), max_bytes=1 << 62, limits=None)

@@ -13,6 +13,7 @@ from typing import Protocol
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from jetbridge.bounds import checked_id
 from jetbridge.storage.schema import dead_letters, deliveries, events
 
 
@@ -130,6 +131,7 @@ class SqlEventLog:
         return seqs
 
     def read(self, conn: Connection, *, bus: str, after: int, limit: int) -> list[StoredEvent]:
+        checked_id(after, "after")
         rows = conn.execute(
             select(
                 events.c.seq, events.c.bus, events.c.event_id, events.c.ingested_at, events.c.body

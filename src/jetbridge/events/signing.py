@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 
 SIGNATURE_HEADER = "X-Jetbridge-Signature"
@@ -27,7 +28,7 @@ def verify(secret: str, header: str | None, body: bytes, *, tolerance_seconds: i
     if not header:
         raise InvalidSignature(f"{SIGNATURE_HEADER} header is missing")
     parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
-    if "t" not in parts or "v1" not in parts or not parts["t"].isdigit():
+    if "t" not in parts or "v1" not in parts or not re.fullmatch(r"[0-9]{1,12}", parts["t"]):
         raise InvalidSignature(f"{SIGNATURE_HEADER} must look like t=<seconds>,v1=<hex>")
     stamp = int(parts["t"])
     if abs(time.time() - stamp) > tolerance_seconds:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from jetbridge.bounds import checked_id
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.envelope import CloudEvent
 from jetbridge.flights.merge import FlightState, MergeResult, Update, apply
@@ -165,6 +166,7 @@ def find_flights(conn: Connection, *, airline: str, number: str, day: date) -> l
 def list_errors(
     conn: Connection, *, source: str | None, after_id: int, limit: int
 ) -> list[dict[str, Any]]:
+    checked_id(after_id, "after_id")
     query = (
         select(ingest_errors)
         .where(ingest_errors.c.id > after_id)

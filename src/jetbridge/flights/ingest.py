@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select
 from jetbridge.flights.feeds.aidx import parse_aidx
 from jetbridge.flights.feeds.asm import parse_asm
 from jetbridge.flights.feeds.errors import ParseError
+from jetbridge.flights.feeds.limits import FeedLimits
 from jetbridge.flights.feeds.mvt import parse_mvt
 from jetbridge.flights.feeds.telex import FeedUpdate
 from jetbridge.flights.hub import FlightHub, load_state
@@ -21,16 +22,21 @@ FORMATS = ("aidx", "mvt", "asm")
 
 
 def parse(
-    kind: str, data: str | bytes, *, received_at: datetime, file: str | None = None
+    kind: str,
+    data: str | bytes,
+    *,
+    received_at: datetime,
+    file: str | None = None,
+    limits: FeedLimits | None = None,
 ) -> list[Update | FeedUpdate]:
     """Parse what one file or push holds (AIDX bytes are read in the encoding they declare);
-    raises ParseError naming file, line or element, and token."""
+    raises ParseError naming file, line or element, and token, or the bound a message exceeds."""
     if kind == "aidx":
-        return list(parse_aidx(data, file=file))
+        return list(parse_aidx(data, file=file, limits=limits))
     if kind == "mvt":
-        return list(parse_mvt(data, received_at=received_at, file=file))
+        return list(parse_mvt(data, received_at=received_at, file=file, limits=limits))
     if kind == "asm":
-        return list(parse_asm(data, received_at=received_at, file=file))
+        return list(parse_asm(data, received_at=received_at, file=file, limits=limits))
     raise ParseError(f"unknown format; use one of {', '.join(FORMATS)}", file=file, token=kind)
 
 
@@ -72,11 +78,18 @@ def resolve(conn: Connection, item: FeedUpdate) -> FlightIdentity | None:
 
 
 def ingest(
-    hub: FlightHub, kind: str, data: str | bytes, *, received_at: datetime, origin: str
+    hub: FlightHub,
+    kind: str,
+    data: str | bytes,
+    *,
+    received_at: datetime,
+    origin: str,
+    limits: FeedLimits | None = None,
 ) -> list[dict[str, Any]]:
-    """Parse and apply; malformed input goes to the ingestion error log and is raised."""
+    """Parse and apply; malformed input, or a message over `limits`, is written to the ingestion
+    error log and raised, and nothing of it is applied."""
     try:
-        items = parse(kind, data, received_at=received_at, file=origin)
+        items = parse(kind, data, received_at=received_at, file=origin, limits=limits)
     except ParseError as exc:
         excerpt = data[:500] if isinstance(data, str) else data[:500].decode("utf-8", "replace")
         hub.record_error(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
+
+from jetbridge.bounds import OutOfRange, checked_day, utc_moment
 
 
 class FlightStatus(StrEnum):
@@ -53,6 +55,7 @@ SCALAR_FIELDS = {
     "diversion_airport": "IATA code of the airport the flight diverted to",
 }
 MAX_DELAYS = 4
+MAX_REPEAT = 99  # a flight returning to its stand and leaving again, this many times at most
 _AIRLINE = re.compile(r"^([A-Z0-9]{2}|[A-Z]{3})$")
 _NUMBER = re.compile(r"^(\d{1,4})([A-Z]?)$")
 _AIRPORT = re.compile(r"^[A-Z]{3}$")
@@ -103,7 +106,7 @@ class FlightIdentity:
             raise InvalidFlight(
                 f"flight_number: {flight_number!r} is not 1-4 digits and an optional suffix"
             )
-        day = origin_date if isinstance(origin_date, date) else _parse_date(origin_date)
+        day = _origin_date(origin_date)
         airports = []
         for name, value in (
             ("departure_airport", departure_airport),
@@ -113,7 +116,7 @@ class FlightIdentity:
             if not _AIRPORT.match(code):
                 raise InvalidFlight(f"{name}: {value!r} is not an IATA airport code")
             airports.append(code)
-        repeat = int(repeat_number or 0)
+        repeat = _repeat_number(repeat_number)
         return cls(
             carrier,
             f"{int(number.group(1)):04d}{number.group(2)}",
@@ -157,6 +160,24 @@ def _parse_date(value: Any) -> date:
         raise InvalidFlight(f"origin_date: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _origin_date(value: Any) -> date:
+    day = value if isinstance(value, date) else _parse_date(value)
+    try:
+        return checked_day(day, "origin_date")
+    except OutOfRange as exc:
+        raise InvalidFlight(str(exc)) from None
+
+
+def _repeat_number(value: Any) -> int:
+    try:
+        repeat = int(value or 0)
+    except (TypeError, ValueError):
+        raise InvalidFlight(f"repeat_number: {value!r} is not a whole number") from None
+    if not 0 <= repeat <= MAX_REPEAT:
+        raise InvalidFlight(f"repeat_number: must be from 0 to {MAX_REPEAT}")
+    return repeat
+
+
 def normalise_value(field: str, value: Any) -> Any:
     """Canonical form of one field value: UTC ISO times, integers, upper-case codes, strings."""
     if value is None:
@@ -169,7 +190,11 @@ def normalise_value(field: str, value: Any) -> Any:
                 raise InvalidFlight(f"{field}: {value!r} is not an ISO 8601 time") from None
         if not isinstance(value, datetime) or value.tzinfo is None:
             raise InvalidFlight(f"{field}: a time with a UTC offset is required")
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        try:
+            moment = utc_moment(value, field)
+        except OutOfRange as exc:
+            raise InvalidFlight(str(exc)) from None
+        return moment.isoformat().replace("+00:00", "Z")
     if field.endswith(".minutes"):
         try:
             return int(value)

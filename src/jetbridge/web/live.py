@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from jetbridge.api.deps import BackboneDep
 from jetbridge.api.policy import Operations, Public
 from jetbridge.api.tenancy import own_bus
+from jetbridge.bounds import MAX_ID
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.web.sse import ClientWriter, EventStreamResponse
 from jetbridge.web.sse import last_event_id as parse_last_event_id
@@ -33,7 +34,7 @@ async def stream_events(
     request: Request,
     backbone: BackboneDep,
     caller: Operations,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventStreamResponse:
     """SSE of the bus's event log; reconnecting with Last-Event-ID resumes after that event."""

@@ -26,7 +26,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from jetbridge.errors import Conflict, Forbidden, NotFound
+from jetbridge.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from jetbridge.jsonlimits import JsonLimitExceeded, JsonLimits, check_json, loads_within
 from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import ExecutionResult, check_resources, execute, validate_definition
@@ -42,6 +43,7 @@ from jetbridge.workflows.tokens import TaskTimedOut, TaskTokenStore
 
 __all__ = ["Aborted", "SystemMachine", "TaskTimedOut", "WorkflowEngine"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+MAX_INPUT_BYTES = 256 * 1024  # an execution's input and a task's output, as Step Functions allows
 
 
 # Events that record what happened outside the interpreter: committed before it goes on.
@@ -99,6 +101,8 @@ class WorkflowEngine:
         *,
         lease_seconds: float = 300.0,
         secret: str | None = None,
+        json_limits: JsonLimits | None = None,
+        max_input_bytes: int = MAX_INPUT_BYTES,
     ) -> None:
         # Task tokens are signed; without a configured secret they hold for this process only.
         self.tokens = TaskTokenStore(engine, secret or secrets.token_hex(16))
@@ -106,6 +110,8 @@ class WorkflowEngine:
         self.handlers = dict(handlers)
         self.system: dict[str, SystemMachine] = {}
         self.lease_seconds = lease_seconds
+        self.json_limits = json_limits or JsonLimits()
+        self.max_input_bytes = max_input_bytes
         self.listeners: list[Callable[[str, str], None]] = []
 
     def add_system_machine(
@@ -129,6 +135,8 @@ class WorkflowEngine:
         first); its Tasks may name only public handlers and integrations. `tenant` owns it
         (None: the platform)."""
         refuse_caller_start(self.system, name=name, machine=machine)
+        self._check(definition, "definition")
+        self._check(input, "input")
         body = validate_definition(definition)
         check_resources(body, self.handlers)
         return self._start(name, body, input, machine, tenant)
@@ -167,6 +175,28 @@ class WorkflowEngine:
                 )
             )
         return self.describe(name=name)
+
+    def _check(self, document: Any, where: str) -> None:
+        """Documents an execution keeps must be within bounds, so every later read succeeds
+        (a definition given as JSON text is checked as the document it holds)."""
+        try:
+            if isinstance(document, str) and where == "definition":
+                loads_within(document, self.json_limits, where=where)
+            else:
+                check_json(document, self.json_limits, where=where)
+        except JsonLimitExceeded as exc:
+            raise InvalidRequest(str(exc)) from None
+        except ValueError:
+            return  # not JSON text: validation names what is wrong
+        if where != "definition":
+            size, limit = (
+                len(json.dumps(document, ensure_ascii=False).encode()),
+                self.max_input_bytes,
+            )
+            if size > limit:
+                raise InvalidRequest(
+                    f"{where}: {size} bytes of JSON, more than the {limit}-byte limit"
+                )
 
     def describe(self, *, name: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -349,6 +379,7 @@ class WorkflowEngine:
 
     def send_task_success(self, *, token: str, output: Any) -> None:
         """Answer a `.waitForTaskToken` task: the execution resumes with `output`."""
+        self._check(output, "output")
         self._refuse_system(self.tokens.execution_of(token), "answered")
         self.tokens.answer(token, output=output)
 

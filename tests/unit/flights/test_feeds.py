@@ -294,7 +294,7 @@ def test_asm_cancellation_without_legs() -> None:
         ),
         (
             "SSM\nNEW\nLX1\n01JAN26 31DEC27 1234567\nZRH0640 CDG0800",
-            "a period may span at most 400 days",
+            "line 4: the period covers 730 days, more than the 230 a period may cover",
         ),
         (
             "SSM\nNEW\nLX1\n05DEC26 20DEC26 1389\nZRH0640 CDG0800",

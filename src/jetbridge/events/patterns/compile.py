@@ -30,8 +30,10 @@ from jetbridge.events.patterns.matchers import (
     is_number,
     value_key,
 )
+from jetbridge.jsonlimits import JsonLimitExceeded, JsonLimits, check_json, loads_within
 
 MAX_DEPTH = 32
+PATTERN_LIMITS = JsonLimits()
 MAX_VALUES = 10_000
 MAX_COMBINATIONS = 1_000
 MAX_WILDCARDS = 20
@@ -117,17 +119,23 @@ def parse_pattern(pattern: str | Mapping[str, Any] | CompiledPattern) -> Compile
     """Validate a pattern (JSON text or object) and compile it."""
     if isinstance(pattern, CompiledPattern):
         return pattern
-    if isinstance(pattern, str):
-        try:
-            body = json.loads(pattern)
-        except json.JSONDecodeError as exc:
-            raise InvalidEventPattern(
-                f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-            ) from None
-        source = pattern
-    else:
-        body = pattern
-        source = json.dumps(pattern, separators=(",", ":"), default=str)
+    try:
+        if isinstance(pattern, str):
+            body = loads_within(pattern, PATTERN_LIMITS)
+            source = pattern
+        else:
+            check_json(pattern, PATTERN_LIMITS)
+            body = pattern
+            source = json.dumps(pattern, separators=(",", ":"), default=str)
+    except JsonLimitExceeded as exc:
+        reason = str(exc).removeprefix(f"{exc.where}: ") if exc.where else str(exc)
+        raise InvalidEventPattern(reason, path=exc.where) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidEventPattern(
+            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InvalidEventPattern(f"not readable JSON ({str(exc)[:80]})") from None
     if not isinstance(body, Mapping):
         raise InvalidEventPattern("a pattern must be a JSON object")
     if not body:

@@ -22,8 +22,9 @@ from defusedxml.ElementTree import fromstring, iterparse
 
 from jetbridge.flights.feeds.aidx_legdata import child, children, leg_data, local, parse_time, text
 from jetbridge.flights.feeds.errors import ParseError
+from jetbridge.flights.feeds.limits import FeedLimits, FlightCount
 from jetbridge.flights.merge import Update
-from jetbridge.flights.model import FlightIdentity, InvalidFlight
+from jetbridge.flights.model import MAX_REPEAT, FlightIdentity, InvalidFlight
 
 MAX_BYTES = 1_000_000
 NOTIFICATION = "IATA_AIDX_FlightLegNotifRQ"
@@ -46,15 +47,23 @@ def parse_aidx(
     source_name: str = "aidx",
     file: str | None = None,
     max_bytes: int = MAX_BYTES,
+    limits: FeedLimits | None = None,
 ) -> list[Update]:
-    """One update per FlightLeg; raises ParseError naming the element and the offending token."""
+    """One update per FlightLeg; raises ParseError naming the element and the offending token,
+    or the bound when the document holds more legs than `limits` allow."""
     size = len(data.encode() if isinstance(data, str) else data)
     if size > max_bytes:
         raise ParseError(
             f"message is {size} bytes, more than the {max_bytes}-byte limit", file=file
         )
+    messages = _messages(_parse_xml(data, file), file)
+    count = FlightCount(limits or FeedLimits(), file)
+    for message, where in messages:
+        for index, _ in enumerate(children(message, "FlightLeg"), 1):
+            count.add(1, location=f"{where}/FlightLeg[{index}]")
+    count.check()
     updates = []
-    for message, where in _messages(_parse_xml(data, file), file):
+    for message, where in messages:
         updates += _legs(message, where, source_name, file)
     return updates
 
@@ -190,8 +199,7 @@ def _legs(message: Element, where: str, source: str, file: str | None) -> list[U
             location=where,
         )
     source_time = parse_time(stamp, file, f"{where}@TimeStamp")
-    raw_sequence = (message.get("SequenceNmbr") or "0").strip()
-    sequence = int(raw_sequence) if raw_sequence.isdigit() else 0
+    sequence = _sequence(message, where, file)
     return [
         _leg(leg, f"FlightLeg[{index}]", source, source_time, sequence, file)
         for index, leg in enumerate(legs, 1)
@@ -229,4 +237,23 @@ def _leg(
 def _repeat(ident: Element) -> int:
     """AIDX counts departure attempts from 1; the hub's repeat number is 0 for the first."""
     value = text(child(ident, "RepeatNumber")) or "0"
-    return max(int(value) - 1, 0) if value.isdigit() else 0
+    if not re.fullmatch(r"[0-9]+", value):
+        return 0
+    if len(value) > 6:
+        raise InvalidFlight(f"repeat_number: {value[:12]}... is not from 1 to {MAX_REPEAT + 1}")
+    return max(int(value) - 1, 0)
+
+
+def _sequence(message: Element, where: str, file: str | None) -> int:
+    """SequenceNmbr orders messages with the same TimeStamp; absent or not a number: 0."""
+    raw = (message.get("SequenceNmbr") or "0").strip()
+    if not (raw.isascii() and raw.isdigit()):
+        return 0
+    if len(raw) > 18:
+        raise ParseError(
+            "SequenceNmbr: at most 18 digits",
+            file=file,
+            location=f"{where}@SequenceNmbr",
+            token=raw[:24],
+        )
+    return int(raw)

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from jetbridge.bounds import OutOfRange, utc_moment
 from jetbridge.flights.feeds.aidx_codes import (
     MILESTONES,
     STATUS,
@@ -23,7 +24,10 @@ from jetbridge.flights.feeds.aidx_codes import (
 from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.model import MAX_DELAYS
 
-_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?")
+_DURATION = re.compile(
+    r"P(?:([0-9]{1,4})D)?(?:T(?:([0-9]{1,5})H)?(?:([0-9]{1,6})M)?(?:([0-9]{1,7}(?:\.[0-9]+)?)S)?)?"
+)
+_WHOLE = re.compile(r"[0-9]{1,6}")  # counts and minutes: ASCII digits, a sane number of them
 
 
 @lru_cache(maxsize=512)
@@ -58,7 +62,7 @@ def text(node: Element | None) -> str | None:
 
 def repeat_index(node: Element) -> int:
     value = node.get("RepeatIndex", "").strip()
-    return int(value) if value.isdigit() else 0
+    return int(value) if _WHOLE.fullmatch(value) else 0
 
 
 def parse_time(value: str, file: str | None, where: str) -> datetime:
@@ -73,7 +77,10 @@ def parse_time(value: str, file: str | None, where: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return utc_moment(moment, "time")
+    except OutOfRange as exc:
+        raise ParseError(str(exc), file=file, location=where, token=value[:64]) from None
 
 
 def leg_data(data: Element, where: str, file: str | None) -> dict[str, Any]:
@@ -194,7 +201,7 @@ def _aircraft(aircraft: Element, fields: dict[str, Any]) -> None:
 
 def _codeshare(info: Element) -> str | None:
     airline, number = text(child(info, "Airline")), text(child(info, "FlightNumber"))
-    if not airline or not number or not number.isdigit():
+    if not airline or not number or not _WHOLE.fullmatch(number):
         return None
     return f"{airline}{int(number)}{text(child(info, 'OperationalSuffix')) or ''}"
 
@@ -216,7 +223,7 @@ def _minutes(value: str, where: str, file: str | None) -> int | None:
     """ISO 8601 durations (PT1H25M, P0DT0H20M0S) or plain minutes."""
     if not value:
         return None
-    if value.isdigit():
+    if _WHOLE.fullmatch(value):
         return int(value)
     match = _DURATION.fullmatch(value)
     if not match or not any(match.groups()):

@@ -17,13 +17,15 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 
 from jetbridge.flights.feeds.errors import ParseError
+from jetbridge.flights.feeds.limits import FeedLimits, FlightCount
 from jetbridge.flights.feeds.schedule_dates import (
     DATE,
     DATE_TOKEN,
     PERIOD,
     Fail,
+    Period,
     parse_date,
-    period_dates,
+    parse_period,
 )
 from jetbridge.flights.feeds.telex import FeedUpdate, Telex, read_telexes, source_time
 from jetbridge.flights.fids import zone_for
@@ -58,11 +60,25 @@ class _Flight:
 
 @dataclass
 class _Group:
-    """Flight lines and the equipment and legs that follow them."""
+    """Flight lines and the equipment, periods and legs that follow them. A period applies to
+    the flights listed before it: (period, how many of the group's flights)."""
 
     flights: list[_Flight] = field(default_factory=list)
     aircraft: str | None = None
     legs: list[tuple[int, re.Match[str]]] = field(default_factory=list)
+    periods: list[tuple[Period, int]] = field(default_factory=list)
+
+    def date_counts(self) -> list[int]:
+        """How many dates each flight has, its own and its periods', without listing them."""
+        covering = [0] * (len(self.flights) + 1)
+        for period, applies_to in self.periods:
+            covering[applies_to] += period.count()
+        counts = [0] * len(self.flights)
+        running = 0
+        for index in reversed(range(len(self.flights))):
+            running += covering[index + 1]
+            counts[index] = len(self.flights[index].dates) + running
+        return counts
 
 
 @dataclass
@@ -70,22 +86,58 @@ class _Context:
     telex: Telex
     when: datetime
     local: bool
+    limits: FeedLimits
 
     def fail(self, number: int) -> Fail:
         return lambda message, token: self.telex.error(message, number, token)
 
 
+@dataclass
+class _SubMessage:
+    context: _Context
+    actions: list[str]
+    groups: list[_Group]
+
+
 def parse_asm(
-    text: str | bytes, *, received_at: datetime, file: str | None = None
+    text: str | bytes,
+    *,
+    received_at: datetime,
+    file: str | None = None,
+    limits: FeedLimits | None = None,
 ) -> list[FeedUpdate]:
-    """Every flight leg (or flight, when no legs are given) each message changes."""
+    """Every flight leg (or flight, when no legs are given) each message changes; a message
+    that would change more than `limits` allow is refused before any update is built."""
+    limits = limits or FeedLimits()
     telexes = read_telexes(text, file, IDENTIFIERS)
     if not telexes:
         raise ParseError("empty message", file=file)
-    return [update for telex in telexes for update in _message(telex, received_at)]
+    subs = [sub for telex in telexes for sub in _message(telex, received_at, limits)]
+    count = FlightCount(limits, file)
+    for sub in subs:
+        for group in sub.groups:
+            _count(group, count)
+    count.check()
+    return [update for sub in subs for update in _expand(sub)]
 
 
-def _message(telex: Telex, received_at: datetime) -> list[FeedUpdate]:
+def _count(group: _Group, count: FlightCount) -> None:
+    for flight, dates in zip(group.flights, group.date_counts(), strict=True):
+        legs = len(group.legs) or max(1, len(flight.stations) - 1)
+        count.add(dates * legs, location=f"line {flight.line}", token=flight.token)
+
+
+def _expand(sub: _SubMessage) -> list[FeedUpdate]:
+    updates = [u for group in sub.groups for u in _updates(sub.context, group, sub.actions)]
+    for update in updates:
+        if "CNL" in sub.actions:
+            update.fields["status"] = "cancelled"
+        elif {"NEW", "RIN"} & set(sub.actions):
+            update.fields.setdefault("status", "scheduled")
+    return updates
+
+
+def _message(telex: Telex, received_at: datetime, limits: FeedLimits) -> list[_SubMessage]:
     lines = telex.text_lines()
     number, first = lines[0]
     if first.split()[0] not in IDENTIFIERS:
@@ -97,7 +149,7 @@ def _message(telex: Telex, received_at: datetime) -> list[FeedUpdate]:
         rest = rest[1:]
     if rest and _SEQUENCE.match(rest[0][1]):
         rest = rest[1:]
-    context = _Context(telex, source_time(telex, received_at), local)
+    context = _Context(telex, source_time(telex, received_at), local, limits)
     parts: list[tuple[int, list[tuple[int, str]]]] = [(number, [])]
     for item in rest:
         if item[1] == "//":  # sub-message separator
@@ -106,10 +158,13 @@ def _message(telex: Telex, received_at: datetime) -> list[FeedUpdate]:
             parts[-1][1].append(item)
     if len(parts) > 1 and not parts[-1][1]:
         parts.pop()  # a closing separator after the last sub-message
-    return [u for before, sub in parts for u in _sub_message(context, sub, before)]
+    subs = (_sub_message(context, sub, before) for before, sub in parts)
+    return [sub for sub in subs if sub is not None]
 
 
-def _sub_message(context: _Context, items: list[tuple[int, str]], before: int) -> list[FeedUpdate]:
+def _sub_message(
+    context: _Context, items: list[tuple[int, str]], before: int
+) -> _SubMessage | None:
     telex = context.telex
     if not items:
         raise telex.error("missing the action line", before)
@@ -120,15 +175,8 @@ def _sub_message(context: _Context, items: list[tuple[int, str]], before: int) -
         if action not in ACTIONS:
             raise telex.error(f"action must be one of {', '.join(sorted(ACTIONS))}", number, action)
     if set(actions) <= _NOT_ACTIONED:
-        return []
-    groups = _groups(context, items[1:], number)
-    updates = [u for group in groups for u in _updates(context, group, actions)]
-    for update in updates:
-        if "CNL" in actions:
-            update.fields["status"] = "cancelled"
-        elif {"NEW", "RIN"} & set(actions):
-            update.fields.setdefault("status", "scheduled")
-    return updates
+        return None
+    return _SubMessage(context, actions, _groups(context, items[1:], number))
 
 
 def _groups(context: _Context, items: list[tuple[int, str]], action_line: int) -> list[_Group]:
@@ -150,11 +198,14 @@ def _groups(context: _Context, items: list[tuple[int, str]], action_line: int) -
         groups[-1].flights.append(_flight(context, number, found))
     if not groups:
         raise telex.error("no flight line", action_line)
-    for flight in (flight for group in groups for flight in group.flights):
-        if not flight.dates:
-            raise telex.error(
-                "a flight needs a date (BA123/24NOV26) or a period line", flight.line, flight.token
-            )
+    for group in groups:
+        for flight, dates in zip(group.flights, group.date_counts(), strict=True):
+            if not dates:
+                raise telex.error(
+                    "a flight needs a date (BA123/24NOV26) or a period line",
+                    flight.line,
+                    flight.token,
+                )
     return groups
 
 
@@ -163,8 +214,10 @@ def _detail(context: _Context, group: _Group, number: int, line: str) -> bool:
     if line[:1].isdigit():
         period = PERIOD.match(line)
         if period:
-            for flight in group.flights:
-                flight.dates += period_dates(period, context.when, context.fail(number))
+            found = parse_period(
+                period, context.when, context.fail(number), max_days=context.limits.max_period_days
+            )
+            group.periods.append((found, len(group.flights)))
         return bool(period or _DEI.match(line))
     leg = _LEG.match(line)
     if leg:
@@ -195,8 +248,10 @@ def _flight(context: _Context, number: int, match: re.Match[str]) -> _Flight:
 
 def _updates(context: _Context, group: _Group, actions: list[str]) -> list[FeedUpdate]:
     out = []
-    for flight in group.flights:
-        for day in flight.dates:
+    periods = [(period.dates(), applies_to) for period, applies_to in group.periods]
+    for index, flight in enumerate(group.flights):
+        dates = flight.dates + [d for days, n in periods if index < n for d in days]
+        for day in dates:
             for number, departure, arrival, leg in _legs_of(group, flight):
                 update = FeedUpdate(
                     flight.airline, flight.number, day, departure, arrival, "asm", context.when,

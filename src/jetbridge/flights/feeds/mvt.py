@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from jetbridge.flights.feeds.errors import ParseError
+from jetbridge.flights.feeds.limits import FeedLimits, FlightCount
 from jetbridge.flights.feeds.telex import (
     FeedUpdate,
     Telex,
@@ -36,12 +37,22 @@ _NOTES = {"NI": "next information", "RR": "returned to ramp", "FR": "forced retu
 
 
 def parse_mvt(
-    text: str | bytes, *, received_at: datetime, file: str | None = None
+    text: str | bytes,
+    *,
+    received_at: datetime,
+    file: str | None = None,
+    limits: FeedLimits | None = None,
 ) -> list[FeedUpdate]:
-    """Every MVT in `text`, one update each; the first malformed element raises ParseError."""
+    """Every MVT in `text`, one update each; the first malformed element raises ParseError, as
+    does a file with more messages than `limits` allow."""
     telexes = read_telexes(text, file, IDENTIFIERS)
     if not telexes:
         raise ParseError("empty message", file=file)
+    count = FlightCount(limits or FeedLimits(), file)
+    for telex in telexes:
+        number, first = telex.items[0]
+        count.add(1, location=f"line {number}", token=first[:20])
+    count.check()
     return [_message(telex, received_at) for telex in telexes]
 
 

@@ -3,11 +3,14 @@ such as `30NOV26 20DEC26 1357/W2` (from, to, days of operation Monday=1, every s
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from jetbridge.flights.feeds.errors import ParseError
+from jetbridge.flights.feeds.limits import MAX_PERIOD_SETTING
 from jetbridge.flights.feeds.telex import resolve_day
 
 MONTHS = {
@@ -19,7 +22,6 @@ MONTHS = {
 DATE = r"\d{2}(?:[A-Z]{3}(?:\d{2})?)?"
 DATE_TOKEN = re.compile(DATE)
 PERIOD = re.compile(rf"^({DATE})\s+({DATE})\s+([1-7]{{1,7}})(?:/W(\d))?$")
-MAX_PERIOD_DAYS = 400
 
 Fail = Callable[[str, str], ParseError]
 
@@ -46,23 +48,54 @@ def parse_date(token: str, near: datetime, fail: Fail) -> date:
     return min(options, key=lambda d: abs(datetime(d.year, d.month, d.day, tzinfo=UTC) - near))
 
 
-def period_dates(match: re.Match[str], near: datetime, fail: Fail) -> list[date]:
-    """Every date of the period that falls on one of its days of operation."""
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A period of operation: from `first` to `last` (both included), on `weekdays` (Monday=1),
+    every `weeks`-th week counted from the first."""
+
+    first: date
+    last: date
+    weekdays: frozenset[int]
+    weeks: int = 1
+
+    def count(self) -> int:
+        """How many dates the period holds, without listing them."""
+        span = (self.last - self.first).days + 1
+        total = 0
+        for offset in range(min(7, span)):
+            if (self.first + timedelta(days=offset)).isoweekday() in self.weekdays:
+                occurrences = (span - offset + 6) // 7  # this weekday, week 0, 1, 2, ...
+                total += (occurrences + self.weeks - 1) // self.weeks
+        return total
+
+    def dates(self) -> list[date]:
+        span = (self.last - self.first).days + 1
+        moments = (self.first + timedelta(days=n) for n in range(span))
+        return [
+            d
+            for d in moments
+            if d.isoweekday() in self.weekdays and ((d - self.first).days // 7) % self.weeks == 0
+        ]
+
+
+def parse_period(match: re.Match[str], near: datetime, fail: Fail, *, max_days: int) -> Period:
+    """The period a `PERIOD` line names; one longer than `max_days` days is refused."""
     first_token, last_token, days, every = match.groups()
     first = parse_date(first_token, near, fail)
     last = parse_date(last_token, near, fail)
     if len(last_token) < 7 and last < first:
-        last = last.replace(year=last.year + 1)
+        with contextlib.suppress(ValueError):  # 29FEB has no next year: ends before it begins
+            last = last.replace(year=last.year + 1)
     if last < first:
         raise fail("a period must not end before it begins", last_token)
-    if (last - first).days > MAX_PERIOD_DAYS:
-        raise fail(f"a period may span at most {MAX_PERIOD_DAYS} days", match.group(0))
-    weekdays = {int(d) for d in days}
+    span = (last - first).days + 1
+    if span > max_days:
+        raise fail(
+            f"the period covers {span} days, more than the {max_days} a period may cover "
+            f"({MAX_PERIOD_SETTING})",
+            match.group(0),
+        )
     weeks = int(every or 1)
     if weeks < 1:
         raise fail("frequency must be /W1 to /W9", f"/W{every}")
-    span = (last - first).days + 1
-    moments = (first + timedelta(days=n) for n in range(span))
-    return [
-        d for d in moments if d.isoweekday() in weekdays and ((d - first).days // 7) % weeks == 0
-    ]
+    return Period(first, last, frozenset(int(d) for d in days), weeks)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from jetbridge.jsonlimits import JsonLimits, loads_within
 from jetbridge.workflows.asl import paths
 from jetbridge.workflows.asl.errors import StatesError
 
@@ -246,7 +247,8 @@ def _random(start: int, end: int, seed: int | None = None) -> int:
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.Format": _format,
-    "States.StringToJson": lambda text: json.loads(text),
+    # Within the JSON limits, so what it makes can be stored and read back like any input.
+    "States.StringToJson": lambda text: loads_within(text, JsonLimits()),
     "States.JsonToString": lambda value: json.dumps(value, separators=(",", ":")),
     "States.Array": lambda *items: list(items),
     "States.ArrayPartition": _partition,

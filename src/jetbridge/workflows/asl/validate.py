@@ -44,6 +44,10 @@ NUMBERS: dict[str, tuple[str, Any]] = {
         f"a positive integer up to {MAX_SECONDS}",
         lambda v: _integer(v) and 0 < v <= MAX_SECONDS,
     ),
+    "Seconds": (
+        f"a non-negative number up to {MAX_SECONDS}",
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= MAX_SECONDS,
+    ),
     "MaxConcurrency": ("a non-negative integer", lambda v: _integer(v) and v >= 0),
     "ToleratedFailureCount": ("a non-negative integer", lambda v: _integer(v) and v >= 0),
     "ToleratedFailurePercentage": (
