@@ -189,7 +189,9 @@ def test_a_stalled_client_is_cut_off_without_delaying_others_and_resumes_losing_
     gates = [f["data"] for f in parse(seen) if f.get("event") == "flight"]
     assert len(gates) == 600
     eventually(lambda: broadcaster(services).followers == 0)  # the stalled one is cut off
-    assert time.monotonic() - started < 10
+    # within a few stall periods, however loaded the machine (the healthy client's speed is the
+    # claim above; this only bounds how long the stalled one is kept)
+    assert time.monotonic() - started < 30
 
     received = b""
     stalled.settimeout(10)
