@@ -301,5 +301,5 @@ def test_unicode_names_repeat_as_the_same_request(served: Served) -> None:
         content=json.dumps(body()).replace("Lovelace", "\\ud800").encode(),
         headers={"Idempotency-Key": "idem-unicode-02", "Content-Type": "application/json"},
     )
-    assert raw.status_code == 422, raw.text
+    assert raw.status_code == 400 and "lone surrogate" in raw.text, raw.text
     assert rows_with_key(served.platform, "idem-unicode-02") == 0

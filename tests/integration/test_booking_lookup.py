@@ -173,7 +173,7 @@ def test_odd_but_valid_names_are_looked_up_and_not_found(
         (b"[]", 422),
         (b'"ABC234"', 422),
         (b"null", 422),
-        (b'{"locator": "ABC234", "family_name": "\\ud800"}', 422),
+        (b'{"locator": "ABC234", "family_name": "\\ud800"}', 400),
         (json.dumps({"locator": "ABC234", "family_name": "x" * 5_000_000}).encode(), 413),
     ],
 )
