@@ -225,6 +225,7 @@ def stored_flights(database_url: str) -> int:
 def test_http_push_over_the_flight_bound_is_refused_whole_and_logged(database_url: str) -> None:
     settings = Settings(database_url=database_url, run_workers=False)
     with TestClient(create_app(settings)) as client:
+        as_operator(client)
         refused = client.post("/api/ingest/asm", content=amplifying_ssm(1000, 2000))
         assert refused.status_code == 400
         message = refused.json()["message"]
@@ -246,6 +247,7 @@ def test_http_push_bounds_follow_the_settings(sqlite_url: str) -> None:
     )
     three = b"SSM\nUTC\nNEW\nLX1\n01APR26 03APR26 1234567\nZRH0640 CDG0800"
     with TestClient(create_app(settings)) as client:
+        as_operator(client)
         assert len(client.post("/api/ingest/asm", content=three).json()["applied"]) == 3
         four = client.post("/api/ingest/asm", content=three.replace(b"03APR26", b"04APR26"))
         assert four.status_code == 400
