@@ -23,6 +23,7 @@ from jetbridge.events.registry import rule_arn
 from jetbridge.events.routing import RouteTarget, Routing, RoutingCache
 from jetbridge.events.targets import DeliveryContext, DeliveryFailed, TargetInvoker
 from jetbridge.loops import interpreter_exiting
+from jetbridge.storage.transient import is_transient, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,9 @@ class DeliveryWorker:
         target = routing.target(delivery.rule, delivery.target_id)
         if target is None:
             log.warning("dropping delivery %s: target no longer exists", delivery.id)
-            await asyncio.to_thread(self.queue.drop, delivery)
+            await asyncio.to_thread(
+                retry_transient, lambda: self.queue.drop(delivery), what="dropping a delivery"
+            )
             self.stats["dropped"] += 1
             return
         try:
@@ -124,8 +127,9 @@ class DeliveryWorker:
             await asyncio.to_thread(self._failed, delivery, target, str(exc), exc.retryable)
             return
         except Exception as exc:
+            # A busy or lost database passes: the delivery is tried again with backoff.
             error = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(self._failed, delivery, target, error, False)
+            await asyncio.to_thread(self._failed, delivery, target, error, is_transient(exc))
             return
         self.stats["delivered"] += 1
 
@@ -160,19 +164,31 @@ class DeliveryWorker:
         await asyncio.to_thread(self._complete, delivery)
 
     def _complete(self, delivery: Delivery) -> None:
-        with self.engine.begin() as conn:
-            self.queue.complete(conn, delivery)
+        def complete() -> None:
+            with self.engine.begin() as conn:
+                self.queue.complete(conn, delivery)
+
+        retry_transient(complete, what=f"completing delivery {delivery.id}")
 
     def _forward(self, delivery: Delivery, bus: str, event: CloudEvent) -> None:
-        try:
+        def forward() -> None:
             with self.engine.begin() as conn:
                 self.publisher.publish(conn, bus=bus, events=[event])
                 self.queue.complete(conn, delivery)
+
+        try:
+            retry_transient(forward, what=f"forwarding delivery {delivery.id} to bus {bus!r}")
         except LookupError as exc:
             raise DeliveryFailed(str(exc), retryable=True) from None
         self.wake()
 
     def _failed(self, delivery: Delivery, target: RouteTarget, error: str, retryable: bool) -> None:
+        retry_transient(
+            lambda: self._settle(delivery, target, error, retryable),
+            what=f"recording the failure of delivery {delivery.id}",
+        )
+
+    def _settle(self, delivery: Delivery, target: RouteTarget, error: str, retryable: bool) -> None:
         now = time.time()
         failures = delivery.attempts + 1
         policy = target.spec.retry_policy
