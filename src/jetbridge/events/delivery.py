@@ -7,6 +7,7 @@ crashed worker held expires, so another worker (or the restarted one) picks it u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -22,8 +23,8 @@ from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import rule_arn
 from jetbridge.events.routing import RouteTarget, Routing, RoutingCache
 from jetbridge.events.targets import DeliveryContext, DeliveryFailed, TargetInvoker
-from jetbridge.loops import interpreter_exiting
-from jetbridge.storage.transient import is_transient, retry_transient
+from jetbridge.loops import MAX_BACKOFF, interpreter_exiting
+from jetbridge.storage.transient import backoff, is_transient, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +68,19 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
+        failures = 0
         while not stop.is_set():
             # Cleared before looking for work: a wake-up during the claim is not lost.
             self._wakeup.clear()
             try:
                 handled = await self.run_once()
+                failures = 0
             except Exception as exc:
                 if interpreter_exiting(exc):
                     return
-                log.exception("delivery batch failed; retrying after the poll interval")
-                handled = 0
+                failures += 1
+                await self._back_off(exc, failures, stop)
+                continue
             if handled:
                 continue
             waiters = [
@@ -88,6 +92,16 @@ class DeliveryWorker:
             )
             for waiter in pending:
                 waiter.cancel()
+
+    async def _back_off(self, exc: Exception, failures: int, stop: asyncio.Event) -> None:
+        """After a failed batch wait longer each time in a row (a busy database passes)."""
+        if is_transient(exc):
+            log.warning("delivery batch: transient database error (%s); retrying", exc)
+        else:
+            log.exception("delivery batch failed; retrying")
+        pause = max(self.poll_seconds, backoff(failures, ceiling=MAX_BACKOFF))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=pause)
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries and deliver them concurrently."""
