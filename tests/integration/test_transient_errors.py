@@ -24,7 +24,9 @@ from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity
 from jetbridge.storage.db import create_database_engine, normalise_url
+from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.transient import is_transient
+from jetbridge.workflows.engine import WorkflowEngine
 from support.auth import as_operator
 from support.webhook import webhook_receiver
 
@@ -154,3 +156,45 @@ def test_a_locked_database_after_a_webhook_is_retried_not_dead_lettered(
             assert client.get("/api/dlq").json() == []
             assert len(receiver.requests) >= 1
             assert any("transient database error" in r.getMessage() for r in caplog.records)
+
+
+def test_a_workflow_commit_that_meets_a_locked_database_goes_on_without_running_again(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    engine = create_database_engine(sqlite_url, busy_timeout=0.2)
+    upgrade(engine)
+    calls: list[str] = []
+    holders: list[sqlite3.Connection] = []
+
+    def reserve(_: Any) -> str:
+        # Another writer takes the database just as the task's result is to be recorded.
+        calls.append("reserve")
+        holder = sqlite3.connect(
+            str(make_url(sqlite_url).database), isolation_level=None, check_same_thread=False
+        )
+        holder.execute("BEGIN IMMEDIATE")
+        holders.append(holder)
+        return "seat"
+
+    workflows = WorkflowEngine(engine, {"Reserve": reserve, "Pay": lambda _: calls.append("pay")})
+    definition = {
+        "StartAt": "Reserve",
+        "States": {
+            "Reserve": {"Type": "Task", "Resource": "Reserve", "Next": "Pay"},
+            "Pay": {"Type": "Task", "Resource": "Pay", "End": True},
+        },
+    }
+    workflows.start(name="locked-1", definition=definition, input={})
+    worker = threading.Thread(target=workflows.run_one)
+    worker.start()
+    try:
+        wait_for(lambda: any("transient database error" in r.getMessage() for r in caplog.records))
+    finally:
+        for holder in wait_for(lambda: holders):
+            holder.execute("ROLLBACK")
+            holder.close()
+    worker.join(timeout=30)
+    assert workflows.describe(name="locked-1")["status"] == "SUCCEEDED"
+    assert calls == ["reserve", "pay"]
+    engine.dispose()
