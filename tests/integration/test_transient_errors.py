@@ -4,6 +4,7 @@ connection) are told apart from others, and deliveries that meet one are retried
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from jetbridge.config import Settings
 from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity
+from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.db import create_database_engine, normalise_url
 from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.transient import is_transient
@@ -198,3 +200,46 @@ def test_a_workflow_commit_that_meets_a_locked_database_goes_on_without_running_
     assert workflows.describe(name="locked-1")["status"] == "SUCCEEDED"
     assert calls == ["reserve", "pay"]
     engine.dispose()
+
+
+def test_polling_loops_back_off_while_the_database_is_locked_and_go_on(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loop that runs change capture, the workflow workers and the MQTT bridge."""
+    caplog.set_level(logging.WARNING)
+    engine = create_database_engine(sqlite_url, busy_timeout=0.05)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE probe (id INTEGER PRIMARY KEY)"))
+    written: list[float] = []
+
+    def step() -> bool:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO probe DEFAULT VALUES"))
+        written.append(time.monotonic())
+        return False
+
+    holder = hold_write_lock(sqlite_url)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    runner = threading.Thread(
+        target=lambda: loop.run_until_complete(
+            poll_until_stopped(step, stop, interval=0.01, name="probe capture")
+        )
+    )
+    runner.start()
+    try:
+        wait_for(lambda: len(transient_warnings(caplog)) >= 3)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    wait_for(lambda: written)
+    loop.call_soon_threadsafe(stop.set)
+    runner.join(timeout=30)
+    loop.close()
+    assert all(r.exc_info is None for r in transient_warnings(caplog))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    engine.dispose()
+
+
+def transient_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "transient database error" in r.getMessage()]
