@@ -22,8 +22,8 @@ BATCH = (REAL / "mvt_batch.txt").read_bytes()
 PROMPT = 5.0
 
 
-def test_push_refuses_unknown_flights_alone_and_promptly(sqlite_url: str) -> None:
-    with TestClient(create_app(Settings(database_url=sqlite_url, run_workers=False))) as client:
+def test_push_refuses_unknown_flights_alone_and_promptly(database_url: str) -> None:
+    with TestClient(create_app(Settings(database_url=database_url, run_workers=False))) as client:
         as_operator(client)
         started = threading.Barrier(2)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -18,6 +19,7 @@ from jetbridge.flights.hub import FlightHub, load_state, record_error
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity, InvalidFlight
 from jetbridge.storage.schema import flights
+from jetbridge.storage.transient import retry_transient
 
 FORMATS = ("aidx", "mvt", "asm")
 
@@ -111,24 +113,35 @@ def ingest(
         raise
     result = Ingested()
     for item in items:
-        with hub.backbone.transaction() as conn:
-            update = item if isinstance(item, Update) else _complete(conn, item)
-            if update is None:
-                assert isinstance(item, FeedUpdate)
-                refusal = _refusal(item, origin)
-                # The same transaction: a second connection would wait on this one's write lock.
-                record_error(conn, source=kind, **refusal)
-                result.refused.append(refusal)
-                continue
-            outcome = hub.apply(conn, update)
-        result.applied.append(
-            {
-                "flight_key": update.identity.key,
-                "version": outcome.version if outcome else None,
-                "changed": outcome.changed if outcome else [],
-            }
+        applied, refusal = retry_transient(
+            partial(_ingest_one, hub, kind, item, origin), what=f"ingesting from {origin}"
         )
+        if refusal is not None:
+            result.refused.append(refusal)
+        if applied is not None:
+            result.applied.append(applied)
     return result
+
+
+def _ingest_one(
+    hub: FlightHub, kind: str, item: Update | FeedUpdate, origin: str
+) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+    """One message in one transaction: what it applied, or why it was refused."""
+    with hub.backbone.transaction() as conn:
+        update = item if isinstance(item, Update) else _complete(conn, item)
+        if update is None:
+            assert isinstance(item, FeedUpdate)
+            refusal = _refusal(item, origin)
+            # The same transaction: a second connection would wait on this one's write lock.
+            record_error(conn, source=kind, **refusal)
+            return None, refusal
+        outcome = hub.apply(conn, update)
+    applied = {
+        "flight_key": update.identity.key,
+        "version": outcome.version if outcome else None,
+        "changed": outcome.changed if outcome else [],
+    }
+    return applied, None
 
 
 def _refusal(item: FeedUpdate, origin: str) -> dict[str, str]:
