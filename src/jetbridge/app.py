@@ -200,7 +200,9 @@ def build_platform(
     program registers by name."""
     keyring = data_keyring(settings)
     registry = handler_registry(settings, handlers)
-    engine = create_database_engine(settings.database_url)
+    engine = create_database_engine(
+        settings.database_url, busy_timeout=settings.sqlite_busy_timeout
+    )
     log = SqlEventLog(engine)
     routing = RoutingCache()
     publisher = Publisher(

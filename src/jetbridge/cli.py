@@ -201,7 +201,8 @@ def _received_at(value: str | None) -> datetime:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Parse feed files; print the canonical updates as JSON lines (--dry-run) or apply them."""
+    """Parse feed files; print the canonical updates as JSON lines (--dry-run) or apply them.
+    Exit 2 on a malformed file (nothing of it applied), 1 if a telex named no known flight."""
     from jetbridge.flights.feeds.errors import ParseError
     from jetbridge.flights.hub import FlightHub
     from jetbridge.flights.ingest import as_json, ingest, parse
@@ -213,6 +214,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 2
     limits = Settings().feed_limits()
     hub = None if args.dry_run else FlightHub(_platform().backbone)
+    refused = False
     for name in args.files:
         try:
             data = Path(name).read_bytes()
@@ -225,15 +227,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 for item in items:
                     print(json.dumps(as_json(item), ensure_ascii=False))
             else:
-                applied = ingest(
+                result = ingest(
                     hub, args.format, data, received_at=received, origin=name, limits=limits
                 )
-                for outcome in applied:
+                for outcome in result.applied:
                     print(json.dumps(outcome))
+                for refusal in result.refused:
+                    print(f"refused: {refusal['location']}: {refusal['message']}", file=sys.stderr)
+                refused = refused or bool(result.refused)
         except ParseError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    return 0
+    return 1 if refused else 0
 
 
 def cmd_workflows(args: argparse.Namespace) -> int:

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         default="sqlite:///var/jetbridge.db",
         description="SQLAlchemy URL: sqlite:///path (embedded default) or postgresql://...",
     )
+    sqlite_busy_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="seconds a SQLite statement waits for another writer before it fails",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     region: str = "local-1"

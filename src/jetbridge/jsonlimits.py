@@ -110,3 +110,28 @@ def _at(where: str, path: tuple[str | int, ...]) -> str:
             name = part[:40].encode("utf-8", "backslashreplace").decode()
             shown += f".{name}" if shown else name
     return shown[:300]
+
+
+# What a stored document must meet to be shown: any depth the settings allow, any size.
+READABLE = JsonLimits(max_depth=512, max_elements=2**62)
+
+
+def stored_json(data: bytes | str | None, *, where: str = "") -> Any:
+    """A stored JSON document as a listing shows it: the value, or `{"unreadable": reason}` when
+    it cannot be decoded or rendered (written before validation existed, or by hand)."""
+    if data is None:
+        return None
+    try:
+        return loads_within(data, READABLE, where=where)
+    except (ValueError, RecursionError) as exc:
+        return {"unreadable": _reason(exc, where)}
+
+
+def _reason(exc: BaseException, where: str) -> str:
+    reason = str(exc) or type(exc).__name__
+    if not isinstance(exc, JsonLimitExceeded):
+        reason = f"{where}: {reason}" if where else reason
+    elif len(exc.where) > 100:
+        # A deep path would hide the problem: keep its start and the problem itself.
+        reason = f"{exc.where[:100]}...: {reason[len(exc.where) + 2 :]}"
+    return reason[:500]

@@ -18,6 +18,8 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     location: str | None = None  # sent with every answer: a redirect when the status is 3xx
     lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Event = field(default_factory=threading.Event)  # set at each request
+    release: threading.Event | None = None  # when given, answers wait until it is set
 
     def next_status(self) -> int:
         with self.lock:
@@ -40,6 +42,9 @@ def webhook_receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
             status = receiver.next_status()
             with receiver.lock:
                 receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            receiver.arrived.set()
+            if receiver.release is not None:
+                receiver.release.wait(timeout=60)
             self.send_response(status)
             if receiver.location is not None:
                 self.send_header("Location", receiver.location)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -19,6 +18,7 @@ from jetbridge.events import archive, dlq, registry
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.patterns import test_event_pattern
 from jetbridge.events.specs import ArchiveSpec, BusSpec, ReplaySpec, RuleSpec, TargetSpec
+from jetbridge.jsonlimits import stored_json
 from jetbridge.ops.identity import store
 from jetbridge.ops.identity.principal import Principal
 from jetbridge.ops.outbound import OutboundPolicy
@@ -194,7 +194,8 @@ def read_events(
         own_bus(conn, caller, bus)
         stored = backbone.log.read(conn, bus=bus, after=after, limit=limit)
     return [
-        {"seq": e.seq, "ingested_at": e.ingested_at, "event": json.loads(e.body)} for e in stored
+        {"seq": e.seq, "ingested_at": e.ingested_at, "event": stored_json(e.body, where="event")}
+        for e in stored
     ]
 
 

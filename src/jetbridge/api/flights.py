@@ -250,16 +250,17 @@ async def push_feed(
     limits: FeedLimitsDep,
 ) -> dict[str, Any]:
     """Push AIDX XML (in the encoding it declares), MVT or ASM telex; a malformed message is
-    logged and answered with 400."""
+    logged and answered with 400. A telex naming no single known flight is logged and listed
+    under `refused` (with its line); the other messages are applied."""
     body = await request.body()
     hub = FlightHub(backbone)
     try:
-        applied = await asyncio.to_thread(
+        result = await asyncio.to_thread(
             ingest, hub, kind, body, received_at=datetime.now(UTC), origin="http", limits=limits
         )
     except ParseError as exc:
         raise InvalidRequest(str(exc)) from None
-    return {"applied": applied}
+    return {"applied": result.applied, "refused": result.refused}
 
 
 @router.get("/api/ingest/errors")

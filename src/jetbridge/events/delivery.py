@@ -7,6 +7,7 @@ crashed worker held expires, so another worker (or the restarted one) picks it u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -22,7 +23,8 @@ from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import rule_arn
 from jetbridge.events.routing import RouteTarget, Routing, RoutingCache
 from jetbridge.events.targets import DeliveryContext, DeliveryFailed, TargetInvoker
-from jetbridge.loops import interpreter_exiting
+from jetbridge.loops import MAX_BACKOFF, interpreter_exiting
+from jetbridge.storage.transient import backoff, is_transient, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +68,19 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
+        failures = 0
         while not stop.is_set():
             # Cleared before looking for work: a wake-up during the claim is not lost.
             self._wakeup.clear()
             try:
                 handled = await self.run_once()
+                failures = 0
             except Exception as exc:
                 if interpreter_exiting(exc):
                     return
-                log.exception("delivery batch failed; retrying after the poll interval")
-                handled = 0
+                failures += 1
+                await self._back_off(exc, failures, stop)
+                continue
             if handled:
                 continue
             waiters = [
@@ -87,6 +92,16 @@ class DeliveryWorker:
             )
             for waiter in pending:
                 waiter.cancel()
+
+    async def _back_off(self, exc: Exception, failures: int, stop: asyncio.Event) -> None:
+        """After a failed batch wait longer each time in a row (a busy database passes)."""
+        if is_transient(exc):
+            log.warning("delivery batch: transient database error (%s); retrying", exc)
+        else:
+            log.exception("delivery batch failed; retrying")
+        pause = max(self.poll_seconds, backoff(failures, ceiling=MAX_BACKOFF))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=pause)
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries and deliver them concurrently."""
@@ -115,7 +130,9 @@ class DeliveryWorker:
         target = routing.target(delivery.rule, delivery.target_id)
         if target is None:
             log.warning("dropping delivery %s: target no longer exists", delivery.id)
-            await asyncio.to_thread(self.queue.drop, delivery)
+            await asyncio.to_thread(
+                retry_transient, lambda: self.queue.drop(delivery), what="dropping a delivery"
+            )
             self.stats["dropped"] += 1
             return
         try:
@@ -124,8 +141,9 @@ class DeliveryWorker:
             await asyncio.to_thread(self._failed, delivery, target, str(exc), exc.retryable)
             return
         except Exception as exc:
+            # A busy or lost database passes: the delivery is tried again with backoff.
             error = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(self._failed, delivery, target, error, False)
+            await asyncio.to_thread(self._failed, delivery, target, error, is_transient(exc))
             return
         self.stats["delivered"] += 1
 
@@ -160,19 +178,31 @@ class DeliveryWorker:
         await asyncio.to_thread(self._complete, delivery)
 
     def _complete(self, delivery: Delivery) -> None:
-        with self.engine.begin() as conn:
-            self.queue.complete(conn, delivery)
+        def complete() -> None:
+            with self.engine.begin() as conn:
+                self.queue.complete(conn, delivery)
+
+        retry_transient(complete, what=f"completing delivery {delivery.id}")
 
     def _forward(self, delivery: Delivery, bus: str, event: CloudEvent) -> None:
-        try:
+        def forward() -> None:
             with self.engine.begin() as conn:
                 self.publisher.publish(conn, bus=bus, events=[event])
                 self.queue.complete(conn, delivery)
+
+        try:
+            retry_transient(forward, what=f"forwarding delivery {delivery.id} to bus {bus!r}")
         except LookupError as exc:
             raise DeliveryFailed(str(exc), retryable=True) from None
         self.wake()
 
     def _failed(self, delivery: Delivery, target: RouteTarget, error: str, retryable: bool) -> None:
+        retry_transient(
+            lambda: self._settle(delivery, target, error, retryable),
+            what=f"recording the failure of delivery {delivery.id}",
+        )
+
+    def _settle(self, delivery: Delivery, target: RouteTarget, error: str, retryable: bool) -> None:
         now = time.time()
         failures = delivery.attempts + 1
         policy = target.spec.retry_policy

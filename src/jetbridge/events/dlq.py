@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -12,6 +11,7 @@ from sqlalchemy import Connection, delete, select, update
 from jetbridge.bounds import checked_id
 from jetbridge.errors import NotFound
 from jetbridge.events.log import NewDelivery, SqlEventLog
+from jetbridge.jsonlimits import stored_json
 from jetbridge.storage.schema import dead_letters, events
 
 
@@ -46,7 +46,7 @@ def _letter(row: Any) -> dict[str, Any]:
         "bus": row.bus,
         "rule": row.rule,
         "target_id": row.target_id,
-        "event": json.loads(row.body),
+        "event": stored_json(row.body, where="event"),
         "error": row.error,
         "attempts": row.attempts,
         "failed_at": row.failed_at,

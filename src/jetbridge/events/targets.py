@@ -15,6 +15,7 @@ from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.signing import SIGNATURE_HEADER, sign
 from jetbridge.events.specs import TargetSpec
 from jetbridge.ops.outbound import OutboundRefused
+from jetbridge.storage.transient import retry_transient
 
 
 class DeliveryFailed(Exception):
@@ -65,7 +66,12 @@ class TargetInvoker:
         elif spec.kind == "workflow" and self.start_workflow is not None:
             # One execution per event and rule: a redelivery finds the execution already started.
             name = f"{context.rule}-{context.event_id}"[:80]
-            await asyncio.to_thread(self.start_workflow, name, spec.definition or {}, payload)
+            start, definition = self.start_workflow, spec.definition or {}
+            await asyncio.to_thread(
+                retry_transient,
+                lambda: start(name, definition, payload),
+                what=f"starting execution {name!r}",
+            )
         else:
             raise DeliveryFailed(f"target kind {spec.kind!r} is not invoked here", retryable=False)
 

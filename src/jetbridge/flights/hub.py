@@ -119,17 +119,25 @@ class FlightHub:
         return applied
 
     def record_error(self, *, source: str, location: str, message: str, excerpt: str = "") -> None:
-        """Keep a malformed message for operators; the feed goes on."""
+        """Keep a malformed message for operators in a transaction of its own; the feed goes
+        on. Inside an open transaction use `record_error(conn, ...)` instead."""
         with self.backbone.transaction() as conn:
-            conn.execute(
-                insert(ingest_errors).values(
-                    source=source,
-                    location=location[:512],
-                    message=message[:4000],
-                    excerpt=excerpt[:2000],
-                    received_at=time.time(),
-                )
-            )
+            record_error(conn, source=source, location=location, message=message, excerpt=excerpt)
+
+
+def record_error(
+    conn: Connection, *, source: str, location: str, message: str, excerpt: str = ""
+) -> None:
+    """Keep a refused message for operators inside `conn`'s transaction."""
+    conn.execute(
+        insert(ingest_errors).values(
+            source=source,
+            location=location[:512],
+            message=message[:4000],
+            excerpt=excerpt[:2000],
+            received_at=time.time(),
+        )
+    )
 
 
 def get_flight(conn: Connection, flight_key: str) -> dict[str, Any] | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -13,12 +15,21 @@ from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.limits import FeedLimits
 from jetbridge.flights.feeds.mvt import parse_mvt
 from jetbridge.flights.feeds.telex import FeedUpdate
-from jetbridge.flights.hub import FlightHub, load_state
+from jetbridge.flights.hub import FlightHub, load_state, record_error
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity, InvalidFlight
 from jetbridge.storage.schema import flights
+from jetbridge.storage.transient import retry_transient
 
 FORMATS = ("aidx", "mvt", "asm")
+
+
+@dataclass
+class Ingested:
+    """What one file or push did: the updates applied and the messages refused (with where)."""
+
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
 
 
 def parse(
@@ -85,9 +96,10 @@ def ingest(
     received_at: datetime,
     origin: str,
     limits: FeedLimits | None = None,
-) -> list[dict[str, Any]]:
-    """Parse and apply; malformed input, or a message over `limits`, is written to the ingestion
-    error log and raised, and nothing of it is applied."""
+) -> Ingested:
+    """Parse and apply. Malformed input, or a message over `limits`, is written to the ingestion
+    error log and raised, and nothing of it is applied. A telex naming no single known flight is
+    refused alone: it is logged and listed in `refused`, and the other messages are applied."""
     try:
         items = parse(kind, data, received_at=received_at, file=origin, limits=limits)
     except ParseError as exc:
@@ -99,26 +111,47 @@ def ingest(
             excerpt=excerpt,
         )
         raise
-    applied = []
+    result = Ingested()
     for item in items:
-        with hub.backbone.transaction() as conn:
-            update = item if isinstance(item, Update) else _complete(conn, item)
-            if update is None:
-                assert isinstance(item, FeedUpdate)
-                named = f"{item.airline}{item.flight_number} on {item.origin_date}"
-                hub.record_error(
-                    source=kind, location=origin, message=f"no single flight matches {named}"
-                )
-                continue
-            outcome = hub.apply(conn, update)
-        applied.append(
-            {
-                "flight_key": update.identity.key,
-                "version": outcome.version if outcome else None,
-                "changed": outcome.changed if outcome else [],
-            }
+        applied, refusal = retry_transient(
+            partial(_ingest_one, hub, kind, item, origin), what=f"ingesting from {origin}"
         )
-    return applied
+        if refusal is not None:
+            result.refused.append(refusal)
+        if applied is not None:
+            result.applied.append(applied)
+    return result
+
+
+def _ingest_one(
+    hub: FlightHub, kind: str, item: Update | FeedUpdate, origin: str
+) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+    """One message in one transaction: what it applied, or why it was refused."""
+    with hub.backbone.transaction() as conn:
+        update = item if isinstance(item, Update) else _complete(conn, item)
+        if update is None:
+            assert isinstance(item, FeedUpdate)
+            refusal = _refusal(item, origin)
+            # The same transaction: a second connection would wait on this one's write lock.
+            record_error(conn, source=kind, **refusal)
+            return None, refusal
+        outcome = hub.apply(conn, update)
+    applied = {
+        "flight_key": update.identity.key,
+        "version": outcome.version if outcome else None,
+        "changed": outcome.changed if outcome else [],
+    }
+    return applied, None
+
+
+def _refusal(item: FeedUpdate, origin: str) -> dict[str, str]:
+    named = f"{item.airline}{item.flight_number} on {item.origin_date.isoformat()}"
+    airports = "-".join(a or "?" for a in (item.departure_airport, item.arrival_airport))
+    location = f"{origin} line {item.line}" if item.line else origin
+    return {
+        "location": location,
+        "message": f"no single known flight matches {named} ({airports}); the message is refused",
+    }
 
 
 def _complete(conn: Connection, item: FeedUpdate) -> Update | None:

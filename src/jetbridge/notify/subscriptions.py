@@ -8,6 +8,7 @@ with an id made of subscription, flight and version (so it is published once) --
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -31,6 +32,7 @@ from jetbridge.events.targets import DeliveryFailed
 from jetbridge.notify.email import SmtpSettings, send_email
 from jetbridge.ops.outbound import OutboundRefused
 from jetbridge.storage.schema import subscriptions
+from jetbridge.storage.transient import retry_transient
 
 NOTIFY_BUS = "notifications"
 NOTIFY_SOURCE = "jetbridge.notify"
@@ -152,6 +154,10 @@ class Notifier:
     smtp: SmtpSettings | None
 
     def fan_out(self, event: dict[str, Any]) -> None:
+        """One notice per active subscription; a busy database is waited out with backoff."""
+        retry_transient(lambda: self._fan_out(event), what=f"fanning out {event['id']}")
+
+    def _fan_out(self, event: dict[str, Any]) -> None:
         detail = event["detail"]
         with self.backbone.transaction() as conn:
             rows = conn.execute(
@@ -166,14 +172,17 @@ class Notifier:
                 self.backbone.publish(conn, bus=NOTIFY_BUS, events=notices)
 
     def _subscription(self, subscription_id: str) -> Any:
-        with self.backbone.reading() as conn:
-            return conn.execute(
-                select(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
-            ).first()
+        def read() -> Any:
+            with self.backbone.reading() as conn:
+                return conn.execute(
+                    select(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
+                ).first()
+
+        return retry_transient(read, what="reading a subscription")
 
     async def webhook(self, event: dict[str, Any]) -> None:
         detail = event["detail"]
-        row = self._subscription(detail["subscription_id"])
+        row = await asyncio.to_thread(self._subscription, detail["subscription_id"])
         if row is None or not row.active:
             return
         body = json.dumps(_message(detail), separators=(",", ":")).encode()

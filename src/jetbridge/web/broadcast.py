@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from bisect import bisect_right
 from collections import OrderedDict
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jetbridge.events.backbone import Backbone
+from jetbridge.jsonlimits import stored_json
 from jetbridge.web.sse import HANG_UP, KEEP_ALIVE, ClientWriter, discard
 
 Item = tuple[int, dict[str, Any]]
@@ -103,7 +103,7 @@ class LogBroadcaster:
     def _read(self, after: int, limit: int = 1000) -> list[Item]:
         with self.backbone.reading() as conn:
             stored = self.backbone.log.read(conn, bus=self.bus, after=after, limit=limit)
-        return [(e.seq, json.loads(e.body)) for e in stored]
+        return [(e.seq, stored_json(e.body, where="event")) for e in stored]
 
     async def _run(self) -> None:
         assert self._poke is not None

@@ -22,14 +22,22 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from jetbridge.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from jetbridge.jsonlimits import JsonLimitExceeded, JsonLimits, check_json, loads_within
+from jetbridge.jsonlimits import (
+    JsonLimitExceeded,
+    JsonLimits,
+    check_json,
+    loads_within,
+    stored_json,
+)
 from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
+from jetbridge.storage.transient import retry_transient
 from jetbridge.workflows import ExecutionResult, check_resources, execute, validate_definition
 from jetbridge.workflows.asl.errors import InvalidDefinition
 from jetbridge.workflows.asl.scope import Suspended
@@ -67,8 +75,20 @@ class _HistoryWriter:
     def record(self, event: dict[str, Any]) -> None:
         self.pending.append(event)
         if event["type"] in DURABLE_POINTS:
+            retry_transient(self.commit, what=f"recording history of {self.name!r}")
+
+    def commit(self, then: Callable[[Connection], object] | None = None) -> None:
+        """Flush (and `then`) in one transaction; if it fails, the events stay pending, so a
+        retry writes the same ones."""
+        pending = list(self.pending)
+        try:
             with self.engine.engine.begin() as conn:
                 self.flush(conn)
+                if then is not None:
+                    then(conn)
+        except BaseException:
+            self.pending = pending  # rolled back: the same events are written by the next try
+            raise
 
     def flush(self, conn: Connection) -> None:
         """Renew the lease and store what is pending; Aborted if the execution is not ours."""
@@ -326,34 +346,38 @@ class WorkflowEngine:
                 break
             except Suspended as pause:
                 try:
-                    with self.engine.begin() as conn:
-                        writer.flush(conn)
+                    retry_transient(writer.commit, what=f"suspending {name!r}")
                 except Aborted:
                     return None
-                if self._park(name, pause.wake_at):
+                park = partial(self._park, name, pause.wake_at)
+                if retry_transient(park, what=f"parking {name!r}"):
                     return None
                 continue  # an answer came in meanwhile: look again now
             break
-        with self.engine.begin() as conn:
-            try:
-                writer.flush(conn)
-            except Aborted:
-                return None
-            conn.execute(
-                update(executions)
-                .where(executions.c.name == name, executions.c.status == "RUNNING")
-                .values(
-                    status=result.status,
-                    output=json.dumps(result.output),
-                    error=result.error,
-                    cause=result.cause,
-                    stopped_at=time.time(),
-                    lease_until=None,
-                )
-            )
+        try:
+            retry_transient(lambda: self._finish(writer, result), what=f"ending {name!r}")
+        except Aborted:
+            return None
         for listener in self.listeners:
             listener(name, result.status)
         return result
+
+    def _finish(self, writer: _HistoryWriter, result: ExecutionResult) -> None:
+        writer.commit(lambda conn: self._store_outcome(conn, writer.name, result))
+
+    def _store_outcome(self, conn: Connection, name: str, result: ExecutionResult) -> None:
+        conn.execute(
+            update(executions)
+            .where(executions.c.name == name, executions.c.status == "RUNNING")
+            .values(
+                status=result.status,
+                output=json.dumps(result.output),
+                error=result.error,
+                cause=result.cause,
+                stopped_at=time.time(),
+                lease_until=None,
+            )
+        )
 
     def _park(self, name: str, wake_at: float) -> bool:
         """Release the execution until `wake_at` unless an answer arrived since it was claimed
@@ -426,8 +450,8 @@ def _describe(row: Any) -> dict[str, Any]:
         "name": row.name,
         "machine": row.machine,
         "status": row.status,
-        "input": json.loads(row.input),
-        "output": json.loads(row.output) if row.output else None,
+        "input": stored_json(row.input, where="input"),
+        "output": stored_json(row.output, where="output") if row.output else None,
         "error": row.error,
         "cause": row.cause,
         "started_at": row.started_at,

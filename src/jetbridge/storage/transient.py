@@ -1,0 +1,122 @@
+"""Which database errors pass by themselves, and retrying them with backoff.
+
+A transient error is one where the same statement can succeed a moment later: SQLite busy or
+locked, a PostgreSQL serialization failure, deadlock or lock timeout, a MySQL lock wait or
+deadlock, and a connection that was lost or could not be had. Everything else (a constraint,
+bad SQL, bad data) fails the same way again and is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SQLITE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_SQLITE_TEXT = ("database is locked", "database is busy", "database table is locked")
+# Class 40 (serialization failure, deadlock), class 08 (connection), lock not available, too
+# many connections, and the server shutting down or not yet accepting connections.
+_SQLSTATE_CLASSES = ("40", "08")
+_SQLSTATES = {"55P03", "53300", "57P01", "57P02", "57P03"}
+# MySQL/MariaDB: lock wait timeout, deadlock, server gone away, connection lost.
+_MYSQL_CODES = {1205, 1213, 2006, 2013}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is a database error that retrying can get past."""
+    return any(_transient_one(error) for error in _chain(exc))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        original = getattr(error, "orig", None)
+        pending += [error.__cause__, error.__context__]
+        if isinstance(original, BaseException):
+            pending.append(original)
+
+
+def _transient_one(error: BaseException) -> bool:
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        code = getattr(error, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _SQLITE_CODES:
+            return True
+        return str(error).lower().startswith(_SQLITE_TEXT)
+    if isinstance(error, psycopg.Error):
+        state = error.sqlstate
+        if state is None:
+            # No answer from the server at all: the connection broke or was never made.
+            return isinstance(error, psycopg.OperationalError)
+        return state.startswith(_SQLSTATE_CLASSES) or state in _SQLSTATES
+    if type(error).__module__.startswith("pymysql") and error.args:
+        return error.args[0] in _MYSQL_CODES
+    return False
+
+
+def backoff(attempt: int, *, base: float = 0.05, ceiling: float = 2.0) -> float:
+    """Exponential backoff with equal jitter for the `attempt`-th retry (1, 2, ...)."""
+    top = min(ceiling, base * 2.0 ** (attempt - 1))
+    return top / 2 + random.uniform(0, top / 2)
+
+
+def retry_transient(step: Callable[[], T], *, what: str, attempts: int = 6) -> T:
+    """Run `step` (a whole transaction); after a transient error, back off and run it again,
+    at most `attempts` times in all. Other errors, and the last transient one, are raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return step()
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            pause = backoff(attempt)
+            _log_retry(what, exc, pause, attempt, attempts)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+async def retry_transient_async(
+    step: Callable[[], Awaitable[T]], *, what: str, attempts: int = 6
+) -> T:
+    """`retry_transient` for a coroutine; the waits do not block the event loop."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await step()
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            pause = backoff(attempt)
+            _log_retry(what, exc, pause, attempt, attempts)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _log_retry(what: str, exc: BaseException, pause: float, attempt: int, attempts: int) -> None:
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    log.warning(
+        "%s: transient database error (%s); retrying in %.2f s (attempt %d of %d)",
+        what,
+        reason,
+        pause,
+        attempt + 1,
+        attempts,
+    )
