@@ -155,14 +155,12 @@ class Cidr(Matcher):
 
 @dataclass(frozen=True, slots=True)
 class AnythingBut(Matcher):
-    """Matches a present value unless the inner matchers accept it."""
+    """Matches any present value (null, booleans and numbers too) unless an inner matcher
+    accepts it; string operators inside never accept a number or null, as in EventBridge."""
 
     excluded: tuple[Matcher, ...]
-    strings_only: bool = False
 
     def matches(self, value: Scalar) -> bool:
-        if self.strings_only and not isinstance(value, str):
-            return False
         return not any(inner.matches(value) for inner in self.excluded)
 
 
