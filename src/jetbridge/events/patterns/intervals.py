@@ -61,8 +61,9 @@ class IntervalTree(Generic[Item]):
 def _build(intervals: list[Interval[Item]]) -> _Node[Item] | None:
     if not intervals:
         return None
-    ends = sorted(end for low, high, _ in intervals for end in (low, high) if abs(end) != _INF)
-    centre = ends[len(ends) // 2] if ends else 0.0
+    # The centre is an end of some interval, which therefore stays here: each level shrinks.
+    ends = sorted(end for low, high, _ in intervals for end in (low, high))
+    centre = ends[len(ends) // 2]
     here = [i for i in intervals if i[0] <= centre <= i[1]]
     left = [i for i in intervals if i[1] < centre]
     right = [i for i in intervals if i[0] > centre]
@@ -73,6 +74,3 @@ def _build(intervals: list[Interval[Item]]) -> _Node[Item] | None:
         _build(left),
         _build(right),
     )
-
-
-_INF = float("inf")
