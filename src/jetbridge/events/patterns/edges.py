@@ -144,8 +144,10 @@ class Edges(Generic[Child]):
 
     def _candidates(self, value: Scalar) -> Iterable[Entry]:
         if isinstance(value, str):
-            yield from self.prefixes.starting(value)
-            yield from self.suffixes.ending(value)
+            if self.prefixes.lengths:
+                yield from self.prefixes.starting(value)
+            if self.suffixes.lengths:
+                yield from self.suffixes.ending(value)
             if self.folded or self.folded_prefixes.lengths or self.folded_suffixes.lengths:
                 folded = value.casefold()
                 yield from self.folded.get(folded, ())
@@ -155,7 +157,8 @@ class Edges(Generic[Child]):
                 yield from self._networks(value)
         elif self.ranges and is_number(value):
             yield from self.ranges.containing(float(value))  # type: ignore[arg-type]
-        yield from self.complements.accepting(value)
+        if self.complements.entries:
+            yield from self.complements.accepting(value)
         yield from self.scanned
 
     def _networks(self, value: str) -> Iterable[Entry]:
