@@ -215,6 +215,16 @@ INVALID: list[tuple[dict[str, Any] | str | list[Any], str]] = [
     ({"n": [{"numeric": [{}, 5]}]}, "n.numeric"),
     ({"n": [10**400]}, "double's range"),
     ({"n": [{"numeric": [">", 10**400]}]}, "must be a number"),
+    ({"a": [{"anything-but": {"numeric": [">", 1]}}]}, "does not support 'numeric'"),
+    ({"a": [{"anything-but": {"prefix": ""}}]}, "a.anything-but.prefix: an empty prefix"),
+    ({"a": [{"anything-but": {"suffix": ["x", ""]}}]}, "a.anything-but.suffix: an empty suffix"),
+    ({"a": [{"anything-but": {"prefix": {"equals-ignore-case": "x"}}}]}, "a list of strings"),
+    ({"a": [{"anything-but": {"wildcard": [1]}}]}, "a.anything-but.wildcard"),
+    ({"a": [{"anything-but": {"wildcard": "a**"}}]}, "consecutive wildcard"),
+    ({"w": [{"wildcard": "a\\b"}]}, "w.wildcard: a backslash may only escape"),
+    ({"w": [{"wildcard": "a\\"}]}, "a backslash may only escape"),
+    ({"w": [{"wildcard": "*a" * 21}]}, "more than 20 wildcards"),
+    ({"a": [{"exactly": "x"}]}, "unrecognized match type 'exactly'"),
 ]
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
 from jetbridge.events.patterns import RuleMatcher, parse_pattern
+from jetbridge.events.patterns.intervals import IntervalTree
 
 FIELDS = ["source", "detail.gate", "detail.delay", "detail.status", "detail.tags", "detail.ip"]
-STRINGS = ["A1", "A12", "B3", "boarding", "BOARDING", "delayed", "x", ""]
+STRINGS = ["A1", "A12", "B3", "boarding", "BOARDING", "delayed", "x", "", "Straße", "STRASSE"]
 
 
 def random_leaf(rng: random.Random) -> list[Any]:
+    if rng.random() < 0.4:
+        return more_leaves(rng)
     choice = rng.randrange(11)
     if choice == 0:
         return [rng.choice(STRINGS) for _ in range(rng.randint(1, 3))]
@@ -37,6 +41,30 @@ def random_leaf(rng: random.Random) -> list[Any]:
     return [rng.randint(0, 60), None]
 
 
+def more_leaves(rng: random.Random) -> list[Any]:
+    """Operators in every form the value indexes handle, including case folding and nulls."""
+    word = rng.choice(STRINGS)
+    choices: list[Any] = [
+        {"prefix": {"equals-ignore-case": word[:2]}},
+        {"suffix": {"equals-ignore-case": word[-2:]}},
+        {"suffix": ""},
+        {"numeric": ["=", rng.randint(0, 60)]},
+        {"numeric": ["<=", rng.randint(0, 60)]},
+        {"numeric": [">", rng.randint(0, 30), "<=", rng.randint(31, 60)]},
+        {"wildcard": rng.choice(["*", "A*2", "*ing", "b*", "B\\*", "*a*"])},
+        {"cidr": rng.choice(["10.1.0.0/16", "10.1.2.3/32", "0.0.0.0/0", "192.168.0.0/24"])},
+        {"anything-but": {"prefix": rng.sample(["A", "bo", "B"], rng.randint(1, 2))}},
+        {"anything-but": {"suffix": word[-1:] or "x"}},
+        {"anything-but": {"wildcard": ["*a*", "B*"]}},
+        {"anything-but": {"equals-ignore-case": [word, "X"]}},
+        {"anything-but": [rng.randint(0, 60), 5]},
+        {"equals-ignore-case": word},
+        None,
+        True,
+    ]
+    return rng.sample(choices, rng.randint(1, 2))
+
+
 def random_pattern(rng: random.Random) -> dict[str, Any]:
     pattern: dict[str, Any] = {}
     for field in rng.sample(FIELDS, rng.randint(1, 3)):
@@ -55,25 +83,25 @@ def random_event(rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.8:
         detail["gate"] = rng.choice(STRINGS)
     if rng.random() < 0.8:
-        detail["delay"] = rng.choice([rng.randint(0, 60), "late", None])
+        detail["delay"] = rng.choice([rng.randint(0, 60), "late", None, 10**400, 7.5, True])
     if rng.random() < 0.7:
         detail["status"] = rng.choice(STRINGS)
     if rng.random() < 0.5:
         detail["tags"] = rng.sample(STRINGS, rng.randint(0, 3))
     if rng.random() < 0.5:
-        detail["ip"] = rng.choice(["10.1.2.3", "192.168.0.1", "nope"])
+        detail["ip"] = rng.choice(["10.1.2.3", "10.1.9.9", "192.168.0.1", "nope", "::1", 5])
     return {"source": rng.choice(STRINGS), "detail": detail}
 
 
 def test_index_agrees_with_single_pattern_evaluation() -> None:
     rng = random.Random(20261124)
-    patterns = {f"r{n}": random_pattern(rng) for n in range(400)}
+    patterns = {f"r{n}": random_pattern(rng) for n in range(800)}
     matcher = RuleMatcher()
     for key, pattern in patterns.items():
         matcher.add(key, pattern)
     compiled = {key: parse_pattern(pattern) for key, pattern in patterns.items()}
     hits = 0
-    for _ in range(500):
+    for _ in range(1500):
         event = random_event(rng)
         expected = {key for key, pattern in compiled.items() if pattern.matches(event)}
         assert matcher.matches(event) == expected, event
@@ -92,3 +120,21 @@ def test_add_replace_and_remove() -> None:
     matcher.remove("absent")
     assert matcher.matches(event) == set()
     assert len(matcher) == 1
+
+
+def test_interval_tree_finds_exactly_the_intervals_holding_a_point() -> None:
+    rng = random.Random(5)
+    tree: IntervalTree[int] = IntervalTree()
+    intervals = []
+    for number in range(300):
+        low = rng.choice([-math.inf, float(rng.randint(-50, 50))])
+        high = rng.choice([math.inf, low + rng.randint(0, 20)])
+        intervals.append((low, high))
+        tree.add(low, high, number)
+        if number % 50 == 0:  # queries between additions rebuild the tree
+            assert set(tree.containing(0.0)) == {
+                n for n, (lo, hi) in enumerate(intervals) if lo <= 0.0 <= hi
+            }
+    for point in [rng.uniform(-80, 80) for _ in range(200)] + [0.0, 50.0, -50.0]:
+        expected = {n for n, (lo, hi) in enumerate(intervals) if lo <= point <= hi}
+        assert set(tree.containing(point)) == expected

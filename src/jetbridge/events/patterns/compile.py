@@ -248,11 +248,36 @@ def _affix(operand: Any, path: str, kind: type[Prefix] | type[Suffix]) -> Matche
 
 def _wildcard(operand: Any, path: str) -> Wildcard:
     text = _text(operand, path)
-    if "**" in text.replace("\\*", ""):
-        raise InvalidEventPattern("consecutive wildcard characters are not allowed", path=path)
-    if text.replace("\\*", "").count("*") > MAX_WILDCARDS:
+    if _count_wildcards(text, path) > MAX_WILDCARDS:
         raise InvalidEventPattern(f"more than {MAX_WILDCARDS} wildcards", path=path)
     return Wildcard.compile(text)
+
+
+def _count_wildcards(text: str, path: str) -> int:
+    """Check escapes and consecutive stars as EventBridge does; count the wildcards."""
+    stars = position = 0
+    previous_star = False
+    while position < len(text):
+        char = text[position]
+        if char == "\\":
+            if position + 1 >= len(text) or text[position + 1] not in "*\\":
+                raise InvalidEventPattern(
+                    f"a backslash may only escape '*' or a backslash (character {position})",
+                    path=path,
+                )
+            position += 2
+            previous_star = False
+            continue
+        if char == "*":
+            if previous_star:
+                raise InvalidEventPattern(
+                    f"consecutive wildcard characters are not allowed (character {position})",
+                    path=path,
+                )
+            stars += 1
+        previous_star = char == "*"
+        position += 1
+    return stars
 
 
 def _numeric(operand: Any, path: str) -> Numeric:
@@ -300,24 +325,7 @@ def _cidr(operand: Any, path: str) -> Cidr:
 
 def _anything_but(operand: Any, path: str) -> AnythingBut:
     if isinstance(operand, Mapping):
-        if len(operand) != 1:
-            raise InvalidEventPattern("anything-but takes exactly one nested operator", path=path)
-        ((operator, inner),) = operand.items()
-        inner_path = f"{path}.{operator}"
-        if operator in {"prefix", "suffix"}:
-            kind = Prefix if operator == "prefix" else Suffix
-            return AnythingBut((_affix(inner, inner_path, kind),), strings_only=True)
-        if operator in {"equals-ignore-case", "wildcard"}:
-            items = inner if isinstance(inner, list) else [inner]
-            if not items:
-                raise InvalidEventPattern("must not be empty", path=inner_path)
-            build = (
-                _wildcard
-                if operator == "wildcard"
-                else (lambda v, p: EqualsIgnoreCase(_text(v, p)))
-            )
-            return AnythingBut(tuple(build(item, inner_path) for item in items), strings_only=True)
-        raise InvalidEventPattern(f"anything-but does not support {operator!r}", path=path)
+        return _anything_but_of(operand, path)
     items = operand if isinstance(operand, list) else [operand]
     if not items:
         raise InvalidEventPattern("anything-but needs at least one value", path=path)
@@ -333,6 +341,42 @@ def _anything_but(operand: Any, path: str) -> AnythingBut:
             "anything-but values must be all strings or all numbers", path=path
         )
     return AnythingBut(tuple(Exact(value_key(item)) for item in items))
+
+
+def _anything_but_of(operand: Mapping[str, Any], path: str) -> AnythingBut:
+    """anything-but over prefix, suffix, equals-ignore-case or wildcard: one string or a list."""
+    if len(operand) != 1:
+        raise InvalidEventPattern("anything-but takes exactly one nested operator", path=path)
+    ((operator, inner),) = operand.items()
+    inner_path = f"{path}.{operator}"
+    build = _ANYTHING_BUT_INNER.get(operator)
+    if build is None:
+        raise InvalidEventPattern(
+            f"anything-but does not support {operator!r}; it takes a value, a list of values, "
+            "or prefix, suffix, equals-ignore-case or wildcard",
+            path=path,
+        )
+    items = inner if isinstance(inner, list) else [inner]
+    if not items:
+        raise InvalidEventPattern("must not be an empty list", path=inner_path)
+    excluded = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidEventPattern(
+                f"must be a string or a list of strings, got {_kind(item)}", path=inner_path
+            )
+        if not item and operator in {"prefix", "suffix"}:
+            raise InvalidEventPattern(f"an empty {operator} is not allowed", path=inner_path)
+        excluded.append(build(item, inner_path))
+    return AnythingBut(tuple(excluded))
+
+
+_ANYTHING_BUT_INNER: dict[str, Any] = {
+    "prefix": lambda text, path: Prefix(text),
+    "suffix": lambda text, path: Suffix(text),
+    "equals-ignore-case": lambda text, path: EqualsIgnoreCase(text),
+    "wildcard": lambda text, path: _wildcard(text, path),
+}
 
 
 _OPERATORS: dict[str, Any] = {

@@ -1,12 +1,12 @@
 """Many rules, one pass: a trie of conditions over field paths, in the manner of event-ruler.
 
-Each rule's conditions are sorted by field path and threaded into a shared trie; rules with the
-same leading conditions share nodes. Matching flattens the event once and walks the trie from
-the root, following only edges whose field has a matching value (exact values by hash lookup,
-prefixes by looking up each prefix of the value, other operators tried on the edges reached).
-A node reached at the end of a rule's conditions makes it a candidate, confirmed with the full
-single-pattern semantics (absence, same array element). The work per event follows the rules
-that partly match it, not the number of rules.
+Each rule's conditions are ordered most selective first (exact values, then prefixes, suffixes,
+ignore-case, single numbers, then ranges and wildcards, anything-but and exists last) and threaded
+into a shared trie; rules with the same leading conditions share nodes. Matching flattens the
+event once and walks the trie from the root, following only edges whose field has an accepted
+value, found through the value indexes of `edges.py`. A node reached at the end of a rule's
+conditions makes it a candidate, confirmed with the full single-pattern semantics (absence, same
+array element). The work per event follows the rules that can match it, not the number of rules.
 """
 
 from __future__ import annotations
@@ -22,43 +22,21 @@ from jetbridge.events.patterns.compile import (
     flatten,
     parse_pattern,
 )
-from jetbridge.events.patterns.matchers import Exact, Exists, Matcher, Prefix, Scalar, value_key
-
-
-@dataclass(eq=False)
-class _Edges:
-    exact: dict[tuple[str, Any], list[_Node]] = field(default_factory=dict)
-    prefix: dict[str, list[_Node]] = field(default_factory=dict)
-    present: list[_Node] = field(default_factory=list)
-    other: list[tuple[Matcher, _Node]] = field(default_factory=list)
-
-    def register(self, matcher: Matcher, child: _Node) -> None:
-        if isinstance(matcher, Exact):
-            self.exact.setdefault(matcher.key, []).append(child)
-        elif isinstance(matcher, Prefix) and not matcher.ignore_case:
-            self.prefix.setdefault(matcher.text, []).append(child)
-        elif isinstance(matcher, Exists):
-            self.present.append(child)
-        else:
-            self.other.append((matcher, child))
-
-    def follow(self, values: list[Scalar], out: list[_Node]) -> None:
-        out.extend(self.present)
-        for value in values:
-            if self.exact:
-                out.extend(self.exact.get(value_key(value), ()))
-            if self.prefix and isinstance(value, str):
-                for length in range(len(value) + 1):
-                    out.extend(self.prefix.get(value[:length], ()))
-            for matcher, child in self.other:
-                if matcher.matches(value):
-                    out.append(child)
+from jetbridge.events.patterns.edges import Edges
+from jetbridge.events.patterns.matchers import (
+    AnythingBut,
+    Exact,
+    Exists,
+    Matcher,
+    Numeric,
+    Wildcard,
+)
 
 
 @dataclass(eq=False)
 class _Node:
     children: dict[tuple[str, tuple[Matcher, ...]], _Node] = field(default_factory=dict)
-    edges: dict[str, _Edges] = field(default_factory=dict)
+    edges: dict[str, Edges[_Node]] = field(default_factory=dict)
     terminals: list[int] = field(default_factory=list)
 
     def child(self, condition: Condition) -> _Node:
@@ -66,7 +44,7 @@ class _Node:
         found = self.children.get(key)
         if found is None:
             found = self.children[key] = _Node()
-            edges = self.edges.setdefault(condition.path, _Edges())
+            edges = self.edges.setdefault(condition.path, Edges())
             for matcher in dict.fromkeys(condition.matchers):
                 edges.register(matcher, found)
         return found
@@ -99,7 +77,7 @@ class RuleMatcher:
                 for conjunction in pattern.conjunctions:
                     node = root
                     indexed = [c for c in conjunction.conditions if not c.allows_absence]
-                    for condition in sorted(indexed, key=lambda c: c.path):
+                    for condition in sorted(indexed, key=_selective_first):
                         node = node.child(condition)
                     node.terminals.append(len(self._conjunctions))
                     self._conjunctions.append((key, conjunction))
@@ -127,3 +105,24 @@ class RuleMatcher:
                 if found:
                     edges.follow(found, stack)
         return matched
+
+
+def _selective_first(condition: Condition) -> tuple[int, str]:
+    """Conditions that name few values lead, so the trie's first levels are looked up, and the
+    broad ones (anything-but, exists) are only tried on the few nodes reached."""
+    return max(_breadth(matcher) for matcher in condition.matchers), condition.path
+
+
+def _breadth(matcher: Matcher) -> int:
+    if isinstance(matcher, Exact):
+        return 0
+    if isinstance(matcher, Numeric):
+        low, high = matcher.interval()
+        return 1 if low == high else 3
+    if isinstance(matcher, Wildcard):
+        return 2 if matcher.head or matcher.tail else 4
+    if isinstance(matcher, AnythingBut):
+        return 5
+    if isinstance(matcher, Exists):
+        return 6
+    return 1

@@ -94,21 +94,31 @@ class EqualsIgnoreCase(Matcher):
 
 @dataclass(frozen=True, slots=True)
 class Wildcard(Matcher):
+    """`*` matches any run of characters; `head` and `tail` are the literal ends, for indexes."""
+
     regex: re.Pattern[str]
+    head: str = ""
+    tail: str = ""
 
     @classmethod
     def compile(cls, text: str) -> Wildcard:
-        parts: list[str] = []
+        pieces: list[str | None] = []  # literal characters, None for a wildcard
         position = 0
         while position < len(text):
             char = text[position]
             if char == "\\" and position + 1 < len(text) and text[position + 1] in "*\\":
-                parts.append(re.escape(text[position + 1]))
+                pieces.append(text[position + 1])
                 position += 2
                 continue
-            parts.append(".*" if char == "*" else re.escape(char))
+            pieces.append(None if char == "*" else char)
             position += 1
-        return cls(re.compile("".join(parts), re.DOTALL))
+        regex = "".join(".*" if piece is None else re.escape(piece) for piece in pieces)
+        stars = [number for number, piece in enumerate(pieces) if piece is None]
+        if not stars:
+            return cls(re.compile(regex, re.DOTALL), "".join(pieces), "")  # type: ignore[arg-type]
+        head = "".join(pieces[: stars[0]])  # type: ignore[arg-type]
+        tail = "".join(pieces[stars[-1] + 1 :])  # type: ignore[arg-type]
+        return cls(re.compile(regex, re.DOTALL), head, tail)
 
     def matches(self, value: Scalar) -> bool:
         return isinstance(value, str) and self.regex.fullmatch(value) is not None
@@ -125,6 +135,16 @@ class Numeric(Matcher):
             return False
         number = float(value)  # type: ignore[arg-type]
         return all(_compare(number, op, bound) for op, bound in self.bounds)
+
+    def interval(self) -> tuple[float, float]:
+        """The closed interval holding every accepted number (strictness is left to `matches`)."""
+        low, high = -math.inf, math.inf
+        for op, bound in self.bounds:
+            if op in {">", ">=", "="}:
+                low = max(low, bound)
+            if op in {"<", "<=", "="}:
+                high = min(high, bound)
+        return low, high
 
 
 def _compare(number: float, op: str, bound: float) -> bool:
@@ -155,14 +175,12 @@ class Cidr(Matcher):
 
 @dataclass(frozen=True, slots=True)
 class AnythingBut(Matcher):
-    """Matches a present value unless the inner matchers accept it."""
+    """Matches any present value (null, booleans and numbers too) unless an inner matcher
+    accepts it; string operators inside never accept a number or null, as in EventBridge."""
 
     excluded: tuple[Matcher, ...]
-    strings_only: bool = False
 
     def matches(self, value: Scalar) -> bool:
-        if self.strings_only and not isinstance(value, str):
-            return False
         return not any(inner.matches(value) for inner in self.excluded)
 
 
