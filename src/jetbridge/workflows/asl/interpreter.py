@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any
 
-from jetbridge.workflows.asl import intrinsics, paths
+from jetbridge.workflows.asl import intrinsics, paths, variables
 from jetbridge.workflows.asl.choice import matches, timestamp
 from jetbridge.workflows.asl.errors import StatesError
 from jetbridge.workflows.asl.mapstate import run_map
@@ -33,7 +33,8 @@ def run_machine(machine: dict[str, Any], data: Any, context: dict[str, Any], sco
         resumed = scope.replayed
         context["State"] = {"Name": name, "EnteredTime": entered["timestamp"], "RetryCount": 0}
         try:
-            output, following = _run_state(name, state, data, context, scope, resumed)
+            output, following, assigned = _run_state(name, state, data, context, scope, resumed)
+            shown = _within_limit(output, name)
         except IterationAborted:
             _stopped(kind, scope)
             raise
@@ -42,15 +43,35 @@ def run_machine(machine: dict[str, Any], data: Any, context: dict[str, Any], sco
             if handler is None:
                 raise
             error_output = {"Error": error.error, "Cause": error.cause}
+            assigned = _assign(handler.get("Assign"), error_output, context)
             output = paths.write(data, handler.get("ResultPath", "$"), error_output)
             following = handler["Next"]
-        scope.event(
-            f"{kind}StateExited",
-            stateExitedEventDetails={"name": name, "output": json.dumps(output)},
-        )
+            shown = json.dumps(output)
+        details: dict[str, Any] = {"name": name, "output": shown}
+        assigned = variables.recorded(scope.peek(), assigned)
+        if assigned:
+            details.update(variables.details(assigned))
+        scope.event(f"{kind}StateExited", stateExitedEventDetails=details)
+        variables.assign(context, assigned)
         if following is None:
             return output
         name, data = following, output
+
+
+# Step Functions' limit on the data passed between states: 256 KiB of UTF-8 JSON.
+MAX_PAYLOAD = 256 * 1024
+
+
+def _within_limit(output: Any, name: str) -> str:
+    """The output as JSON text, or States.DataLimitExceeded when it is over the limit."""
+    shown = json.dumps(output)
+    if len(shown) > MAX_PAYLOAD // 4 and len(shown.encode()) > MAX_PAYLOAD:
+        raise StatesError(
+            "States.DataLimitExceeded",
+            f"The state/task '{name}' returned a result with a size exceeding the maximum "
+            f"number of bytes service limit.",
+        )
+    return shown
 
 
 def run_nested(
@@ -77,8 +98,8 @@ def _catcher(catchers: list[dict[str, Any]], error: str) -> dict[str, Any] | Non
 
 
 def _covers(names: list[str], error: str) -> bool:
-    if error == "States.Runtime":
-        return "States.Runtime" in names
+    if error in {"States.Runtime", "States.DataLimitExceeded"}:
+        return error in names
     if "States.ALL" in names or error in names:
         return True
     return "States.TaskFailed" in names and error not in {
@@ -94,37 +115,34 @@ def _run_state(
     context: dict[str, Any],
     scope: Scope,
     resumed: bool,
-) -> tuple[Any, str | None]:
+) -> tuple[Any, str | None, dict[str, Any]]:
+    """The state's output, the next state's name (None at the end) and what it assigns."""
     kind = state["Type"]
     following = None if state.get("End") else state.get("Next")
     if kind == "Choice":
         effective = _input_path(state, data, context)
         for rule in state["Choices"]:
             if matches(rule, effective, context):
-                return _output_path(state, effective, context), rule["Next"]
+                assigned = _assign(rule.get("Assign"), effective, context)
+                return _output_path(state, effective, context), rule["Next"], assigned
         if "Default" in state:
-            return _output_path(state, effective, context), state["Default"]
+            assigned = _assign(state.get("Assign"), effective, context)
+            return _output_path(state, effective, context), state["Default"], assigned
         raise StatesError(
             "States.NoChoiceMatched", f"No Choice Rules matched and no Default in state '{name}'"
         )
     if kind == "Succeed":
-        return _output_path(state, _input_path(state, data, context), context), None
+        return _output_path(state, _input_path(state, data, context), context), None, {}
     if kind == "Fail":
-        error = (
-            paths.read(data, state["ErrorPath"], context)
-            if "ErrorPath" in state
-            else state.get("Error", "States.Fail")
-        )
-        cause = (
-            paths.read(data, state["CausePath"], context)
-            if "CausePath" in state
-            else state.get("Cause", "")
-        )
-        raise StatesError(str(error), str(cause))
+        error = _fail_field(state, "Error", data, context, "States.Fail")
+        cause = _fail_field(state, "Cause", data, context, "")
+        raise StatesError(error, cause)
     if kind == "Wait":
         started = context["State"]["EnteredTime"] if resumed else None
-        _wait(state, _input_path(state, data, context), context, scope, started)
-        return _output_path(state, _input_path(state, data, context), context), following
+        effective = _input_path(state, data, context)
+        _wait(state, effective, context, scope, started)
+        assigned = _assign(state.get("Assign"), effective, context)
+        return _output_path(state, effective, context), following, assigned
     effective = _input_path(state, data, context)
     if kind == "Pass":
         payload = (
@@ -135,8 +153,27 @@ def _run_state(
         result = _with_retry(name, state, effective, context, scope)
         if "ResultSelector" in state:
             result = build(state["ResultSelector"], result, context)
+    assigned = _assign(state.get("Assign"), result, context)
     output = paths.write(data, state.get("ResultPath", "$"), result)
-    return _output_path(state, output, context), following
+    return _output_path(state, output, context), following, assigned
+
+
+def _fail_field(state: dict[str, Any], field: str, data: Any, context: Any, default: str) -> str:
+    """A Fail state's Error or Cause: literal, or from its Path (a path or an intrinsic)."""
+    if f"{field}Path" not in state:
+        return str(state.get(field, default))
+    path = state[f"{field}Path"]
+    value = (
+        intrinsics.evaluate(path, data, context)
+        if path.startswith("States.")
+        else paths.read(data, path, context)
+    )
+    if not isinstance(value, str):
+        raise StatesError(
+            "States.Runtime",
+            f"The {field}Path '{path}' selected {json.dumps(value)}; expected a string",
+        )
+    return value
 
 
 def _input_path(state: dict[str, Any], data: Any, context: Any) -> Any:
@@ -160,7 +197,7 @@ def build(template: Any, data: Any, context: Any) -> Any:
                 out[key[:-2]] = (
                     intrinsics.evaluate(value, data, context)
                     if value.startswith("States.")
-                    else paths.read(data, value, context)
+                    else paths.read(data, value, context, field=key)
                 )
             else:
                 out[key] = build(value, data, context)
@@ -168,6 +205,14 @@ def build(template: Any, data: Any, context: Any) -> Any:
     if isinstance(template, list):
         return [build(item, data, context) for item in template]
     return template
+
+
+def _assign(template: Any, result: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """What an `Assign` block assigns, `$` being the state's result."""
+    if not template:
+        return {}
+    assigned: dict[str, Any] = build(template, result, context)
+    return assigned
 
 
 def _with_retry(
