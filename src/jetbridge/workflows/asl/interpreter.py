@@ -38,8 +38,11 @@ def run_machine(machine: dict[str, Any], data: Any, context: dict[str, Any], sco
         except IterationAborted:
             _stopped(kind, scope)
             raise
-        except StatesError as error:
+        except StatesError as failure:
+            error = _located(failure, name, entered["id"])
             handler = _catcher(state.get("Catch", []), error.error)
+            if handler is None and error is not failure:
+                raise error from None
             if handler is None:
                 raise
             error_output = {"Error": error.error, "Cause": error.cause}
@@ -60,6 +63,19 @@ def run_machine(machine: dict[str, Any], data: Any, context: dict[str, Any], sco
 
 # Step Functions' limit on the data passed between states: 256 KiB of UTF-8 JSON.
 MAX_PAYLOAD = 256 * 1024
+
+
+def _located(error: StatesError, name: str, entered: int) -> StatesError:
+    """A States.Runtime error names the state where it happened, as Step Functions says it."""
+    if error.error != "States.Runtime" or error.located:
+        return error
+    located = StatesError(
+        error.error,
+        f"An error occurred while executing the state '{name}' (entered at the event id "
+        f"#{entered}). {error.cause}",
+    )
+    located.located = True
+    return located
 
 
 def _within_limit(output: Any, name: str) -> str:
@@ -286,30 +302,57 @@ def _wait(
     if scope.peek() is not None:
         return  # the earlier run finished this Wait
     if "Seconds" in state or "SecondsPath" in state:
-        seconds = (
-            state["Seconds"]
-            if "Seconds" in state
-            else paths.read(data, state["SecondsPath"], context)
-        )
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-            raise StatesError("States.Runtime", "Wait seconds must be a non-negative number")
+        seconds = state.get("Seconds", 0)
+        if "SecondsPath" in state:
+            seconds = _seconds(state["SecondsPath"], data, context)
         now = scope.runtime.now()
         elapsed = 0.0 if started is None else (now - parse_iso(started)).total_seconds()
         left = float(seconds) - elapsed
     else:
-        value = (
-            state["Timestamp"]
-            if "Timestamp" in state
-            else paths.read(data, state["TimestampPath"], context)
-        )
+        value = state.get("Timestamp")
+        if "TimestampPath" in state:
+            value = _read_wait(state["TimestampPath"], "TimestampPath", data, context)
         moment = timestamp(value)
         if moment is None:
             raise StatesError(
-                "States.Runtime", f"Wait timestamp {value!r} is not an ISO 8601 timestamp"
+                "States.Runtime",
+                "The TimestampPath parameter does not reference a valid ISO-8601 extended "
+                f"offset date-time format string: {state.get('TimestampPath')} == {value}",
             )
         left = (moment - scope.runtime.now()).total_seconds()
     if left > 0:
         pause(scope, left)
+
+
+def _read_wait(path: str, field: str, data: Any, context: Any) -> Any:
+    try:
+        return paths.read(data, path, context)
+    except StatesError:
+        raise StatesError(
+            "States.Runtime", f"The {field} parameter does not reference an input value: {path}"
+        ) from None
+
+
+def _seconds(path: str, data: Any, context: Any) -> int:
+    """A Wait's SecondsPath value: a non-negative integer, or Step Functions' own complaint."""
+    seconds = _read_wait(path, "SecondsPath", data, context)
+    shown = f"{path} == {json.dumps(seconds)}"
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise StatesError(
+            "States.Runtime", f"The SecondsPath parameter cannot be parsed as a long value: {shown}"
+        )
+    if seconds < 0:
+        raise StatesError(
+            "States.Runtime", f"The SecondsPath parameter references a negative value: {shown}"
+        )
+    if seconds > MAX_WAIT:
+        raise StatesError(
+            "States.Runtime", f"The SecondsPath parameter is over {MAX_WAIT} seconds: {shown}"
+        )
+    return seconds
+
+
+MAX_WAIT = 99_999_999
 
 
 def new_context(name: str | None, data: Any, machine_name: str, runtime: Runtime) -> dict[str, Any]:
