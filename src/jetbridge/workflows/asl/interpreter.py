@@ -363,6 +363,8 @@ def new_context(name: str | None, data: Any, machine_name: str, runtime: Runtime
             "Name": execution,
             "Input": data,
             "StartTime": iso(runtime.now()),
+            "RoleArn": f"arn:jetbridge:iam::role/{machine_name}",
+            "RedriveCount": 0,
         },
         "StateMachine": {
             "Id": f"arn:jetbridge:states:stateMachine:{machine_name}",

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jsonpath import JSONPathEnvironment, JSONPathError
+from jsonpath import JSONPath, JSONPathEnvironment, JSONPathError
 
 from jetbridge.workflows.asl.errors import StatesError
 
@@ -37,6 +37,7 @@ class Path:
     variable: str
     segments: tuple[str | int, ...] | None  # None: not a reference path, see `query`
     query: str
+    singular: bool  # names at most one node (a negative index, say): one value, not a list
 
 
 def compile_path(path: Any) -> Path:
@@ -56,13 +57,17 @@ def _compile(path: str) -> Path:
         if len(variable) > MAX_VARIABLE_NAME:
             raise ValueError(f"{path!r}: variable names are at most {MAX_VARIABLE_NAME} characters")
     segments = _reference(body)
+    singular = True
     if segments is None:
         try:
-            _ENV.compile("$" + body)
+            query = _ENV.compile("$" + body)
         except JSONPathError as exc:
             reason = str(exc).splitlines()[0]
             raise ValueError(f"{path!r} is not a valid JSONPath ({reason})") from None
-    return Path(path, root, variable, segments, "$" + body)
+        if not isinstance(query, JSONPath):
+            raise ValueError(f"{path!r}: joining paths with '|' or '&' is not JSONPath")
+        singular = query.singular_query()
+    return Path(path, root, variable, segments, "$" + body, singular)
 
 
 def _reference(body: str) -> tuple[str | int, ...] | None:
@@ -89,7 +94,7 @@ def parse(path: str) -> list[str | int]:
 def check(path: Any, *, reference: bool = False, variables: bool = True) -> None:
     """Raise ValueError when `path` cannot be used where it stands."""
     compiled = compile_path(path)
-    if reference and compiled.segments is None:
+    if reference and (compiled.segments is None or compiled.root == "context"):
         raise ValueError(f"{path!r} must be a reference path (no wildcards, slices or filters)")
     if not variables and compiled.root == "variable":
         raise ValueError(f"{path!r}: a variable cannot be used here")
@@ -106,27 +111,36 @@ def read(data: Any, path: str, context: Any = None, field: str | None = None) ->
     base = _base(compiled, data, context)
     if compiled.segments is None:
         try:
-            return _ENV.findall(compiled.query, base)
+            found = _ENV.findall(compiled.query, base)
         except JSONPathError as exc:
-            raise StatesError("States.Runtime", f"Invalid path '{path}' : {exc}") from None
+            reason = str(exc).splitlines()[0]
+            raise StatesError("States.Runtime", f"Invalid path '{path}' : {reason}") from None
+        if not compiled.singular:
+            return found
+        if not found:
+            raise _missing(data, compiled, field, compiled.query)
+        return found[0]
     value = base
     for depth, segment in enumerate(compiled.segments):
         found = _step(value, segment)
         if found is _MISSING:
-            if field is not None:
-                shown = json.dumps(data, separators=(",", ":"))
-                raise StatesError(
-                    "States.Runtime",
-                    f"The JSONPath '{path}' specified for the field '{field}' could not be "
-                    f"found in the input '{shown}'",
-                )
-            raise StatesError(
-                "States.Runtime",
-                f"Invalid path '{path}' : No results for path: "
-                f"{_normal(compiled.segments[: depth + 1])}",
-            )
+            raise _missing(data, compiled, field, _normal(compiled.segments[: depth + 1]))
         value = found
     return value
+
+
+def _missing(data: Any, compiled: Path, field: str | None, normal: str) -> StatesError:
+    """Step Functions' words for a path that finds nothing: in a `.$` field, or elsewhere."""
+    if field is not None:
+        shown = json.dumps(data, separators=(",", ":"))
+        return StatesError(
+            "States.Runtime",
+            f"The JSONPath '{compiled.text}' specified for the field '{field}' could not be "
+            f"found in the input '{shown}'",
+        )
+    return StatesError(
+        "States.Runtime", f"Invalid path '{compiled.text}' : No results for path: {normal}"
+    )
 
 
 def _base(compiled: Path, data: Any, context: Any) -> Any:
