@@ -27,7 +27,7 @@ def test_a_resumed_execution_keeps_the_variables_it_assigned_before() -> None:
     machine["States"]["Work"] = {**MACHINE["States"]["Work"], "Assign": {"seen": "yes"}}
     first = execute(machine, {}, {"work": work})
     assert first.status == "SUCCEEDED", first.cause
-    exited = [e for e in first.history if e["type"] == "TaskStateExited"][0]
+    exited = next(e for e in first.history if e["type"] == "TaskStateExited")
     assert exited["stateExitedEventDetails"]["assignedVariables"] == {"seen": '"yes"'}
     # The process stopped right after the task finished: the rest runs on resume.
     cut = first.history[: first.history.index(exited) + 1]
@@ -39,7 +39,7 @@ def test_a_resumed_execution_keeps_the_variables_it_assigned_before() -> None:
 
 def test_variables_assigned_in_the_history_stand_over_a_fresh_evaluation() -> None:
     first = execute(MACHINE, {}, {"work": lambda payload: {}})
-    picked = [e for e in first.history if e["type"] == "PassStateExited"][0]
+    picked = next(e for e in first.history if e["type"] == "PassStateExited")
     cut = first.history[: first.history.index(picked) + 1]
     again = execute(
         {
