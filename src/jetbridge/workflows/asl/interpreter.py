@@ -167,6 +167,7 @@ def _run_state(
         result = state.get("Result", payload)
     else:
         result = _with_retry(name, state, effective, context, scope)
+        _within_limit(result, name)
         if "ResultSelector" in state:
             result = build(state["ResultSelector"], result, context)
     assigned = _assign(state.get("Assign"), result, context)

@@ -63,10 +63,7 @@ class _Parser:
         if char == "'":
             return ("literal", self.string())
         if char == "$":
-            start = self.position
-            while self.position < len(self.text) and self.text[self.position] not in ",)":
-                self.position += 1
-            return ("path", self.text[start : self.position].strip())
+            return ("path", self.path())
         if self.text.startswith("States.", self.position):
             return ("call", self.call())
         start = self.position
@@ -77,6 +74,24 @@ class _Parser:
             return ("literal", json.loads(token))
         except json.JSONDecodeError:
             raise self.fail(f"unknown argument {token!r}") from None
+
+    def path(self) -> str:
+        """A path argument: up to a ',' or ')' outside its brackets and quoted names."""
+        start, depth, quote = self.position, 0, ""
+        while self.position < len(self.text):
+            char = self.text[self.position]
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char in "[(":
+                depth += 1
+            elif char in "])" and depth > 0:
+                depth -= 1
+            elif char in ",)" and depth == 0:
+                break
+            self.position += 1
+        return self.text[start : self.position].strip()
 
     def string(self) -> str:
         self.position += 1
@@ -264,8 +279,9 @@ def _random(start: float, end: float, seed: int | None = None) -> int:
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.Format": _format,
-    # Within the JSON limits, so what it makes can be stored and read back like any input.
-    "States.StringToJson": lambda text: loads_within(text, JsonLimits()),
+    # Within the JSON limits, so what it makes can be stored and read back like any input;
+    # empty or blank text is null, as in Step Functions.
+    "States.StringToJson": lambda text: loads_within(text, JsonLimits()) if text.strip() else None,
     "States.JsonToString": lambda value: json.dumps(value, separators=(",", ":")),
     "States.Array": lambda *items: list(items),
     "States.ArrayPartition": _partition,
