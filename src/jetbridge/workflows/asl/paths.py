@@ -36,7 +36,7 @@ class Path:
     root: str  # "data", "context" or "variable"
     variable: str
     segments: tuple[str | int, ...] | None  # None: not a reference path, see `query`
-    query: str
+    query: JSONPath | None  # compiled once: evaluating is then cheap
     singular: bool  # names at most one node (a negative index, say): one value, not a list
 
 
@@ -57,17 +57,17 @@ def _compile(path: str) -> Path:
         if len(variable) > MAX_VARIABLE_NAME:
             raise ValueError(f"{path!r}: variable names are at most {MAX_VARIABLE_NAME} characters")
     segments = _reference(body)
-    singular = True
+    singular, query = True, None
     if segments is None:
         try:
-            query = _ENV.compile("$" + body)
+            compiled = _ENV.compile("$" + body)
         except JSONPathError as exc:
             reason = str(exc).splitlines()[0]
             raise ValueError(f"{path!r} is not a valid JSONPath ({reason})") from None
-        if not isinstance(query, JSONPath):
+        if not isinstance(compiled, JSONPath):
             raise ValueError(f"{path!r}: joining paths with '|' or '&' is not JSONPath")
-        singular = query.singular_query()
-    return Path(path, root, variable, segments, "$" + body, singular)
+        singular, query = compiled.singular_query(), compiled
+    return Path(path, root, variable, segments, query, singular)
 
 
 def _reference(body: str) -> tuple[str | int, ...] | None:
@@ -109,22 +109,24 @@ def read(data: Any, path: str, context: Any = None, field: str | None = None) ->
     cause is Step Functions' own."""
     compiled = compile_path(path)
     base = _base(compiled, data, context)
-    if compiled.segments is None:
+    segments, query = compiled.segments, compiled.query
+    if segments is None:
+        assert query is not None
         try:
-            found = _ENV.findall(compiled.query, base)
+            found = query.findall(base)
         except JSONPathError as exc:
             reason = str(exc).splitlines()[0]
             raise StatesError("States.Runtime", f"Invalid path '{path}' : {reason}") from None
         if not compiled.singular:
             return found
         if not found:
-            raise _missing(data, compiled, field, compiled.query)
+            raise _missing(data, compiled, field, str(query))
         return found[0]
     value = base
-    for depth, segment in enumerate(compiled.segments):
+    for depth, segment in enumerate(segments):
         found = _step(value, segment)
         if found is _MISSING:
-            raise _missing(data, compiled, field, _normal(compiled.segments[: depth + 1]))
+            raise _missing(data, compiled, field, _normal(segments[: depth + 1]))
         value = found
     return value
 
