@@ -263,16 +263,26 @@ def _choices(where: str, state: dict[str, Any], states: dict[str, Any]) -> None:
         raise InvalidDefinition(f"{where}.Default: state {state['Default']!r} does not exist")
 
 
+def _nested_rule(where: str, rule: Any) -> None:
+    """A rule inside And, Or or Not: a condition only, without its own Next or Assign."""
+    if not isinstance(rule, dict):
+        raise InvalidDefinition(f"{where}: must be an object")
+    for field in ("Next", "Assign"):
+        if field in rule:
+            raise InvalidDefinition(f"{where}.{field}: only a top-level Choice rule has {field}")
+    _rule(where, rule)
+
+
 def _rule(where: str, rule: dict[str, Any]) -> None:
     if "And" in rule or "Or" in rule:
         key = "And" if "And" in rule else "Or"
         if not isinstance(rule[key], list) or not rule[key]:
             raise InvalidDefinition(f"{where}.{key}: must be a non-empty array")
         for index, inner in enumerate(rule[key]):
-            _rule(f"{where}.{key}[{index}]", inner)
+            _nested_rule(f"{where}.{key}[{index}]", inner)
         return
     if "Not" in rule:
-        _rule(f"{where}.Not", rule["Not"])
+        _nested_rule(f"{where}.Not", rule["Not"])
         return
     if "Variable" not in rule:
         raise InvalidDefinition(f"{where}.Variable: is required")
