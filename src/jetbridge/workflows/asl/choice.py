@@ -49,16 +49,26 @@ def matches(rule: dict[str, Any], data: Any, context: Any) -> bool:
             continue
         operator = name.removesuffix("Path")
         if name.endswith("Path"):
-            operand = paths.read(data, operand, context)
-        value = paths.read(data, variable, context)
-        return _compare(operator, value, operand)
+            operand = _condition(data, operand, context)
+        return _compare(operator, _condition(data, variable, context), operand)
     raise StatesError("States.Runtime", "choice rule without a comparison")
+
+
+def _condition(data: Any, path: str, context: Any) -> Any:
+    try:
+        return paths.read(data, path, context)
+    except StatesError:
+        raise StatesError(
+            "States.Runtime",
+            f"Invalid path '{path}': The choice state's condition path references an invalid "
+            "value.",
+        ) from None
 
 
 def _test(test: str, variable: str, expected: bool, data: Any, context: Any) -> bool:
     if test == "IsPresent":
-        return paths.exists(data, variable) == expected
-    if not paths.exists(data, variable):
+        return paths.exists(data, variable, context) == expected
+    if not paths.exists(data, variable, context):
         return False
     value = paths.read(data, variable, context)
     checks = {

@@ -10,6 +10,7 @@ class StatesError(Exception):
         super().__init__(f"{error}: {cause}" if cause else error)
         self.error = error
         self.cause = cause
+        self.located = False  # whether the cause already names the state it happened in
 
 
 class InvalidDefinition(ValueError):

@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any
 
-from jetbridge.workflows.asl import intrinsics, paths
+from jetbridge.workflows.asl import intrinsics, paths, variables
 from jetbridge.workflows.asl.choice import matches, timestamp
 from jetbridge.workflows.asl.errors import StatesError
 from jetbridge.workflows.asl.mapstate import run_map
@@ -33,24 +33,61 @@ def run_machine(machine: dict[str, Any], data: Any, context: dict[str, Any], sco
         resumed = scope.replayed
         context["State"] = {"Name": name, "EnteredTime": entered["timestamp"], "RetryCount": 0}
         try:
-            output, following = _run_state(name, state, data, context, scope, resumed)
+            output, following, assigned = _run_state(name, state, data, context, scope, resumed)
+            shown = _within_limit(output, name)
         except IterationAborted:
             _stopped(kind, scope)
             raise
-        except StatesError as error:
+        except StatesError as failure:
+            error = _located(failure, name, entered["id"])
             handler = _catcher(state.get("Catch", []), error.error)
+            if handler is None and error is not failure:
+                raise error from None
             if handler is None:
                 raise
             error_output = {"Error": error.error, "Cause": error.cause}
+            assigned = _assign(handler.get("Assign"), error_output, context)
             output = paths.write(data, handler.get("ResultPath", "$"), error_output)
             following = handler["Next"]
-        scope.event(
-            f"{kind}StateExited",
-            stateExitedEventDetails={"name": name, "output": json.dumps(output)},
-        )
+            shown = json.dumps(output)
+        details: dict[str, Any] = {"name": name, "output": shown}
+        assigned = variables.recorded(scope.peek(), assigned)
+        if assigned:
+            details.update(variables.details(assigned))
+        scope.event(f"{kind}StateExited", stateExitedEventDetails=details)
+        variables.assign(context, assigned)
         if following is None:
             return output
         name, data = following, output
+
+
+# Step Functions' limit on the data passed between states: 256 KiB of UTF-8 JSON.
+MAX_PAYLOAD = 256 * 1024
+
+
+def _located(error: StatesError, name: str, entered: int) -> StatesError:
+    """A States.Runtime error names the state where it happened, as Step Functions says it."""
+    if error.error != "States.Runtime" or error.located:
+        return error
+    located = StatesError(
+        error.error,
+        f"An error occurred while executing the state '{name}' (entered at the event id "
+        f"#{entered}). {error.cause}",
+    )
+    located.located = True
+    return located
+
+
+def _within_limit(output: Any, name: str) -> str:
+    """The output as JSON text, or States.DataLimitExceeded when it is over the limit."""
+    shown = json.dumps(output)
+    if len(shown) > MAX_PAYLOAD // 4 and len(shown.encode()) > MAX_PAYLOAD:
+        raise StatesError(
+            "States.DataLimitExceeded",
+            f"The state/task '{name}' returned a result with a size exceeding the maximum "
+            f"number of bytes service limit.",
+        )
+    return shown
 
 
 def run_nested(
@@ -77,8 +114,8 @@ def _catcher(catchers: list[dict[str, Any]], error: str) -> dict[str, Any] | Non
 
 
 def _covers(names: list[str], error: str) -> bool:
-    if error == "States.Runtime":
-        return "States.Runtime" in names
+    if error in {"States.Runtime", "States.DataLimitExceeded"}:
+        return error in names
     if "States.ALL" in names or error in names:
         return True
     return "States.TaskFailed" in names and error not in {
@@ -94,37 +131,34 @@ def _run_state(
     context: dict[str, Any],
     scope: Scope,
     resumed: bool,
-) -> tuple[Any, str | None]:
+) -> tuple[Any, str | None, dict[str, Any]]:
+    """The state's output, the next state's name (None at the end) and what it assigns."""
     kind = state["Type"]
     following = None if state.get("End") else state.get("Next")
     if kind == "Choice":
         effective = _input_path(state, data, context)
         for rule in state["Choices"]:
             if matches(rule, effective, context):
-                return _output_path(state, effective, context), rule["Next"]
+                assigned = _assign(rule.get("Assign"), effective, context)
+                return _output_path(state, effective, context), rule["Next"], assigned
         if "Default" in state:
-            return _output_path(state, effective, context), state["Default"]
+            assigned = _assign(state.get("Assign"), effective, context)
+            return _output_path(state, effective, context), state["Default"], assigned
         raise StatesError(
             "States.NoChoiceMatched", f"No Choice Rules matched and no Default in state '{name}'"
         )
     if kind == "Succeed":
-        return _output_path(state, _input_path(state, data, context), context), None
+        return _output_path(state, _input_path(state, data, context), context), None, {}
     if kind == "Fail":
-        error = (
-            paths.read(data, state["ErrorPath"], context)
-            if "ErrorPath" in state
-            else state.get("Error", "States.Fail")
-        )
-        cause = (
-            paths.read(data, state["CausePath"], context)
-            if "CausePath" in state
-            else state.get("Cause", "")
-        )
-        raise StatesError(str(error), str(cause))
+        error = _fail_field(state, "Error", data, context, "States.Fail")
+        cause = _fail_field(state, "Cause", data, context, "")
+        raise StatesError(error, cause)
     if kind == "Wait":
         started = context["State"]["EnteredTime"] if resumed else None
-        _wait(state, _input_path(state, data, context), context, scope, started)
-        return _output_path(state, _input_path(state, data, context), context), following
+        effective = _input_path(state, data, context)
+        _wait(state, effective, context, scope, started)
+        assigned = _assign(state.get("Assign"), effective, context)
+        return _output_path(state, effective, context), following, assigned
     effective = _input_path(state, data, context)
     if kind == "Pass":
         payload = (
@@ -133,10 +167,30 @@ def _run_state(
         result = state.get("Result", payload)
     else:
         result = _with_retry(name, state, effective, context, scope)
+        _within_limit(result, name)
         if "ResultSelector" in state:
             result = build(state["ResultSelector"], result, context)
+    assigned = _assign(state.get("Assign"), result, context)
     output = paths.write(data, state.get("ResultPath", "$"), result)
-    return _output_path(state, output, context), following
+    return _output_path(state, output, context), following, assigned
+
+
+def _fail_field(state: dict[str, Any], field: str, data: Any, context: Any, default: str) -> str:
+    """A Fail state's Error or Cause: literal, or from its Path (a path or an intrinsic)."""
+    if f"{field}Path" not in state:
+        return str(state.get(field, default))
+    path = state[f"{field}Path"]
+    value = (
+        intrinsics.evaluate(path, data, context)
+        if path.startswith("States.")
+        else paths.read(data, path, context)
+    )
+    if not isinstance(value, str):
+        raise StatesError(
+            "States.Runtime",
+            f"The {field}Path '{path}' selected {json.dumps(value)}; expected a string",
+        )
+    return value
 
 
 def _input_path(state: dict[str, Any], data: Any, context: Any) -> Any:
@@ -160,7 +214,7 @@ def build(template: Any, data: Any, context: Any) -> Any:
                 out[key[:-2]] = (
                     intrinsics.evaluate(value, data, context)
                     if value.startswith("States.")
-                    else paths.read(data, value, context)
+                    else paths.read(data, value, context, field=key)
                 )
             else:
                 out[key] = build(value, data, context)
@@ -168,6 +222,14 @@ def build(template: Any, data: Any, context: Any) -> Any:
     if isinstance(template, list):
         return [build(item, data, context) for item in template]
     return template
+
+
+def _assign(template: Any, result: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """What an `Assign` block assigns, `$` being the state's result."""
+    if not template:
+        return {}
+    assigned: dict[str, Any] = build(template, result, context)
+    return assigned
 
 
 def _with_retry(
@@ -241,30 +303,57 @@ def _wait(
     if scope.peek() is not None:
         return  # the earlier run finished this Wait
     if "Seconds" in state or "SecondsPath" in state:
-        seconds = (
-            state["Seconds"]
-            if "Seconds" in state
-            else paths.read(data, state["SecondsPath"], context)
-        )
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-            raise StatesError("States.Runtime", "Wait seconds must be a non-negative number")
+        seconds = state.get("Seconds", 0)
+        if "SecondsPath" in state:
+            seconds = _seconds(state["SecondsPath"], data, context)
         now = scope.runtime.now()
         elapsed = 0.0 if started is None else (now - parse_iso(started)).total_seconds()
         left = float(seconds) - elapsed
     else:
-        value = (
-            state["Timestamp"]
-            if "Timestamp" in state
-            else paths.read(data, state["TimestampPath"], context)
-        )
+        value = state.get("Timestamp")
+        if "TimestampPath" in state:
+            value = _read_wait(state["TimestampPath"], "TimestampPath", data, context)
         moment = timestamp(value)
         if moment is None:
             raise StatesError(
-                "States.Runtime", f"Wait timestamp {value!r} is not an ISO 8601 timestamp"
+                "States.Runtime",
+                "The TimestampPath parameter does not reference a valid ISO-8601 extended "
+                f"offset date-time format string: {state.get('TimestampPath')} == {value}",
             )
         left = (moment - scope.runtime.now()).total_seconds()
     if left > 0:
         pause(scope, left)
+
+
+def _read_wait(path: str, field: str, data: Any, context: Any) -> Any:
+    try:
+        return paths.read(data, path, context)
+    except StatesError:
+        raise StatesError(
+            "States.Runtime", f"The {field} parameter does not reference an input value: {path}"
+        ) from None
+
+
+def _seconds(path: str, data: Any, context: Any) -> int:
+    """A Wait's SecondsPath value: a non-negative integer, or Step Functions' own complaint."""
+    seconds = _read_wait(path, "SecondsPath", data, context)
+    shown = f"{path} == {json.dumps(seconds)}"
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise StatesError(
+            "States.Runtime", f"The SecondsPath parameter cannot be parsed as a long value: {shown}"
+        )
+    if seconds < 0:
+        raise StatesError(
+            "States.Runtime", f"The SecondsPath parameter references a negative value: {shown}"
+        )
+    if seconds > MAX_WAIT:
+        raise StatesError(
+            "States.Runtime", f"The SecondsPath parameter is over {MAX_WAIT} seconds: {shown}"
+        )
+    return seconds
+
+
+MAX_WAIT = 99_999_999
 
 
 def new_context(name: str | None, data: Any, machine_name: str, runtime: Runtime) -> dict[str, Any]:
@@ -275,6 +364,8 @@ def new_context(name: str | None, data: Any, machine_name: str, runtime: Runtime
             "Name": execution,
             "Input": data,
             "StartTime": iso(runtime.now()),
+            "RoleArn": f"arn:jetbridge:iam::role/{machine_name}",
+            "RedriveCount": 0,
         },
         "StateMachine": {
             "Id": f"arn:jetbridge:states:stateMachine:{machine_name}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import random
 import re
 import uuid
@@ -62,10 +63,7 @@ class _Parser:
         if char == "'":
             return ("literal", self.string())
         if char == "$":
-            start = self.position
-            while self.position < len(self.text) and self.text[self.position] not in ",)":
-                self.position += 1
-            return ("path", self.text[start : self.position].strip())
+            return ("path", self.path())
         if self.text.startswith("States.", self.position):
             return ("call", self.call())
         start = self.position
@@ -76,6 +74,24 @@ class _Parser:
             return ("literal", json.loads(token))
         except json.JSONDecodeError:
             raise self.fail(f"unknown argument {token!r}") from None
+
+    def path(self) -> str:
+        """A path argument: up to a ',' or ')' outside its brackets and quoted names."""
+        start, depth, quote = self.position, 0, ""
+        while self.position < len(self.text):
+            char = self.text[self.position]
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char in "[(":
+                depth += 1
+            elif char in "])" and depth > 0:
+                depth -= 1
+            elif char in ",)" and depth == 0:
+                break
+            self.position += 1
+        return self.text[start : self.position].strip()
 
     def string(self) -> str:
         self.position += 1
@@ -145,7 +161,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "States.Base64Decode": ("string",),
     "States.Hash": ("any", "string"),
     "States.JsonMerge": ("object", "object", "boolean"),
-    "States.MathRandom": ("integer", "integer", "integer?"),
+    "States.MathRandom": ("number", "number", "integer?"),
     "States.MathAdd": ("number", "number"),
     "States.StringSplit": ("string", "string"),
     "States.UUID": (),
@@ -184,10 +200,25 @@ def _format(template: str, *values: Any) -> str:
         raise ValueError(f"{len(parts) - 1} placeholders but {len(values)} arguments")
     out = parts[0]
     for value, part in zip(values, parts[1:], strict=True):
-        out += (
-            value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        ) + part
+        out += _shown(value) + part
     return out
+
+
+def _shown(value: Any) -> str:
+    """How States.Format renders a value: strings as they are, objects as `{a=1, b=[x, y]}`
+    and arrays as `[x, y]` (Step Functions prints Java's maps and lists), the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}={_shown(item)}" for key, item in value.items()) + "}"
+    return json.dumps(value)
+
+
+def _round(value: float) -> int:
+    """Step Functions rounds a number to an integer as Java's Math.round does: half up."""
+    return math.floor(value + 0.5) if isinstance(value, float) else int(value)
 
 
 def _partition(items: list[Any], size: int) -> list[list[Any]]:
@@ -239,16 +270,18 @@ def _split(text: str, separators: str) -> list[str]:
     return [piece for piece in re.split(f"[{re.escape(separators)}]", text) if piece]
 
 
-def _random(start: int, end: int, seed: int | None = None) -> int:
-    return (
-        random.Random(seed).randint(start, end) if seed is not None else random.randint(start, end)
-    )
+def _random(start: float, end: float, seed: int | None = None) -> int:
+    low, high = _round(start), _round(end)
+    if low > high:
+        raise ValueError(f"the start ({low}) is greater than the end ({high})")
+    return random.Random(seed).randint(low, high) if seed is not None else random.randint(low, high)
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.Format": _format,
-    # Within the JSON limits, so what it makes can be stored and read back like any input.
-    "States.StringToJson": lambda text: loads_within(text, JsonLimits()),
+    # Within the JSON limits, so what it makes can be stored and read back like any input;
+    # empty or blank text is null, as in Step Functions.
+    "States.StringToJson": lambda text: loads_within(text, JsonLimits()) if text.strip() else None,
     "States.JsonToString": lambda value: json.dumps(value, separators=(",", ":")),
     "States.Array": lambda *items: list(items),
     "States.ArrayPartition": _partition,
@@ -262,7 +295,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.Hash": _hash,
     "States.JsonMerge": _merge,
     "States.MathRandom": _random,
-    "States.MathAdd": lambda a, b: a + b,
+    "States.MathAdd": lambda a, b: _round(a) + _round(b),
     "States.StringSplit": lambda text, separators: _split(text, separators),
     "States.UUID": lambda: str(uuid.uuid4()),
 }

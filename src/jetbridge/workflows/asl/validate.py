@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from jetbridge.workflows.asl import paths
@@ -10,7 +11,7 @@ from jetbridge.workflows.asl.choice import OPERATORS, TESTS
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError
 from jetbridge.workflows.asl.intrinsics import parse_call
 
-COMMON = {"Type", "Comment", "InputPath", "OutputPath"}
+COMMON = {"Type", "Comment", "InputPath", "OutputPath", "QueryLanguage"}
 # Fields shared by the states that do work and may retry, catch and shape their results.
 WORKING = {"Parameters", "ResultSelector", "ResultPath", "Retry", "Catch", "Next", "End", "Assign"}
 FIELDS = {
@@ -23,7 +24,7 @@ FIELDS = {
     "Wait": COMMON | {"Seconds", "Timestamp", "SecondsPath", "TimestampPath"}
     | {"Next", "End", "Assign"},
     "Succeed": COMMON,
-    "Fail": {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"},
+    "Fail": {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath", "QueryLanguage"},
     "Parallel": COMMON | WORKING | {"Branches"},
     "Map": COMMON | WORKING | {
         "Iterator", "ItemProcessor", "ItemsPath", "ItemSelector", "MaxConcurrency",
@@ -32,6 +33,16 @@ FIELDS = {
         "ResultWriter", "Label",
     },
 }  # fmt: skip
+# Fields of Step Functions that this engine does not carry out: refused rather than ignored.
+UNSUPPORTED = {
+    "ItemReader": "reading Map items from S3 (Distributed Map ItemReader)",
+    "ItemBatcher": "batching Map items (Distributed Map ItemBatcher)",
+    "ResultWriter": "writing Map results to S3 (Distributed Map ResultWriter)",
+    "Credentials": "cross-account task credentials",
+    "Arguments": "JSONata task arguments",
+    "Output": "JSONata state output",
+}
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")
 MAX_STATES = 10_000
 MAX_SECONDS = 99_999_999
 # Numeric fields: (what a literal must be, the check) and the Path form each one has.
@@ -76,6 +87,7 @@ def validate(definition: Any, where: str = "") -> None:
     start = definition.get("StartAt")
     if not _names_a_state(start, states):
         raise InvalidDefinition(f"{where}StartAt: state {start!r} does not exist")
+    _query_language(where or "", definition)
     if "TimeoutSeconds" in definition:
         expected, valid = NUMBERS["TimeoutSeconds"]
         if not valid(definition["TimeoutSeconds"]):
@@ -96,16 +108,27 @@ def _state(where: str, state: Any, states: dict[str, Any]) -> None:
     unknown = sorted(set(state) - FIELDS[kind])
     if unknown:
         raise InvalidDefinition(f"{where}.{unknown[0]}: not a field of a {kind} state")
+    for field, feature in UNSUPPORTED.items():
+        if field in state:
+            raise InvalidDefinition(f"{where}.{field}: {feature} is not supported")
+    _query_language(f"{where}.", state)
     _transition(where, kind, state, states)
+    if state.get("ResultPath") is not None:
+        _path(f"{where}.ResultPath", state["ResultPath"], reference=True)
+    if "Assign" in state:
+        _assign(f"{where}.Assign", state["Assign"])
+    for field in ("ErrorPath", "CausePath"):
+        value = state.get(field)
+        if isinstance(value, str) and value.startswith("States."):
+            _intrinsic(f"{where}.{field}", value)
+        elif value is not None:
+            _path(f"{where}.{field}", value)
     for field in (
         "InputPath",
         "OutputPath",
-        "ResultPath",
         "ItemsPath",
         "SecondsPath",
         "TimestampPath",
-        "ErrorPath",
-        "CausePath",
         *(f"{number}Path" for number in NUMBERS),
     ):
         value = state.get(field)
@@ -171,11 +194,39 @@ def _transition(where: str, kind: str, state: dict[str, Any], states: dict[str, 
         raise InvalidDefinition(f"{where}.Next: state {state['Next']!r} does not exist")
 
 
-def _path(where: str, value: Any) -> None:
+def _path(where: str, value: Any, *, reference: bool = False) -> None:
     try:
-        paths.parse(value)
+        paths.check(value, reference=reference, variables=not reference)
     except ValueError as exc:
         raise InvalidDefinition(f"{where}: {exc}") from None
+
+
+def _intrinsic(where: str, value: str) -> None:
+    try:
+        parse_call(value)
+    except StatesError as exc:
+        raise InvalidDefinition(f"{where}: {exc.cause}") from None
+
+
+def _query_language(where: str, body: dict[str, Any]) -> None:
+    language = body.get("QueryLanguage", "JSONPath")
+    if language == "JSONata":
+        raise InvalidDefinition(f"{where}QueryLanguage: JSONata is not supported (use JSONPath)")
+    if language != "JSONPath":
+        raise InvalidDefinition(f"{where}QueryLanguage: must be JSONPath, not {language!r}")
+
+
+def _assign(where: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise InvalidDefinition(f"{where}: must be an object of variable names")
+    for key in value:
+        name = key.removesuffix(".$")
+        if not VARIABLE_NAME.fullmatch(name):
+            raise InvalidDefinition(
+                f"{where}.{key}: a variable name is a letter or '_' then up to 79 letters, "
+                "digits or '_'"
+            )
+    _template(where, value)
 
 
 def _template(where: str, value: Any) -> None:
@@ -187,10 +238,7 @@ def _template(where: str, value: Any) -> None:
                         f"{where}.{key}: must be a path or an intrinsic function"
                     )
                 if inner.startswith("States."):
-                    try:
-                        parse_call(inner)
-                    except StatesError as exc:
-                        raise InvalidDefinition(f"{where}.{key}: {exc.cause}") from None
+                    _intrinsic(f"{where}.{key}", inner)
                 else:
                     _path(f"{where}.{key}", inner)
             else:
@@ -209,8 +257,20 @@ def _choices(where: str, state: dict[str, Any], states: dict[str, Any]) -> None:
         if not isinstance(rule, dict) or not _names_a_state(rule.get("Next"), states):
             raise InvalidDefinition(f"{here}.Next: must name an existing state")
         _rule(here, rule)
+        if "Assign" in rule:
+            _assign(f"{here}.Assign", rule["Assign"])
     if "Default" in state and not _names_a_state(state["Default"], states):
         raise InvalidDefinition(f"{where}.Default: state {state['Default']!r} does not exist")
+
+
+def _nested_rule(where: str, rule: Any) -> None:
+    """A rule inside And, Or or Not: a condition only, without its own Next or Assign."""
+    if not isinstance(rule, dict):
+        raise InvalidDefinition(f"{where}: must be an object")
+    for field in ("Next", "Assign"):
+        if field in rule:
+            raise InvalidDefinition(f"{where}.{field}: only a top-level Choice rule has {field}")
+    _rule(where, rule)
 
 
 def _rule(where: str, rule: dict[str, Any]) -> None:
@@ -219,15 +279,15 @@ def _rule(where: str, rule: dict[str, Any]) -> None:
         if not isinstance(rule[key], list) or not rule[key]:
             raise InvalidDefinition(f"{where}.{key}: must be a non-empty array")
         for index, inner in enumerate(rule[key]):
-            _rule(f"{where}.{key}[{index}]", inner)
+            _nested_rule(f"{where}.{key}[{index}]", inner)
         return
     if "Not" in rule:
-        _rule(f"{where}.Not", rule["Not"])
+        _nested_rule(f"{where}.Not", rule["Not"])
         return
     if "Variable" not in rule:
         raise InvalidDefinition(f"{where}.Variable: is required")
     _path(f"{where}.Variable", rule["Variable"])
-    comparisons = [k for k in rule if k not in {"Variable", "Next", "Comment"}]
+    comparisons = [k for k in rule if k not in {"Variable", "Next", "Comment", "Assign"}]
     if len(comparisons) != 1:
         raise InvalidDefinition(f"{where}: needs exactly one comparison operator")
     operator = comparisons[0]
@@ -251,6 +311,10 @@ def _handlers(where: str, value: Any, states: dict[str, Any], *, catch: bool) ->
             raise InvalidDefinition(f"{here}.ErrorEquals: States.ALL must appear alone and last")
         if catch and not _names_a_state(handler.get("Next"), states):
             raise InvalidDefinition(f"{here}.Next: must name an existing state")
+        if catch and handler.get("ResultPath") is not None:
+            _path(f"{here}.ResultPath", handler["ResultPath"], reference=True)
+        if catch and "Assign" in handler:
+            _assign(f"{here}.Assign", handler["Assign"])
         if not catch:
             for field in ("IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds"):
                 number = handler.get(field, 1)
