@@ -188,3 +188,24 @@ def test_every_graphql_field_checks_its_caller_as_rest_does(client: TestClient) 
             "variables": {"id": mine["booking_id"]}}})  # fmt: skip
         answer = socket.receive_json()
         assert answer["type"] == "error" or answer["payload"].get("errors"), answer
+
+
+def test_an_airline_sees_only_its_own_customers_loyalty(client: TestClient) -> None:
+    app = client.app
+    found = client.get("/api/flights/search",
+                       params={"origin": "ZRH", "destination": "LHR", "date": DAY.isoformat()}).json()  # fmt: skip
+    lx_flight = next(f["flight_id"] for f in found if f["flight_id"].startswith("LX"))
+    body = {"flight_id": lx_flight, "cabin": "economy", "customer_id": "loyal-1",
+            "passengers": [{"given_name": "Ada", "family_name": "Lovelace"}],
+            "payment": {"card": APPROVE}}  # fmt: skip
+    lx = bearer(app, roles=("agent",), tenant="LX")
+    booked = client.post(
+        "/api/bookings", json=body, headers={**lx, "Idempotency-Key": "loyal-key-01"}
+    )
+    assert booked.status_code == 202, booked.text
+    assert client.get("/api/customers/loyal-1/loyalty", headers=lx).status_code == 200
+    ba = bearer(app, roles=("agent",), tenant="BA")
+    assert client.get("/api/customers/loyal-1/loyalty", headers=ba).status_code == 404
+    assert client.get("/api/customers/loyal-1/bookings", headers=ba).json() == []
+    answer = ask(client, LOYALTY_QUERY, ba, c="loyal-1")
+    assert answer["data"] is None

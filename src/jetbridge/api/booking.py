@@ -214,7 +214,13 @@ def customer_bookings(
 
 @router.get("/customers/{customer_id}/loyalty")
 def loyalty(customer_id: str, bookings: BookingsDep, caller: Passenger) -> dict[str, Any]:
+    """A customer's points: the passenger's own, or a customer of the agent's airline (one who
+    holds a booking with it); another airline's customers do not exist for an agent."""
     _customer_visible(caller, customer_id)
+    if not (caller.is_operator or customer_of(caller) == customer_id):
+        found = bookings.of_customer(customer_id=customer_id)
+        if not any(booking.get("tenant") == caller.tenant for booking in found):
+            raise NotFound(f"customer {customer_id!r} does not exist")
     return bookings.loyalty(customer_id=customer_id)
 
 

@@ -89,9 +89,14 @@ class Query:
     def loyalty(self, info: Info, customer_id: str) -> JSON:
         caller = _caller(info, PASSENGER)
         own = caller.is_operator or customer_of(caller) == customer_id
+        bookings = _platform(info).bookings
         if not own and not (caller.has_any(STAFF) and caller.tenant is not None):
             raise NotFound(f"customer {customer_id!r} does not exist")
-        return cast(JSON, _platform(info).bookings.loyalty(customer_id=customer_id))
+        if not own:
+            found = bookings.of_customer(customer_id=customer_id)
+            if not any(booking.get("tenant") == caller.tenant for booking in found):
+                raise NotFound(f"customer {customer_id!r} does not exist")
+        return cast(JSON, bookings.loyalty(customer_id=customer_id))
 
 
 @strawberry.type
