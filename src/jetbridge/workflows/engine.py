@@ -33,6 +33,16 @@ from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import ExecutionResult, check_resources, execute, validate_definition
 from jetbridge.workflows.asl.errors import InvalidDefinition
 from jetbridge.workflows.asl.scope import Suspended
+from jetbridge.workflows.leases import (
+    Aborted,
+    HistoryWriter,
+    Lease,
+    Renewal,
+    held,
+    lapsed,
+    retrying,
+    take,
+)
 from jetbridge.workflows.machines import (
     CALLER_MACHINES,
     Handler,
@@ -41,53 +51,11 @@ from jetbridge.workflows.machines import (
 )
 from jetbridge.workflows.tokens import TaskTimedOut, TaskTokenStore
 
-__all__ = ["Aborted", "SystemMachine", "TaskTimedOut", "WorkflowEngine"]
+__all__ = ["Aborted", "Lease", "SystemMachine", "TaskTimedOut", "WorkflowEngine"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 MAX_INPUT_BYTES = 256 * 1024  # an execution's input and a task's output, as Step Functions allows
-
-
-# Events that record what happened outside the interpreter: committed before it goes on.
-DURABLE_POINTS = frozenset(
-    {"TaskSubmitted", "TaskSucceeded", "TaskFailed", "TaskTimedOut", "WaitStateEntered"}
-)
-
-
-class Aborted(Exception):
-    """The execution was stopped (or taken over) while this worker ran it."""
-
-
-class _HistoryWriter:
-    """Buffers one run's new events and commits them at each durable point, in order."""
-
-    def __init__(self, engine: WorkflowEngine, name: str) -> None:
-        self.engine = engine
-        self.name = name
-        self.pending: list[dict[str, Any]] = []
-
-    def record(self, event: dict[str, Any]) -> None:
-        self.pending.append(event)
-        if event["type"] in DURABLE_POINTS:
-            with self.engine.engine.begin() as conn:
-                self.flush(conn)
-
-    def flush(self, conn: Connection) -> None:
-        """Renew the lease and store what is pending; Aborted if the execution is not ours."""
-        held = conn.execute(
-            update(executions)
-            .where(executions.c.name == self.name, executions.c.status == "RUNNING")
-            .values(lease_until=time.time() + self.engine.lease_seconds)
-        )
-        if held.rowcount == 0:
-            raise Aborted(self.name)
-        if self.pending:
-            conn.execute(
-                insert(execution_events),
-                [
-                    {"execution": self.name, "event_id": e["id"], "body": json.dumps(e)}
-                    for e in self.pending
-                ],
-            )
-            self.pending = []
+# A Wait with less left than this sleeps in the worker (lease renewed) rather than parking.
+SHORT_WAIT = 0.5
 
 
 class WorkflowEngine:
@@ -271,13 +239,11 @@ class WorkflowEngine:
         system = self.system.get(machine)
         return self.handlers if system is None else system.handlers
 
-    def claim(self) -> str | None:
-        """Lease one running execution that nobody holds (new, or whose worker died)."""
-        now = time.time()
+    def claim(self) -> Lease | None:
+        """Lease one running execution that nobody holds (new, due, or whose worker died)."""
         query = (
             select(executions.c.name)
-            .where(executions.c.status == "RUNNING")
-            .where((executions.c.lease_until.is_(None)) | (executions.c.lease_until < now))
+            .where(executions.c.status == "RUNNING", lapsed(time.time()))
             .order_by(executions.c.started_at)
             .limit(1)
         )
@@ -285,63 +251,70 @@ class WorkflowEngine:
             query = query.with_for_update(skip_locked=True)
         with self.engine.begin() as conn:
             name = conn.execute(query).scalar()
-            if name is None:
-                return None
-            conn.execute(
-                update(executions)
-                .where(executions.c.name == name)
-                .values(lease_until=now + self.lease_seconds, parked=False, woken=False)
-            )
-        return str(name)
+            return None if name is None else take(conn, name, self.lease_seconds)
 
     def run_one(self) -> bool:
-        name = self.claim()
-        if name is None:
+        lease = self.claim()
+        if lease is None:
             return False
-        self.resume(name)
+        self.resume(lease)
         return True
 
-    def resume(self, name: str) -> ExecutionResult | None:
-        """Run (or continue) an execution this worker holds, until it ends or parks."""
+    def resume(self, lease: Lease, *, sleep_through: float = SHORT_WAIT) -> ExecutionResult | None:
+        """Run (or continue) an execution under `lease` until it ends (its result) or parks
+        (None); a Wait with no more than `sleep_through` seconds left is slept through. None
+        too when the lease was taken over: then this worker has written nothing since."""
+        try:
+            while True:
+                with Renewal(self.engine, lease, self.lease_seconds):
+                    outcome = self._advance(lease, sleep_through)
+                if isinstance(outcome, ExecutionResult):
+                    break
+                if self._park(lease, outcome):
+                    return None
+        except Aborted:
+            return None
+        for listener in self.listeners:
+            listener(lease.name, outcome.status)
+        return outcome
+
+    def _advance(self, lease: Lease, sleep_through: float) -> ExecutionResult | float:
+        """Run until the end (the result) or a pause worth parking for (when to look again)."""
         while True:
+            writer = HistoryWriter(self.engine, lease, self.lease_seconds)
+            writer.commit()  # nothing runs unless the lease is still ours
             with self.engine.connect() as conn:
-                row = conn.execute(select(executions).where(executions.c.name == name)).one()
-            writer = _HistoryWriter(self, name)
+                row = conn.execute(select(executions).where(executions.c.name == lease.name)).one()
             try:
                 result = execute(
                     json.loads(row.definition),
                     json.loads(row.input),
                     self.handlers_of(row.machine),
-                    name=name,
-                    previous=self.history(name=name),
+                    name=lease.name,
+                    previous=self.history(name=lease.name),
                     on_event=writer.record,
-                    tokens=self.tokens.for_execution(name),
+                    tokens=self.tokens.for_execution(lease.name),
                 )
-            except Aborted:
-                return None
             except InvalidDefinition as invalid:
                 # Stored under an earlier, laxer validation: end it instead of retrying forever.
                 cause = f"the stored definition is not valid: {invalid}"
                 result = ExecutionResult("FAILED", None, "States.Runtime", cause, [])
-                break
             except Suspended as pause:
-                try:
-                    with self.engine.begin() as conn:
-                        writer.flush(conn)
-                except Aborted:
-                    return None
-                if self._park(name, pause.wake_at):
-                    return None
-                continue  # an answer came in meanwhile: look again now
-            break
-        with self.engine.begin() as conn:
-            try:
-                writer.flush(conn)
-            except Aborted:
-                return None
+                writer.commit()
+                left = pause.wake_at - time.time()
+                if pause.tokens or left > sleep_through:
+                    return pause.wake_at
+                time.sleep(max(left, 0.0))
+                continue
+            self._finish(writer, result)
+            return result
+
+    def _finish(self, writer: HistoryWriter, result: ExecutionResult) -> None:
+        def end(conn: Connection) -> None:
+            writer.flush(conn)
             conn.execute(
                 update(executions)
-                .where(executions.c.name == name, executions.c.status == "RUNNING")
+                .where(held(writer.lease))
                 .values(
                     status=result.status,
                     output=json.dumps(result.output),
@@ -351,28 +324,23 @@ class WorkflowEngine:
                     lease_until=None,
                 )
             )
-        for listener in self.listeners:
-            listener(name, result.status)
-        return result
 
-    def _park(self, name: str, wake_at: float) -> bool:
+        retrying(self.engine, end, within=self.lease_seconds)
+
+    def _park(self, lease: Lease, wake_at: float) -> bool:
         """Release the execution until `wake_at` unless an answer arrived since it was claimed
         (then False: run it again now)."""
         with self.engine.begin() as conn:
             parked = conn.execute(
                 update(executions)
-                .where(
-                    executions.c.name == name,
-                    executions.c.status == "RUNNING",
-                    executions.c.woken.is_(False),
-                )
+                .where(held(lease), executions.c.woken.is_(False))
                 .values(parked=True, lease_until=wake_at)
             )
             if parked.rowcount:
                 return True
             again = conn.execute(
                 update(executions)
-                .where(executions.c.name == name, executions.c.status == "RUNNING")
+                .where(held(lease))
                 .values(woken=False, lease_until=time.time() + self.lease_seconds)
             )
         return again.rowcount == 0
@@ -396,22 +364,17 @@ class WorkflowEngine:
     def run_sync(
         self, *, name: str, definition: Mapping[str, Any] | str, input: Any
     ) -> dict[str, Any]:
-        """Start and run to the end in this thread (StartSyncExecution)."""
+        """Start and run to the end in this thread (StartSyncExecution); its Waits are slept
+        through under a renewed lease, its callback tasks park it."""
         self.start(name=name, definition=definition, input=input)
-        if self.claim_named(name):
-            self.resume(name)
+        lease = self.claim_named(name)
+        if lease is not None:
+            self.resume(lease, sleep_through=float("inf"))
         return self.describe(name=name)
 
-    def claim_named(self, name: str) -> bool:
-        now = time.time()
+    def claim_named(self, name: str) -> Lease | None:
         with self.engine.begin() as conn:
-            claimed = conn.execute(
-                update(executions)
-                .where(executions.c.name == name, executions.c.status == "RUNNING")
-                .where((executions.c.lease_until.is_(None)) | (executions.c.lease_until < now))
-                .values(lease_until=now + self.lease_seconds, parked=False, woken=False)
-            )
-        return bool(claimed.rowcount)
+            return take(conn, name, self.lease_seconds)
 
     async def run(self, stop: asyncio.Event, *, concurrency: int = 4, poll: float = 0.05) -> None:
         workers = [

@@ -1,0 +1,174 @@
+"""Fenced leases on executions and the history writes made under them.
+
+A worker claims an execution by setting its lease and incrementing its generation in one
+statement; every later write of that worker (history events, lease renewals, parking, the final
+status) matches the generation it claimed with, in the same transaction. A worker whose lease
+lapsed and was claimed by another therefore writes nothing: its next commit finds a newer
+generation and it aborts. A renewal thread keeps the lease while the worker runs.
+
+History appends are idempotent per (execution, event id): a commit retried after its
+connection was lost, whose first attempt did commit, adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Connection, Engine, and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from jetbridge.storage.schema import execution_events, executions
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Durable points: what happened outside the interpreter is committed before it goes on.
+DURABLE_POINTS = frozenset(
+    {"TaskSubmitted", "TaskSucceeded", "TaskFailed", "TaskTimedOut", "WaitStateEntered"}
+)
+
+
+class Aborted(Exception):
+    """The execution was stopped (or taken over) while this worker ran it."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on an execution: writes count only while `generation` is current."""
+
+    name: str
+    generation: int
+
+
+def held(lease: Lease) -> ColumnElement[bool]:
+    """The execution row, if it still runs under this lease."""
+    return and_(
+        executions.c.name == lease.name,
+        executions.c.status == "RUNNING",
+        executions.c.generation == lease.generation,
+    )
+
+
+def lapsed(now: float) -> ColumnElement[bool]:
+    return (executions.c.lease_until.is_(None)) | (executions.c.lease_until < now)
+
+
+def take(conn: Connection, name: str, lease_seconds: float) -> Lease | None:
+    """Claim `name` if it runs and nobody holds it: a new lease with the next generation."""
+    now = time.time()
+    taken = conn.execute(
+        update(executions)
+        .where(executions.c.name == name, executions.c.status == "RUNNING", lapsed(now))
+        .values(
+            lease_until=now + lease_seconds,
+            parked=False,
+            woken=False,
+            generation=executions.c.generation + 1,
+        )
+    )
+    if taken.rowcount == 0:
+        return None
+    generation = conn.execute(
+        select(executions.c.generation).where(executions.c.name == name)
+    ).scalar_one()
+    return Lease(name, int(generation))
+
+
+def append_events(conn: Connection, name: str, events: Iterable[dict[str, Any]]) -> None:
+    """Store history events; an event already stored under its id is left as it is."""
+    rows = [{"execution": name, "event_id": e["id"], "body": json.dumps(e)} for e in events]
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(execution_events).on_conflict_do_nothing(), rows)
+
+
+def retrying(engine: Engine, work: Callable[[Connection], T], *, within: float) -> T:
+    """Run `work` in a transaction, again if the connection is lost, for up to `within` s
+    (`work` must be safe to repeat after a commit whose answer was lost)."""
+    give_up = time.monotonic() + within
+    delay = 0.1
+    while True:
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + delay > give_up:
+                raise
+            log.warning("database connection lost; retrying in %.1f s", delay, exc_info=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class HistoryWriter:
+    """Buffers one run's new events and commits them at each durable point, in order, while
+    the lease is still this worker's."""
+
+    def __init__(self, engine: Engine, lease: Lease, lease_seconds: float) -> None:
+        self.engine = engine
+        self.lease = lease
+        self.lease_seconds = lease_seconds
+        self.pending: list[dict[str, Any]] = []
+
+    def record(self, event: dict[str, Any]) -> None:
+        self.pending.append(event)
+        if event["type"] in DURABLE_POINTS:
+            self.commit()
+
+    def commit(self) -> None:
+        """Flush in a transaction of its own, retried if the connection is lost."""
+        retrying(self.engine, self.flush, within=self.lease_seconds)
+
+    def flush(self, conn: Connection) -> None:
+        """Renew the lease and store what is pending; Aborted if the lease is not ours."""
+        renewed = conn.execute(
+            update(executions)
+            .where(held(self.lease))
+            .values(lease_until=time.time() + self.lease_seconds)
+        )
+        if renewed.rowcount == 0:
+            raise Aborted(self.lease.name)
+        append_events(conn, self.lease.name, self.pending)
+        self.pending = []
+
+
+class Renewal:
+    """Renews a lease every third of its length while the worker runs (not while parked)."""
+
+    def __init__(self, engine: Engine, lease: Lease, lease_seconds: float) -> None:
+        self.engine = engine
+        self.lease = lease
+        self.lease_seconds = lease_seconds
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._loop, name=f"lease {lease.name[:40]}", daemon=True
+        )
+
+    def __enter__(self) -> Renewal:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(self.lease_seconds / 3):
+            try:
+                with self.engine.begin() as conn:
+                    renewed = conn.execute(
+                        update(executions)
+                        .where(held(self.lease), executions.c.parked.is_(False))
+                        .values(lease_until=time.time() + self.lease_seconds)
+                    )
+            except (OperationalError, InterfaceError):
+                log.warning("could not renew the lease of %s", self.lease.name, exc_info=True)
+                continue
+            if renewed.rowcount == 0:
+                return  # taken over or ended: the worker's next commit aborts

@@ -1,0 +1,167 @@
+"""Waits longer than the lease, callbacks with heartbeats and two workers on one database:
+every side effect happens once, and a worker whose lease was taken over writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.migrate import upgrade
+from jetbridge.storage.schema import executions
+from jetbridge.workflows.engine import WorkflowEngine
+
+LEASE = 2.0
+WAIT_THEN_TASK = {
+    "StartAt": "Hold",
+    "States": {
+        "Hold": {"Type": "Wait", "Seconds": 5, "Next": "Effect"},
+        "Effect": {"Type": "Task", "Resource": "Effect", "End": True},
+    },
+}
+CALLBACK_THEN_TASK = {
+    "StartAt": "Offer",
+    "States": {
+        "Offer": {
+            "Type": "Task",
+            "Resource": "Offer.waitForTaskToken",
+            "Parameters": {"token.$": "$$.Task.Token", "id.$": "$.id"},
+            "HeartbeatSeconds": 8,
+            "TimeoutSeconds": 60,
+            "ResultPath": "$.answer",
+            "Next": "Effect",
+        },
+        "Effect": {"Type": "Task", "Resource": "Effect", "End": True},
+    },
+}
+
+
+class Calls:
+    """Counts a handler's calls per execution input id, from any thread."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[Any] = Counter()
+        self.lock = threading.Lock()
+        self.tokens: dict[Any, str] = {}
+
+    def effect(self, payload: Any) -> str:
+        with self.lock:
+            self.counts[payload["id"]] += 1
+        return "done"
+
+    def offer(self, payload: Any) -> None:
+        with self.lock:
+            self.counts[("offer", payload["id"])] += 1
+            self.tokens[payload["id"]] = payload["token"]
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_database_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _workers(engine: Engine, calls: Calls, count: int = 2) -> list[WorkflowEngine]:
+    handlers = {"Effect": calls.effect, "Offer": calls.offer}
+    return [WorkflowEngine(engine, handlers, lease_seconds=LEASE, secret="s") for _ in range(count)]
+
+
+def _run_until(
+    workers: list[WorkflowEngine],
+    done: Callable[[], bool],
+    *,
+    concurrency: int,
+    timeout: float,
+    beside: Callable[[threading.Event], None] | None = None,
+) -> float:
+    """Run every worker until `done()`; the seconds it took."""
+
+    async def main() -> float:
+        stop = asyncio.Event()
+        began = time.monotonic()
+        runs = [asyncio.create_task(w.run(stop, concurrency=concurrency)) for w in workers]
+        quit_beside = threading.Event()
+        side = asyncio.create_task(asyncio.to_thread(beside, quit_beside)) if beside else None
+        try:
+            while not done() and time.monotonic() - began < timeout:
+                await asyncio.sleep(0.1)
+            return time.monotonic() - began
+        finally:
+            stop.set()
+            quit_beside.set()
+            await asyncio.gather(*runs, *([side] if side else []))
+
+    return asyncio.run(main())
+
+
+def _statuses(engine: Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(executions.c.name, executions.c.status))
+        return {row.name: row.status for row in rows}
+
+
+def _all_ended(engine: Engine, count: int) -> Callable[[], bool]:
+    def ended() -> bool:
+        statuses = _statuses(engine)
+        return len(statuses) == count and "RUNNING" not in statuses.values()
+
+    return ended
+
+
+def test_a_wait_longer_than_the_lease_runs_the_next_task_once(engine: Engine) -> None:
+    calls = Calls()
+    workers = _workers(engine, calls)
+    for index in range(6):
+        workers[0].start(name=f"hold-{index}", definition=WAIT_THEN_TASK, input={"id": index})
+    _run_until(workers, _all_ended(engine, 6), concurrency=3, timeout=60)
+    assert set(_statuses(engine).values()) == {"SUCCEEDED"}
+    assert calls.counts == Counter(dict.fromkeys(range(6), 1))
+    for index in range(6):
+        kinds = [e["type"] for e in workers[0].history(name=f"hold-{index}")]
+        assert kinds.count("TaskScheduled") == 1
+        assert kinds.count("WaitStateExited") == 1
+
+
+def test_waiting_executions_hold_no_worker(engine: Engine) -> None:
+    calls = Calls()
+    (worker,) = _workers(engine, calls, count=1)
+    for index in range(50):
+        worker.start(name=f"many-{index}", definition=WAIT_THEN_TASK, input={"id": index})
+    took = _run_until([worker], _all_ended(engine, 50), concurrency=4, timeout=90)
+    assert set(_statuses(engine).values()) == {"SUCCEEDED"}
+    assert calls.counts == Counter(dict.fromkeys(range(50), 1))
+    # Four slots sleeping through 50 Waits of 5 s would take over 60 s.
+    assert took < 40, f"50 Waits of 5 s took {took:.1f} s with 4 slots"
+
+
+def test_a_callback_with_slow_heartbeats_runs_each_step_once(engine: Engine) -> None:
+    calls = Calls()
+    workers = _workers(engine, calls)
+    for index in range(3):
+        workers[0].start(name=f"offer-{index}", definition=CALLBACK_THEN_TASK, input={"id": index})
+
+    def answer(quit: threading.Event) -> None:
+        """Heartbeats 5 s apart (beyond the 2 s lease), then the answer."""
+        while len(calls.tokens) < 3 and not quit.wait(0.1):
+            pass
+        for _ in range(2):
+            if quit.wait(5):
+                return
+            for token in list(calls.tokens.values()):
+                workers[1].send_task_heartbeat(token=token)
+        for token in list(calls.tokens.values()):
+            workers[1].send_task_success(token=token, output={"accepted": True})
+
+    _run_until(workers, _all_ended(engine, 3), concurrency=2, timeout=60, beside=answer)
+    assert set(_statuses(engine).values()) == {"SUCCEEDED"}
+    expected = dict.fromkeys(range(3), 1) | {("offer", index): 1 for index in range(3)}
+    assert calls.counts == Counter(expected)
