@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
-from jetbridge.storage.schema import executions
+from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows.engine import WorkflowEngine
+from jetbridge.workflows.leases import Aborted, HistoryWriter, Lease, append_events
 
 LEASE = 2.0
 WAIT_THEN_TASK = {
@@ -165,3 +166,114 @@ def test_a_callback_with_slow_heartbeats_runs_each_step_once(engine: Engine) -> 
     assert set(_statuses(engine).values()) == {"SUCCEEDED"}
     expected = dict.fromkeys(range(3), 1) | {("offer", index): 1 for index in range(3)}
     assert calls.counts == Counter(expected)
+
+
+def test_waits_inside_parallel_branches_and_map_iterations_run_what_follows_once(
+    engine: Engine,
+) -> None:
+    calls = Calls()
+    workers = _workers(engine, calls)
+    line = {
+        "StartAt": "Hold",
+        "States": {
+            "Hold": {"Type": "Wait", "Seconds": 3, "Next": "Effect"},
+            "Effect": {"Type": "Task", "Resource": "Effect", "End": True},
+        },
+    }
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [line, line],
+                "Parameters": {"id.$": "$.id"},
+                "ResultPath": None,
+                "Next": "Each",
+            },
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": line,
+                "End": True,
+            },
+        },
+    }
+    workers[0].start(
+        name="fan-out",
+        definition=definition,
+        input={"id": "branch", "items": [{"id": "a"}, {"id": "b"}]},
+    )
+    _run_until(workers, _all_ended(engine, 1), concurrency=2, timeout=60)
+    assert _statuses(engine) == {"fan-out": "SUCCEEDED"}
+    assert calls.counts == Counter({"branch": 2, "a": 1, "b": 1})
+
+
+def _takeover(engine: Engine, taker: WorkflowEngine, name: str) -> Lease:
+    """The lease lapses (its worker stalled) and another worker claims the execution."""
+    with engine.begin() as conn:
+        conn.execute(update(executions).values(lease_until=time.time() - 1))
+    lease = taker.claim_named(name)
+    assert lease is not None
+    return lease
+
+
+def test_a_worker_whose_lease_was_taken_over_runs_and_writes_nothing(engine: Engine) -> None:
+    calls = Calls()
+    first, second = _workers(engine, calls)
+    first.start(name="fenced", definition=WAIT_THEN_TASK, input={"id": 1})
+    stale = first.claim()
+    assert stale is not None
+    current = _takeover(engine, second, "fenced")
+    assert current.generation == stale.generation + 1
+    assert first.resume(stale) is None
+    assert first.history(name="fenced") == []
+    assert second.resume(current, sleep_through=10) is not None
+    assert _statuses(engine) == {"fenced": "SUCCEEDED"}
+    assert calls.counts == Counter({1: 1})
+
+
+def test_a_stale_worker_cannot_commit_what_it_did_after_the_takeover(engine: Engine) -> None:
+    first = WorkflowEngine(engine, {}, lease_seconds=300, secret="s")
+    taken: list[Lease] = []
+
+    def slow(payload: Any) -> str:
+        """The worker stalls here long enough for its lease to lapse and be claimed."""
+        if not taken:
+            taken.append(_takeover(engine, second, "stalled"))
+        return f"from generation {len(taken)}"
+
+    second = WorkflowEngine(engine, {"Slow": slow}, lease_seconds=300, secret="s")
+    first.handlers["Slow"] = slow
+    definition = {
+        "StartAt": "Slow",
+        "States": {"Slow": {"Type": "Task", "Resource": "Slow", "End": True}},
+    }
+    first.start(name="stalled", definition=definition, input={})
+    lease = first.claim()
+    assert lease is not None
+    assert first.resume(lease) is None  # its TaskSucceeded was refused
+    assert first.history(name="stalled") == []
+    with engine.connect() as conn:
+        row = conn.execute(select(executions).where(executions.c.name == "stalled")).one()
+    assert (row.status, row.generation) == ("RUNNING", lease.generation + 1)
+    assert second.resume(taken[0]) is not None
+    assert first.describe(name="stalled")["output"] == "from generation 1"
+    with pytest.raises(Aborted):
+        HistoryWriter(engine, lease, 300).record({"id": 99, "type": "TaskSucceeded"})
+    assert len(first.history(name="stalled")) < 99
+
+
+def test_history_appends_are_idempotent_per_execution_and_event_id(engine: Engine) -> None:
+    workflows = WorkflowEngine(engine, {"Effect": lambda payload: payload}, secret="s")
+    workflows.start(name="appended", definition=WAIT_THEN_TASK, input={"id": 1})
+    events = [{"id": 1, "type": "ExecutionStarted"}, {"id": 2, "type": "WaitStateEntered"}]
+    for _ in range(2):  # a commit retried after its answer was lost
+        with engine.begin() as conn:
+            append_events(conn, "appended", events)
+    with engine.begin() as conn:
+        append_events(conn, "appended", [*events, {"id": 3, "type": "WaitStateExited"}])
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(execution_events.c.event_id).where(execution_events.c.execution == "appended")
+        ).scalars()
+        assert sorted(stored) == [1, 2, 3]

@@ -8,11 +8,10 @@ bookkeeping) are deterministic: they are written together with the next outcome,
 Pass and Choice states costs one transaction, and a crash before that commit only loses events
 the resumed run makes again, identically.
 
-Executions are leased: a worker holds an execution while it runs it and renews the lease with
-each commit, so one execution never runs in two workers at once unless a lease lapses. An
-execution whose callback tasks all wait for their task tokens is parked: no worker holds it
-until an answer wakes it or its lease, set to the earliest task deadline, lapses; the worker
-that claims it then sees the timeout.
+Executions are leased, and the lease is fenced by a generation (see `leases`): a worker whose
+lease was taken over writes nothing more. An execution whose callback tasks and Wait states all
+wait is parked: no worker holds it until an answer wakes it or its lease, set to the earliest
+moment something is due, lapses; the worker that claims it then goes on (or sees the timeout).
 """
 
 from __future__ import annotations
@@ -282,9 +281,10 @@ class WorkflowEngine:
         """Run until the end (the result) or a pause worth parking for (when to look again)."""
         while True:
             writer = HistoryWriter(self.engine, lease, self.lease_seconds)
-            writer.commit()  # nothing runs unless the lease is still ours
             with self.engine.connect() as conn:
                 row = conn.execute(select(executions).where(executions.c.name == lease.name)).one()
+            if (row.status, row.generation) != ("RUNNING", lease.generation):
+                raise Aborted(lease.name)  # nothing runs once the lease is another's
             try:
                 result = execute(
                     json.loads(row.definition),
