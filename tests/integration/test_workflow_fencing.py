@@ -277,3 +277,23 @@ def test_history_appends_are_idempotent_per_execution_and_event_id(engine: Engin
             select(execution_events.c.event_id).where(execution_events.c.execution == "appended")
         ).scalars()
         assert sorted(stored) == [1, 2, 3]
+
+
+def test_a_task_that_works_longer_than_the_lease_keeps_it_and_runs_once(engine: Engine) -> None:
+    calls = Calls()
+
+    def slow(payload: Any) -> str:
+        time.sleep(3 * LEASE)  # the work itself: three lease lengths
+        return calls.effect(payload)
+
+    workers = [
+        WorkflowEngine(engine, {"Effect": slow}, lease_seconds=LEASE, secret="s") for _ in range(2)
+    ]
+    definition = {
+        "StartAt": "Effect",
+        "States": {"Effect": {"Type": "Task", "Resource": "Effect", "End": True}},
+    }
+    workers[0].start(name="long-task", definition=definition, input={"id": 1})
+    _run_until(workers, _all_ended(engine, 1), concurrency=2, timeout=60)
+    assert _statuses(engine) == {"long-task": "SUCCEEDED"}
+    assert calls.counts == Counter({1: 1})

@@ -36,7 +36,7 @@ from jetbridge.workflows.leases import (
     Aborted,
     HistoryWriter,
     Lease,
-    Renewal,
+    LeaseKeeper,
     held,
     lapsed,
     retrying,
@@ -77,6 +77,7 @@ class WorkflowEngine:
         self.handlers = dict(handlers)
         self.system: dict[str, SystemMachine] = {}
         self.lease_seconds = lease_seconds
+        self.keeper = LeaseKeeper(engine, lease_seconds)
         self.json_limits = json_limits or JsonLimits()
         self.max_input_bytes = max_input_bytes
         self.listeners: list[Callable[[str, str], None]] = []
@@ -265,7 +266,7 @@ class WorkflowEngine:
         too when the lease was taken over: then this worker has written nothing since."""
         try:
             while True:
-                with Renewal(self.engine, lease, self.lease_seconds):
+                with self.keeper.keeping(lease):
                     outcome = self._advance(lease, sleep_through)
                 if isinstance(outcome, ExecutionResult):
                     break

@@ -16,7 +16,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -138,37 +139,52 @@ class HistoryWriter:
         self.pending = []
 
 
-class Renewal:
-    """Renews a lease every third of its length while the worker runs (not while parked)."""
+class LeaseKeeper:
+    """Renews, every third of their length, the leases its worker holds while it runs them (not
+    while parked): one thread per engine, started with the first lease."""
 
-    def __init__(self, engine: Engine, lease: Lease, lease_seconds: float) -> None:
+    def __init__(self, engine: Engine, lease_seconds: float) -> None:
         self.engine = engine
-        self.lease = lease
         self.lease_seconds = lease_seconds
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(
-            target=self._loop, name=f"lease {lease.name[:40]}", daemon=True
-        )
+        self.held: dict[object, Lease] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
 
-    def __enter__(self) -> Renewal:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join()
+    @contextmanager
+    def keeping(self, lease: Lease) -> Iterator[None]:
+        key = object()
+        with self.lock:
+            self.held[key] = lease
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="leases", daemon=True)
+                self.thread.start()
+        try:
+            yield
+        finally:
+            with self.lock:
+                del self.held[key]
 
     def _loop(self) -> None:
-        while not self.stopped.wait(self.lease_seconds / 3):
-            try:
-                with self.engine.begin() as conn:
-                    renewed = conn.execute(
-                        update(executions)
-                        .where(held(self.lease), executions.c.parked.is_(False))
-                        .values(lease_until=time.time() + self.lease_seconds)
-                    )
-            except (OperationalError, InterfaceError):
-                log.warning("could not renew the lease of %s", self.lease.name, exc_info=True)
-                continue
-            if renewed.rowcount == 0:
-                return  # taken over or ended: the worker's next commit aborts
+        while True:
+            time.sleep(self.lease_seconds / 3)
+            with self.lock:
+                leases = list(self.held.values())
+            for lease in leases:
+                try:
+                    self.renew(lease)
+                except (OperationalError, InterfaceError):
+                    log.warning("could not renew the lease of %s", lease.name, exc_info=True)
+
+    def renew(self, lease: Lease) -> None:
+        """Extend a lease still held and running (a woken or parked execution is left alone:
+        its lease_until says when it is due)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(executions)
+                .where(
+                    held(lease),
+                    executions.c.parked.is_(False),
+                    executions.c.lease_until.isnot(None),
+                )
+                .values(lease_until=time.time() + self.lease_seconds)
+            )
