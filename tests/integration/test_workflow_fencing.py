@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, create_engine, select, text, update
+from sqlalchemy.pool import NullPool
 
-from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.db import create_database_engine, normalise_url
 from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows.engine import WorkflowEngine
@@ -297,3 +298,50 @@ def test_a_task_that_works_longer_than_the_lease_keeps_it_and_runs_once(engine: 
     _run_until(workers, _all_ended(engine, 1), concurrency=2, timeout=60)
     assert _statuses(engine) == {"long-task": "SUCCEEDED"}
     assert calls.counts == Counter({1: 1})
+
+
+def test_an_execution_goes_on_once_after_its_database_connections_are_cut(
+    engine: Engine, database_url: str
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("cutting a client's connections from the server is a PostgreSQL test")
+    calls = Calls()
+    admin = create_engine(
+        normalise_url(database_url),
+        poolclass=NullPool,
+        connect_args={"application_name": "cutter"},
+    )
+
+    def cut(payload: Any) -> str:
+        """Every other connection to the database is terminated, as by a server restart."""
+        with admin.begin() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name <> 'cutter'"
+                )
+            )
+        return calls.effect(payload)
+
+    workflows = WorkflowEngine(
+        engine, {"Cut": cut, "Effect": calls.effect}, lease_seconds=LEASE, secret="s"
+    )
+    definition = {
+        "StartAt": "Cut",
+        "States": {
+            "Cut": {"Type": "Task", "Resource": "Cut", "ResultPath": None, "Next": "Effect"},
+            "Effect": {"Type": "Task", "Resource": "Effect", "End": True},
+        },
+    }
+    for index in range(3):
+        workflows.start(name=f"cut-{index}", definition=definition, input={"id": index})
+    try:
+        _run_until([workflows], _all_ended(engine, 3), concurrency=3, timeout=60)
+    finally:
+        admin.dispose()
+    ends = [workflows.describe(name=f"cut-{index}") for index in range(3)]
+    assert [(end["status"], end["cause"]) for end in ends] == [("SUCCEEDED", None)] * 3
+    assert calls.counts == Counter(dict.fromkeys(range(3), 2))  # Cut and Effect, once each
+    for index in range(3):
+        ids = [event["id"] for event in workflows.history(name=f"cut-{index}")]
+        assert ids == list(range(1, len(ids) + 1))
