@@ -345,3 +345,16 @@ def test_an_execution_goes_on_once_after_its_database_connections_are_cut(
     for index in range(3):
         ids = [event["id"] for event in workflows.history(name=f"cut-{index}")]
         assert ids == list(range(1, len(ids) + 1))
+
+
+def test_a_synchronous_run_sleeps_through_its_wait_under_a_renewed_lease(engine: Engine) -> None:
+    calls = Calls()
+    syncing, other = _workers(engine, calls)
+    ended: list[dict[str, Any]] = []
+
+    def run_sync(quit: threading.Event) -> None:
+        ended.append(syncing.run_sync(name="sync", definition=WAIT_THEN_TASK, input={"id": 1}))
+
+    _run_until([other], lambda: bool(ended), concurrency=2, timeout=60, beside=run_sync)
+    assert ended[0]["status"] == "SUCCEEDED"
+    assert calls.counts == Counter({1: 1})

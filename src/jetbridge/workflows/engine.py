@@ -48,13 +48,14 @@ from jetbridge.workflows.machines import (
     SystemMachine,
     refuse_caller_start,
 )
-from jetbridge.workflows.tokens import TaskTimedOut, TaskTokenStore
+from jetbridge.workflows.tokens import LEGACY_WAITING, TaskTimedOut, TaskTokenStore
 
 __all__ = ["Aborted", "Lease", "SystemMachine", "TaskTimedOut", "WorkflowEngine"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 MAX_INPUT_BYTES = 256 * 1024  # an execution's input and a task's output, as Step Functions allows
 # A Wait with less left than this sleeps in the worker (lease renewed) rather than parking.
 SHORT_WAIT = 0.5
+SYNC_POLL = 0.05  # how often a synchronous run looks at an execution another worker holds
 
 
 class WorkflowEngine:
@@ -365,13 +366,27 @@ class WorkflowEngine:
     def run_sync(
         self, *, name: str, definition: Mapping[str, Any] | str, input: Any
     ) -> dict[str, Any]:
-        """Start and run to the end in this thread (StartSyncExecution); its Waits are slept
-        through under a renewed lease, its callback tasks park it."""
+        """Start and run to the end in this thread (StartSyncExecution): its Waits are slept
+        through under a renewed lease; it returns early only while callback tasks wait. If
+        another worker holds the execution meanwhile, this waits for it to get that far."""
         self.start(name=name, definition=definition, input=input)
-        lease = self.claim_named(name)
-        if lease is not None:
-            self.resume(lease, sleep_through=float("inf"))
-        return self.describe(name=name)
+        while True:
+            lease = self.claim_named(name)
+            if lease is not None:
+                self.resume(lease, sleep_through=float("inf"))
+            described = self.describe(name=name)
+            if described["status"] != "RUNNING" or self._awaits_answer(name):
+                return described
+            time.sleep(SYNC_POLL)
+
+    def _awaits_answer(self, name: str) -> bool:
+        """Whether a callback task waits (an execution parked by earlier versions has a lease
+        at LEGACY_WAITING and no token row)."""
+        with self.engine.connect() as conn:
+            lease_until = conn.execute(
+                select(executions.c.lease_until).where(executions.c.name == name)
+            ).scalar()
+        return (lease_until or 0) >= LEGACY_WAITING or self.tokens.waiting(name)
 
     def claim_named(self, name: str) -> Lease | None:
         with self.engine.begin() as conn:

@@ -52,6 +52,16 @@ class TaskTokenStore:
             raise InvalidRequest("task_token: not a token this engine issued")
         return execution
 
+    def waiting(self, name: str) -> bool:
+        """Whether a callback task of execution `name` waits for its answer."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(task_tokens.c.token)
+                .where(task_tokens.c.execution == name, task_tokens.c.status == "WAITING")
+                .limit(1)
+            ).first()
+        return found is not None
+
     def for_execution(self, name: str) -> ExecutionTokens:
         return ExecutionTokens(self, name)
 
