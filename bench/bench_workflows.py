@@ -108,7 +108,10 @@ def booking_rate(url: str, bookings: int, provider: str) -> float:
             passengers=[Passenger(given_name="A", family_name="B")],
         )
         platform.bookings.create(
-            request=request, card=APPROVE, idempotency_key=f"bench-{uuid.uuid4().hex}"
+            request=request,
+            card=APPROVE,
+            caller="bench",
+            idempotency_key=f"bench-{uuid.uuid4().hex}",
         )
     workflows = platform.workflows
     start = time.perf_counter()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -369,6 +370,8 @@ executions = Table(
     # An answer arrived since the worker holding the execution last looked.
     Column("woken", Boolean, nullable=False, server_default=false()),
     Column("tenant", String(16), nullable=True),
+    # Incremented by every claim; a worker writes only while it still holds its generation.
+    Column("generation", Integer, nullable=False, server_default=text("0")),
 )
 Index("ix_executions_status", executions.c.status, executions.c.lease_until)
 

@@ -8,11 +8,10 @@ bookkeeping) are deterministic: they are written together with the next outcome,
 Pass and Choice states costs one transaction, and a crash before that commit only loses events
 the resumed run makes again, identically.
 
-Executions are leased: a worker holds an execution while it runs it and renews the lease with
-each commit, so one execution never runs in two workers at once unless a lease lapses. An
-execution whose callback tasks all wait for their task tokens is parked: no worker holds it
-until an answer wakes it or its lease, set to the earliest task deadline, lapses; the worker
-that claims it then sees the timeout.
+Executions are leased, and the lease is fenced by a generation (see `leases`): a worker whose
+lease was taken over writes nothing more. An execution whose callback tasks and Wait states all
+wait is parked: no worker holds it until an answer wakes it or its lease, set to the earliest
+moment something is due, lapses; the worker that claims it then goes on (or sees the timeout).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -37,77 +35,33 @@ from jetbridge.jsonlimits import (
 )
 from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
-from jetbridge.storage.transient import retry_transient
 from jetbridge.workflows import ExecutionResult, check_resources, execute, validate_definition
 from jetbridge.workflows.asl.errors import InvalidDefinition
 from jetbridge.workflows.asl.scope import Suspended
+from jetbridge.workflows.leases import (
+    Aborted,
+    HistoryWriter,
+    Lease,
+    LeaseKeeper,
+    held,
+    lapsed,
+    retrying,
+    take,
+)
 from jetbridge.workflows.machines import (
     CALLER_MACHINES,
     Handler,
     SystemMachine,
     refuse_caller_start,
 )
-from jetbridge.workflows.tokens import TaskTimedOut, TaskTokenStore
+from jetbridge.workflows.tokens import LEGACY_WAITING, TaskTimedOut, TaskTokenStore
 
-__all__ = ["Aborted", "SystemMachine", "TaskTimedOut", "WorkflowEngine"]
+__all__ = ["Aborted", "Lease", "SystemMachine", "TaskTimedOut", "WorkflowEngine"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 MAX_INPUT_BYTES = 256 * 1024  # an execution's input and a task's output, as Step Functions allows
-
-
-# Events that record what happened outside the interpreter: committed before it goes on.
-DURABLE_POINTS = frozenset(
-    {"TaskSubmitted", "TaskSucceeded", "TaskFailed", "TaskTimedOut", "WaitStateEntered"}
-)
-
-
-class Aborted(Exception):
-    """The execution was stopped (or taken over) while this worker ran it."""
-
-
-class _HistoryWriter:
-    """Buffers one run's new events and commits them at each durable point, in order."""
-
-    def __init__(self, engine: WorkflowEngine, name: str) -> None:
-        self.engine = engine
-        self.name = name
-        self.pending: list[dict[str, Any]] = []
-
-    def record(self, event: dict[str, Any]) -> None:
-        self.pending.append(event)
-        if event["type"] in DURABLE_POINTS:
-            retry_transient(self.commit, what=f"recording history of {self.name!r}")
-
-    def commit(self, then: Callable[[Connection], object] | None = None) -> None:
-        """Flush (and `then`) in one transaction; if it fails, the events stay pending, so a
-        retry writes the same ones."""
-        pending = list(self.pending)
-        try:
-            with self.engine.engine.begin() as conn:
-                self.flush(conn)
-                if then is not None:
-                    then(conn)
-        except BaseException:
-            self.pending = pending  # rolled back: the same events are written by the next try
-            raise
-
-    def flush(self, conn: Connection) -> None:
-        """Renew the lease and store what is pending; Aborted if the execution is not ours."""
-        held = conn.execute(
-            update(executions)
-            .where(executions.c.name == self.name, executions.c.status == "RUNNING")
-            .values(lease_until=time.time() + self.engine.lease_seconds)
-        )
-        if held.rowcount == 0:
-            raise Aborted(self.name)
-        if self.pending:
-            conn.execute(
-                insert(execution_events),
-                [
-                    {"execution": self.name, "event_id": e["id"], "body": json.dumps(e)}
-                    for e in self.pending
-                ],
-            )
-            self.pending = []
+# A Wait with less left than this sleeps in the worker (lease renewed) rather than parking.
+SHORT_WAIT = 0.5
+SYNC_POLL = 0.05  # how often a synchronous run looks at an execution another worker holds
 
 
 class WorkflowEngine:
@@ -130,6 +84,7 @@ class WorkflowEngine:
         self.handlers = dict(handlers)
         self.system: dict[str, SystemMachine] = {}
         self.lease_seconds = lease_seconds
+        self.keeper = LeaseKeeper(engine, lease_seconds)
         self.json_limits = json_limits or JsonLimits()
         self.max_input_bytes = max_input_bytes
         self.listeners: list[Callable[[str, str], None]] = []
@@ -291,13 +246,11 @@ class WorkflowEngine:
         system = self.system.get(machine)
         return self.handlers if system is None else system.handlers
 
-    def claim(self) -> str | None:
-        """Lease one running execution that nobody holds (new, or whose worker died)."""
-        now = time.time()
+    def claim(self) -> Lease | None:
+        """Lease one running execution that nobody holds (new, due, or whose worker died)."""
         query = (
             select(executions.c.name)
-            .where(executions.c.status == "RUNNING")
-            .where((executions.c.lease_until.is_(None)) | (executions.c.lease_until < now))
+            .where(executions.c.status == "RUNNING", lapsed(time.time()))
             .order_by(executions.c.started_at)
             .limit(1)
         )
@@ -305,98 +258,97 @@ class WorkflowEngine:
             query = query.with_for_update(skip_locked=True)
         with self.engine.begin() as conn:
             name = conn.execute(query).scalar()
-            if name is None:
-                return None
-            conn.execute(
-                update(executions)
-                .where(executions.c.name == name)
-                .values(lease_until=now + self.lease_seconds, parked=False, woken=False)
-            )
-        return str(name)
+            return None if name is None else take(conn, name, self.lease_seconds)
 
     def run_one(self) -> bool:
-        name = self.claim()
-        if name is None:
+        lease = self.claim()
+        if lease is None:
             return False
-        self.resume(name)
+        self.resume(lease)
         return True
 
-    def resume(self, name: str) -> ExecutionResult | None:
-        """Run (or continue) an execution this worker holds, until it ends or parks."""
+    def resume(self, lease: Lease, *, sleep_through: float = SHORT_WAIT) -> ExecutionResult | None:
+        """Run (or continue) an execution under `lease` until it ends (its result) or parks
+        (None); a Wait with no more than `sleep_through` seconds left is slept through. None
+        too when the lease was taken over: then this worker has written nothing since."""
+        try:
+            while True:
+                with self.keeper.keeping(lease):
+                    outcome = self._advance(lease, sleep_through)
+                if isinstance(outcome, ExecutionResult):
+                    break
+                if self._park(lease, outcome):
+                    return None
+        except Aborted:
+            return None
+        for listener in self.listeners:
+            listener(lease.name, outcome.status)
+        return outcome
+
+    def _advance(self, lease: Lease, sleep_through: float) -> ExecutionResult | float:
+        """Run until the end (the result) or a pause worth parking for (when to look again)."""
         while True:
+            writer = HistoryWriter(self.engine, lease, self.lease_seconds)
             with self.engine.connect() as conn:
-                row = conn.execute(select(executions).where(executions.c.name == name)).one()
-            writer = _HistoryWriter(self, name)
+                row = conn.execute(select(executions).where(executions.c.name == lease.name)).one()
+            if (row.status, row.generation) != ("RUNNING", lease.generation):
+                raise Aborted(lease.name)  # nothing runs once the lease is another's
             try:
                 result = execute(
                     json.loads(row.definition),
                     json.loads(row.input),
                     self.handlers_of(row.machine),
-                    name=name,
-                    previous=self.history(name=name),
+                    name=lease.name,
+                    previous=self.history(name=lease.name),
                     on_event=writer.record,
-                    tokens=self.tokens.for_execution(name),
+                    tokens=self.tokens.for_execution(lease.name),
                 )
-            except Aborted:
-                return None
             except InvalidDefinition as invalid:
                 # Stored under an earlier, laxer validation: end it instead of retrying forever.
                 cause = f"the stored definition is not valid: {invalid}"
                 result = ExecutionResult("FAILED", None, "States.Runtime", cause, [])
-                break
             except Suspended as pause:
-                try:
-                    retry_transient(writer.commit, what=f"suspending {name!r}")
-                except Aborted:
-                    return None
-                park = partial(self._park, name, pause.wake_at)
-                if retry_transient(park, what=f"parking {name!r}"):
-                    return None
-                continue  # an answer came in meanwhile: look again now
-            break
-        try:
-            retry_transient(lambda: self._finish(writer, result), what=f"ending {name!r}")
-        except Aborted:
-            return None
-        for listener in self.listeners:
-            listener(name, result.status)
-        return result
+                writer.commit()
+                left = pause.wake_at - time.time()
+                if pause.tokens or left > sleep_through:
+                    return pause.wake_at
+                time.sleep(max(left, 0.0))
+                continue
+            self._finish(writer, result)
+            return result
 
-    def _finish(self, writer: _HistoryWriter, result: ExecutionResult) -> None:
-        writer.commit(lambda conn: self._store_outcome(conn, writer.name, result))
-
-    def _store_outcome(self, conn: Connection, name: str, result: ExecutionResult) -> None:
-        conn.execute(
-            update(executions)
-            .where(executions.c.name == name, executions.c.status == "RUNNING")
-            .values(
-                status=result.status,
-                output=json.dumps(result.output),
-                error=result.error,
-                cause=result.cause,
-                stopped_at=time.time(),
-                lease_until=None,
+    def _finish(self, writer: HistoryWriter, result: ExecutionResult) -> None:
+        def end(conn: Connection) -> None:
+            writer.flush(conn)
+            conn.execute(
+                update(executions)
+                .where(held(writer.lease))
+                .values(
+                    status=result.status,
+                    output=json.dumps(result.output),
+                    error=result.error,
+                    cause=result.cause,
+                    stopped_at=time.time(),
+                    lease_until=None,
+                )
             )
-        )
 
-    def _park(self, name: str, wake_at: float) -> bool:
+        retrying(self.engine, end, within=self.lease_seconds)
+
+    def _park(self, lease: Lease, wake_at: float) -> bool:
         """Release the execution until `wake_at` unless an answer arrived since it was claimed
         (then False: run it again now)."""
         with self.engine.begin() as conn:
             parked = conn.execute(
                 update(executions)
-                .where(
-                    executions.c.name == name,
-                    executions.c.status == "RUNNING",
-                    executions.c.woken.is_(False),
-                )
+                .where(held(lease), executions.c.woken.is_(False))
                 .values(parked=True, lease_until=wake_at)
             )
             if parked.rowcount:
                 return True
             again = conn.execute(
                 update(executions)
-                .where(executions.c.name == name, executions.c.status == "RUNNING")
+                .where(held(lease))
                 .values(woken=False, lease_until=time.time() + self.lease_seconds)
             )
         return again.rowcount == 0
@@ -420,22 +372,31 @@ class WorkflowEngine:
     def run_sync(
         self, *, name: str, definition: Mapping[str, Any] | str, input: Any
     ) -> dict[str, Any]:
-        """Start and run to the end in this thread (StartSyncExecution)."""
+        """Start and run to the end in this thread (StartSyncExecution): its Waits are slept
+        through under a renewed lease; it returns early only while callback tasks wait. If
+        another worker holds the execution meanwhile, this waits for it to get that far."""
         self.start(name=name, definition=definition, input=input)
-        if self.claim_named(name):
-            self.resume(name)
-        return self.describe(name=name)
+        while True:
+            lease = self.claim_named(name)
+            if lease is not None:
+                self.resume(lease, sleep_through=float("inf"))
+            described = self.describe(name=name)
+            if described["status"] != "RUNNING" or self._awaits_answer(name):
+                return described
+            time.sleep(SYNC_POLL)
 
-    def claim_named(self, name: str) -> bool:
-        now = time.time()
+    def _awaits_answer(self, name: str) -> bool:
+        """Whether a callback task waits (an execution parked by earlier versions has a lease
+        at LEGACY_WAITING and no token row)."""
+        with self.engine.connect() as conn:
+            lease_until = conn.execute(
+                select(executions.c.lease_until).where(executions.c.name == name)
+            ).scalar()
+        return (lease_until or 0) >= LEGACY_WAITING or self.tokens.waiting(name)
+
+    def claim_named(self, name: str) -> Lease | None:
         with self.engine.begin() as conn:
-            claimed = conn.execute(
-                update(executions)
-                .where(executions.c.name == name, executions.c.status == "RUNNING")
-                .where((executions.c.lease_until.is_(None)) | (executions.c.lease_until < now))
-                .values(lease_until=now + self.lease_seconds, parked=False, woken=False)
-            )
-        return bool(claimed.rowcount)
+            return take(conn, name, self.lease_seconds)
 
     async def run(self, stop: asyncio.Event, *, concurrency: int = 4, poll: float = 0.05) -> None:
         workers = [

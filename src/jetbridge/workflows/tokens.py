@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, case, insert, select, true, update
 from jetbridge.errors import Conflict, InvalidRequest, NotFound
 from jetbridge.storage.schema import execution_events, executions, task_tokens
 from jetbridge.workflows.asl.scope import Answer
+from jetbridge.workflows.leases import append_events
 
 # Executions parked by earlier versions waited with this lease and no stored token.
 LEGACY_WAITING = 1e17
@@ -50,6 +51,16 @@ class TaskTokenStore:
         ):
             raise InvalidRequest("task_token: not a token this engine issued")
         return execution
+
+    def waiting(self, name: str) -> bool:
+        """Whether a callback task of execution `name` waits for its answer."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(task_tokens.c.token)
+                .where(task_tokens.c.execution == name, task_tokens.c.status == "WAITING")
+                .limit(1)
+            ).first()
+        return found is not None
 
     def for_execution(self, name: str) -> ExecutionTokens:
         return ExecutionTokens(self, name)
@@ -130,11 +141,7 @@ class TaskTokenStore:
             "type": kind,
             **details,
         }
-        conn.execute(
-            insert(execution_events).values(
-                execution=name, event_id=event["id"], body=json.dumps(event)
-            )
-        )
+        append_events(conn, name, [event])
         conn.execute(update(executions).where(executions.c.name == name).values(lease_until=None))
 
 

@@ -14,7 +14,14 @@ from jetbridge.workflows.asl.choice import matches, timestamp
 from jetbridge.workflows.asl.errors import StatesError
 from jetbridge.workflows.asl.mapstate import run_map
 from jetbridge.workflows.asl.parallel import run_parallel
-from jetbridge.workflows.asl.scope import IterationAborted, Runtime, Scope, iso, parse_iso
+from jetbridge.workflows.asl.scope import (
+    IterationAborted,
+    Runtime,
+    Scope,
+    Suspended,
+    iso,
+    parse_iso,
+)
 from jetbridge.workflows.asl.tasks import run_task
 
 
@@ -321,6 +328,10 @@ def _wait(
                 f"offset date-time format string: {state.get('TimestampPath')} == {value}",
             )
         left = (moment - scope.runtime.now()).total_seconds()
+    if left > 0 and scope.runtime.tokens is not None:
+        # A durable execution is parked until the Wait ends, holding no worker meanwhile.
+        scope.runtime.check_deadline()
+        raise Suspended([], time.time() + left)
     if left > 0:
         pause(scope, left)
 

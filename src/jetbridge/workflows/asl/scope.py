@@ -46,7 +46,8 @@ class Interrupt(Exception):
 
 
 class Suspended(Interrupt):
-    """Callback tasks wait for their answers; the execution can be parked until `wake_at`."""
+    """Callback tasks wait for their answers, or a Wait for its time: the execution can be
+    parked until `wake_at`."""
 
     def __init__(self, tokens: list[str], wake_at: float) -> None:
         super().__init__(", ".join(tokens))
