@@ -41,7 +41,9 @@ from jetbridge.payments.test_provider import Ledger, create_test_provider
 from jetbridge.storage.db import normalise_url
 
 DAY = (datetime.now(UTC) + timedelta(days=20)).date()
-FLIGHT = f"LX0100-{DAY.isoformat()}"
+SCHEDULE = demo_schedule(start=DAY, days=1)
+# every LX flight of the day in turn, so that no cabin sells out during the run
+FLIGHTS = [f"LX{int(e.flight_number):04d}-{DAY.isoformat()}" for e in SCHEDULE if e.airline == "LX"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -140,7 +142,7 @@ def prepare(url: str) -> str:
     platform = build_platform(Settings(database_url=url, run_workers=False))
     platform.prepare()
     with platform.backbone.transaction() as conn:
-        import_schedule(conn, demo_schedule(start=DAY, days=1))
+        import_schedule(conn, SCHEDULE)
     with platform.engine.begin() as conn:
         if store.get_tenant(conn, "LX") is None:
             store.create_tenant(conn, tenant_id="LX", kind="airline", name="Soak LX")
@@ -256,7 +258,7 @@ def booker(api: httpx.Client, agent: str, stop: threading.Event) -> None:
     n = 0
     while not stop.is_set():
         body = {
-            "flight_id": FLIGHT, "cabin": "economy", "customer_id": f"cust-{n}",
+            "flight_id": FLIGHTS[n % len(FLIGHTS)], "cabin": "economy", "customer_id": f"cust-{n}",
             "passengers": [{"given_name": "Ada", "family_name": f"Soak{n}"}],
             "payment": {"card": "4242424242424242"},
         }  # fmt: skip
