@@ -95,7 +95,8 @@ def cmd_worker(_: argparse.Namespace) -> int:
     from jetbridge.app import build_platform
 
     async def run() -> None:
-        platform = build_platform(Settings())
+        # A worker process always works, whatever JETBRIDGE_RUN_WORKERS says for API processes.
+        platform = build_platform(Settings(run_workers=True))
         await asyncio.to_thread(platform.prepare)
         await platform.start()
         stop = asyncio.Event()

@@ -19,6 +19,7 @@ from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows.engine import WorkflowEngine
 from jetbridge.workflows.leases import Aborted, HistoryWriter, Lease, append_events
+from support import aio
 
 LEASE = 2.0
 WAIT_THEN_TASK = {
@@ -102,7 +103,7 @@ def _run_until(
             quit_beside.set()
             await asyncio.gather(*runs, *([side] if side else []))
 
-    return asyncio.run(main())
+    return aio.run(main())
 
 
 def _statuses(engine: Engine) -> dict[str, str]:
