@@ -75,16 +75,20 @@ def may_see(
     return token is not None and hmac.compare_digest(token.encode(), expected.encode())
 
 
-def _customer_for(caller: Principal, body: CreateBooking, key: str) -> str:
+def customer_for(
+    caller: Principal, asked: str | None, key: str, *, field: str = "customer_id"
+) -> str:
+    """Whose booking a request makes: a passenger's own, the customer an agent names, or a
+    guest's (one per checkout key). `field` names the request's field in errors."""
     mine = customer_of(caller)
     if mine is not None:
-        if body.customer_id not in (None, mine):
-            raise Forbidden("customer_id: a passenger books for their own account")
+        if asked not in (None, mine):
+            raise Forbidden(f"{field}: a passenger books for their own account")
         return mine
     if caller.has_any(STAFF):
-        if body.customer_id is None:
-            raise Forbidden("customer_id: an agent names the customer the booking is for")
-        return body.customer_id
+        if asked is None:
+            raise Forbidden(f"{field}: an agent names the customer the booking is for")
+        return asked
     return guest_customer(key)
 
 
@@ -128,7 +132,7 @@ def create_booking(
         flight_id=body.flight_id,
         cabin=body.cabin,
         passengers=body.passengers,
-        customer_id=_customer_for(caller, body, idempotency_key),
+        customer_id=customer_for(caller, body.customer_id, idempotency_key),
     )
     booking, created = bookings.create(
         request=booking_request,
@@ -216,12 +220,18 @@ def customer_bookings(
 def loyalty(customer_id: str, bookings: BookingsDep, caller: Passenger) -> dict[str, Any]:
     """A customer's points: the passenger's own, or a customer of the agent's airline (one who
     holds a booking with it); another airline's customers do not exist for an agent."""
+    return visible_loyalty(bookings, caller, customer_id)
+
+
+def visible_loyalty(bookings: Any, caller: Principal, customer_id: str) -> dict[str, Any]:
+    """The customer's points if the caller may see them, else NotFound (REST and GraphQL)."""
     _customer_visible(caller, customer_id)
     if not (caller.is_operator or customer_of(caller) == customer_id):
         found = bookings.of_customer(customer_id=customer_id)
         if not any(booking.get("tenant") == caller.tenant for booking in found):
             raise NotFound(f"customer {customer_id!r} does not exist")
-    return bookings.loyalty(customer_id=customer_id)
+    points: dict[str, Any] = bookings.loyalty(customer_id=customer_id)
+    return points
 
 
 def _customer_visible(caller: Principal, customer_id: str) -> None:

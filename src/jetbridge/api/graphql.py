@@ -17,10 +17,10 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from jetbridge.api.booking import customer_of, guest_customer, guest_token, may_see
-from jetbridge.api.policy import BOARDS, PASSENGER, PUBLIC, STAFF, Require
+from jetbridge.api.booking import customer_for, guest_token, may_see, visible_loyalty
+from jetbridge.api.policy import BOARDS, PASSENGER, PUBLIC, Require
 from jetbridge.booking.service import BookingRequest, Passenger
-from jetbridge.errors import Forbidden, NotFound
+from jetbridge.errors import NotFound
 from jetbridge.flights.hub import find_flights
 from jetbridge.ops.identity.principal import Principal
 
@@ -88,15 +88,7 @@ class Query:
     @strawberry.field
     def loyalty(self, info: Info, customer_id: str) -> JSON:
         caller = _caller(info, PASSENGER)
-        own = caller.is_operator or customer_of(caller) == customer_id
-        bookings = _platform(info).bookings
-        if not own and not (caller.has_any(STAFF) and caller.tenant is not None):
-            raise NotFound(f"customer {customer_id!r} does not exist")
-        if not own:
-            found = bookings.of_customer(customer_id=customer_id)
-            if not any(booking.get("tenant") == caller.tenant for booking in found):
-                raise NotFound(f"customer {customer_id!r} does not exist")
-        return cast(JSON, bookings.loyalty(customer_id=customer_id))
+        return cast(JSON, visible_loyalty(_platform(info).bookings, caller, customer_id))
 
 
 @strawberry.type
@@ -107,7 +99,9 @@ class Mutation:
         request = BookingRequest(
             flight_id=booking.flight_id,
             cabin=booking.cabin,
-            customer_id=_customer(caller, booking.customer_id, idempotency_key),
+            customer_id=customer_for(
+                caller, booking.customer_id, idempotency_key, field="customerId"
+            ),
             passengers=[
                 Passenger(given_name=p.given_name, family_name=p.family_name)
                 for p in booking.passengers
@@ -123,19 +117,6 @@ class Mutation:
             token = guest_token(info.context["request"], created["booking_id"])
             created = {**created, "guest_token": token}
         return cast(JSON, created)
-
-
-def _customer(caller: Principal, asked: str | None, key: str) -> str:
-    mine = customer_of(caller)
-    if mine is not None:
-        if asked not in (None, mine):
-            raise Forbidden("customerId: a passenger books for their own account")
-        return mine
-    if caller.has_any(STAFF):
-        if asked is None:
-            raise Forbidden("customerId: an agent names the customer the booking is for")
-        return asked
-    return guest_customer(key)
 
 
 @strawberry.type
