@@ -329,6 +329,7 @@ def create_app(
     from jetbridge.api.audit import AuditTrail
     from jetbridge.api.auth import router as auth_router
     from jetbridge.api.booking import router as booking_router
+    from jetbridge.api.console import router as console_router
     from jetbridge.api.errors import BodySizeLimit, install_error_handlers
     from jetbridge.api.events import router as events_router
     from jetbridge.api.flights import router as flights_router
@@ -338,6 +339,7 @@ def create_app(
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.account import router as account_router
+    from jetbridge.web.console import router as console_page_router
     from jetbridge.web.live import router as live_router
     from jetbridge.web.pages import router as pages_router
 
@@ -367,6 +369,7 @@ def create_app(
     app.include_router(booking_router)  # before /api/flights/{flight_key}
     app.include_router(flights_router)
     app.include_router(workflows_router)
+    app.include_router(console_router)
     app.include_router(graphql_router())
     if not platform.settings.payments_url:
         # The built-in card network for demos and tests: only when no real provider is set.
@@ -374,6 +377,7 @@ def create_app(
     app.include_router(live_router)
     app.include_router(pages_router)
     app.include_router(account_router)
+    app.include_router(console_page_router)
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
     install_hardening(app, platform.settings)

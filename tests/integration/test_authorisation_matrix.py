@@ -53,6 +53,8 @@ BODIES: dict[str, Any] = {
     "/api/buses/{bus}/rules/{rule}": {"name": "r1", "event_pattern": {"source": ["x"]}},
     "/api/buses/{bus}/rules/{rule}/targets": [],
     "/api/buses/{bus}/events": {"entries": [{"specversion": "1.0", "source": "x", "type": "y"}]},
+    "/api/console/buses/{bus}/pattern-trial": {"event_pattern": {"source": ["x"]}},
+    "/api/console/buses/{bus}/rules/{rule}/pattern": {"event_pattern": {"source": ["x"]}},
 }
 ACTIONS = {
     "/api/buses/{bus}/rules/{rule}/{action}": "enable",

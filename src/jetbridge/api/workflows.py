@@ -45,7 +45,7 @@ def start(
     except NotFound:
         existing = None
     if existing is not None:
-        _own(caller, existing)
+        own_execution(caller, existing)
     registry = request.app.state.platform.backbone.handlers
     granted = registry.granted_names(caller.tenant, operator=caller.is_operator)
     check_granted_resources(body.definition, granted, registered=registry.public)
@@ -54,7 +54,8 @@ def start(
     )
 
 
-def _own(caller: Principal, execution: dict[str, Any]) -> dict[str, Any]:
+def own_execution(caller: Principal, execution: dict[str, Any]) -> dict[str, Any]:
+    """The execution, if the caller's tenant owns it (NotFound otherwise)."""
     own_tenant(caller, execution.get("tenant"), f"execution {execution['name']!r}")
     return execution
 
@@ -74,18 +75,18 @@ def list_executions(
 
 @router.get("/executions/{name}")
 def describe(name: str, workflows: Workflows, caller: Operations) -> dict[str, Any]:
-    return _own(caller, workflows.describe(name=name))
+    return own_execution(caller, workflows.describe(name=name))
 
 
 @router.get("/executions/{name}/history")
 def history(name: str, workflows: Workflows, caller: Operations) -> list[dict[str, Any]]:
-    _own(caller, workflows.describe(name=name))
+    own_execution(caller, workflows.describe(name=name))
     return workflows.history(name=name)
 
 
 @router.post("/executions/{name}/stop")
 def stop(name: str, workflows: Workflows, caller: Operations) -> dict[str, Any]:
-    _own(caller, workflows.describe(name=name))
+    own_execution(caller, workflows.describe(name=name))
     return workflows.stop(name=name)
 
 

@@ -89,6 +89,10 @@ class Publisher:
         self.queue.enqueue(conn, items, now=now)
         return len(items)
 
+    def entry(self, bus: str, event: CloudEvent) -> LogEntry:
+        """The log entry of `event` on `bus`."""
+        return self._entry(bus, event)
+
     def _entry(self, bus: str, event: CloudEvent) -> LogEntry:
         return LogEntry(
             bus=bus,

@@ -118,6 +118,31 @@ def _write_rule(
     return get_rule(conn, bus=bus, name=spec.name)
 
 
+def set_rule_pattern(
+    conn: Connection, *, bus: str, name: str, event_pattern: Any, description: str | None = None
+) -> dict[str, Any]:
+    """Change a caller's rule's event pattern (and description) only: its targets, with their
+    write-only credentials, stay as they are."""
+    row = _rule_row(conn, bus, name)
+    if row is None:
+        raise NotFound(f"rule {name!r} on event bus {bus!r} does not exist")
+    _refuse_platform_rule(conn, bus, name)
+    if row.schedule is not None:
+        raise InvalidRequest(f"rule {name!r} runs on a schedule; it has no event pattern")
+    pattern = (
+        event_pattern
+        if isinstance(event_pattern, str)
+        else json.dumps(event_pattern, separators=(",", ":"))
+    )
+    _validate_trigger(pattern, None)
+    values: dict[str, Any] = {"pattern": pattern, "updated_at": time.time()}
+    if description is not None:
+        values["description"] = description
+    conn.execute(update(rules).where(rules.c.bus == bus, rules.c.name == name).values(**values))
+    bump_version(conn, bus)
+    return get_rule(conn, bus=bus, name=name)
+
+
 def _refuse_platform_rule(conn: Connection, bus: str, rule: str) -> None:
     """The platform's rules (those naming a platform service) are not callers' to change."""
     configs = conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from functools import partial
 from importlib import resources
 from typing import Annotated, Any
@@ -15,6 +16,9 @@ from jetbridge.api.deps import BackboneDep
 from jetbridge.api.policy import Operations, Public
 from jetbridge.api.tenancy import own_bus
 from jetbridge.bounds import MAX_ID
+from jetbridge.errors import InvalidRequest
+from jetbridge.events.envelope import InvalidEvent, cloud_event_from_dict, eventbridge_view
+from jetbridge.events.patterns import CompiledPattern, InvalidEventPattern, parse_pattern
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.web.sse import ClientWriter, EventStreamResponse
 from jetbridge.web.sse import last_event_id as parse_last_event_id
@@ -36,8 +40,19 @@ async def stream_events(
     caller: Operations,
     after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
+    pattern: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> EventStreamResponse:
-    """SSE of the bus's event log; reconnecting with Last-Event-ID resumes after that event."""
+    """SSE of the bus's event log; reconnecting with Last-Event-ID resumes after that event.
+    With `pattern` (an event pattern, JSON) only the events it matches are sent."""
+    render, view = _render, "live"
+    if pattern is not None:
+        try:
+            compiled = parse_pattern(pattern)
+        except InvalidEventPattern as exc:
+            raise InvalidRequest(f"pattern: {exc}") from None
+        publisher = backbone.publisher
+        render = partial(_render_matching, compiled, publisher.account, publisher.region)
+        view = f"live:{compiled.source}"
     with backbone.reading() as conn:
         own_bus(conn, caller, bus)
     start = parse_last_event_id(last_event_id)
@@ -46,13 +61,34 @@ async def stream_events(
     latest = await asyncio.to_thread(broadcaster.latest)
     if start is None or start > latest:  # a position from another log: the latest events
         start = max(latest - 20, 0)
-    return EventStreamResponse(partial(_tail, broadcaster, start))
+    return EventStreamResponse(partial(_tail, broadcaster, start, view, render))
 
 
-async def _tail(broadcaster: LogBroadcaster, after: int, writer: ClientWriter) -> None:
+async def _tail(
+    broadcaster: LogBroadcaster,
+    after: int,
+    view: str,
+    render: Callable[[list[tuple[int, dict[str, Any]]]], bytes],
+    writer: ClientWriter,
+) -> None:
     """Every event after `after`, live, from the process's one reader of the bus's log."""
     await writer.write(b"retry: 1000\n\n")
-    await broadcaster.serve(after, writer=writer, view="live", render=_render)
+    await broadcaster.serve(after, writer=writer, view=view, render=render)
+
+
+def _render_matching(
+    pattern: CompiledPattern, account: str, region: str, batch: list[tuple[int, dict[str, Any]]]
+) -> bytes:
+    """The batch's events that `pattern` matches, as rules see them (EventBridge shape)."""
+    kept = []
+    for seq, event in batch:
+        try:
+            parsed = cloud_event_from_dict(event, max_bytes=1 << 62, limits=None)
+        except InvalidEvent:
+            continue  # an unreadable stored event matches nothing
+        if pattern.matches(eventbridge_view(parsed, account=account, region=region)):
+            kept.append((seq, event))
+    return _render(kept)
 
 
 def _render(batch: list[tuple[int, dict[str, Any]]]) -> bytes:

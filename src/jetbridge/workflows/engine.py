@@ -180,6 +180,17 @@ class WorkflowEngine:
             raise NotFound(f"execution {name!r} does not exist")
         return _describe(row)
 
+    def definition(self, *, name: str) -> dict[str, Any]:
+        """The state machine the execution runs."""
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(executions.c.definition).where(executions.c.name == name)
+            ).scalar()
+        if text is None:
+            raise NotFound(f"execution {name!r} does not exist")
+        body: dict[str, Any] = json.loads(text)
+        return body
+
     def history(self, *, name: str) -> list[dict[str, Any]]:
         self.describe(name=name)
         with self.engine.connect() as conn:

@@ -1,0 +1,161 @@
+"""The operations console in real headless Chromium: the live tail and its filter, a pattern
+tried against recent events, an edited dead letter redriven, and an execution's graph drawn
+with its failed state highlighted (checked on a screenshot)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PIL import Image
+
+from jetbridge.app import create_app
+from jetbridge.config import Settings
+from support import handlers
+from support.auth import browser_sign_in, user
+from support.servers import serve_app
+
+FAILING = {
+    "StartAt": "Prepare",
+    "States": {
+        "Prepare": {"Type": "Pass", "Next": "Charge"},
+        "Charge": {"Type": "Fail", "Error": "CardDeclined", "Cause": "on purpose"},
+    },
+}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def gate(n: int, value: str) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "source": "airport.gates",
+        "type": "flight.gate_changed",
+        "subject": f"LX{n}",
+        "data": {"gate": value},
+    }
+
+
+def colour_share(png: bytes, colour: tuple[int, int, int]) -> float:
+    """How much of the picture is (nearly) `colour`."""
+    data = Image.open(io.BytesIO(png)).convert("RGB").tobytes()
+    pixels = [data[i : i + 3] for i in range(0, len(data), 3)]
+    near = sum(1 for p in pixels if all(abs(a - b) <= 6 for a, b in zip(p, colour, strict=True)))
+    return near / len(pixels)
+
+
+def test_console_tails_tries_redrives_and_draws(browser: Any, sqlite_url: str) -> None:
+    handlers.reset()
+    settings = Settings(
+        database_url=sqlite_url,
+        retry_base_seconds=0.02,
+        retry_max_backoff_seconds=0.1,
+        delivery_poll_seconds=0.02,
+    )
+    app = create_app(settings, handlers=handlers.HANDLERS)
+    platform = app.state.platform
+    with serve_app(app) as base:
+        user(app, "operator", "operator password 1", roles=("admin",))
+        page = browser.new_page()
+        page.goto(f"{base}/console")
+        page.wait_for_selector("#sign-in", timeout=10_000)
+        browser_sign_in(page, base, "operator", "operator password 1")
+        page.goto(f"{base}/console")
+        page.wait_for_selector("#tail-status:has-text('live')", timeout=15_000)
+
+        # the live tail, then the same tail filtered by a pattern
+        platform.backbone.put_events(bus="default", entries=[gate(n, "A1") for n in range(2)])
+        page.wait_for_function(
+            "() => document.querySelectorAll('#tail-rows tr').length >= 2", timeout=15_000
+        )
+        page.fill("#tail-pattern", '{"detail": {"gate": ["B7"]}}')
+        page.click("#tail-apply")
+        page.wait_for_selector("#tail-status:has-text('live')", timeout=15_000)
+        platform.backbone.put_events(
+            bus="default", entries=[gate(10, "A1"), gate(11, "B7"), gate(12, "A1")]
+        )
+        page.wait_for_function(
+            "() => document.querySelectorAll('#tail-rows tr').length === 1", timeout=15_000
+        )
+        assert page.locator("#tail-rows tr td").nth(4).inner_text() == "LX11"
+
+        # a pattern tried on recent events; an invalid one says what is wrong
+        page.click("#tabs button[data-tab=rules]")
+        page.fill("#rule-pattern", '{"detail": {"gate": ["A1"]}}')
+        page.click("#rule-test")
+        page.wait_for_selector("#rule-result:has-text('matches 4 of the last')", timeout=10_000)
+        page.fill("#rule-pattern", '{"detail": {"gate": [{"prefix": 5}]}}')
+        page.click("#rule-test")
+        page.wait_for_selector("#rule-result.error:has-text('prefix')", timeout=10_000)
+
+        # a dead letter edited and redriven to its (now working) target
+        failing = {
+            "id": "down",
+            "kind": "python",
+            "handler": "always-fails",
+            "retry_policy": {"maximum_retry_attempts": 0, "maximum_event_age_seconds": 3600},
+        }
+        from jetbridge.events import registry
+        from jetbridge.events.specs import RuleSpec
+
+        with platform.backbone.transaction() as conn:
+            spec = RuleSpec(
+                name="down", event_pattern={"source": ["airport.ops"]}, targets=[failing]
+            )
+            registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
+        event = {**gate(20, "Z9"), "source": "airport.ops"}
+        platform.backbone.put_events(bus="default", entries=[event])
+        wait_for(lambda: platform.backbone.log.pending() == 0 and _letters(platform))
+        with platform.backbone.transaction() as conn:
+            fixed = RuleSpec(
+                name="down",
+                event_pattern={"source": ["airport.ops"]},
+                targets=[{**failing, "handler": "record"}],
+            )
+            registry.put_rule(conn, bus="default", spec=fixed, handlers=platform.backbone.handlers)
+        page.click("#tabs button[data-tab=dlq]")
+        page.wait_for_selector("#dlq-rows tr", timeout=10_000)
+        page.locator("#dlq-rows tr button:has-text('Inspect')").first.click()
+        edited = page.input_value("#dlq-event").replace('"Z9"', '"Z10"')
+        page.fill("#dlq-event", edited)
+        page.click("#dlq-redrive-edited")
+        page.wait_for_function(
+            "() => document.querySelector('#dlq-result').textContent.includes('as edited')"
+            " || document.querySelector('#problem').textContent",
+            timeout=10_000,
+        )
+        assert page.inner_text("#problem") == ""
+        (received,) = wait_for(lambda: handlers.RECEIVED["record"])
+        assert received["detail"] == {"gate": "Z10"}
+
+        # an execution's graph, its failed state highlighted
+        engine = platform.workflows
+        engine.start(name="declined", definition=FAILING, input={})
+        wait_for(lambda: engine.describe(name="declined")["status"] == "FAILED")
+        page.click("#tabs button[data-tab=executions]")
+        page.wait_for_selector("#exec-rows a:has-text('declined')", timeout=10_000)
+        page.click("#exec-rows a:has-text('declined')")
+        page.wait_for_selector("g[data-state=Charge][data-status=failed]", timeout=10_000)
+        assert page.get_attribute("g[data-state=Prepare]", "data-status") == "succeeded"
+        shot = page.locator("#graph-svg").screenshot()
+        assert colour_share(shot, (0xF6, 0xC3, 0xC3)) > 0.02  # the failed state's fill
+        assert colour_share(shot, (0xCF, 0xE9, 0xD8)) > 0.02  # the succeeded state's fill
+        assert page.locator("#exec-history tr").count() >= 4
+        page.close()
+
+
+def _letters(platform: Any) -> bool:
+    from jetbridge.events import dlq
+
+    with platform.backbone.reading() as conn:
+        return bool(dlq.list_dead_letters(conn))
