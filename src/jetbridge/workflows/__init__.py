@@ -26,6 +26,7 @@ from jetbridge.workflows.asl.scope import (
 )
 from jetbridge.workflows.asl.tasks import heartbeat
 from jetbridge.workflows.asl.validate import validate
+from jetbridge.workflows.asl.validate_jsonata import inherit
 
 __all__ = [
     "ExecutionResult",
@@ -82,10 +83,13 @@ def execute(
     hands out its token and raises `Suspended` while the answer is outstanding; without, the
     handler's return value is the task's result.
     """
-    machine = validate_definition(definition)
+    # Every state names its query language from here on (its own or the machine's).
+    machine = inherit(validate_definition(definition))
     data = json.loads(input) if isinstance(input, str | bytes) else ({} if input is None else input)
     runtime = Runtime(handlers=dict(handlers or {}), sleep=sleep, on_event=on_event, tokens=tokens)
-    runtime.machines = {name: validate_definition(body) for name, body in (machines or {}).items()}
+    runtime.machines = {
+        name: inherit(validate_definition(body)) for name, body in (machines or {}).items()
+    }
     runtime.resume_from(previous or [])
     scope = Scope(runtime)
     context = new_context(

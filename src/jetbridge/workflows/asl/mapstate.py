@@ -14,6 +14,7 @@ from typing import Any
 from jetbridge.workflows.asl import paths
 from jetbridge.workflows.asl.errors import StatesError
 from jetbridge.workflows.asl.fanout import Ended, FanOut
+from jetbridge.workflows.asl.jsonata_states import ITEMS
 from jetbridge.workflows.asl.scope import IterationAborted, Scope
 
 # Step Functions runs at most 40 iterations of an inline Map at once.
@@ -48,7 +49,10 @@ def run_map(
     run_machine: RunMachine,
     build: Build,
 ) -> list[Any]:
-    items = paths.read(effective, state.get("ItemsPath", "$"), context)
+    # A JSONata Map's items were evaluated from its Items before (jsonata_states.ITEMS).
+    items = state.get(ITEMS)
+    if items is None:
+        items = paths.read(effective, state.get("ItemsPath", "$"), context)
     if not isinstance(items, list):
         raise StatesError(
             "States.Runtime",
