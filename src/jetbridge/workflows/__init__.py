@@ -74,6 +74,7 @@ def execute(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     tokens: TaskTokens | None = None,
     machines: Mapping[str, Mapping[str, Any]] | None = None,
+    machine_name: str | None = None,
 ) -> ExecutionResult:
     """Run a state machine to completion in this process, as Step Functions would.
 
@@ -81,7 +82,8 @@ def execute(
     recorded is not done again (no finished task runs twice). `on_event` receives each new
     history event as it happens. With `tokens` (durable engine), a `.waitForTaskToken` task
     hands out its token and raises `Suspended` while the answer is outstanding; without, the
-    handler's return value is the task's result.
+    handler's return value is the task's result. `machine_name` is the state machine's name in
+    the context object (`StateMachine.Name`; by default from the definition's Comment).
     """
     # Every state names its query language from here on (its own or the machine's).
     machine = inherit(validate_definition(definition))
@@ -92,9 +94,8 @@ def execute(
     }
     runtime.resume_from(previous or [])
     scope = Scope(runtime)
-    context = new_context(
-        name, data, str(machine.get("Comment", "machine"))[:40] or "machine", runtime
-    )
+    machine_name = machine_name or str(machine.get("Comment", "machine"))[:40] or "machine"
+    context = new_context(name, data, machine_name, runtime)
     started = scope.event(
         "ExecutionStarted", executionStartedEventDetails={"input": json.dumps(data)}
     )

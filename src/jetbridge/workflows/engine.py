@@ -302,6 +302,7 @@ class WorkflowEngine:
                     previous=self.history(name=lease.name),
                     on_event=writer.record,
                     tokens=self.tokens.for_execution(lease.name),
+                    machine_name=row.machine,
                 )
             except InvalidDefinition as invalid:
                 # Stored under an earlier, laxer validation: end it instead of retrying forever.

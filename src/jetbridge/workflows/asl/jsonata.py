@@ -33,6 +33,8 @@ MAX_DEPTH = 500
 HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384"}
 HASHES["SHA-512"] = "sha512"
 MAX_RANGE = 1_000
+# More values than this cannot fit in the 256 KiB a state passes on.
+MAX_VALUES = 256 * 1024
 _LOCAL = threading.local()
 
 
@@ -132,9 +134,15 @@ def evaluate(value: str, field: str, scope: Mapping[str, Any]) -> Any:
     if found is None:
         raise query_error(text, field, "returned nothing (undefined)")
     try:
-        return _outbound(found)
+        return _outbound(found, [MAX_VALUES])
     except TypeError:
         raise query_error(text, field, "returned a function, which is not JSON") from None
+    except OverflowError:
+        raise StatesError(
+            "States.DataLimitExceeded",
+            f"The JSONata expression '{text}' specified for the field '{field}' returned a "
+            "value over the 256 KiB payload limit.",
+        ) from None
 
 
 def query_error(text: str, field: str, what: str) -> StatesError:
@@ -158,7 +166,12 @@ def _inbound(value: Any) -> Any:
     return Utils.NULL_VALUE if value is None else value
 
 
-def _outbound(value: Any) -> Any:
+def _outbound(value: Any, budget: list[int]) -> Any:
+    """Plain JSON from what jsonata-python gives; OverflowError past `budget` values (each one
+    takes at least a byte of the 256 KiB a state may pass on), before copying a huge result."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise OverflowError
     if value is Utils.NULL_VALUE or value is None:
         return None
     if isinstance(value, bool | str | int):
@@ -167,9 +180,11 @@ def _outbound(value: Any) -> Any:
         # JSON has one kind of number: 2.0 is 2, as JSONata (JavaScript) writes it.
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if isinstance(value, Mapping):
-        return {str(k): _outbound(v) for k, v in value.items() if v is not None}
+        return {str(k): _outbound(v, budget) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
-        return [_outbound(item) for item in value if item is not None]
+        if len(value) > budget[0]:
+            raise OverflowError
+        return [_outbound(item, budget) for item in value if item is not None]
     raise TypeError(type(value).__name__)
 
 
