@@ -38,6 +38,7 @@ from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import ExecutionResult, check_resources, execute, validate_definition
 from jetbridge.workflows.asl.errors import InvalidDefinition
 from jetbridge.workflows.asl.scope import Suspended
+from jetbridge.workflows.express import check_express, run_express
 from jetbridge.workflows.leases import (
     Aborted,
     HistoryWriter,
@@ -115,6 +116,24 @@ class WorkflowEngine:
         body = validate_definition(definition)
         check_resources(body, self.handlers)
         return self._start(name, body, input, machine, tenant)
+
+    def run_express(
+        self,
+        *,
+        name: str,
+        definition: Mapping[str, Any] | str,
+        input: Any,
+        machine: str = "machine",
+    ) -> dict[str, Any]:
+        """Run an Express execution in this thread and return its end (StartSyncExecution):
+        nothing is stored, so it is neither listed nor resumed (`jetbridge.workflows.express`)."""
+        refuse_caller_start(self.system, name=name, machine=machine)
+        self._check(definition, "definition")
+        self._check(input, "input")
+        body = validate_definition(definition)
+        check_express(body)
+        check_resources(body, self.handlers)
+        return run_express(body, input, self.handlers, name=name, machine=machine)
 
     def start_system(
         self, *, machine: str, name: str, definition: Mapping[str, Any] | str, input: Any

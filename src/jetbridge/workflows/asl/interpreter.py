@@ -320,7 +320,7 @@ def _work(
 
 def pause(scope: Scope, seconds: float) -> None:
     """Sleep, unless a resumed run had gone on from here; a real sleep ends early when the
-    execution halts or an enclosing Map or Parallel aborts."""
+    execution halts, its TimeoutSeconds runs out or an enclosing Map or Parallel aborts."""
     scope.checkpoint()
     if scope.peek() is not None:
         return
@@ -332,6 +332,7 @@ def pause(scope: Scope, seconds: float) -> None:
     while (left := end - time.monotonic()) > 0:
         if runtime.halted.is_set() or any(abort.is_set() for abort in scope.aborts):
             scope.checkpoint()
+        runtime.check_deadline()  # the machine's TimeoutSeconds ends a long sleep too
         time.sleep(min(left, 0.1))
 
 
