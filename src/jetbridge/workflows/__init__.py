@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError, TaskFailed
@@ -75,6 +76,7 @@ def execute(
     tokens: TaskTokens | None = None,
     machines: Mapping[str, Mapping[str, Any]] | None = None,
     machine_name: str | None = None,
+    object_store: Path | None = None,
 ) -> ExecutionResult:
     """Run a state machine to completion in this process, as Step Functions would.
 
@@ -89,6 +91,7 @@ def execute(
     machine = inherit(validate_definition(definition))
     data = json.loads(input) if isinstance(input, str | bytes) else ({} if input is None else input)
     runtime = Runtime(handlers=dict(handlers or {}), sleep=sleep, on_event=on_event, tokens=tokens)
+    runtime.object_store = object_store
     runtime.machines = {
         name: inherit(validate_definition(body)) for name, body in (machines or {}).items()
     }

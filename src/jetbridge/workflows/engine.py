@@ -21,6 +21,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -78,11 +79,13 @@ class WorkflowEngine:
         secret: str | None = None,
         json_limits: JsonLimits | None = None,
         max_input_bytes: int = MAX_INPUT_BYTES,
+        object_store: Path | None = None,
     ) -> None:
         # Task tokens are signed; without a configured secret they hold for this process only.
         self.tokens = TaskTokenStore(engine, secret or secrets.token_hex(16))
         self.engine = engine
         self.handlers = dict(handlers)
+        self.object_store = object_store  # Distributed Map's ItemReader and ResultWriter
         self.system: dict[str, SystemMachine] = {}
         self.lease_seconds = lease_seconds
         self.keeper = LeaseKeeper(engine, lease_seconds)
@@ -133,7 +136,9 @@ class WorkflowEngine:
         body = validate_definition(definition)
         check_express(body)
         check_resources(body, self.handlers)
-        return run_express(body, input, self.handlers, name=name, machine=machine)
+        return run_express(
+            body, input, self.handlers, name=name, machine=machine, store=self.object_store
+        )
 
     def start_system(
         self, *, machine: str, name: str, definition: Mapping[str, Any] | str, input: Any
@@ -322,6 +327,7 @@ class WorkflowEngine:
                     on_event=writer.record,
                     tokens=self.tokens.for_execution(lease.name),
                     machine_name=row.machine,
+                    object_store=self.object_store,
                 )
             except InvalidDefinition as invalid:
                 # Stored under an earlier, laxer validation: end it instead of retrying forever.

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from jetbridge.workflows import execute, validate_definition
@@ -59,6 +60,7 @@ def run_express(
     *,
     name: str | None = None,
     machine: str = "machine",
+    store: Path | None = None,
 ) -> dict[str, Any]:
     """Run an Express execution to its end in this thread and answer as StartSyncExecution
     does (status, output or error and cause, dates); nothing is stored."""
@@ -68,7 +70,9 @@ def run_express(
     bounded = {**body, "TimeoutSeconds": limit}
     execution = name or str(uuid.uuid4())
     started = time.time()
-    result = execute(bounded, input, handlers, name=execution, machine_name=machine)
+    result = execute(
+        bounded, input, handlers, name=execution, machine_name=machine, object_store=store
+    )
     answer: dict[str, Any] = {
         "executionArn": f"arn:jetbridge:states:express:{machine}:{execution}",
         "stateMachineArn": f"arn:jetbridge:states:stateMachine:{machine}",

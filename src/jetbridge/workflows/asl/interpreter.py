@@ -106,7 +106,12 @@ def run_nested(
     machine: dict[str, Any], data: Any, execution: str, machine_name: str, parent: Runtime
 ) -> Any:
     """A child state machine (startExecution), run in this process with its own history."""
-    child = Runtime(handlers=parent.handlers, sleep=parent.sleep, machines=parent.machines)
+    child = Runtime(
+        handlers=parent.handlers,
+        sleep=parent.sleep,
+        machines=parent.machines,
+        object_store=parent.object_store,
+    )
     context = new_context(execution, data, machine_name, child)
     return run_machine(machine, data, context, Scope(child))
 

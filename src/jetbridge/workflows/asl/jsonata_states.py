@@ -91,7 +91,7 @@ def resolve(state: dict[str, Any], data: Any, context: dict[str, Any]) -> dict[s
         if field in state:
             value = template(state[field], field, scope)
             resolved[field] = typed(value, field, expected, valid(value))
-    if state["Type"] == "Map":
+    if state["Type"] == "Map" and "ItemReader" not in state:
         items = template(state.get("Items", "{% $states.input %}"), "Items", scope)
         resolved[ITEMS] = typed(items, "Items", "an array", isinstance(items, list))
     return resolved

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from jetbridge.workflows.asl import jsonata, paths, validate_jsonata
+from jetbridge.workflows.asl import distributed_map, jsonata, paths, validate_jsonata
 from jetbridge.workflows.asl.choice import OPERATORS, TESTS
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError
 from jetbridge.workflows.asl.intrinsics import parse_call
@@ -35,9 +35,6 @@ FIELDS = {
 }  # fmt: skip
 # Fields of Step Functions that this engine does not carry out: refused rather than ignored.
 UNSUPPORTED = {
-    "ItemReader": "reading Map items from S3 (Distributed Map ItemReader)",
-    "ItemBatcher": "batching Map items (Distributed Map ItemBatcher)",
-    "ResultWriter": "writing Map results to S3 (Distributed Map ResultWriter)",
     "Credentials": "cross-account task credentials",
 }
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")
@@ -115,6 +112,8 @@ def _state(where: str, state: Any, states: dict[str, Any], machine: str) -> None
     validate_jsonata.check_fields(where, kind, state, language)
     _transition(where, kind, state, states)
     _nested(where, kind, state, machine)
+    if kind == "Map":
+        distributed_map.check(where, state)
     if "Retry" in state:
         _handlers(f"{where}.Retry", state["Retry"], states, catch=False)
     if language == jsonata.JSONATA:
