@@ -199,3 +199,41 @@ def test_what_is_not_carried_out_is_refused_by_name(
     with pytest.raises(InvalidDefinition) as refused:
         execute({"StartAt": "M", "States": {"M": state}}, {})
     assert named in str(refused.value)
+
+
+def test_a_jsonata_distributed_map_takes_expressions_in_its_batcher_and_reader(
+    store: Path,
+) -> None:
+    item_reader = reader("legs.json", MaxItems="{% $states.input.most %}")
+    item_reader["Arguments"] = item_reader.pop("Parameters")
+    batcher = {
+        "MaxItemsPerBatch": "{% $states.input.per %}",
+        "BatchInput": {"flight": "{% $states.input.flight %}"},
+    }
+    definition = {
+        "QueryLanguage": "JSONata",
+        **map_machine(ItemReader=item_reader, ItemBatcher=batcher),
+    }
+    result = run(definition, store, {"most": 3, "per": 2, "flight": "LX8"})
+    assert result.output == [
+        {"BatchInput": {"flight": "LX8"}, "Items": [{"id": 1}, {"id": 2}]},
+        {"BatchInput": {"flight": "LX8"}, "Items": [{"id": 3}]},
+    ]
+    zero = run(definition, store, {"most": 3, "per": 0, "flight": "LX8"})
+    assert zero.error == "States.QueryEvaluationError"
+    assert "ItemBatcher/MaxItemsPerBatch" in (zero.cause or "")
+
+
+def test_each_query_language_names_its_own_reader_field() -> None:
+    item_reader = reader("legs.json")
+    jsonata = {"QueryLanguage": "JSONata", **map_machine(ItemReader=item_reader)}
+    with pytest.raises(InvalidDefinition) as refused:
+        execute(jsonata, {})
+    assert "ItemReader.Parameters: a JSONata state has Arguments here instead" in str(refused.value)
+    item_reader = reader("legs.json")
+    item_reader["Arguments"] = item_reader.pop("Parameters")
+    with pytest.raises(InvalidDefinition) as refused:
+        execute(map_machine(ItemReader=item_reader), {})
+    assert "ItemReader.Arguments: a JSONPath state has Parameters here instead" in str(
+        refused.value
+    )

@@ -187,3 +187,27 @@ def test_lambda_invoke_takes_its_function_and_payload_from_arguments() -> None:
     )
     result = execute(definition, {"f": "echo", "n": 3}, {"echo": lambda payload: payload})
     assert (result.status, result.output) == ("SUCCEEDED", 3)
+
+
+def test_a_callback_task_finds_its_token_in_the_context() -> None:
+    definition = machine(
+        (
+            "Ask",
+            {
+                "Type": "Task",
+                "Resource": "ask.waitForTaskToken",
+                "Arguments": {"token": "{% $states.context.Task.Token %}"},
+                "Output": "{% $states.result %}",
+                "End": True,
+            },
+        )
+    )
+    tokens: list[str] = []
+
+    def ask(payload: Any) -> Any:
+        tokens.append(payload["token"])
+        return {"answered": True}
+
+    result = execute(definition, {}, {"ask": ask})
+    assert result.output == {"answered": True}
+    assert len(tokens) == 1 and isinstance(tokens[0], str) and tokens[0]

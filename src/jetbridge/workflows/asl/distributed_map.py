@@ -18,6 +18,7 @@ from typing import Any
 
 from jetbridge.workflows.asl import paths
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError
+from jetbridge.workflows.asl.jsonata import is_expression
 
 GET_OBJECT = "arn:aws:states:::s3:getObject"
 PUT_OBJECT = "arn:aws:states:::s3:putObject"
@@ -199,8 +200,9 @@ def _prefix(target: dict[str, Any], run: uuid.UUID) -> str:
     return f"{prefix}/{run}/" if prefix else f"{run}/"
 
 
-def check(where: str, state: dict[str, Any]) -> None:
-    """Definition checks of a Map's Distributed Map fields; InvalidDefinition names the field."""
+def check(where: str, state: dict[str, Any], language: str = "JSONPath") -> None:
+    """Definition checks of a Map's Distributed Map fields; InvalidDefinition names the field.
+    In a JSONata state the reader and writer take Arguments and numbers may be expressions."""
     processor = state.get("ItemProcessor") or {}
     config = processor.get("ProcessorConfig", {}) if isinstance(processor, dict) else {}
     if not isinstance(config, dict):
@@ -222,22 +224,23 @@ def check(where: str, state: dict[str, Any]) -> None:
             )
         if field in state and not isinstance(state[field], dict):
             raise InvalidDefinition(f"{where}.{field}: must be an object")
+    jsonata = language == "JSONata"
     if "ItemReader" in state:
-        _check_reader(f"{where}.ItemReader", state["ItemReader"])
+        _check_reader(f"{where}.ItemReader", state["ItemReader"], jsonata)
     if "ItemBatcher" in state:
-        _check_batcher(f"{where}.ItemBatcher", state["ItemBatcher"])
+        _check_batcher(f"{where}.ItemBatcher", state["ItemBatcher"], jsonata)
     if "ResultWriter" in state:
-        _check_writer(f"{where}.ResultWriter", state["ResultWriter"])
+        _check_writer(f"{where}.ResultWriter", state["ResultWriter"], jsonata)
 
 
-def _check_reader(where: str, reader: dict[str, Any]) -> None:
+def _check_reader(where: str, reader: dict[str, Any], jsonata: bool) -> None:
     _known(where, reader, {"Resource", "ReaderConfig", "Parameters", "Arguments"})
     if reader.get("Resource") != GET_OBJECT:
         raise InvalidDefinition(
             f"{where}.Resource: only {GET_OBJECT} (one object of the object store) is supported, "
             f"not {reader.get('Resource')!r}"
         )
-    _target(where, reader, "Key")
+    _target(where, reader, "Key", jsonata)
     config = reader.get("ReaderConfig", {})
     if not isinstance(config, dict):
         raise InvalidDefinition(f"{where}.ReaderConfig: must be an object")
@@ -262,11 +265,13 @@ def _check_reader(where: str, reader: dict[str, Any]) -> None:
             f"{where}.ReaderConfig.CSVHeaders: GIVEN headers are a non-empty array of strings"
         )
     most = config.get("MaxItems", 0)
+    if jsonata and is_expression(most):
+        return
     if not isinstance(most, int) or isinstance(most, bool) or most < 0:
         raise InvalidDefinition(f"{where}.ReaderConfig.MaxItems: must be a non-negative integer")
 
 
-def _check_batcher(where: str, batcher: dict[str, Any]) -> None:
+def _check_batcher(where: str, batcher: dict[str, Any], jsonata: bool) -> None:
     fields = {"MaxItemsPerBatch", "MaxInputBytesPerBatch"}
     _known(where, batcher, {*fields, *(f"{f}Path" for f in fields), "BatchInput"})
     if not any(f in batcher or f"{f}Path" in batcher for f in fields):
@@ -275,34 +280,41 @@ def _check_batcher(where: str, batcher: dict[str, Any]) -> None:
         )
     for field, most in (("MaxItemsPerBatch", None), ("MaxInputBytesPerBatch", MAX_BATCH_BYTES)):
         value = batcher.get(field)
-        if value is None:
+        if value is None or (jsonata and is_expression(value)):
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidDefinition(f"{where}.{field}: must be a positive integer")
         if most is not None and value > most:
             raise InvalidDefinition(f"{where}.{field}: at most {most} bytes")
-    if "BatchInput" in batcher and not isinstance(batcher["BatchInput"], dict):
+    batch_input = batcher.get("BatchInput", {})
+    if not isinstance(batch_input, dict) and not (jsonata and is_expression(batch_input)):
         raise InvalidDefinition(f"{where}.BatchInput: must be an object")
 
 
-def _check_writer(where: str, writer: dict[str, Any]) -> None:
+def _check_writer(where: str, writer: dict[str, Any], jsonata: bool) -> None:
     _known(where, writer, {"Resource", "Parameters", "Arguments"})
     if writer.get("Resource") != PUT_OBJECT:
         raise InvalidDefinition(
             f"{where}.Resource: only {PUT_OBJECT} (into the object store) is supported, "
             f"not {writer.get('Resource')!r}"
         )
-    _target(where, writer, None)
+    _target(where, writer, None, jsonata)
 
 
-def _target(where: str, body: dict[str, Any], field: str | None) -> None:
-    target = body.get("Parameters", body.get("Arguments"))
+def _target(where: str, body: dict[str, Any], field: str | None, jsonata: bool) -> None:
+    own, other = ("Arguments", "Parameters") if jsonata else ("Parameters", "Arguments")
+    if other in body:
+        language = "a JSONata" if jsonata else "a JSONPath"
+        raise InvalidDefinition(f"{where}.{other}: {language} state has {own} here instead")
+    target = body.get(own)
+    if jsonata and is_expression(target):
+        return
     if not isinstance(target, dict):
-        raise InvalidDefinition(f"{where}.Parameters: must be an object with Bucket")
+        raise InvalidDefinition(f"{where}.{own}: must be an object with Bucket")
     needed = ["Bucket"] if field is None else ["Bucket", field]
     for name in needed:
         if not any(key in target for key in (name, f"{name}.$")):
-            raise InvalidDefinition(f"{where}.Parameters.{name}: is required")
+            raise InvalidDefinition(f"{where}.{own}.{name}: is required")
 
 
 def _known(where: str, body: dict[str, Any], fields: set[str]) -> None:

@@ -91,9 +91,34 @@ def resolve(state: dict[str, Any], data: Any, context: dict[str, Any]) -> dict[s
         if field in state:
             value = template(state[field], field, scope)
             resolved[field] = typed(value, field, expected, valid(value))
+    if "ItemBatcher" in state:
+        resolved["ItemBatcher"] = _batcher(state["ItemBatcher"], scope)
+    if "ItemReader" in state and "MaxItems" in state["ItemReader"].get("ReaderConfig", {}):
+        reader = state["ItemReader"]
+        most = template(
+            reader["ReaderConfig"]["MaxItems"], "ItemReader/ReaderConfig/MaxItems", scope
+        )
+        typed(most, "ItemReader/ReaderConfig/MaxItems", "a non-negative integer", _count(most))
+        config = {**reader["ReaderConfig"], "MaxItems": most}
+        resolved["ItemReader"] = {**reader, "ReaderConfig": config}
     if state["Type"] == "Map" and "ItemReader" not in state:
         items = template(state.get("Items", "{% $states.input %}"), "Items", scope)
         resolved[ITEMS] = typed(items, "Items", "an array", isinstance(items, list))
+    return resolved
+
+
+def _batcher(batcher: dict[str, Any], scope: dict[str, Any]) -> dict[str, Any]:
+    """An ItemBatcher's numbers and BatchInput, their expressions evaluated."""
+    resolved = dict(batcher)
+    for field in ("MaxItemsPerBatch", "MaxInputBytesPerBatch"):
+        if field in batcher:
+            value = template(batcher[field], f"ItemBatcher/{field}", scope)
+            valid = _positive(value)
+            resolved[field] = typed(value, f"ItemBatcher/{field}", "a positive integer", valid)
+    if "BatchInput" in batcher:
+        batch_input = template(batcher["BatchInput"], "ItemBatcher/BatchInput", scope)
+        valid = isinstance(batch_input, dict)
+        resolved["BatchInput"] = typed(batch_input, "ItemBatcher/BatchInput", "an object", valid)
     return resolved
 
 

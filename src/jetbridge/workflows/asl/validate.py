@@ -113,7 +113,7 @@ def _state(where: str, state: Any, states: dict[str, Any], machine: str) -> None
     _transition(where, kind, state, states)
     _nested(where, kind, state, machine)
     if kind == "Map":
-        distributed_map.check(where, state)
+        distributed_map.check(where, state, language)
     if "Retry" in state:
         _handlers(f"{where}.Retry", state["Retry"], states, catch=False)
     if language == jsonata.JSONATA:
