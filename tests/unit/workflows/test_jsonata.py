@@ -211,3 +211,11 @@ def test_a_callback_task_finds_its_token_in_the_context() -> None:
     result = execute(definition, {}, {"ask": ask})
     assert result.output == {"answered": True}
     assert len(tokens) == 1 and isinstance(tokens[0], str) and tokens[0]
+
+
+def test_jsonata_leaves_the_process_recursion_limit_as_it_was() -> None:
+    import sys
+
+    import jetbridge.workflows.asl.jsonata as module
+
+    assert sys.getrecursionlimit() == module._RECURSION_LIMIT < 10_000

@@ -11,17 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import jsonata
-from jsonata import jexception
-from jsonata.utils import Utils
-
 from jetbridge.workflows.asl.errors import StatesError
 from jetbridge.workflows.asl.paths import VARIABLES
+
+# jsonata-python raises the whole process's recursion limit to 10,000 when imported; the rest of
+# the platform relies on Python's own limit (a deep recursion fails instead of crashing).
+_RECURSION_LIMIT = sys.getrecursionlimit()
+import jsonata  # noqa: E402
+from jsonata import jexception  # noqa: E402
+from jsonata.utils import Utils  # noqa: E402
+
+sys.setrecursionlimit(_RECURSION_LIMIT)
 
 JSONATA = "JSONata"
 QUERY_ERROR = "States.QueryEvaluationError"
