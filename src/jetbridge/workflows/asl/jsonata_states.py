@@ -130,8 +130,9 @@ def _choice(
         field = f"Choices[{index}].Condition"
         matched = template(rule["Condition"], field, scope)
         if typed(matched, field, "a boolean", isinstance(matched, bool)):
-            shaping = rule if "Output" in rule else state
-            return _finish(shaping, data, scope), rule["Next"], _assign(rule, scope)
+            # The state's Assign applies whichever rule matches; the rule's own adds to it.
+            assigned = {**_assign(state, scope), **_assign(rule, scope)}
+            return _finish(state, data, scope), rule["Next"], assigned
     if "Default" in state:
         return _finish(state, data, scope), state["Default"], _assign(state, scope)
     raise StatesError(

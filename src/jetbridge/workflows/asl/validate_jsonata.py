@@ -134,17 +134,16 @@ def _rule(where: str, rule: Any) -> None:
         raise InvalidDefinition(f"{where}: must be an object")
     if "Variable" in rule:
         raise InvalidDefinition(f"{where}.Variable: a JSONata Choice rule has a Condition instead")
-    extra = sorted(set(rule) - {"Condition", "Next", "Assign", "Output", "Comment"})
+    extra = sorted(set(rule) - {"Condition", "Next", "Assign", "Comment"})
     if extra:
         raise InvalidDefinition(
-            f"{where}.{extra[0]}: a JSONata Choice rule has Condition, Next, Assign and Output"
+            f"{where}.{extra[0]}: a JSONata Choice rule has Condition, Next and Assign (the "
+            "output is the Choice state's Output)"
         )
     condition = rule.get("Condition")
     if not (isinstance(condition, bool) or jsonata.is_expression(condition)):
         raise InvalidDefinition(f"{where}.Condition: must be a JSONata expression or a boolean")
     expressions(f"{where}.Condition", condition)
-    if "Output" in rule:
-        expressions(f"{where}.Output", rule["Output"])
     if "Assign" in rule:
         assign(f"{where}.Assign", rule["Assign"])
 
