@@ -285,6 +285,7 @@ def _add_booking(platform: Platform) -> None:
         secret=settings.signing_secret,
         json_limits=settings.json_limits(),
         max_input_bytes=settings.max_workflow_input_bytes,
+        object_store=settings.object_store_dir,
     )
     workflows = platform.workflows
     # The saga's tasks are reachable from the saga alone, never from callers' state machines.

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="redis://host:6379/0 caches searches")
     workflow_workers: int = Field(default=4, ge=1, le=64)
     workflow_lease_seconds: float = Field(default=300.0, gt=0)
+    object_store_dir: Path | None = Field(
+        default=None,
+        description="directory of the object store a Distributed Map reads items from and "
+        "writes results to (a bucket is a directory in it); unset: no object store",
+    )
     aodb_url: str | None = Field(
         default=None, description="legacy AODB database; unset: var/aodb.db (SQLite) for the demo"
     )

@@ -1,5 +1,5 @@
 """HTTP API of the workflow engine: start (idempotent by name), describe, history, list, stop;
-answers and heartbeats for callback tasks."""
+Express executions run synchronously; answers and heartbeats for callback tasks."""
 
 from __future__ import annotations
 
@@ -52,6 +52,18 @@ def start(
     return workflows.start(
         name=body.name, definition=body.definition, input=body.input, tenant=caller.tenant
     )
+
+
+@router.post("/executions/sync")
+def start_sync(
+    body: StartExecution, request: Request, workflows: Workflows, caller: Operations
+) -> dict[str, Any]:
+    """Run an Express execution and answer with its end (StartSyncExecution): nothing of it
+    is stored, so it is not listed, described or resumed afterwards."""
+    registry = request.app.state.platform.backbone.handlers
+    granted = registry.granted_names(caller.tenant, operator=caller.is_operator)
+    check_granted_resources(body.definition, granted, registered=registry.public)
+    return workflows.run_express(name=body.name, definition=body.definition, input=body.input)
 
 
 def own_execution(caller: Principal, execution: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError, TaskFailed
@@ -26,6 +27,7 @@ from jetbridge.workflows.asl.scope import (
 )
 from jetbridge.workflows.asl.tasks import heartbeat
 from jetbridge.workflows.asl.validate import validate
+from jetbridge.workflows.asl.validate_jsonata import inherit
 
 __all__ = [
     "ExecutionResult",
@@ -73,6 +75,8 @@ def execute(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     tokens: TaskTokens | None = None,
     machines: Mapping[str, Mapping[str, Any]] | None = None,
+    machine_name: str | None = None,
+    object_store: Path | None = None,
 ) -> ExecutionResult:
     """Run a state machine to completion in this process, as Step Functions would.
 
@@ -80,17 +84,21 @@ def execute(
     recorded is not done again (no finished task runs twice). `on_event` receives each new
     history event as it happens. With `tokens` (durable engine), a `.waitForTaskToken` task
     hands out its token and raises `Suspended` while the answer is outstanding; without, the
-    handler's return value is the task's result.
+    handler's return value is the task's result. `machine_name` is the state machine's name in
+    the context object (`StateMachine.Name`; by default from the definition's Comment).
     """
-    machine = validate_definition(definition)
+    # Every state names its query language from here on (its own or the machine's).
+    machine = inherit(validate_definition(definition))
     data = json.loads(input) if isinstance(input, str | bytes) else ({} if input is None else input)
     runtime = Runtime(handlers=dict(handlers or {}), sleep=sleep, on_event=on_event, tokens=tokens)
-    runtime.machines = {name: validate_definition(body) for name, body in (machines or {}).items()}
+    runtime.object_store = object_store
+    runtime.machines = {
+        name: inherit(validate_definition(body)) for name, body in (machines or {}).items()
+    }
     runtime.resume_from(previous or [])
     scope = Scope(runtime)
-    context = new_context(
-        name, data, str(machine.get("Comment", "machine"))[:40] or "machine", runtime
-    )
+    machine_name = machine_name or str(machine.get("Comment", "machine"))[:40] or "machine"
+    context = new_context(name, data, machine_name, runtime)
     started = scope.event(
         "ExecutionStarted", executionStartedEventDetails={"input": json.dumps(data)}
     )

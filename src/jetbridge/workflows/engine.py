@@ -21,6 +21,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -38,6 +39,7 @@ from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import ExecutionResult, check_resources, execute, validate_definition
 from jetbridge.workflows.asl.errors import InvalidDefinition
 from jetbridge.workflows.asl.scope import Suspended
+from jetbridge.workflows.express import check_express, run_express
 from jetbridge.workflows.leases import (
     Aborted,
     HistoryWriter,
@@ -77,11 +79,13 @@ class WorkflowEngine:
         secret: str | None = None,
         json_limits: JsonLimits | None = None,
         max_input_bytes: int = MAX_INPUT_BYTES,
+        object_store: Path | None = None,
     ) -> None:
         # Task tokens are signed; without a configured secret they hold for this process only.
         self.tokens = TaskTokenStore(engine, secret or secrets.token_hex(16))
         self.engine = engine
         self.handlers = dict(handlers)
+        self.object_store = object_store  # Distributed Map's ItemReader and ResultWriter
         self.system: dict[str, SystemMachine] = {}
         self.lease_seconds = lease_seconds
         self.keeper = LeaseKeeper(engine, lease_seconds)
@@ -115,6 +119,26 @@ class WorkflowEngine:
         body = validate_definition(definition)
         check_resources(body, self.handlers)
         return self._start(name, body, input, machine, tenant)
+
+    def run_express(
+        self,
+        *,
+        name: str,
+        definition: Mapping[str, Any] | str,
+        input: Any,
+        machine: str = "machine",
+    ) -> dict[str, Any]:
+        """Run an Express execution in this thread and return its end (StartSyncExecution):
+        nothing is stored, so it is neither listed nor resumed (`jetbridge.workflows.express`)."""
+        refuse_caller_start(self.system, name=name, machine=machine)
+        self._check(definition, "definition")
+        self._check(input, "input")
+        body = validate_definition(definition)
+        check_express(body)
+        check_resources(body, self.handlers)
+        return run_express(
+            body, input, self.handlers, name=name, machine=machine, store=self.object_store
+        )
 
     def start_system(
         self, *, machine: str, name: str, definition: Mapping[str, Any] | str, input: Any
@@ -313,6 +337,8 @@ class WorkflowEngine:
                     previous=self.history(name=lease.name),
                     on_event=writer.record,
                     tokens=self.tokens.for_execution(lease.name),
+                    machine_name=row.machine,
+                    object_store=self.object_store,
                 )
             except InvalidDefinition as invalid:
                 # Stored under an earlier, laxer validation: end it instead of retrying forever.

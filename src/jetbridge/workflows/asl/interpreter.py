@@ -9,9 +9,10 @@ import time
 import uuid
 from typing import Any
 
-from jetbridge.workflows.asl import intrinsics, paths, variables
+from jetbridge.workflows.asl import intrinsics, jsonata_states, paths, variables
 from jetbridge.workflows.asl.choice import matches, timestamp
 from jetbridge.workflows.asl.errors import StatesError
+from jetbridge.workflows.asl.jsonata import QUERY_ERROR
 from jetbridge.workflows.asl.mapstate import run_map
 from jetbridge.workflows.asl.parallel import run_parallel
 from jetbridge.workflows.asl.scope import (
@@ -53,8 +54,11 @@ def run_machine(machine: dict[str, Any], data: Any, context: dict[str, Any], sco
             if handler is None:
                 raise
             error_output = {"Error": error.error, "Cause": error.cause}
-            assigned = _assign(handler.get("Assign"), error_output, context)
-            output = paths.write(data, handler.get("ResultPath", "$"), error_output)
+            if jsonata_states.is_jsonata(state):
+                output, assigned = jsonata_states.caught(handler, error_output, data, context)
+            else:
+                assigned = _assign(handler.get("Assign"), error_output, context)
+                output = paths.write(data, handler.get("ResultPath", "$"), error_output)
             following = handler["Next"]
             shown = json.dumps(output)
         details: dict[str, Any] = {"name": name, "output": shown}
@@ -73,8 +77,9 @@ MAX_PAYLOAD = 256 * 1024
 
 
 def _located(error: StatesError, name: str, entered: int) -> StatesError:
-    """A States.Runtime error names the state where it happened, as Step Functions says it."""
-    if error.error != "States.Runtime" or error.located:
+    """A States.Runtime or States.QueryEvaluationError error names the state where it
+    happened, as Step Functions says it."""
+    if error.error not in {"States.Runtime", QUERY_ERROR} or error.located:
         return error
     located = StatesError(
         error.error,
@@ -101,7 +106,12 @@ def run_nested(
     machine: dict[str, Any], data: Any, execution: str, machine_name: str, parent: Runtime
 ) -> Any:
     """A child state machine (startExecution), run in this process with its own history."""
-    child = Runtime(handlers=parent.handlers, sleep=parent.sleep, machines=parent.machines)
+    child = Runtime(
+        handlers=parent.handlers,
+        sleep=parent.sleep,
+        machines=parent.machines,
+        object_store=parent.object_store,
+    )
     context = new_context(execution, data, machine_name, child)
     return run_machine(machine, data, context, Scope(child))
 
@@ -141,6 +151,8 @@ def _run_state(
 ) -> tuple[Any, str | None, dict[str, Any]]:
     """The state's output, the next state's name (None at the end) and what it assigns."""
     kind = state["Type"]
+    if jsonata_states.is_jsonata(state):
+        return _run_jsonata(name, state, data, context, scope, resumed)
     following = None if state.get("End") else state.get("Next")
     if kind == "Choice":
         effective = _input_path(state, data, context)
@@ -180,6 +192,28 @@ def _run_state(
     assigned = _assign(state.get("Assign"), result, context)
     output = paths.write(data, state.get("ResultPath", "$"), result)
     return _output_path(state, output, context), following, assigned
+
+
+def _run_jsonata(
+    name: str,
+    state: dict[str, Any],
+    data: Any,
+    context: dict[str, Any],
+    scope: Scope,
+    resumed: bool,
+) -> tuple[Any, str | None, dict[str, Any]]:
+    started = context["State"]["EnteredTime"] if resumed else None
+
+    def work(name: str, resolved: dict[str, Any], effective: Any, context: dict[str, Any]) -> Any:
+        result = _with_retry(name, resolved, effective, context, scope)
+        if resolved["Type"] == "Task":
+            _within_limit(result, name)
+        return result
+
+    def wait(resolved: dict[str, Any], effective: Any) -> None:
+        _wait(resolved, effective, context, scope, started)
+
+    return jsonata_states.run_state(name, state, data, context, work, wait)
 
 
 def _fail_field(state: dict[str, Any], field: str, data: Any, context: Any, default: str) -> str:
@@ -276,19 +310,22 @@ def _work(
     name: str, state: dict[str, Any], effective: Any, context: dict[str, Any], scope: Scope
 ) -> Any:
     kind = state["Type"]
+    jsonata = jsonata_states.is_jsonata(state)
+    shape = jsonata_states.arguments if jsonata else build
     if kind == "Parallel":
         payload = (
-            build(state["Parameters"], effective, context) if "Parameters" in state else effective
+            shape(state["Parameters"], effective, context) if "Parameters" in state else effective
         )
         return run_parallel(name, state["Branches"], payload, context, scope, run_machine)
     if kind == "Map":
-        return run_map(name, state, effective, context, scope, run_machine, build)
-    return run_task(name, state, effective, context, scope, build, run_nested)
+        select = jsonata_states.item_selector if jsonata else build
+        return run_map(name, state, effective, context, scope, run_machine, select)
+    return run_task(name, state, effective, context, scope, shape, run_nested)
 
 
 def pause(scope: Scope, seconds: float) -> None:
     """Sleep, unless a resumed run had gone on from here; a real sleep ends early when the
-    execution halts or an enclosing Map or Parallel aborts."""
+    execution halts, its TimeoutSeconds runs out or an enclosing Map or Parallel aborts."""
     scope.checkpoint()
     if scope.peek() is not None:
         return
@@ -300,6 +337,7 @@ def pause(scope: Scope, seconds: float) -> None:
     while (left := end - time.monotonic()) > 0:
         if runtime.halted.is_set() or any(abort.is_set() for abort in scope.aborts):
             scope.checkpoint()
+        runtime.check_deadline()  # the machine's TimeoutSeconds ends a long sleep too
         time.sleep(min(left, 0.1))
 
 

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jetbridge.workflows.asl import paths
+from jetbridge.workflows.asl import distributed_map, jsonata_states, paths
 from jetbridge.workflows.asl.errors import StatesError
 from jetbridge.workflows.asl.fanout import Ended, FanOut
+from jetbridge.workflows.asl.jsonata_states import ITEMS
 from jetbridge.workflows.asl.scope import IterationAborted, Scope
 
 # Step Functions runs at most 40 iterations of an inline Map at once.
@@ -47,20 +48,69 @@ def run_map(
     scope: Scope,
     run_machine: RunMachine,
     build: Build,
+) -> Any:
+    items = _items(name, state, effective, context, scope, build)
+    selector = state.get("ItemSelector", state.get("Parameters"))
+    if "ItemBatcher" in state:
+        # Each item is selected first; a batch is what one iteration (child) gets.
+        if selector is not None:
+            items = [
+                _select(selector, items, i, effective, context, build) for i in range(len(items))
+            ]
+        items = distributed_map.batches(name, state["ItemBatcher"], items, effective, context)
+        selector = None
+    concurrency = max_concurrency(name, state, effective, context)
+    tolerance = _tolerance(name, state, effective, context)
+    scope.event("MapStateStarted", mapStateStartedEventDetails={"length": len(items)})
+    iterations = _Iterations(name, state, effective, context, scope, items, run_machine, build)
+    iterations.selector = selector
+    iterations.tolerance = tolerance
+    iterations.run(min(concurrency, len(items)))
+    outputs = iterations.conclude()
+    if "ResultWriter" not in state:
+        return outputs
+    return distributed_map.write_results(
+        name,
+        state["ResultWriter"],
+        iterations.runs(),
+        effective,
+        context,
+        scope.runtime.object_store,
+        _shape(state, build),
+    )
+
+
+def _items(
+    name: str, state: dict[str, Any], effective: Any, context: Any, scope: Scope, build: Build
 ) -> list[Any]:
-    items = paths.read(effective, state.get("ItemsPath", "$"), context)
+    # A JSONata Map's items were evaluated from its Items before (jsonata_states.ITEMS).
+    items = state.get(ITEMS)
+    if items is None and "ItemReader" in state:
+        store = scope.runtime.object_store
+        shape = _shape(state, build)
+        items = distributed_map.read_items(
+            name, state["ItemReader"], effective, context, store, shape
+        )
+    if items is None:
+        items = paths.read(effective, state.get("ItemsPath", "$"), context)
     if not isinstance(items, list):
         raise StatesError(
             "States.Runtime",
             f"State '{name}': ItemsPath '{state.get('ItemsPath', '$')}' must select an array",
         )
-    concurrency = max_concurrency(name, state, effective, context)
-    tolerance = _tolerance(name, state, effective, context)
-    scope.event("MapStateStarted", mapStateStartedEventDetails={"length": len(items)})
-    iterations = _Iterations(name, state, effective, context, scope, items, run_machine, build)
-    iterations.tolerance = tolerance
-    iterations.run(min(concurrency, len(items)))
-    return iterations.conclude()
+    return items
+
+
+def _shape(state: dict[str, Any], build: Build) -> Build:
+    """How the reader's and writer's Parameters (JSONPath) or Arguments (JSONata) evaluate."""
+    return jsonata_states.arguments if jsonata_states.is_jsonata(state) else build
+
+
+def _select(
+    selector: Any, items: list[Any], index: int, effective: Any, context: Any, build: Build
+) -> Any:
+    item_context = {**context, "Map": {"Item": {"Index": index, "Value": items[index]}}}
+    return build(selector, effective, item_context)
 
 
 def max_concurrency(name: str, state: dict[str, Any], effective: Any, context: Any) -> int:
@@ -126,6 +176,7 @@ class _Iterations(FanOut):
         self.run_machine = run_machine
         self.build = build
         self.tolerance = _Tolerance()
+        self.inputs: dict[int, Any] = {}
 
     def iterate(self, index: int, replay_only: bool = False) -> Ended:
         scope = self.scope.child(self.seq, index, self.abort, replay_only)
@@ -136,6 +187,7 @@ class _Iterations(FanOut):
         try:
             selected = self.selector is not None
             data = self.build(self.selector, self.effective, context) if selected else item
+            self.inputs[index] = data
             output = self.run_machine(self.processor, data, context, scope)
         except StatesError as error:
             failed = scope.event("MapIterationFailed", mapIterationFailedEventDetails=details)
@@ -165,6 +217,25 @@ class _Iterations(FanOut):
             raise self.first_failure()
         self.scope.event("MapStateSucceeded")
         return [_output(self.ended[index]) for index in range(len(self.items))]
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Each iteration as a ResultWriter records a child execution's end."""
+        execution = self.context.get("Execution", {}).get("Id", "")
+        found = []
+        for index in range(len(self.items)):
+            ended = self.ended[index]
+            run: dict[str, Any] = {
+                "ExecutionArn": f"{execution}/{self.name}:{index}",
+                "Name": f"{self.name}:{index}",
+                "Input": json.dumps(self.inputs.get(index, self.items[index])),
+                "Status": "FAILED" if ended.error is not None else "SUCCEEDED",
+            }
+            if ended.error is not None:
+                run.update({"Error": ended.error.error, "Cause": ended.error.cause})
+            else:
+                run["Output"] = json.dumps(ended.output)
+            found.append(run)
+        return found
 
 
 def _output(ended: Ended) -> Any:

@@ -10,6 +10,7 @@ from collections.abc import Container, Iterator
 from typing import Any
 
 from jetbridge.workflows.asl.errors import InvalidDefinition
+from jetbridge.workflows.asl.jsonata import is_expression
 
 HTTP_RESOURCE = "arn:aws:states:::http:invoke"
 NESTED = "arn:aws:states:::states:startExecution"
@@ -34,11 +35,11 @@ def check_resources(definition: dict[str, Any], handlers: Container[str]) -> Non
         resource = state["Resource"]
         if integration(resource) or resource in handlers:
             continue
-        parameters = state.get("Parameters")
+        parameters = state.get("Parameters", state.get("Arguments"))
         if resource.startswith(LAMBDA_INVOKE) and isinstance(parameters, dict):
-            if "FunctionName.$" in parameters:
-                continue  # chosen at run time, still only among the machine's handlers
             function = parameters.get("FunctionName")
+            if "FunctionName.$" in parameters or is_expression(function):
+                continue  # chosen at run time, still only among the machine's handlers
             if isinstance(function, str) and any(n in handlers for n in handler_names(function)):
                 continue
             resource = function if isinstance(function, str) else resource

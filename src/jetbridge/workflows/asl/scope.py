@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path as FilePath
 from typing import Any, Protocol
 
 Handler = Callable[[Any], Any]
@@ -114,6 +115,7 @@ class Runtime:
     on_event: Callable[[dict[str, Any]], None] | None = None
     tokens: TaskTokens | None = None
     machines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    object_store: FilePath | None = None  # the directory Distributed Map reads and writes
     deadline: float | None = None  # epoch seconds: the machine's TimeoutSeconds
     poll_interval: float = 0.2
     halted: threading.Event = field(default_factory=threading.Event)

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from jetbridge.workflows.asl import paths
+from jetbridge.workflows.asl import distributed_map, jsonata, paths, validate_jsonata
 from jetbridge.workflows.asl.choice import OPERATORS, TESTS
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError
 from jetbridge.workflows.asl.intrinsics import parse_call
@@ -19,14 +19,14 @@ FIELDS = {
         "Resource", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds",
         "HeartbeatSecondsPath", "Credentials", "Arguments", "Output",
     },
-    "Pass": COMMON | {"Result", "ResultPath", "Parameters", "Next", "End", "Assign"},
-    "Choice": COMMON | {"Choices", "Default", "Assign"},
+    "Pass": COMMON | {"Result", "ResultPath", "Parameters", "Next", "End", "Assign", "Output"},
+    "Choice": COMMON | {"Choices", "Default", "Assign", "Output"},
     "Wait": COMMON | {"Seconds", "Timestamp", "SecondsPath", "TimestampPath"}
-    | {"Next", "End", "Assign"},
-    "Succeed": COMMON,
+    | {"Next", "End", "Assign", "Output"},
+    "Succeed": COMMON | {"Output"},
     "Fail": {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath", "QueryLanguage"},
-    "Parallel": COMMON | WORKING | {"Branches"},
-    "Map": COMMON | WORKING | {
+    "Parallel": COMMON | WORKING | {"Branches", "Arguments", "Output"},
+    "Map": COMMON | WORKING | {"Items", "Output",
         "Iterator", "ItemProcessor", "ItemsPath", "ItemSelector", "MaxConcurrency",
         "MaxConcurrencyPath", "ToleratedFailurePercentage", "ToleratedFailurePercentagePath",
         "ToleratedFailureCount", "ToleratedFailureCountPath", "ItemReader", "ItemBatcher",
@@ -35,12 +35,7 @@ FIELDS = {
 }  # fmt: skip
 # Fields of Step Functions that this engine does not carry out: refused rather than ignored.
 UNSUPPORTED = {
-    "ItemReader": "reading Map items from S3 (Distributed Map ItemReader)",
-    "ItemBatcher": "batching Map items (Distributed Map ItemBatcher)",
-    "ResultWriter": "writing Map results to S3 (Distributed Map ResultWriter)",
     "Credentials": "cross-account task credentials",
-    "Arguments": "JSONata task arguments",
-    "Output": "JSONata state output",
 }
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")
 MAX_STATES = 10_000
@@ -76,7 +71,9 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def validate(definition: Any, where: str = "") -> None:
+def validate(definition: Any, where: str = "", machine: str | None = None) -> None:
+    """Refuse a definition that cannot run, naming the state and the field. `machine` is the
+    query language of the state machine around a Parallel branch or a Map processor."""
     if not isinstance(definition, dict):
         raise InvalidDefinition(f"{where or 'definition'}: must be a JSON object")
     states = definition.get("States")
@@ -87,7 +84,7 @@ def validate(definition: Any, where: str = "") -> None:
     start = definition.get("StartAt")
     if not _names_a_state(start, states):
         raise InvalidDefinition(f"{where}StartAt: state {start!r} does not exist")
-    _query_language(where or "", definition)
+    language = validate_jsonata.language_of(where, definition, machine or validate_jsonata.JSONPATH)
     if "TimeoutSeconds" in definition:
         expected, valid = NUMBERS["TimeoutSeconds"]
         if not valid(definition["TimeoutSeconds"]):
@@ -96,10 +93,10 @@ def validate(definition: Any, where: str = "") -> None:
                 f"not {json.dumps(definition['TimeoutSeconds'])}"
             )
     for name, state in states.items():
-        _state(f"{where}States.{name}", state, states)
+        _state(f"{where}States.{name}", state, states, language)
 
 
-def _state(where: str, state: Any, states: dict[str, Any]) -> None:
+def _state(where: str, state: Any, states: dict[str, Any], machine: str) -> None:
     if not isinstance(state, dict):
         raise InvalidDefinition(f"{where}: must be an object")
     kind = state.get("Type")
@@ -111,8 +108,17 @@ def _state(where: str, state: Any, states: dict[str, Any]) -> None:
     for field, feature in UNSUPPORTED.items():
         if field in state:
             raise InvalidDefinition(f"{where}.{field}: {feature} is not supported")
-    _query_language(f"{where}.", state)
+    language = validate_jsonata.language_of(f"{where}.", state, machine)
+    validate_jsonata.check_fields(where, kind, state, language)
     _transition(where, kind, state, states)
+    _nested(where, kind, state, machine)
+    if kind == "Map":
+        distributed_map.check(where, state, language)
+    if "Retry" in state:
+        _handlers(f"{where}.Retry", state["Retry"], states, catch=False)
+    if language == jsonata.JSONATA:
+        _jsonata_state(where, kind, state, states)
+        return
     if state.get("ResultPath") is not None:
         _path(f"{where}.ResultPath", state["ResultPath"], reference=True)
     if "Assign" in state:
@@ -153,18 +159,49 @@ def _state(where: str, state: Any, states: dict[str, Any]) -> None:
         for plain, path in (("Error", "ErrorPath"), ("Cause", "CausePath")):
             if plain in state and path in state:
                 raise InvalidDefinition(f"{where}.{path}: cannot be combined with {plain}")
+    if "Catch" in state:
+        _handlers(f"{where}.Catch", state["Catch"], states, catch=True)
+
+
+def _nested(where: str, kind: str, state: dict[str, Any], machine: str) -> None:
+    """Parallel branches and a Map's processor: state machines within the state machine."""
     if kind == "Parallel":
         branches = state.get("Branches")
         if not isinstance(branches, list) or not branches:
             raise InvalidDefinition(f"{where}.Branches: must be a non-empty array")
         for index, branch in enumerate(branches):
-            validate(branch, f"{where}.Branches[{index}].")
+            validate(branch, f"{where}.Branches[{index}].", machine)
     if kind == "Map":
         processor = state.get("ItemProcessor", state.get("Iterator"))
-        validate(processor, f"{where}.ItemProcessor.")
-    for field in ("Retry", "Catch"):
-        if field in state:
-            _handlers(f"{where}.{field}", state[field], states, catch=field == "Catch")
+        validate(processor, f"{where}.ItemProcessor.", machine)
+
+
+def _jsonata_state(where: str, kind: str, state: dict[str, Any], states: dict[str, Any]) -> None:
+    validate_jsonata.check_state(where, kind, state)
+    for field, (expected, valid) in NUMBERS.items():
+        value = state.get(field)
+        if field in state and not jsonata.is_expression(value) and not valid(value):
+            raise InvalidDefinition(f"{where}.{field}: must be {expected}, not {json.dumps(value)}")
+    if kind == "Task" and not isinstance(state.get("Resource"), str):
+        raise InvalidDefinition(f"{where}.Resource: a Task needs a resource string")
+    if kind == "Wait" and sum(f in state for f in ("Seconds", "Timestamp")) != 1:
+        raise InvalidDefinition(f"{where}: a Wait state needs one of Seconds and Timestamp")
+    if kind == "Choice":
+        choices = state.get("Choices")
+        if not isinstance(choices, list) or not choices:
+            raise InvalidDefinition(f"{where}.Choices: must be a non-empty array")
+        for index, rule in enumerate(choices):
+            if not _names_a_state(rule.get("Next"), states):
+                raise InvalidDefinition(
+                    f"{where}.Choices[{index}].Next: must name an existing state"
+                )
+        if "Default" in state and not _names_a_state(state["Default"], states):
+            raise InvalidDefinition(f"{where}.Default: state {state['Default']!r} does not exist")
+    for index, handler in enumerate(state.get("Catch") or []):
+        if not isinstance(handler, dict) or not _names_a_state(handler.get("Next"), states):
+            raise InvalidDefinition(f"{where}.Catch[{index}].Next: must name an existing state")
+    if "Catch" in state:
+        _handlers(f"{where}.Catch", state["Catch"], states, catch=True, language=jsonata.JSONATA)
 
 
 def _numbers(where: str, state: dict[str, Any]) -> None:
@@ -206,14 +243,6 @@ def _intrinsic(where: str, value: str) -> None:
         parse_call(value)
     except StatesError as exc:
         raise InvalidDefinition(f"{where}: {exc.cause}") from None
-
-
-def _query_language(where: str, body: dict[str, Any]) -> None:
-    language = body.get("QueryLanguage", "JSONPath")
-    if language == "JSONata":
-        raise InvalidDefinition(f"{where}QueryLanguage: JSONata is not supported (use JSONPath)")
-    if language != "JSONPath":
-        raise InvalidDefinition(f"{where}QueryLanguage: must be JSONPath, not {language!r}")
 
 
 def _assign(where: str, value: Any) -> None:
@@ -295,7 +324,14 @@ def _rule(where: str, rule: dict[str, Any]) -> None:
         raise InvalidDefinition(f"{where}.{operator}: not a comparison operator")
 
 
-def _handlers(where: str, value: Any, states: dict[str, Any], *, catch: bool) -> None:
+def _handlers(
+    where: str,
+    value: Any,
+    states: dict[str, Any],
+    *,
+    catch: bool,
+    language: str = validate_jsonata.JSONPATH,
+) -> None:
     if not isinstance(value, list):
         raise InvalidDefinition(f"{where}: must be an array")
     for index, handler in enumerate(value):
@@ -311,6 +347,10 @@ def _handlers(where: str, value: Any, states: dict[str, Any], *, catch: bool) ->
             raise InvalidDefinition(f"{here}.ErrorEquals: States.ALL must appear alone and last")
         if catch and not _names_a_state(handler.get("Next"), states):
             raise InvalidDefinition(f"{here}.Next: must name an existing state")
+        if catch and language == jsonata.JSONATA:
+            continue  # its Output and Assign are expressions, checked with the state's
+        if catch:
+            validate_jsonata.check_catch(here, handler)
         if catch and handler.get("ResultPath") is not None:
             _path(f"{here}.ResultPath", handler["ResultPath"], reference=True)
         if catch and "Assign" in handler:

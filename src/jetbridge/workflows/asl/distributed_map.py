@@ -1,0 +1,323 @@
+"""Distributed Map: items read from the object store (`ItemReader`: JSON, JSON Lines, CSV),
+batched (`ItemBatcher`), and results written back (`ResultWriter`: a manifest and result files).
+
+The object store is a local directory (`JETBRIDGE_OBJECT_STORE_DIR`): a bucket is a directory in
+it and a key a path inside that; nothing outside the bucket's directory is ever read or written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jetbridge.workflows.asl import paths
+from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError
+from jetbridge.workflows.asl.jsonata import is_expression
+
+GET_OBJECT = "arn:aws:states:::s3:getObject"
+PUT_OBJECT = "arn:aws:states:::s3:putObject"
+INPUT_TYPES = {"JSON", "JSONL", "CSV"}
+MAX_OBJECT_BYTES = 64 * 1024 * 1024
+MAX_BATCH_BYTES = 256 * 1024
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,62}")
+Shape = Callable[[Any, Any, Any], Any]
+
+
+def read_items(
+    name: str,
+    reader: dict[str, Any],
+    effective: Any,
+    context: Any,
+    store: Path | None,
+    shape: Shape,
+) -> list[Any]:
+    """The items an ItemReader names, or States.ItemReaderFailed saying why not."""
+    where = reader.get("Parameters", reader.get("Arguments", {}))
+    target = shape(where, effective, context)
+    config = reader.get("ReaderConfig", {})
+    try:
+        raw = _object(store, target, "Key").read_bytes()
+        if len(raw) > MAX_OBJECT_BYTES:
+            raise ValueError(f"the object is over {MAX_OBJECT_BYTES} bytes")
+        items = _parse(raw.decode("utf-8"), config)
+    except (OSError, ValueError) as exc:
+        raise StatesError(
+            "States.ItemReaderFailed", f"State '{name}': the ItemReader could not read: {exc}"
+        ) from None
+    limit = config.get("MaxItems")
+    if "MaxItemsPath" in config:
+        limit = paths.read(effective, config["MaxItemsPath"], context)
+    return items[: int(limit)] if isinstance(limit, int) and limit > 0 else items
+
+
+def _object(store: Path | None, target: Any, field: str) -> Path:
+    """The file of `Bucket` and `Key` (or `Prefix`) inside the object store, never outside."""
+    if store is None:
+        raise ValueError("no object store is configured (JETBRIDGE_OBJECT_STORE_DIR)")
+    if not isinstance(target, dict):
+        raise ValueError("Parameters must be an object with Bucket and " + field)
+    bucket, key = target.get("Bucket"), target.get(field, "")
+    if not isinstance(bucket, str) or not BUCKET.fullmatch(bucket):
+        raise ValueError(f"Bucket {bucket!r} is not a bucket name")
+    if not isinstance(key, str) or "\x00" in key or key.startswith("/"):
+        raise ValueError(f"{field} {key!r} is not an object key")
+    root = (store / bucket).resolve()
+    path = (root / key).resolve()
+    if path != root and not path.is_relative_to(root):
+        raise ValueError(f"{field} {key!r} leaves the bucket")
+    return path
+
+
+def _parse(text: str, config: dict[str, Any]) -> list[Any]:
+    kind = config.get("InputType", "JSON")
+    if kind == "JSON":
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError("a JSON object of items must hold an array")
+        return items
+    if kind == "JSONL":
+        found = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    found.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"line {number} is not JSON ({exc.msg})") from None
+        return found
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if config.get("CSVHeaderLocation", "FIRST_ROW") == "GIVEN":
+        headers = list(config["CSVHeaders"])
+    elif rows:
+        headers, rows = rows[0], rows[1:]
+    else:
+        return []
+    items = []
+    for number, row in enumerate(rows, 1):
+        if len(row) > len(headers):
+            raise ValueError(f"row {number} has more fields than there are headers")
+        items.append(dict(zip(headers, row + [""] * (len(headers) - len(row)), strict=True)))
+    return items
+
+
+def batches(
+    name: str, batcher: dict[str, Any], items: list[Any], effective: Any, context: Any
+) -> list[dict[str, Any]]:
+    """The items in batches: `{"BatchInput": ..., "Items": [...]}` each, as a child gets them."""
+    most = _setting(name, batcher, "MaxItemsPerBatch", effective, context)
+    size = _setting(name, batcher, "MaxInputBytesPerBatch", effective, context)
+    extra = batcher.get("BatchInput")
+    found: list[dict[str, Any]] = []
+    current: list[Any] = []
+    for index, item in enumerate(items):
+        candidate = [*current, item]
+        if current and (
+            (most is not None and len(candidate) > most)
+            or (size is not None and _bytes(candidate, extra) > size)
+        ):
+            found.append(_batch(current, extra))
+            candidate = [item]
+        if size is not None and _bytes(candidate, extra) > size:
+            raise StatesError(
+                "States.Runtime",
+                f"State '{name}': item {index} alone is over MaxInputBytesPerBatch ({size})",
+            )
+        current = candidate
+    if current:
+        found.append(_batch(current, extra))
+    return found
+
+
+def _setting(name: str, batcher: dict[str, Any], field: str, data: Any, context: Any) -> Any:
+    value = batcher.get(field)
+    if f"{field}Path" in batcher:
+        value = paths.read(data, batcher[f"{field}Path"], context)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            raise StatesError(
+                "States.Runtime",
+                f"State '{name}': {field}Path selected {json.dumps(value)}; expected a positive "
+                "integer",
+            )
+    return value
+
+
+def _batch(items: list[Any], extra: Any) -> dict[str, Any]:
+    return {"Items": items} if extra is None else {"BatchInput": extra, "Items": items}
+
+
+def _bytes(items: list[Any], extra: Any) -> int:
+    return len(json.dumps(_batch(items, extra)).encode())
+
+
+def write_results(
+    name: str,
+    writer: dict[str, Any],
+    runs: list[dict[str, Any]],
+    effective: Any,
+    context: dict[str, Any],
+    store: Path | None,
+    shape: Shape,
+) -> dict[str, Any]:
+    """Write the manifest and the SUCCEEDED and FAILED result files; the Map's output names
+    where the manifest is, as Step Functions' ResultWriter does."""
+    target = shape(writer.get("Parameters", writer.get("Arguments", {})), effective, context)
+    execution = context.get("Execution", {}).get("Id", "")
+    run = uuid.uuid5(uuid.NAMESPACE_URL, f"{execution}/{name}")
+    map_run = f"{execution.replace(':execution:', ':mapRun:')}/{name}:{run}"
+    try:
+        folder = _object(store, {**target, "Prefix": _prefix(target, run)}, "Prefix")
+        folder.mkdir(parents=True, exist_ok=True)
+        files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        key_base = _prefix(target, run)
+        for status in ("SUCCEEDED", "FAILED"):
+            chosen = [r for r in runs if r["Status"] == status]
+            if not chosen:
+                continue
+            body = json.dumps(chosen).encode()
+            (folder / f"{status}_0.json").write_bytes(body)
+            files[status].append({"Key": f"{key_base}{status}_0.json", "Size": len(body)})
+        manifest = {
+            "DestinationBucket": target["Bucket"],
+            "MapRunArn": map_run,
+            "ResultFiles": files,
+        }
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    except (OSError, ValueError, KeyError) as exc:
+        raise StatesError(
+            "States.ResultWriterFailed", f"State '{name}': the ResultWriter could not write: {exc}"
+        ) from None
+    details = {"Bucket": target["Bucket"], "Key": f"{key_base}manifest.json"}
+    return {"MapRunArn": map_run, "ResultWriterDetails": details}
+
+
+def _prefix(target: dict[str, Any], run: uuid.UUID) -> str:
+    prefix = str(target.get("Prefix", "")).strip("/")
+    return f"{prefix}/{run}/" if prefix else f"{run}/"
+
+
+def check(where: str, state: dict[str, Any], language: str = "JSONPath") -> None:
+    """Definition checks of a Map's Distributed Map fields; InvalidDefinition names the field.
+    In a JSONata state the reader and writer take Arguments and numbers may be expressions."""
+    processor = state.get("ItemProcessor") or {}
+    config = processor.get("ProcessorConfig", {}) if isinstance(processor, dict) else {}
+    if not isinstance(config, dict):
+        raise InvalidDefinition(f"{where}.ItemProcessor.ProcessorConfig: must be an object")
+    mode = config.get("Mode", "INLINE")
+    if mode not in {"INLINE", "DISTRIBUTED"}:
+        raise InvalidDefinition(
+            f"{where}.ItemProcessor.ProcessorConfig.Mode: must be INLINE or DISTRIBUTED"
+        )
+    if config.get("ExecutionType", "STANDARD") not in {"STANDARD", "EXPRESS"}:
+        raise InvalidDefinition(
+            f"{where}.ItemProcessor.ProcessorConfig.ExecutionType: must be STANDARD or EXPRESS"
+        )
+    for field in ("ItemReader", "ItemBatcher", "ResultWriter"):
+        if field in state and mode != "DISTRIBUTED":
+            raise InvalidDefinition(
+                f"{where}.{field}: only a Distributed Map (ItemProcessor.ProcessorConfig.Mode "
+                f"DISTRIBUTED) has an {field}"
+            )
+        if field in state and not isinstance(state[field], dict):
+            raise InvalidDefinition(f"{where}.{field}: must be an object")
+    jsonata = language == "JSONata"
+    if "ItemReader" in state:
+        _check_reader(f"{where}.ItemReader", state["ItemReader"], jsonata)
+    if "ItemBatcher" in state:
+        _check_batcher(f"{where}.ItemBatcher", state["ItemBatcher"], jsonata)
+    if "ResultWriter" in state:
+        _check_writer(f"{where}.ResultWriter", state["ResultWriter"], jsonata)
+
+
+def _check_reader(where: str, reader: dict[str, Any], jsonata: bool) -> None:
+    _known(where, reader, {"Resource", "ReaderConfig", "Parameters", "Arguments"})
+    if reader.get("Resource") != GET_OBJECT:
+        raise InvalidDefinition(
+            f"{where}.Resource: only {GET_OBJECT} (one object of the object store) is supported, "
+            f"not {reader.get('Resource')!r}"
+        )
+    _target(where, reader, "Key", jsonata)
+    config = reader.get("ReaderConfig", {})
+    if not isinstance(config, dict):
+        raise InvalidDefinition(f"{where}.ReaderConfig: must be an object")
+    _known(
+        f"{where}.ReaderConfig",
+        config,
+        {"InputType", "CSVHeaderLocation", "CSVHeaders", "MaxItems", "MaxItemsPath"},
+    )
+    kind = config.get("InputType", "JSON")
+    if kind not in INPUT_TYPES:
+        raise InvalidDefinition(
+            f"{where}.ReaderConfig.InputType: {kind!r} is not supported (JSON, JSONL or CSV)"
+        )
+    location = config.get("CSVHeaderLocation", "FIRST_ROW")
+    if location not in {"FIRST_ROW", "GIVEN"}:
+        raise InvalidDefinition(f"{where}.ReaderConfig.CSVHeaderLocation: FIRST_ROW or GIVEN")
+    headers = config.get("CSVHeaders")
+    if location == "GIVEN" and (
+        not isinstance(headers, list) or not headers or not all(isinstance(h, str) for h in headers)
+    ):
+        raise InvalidDefinition(
+            f"{where}.ReaderConfig.CSVHeaders: GIVEN headers are a non-empty array of strings"
+        )
+    most = config.get("MaxItems", 0)
+    if jsonata and is_expression(most):
+        return
+    if not isinstance(most, int) or isinstance(most, bool) or most < 0:
+        raise InvalidDefinition(f"{where}.ReaderConfig.MaxItems: must be a non-negative integer")
+
+
+def _check_batcher(where: str, batcher: dict[str, Any], jsonata: bool) -> None:
+    fields = {"MaxItemsPerBatch", "MaxInputBytesPerBatch"}
+    _known(where, batcher, {*fields, *(f"{f}Path" for f in fields), "BatchInput"})
+    if not any(f in batcher or f"{f}Path" in batcher for f in fields):
+        raise InvalidDefinition(
+            f"{where}: needs MaxItemsPerBatch or MaxInputBytesPerBatch (or their Path forms)"
+        )
+    for field, most in (("MaxItemsPerBatch", None), ("MaxInputBytesPerBatch", MAX_BATCH_BYTES)):
+        value = batcher.get(field)
+        if value is None or (jsonata and is_expression(value)):
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidDefinition(f"{where}.{field}: must be a positive integer")
+        if most is not None and value > most:
+            raise InvalidDefinition(f"{where}.{field}: at most {most} bytes")
+    batch_input = batcher.get("BatchInput", {})
+    if not isinstance(batch_input, dict) and not (jsonata and is_expression(batch_input)):
+        raise InvalidDefinition(f"{where}.BatchInput: must be an object")
+
+
+def _check_writer(where: str, writer: dict[str, Any], jsonata: bool) -> None:
+    _known(where, writer, {"Resource", "Parameters", "Arguments"})
+    if writer.get("Resource") != PUT_OBJECT:
+        raise InvalidDefinition(
+            f"{where}.Resource: only {PUT_OBJECT} (into the object store) is supported, "
+            f"not {writer.get('Resource')!r}"
+        )
+    _target(where, writer, None, jsonata)
+
+
+def _target(where: str, body: dict[str, Any], field: str | None, jsonata: bool) -> None:
+    own, other = ("Arguments", "Parameters") if jsonata else ("Parameters", "Arguments")
+    if other in body:
+        language = "a JSONata" if jsonata else "a JSONPath"
+        raise InvalidDefinition(f"{where}.{other}: {language} state has {own} here instead")
+    target = body.get(own)
+    if jsonata and is_expression(target):
+        return
+    if not isinstance(target, dict):
+        raise InvalidDefinition(f"{where}.{own}: must be an object with Bucket")
+    needed = ["Bucket"] if field is None else ["Bucket", field]
+    for name in needed:
+        if not any(key in target for key in (name, f"{name}.$")):
+            raise InvalidDefinition(f"{where}.{own}.{name}: is required")
+
+
+def _known(where: str, body: dict[str, Any], fields: set[str]) -> None:
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        raise InvalidDefinition(f"{where}.{unknown[0]}: is not supported")
