@@ -89,21 +89,29 @@ def parse_time(value: str, file: str | None, where: str) -> datetime:
         raise ParseError(str(exc), file=file, location=where, token=value[:64]) from None
 
 
-# LegData elements the schema defines that no canonical field holds: read past, not reported.
+# LegData elements the schema defines (IATA_AIDX_CommonTypes.xsd, 17.1) that no canonical field
+# holds: read past, not reported.
 SKIPPED = frozenset(
     {
-        "ServiceType",
-        "OwnerAirline",
-        "CabinClass",
-        "EstFlightDuration",
-        "AircraftMovementIdentifier",
-        "FlightDuration",
-        "SpecialAction",
-        "TransitFlight",
-        "ArrivalLoadInfo",
-        "DepartureLoadInfo",
-        "ScheduleDeviation",
         "OperatingAlliance",
+        "ServiceType",
+        "TechnicalStopInd",
+        "DepSecurityCheckInd",
+        "ArrSecurityCheckInd",
+        "EstFlightDuration",
+        "OwnerAirline",
+        "PlannedArrivalAptHistory",
+        "SpecialEmphasis",
+        "CabinClass",
+        "SpecialCargo",
+        "AssociatedFlightLegAircraft",
+        "AssociatedFlightLegSchedule",
+        "RemarkTextCode",
+        "ClearanceAgreement",
+        "PublicFlightDisplay",
+        "FlightCrewAirline",
+        "CabinCrewAirline",
+        "OperationDuration",
     }
 )
 _READ = frozenset(

@@ -25,6 +25,7 @@ from datetime import datetime
 
 from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.limits import FeedLimits, FlightCount
+from jetbridge.flights.feeds.schedule_dates import parse_date
 from jetbridge.flights.feeds.telex import (
     FeedUpdate,
     Telex,
@@ -38,9 +39,11 @@ from jetbridge.flights.model import MAX_DELAYS
 
 IDENTIFIERS = ("MVT", "MVA", "DIV")
 _FLAGS = {"COR", "PDM"}
+# `BA0123/24.GBLNA.LHR`; also as some senders write it, `CA 1501/01AUG B2443 PEK`.
+_MONTH = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
 _FLIGHT = re.compile(
-    r"^([A-Z0-9]{2}[A-Z]?)\s?(\d{1,4}[A-Z]?)/(\d{1,2})"
-    r"(?:\s?\.\s?([A-Z0-9-]{2,10}))?\s?\.\s?([A-Z]{3})(?:\s.*)?$"
+    rf"^([A-Z0-9]{{2}}[A-Z]?)\s?(\d{{1,4}}[A-Z]?)/(\d{{1,2}})\s?({_MONTH})?"
+    rf"(?:\s?[.\s]\s?([A-Z0-9-]{{2,10}}))?\s?[.\s]\s?([A-Z]{{3}})(?:\s.*)?$"
 )
 _DELAY_CODE = re.compile(r"\d{2}[A-Z]?|[A-Z]{2,3}")
 _DURATION = re.compile(r"\d{4}")
@@ -99,13 +102,20 @@ def _message(telex: Telex, received_at: datetime) -> FeedUpdate:
             flight_number_line,
             flight_line[:40],
         )
-    airline, flight_number, day, registration, station = flight.groups()
+    airline, flight_number, day, month, registration, station = flight.groups()
     when = source_time(telex, received_at)
-    origin = resolve_day(
-        int(day),
-        when,
-        lambda: telex.error("day of month does not exist", flight_number_line, day),
-    )
+    if month:
+        origin = parse_date(
+            f"{int(day):02d}{month}",
+            when,
+            lambda message, token: telex.error(message, flight_number_line, token),
+        )
+    else:
+        origin = resolve_day(
+            int(day),
+            when,
+            lambda: telex.error("day of month does not exist", flight_number_line, day),
+        )
     update = FeedUpdate(
         airline, flight_number, origin, station, None, "mvt", when, line=flight_number_line
     )
@@ -141,9 +151,9 @@ def _elements(
     for number, line in items:
         if not line:
             in_si = False  # a blank line ends the supplementary information
-        elif line.startswith("SI") and (len(line) == 2 or line[2] == " "):
+        elif _is_si(line):
             in_si = True
-            remarks.append(line[2:].strip())
+            remarks.append(line[2:].lstrip(" :"))
         elif in_si:
             remarks.append(line)
         else:
@@ -158,6 +168,11 @@ def _elements(
     text = " / ".join(part for part in [*notes, " ".join(p for p in remarks if p)] if part)
     if text:
         update.fields["remarks"] = text[:_SI_LIMIT]
+
+
+def _is_si(line: str) -> bool:
+    """`SI text`, also `SI:text` as some senders write it."""
+    return line.startswith("SI") and (len(line) == 2 or line[2] in " :")
 
 
 def _element_code(line: str) -> str:
@@ -256,8 +271,8 @@ def _diversion(telex: Telex, items: list[tuple[int, str]], update: FeedUpdate) -
         if not line:
             continue
         match = _DIVERTED_TO.match(line)
-        if line.startswith("SI") and (len(line) == 2 or line[2] == " "):
-            remarks.append(line[2:].strip())
+        if _is_si(line):
+            remarks.append(line[2:].lstrip(" :"))
         elif match:
             try:
                 _at(telex, number, update, "times.touchdown.estimated", match.group(1))

@@ -3,9 +3,10 @@ identities, and day and time resolution.
 
 A file or push may hold several messages. Each begins with its envelope (an optional `ZCZC`
 line, the priority and address lines such as `QU ZRHKKLX LHRKKBA`, further address lines, the
-originator line `.FRAKKLH 241530/1234ABC`) or directly with its standard message identifier
-(`MVT`); it ends at `NNNN`, a line holding only `=`, or where the next one begins. SOH, STX and
-ETX framing characters are dropped; line ends may be LF, CRLF or CR.
+originator line `.FRAKKLH 241530/1234ABC`; or the fields of a SITATEX file, `=PRIORITY`,
+`=DESTINATION TYPE B`, `=ORIGIN`, `=MSGID`, `=SMI` up to `=TEXT`) or directly with its standard
+message identifier (`MVT`); it ends at `NNNN`, a line holding only `=`, or where the next one
+begins. SOH, STX and ETX framing characters are dropped; line ends may be LF, CRLF or CR.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ _PRIORITY = re.compile(r"^Q[A-Z](?:\s+[A-Z0-9]{7})*$")
 _ADDRESSES = re.compile(r"^[A-Z0-9]{7}(?:\s+[A-Z0-9]{7})*$")
 _ORIGINATOR = re.compile(r"^\.([A-Z0-9]{7})(?:\s+(\d{6}))?(?:\s*/\s*\S+)?(?:\s.*)?$")
 _END = {"NNNN", "="}
+_SITATEX_FIELD = re.compile(r"^=[A-Z][A-Z ]{1,30}$")
+_STAMP = re.compile(r"\d{6}")
 _TIME = re.compile(r"\d{4}|\d{6}")
 _DAY = timedelta(days=1)
 _HOUR = timedelta(hours=1)
@@ -164,9 +167,24 @@ class _Reader:
         self.current: Telex | None = None
         self.heading = False  # after a priority line, further address lines may follow
         self.stamp: str | None = None  # the next message's originator time
+        self.field: str | None = None  # in a SITATEX file envelope: the field being read
+        self.smi: str | None = None  # its `=SMI`, the identifier its text may leave out
 
     def feed(self, number: int, line: str) -> None:
         first = line[:1]
+        if first == "=" and _SITATEX_FIELD.match(line):
+            self._sitatex(number, line[1:])
+            return
+        if self.field is not None:
+            if self.field == "MSGID" and _STAMP.fullmatch(line):
+                self.stamp = line
+            elif self.field == "SMI" and line:
+                self.smi = line.split()[0]
+            return
+        if self.smi and line:
+            if line.split(" ", 1)[0] not in self.identifiers:
+                self._open(number, self.smi)  # the identifier given only in `=SMI`
+            self.smi = None
         originator = _ORIGINATOR.match(line) if first == "." else None
         if line in _END or (first == "Z" and line.startswith("ZCZC")):
             self._close()
@@ -195,6 +213,20 @@ class _Reader:
     def finish(self) -> list[Telex]:
         self._close()
         return self.messages
+
+    def _sitatex(self, number: int, field: str) -> None:
+        """SITATEX files (`=HEADER`, `=PRIORITY`, `=DESTINATION TYPE B`, `=ORIGIN`, `=MSGID`,
+        `=SMI`, `=TEXT`): the fields before `=TEXT` are envelope, `=MSGID` its DDHHMM time."""
+        self._close()
+        self.heading = False
+        name = field.strip()
+        if name == "TEXT":
+            self.field = None
+        else:
+            if name in {"HEADER", "PRIORITY"}:
+                self.stamp = None
+                self.smi = None
+            self.field = name.split()[0]
 
     def _between(self) -> bool:
         """An originator line belongs to an envelope, not to text that has begun."""
