@@ -390,3 +390,15 @@ def test_unknown_asm_parts_are_kept_and_reported(
     assert (update.airline, update.flight_number) == ("LX", "1")
     assert update.unknown[path] == raw
     assert update.reasons[path].startswith(reason)
+
+
+def test_mvt_correction_with_sub_coded_delays_and_arrival_in_one_message() -> None:
+    """As an airline's operations system logs it: COR before the identifier, AD with days,
+    DL, PX, DLA with an AHM 731 sub-code and empty positions, and AA in the same message."""
+    text = "COR\nMVT\nG9536/12.A6ABC.SHJ\nAD120435/120438 EA0840 KTM\nDL81/0010\nPX132\nDLA81A///\nAA120838/120840\n"
+    (update,) = parse_mvt(text, received_at=datetime(2025, 6, 12, 9, 0, tzinfo=UTC))
+    assert update.correction
+    assert update.unknown == {}
+    assert update.fields["delays.0.code"] == "81A"
+    assert update.fields["times.off_block.actual"] == datetime(2025, 6, 12, 4, 35, tzinfo=UTC)
+    assert update.fields["times.on_block.actual"] == datetime(2025, 6, 12, 8, 40, tzinfo=UTC)

@@ -4,10 +4,11 @@ diversion messages (DIV) as airlines send them.
 Elements: AD (off-block/airborne), AA (touchdown/on-block), ED (estimated off-block), EO
 (delayed take-off), EA (estimated arrival, with the destination), EB (estimated on-block),
 NI (next information), RR (return to ramp), FR (return from airborne), DL and EDL delays (AHM
-730 codes, AHM 731 sub-codes such as `93A`, AHM 732 three-letter codes), PX, and SI whose
-text may run over several lines. COR (a correction: it supersedes what the message it
-corrects said) and PDM (a possible duplicate: it fills in only what nothing set yet) may
-follow the identifier on its line or stand on the next. Several messages may share one file.
+730 codes, AHM 731 sub-codes such as `93A`, AHM 732 three-letter codes), DLA (codes with
+sub-codes and empty positions, `DLA81A///`), PX, and SI whose text may run over several lines.
+COR (a correction: it supersedes what the message it corrects said) and PDM (a possible
+duplicate: it fills in only what nothing set yet) may stand on the line before the identifier,
+follow it on its line or stand on the next. Several messages may share one file.
 
 Only a message whose flight identification line cannot be read is refused. An element that
 is unknown (a local or newer one) or malformed is kept raw on the update, under
@@ -176,8 +177,8 @@ def _is_si(line: str) -> bool:
 
 
 def _element_code(line: str) -> str:
-    if line.startswith("EDL"):
-        return "EDL"
+    if line.startswith(("EDL", "DLA")):
+        return line[:3]
     found = _CODE.match(line)
     return (found.group(0) if found else line[:2])[:2] or "?"
 
@@ -212,6 +213,10 @@ def _element(telex: Telex, number: int, line: str, update: FeedUpdate) -> str | 
     code, body = line[:2], line[2:].strip()
     if line.startswith("EDL"):
         _delays(telex, number, line[3:], update, first=_delay_count(update))
+    elif line.startswith("DLA"):
+        # `DLA81A///`: codes with their AHM 731 sub-codes, positions left empty.
+        body = "/".join(token for token in line[3:].split("/") if token.strip())
+        _delays(telex, number, body, update, first=0)
     elif code == "DL":
         _delays(telex, number, body, update, first=0)
     elif code == "NI":

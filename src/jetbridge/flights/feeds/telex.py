@@ -29,6 +29,7 @@ _PRIORITY = re.compile(r"^Q[A-Z](?:\s+[A-Z0-9]{7})*$")
 _ADDRESSES = re.compile(r"^[A-Z0-9]{7}(?:\s+[A-Z0-9]{7})*$")
 _ORIGINATOR = re.compile(r"^\.([A-Z0-9]{7})(?:\s+(\d{6}))?(?:\s*/\s*\S+)?(?:\s.*)?$")
 _END = {"NNNN", "="}
+_FLAGS = {"COR", "PDM"}
 _SITATEX_FIELD = re.compile(r"^=[A-Z][A-Z ]{1,30}$")
 _STAMP = re.compile(r"\d{6}")
 _TIME = re.compile(r"\d{4}|\d{6}")
@@ -169,6 +170,7 @@ class _Reader:
         self.stamp: str | None = None  # the next message's originator time
         self.field: str | None = None  # in a SITATEX file envelope: the field being read
         self.smi: str | None = None  # its `=SMI`, the identifier its text may leave out
+        self.flags: list[tuple[int, str]] = []  # `COR`/`PDM` lines read before an identifier
 
     def feed(self, number: int, line: str) -> None:
         first = line[:1]
@@ -200,6 +202,8 @@ class _Reader:
         elif line.split(" ", 1)[0] in self.identifiers:
             self._close()
             self._open(number, line)
+        elif self.current is None and line in _FLAGS:
+            self.flags.append((number, line))  # `COR` or `PDM` before the identifier
         elif self.current is None:
             if line:
                 self._open(number, line)
@@ -212,6 +216,8 @@ class _Reader:
 
     def finish(self) -> list[Telex]:
         self._close()
+        if self.flags:  # flags and nothing after them: a message without its identifier
+            self.messages.append(Telex(self.flags, self.file, self.stamp))
         return self.messages
 
     def _sitatex(self, number: int, field: str) -> None:
@@ -233,8 +239,10 @@ class _Reader:
         return self.current is None or self.heading or self.current.items[-1][1] == ""
 
     def _open(self, number: int, line: str) -> None:
+        """A message begins; flag lines read before its identifier follow it, as they may."""
         self.heading = False
-        self.current = Telex([(number, line)], self.file, self.stamp)
+        self.current = Telex([(number, line), *self.flags], self.file, self.stamp)
+        self.flags = []
         self.stamp = None
 
     def _close(self) -> None:
