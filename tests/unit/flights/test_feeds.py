@@ -402,3 +402,34 @@ def test_mvt_correction_with_sub_coded_delays_and_arrival_in_one_message() -> No
     assert update.fields["delays.0.code"] == "81A"
     assert update.fields["times.off_block.actual"] == datetime(2025, 6, 12, 4, 35, tzinfo=UTC)
     assert update.fields["times.on_block.actual"] == datetime(2025, 6, 12, 8, 40, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("=PRIORITY\nQU\n=TEXT\n", "empty message"),
+        ("COR\n", "line 1: expected the MVT, MVA or DIV message identifier at 'COR'"),
+        ("PDM\nCOR\n\n", "expected the MVT, MVA or DIV message identifier"),
+        ("=SMI\nMVT\n=TEXT\nLX318/2X.HBJDA.ZRH\n", "line 4: flight identification must look like"),
+        ("=HEADER\n=TEXT\nMVT\n", "line 3: missing the flight identification line"),
+        ("=" + "A" * 40 + "\nMVT\nLX318/24.HBJDA.ZRH", "line 1: expected the MVT"),
+    ],
+)
+def test_hostile_sitatex_and_flag_lines_are_refused(text: str, fragment: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_mvt(text, received_at=RECEIVED, file="mvt.txt")
+    assert fragment in str(caught.value)
+
+
+def test_sitatex_envelope_values_are_not_message_text() -> None:
+    text = (
+        "=PRIORITY\nQU\n=DESTINATION TYPE B\nSTX,ZRHKKLX\n=ORIGIN\nLHRKKBA\n=MSGID\n240744\n"
+        "=TEXT\nMVT\nLX318/24.HBJDA.ZRH\nAD0738/0749\n=PRIORITY\nQU\n=MSGID\nNOTATIME\n"
+        "=SMI\nMVT\n=TEXT\nLX319/24.HBJDA.LHR\nAA0901/0909\n"
+    )
+    departure, arrival = parse_mvt(text, received_at=RECEIVED, file="mvt.txt")
+    assert departure.source_time == datetime(2026, 11, 24, 7, 44, tzinfo=UTC)  # =MSGID
+    assert departure.fields["times.take_off.actual"] == datetime(2026, 11, 24, 7, 49, tzinfo=UTC)
+    assert arrival.source_time == RECEIVED  # an =MSGID that is no time is not one
+    assert arrival.fields["times.on_block.actual"] == datetime(2026, 11, 24, 9, 9, tzinfo=UTC)
+    assert departure.unknown == arrival.unknown == {}
