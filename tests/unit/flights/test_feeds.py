@@ -303,7 +303,7 @@ def test_telex_cr_cr_lf_is_one_line_end() -> None:
         ("MVT\nLX318/24.HBJDA.ZRH\nDL72/00X5", "MVT/DL", "line 3: delay must look like DL72/0030"),
         ("MVT\nLX318/24.HBJDA.ZRH\nDL72/0075", "MVT/DL", "line 3: delay duration must be HHMM"),
         ("MVT\nLX318/24.HBJDA.ZRH\nDL93/0010\nEDL81/5", "MVT/EDL", "line 4: delay must look like"),
-        ("MVT XYZ\nLX318/24.HBJDA.ZRH", "MVT/header", "line 1: only COR or PDM may follow"),
+        ("MVT XYZ\nLX318/24.HBJDA.ZRH", "MVT/header", "line 1: only COR, REV or PDM may follow"),
         ("MVT\nLX318/24.HBJDA.ZRH\nSI LATE\n\nXX12", "MVT/XX", "line 5: unknown MVT element"),
         (
             "MVT\nLX318/24.HBJDA.ZRH\nAD0738\nNNNN\nMVT\nLX318/24.HBJDA.LHR\nAA0855/2599",

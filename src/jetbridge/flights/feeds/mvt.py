@@ -39,7 +39,7 @@ from jetbridge.flights.feeds.telex import (
 from jetbridge.flights.model import MAX_DELAYS
 
 IDENTIFIERS = ("MVT", "MVA", "DIV")
-_FLAGS = {"COR", "PDM"}
+_FLAGS = {"COR", "REV", "PDM"}
 # `BA0123/24.GBLNA.LHR`; also as some senders write it, `CA 1501/01AUG B2443 PEK`.
 _MONTH = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
 _FLIGHT = re.compile(
@@ -120,10 +120,11 @@ def _message(telex: Telex, received_at: datetime) -> FeedUpdate:
     update = FeedUpdate(
         airline, flight_number, origin, station, None, "mvt", when, line=flight_number_line
     )
-    update.correction = "COR" in flags
+    update.correction = bool({"COR", "REV"} & flags)  # a revision supersedes as a correction
     update.possible_duplicate = "PDM" in flags
     if odd:
-        _keep(update, f"{identifier}/header", " ".join(odd), number, "only COR or PDM may follow")
+        why = "only COR, REV or PDM may follow"
+        _keep(update, f"{identifier}/header", " ".join(odd), number, why)
     if registration:
         update.fields["registration"] = registration.replace("-", "")
     items = [item for item in telex.items if item[0] > flight_number_line]

@@ -29,7 +29,7 @@ _PRIORITY = re.compile(r"^Q[A-Z](?:\s+[A-Z0-9]{7})*$")
 _ADDRESSES = re.compile(r"^[A-Z0-9]{7}(?:\s+[A-Z0-9]{7})*$")
 _ORIGINATOR = re.compile(r"^\.([A-Z0-9]{7})(?:\s+(\d{6}))?(?:\s*/\s*\S+)?(?:\s.*)?$")
 _END = {"NNNN", "="}
-_FLAGS = {"COR", "PDM"}
+_FLAGS = {"COR", "REV", "PDM"}
 _SITATEX_FIELD = re.compile(r"^=[A-Z][A-Z ]{1,30}$")
 _STAMP = re.compile(r"\d{6}")
 _TIME = re.compile(r"\d{4}|\d{6}")
