@@ -235,6 +235,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     print(json.dumps(outcome))
                 for refusal in result.refused:
                     print(f"refused: {refusal['location']}: {refusal['message']}", file=sys.stderr)
+                for warning in result.warnings:
+                    print(f"warning: {warning['location']}: {warning['message']}", file=sys.stderr)
                 refused = refused or bool(result.refused)
         except ParseError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -115,12 +115,12 @@ def test_dry_run_prints_the_real_values() -> None:
         ),
         (
             "mvt",
-            b"QU ZRHKKLX\r\n.FRAKKLH 241530\r\nMVT\r\nLH1234/24.DAIPX.FRA\r\nDL72/9X/0030\r\n",
-            ":line 5: delay must look like DL72/0030 or DL72/93/0030/0015 at '9X'",
+            b"QU ZRHKKLX\r\n.FRAKKLH 241530\r\nMVT\r\nLH1234/24.DAIPX\r\nDL72/9X/0030\r\n",
+            ":line 4: flight identification must look like BA0123/24.GBLNA.LHR at 'LH1234/24.DAIPX'",
         ),
         (
             "asm",
-            b"ASM\nUTC\nTIM/XYZ\nLX1/24NOV26\nZRH0640 CDG0800\n",
+            b"ASM\nUTC\nTIM/X-Z\nLX1/24NOV26\nZRH0640 CDG0800\n",
             ":line 3: action must be one of",
         ),
     ],
@@ -137,11 +137,11 @@ def test_dry_run_names_file_line_or_element_and_token_of_new_forms(
 
 def test_dry_run_reports_bad_input_with_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
-    bad.write_text("MVT\nLX318/24.HBJDA.ZRH\nAD2561\n")
+    bad.write_text("MVT\nLX318/2X.HBJDA.ZRH\nAD2561\n")
     result = jetbridge("ingest", "mvt", str(bad), "--dry-run")
     assert result.returncode == 2
-    assert f"{bad}:line 3" in result.stderr
-    assert "'2561'" in result.stderr
+    assert f"{bad}:line 2" in result.stderr
+    assert "'LX318/2X.HBJDA.ZRH'" in result.stderr
     missing = jetbridge("ingest", "aidx", str(tmp_path / "none.xml"), "--dry-run")
     assert missing.returncode == 2
 
@@ -171,17 +171,24 @@ def test_http_push_applies_and_logs_malformed_messages(database_url: str) -> Non
         assert pushed.json()["applied"][0]["version"] == 1
         again = client.post("/api/ingest/aidx", content=(DATA / "aidx_departure.xml").read_bytes())
         assert again.json()["applied"][0]["version"] is None
-        bad = client.post("/api/ingest/mvt", content=b"MVT\nLX318/24.HBJDA.ZRH\nAD2561")
+        kept = client.post("/api/ingest/mvt", content=b"MVT\nLX318/24.HBJDA.ZRH\nAD2561")
+        assert kept.status_code == 200, kept.text
+        (warning,) = kept.json()["warnings"]
+        assert warning["location"] == "http MVT/AD"
+        assert "line 3: time must be HHMM or DDHHMM" in warning["message"]
+        assert "'AD2561'" in warning["message"]
+        bad = client.post("/api/ingest/mvt", content=b"MVT\nLX318/2X.HBJDA.ZRH\nAD0738")
         assert bad.status_code == 400
-        assert "'2561'" in bad.json()["message"]
+        assert "'LX318/2X.HBJDA.ZRH'" in bad.json()["message"]
         garbage = client.post("/api/ingest/aidx", content=b"\xff\xfe")
         assert garbage.status_code == 400
         assert "malformed XML" in garbage.json()["message"]
         assert client.post("/api/ingest/csv", content=b"x").status_code == 422
         logged = client.get("/api/ingest/errors").json()
-        assert [(entry["source"], "2561" in entry["message"]) for entry in logged] == [
-            ("mvt", True),
-            ("aidx", False),
+        assert [(e["source"], e["level"], "2561" in e["message"]) for e in logged] == [
+            ("mvt", "warning", True),
+            ("mvt", "error", False),
+            ("aidx", "error", False),
         ]
         assert client.get("/api/flights/LX0318-2026-11-24-ZRH-LHR").json()["gate"] == "E24"
 

@@ -251,7 +251,8 @@ async def push_feed(
 ) -> dict[str, Any]:
     """Push AIDX XML (in the encoding it declares), MVT or ASM telex; a malformed message is
     logged and answered with 400. A telex naming no single known flight is logged and listed
-    under `refused` (with its line); the other messages are applied."""
+    under `refused` (with its line); the other messages are applied. Parts of a message that
+    are not understood are kept on the flight and listed under `warnings` (and logged)."""
     body = await request.body()
     hub = FlightHub(backbone)
     try:
@@ -260,7 +261,7 @@ async def push_feed(
         )
     except ParseError as exc:
         raise InvalidRequest(str(exc)) from None
-    return {"applied": result.applied, "refused": result.refused}
+    return {"applied": result.applied, "refused": result.refused, "warnings": result.warnings}
 
 
 @router.get("/api/ingest/errors")

@@ -47,7 +47,8 @@ def load_state(
     body = json.loads(row.state)
     identity = FlightIdentity.create(**body["identity"])
     provenance = {k: (v[0], v[1], int(v[2])) for k, v in body["provenance"].items()}
-    return FlightState(identity, row.version, body["fields"], provenance)
+    unknown = {k: (v[0], v[1], v[2]) for k, v in body.get("unknown", {}).items()}
+    return FlightState(identity, row.version, body["fields"], provenance, unknown)
 
 
 def _save(conn: Connection, state: FlightState, *, new: bool) -> None:
@@ -56,6 +57,7 @@ def _save(conn: Connection, state: FlightState, *, new: bool) -> None:
             "identity": state.identity.to_json(),
             "fields": state.fields,
             "provenance": state.provenance,
+            **({"unknown": state.unknown} if state.unknown else {}),
         }
     )
     values = {"version": state.version, "state": body, "updated_at": time.time()}
@@ -104,6 +106,8 @@ class FlightHub:
         current = load_state(conn, item.identity.key, for_update=True)
         result = apply(current, item)
         if current is not None and not result.changed:
+            if result.kept:  # only raw values no field holds: kept, no version, no event
+                _save(conn, result.state, new=False)
             return None
         _save(conn, result.state, new=current is None)
         self.backbone.publish(conn, bus=BUS, events=flight_events(result))
@@ -118,17 +122,33 @@ class FlightHub:
                 applied.append(outcome)
         return applied
 
-    def record_error(self, *, source: str, location: str, message: str, excerpt: str = "") -> None:
+    def record_error(
+        self, *, source: str, location: str, message: str, excerpt: str = "", level: str = "error"
+    ) -> None:
         """Keep a malformed message for operators in a transaction of its own; the feed goes
         on. Inside an open transaction use `record_error(conn, ...)` instead."""
         with self.backbone.transaction() as conn:
-            record_error(conn, source=source, location=location, message=message, excerpt=excerpt)
+            record_error(
+                conn,
+                source=source,
+                location=location,
+                message=message,
+                excerpt=excerpt,
+                level=level,
+            )
 
 
 def record_error(
-    conn: Connection, *, source: str, location: str, message: str, excerpt: str = ""
+    conn: Connection,
+    *,
+    source: str,
+    location: str,
+    message: str,
+    excerpt: str = "",
+    level: str = "error",
 ) -> None:
-    """Keep a refused message for operators inside `conn`'s transaction."""
+    """Keep a refused message (level `error`), or what an accepted one carried that was not
+    understood (level `warning`), for operators inside `conn`'s transaction."""
     conn.execute(
         insert(ingest_errors).values(
             source=source,
@@ -136,6 +156,7 @@ def record_error(
             message=message[:4000],
             excerpt=excerpt[:2000],
             received_at=time.time(),
+            level=level,
         )
     )
 

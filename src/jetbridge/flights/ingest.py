@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -14,7 +14,7 @@ from jetbridge.flights.feeds.asm import parse_asm
 from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.limits import FeedLimits
 from jetbridge.flights.feeds.mvt import parse_mvt
-from jetbridge.flights.feeds.telex import FeedUpdate
+from jetbridge.flights.feeds.telex import FeedUpdate, anchor_times
 from jetbridge.flights.hub import FlightHub, load_state, record_error
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity, InvalidFlight
@@ -26,10 +26,12 @@ FORMATS = ("aidx", "mvt", "asm")
 
 @dataclass
 class Ingested:
-    """What one file or push did: the updates applied and the messages refused (with where)."""
+    """What one file or push did: the updates applied, the messages refused (with where), and
+    the parts of accepted messages that were not understood (kept raw on the flight)."""
 
     applied: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
 
 def parse(
@@ -120,6 +122,7 @@ def ingest(
             result.refused.append(refusal)
         if applied is not None:
             result.applied.append(applied)
+            result.warnings += applied["warnings"]
     return result
 
 
@@ -136,12 +139,40 @@ def _ingest_one(
             record_error(conn, source=kind, **refusal)
             return None, refusal
         outcome = hub.apply(conn, update)
+        warnings = warnings_of(item, update, origin)
+        for warning in warnings:
+            record_error(conn, source=kind, level="warning", **warning)
     applied = {
         "flight_key": update.identity.key,
         "version": outcome.version if outcome else None,
         "changed": outcome.changed if outcome else [],
+        "warnings": warnings,
     }
     return applied, None
+
+
+def warnings_of(item: Update | FeedUpdate, update: Update, origin: str) -> list[dict[str, str]]:
+    """One ingest-log warning per part of the message that was not understood and was kept
+    raw on the flight: where it was (the message's path) and what it said."""
+    reasons = item.reasons if isinstance(item, FeedUpdate) else {}
+    out = []
+    for path, raw in update.unknown.items():
+        why = reasons.get(path) or _reason(path)
+        out.append(
+            {
+                "location": f"{origin} {path}"[:512],
+                "message": f"{update.identity.key}: {why}; kept on the flight: {raw[:120]!r}",
+            }
+        )
+    return out
+
+
+def _reason(path: str) -> str:
+    if path.endswith(("@OperationQualifier", "@TimeType")) or "[.=" in path:
+        return "code not in the AIDX code list"
+    if path.startswith("LegData/OperationTime") or path.endswith("/Duration"):
+        return "value not understood"
+    return "element not read by jetbridge"
 
 
 def _refusal(item: FeedUpdate, origin: str) -> dict[str, str]:
@@ -155,8 +186,32 @@ def _refusal(item: FeedUpdate, origin: str) -> dict[str, str]:
 
 
 def _complete(conn: Connection, item: FeedUpdate) -> Update | None:
+    """The update for the one flight a telex names; its day-less times placed by the flight's
+    schedule. An MVT whose EA names another airport than the flight's destination tells of a
+    diversion."""
     try:
         identity = resolve(conn, item)
+        if identity is not None and item.source == "mvt" and item.complete():
+            identity = _diverted(conn, item, identity)
     except InvalidFlight:
         return None
-    return None if identity is None else item.to_update(identity)
+    if identity is None:
+        return None
+    if item.dayless:
+        state = load_state(conn, identity.key)
+        if state is not None:
+            anchor_times(item.fields, item.dayless, state.fields)
+    return item.to_update(identity)
+
+
+def _diverted(conn: Connection, item: FeedUpdate, named: FlightIdentity) -> FlightIdentity:
+    """The flight an MVT's `AD ... EA1230 BRU` speaks of: the one it names when known; else
+    the one flight from that station that day, now diverted to BRU."""
+    if load_state(conn, named.key) is not None:
+        return named
+    scheduled = resolve(conn, replace(item, arrival_airport=None))
+    if scheduled is None or scheduled.arrival_airport == item.arrival_airport:
+        return named
+    item.fields["diversion_airport"] = item.arrival_airport
+    item.fields["status"] = "diverted"
+    return scheduled

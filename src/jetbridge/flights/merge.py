@@ -5,6 +5,8 @@
 - A missing value never erases a known one; only an explicit clear does.
 - Every effective change raises the version by exactly one and derives the events passengers
   and screens care about.
+- What a source sent but no canonical field holds (an unknown code, a newer element) is kept
+  raw beside the state, by path, newest source time first; it raises no version and no event.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class Update:
     fields: Mapping[str, Any] = field(default_factory=dict)
     clears: frozenset[str] = frozenset()
     sequence: int = 0
+    # Raw values no canonical field holds, by the path where the message carried them.
+    unknown: Mapping[str, str] = field(default_factory=dict)
+    # A possible duplicate (telex PDM): it may fill fields nobody set yet, never change one.
+    only_missing: bool = False
 
     def __post_init__(self) -> None:
         if self.source_time.tzinfo is None:
@@ -54,6 +60,8 @@ class Update:
             "sequence": self.sequence,
             "fields": {k: normalise_value(k, v) for k, v in self.fields.items() if v is not None},
             "clears": sorted(self.clears),
+            **({"unknown": dict(self.unknown)} if self.unknown else {}),
+            **({"only_missing": True} if self.only_missing else {}),
         }
 
 
@@ -63,6 +71,8 @@ class FlightState:
     version: int
     fields: dict[str, Any]
     provenance: dict[str, tuple[str, str, int]]  # field -> (source, source time ISO, sequence)
+    unknown: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # path -> (source,
+    # source time ISO, raw value): what sources sent that no canonical field holds
 
     @property
     def status(self) -> str:
@@ -94,6 +104,7 @@ class MergeResult:
     state: FlightState
     changed: dict[str, tuple[Any, Any]]
     events: list[DerivedEvent]
+    kept: bool = False  # unknown raw values changed (stored without a new version)
 
 
 def apply(current: FlightState | None, update: Update) -> MergeResult:
@@ -108,6 +119,8 @@ def apply(current: FlightState | None, update: Update) -> MergeResult:
         known = provenance.get(name)
         if known is not None and (known[1], known[2]) > stamp:
             continue
+        if update.only_missing and name in fields:
+            continue
         if fields.get(name) == value:
             continue
         changed[name] = (fields.get(name), value)
@@ -116,11 +129,32 @@ def apply(current: FlightState | None, update: Update) -> MergeResult:
             fields.pop(name, None)
         else:
             fields[name] = value
+    unknown, kept = _keep_unknown(current.unknown if current else {}, update, stamp[0])
     if current is not None and not changed:
-        return MergeResult(current, {}, [])
+        if not kept:
+            return MergeResult(current, {}, [])
+        quiet = FlightState(current.identity, current.version, fields, provenance, unknown)
+        return MergeResult(quiet, {}, [], kept=True)
     version = (current.version if current else 0) + 1
-    state = FlightState(update.identity, version, fields, provenance)
-    return MergeResult(state, changed, derive_events(current, state, changed))
+    state = FlightState(update.identity, version, fields, provenance, unknown)
+    return MergeResult(state, changed, derive_events(current, state, changed), kept=kept)
+
+
+def _keep_unknown(
+    before: Mapping[str, tuple[str, str, str]], update: Update, stamp: str
+) -> tuple[dict[str, tuple[str, str, str]], bool]:
+    """The raw values kept by path: a newer source time replaces an older one's."""
+    unknown = dict(before)
+    kept = False
+    for path, raw in update.unknown.items():
+        known = unknown.get(path)
+        if known is not None and (known[1] > stamp or known[2] == raw):
+            continue
+        if known is not None and update.only_missing:
+            continue
+        unknown[path] = (update.source, stamp, raw)
+        kept = True
+    return unknown, kept
 
 
 def effective_status(fields: Mapping[str, Any]) -> str:

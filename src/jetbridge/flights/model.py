@@ -52,6 +52,7 @@ SCALAR_FIELDS = {
     "registration": "aircraft registration, e.g. HB-JLA",
     "codeshares": "marketing flights sharing this leg, comma separated, e.g. 'LH4711,SN2031'",
     "remarks": "free-text remark from the source",
+    "next_information": "when the operator will next report on a delayed flight (MVT NI), UTC",
     "diversion_airport": "IATA code of the airport the flight diverted to",
 }
 MAX_DELAYS = 4

@@ -190,6 +190,8 @@ ingest_errors = Table(
     Column("message", Text, nullable=False),
     Column("excerpt", Text, nullable=False, server_default=""),
     Column("received_at", Float, nullable=False),
+    # `error`: the message was refused; `warning`: accepted, with a part not understood.
+    Column("level", String(16), nullable=False, server_default="error"),
 )
 Index("ix_ingest_errors_source", ingest_errors.c.source, ingest_errors.c.id)
 

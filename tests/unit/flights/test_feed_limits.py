@@ -158,26 +158,39 @@ def test_aidx_repeat_numbers_run_from_1_to_100() -> None:
             "@TimeStamp: time: 0001-01-01T00:00:00+14:00 is not between",
         ),
         (
-            leg(data='<OperationTime OperationQualifier="OFB" TimeType="EST">'
-                "9999-12-31T23:59:00-14:00</OperationTime>"),
-            "is not between 1900-01-01 and 9998-12-31 UTC",
-        ),
-        (
             leg().replace("TimeStamp=", f'SequenceNmbr="{"9" * 19}" TimeStamp='),
             "SequenceNmbr: at most 18 digits",
-        ),
-        (
-            leg(data="<IrregularityDelay><ReasonCode>93</ReasonCode>"
-                f"<Duration>PT{'9' * 400}M</Duration></IrregularityDelay>"),
-            "not a duration",
-        ),
-        (
-            leg(data="<IrregularityDelay><ReasonCode>93</ReasonCode>"
-                "<Duration>\N{SUPERSCRIPT TWO}</Duration></IrregularityDelay>"),
-            "not a duration",
         ),
     ],
 )  # fmt: skip
 def test_aidx_values_out_of_range_are_parse_errors(document: str, fragment: str) -> None:
     with pytest.raises(ParseError, match=re.escape(fragment)):
         parse_aidx(document)
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        (
+            leg(data='<OperationTime OperationQualifier="OFB" TimeType="EST">'
+                "9999-12-31T23:59:00-14:00</OperationTime>"),
+            "LegData/OperationTime[@OperationQualifier='OFB'][@TimeType='EST']",
+        ),
+        (
+            leg(data="<IrregularityDelay><ReasonCode>93</ReasonCode>"
+                f"<Duration>PT{'9' * 400}M</Duration></IrregularityDelay>"),
+            "LegData/IrregularityDelay[1]/Duration",
+        ),
+        (
+            leg(data="<IrregularityDelay><ReasonCode>93</ReasonCode>"
+                "<Duration>\N{SUPERSCRIPT TWO}</Duration></IrregularityDelay>"),
+            "LegData/IrregularityDelay[1]/Duration",
+        ),
+    ],
+)  # fmt: skip
+def test_aidx_values_out_of_range_are_kept_not_applied(document: str, path: str) -> None:
+    (update,) = parse_aidx(document)
+    assert path in update.unknown
+    assert len(update.unknown[path]) <= 200
+    assert "times.off_block.estimated" not in update.fields
+    assert update.fields.get("delays.0.minutes") is None

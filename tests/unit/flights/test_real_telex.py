@@ -6,11 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from jetbridge.flights.delay_codes import meaning
 from jetbridge.flights.feeds.asm import parse_asm
-from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.mvt import parse_mvt
 from jetbridge.flights.feeds.telex import FeedUpdate
 
@@ -91,8 +88,11 @@ def test_several_movement_messages_in_one_file() -> None:
         "status": "delayed",
         "delays.0.code": "41",
         "delays.0.minutes": 60,
-        "remarks": "TECHNICAL",  # SI wins over NI's note
+        "next_information": "2026-11-24T11:00:00Z",
+        "remarks": "next information 11:00Z / TECHNICAL",
     }
+    assert delay.possible_duplicate and not delay.correction
+    assert arrival.correction
     assert where(aircraft) == ("EZS", "1081", "2026-11-24", "BSL", None)  # MVA
     assert aircraft.source_time == RECEIVED  # no envelope: the receipt time
 
@@ -169,6 +169,8 @@ def test_ssm_period_with_days_of_operation_in_local_time() -> None:
 
 def test_a_bad_message_in_a_batch_names_its_own_line() -> None:
     batch = (REAL / "mvt_batch.txt").read_text().replace("AA0902/0909", "AA0902/0961")
-    with pytest.raises(ParseError) as caught:
-        parse_mvt(batch, received_at=RECEIVED, file="batch.txt")
-    assert str(caught.value) == "batch.txt:line 14: time must be HHMM or DDHHMM at '0961'"
+    updates = parse_mvt(batch, received_at=RECEIVED, file="batch.txt")
+    assert len(updates) == 4  # the others are not lost
+    arrival = updates[1]
+    assert arrival.unknown == {"MVT/AA": "AA0902/0961"}
+    assert arrival.reasons == {"MVT/AA": "line 14: time must be HHMM or DDHHMM"}

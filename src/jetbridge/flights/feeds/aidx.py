@@ -6,7 +6,11 @@ or without a BOM whatever the declaration says, else the declared encoding.
 
 DTDs, entity declarations (XXE, billion laughs) and external references are refused, as is
 input over `max_bytes`. A message with flight legs but without `TimeStamp` is refused: without
-the source's own time a re-delivered old message could overwrite newer values.
+the source's own time a re-delivered old message could overwrite newer values. A leg whose
+identity (airline, flight number, origin date, airports) cannot be read is refused; anything
+else a leg carries that is not understood is kept raw on the update (`Update.unknown`) and
+reported as a warning, never a reason to lose the rest. Namespaces are ignored, so every AIDX
+version (16.1 to 22.1, and the 2008 namespace of the first releases) reads alike.
 """
 
 from __future__ import annotations
@@ -227,9 +231,10 @@ def _leg(
             token=str(values.get(field)),
         ) from None
     data = child(leg, "LegData")
-    fields = {} if data is None else leg_data(data, f"{where}/LegData", file)
+    unknown: dict[str, str] = {}
+    fields = {} if data is None else leg_data(data, f"{where}/LegData", file, unknown)
     try:
-        return Update(identity, source, source_time, fields, sequence=sequence)
+        return Update(identity, source, source_time, fields, sequence=sequence, unknown=unknown)
     except InvalidFlight as exc:
         raise ParseError(str(exc), file=file, location=where) from None
 

@@ -1,9 +1,11 @@
 """The IATA PADIS codes AIDX messages carry, and what each means for the canonical flight leg.
 
 OperationQualifier comes from codeset 9750 (some senders name 2005 in CodeContext for the same
-codes), TimeType from 2005, OperationalStatus from 1245, 2005 and the 9750 A-CDM lifecycle.
-Codes IATA defines that have no canonical field are known, so that they are skipped rather
-than refused; a code outside these lists is refused as malformed.
+codes), TimeType from 2005, OperationalStatus from 1245, 2005 and the 9750 A-CDM lifecycle, as
+the PADIS Code Set Directory (17.1) lists them; the AIDX schema types all three as
+`IATA_CodeType`, any code. Codes IATA defines that have no canonical field are known, so that
+they are read past; a code outside these lists (a local or newer one) is kept raw on the flight
+and reported as a warning.
 """
 
 from __future__ import annotations
@@ -20,28 +22,27 @@ MILESTONES = {
     "FCT": "final_call",
     "GCL": "gate_close",
 }
+# The other flight events of codeset 9750 (PADIS Code Set Directory 17.1): understood, and no
+# canonical field holds them.
 UNMAPPED_MILESTONES = frozenset(
     {
-        "BEN",  # final boarding
-        "FCL",  # flight closed
-        "THM",  # in range
-        "TEN",  # approach
-        "CGT",  # commence ground handling
-        "FBG",  # first bag unloaded
-        "LBG",  # last bag unloaded
-        "FBA",  # first bag arrived
-        "LBA",  # last bag arrived
-        "ABA",  # air bridge attached
-        "ABD",  # air bridge detached
-        "RDT",  # ready
-        "SRT",  # start-up request
-        "SAT",  # start-up approval
-        "DIC",  # de-icing start
-        "DIE",  # de-icing end
+        "ABA", "ABD", "ADC", "ATC", "BAG", "BCL", "BEN", "BUS", "CGT", "CRD", "CTO", "DCL",
+        "DIC", "DIE", "DIR", "DIS", "DIV", "DOP", "ENG", "FBA", "FBG", "FCL", "FIN", "FIR",
+        "FND", "FST", "GFR", "GRD", "GTG", "HEN", "HST", "JET", "LAN", "LBA", "LBG", "MND",
+        "MST", "MZC", "MZO", "OFS", "ONS", "PBK", "RDT", "RFA", "RST", "SAT", "SPE", "SRT",
+        "STE", "STK", "STX", "TDP", "TEN", "THM", "UNS", "WAB",
     }
-)
+)  # fmt: skip
 TIME_TYPES = {"SCT": "scheduled", "EST": "estimated", "ACT": "actual", "TAR": "target"}
-UNMAPPED_TIME_TYPES = frozenset({"PLN", "CAL"})  # planned, calculated (e.g. a CTOT)
+# The other time types of codeset 2005: planned, calculated (e.g. a CTOT), local-time variants,
+# earliest, latest, allocated, confirmed, hidden, next information, elapsed and ground times.
+UNMAPPED_TIME_TYPES = frozenset(
+    {
+        "PLN", "CAL", "ACL", "ALL", "ALT", "COL", "COT", "EAL", "EAT", "EET", "ENL", "ENT",
+        "ESL", "FLT", "GRT", "HEL", "HET", "HIL", "HIT", "HNL", "HNT", "LAL", "LAT", "MNG",
+        "NIL", "NIT", "REL", "RET", "SCA", "SCD", "SCL", "STL", "STT",
+    }
+)  # fmt: skip
 
 STATUS = {
     # 1245 and the 9750 A-CDM lifecycle

@@ -2,6 +2,12 @@
 
 Elements marked `xsi:nil` read as absent: AODBs send them for values not known yet, so they
 never erase what another source said.
+
+What is not understood never loses the rest of the leg: an enumerated code outside the lists
+in `aidx_codes` (a local or newer code), a value that does not parse, or an element this module
+does not read is kept raw in `unknown` under the path where it was found
+(`LegData/OperationTime[@OperationQualifier='CMA'][@TimeType='ACT']/@OperationQualifier`), and
+the caller reports each one as a warning.
 """
 
 from __future__ import annotations
@@ -83,11 +89,62 @@ def parse_time(value: str, file: str | None, where: str) -> datetime:
         raise ParseError(str(exc), file=file, location=where, token=value[:64]) from None
 
 
-def leg_data(data: Element, where: str, file: str | None) -> dict[str, Any]:
+# LegData elements the schema defines (IATA_AIDX_CommonTypes.xsd, 17.1) that no canonical field
+# holds: read past, not reported.
+SKIPPED = frozenset(
+    {
+        "OperatingAlliance",
+        "ServiceType",
+        "TechnicalStopInd",
+        "DepSecurityCheckInd",
+        "ArrSecurityCheckInd",
+        "EstFlightDuration",
+        "OwnerAirline",
+        "PlannedArrivalAptHistory",
+        "SpecialEmphasis",
+        "CabinClass",
+        "SpecialCargo",
+        "AssociatedFlightLegAircraft",
+        "AssociatedFlightLegSchedule",
+        "RemarkTextCode",
+        "ClearanceAgreement",
+        "PublicFlightDisplay",
+        "FlightCrewAirline",
+        "CabinCrewAirline",
+        "OperationDuration",
+    }
+)
+_READ = frozenset(
+    {
+        "OperationalStatus",
+        "PublicStatus",
+        "OperationTime",
+        "AirportResources",
+        "AircraftInfo",
+        "CodeShareInfo",
+        "IrregularityDelay",
+        "RemarkFreeText",
+    }
+)
+_RAW_LIMIT = 200
+
+
+def raw_text(node: Element) -> str:
+    """An element's text and its descendants', as one line of at most 200 characters."""
+    words = " ".join(" ".join(node.itertext()).split())
+    attributes = " ".join(f"{local(k)}={v}" for k, v in node.attrib.items() if "}" not in k)
+    return " ".join(part for part in (attributes, words) if part)[:_RAW_LIMIT]
+
+
+def leg_data(
+    data: Element, where: str, file: str | None, unknown: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The canonical fields of a LegData; what is not understood goes into `unknown`."""
+    kept: dict[str, str] = {} if unknown is None else unknown
     parts = by_name(data)
     fields: dict[str, Any] = {}
-    _status(parts, fields, where, file)
-    _times(parts.get("OperationTime", []), fields, where, file)
+    _status(parts, fields, kept)
+    _times(parts.get("OperationTime", []), fields, kept, file)
     planned_first = sorted(
         parts.get("AirportResources", []),
         key=lambda r: (r.get("Usage") or "").lower() == "actual",  # actual replaces planned
@@ -100,16 +157,19 @@ def leg_data(data: Element, where: str, file: str | None) -> dict[str, Any]:
     codeshares = [_codeshare(info) for info in parts.get("CodeShareInfo", [])]
     if any(codeshares):
         fields["codeshares"] = ",".join(c for c in codeshares if c)
-    _delays(parts.get("IrregularityDelay", []), fields, where, file)
+    _delays(parts.get("IrregularityDelay", []), fields, kept, file)
     remarks = [t for t in (text(r) for r in parts.get("RemarkFreeText", [])) if t]
     if remarks:
         fields["remarks"] = " / ".join(remarks)
+    for name, nodes in parts.items():
+        if name not in _READ and name not in SKIPPED:
+            for index, node in enumerate(nodes, 1):
+                suffix = f"[{index}]" if len(nodes) > 1 else ""
+                kept[f"LegData/{name}{suffix}"] = raw_text(node)
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _status(
-    parts: dict[str, list[Element]], fields: dict[str, Any], where: str, file: str | None
-) -> None:
+def _status(parts: dict[str, list[Element]], fields: dict[str, Any], kept: dict[str, str]) -> None:
     element = "OperationalStatus"
     codes = [c for c in (text(s) for s in parts.get(element, [])) if c]
     if not codes:  # PublicStatus is deprecated, but some AODBs still send only it
@@ -119,35 +179,45 @@ def _status(
     for code in codes:
         mapped = STATUS.get(code.upper())
         if mapped is None:
-            raise ParseError(
-                "unknown operational status", file=file, location=f"{where}/{element}", token=code
-            )
+            kept[f"LegData/{element}[.='{code[:32]}']"] = code[:_RAW_LIMIT]
+            continue
         statuses.append(mapped)
     if statuses:
         fields["status"] = max(statuses, key=STATUS_RANK.__getitem__)
 
 
-def _times(nodes: list[Element], fields: dict[str, Any], where: str, file: str | None) -> None:
+def _times(
+    nodes: list[Element], fields: dict[str, Any], kept: dict[str, str], file: str | None
+) -> None:
     """Every OperationTime; of repeated ones for the same milestone and type, the one with the
-    highest RepeatIndex (or, without one, the last) counts."""
+    highest RepeatIndex (or, without one, the last) counts. An unknown qualifier or time type,
+    or a time that does not parse, is kept raw."""
     chosen: dict[str, tuple[tuple[int, int], datetime]] = {}
     for position, node in enumerate(nodes):
         qualifier, kind = node.get("OperationQualifier", ""), node.get("TimeType", "")
-        location = f"{where}/OperationTime[@OperationQualifier='{qualifier}']"
+        path = (
+            f"LegData/OperationTime[@OperationQualifier='{qualifier[:16]}']"
+            f"[@TimeType='{kind[:16]}']"
+        )
         milestone, time_type = MILESTONES.get(qualifier), TIME_TYPES.get(kind)
-        if milestone is None and qualifier not in UNMAPPED_MILESTONES:
-            raise ParseError(
-                "unknown OperationQualifier", file=file, location=location, token=qualifier
-            )
-        if time_type is None and kind not in UNMAPPED_TIME_TYPES:
-            raise ParseError("unknown TimeType", file=file, location=location, token=kind)
         value = text(node)
+        if milestone is None and qualifier not in UNMAPPED_MILESTONES:
+            kept[f"{path}/@OperationQualifier"] = (value or "")[:_RAW_LIMIT]
+            continue
+        if time_type is None and kind not in UNMAPPED_TIME_TYPES:
+            kept[f"{path}/@TimeType"] = (value or "")[:_RAW_LIMIT]
+            continue
         if milestone is None or time_type is None or value is None:
+            continue
+        try:
+            moment = parse_time(value, file, path)
+        except ParseError:
+            kept[path] = value[:_RAW_LIMIT]
             continue
         order = (repeat_index(node), position)
         name = f"times.{milestone}.{time_type}"
         if name not in chosen or order > chosen[name][0]:
-            chosen[name] = (order, parse_time(value, file, location))
+            chosen[name] = (order, moment)
     fields.update({name: moment for name, (_, moment) in chosen.items()})
 
 
@@ -206,29 +276,32 @@ def _codeshare(info: Element) -> str | None:
     return f"{airline}{int(number)}{text(child(info, 'OperationalSuffix')) or ''}"
 
 
-def _delays(nodes: list[Element], fields: dict[str, Any], where: str, file: str | None) -> None:
-    """Departure delays (IrregularityDelay) with AHM 730/731/732 reason codes."""
+def _delays(
+    nodes: list[Element], fields: dict[str, Any], kept: dict[str, str], file: str | None
+) -> None:
+    """Departure delays (IrregularityDelay) with AHM 730/731/732 reason codes; a duration that
+    does not parse is kept raw."""
     delays = [
         d for d in nodes if (d.get("DepartureOrArrival") or "Departure").lower().startswith("dep")
     ]
     delays.sort(key=repeat_index)
     for position, delay in enumerate(delays[:MAX_DELAYS]):
         fields[f"delays.{position}.code"] = text(child(delay, "ReasonCode"))
-        fields[f"delays.{position}.minutes"] = _minutes(
-            text(child(delay, "Duration")) or "", f"{where}/IrregularityDelay", file
-        )
+        duration = text(child(delay, "Duration")) or ""
+        minutes = _minutes(duration)
+        if duration and minutes is None:
+            kept[f"LegData/IrregularityDelay[{position + 1}]/Duration"] = duration[:_RAW_LIMIT]
+        fields[f"delays.{position}.minutes"] = minutes
 
 
-def _minutes(value: str, where: str, file: str | None) -> int | None:
-    """ISO 8601 durations (PT1H25M, P0DT0H20M0S) or plain minutes."""
+def _minutes(value: str) -> int | None:
+    """ISO 8601 durations (PT1H25M, P0DT0H20M0S) or plain minutes; None if neither."""
     if not value:
         return None
     if _WHOLE.fullmatch(value):
         return int(value)
     match = _DURATION.fullmatch(value)
     if not match or not any(match.groups()):
-        raise ParseError(
-            "not a duration (PT1H25M or minutes)", file=file, location=where, token=value
-        )
+        return None
     days, hours, minutes, _ = (int(float(g)) if g else 0 for g in match.groups())
     return days * 1440 + hours * 60 + minutes

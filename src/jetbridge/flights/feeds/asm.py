@@ -7,6 +7,11 @@ their dates (`LX544A/12MAY03`, `LX544/12MAY`, `LX544/12`, several dates) or are 
 period lines (`30NOV26 20DEC26 1357/W2`); a leg change identifier (`ZRH/GVA`) names the legs a
 change concerns. Equipment lines (`J 320 C12Y138`), leg lines (`ZRH0640 CDG0800/1`), segment and
 data element lines, and SI text are understood.
+
+A newer or local action code, a line or a flight line element not understood is kept raw on
+the updates of its sub-message (`ASM/action`, `ASM/line`, `ASM/flight`) with the reason and
+reported as a warning; the rest of the sub-message is applied. Only a sub-message whose flight
+cannot be identified is refused.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ _STATIONS = re.compile(r"^[A-Z]{3}(?:/[A-Z]{3})+$")
 _DEI = re.compile(r"^\d{1,3}/\S*$")
 _SHIFT = r"(?:/(M?\d|[+-]\d|A))?"
 _LEG = re.compile(rf"^([A-Z]{{3}})(\d{{4}}){_SHIFT}\s+([A-Z]{{3}})(\d{{4}}){_SHIFT}(?:\s|$)")
+_LEG_LIKE = re.compile(r"^[A-Z]{3}\d{4}\S*\s+[A-Z]{3}\d{4}")  # a leg line, however malformed
 _EQUIPMENT = re.compile(r"^([A-Z])\s+([A-Z0-9]{3})(?:\s|$)")
 _SEGMENT = re.compile(r"^[A-Z]{6}\s+\d{1,3}/")
 
@@ -87,6 +93,7 @@ class _Context:
     when: datetime
     local: bool
     limits: FeedLimits
+    identifier: str = "ASM"
 
     def fail(self, number: int) -> Fail:
         return lambda message, token: self.telex.error(message, number, token)
@@ -97,6 +104,13 @@ class _SubMessage:
     context: _Context
     actions: list[str]
     groups: list[_Group]
+    kept: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (raw, reason)
+
+
+def _keep(kept: dict[str, tuple[str, str]], path: str, raw: str, number: int, why: str) -> None:
+    if path in kept:
+        path = f"{path}@line{number}"
+    kept[path] = (raw[:200], f"line {number}: {why}")
 
 
 def parse_asm(
@@ -130,6 +144,9 @@ def _count(group: _Group, count: FlightCount) -> None:
 def _expand(sub: _SubMessage) -> list[FeedUpdate]:
     updates = [u for group in sub.groups for u in _updates(sub.context, group, sub.actions)]
     for update in updates:
+        for path, (raw, why) in sub.kept.items():
+            update.unknown[path] = raw
+            update.reasons[path] = why
         if "CNL" in sub.actions:
             update.fields["status"] = "cancelled"
         elif {"NEW", "RIN"} & set(sub.actions):
@@ -149,7 +166,7 @@ def _message(telex: Telex, received_at: datetime, limits: FeedLimits) -> list[_S
         rest = rest[1:]
     if rest and _SEQUENCE.match(rest[0][1]):
         rest = rest[1:]
-    context = _Context(telex, source_time(telex, received_at), local, limits)
+    context = _Context(telex, source_time(telex, received_at), local, limits, first.split()[0])
     parts: list[tuple[int, list[tuple[int, str]]]] = [(number, [])]
     for item in rest:
         if item[1] == "//":  # sub-message separator
@@ -170,16 +187,28 @@ def _sub_message(
         raise telex.error("missing the action line", before)
     number, action_line = items[0]
     words = action_line.split()
-    actions = words[0].split("/")
-    for action in actions:
-        if action not in ACTIONS:
+    identifier = context.identifier
+    kept: dict[str, tuple[str, str]] = {}
+    actions = []
+    for action in words[0].split("/"):
+        if action in ACTIONS:
+            actions.append(action)
+        elif re.fullmatch(r"[A-Z]{3}", action):  # a newer or local action: kept, reported
+            _keep(kept, f"{identifier}/action", action, number, "action not in SSIM chapter 5")
+        else:
             raise telex.error(f"action must be one of {', '.join(sorted(ACTIONS))}", number, action)
-    if set(actions) <= _NOT_ACTIONED:
+    if actions and set(actions) <= _NOT_ACTIONED:
         return None
-    return _SubMessage(context, actions, _groups(context, items[1:], number))
+    groups = _groups(context, items[1:], number, kept)
+    return _SubMessage(context, actions, groups, kept)
 
 
-def _groups(context: _Context, items: list[tuple[int, str]], action_line: int) -> list[_Group]:
+def _groups(
+    context: _Context,
+    items: list[tuple[int, str]],
+    action_line: int,
+    kept: dict[str, tuple[str, str]],
+) -> list[_Group]:
     """Flight lines, each run of them followed by the lines that describe those flights."""
     telex = context.telex
     groups: list[_Group] = []
@@ -188,14 +217,15 @@ def _groups(context: _Context, items: list[tuple[int, str]], action_line: int) -
             break  # supplementary information runs to the end of the sub-message
         if groups and _detail(context, groups[-1], number, line):
             continue
-        found = _FLIGHT.match(line)
+        found = None if _LEG_LIKE.match(line) else _FLIGHT.match(line)
         if not found:
             if not groups:
                 raise telex.error("expected a flight line like BA123/24NOV26", number, line[:20])
-            raise telex.error("unrecognised ASM line", number, line[:20])
+            _keep(kept, f"{context.identifier}/line", line, number, "unrecognised ASM line")
+            continue
         if not groups or groups[-1].legs or groups[-1].aircraft:
             groups.append(_Group())
-        groups[-1].flights.append(_flight(context, number, found))
+        groups[-1].flights.append(_flight(context, number, found, kept))
     if not groups:
         raise telex.error("no flight line", action_line)
     for group in groups:
@@ -230,7 +260,9 @@ def _detail(context: _Context, group: _Group, number: int, line: str) -> bool:
     return bool(_SEGMENT.match(line))
 
 
-def _flight(context: _Context, number: int, match: re.Match[str]) -> _Flight:
+def _flight(
+    context: _Context, number: int, match: re.Match[str], kept: dict[str, tuple[str, str]]
+) -> _Flight:
     airline, flight_number, first_date, extra = match.groups()
     fail = context.fail(number)
     flight = _Flight(airline, flight_number, number, match.group(0)[:20])
@@ -242,7 +274,13 @@ def _flight(context: _Context, number: int, match: re.Match[str]) -> _Flight:
         elif _STATIONS.match(token):
             flight.stations = token.split("/")
         elif not _DEI.match(token):
-            raise context.telex.error("unrecognised flight line element", number, token)
+            _keep(
+                kept,
+                f"{context.identifier}/flight",
+                token,
+                number,
+                "unrecognised flight line element",
+            )
     return flight
 
 

@@ -1,21 +1,36 @@
-"""IATA AHM 780 aircraft movement messages (MVT, and MVA from the aircraft) as airlines send them.
+"""IATA AHM 780 aircraft movement messages (MVT, and MVA from the aircraft) and AHM 781
+diversion messages (DIV) as airlines send them.
 
-Elements: AD, AA, EA, ED, EO, NI, RR, FR, DL and EDL (AHM 730 codes, AHM 731 sub-codes such as
-`93A`, AHM 732 three-letter codes), PX, and SI whose text may run over several lines. COR and PDM
-may follow the identifier on its line or on the next. Several messages may share one file.
+Elements: AD (off-block/airborne), AA (touchdown/on-block), ED (estimated off-block), EO
+(delayed take-off), EA (estimated arrival, with the destination), EB (estimated on-block),
+NI (next information), RR (return to ramp), FR (return from airborne), DL and EDL delays (AHM
+730 codes, AHM 731 sub-codes such as `93A`, AHM 732 three-letter codes), DLA (codes with
+sub-codes and empty positions, `DLA81A///`), PX, and SI whose text may run over several lines.
+COR (a correction: it supersedes what the message it corrects said) and PDM (a possible
+duplicate: it fills in only what nothing set yet) may stand on the line before the identifier,
+follow it on its line or stand on the next. Several messages may share one file.
+
+Only a message whose flight identification line cannot be read is refused. An element that
+is unknown (a local or newer one) or malformed is kept raw on the update, under
+`MVT/<element>`, with the reason, and the rest of the message is applied; the ingest log
+reports it as a warning.
+
+Times without a day (`HHMM`) belong to the flight's day, moved across midnight only by the
+order of the message's own milestones here, and by the flight's schedule when it is applied.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime
 
 from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.limits import FeedLimits, FlightCount
+from jetbridge.flights.feeds.schedule_dates import parse_date
 from jetbridge.flights.feeds.telex import (
     FeedUpdate,
     Telex,
+    in_order,
     read_telexes,
     resolve_day,
     resolve_time,
@@ -23,17 +38,26 @@ from jetbridge.flights.feeds.telex import (
 )
 from jetbridge.flights.model import MAX_DELAYS
 
-IDENTIFIERS = ("MVT", "MVA")
+IDENTIFIERS = ("MVT", "MVA", "DIV")
+_FLAGS = {"COR", "REV", "PDM"}
+# `BA0123/24.GBLNA.LHR`; also as some senders write it, `CA 1501/01AUG B2443 PEK`.
+_MONTH = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
 _FLIGHT = re.compile(
-    r"^([A-Z0-9]{2}[A-Z]?)(\d{1,4}[A-Z]?)/(\d{2})(?:\.([A-Z0-9-]{2,10}))?\.([A-Z]{3})$"
+    rf"^([A-Z0-9]{{2}}[A-Z]?)\s?(\d{{1,4}}[A-Z]?)/(\d{{1,2}})\s?({_MONTH})?"
+    rf"(?:\s?[.\s]\s?([A-Z0-9-]{{2,10}}))?\s?[.\s]\s?([A-Z]{{3}})(?:\s.*)?$"
 )
 _DELAY_CODE = re.compile(r"\d{2}[A-Z]?|[A-Z]{2,3}")
 _DURATION = re.compile(r"\d{4}")
 _ESTIMATE = re.compile(r"^EA\s?(\d{4}|\d{6})(?:\s?([A-Z0-9]+))?$")
+_CODE = re.compile(r"^[A-Z]+")
+_DIVERTED_TO = re.compile(r"^EA\s?(\d{4}|\d{6})\s+([A-Z]{3})(?:\s+(.*))?$")
 _DELAY_SHAPE = "delay must look like DL72/0030 or DL72/93/0030/0015"
 _SI_LIMIT = 200
-_MOVEMENTS = {"AD", "AA", "EA", "ED", "EO"}
-_NOTES = {"NI": "next information", "RR": "returned to ramp", "FR": "forced return"}
+_RAW_LIMIT = 200
+_MOVEMENTS = {"AD", "AA", "EA", "ED", "EO", "EB"}
+_NOTES = {"RR": "returned to ramp", "FR": "returned from airborne"}
+# Read, but no canonical field holds them: passengers on board.
+_READ_ONLY = {"PX"}
 
 
 def parse_mvt(
@@ -43,8 +67,8 @@ def parse_mvt(
     file: str | None = None,
     limits: FeedLimits | None = None,
 ) -> list[FeedUpdate]:
-    """Every MVT in `text`, one update each; the first malformed element raises ParseError, as
-    does a file with more messages than `limits` allow."""
+    """Every MVT, MVA or DIV in `text`, one update each. A message whose flight cannot be
+    identified raises ParseError, as does a file with more messages than `limits` allow."""
     telexes = read_telexes(text, file, IDENTIFIERS)
     if not telexes:
         raise ParseError("empty message", file=file)
@@ -60,107 +84,216 @@ def _message(telex: Telex, received_at: datetime) -> FeedUpdate:
     lines = telex.text_lines()
     number, first = lines[0]
     header = first.split()
-    if header[0] not in IDENTIFIERS:
-        raise telex.error("expected the MVT message identifier", number, header[0])
-    for word in header[1:]:
-        if word not in {"COR", "PDM"}:
-            raise telex.error("only COR or PDM may follow the identifier", number, word)
+    identifier = header[0]
+    if identifier not in IDENTIFIERS:
+        raise telex.error("expected the MVT, MVA or DIV message identifier", number, header[0])
+    flags = set(header[1:]) & _FLAGS
+    odd = [word for word in header[1:] if word not in _FLAGS]
     rest = lines[1:]
-    while rest and rest[0][1] in {"COR", "PDM"}:
+    while rest and rest[0][1] in _FLAGS:
+        flags.add(rest[0][1])
         rest = rest[1:]
     if not rest:
         raise telex.error("missing the flight identification line", number)
-    number, flight_line = rest[0]
-    flight = _FLIGHT.match(flight_line.replace(" ", ""))
+    flight_number_line, flight_line = rest[0]
+    flight = _FLIGHT.match(flight_line)
     if not flight:
         raise telex.error(
-            "flight identification must look like BA0123/24.GBLNA.LHR", number, flight_line
+            "flight identification must look like BA0123/24.GBLNA.LHR",
+            flight_number_line,
+            flight_line[:40],
         )
-    airline, flight_number, day, registration, station = flight.groups()
+    airline, flight_number, day, month, registration, station = flight.groups()
     when = source_time(telex, received_at)
-    origin = resolve_day(
-        int(day), when, lambda: telex.error("day of month does not exist", number, day)
+    if month:
+        origin = parse_date(
+            f"{int(day):02d}{month}",
+            when,
+            lambda message, token: telex.error(message, flight_number_line, token),
+        )
+    else:
+        origin = resolve_day(
+            int(day),
+            when,
+            lambda: telex.error("day of month does not exist", flight_number_line, day),
+        )
+    update = FeedUpdate(
+        airline, flight_number, origin, station, None, "mvt", when, line=flight_number_line
     )
-    update = FeedUpdate(airline, flight_number, origin, station, None, "mvt", when, line=number)
+    update.correction = bool({"COR", "REV"} & flags)  # a revision supersedes as a correction
+    update.possible_duplicate = "PDM" in flags
+    if odd:
+        why = "only COR, REV or PDM may follow"
+        _keep(update, f"{identifier}/header", " ".join(odd), number, why)
     if registration:
         update.fields["registration"] = registration.replace("-", "")
-    _elements(telex, [item for item in telex.items if item[0] > number], update, when)
+    items = [item for item in telex.items if item[0] > flight_number_line]
+    if identifier == "DIV":
+        _diversion(telex, items, update)
+    else:
+        _elements(telex, identifier, items, update)
+    in_order(update.fields, update.dayless)
     return update
 
 
+def _keep(update: FeedUpdate, path: str, raw: str, number: int, reason: str) -> None:
+    """Keep what was not understood, with where and why, for the flight and the ingest log."""
+    if path in update.unknown:
+        path = f"{path}@line{number}"
+    update.unknown[path] = raw[:_RAW_LIMIT]
+    update.reasons[path] = f"line {number}: {reason}"
+
+
 def _elements(
-    telex: Telex, items: list[tuple[int, str]], update: FeedUpdate, near: datetime
+    telex: Telex, identifier: str, items: list[tuple[int, str]], update: FeedUpdate
 ) -> None:
     remarks: list[str] = []
+    notes: list[str] = []
     in_si = False
     for number, line in items:
         if not line:
             in_si = False  # a blank line ends the supplementary information
-        elif line.startswith("SI") and (len(line) == 2 or line[2] == " "):
+        elif _is_si(line):
             in_si = True
-            remarks.append(line[2:].strip())
+            remarks.append(line[2:].lstrip(" :"))
         elif in_si:
             remarks.append(line)
         else:
-            _element(telex, number, line, update, near)
-    text = " ".join(part for part in remarks if part)
+            code = _element_code(line)
+            try:
+                note = _element(telex, number, line, update)
+            except ParseError as exc:
+                _keep(update, f"{identifier}/{code}", line, number, exc.reason)
+                continue
+            if note:
+                notes.append(note)
+    text = " / ".join(part for part in [*notes, " ".join(p for p in remarks if p)] if part)
     if text:
         update.fields["remarks"] = text[:_SI_LIMIT]
 
 
-def _element(telex: Telex, number: int, line: str, update: FeedUpdate, near: datetime) -> None:
+def _is_si(line: str) -> bool:
+    """`SI text`, also `SI:text` as some senders write it."""
+    return line.startswith("SI") and (len(line) == 2 or line[2] in " :")
+
+
+def _element_code(line: str) -> str:
+    if line.startswith(("EDL", "DLA")):
+        return line[:3]
+    found = _CODE.match(line)
+    return (found.group(0) if found else line[:2])[:2] or "?"
+
+
+def _at(telex: Telex, number: int, update: FeedUpdate, name: str, token: str) -> datetime:
+    """Set the time field `name` from `token` (HHMM or DDHHMM) and remember a day-less one."""
+    moment = _time(telex, number, update, token)
+    update.fields[name] = moment
+    if len(token) == 4:
+        update.dayless.add(name)
+    else:
+        update.dayless.discard(name)
+    return moment
+
+
+def _times(telex: Telex, number: int, update: FeedUpdate, body: str) -> list[datetime]:
+    """The times of `1125` or `1200/1215` (a following airport or text is not read)."""
+    tokens = body.split(" ", 1)[0].split("/") if body else [""]
+    return [_time(telex, number, update, token) for token in tokens]
+
+
+def _time(telex: Telex, number: int, update: FeedUpdate, token: str) -> datetime:
+    return resolve_time(
+        token,
+        update.origin_date,
+        lambda: telex.error("time must be HHMM or DDHHMM", number, token),
+    )
+
+
+def _element(telex: Telex, number: int, line: str, update: FeedUpdate) -> str | None:
+    """Apply one element line; a note for the remarks, if it makes one."""
     code, body = line[:2], line[2:].strip()
-
-    def at(token: str) -> datetime:
-        return resolve_time(
-            token,
-            update.origin_date,
-            near,
-            lambda: telex.error("time must be HHMM or DDHHMM", number, token),
-        )
-
     if line.startswith("EDL"):
         _delays(telex, number, line[3:], update, first=_delay_count(update))
+    elif line.startswith("DLA"):
+        # `DLA81A///`: codes with their AHM 731 sub-codes, positions left empty.
+        body = "/".join(token for token in line[3:].split("/") if token.strip())
+        _delays(telex, number, body, update, first=0)
     elif code == "DL":
         _delays(telex, number, body, update, first=0)
+    elif code == "NI":
+        (moment,) = _times(telex, number, update, body.split("/")[0])
+        update.fields["next_information"] = moment.isoformat().replace("+00:00", "Z")
+        return f"next information {moment.strftime('%H:%MZ')}"
     elif code in _NOTES:
-        update.fields["remarks"] = f"{_NOTES[code]} {at(body.split('/')[0]).strftime('%H:%MZ')}"
-    elif code in _MOVEMENTS:
-        _movement(telex, number, code, body, update, at)
-    elif code != "PX":
+        moments = _times(telex, number, update, body)
+        return f"{_NOTES[code]} {'/'.join(m.strftime('%H:%MZ') for m in moments)}"
+    elif code in _MOVEMENTS and (len(line) == 2 or not line[2].isalpha()):
+        _movement(telex, number, code, body, update)
+    elif code in _READ_ONLY and (len(line) == 2 or not line[2].isalpha()):
+        return None
+    else:
         raise telex.error("unknown MVT element", number, line.split()[0][:8])
+    return None
 
 
-def _movement(
-    telex: Telex,
-    number: int,
-    code: str,
-    body: str,
-    update: FeedUpdate,
-    at: Callable[[str], datetime],
-) -> None:
-    """AD off-block/airborne, AA touchdown/on-block, EA, ED and EO estimates."""
+def _movement(telex: Telex, number: int, code: str, body: str, update: FeedUpdate) -> None:
+    """AD off-block/airborne, AA touchdown/on-block, EA, EB, ED and EO estimates."""
+    if not body:
+        raise telex.error("a movement element needs a time", number, code)
     times = body.split(" ", 1)[0].split("/")
     if code == "AD":
-        update.fields["times.off_block.actual"] = at(times[0])
-        if len(times) > 1:
-            update.fields["times.take_off.actual"] = at(times[1])
+        _at(telex, number, update, "times.off_block.actual", times[0])
+        if len(times) > 1 and times[1]:
+            _at(telex, number, update, "times.take_off.actual", times[1])
         if " " in body:
-            _estimate(telex, number, body.split(" ", 1)[1], update, at)
+            _estimate(telex, number, body.split(" ", 1)[1], update)
     elif code == "AA":
         _at_arrival_station(update)
-        update.fields["times.touchdown.actual"] = at(times[0])
-        if len(times) > 1:
-            update.fields["times.on_block.actual"] = at(times[1])
+        _at(telex, number, update, "times.touchdown.actual", times[0])
+        if len(times) > 1 and times[1]:
+            _at(telex, number, update, "times.on_block.actual", times[1])
     elif code == "EA":
         if "times.off_block.actual" not in update.fields:
             _at_arrival_station(update)
-        _estimate(telex, number, f"EA{body}", update, at)
+        _estimate(telex, number, f"EA{body}", update)
+    elif code == "EB":
+        if "times.off_block.actual" not in update.fields:
+            _at_arrival_station(update)
+        _at(telex, number, update, "times.on_block.estimated", times[0])
     elif code == "ED":
-        update.fields["times.off_block.estimated"] = at(body)
+        _at(telex, number, update, "times.off_block.estimated", times[0])
         update.fields["status"] = "delayed"
     else:  # EO, a delayed take-off
-        update.fields["times.take_off.estimated"] = at(body)
+        _at(telex, number, update, "times.take_off.estimated", times[0])
+
+
+def _diversion(telex: Telex, items: list[tuple[int, str]], update: FeedUpdate) -> None:
+    """AHM 781: the flight line names the airport of intended landing; `EA1230 BGO` the
+    estimated touchdown at the airport diverted to. Other elements are kept raw."""
+    _at_arrival_station(update)
+    update.fields["status"] = "diverted"
+    remarks: list[str] = []
+    for number, line in items:
+        if not line:
+            continue
+        match = _DIVERTED_TO.match(line)
+        if _is_si(line):
+            remarks.append(line[2:].lstrip(" :"))
+        elif match:
+            try:
+                _at(telex, number, update, "times.touchdown.estimated", match.group(1))
+            except ParseError as exc:
+                _keep(update, "DIV/EA", line, number, exc.reason)
+                continue
+            update.fields["diversion_airport"] = match.group(2)
+            if match.group(3):
+                _keep(update, "DIV/EA", match.group(3), number, "not read after the airport")
+        else:
+            code = _element_code(line)
+            _keep(update, f"DIV/{code}", line, number, "DIV element kept, not applied")
+    text = " ".join(part for part in remarks if part)
+    if text:
+        update.fields["remarks"] = text[:_SI_LIMIT]
 
 
 def _at_arrival_station(update: FeedUpdate) -> None:
@@ -170,16 +303,15 @@ def _at_arrival_station(update: FeedUpdate) -> None:
         update.arrival_airport, update.departure_airport = update.departure_airport, None
 
 
-def _estimate(
-    telex: Telex, number: int, text: str, update: FeedUpdate, at: Callable[[str], datetime]
-) -> None:
+def _estimate(telex: Telex, number: int, text: str, update: FeedUpdate) -> None:
     """`EA0902 LHR`: estimated on-block, and the destination when given."""
     match = _ESTIMATE.match(text.strip())
     if not match:
         raise telex.error("estimated arrival must look like EA0902 LHR", number, text.strip())
-    update.fields["times.on_block.estimated"] = at(match.group(1))
-    if match.group(2):
-        update.arrival_airport = _airport(telex, number, match.group(2))
+    destination = match.group(2) and _airport(telex, number, match.group(2))
+    _at(telex, number, update, "times.on_block.estimated", match.group(1))
+    if destination:
+        update.arrival_airport = destination
 
 
 def _delay_count(update: FeedUpdate) -> int:
@@ -195,15 +327,17 @@ def _delays(telex: Telex, number: int, body: str, update: FeedUpdate, *, first: 
     pairs = _pairs(tokens)
     if pairs is None:
         raise telex.error(_DELAY_SHAPE, number, body)
+    found: dict[str, object] = {}
     for position, (code, duration) in enumerate(pairs, first):
         if position >= MAX_DELAYS:
             break
-        update.fields[f"delays.{position}.code"] = code
+        found[f"delays.{position}.code"] = code
         if duration is not None:
             hours, minutes = int(duration[:2]), int(duration[2:])
             if minutes > 59:
                 raise telex.error("delay duration must be HHMM", number, duration)
-            update.fields[f"delays.{position}.minutes"] = hours * 60 + minutes
+            found[f"delays.{position}.minutes"] = hours * 60 + minutes
+    update.fields.update(found)
 
 
 def _pairs(tokens: list[str]) -> list[tuple[str, str | None]] | None:

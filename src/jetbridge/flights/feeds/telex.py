@@ -3,14 +3,14 @@ identities, and day and time resolution.
 
 A file or push may hold several messages. Each begins with its envelope (an optional `ZCZC`
 line, the priority and address lines such as `QU ZRHKKLX LHRKKBA`, further address lines, the
-originator line `.FRAKKLH 241530/1234ABC`) or directly with its standard message identifier
-(`MVT`); it ends at `NNNN`, a line holding only `=`, or where the next one begins. SOH, STX and
-ETX framing characters are dropped; line ends may be LF, CRLF or CR.
+originator line `.FRAKKLH 241530/1234ABC`; or the fields of a SITATEX file, `=PRIORITY`,
+`=DESTINATION TYPE B`, `=ORIGIN`, `=MSGID`, `=SMI` up to `=TEXT`) or directly with its standard
+message identifier (`MVT`); it ends at `NNNN`, a line holding only `=`, or where the next one
+begins. SOH, STX and ETX framing characters are dropped; line ends may be LF, CRLF or CR.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -29,8 +29,12 @@ _PRIORITY = re.compile(r"^Q[A-Z](?:\s+[A-Z0-9]{7})*$")
 _ADDRESSES = re.compile(r"^[A-Z0-9]{7}(?:\s+[A-Z0-9]{7})*$")
 _ORIGINATOR = re.compile(r"^\.([A-Z0-9]{7})(?:\s+(\d{6}))?(?:\s*/\s*\S+)?(?:\s.*)?$")
 _END = {"NNNN", "="}
+_FLAGS = {"COR", "REV", "PDM"}
+_SITATEX_FIELD = re.compile(r"^=[A-Z][A-Z ]{1,30}$")
+_STAMP = re.compile(r"\d{6}")
 _TIME = re.compile(r"\d{4}|\d{6}")
 _DAY = timedelta(days=1)
+_HOUR = timedelta(hours=1)
 
 
 @dataclass
@@ -46,6 +50,14 @@ class FeedUpdate:
     source_time: datetime
     fields: dict[str, Any] = field(default_factory=dict)
     line: int = 0
+    # Raw text not understood (an unknown element, a new action code), by where it was found.
+    unknown: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # why a kept part was not understood
+    correction: bool = False  # COR: supersedes the message it corrects
+    possible_duplicate: bool = False  # PDM: fills what is missing, changes nothing known
+    # Time fields the message gave without a day (HHMM): placed on the flight's day, they move
+    # to the day before or after when the flight's schedule says so (see `anchor_times`).
+    dayless: set[str] = field(default_factory=set)
 
     def complete(self) -> bool:
         return bool(self.departure_airport and self.arrival_airport)
@@ -59,7 +71,15 @@ class FeedUpdate:
                 departure_airport=self.departure_airport,
                 arrival_airport=self.arrival_airport,
             )
-        return Update(identity, self.source, self.source_time, self.fields)
+        return Update(
+            identity,
+            self.source,
+            self.source_time,
+            self.fields,
+            sequence=1 if self.correction else 0,
+            unknown=self.unknown,
+            only_missing=self.possible_duplicate,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +91,9 @@ class FeedUpdate:
             "source": self.source,
             "source_time": self.source_time.isoformat(),
             "fields": {k: normalise_value(k, v) for k, v in self.fields.items()},
+            **({"unknown": dict(self.unknown)} if self.unknown else {}),
+            **({"correction": True} if self.correction else {}),
+            **({"possible_duplicate": True} if self.possible_duplicate else {}),
         }
 
 
@@ -145,9 +168,25 @@ class _Reader:
         self.current: Telex | None = None
         self.heading = False  # after a priority line, further address lines may follow
         self.stamp: str | None = None  # the next message's originator time
+        self.field: str | None = None  # in a SITATEX file envelope: the field being read
+        self.smi: str | None = None  # its `=SMI`, the identifier its text may leave out
+        self.flags: list[tuple[int, str]] = []  # `COR`/`PDM` lines read before an identifier
 
     def feed(self, number: int, line: str) -> None:
         first = line[:1]
+        if first == "=" and _SITATEX_FIELD.match(line):
+            self._sitatex(number, line[1:])
+            return
+        if self.field is not None:
+            if self.field == "MSGID" and _STAMP.fullmatch(line):
+                self.stamp = line
+            elif self.field == "SMI" and line:
+                self.smi = line.split()[0]
+            return
+        if self.smi and line:
+            if line.split(" ", 1)[0] not in self.identifiers:
+                self._open(number, self.smi)  # the identifier given only in `=SMI`
+            self.smi = None
         originator = _ORIGINATOR.match(line) if first == "." else None
         if line in _END or (first == "Z" and line.startswith("ZCZC")):
             self._close()
@@ -163,6 +202,8 @@ class _Reader:
         elif line.split(" ", 1)[0] in self.identifiers:
             self._close()
             self._open(number, line)
+        elif self.current is None and line in _FLAGS:
+            self.flags.append((number, line))  # `COR` or `PDM` before the identifier
         elif self.current is None:
             if line:
                 self._open(number, line)
@@ -175,15 +216,33 @@ class _Reader:
 
     def finish(self) -> list[Telex]:
         self._close()
+        if self.flags:  # flags and nothing after them: a message without its identifier
+            self.messages.append(Telex(self.flags, self.file, self.stamp))
         return self.messages
+
+    def _sitatex(self, number: int, field: str) -> None:
+        """SITATEX files (`=HEADER`, `=PRIORITY`, `=DESTINATION TYPE B`, `=ORIGIN`, `=MSGID`,
+        `=SMI`, `=TEXT`): the fields before `=TEXT` are envelope, `=MSGID` its DDHHMM time."""
+        self._close()
+        self.heading = False
+        name = field.strip()
+        if name == "TEXT":
+            self.field = None
+        else:
+            if name in {"HEADER", "PRIORITY"}:
+                self.stamp = None
+                self.smi = None
+            self.field = name.split()[0]
 
     def _between(self) -> bool:
         """An originator line belongs to an envelope, not to text that has begun."""
         return self.current is None or self.heading or self.current.items[-1][1] == ""
 
     def _open(self, number: int, line: str) -> None:
+        """A message begins; flag lines read before its identifier follow it, as they may."""
         self.heading = False
-        self.current = Telex([(number, line)], self.file, self.stamp)
+        self.current = Telex([(number, line), *self.flags], self.file, self.stamp)
+        self.flags = []
         self.stamp = None
 
     def _close(self) -> None:
@@ -207,21 +266,89 @@ def resolve_day(day_of_month: int, near: datetime, fail: Callable[[], ParseError
     return min(candidates, key=lambda d: abs(datetime(d.year, d.month, d.day, tzinfo=UTC) - near))
 
 
-def resolve_time(
-    token: str, flight_day: date, near: datetime, fail: Callable[[], ParseError]
-) -> datetime:
-    """`HHMM` (the day nearest `near`) or `DDHHMM`, in UTC as telex times are."""
+def resolve_time(token: str, flight_day: date, fail: Callable[[], ParseError]) -> datetime:
+    """`HHMM` on the flight's day, or `DDHHMM` on the date with that day of month nearest the
+    flight's day (a month or year end may lie between), in UTC as telex times are.
+
+    A time without a day is placed on the flight's day here; whether it lies across midnight
+    is for the flight's schedule to say (`anchor_times`), or, without one, for the order of
+    the times in the message itself (`in_order`). The time a message was received plays no
+    part: a late message about yesterday's flight still speaks of yesterday.
+    """
     if not _TIME.fullmatch(token):
         raise fail()
     hours, minutes = int(token[-4:-2]), int(token[-2:])
     if hours > 23 or minutes > 59:
         raise fail()
     if len(token) == 6:
+        near = datetime(flight_day.year, flight_day.month, flight_day.day, 12, tzinfo=UTC)
         day = resolve_day(int(token[:2]), near, fail)
         return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=UTC)
-    base = datetime(flight_day.year, flight_day.month, flight_day.day, hours, minutes, tzinfo=UTC)
-    nearest = math.ceil((near - base) / _DAY - 0.5)  # the day before, the same day or the next
-    return base + _DAY * max(-1, min(1, nearest))
+    return datetime(flight_day.year, flight_day.month, flight_day.day, hours, minutes, tzinfo=UTC)
+
+
+# The order of a flight's milestones: a later one given without a day that reads earlier than
+# one before it lies across midnight.
+ORDER = ("off_block", "take_off", "touchdown", "on_block")
+_DEPARTING = {"off_block", "take_off"}
+
+
+def in_order(fields: dict[str, Any], dayless: set[str]) -> None:
+    """Move day-less times that read earlier than an earlier milestone of the same message to
+    the next day: `AD2350/0005` took off after midnight, `AA2355/0004` was on blocks after it."""
+    for kind in ("actual", "estimated"):
+        previous: datetime | None = None
+        for milestone in ORDER:
+            name = f"times.{milestone}.{kind}"
+            value = fields.get(name)
+            if not isinstance(value, datetime):
+                continue
+            if previous is not None and name in dayless and value < previous:
+                value = value + _DAY
+                fields[name] = value
+            previous = value
+    actual_off = fields.get("times.off_block.actual")
+    for milestone in ("touchdown", "on_block"):
+        name = f"times.{milestone}.estimated"
+        value = fields.get(name)
+        if (
+            isinstance(value, datetime)
+            and isinstance(actual_off, datetime)
+            and name in dayless
+            and value < actual_off
+        ):
+            fields[name] = value + _DAY
+
+
+def anchor_times(fields: dict[str, Any], dayless: set[str], schedule: dict[str, Any]) -> None:
+    """Place each day-less time on the day before, of or after the flight's day, whichever
+    brings it nearest the flight's schedule: departure milestones by the scheduled off-block,
+    arrival ones by the scheduled on-block. A flight scheduled at 23:50 that leaves at 00:20
+    left the next day; one scheduled at 00:05 that leaves at 23:58 left the day before."""
+    departure = _moment(schedule.get("times.off_block.scheduled"))
+    arrival = _moment(schedule.get("times.on_block.scheduled"))
+    for name in sorted(dayless):
+        value = fields.get(name)
+        if not isinstance(value, datetime):
+            continue
+        candidates = [value + _DAY * shift for shift in (-1, 0, 1)]
+        reference = departure if name.split(".")[1] in _DEPARTING else arrival
+        if reference is not None:
+            fields[name] = min(candidates, key=lambda moment: abs(moment - reference))
+        elif departure is not None:  # an arrival, and only the departure is scheduled
+            fields[name] = next((c for c in candidates if c >= departure - _HOUR), candidates[-1])
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
 
 
 def source_time(telex: Telex, received_at: datetime) -> datetime:
@@ -229,8 +356,7 @@ def source_time(telex: Telex, received_at: datetime) -> datetime:
     if telex.originator_time:
         return resolve_time(
             telex.originator_time,
-            received_at.date(),
-            received_at,
+            received_at.astimezone(UTC).date(),
             lambda: ParseError("bad originator time", file=telex.file),
         )
     return received_at.astimezone(UTC)
