@@ -111,6 +111,39 @@ def cmd_worker(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_capture(args: argparse.Namespace) -> int:
+    """Capture one configured AODB source into the hub while holding its lease (see
+    docs/flights.md); any number of capturers of a source may run, one is active."""
+    import logging
+    import signal
+    import threading
+
+    from jetbridge.aodb.settings import load_capture_settings
+    from jetbridge.app import build_platform
+    from jetbridge.flights.capture import capturer
+    from jetbridge.flights.hub import FlightHub
+
+    settings = Settings(run_workers=False)
+    capture = load_capture_settings(
+        args.settings or settings.settings_file,
+        aodb_url=settings.aodb_url,
+        aodb_capture=settings.aodb_capture,
+        aodb_mapping=settings.aodb_mapping,
+    )
+    capture.source(args.source)  # an unknown source fails before anything connects
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    platform = build_platform(settings)
+    platform.prepare()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    worker = capturer(capture, args.source, FlightHub(platform.backbone))
+    print(f"capture {args.source}: started as {worker.holder}", flush=True)
+    worker.run(stop)
+    platform.engine.dispose()
+    return 0
+
+
 def cmd_test_pattern(args: argparse.Namespace) -> int:
     from jetbridge.events.patterns import InvalidEventPattern, test_event_pattern
 
@@ -338,6 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=cmd_up)
 
     sub.add_parser("worker", help="run the delivery worker only").set_defaults(run=cmd_worker)
+
+    capture = sub.add_parser("capture", help="capture changes from a configured AODB source")
+    capture.add_argument("--source", required=True, help="a source of the [capture] settings")
+    capture.add_argument(
+        "--settings", type=Path, help="TOML settings file (default: JETBRIDGE_SETTINGS_FILE)"
+    )
+    capture.set_defaults(run=cmd_capture)
 
     events = sub.add_parser("events", help="event bus operations").add_subparsers(
         dest="sub", required=True

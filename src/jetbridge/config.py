@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     )
     aodb_capture: str = Field(default="watermark", pattern="^(watermark|logical|binlog)$")
     aodb_mapping: Path | None = Field(default=None, description="TOML column mapping")
+    settings_file: Path | None = Field(
+        default=None,
+        description="TOML file whose [capture] section configures AODB sources for "
+        "`jetbridge capture` (see docs/flights.md)",
+    )
     data_dir: Path = Path("var")
     data_keys: SecretStr | None = Field(
         default=None,
