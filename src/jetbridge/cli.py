@@ -61,13 +61,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = Settings(**overrides)
+    if args.demo:
+        from jetbridge.instance import claim
+
+        # Before anything is written: a demo beside a running one must not touch its data.
+        lock = claim(settings.data_dir, host=settings.host, port=settings.port)
+    elif args.reset:
+        raise ValueError("--reset only applies to --demo")
     app = create_app(settings)
     base = f"http://{settings.host}:{settings.port}"
     if args.demo:
         from jetbridge.demo import demo_sign_in_help, install_demo
 
-        install_demo(app)
+        install_demo(app, reset=args.reset)
         print(demo_sign_in_help(base))
+        print(f"data directory {settings.data_dir} held through {lock.path}")
     raise_open_file_limit()
     print(f"jetbridge listening on {base}/ (API docs at /docs)")
     # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
@@ -366,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the platform (HTTP API, live page, workers)")
     up.add_argument("--demo", action="store_true", help="drive it with a demo airport day")
+    up.add_argument(
+        "--reset",
+        action="store_true",
+        help="with --demo: start a new simulated day, replacing the demo AODB's data",
+    )
     up.add_argument("--host")
     up.add_argument("--port", type=int)
     up.set_defaults(run=cmd_up)

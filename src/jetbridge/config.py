@@ -129,6 +129,20 @@ class Settings(BaseSettings):
         description="the airport running the flight hub (e.g. ZRH): it owns the hub's bus and "
         "shares flight events with airlines through its own rules; unset: the operator's",
     )
+    board_departed_minutes: int = Field(
+        default=10,
+        ge=0,
+        le=24 * 60,
+        description="minutes a departed flight stays on the "
+        "departures board after take-off (off-block when take-off is not known)",
+    )
+    board_arrived_minutes: int = Field(
+        default=20,
+        ge=0,
+        le=24 * 60,
+        description="minutes an arrived flight stays on the "
+        "arrivals board after on-block (touchdown when on-block is not known)",
+    )
     public_boards: bool = Field(
         default=True, description="FIDS boards and flight status readable without signing in"
     )

@@ -19,7 +19,7 @@ from jetbridge.aodb.cdc import (
     TableMapping,
 )
 from jetbridge.aodb.legacy import movements
-from jetbridge.aodb.simulator import AodbSimulator, plan_day
+from jetbridge.aodb.simulator import TERMINALS, AodbSimulator, plan_day
 from jetbridge.storage.db import create_database_engine
 
 
@@ -33,6 +33,21 @@ def test_plan_is_seeded_and_realistic() -> None:
     assert any("DLY_CODE1" in c.values for c in plan.changes)
     assert any(m.codeshares for m in plan.movements)
     assert plan.changes == sorted(plan.changes)
+
+
+def test_terminals_come_from_the_piers() -> None:
+    plan = plan_day(seed=3, day=date(2026, 11, 24), rotations=100)
+    departures: dict[int, str] = {}
+    gates: dict[int, str] = {}
+    for change in plan.changes:
+        departures.update(
+            {change.mvt_id: change.values["TERMINAL"]} if "TERMINAL" in change.values else {}
+        )
+        gates.update({change.mvt_id: change.values["GATE"]} if "GATE" in change.values else {})
+    assert set(departures.values()) == {"1", "2"}
+    assert all(departures[key] == TERMINALS[gate[0]] for key, gate in gates.items())
+    arrivals = {c.values["ARR_TERMINAL"] for c in plan.changes if "ARR_TERMINAL" in c.values}
+    assert arrivals == {"1", "2"}
 
 
 def latest_versions(capture: SqlChangeCapture) -> dict[int, int]:

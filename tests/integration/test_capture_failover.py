@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, text, update
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, select, text, update
 
 from conftest import fresh_postgres_database
 from jetbridge.aodb.legacy import legacy_metadata, movements
@@ -25,11 +26,11 @@ from jetbridge.app import build_platform
 from jetbridge.config import Settings
 from jetbridge.flights.hub import get_flight
 from jetbridge.flights.model import FlightIdentity
-from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.db import create_database_engine, normalise_url
 from jetbridge.storage.schema import capture_keys, capture_leases, flights
 
 RATE = 200  # changes per second written to the source
-FLIGHTS = 40
+FLIGHTS = 20
 DAY = "2026-11-24"
 
 
@@ -50,8 +51,8 @@ def flight_key(key: int) -> str:
 
 
 class Writer(threading.Thread):
-    """Changes the source at RATE a second, one transaction each, and counts every change
-    per legacy row (an insert counts as the row's first version)."""
+    """Changes the source at RATE a second and counts every change per legacy row (an insert
+    counts as the row's first version)."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(daemon=True)
@@ -66,39 +67,68 @@ class Writer(threading.Thread):
     def run(self) -> None:
         self.started_at = time.monotonic()
         while not self.stop.is_set():
-            self.change(self.count)
-            self.count += 1
-            due = self.started_at + self.count / RATE
-            self.stop.wait(max(0.0, due - time.monotonic()))  # pacing, not waiting on a result
+            # Whatever is due at RATE goes in one transaction of up to 100 changes, so the rate
+            # holds even when commits are slow on a loaded machine.
+            due = int((time.monotonic() - self.started_at) * RATE) - self.count
+            if due > 0:
+                self.write(min(due, 100))
+            else:
+                self.stop.wait(1 / RATE)  # pacing, not waiting on a result
         self.ended_at = time.monotonic()
 
-    def change(self, n: int) -> None:
+    def write(self, changes: int) -> None:
+        touched: list[int] = []
         with self.engine.begin() as conn:
-            if n % 40 == 39:
-                key = self.next_key
-                self.next_key += 1
-                conn.execute(movements.insert().values(**row(key)))
-            else:
-                key = 1 + n % FLIGHTS
-                conn.execute(
-                    update(movements)
-                    .where(movements.c["MVT_ID"] == key)
-                    .values(
-                        ROW_VER=movements.c.ROW_VER + 1,
-                        ETD_UTC=datetime(2026, 11, 24, 6, 0) + timedelta(seconds=n),
-                        LAST_UPD=datetime.now(UTC).replace(tzinfo=None),
-                    )
-                )
-        self.writes[key] += 1
+            for n in range(self.count, self.count + changes):
+                touched.append(self.change(conn, n))
+        self.writes.update(touched)
+        self.count += changes
+
+    def change(self, conn: Connection, n: int) -> int:
+        if n % 50 == 49:
+            key = self.next_key
+            self.next_key += 1
+            conn.execute(movements.insert().values(**row(key)))
+            return key
+        key = 1 + n % FLIGHTS
+        conn.execute(
+            update(movements)
+            .where(movements.c["MVT_ID"] == key)
+            .values(
+                ROW_VER=movements.c.ROW_VER + 1,
+                ETD_UTC=datetime(2026, 11, 24, 6, 0) + timedelta(seconds=n),
+                LAST_UPD=datetime.now(UTC).replace(tzinfo=None),
+            )
+        )
+        return key
 
 
 def slot_exists(engine: Engine, slot: str) -> bool:
     with engine.connect() as conn:
         return bool(
             conn.execute(
-                text("SELECT count(*) FROM pg_replication_slots WHERE slot_name = :s"), {"s": slot}
+                text(
+                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = :s "
+                    "AND confirmed_flush_lsn IS NOT NULL"  # created, not still being created
+                ),
+                {"s": slot},
             ).scalar()
         )
+
+
+def wait_for_progress(
+    what: str, value: Callable[[], int], target: int, stall: float = 60.0
+) -> float:
+    """Poll until `value()` reaches `target`; fail only when it stops moving for `stall` s
+    (catching up may take long on a loaded machine, but it must keep going)."""
+    last, moved_at = value(), time.monotonic()
+    while last < target:
+        time.sleep(0.05)
+        now = value()
+        if now != last:
+            last, moved_at = now, time.monotonic()
+        assert time.monotonic() - moved_at < stall, f"{what}: stuck at {last} of {target}"
+    return time.monotonic()
 
 
 def wait_until(what: str, condition: Callable[[], bool], timeout: float = 120.0) -> float:
@@ -110,6 +140,7 @@ def wait_until(what: str, condition: Callable[[], bool], timeout: float = 120.0)
     return time.monotonic()
 
 
+@pytest.mark.timeout(900)  # two processes and a backlog on a machine that may be loaded
 def test_a_killed_capturer_is_taken_over_and_no_change_is_lost_or_doubled(
     postgres_url: str, postgres_server_url: str, tmp_path: Path
 ) -> None:
@@ -132,7 +163,13 @@ def test_a_killed_capturer_is_taken_over_and_no_change_is_lost_or_doubled(
         subprocess.Popen([*command, "--settings", str(settings)], env=env, stdout=log, stderr=log)
         for log in logs
     ]
-    writer = Writer(source)
+    # The writer does not wait for its commits to be flushed, so it keeps its rate on a loaded
+    # machine; what it wrote is in the WAL logical decoding reads either way.
+    writer = Writer(
+        create_engine(
+            normalise_url(postgres_url), connect_args={"options": "-c synchronous_commit=off"}
+        )
+    )
 
     def lease() -> tuple[str, int]:
         with hub.connect() as conn:
@@ -147,13 +184,13 @@ def test_a_killed_capturer_is_taken_over_and_no_change_is_lost_or_doubled(
 
     try:
         # The first capturer to hold the lease opens the slot, then captures the first rows.
-        wait_until("a capturer to take the lease", lambda: lease()[1] == 1)
+        wait_until("a capturer to take the lease", lambda: lease()[1] >= 1)
         wait_until("the replication slot", lambda: slot_exists(source, slot))
         with source.begin() as conn:
             conn.execute(movements.insert(), [row(key) for key in range(1, FLIGHTS + 1)])
         wait_until("the first flights", lambda: versions() == FLIGHTS)
         writer.start()
-        wait_until("changes to flow", lambda: versions() > FLIGHTS + RATE)
+        wait_until("changes to flow", lambda: versions() > FLIGHTS + RATE // 2)
         holder, _ = lease()
         active = next(p for p in capturers if f":{p.pid}:" in holder)
         standby = next(p for p in capturers if p is not active)
@@ -161,9 +198,12 @@ def test_a_killed_capturer_is_taken_over_and_no_change_is_lost_or_doubled(
         killed_at = time.monotonic()
         os.kill(active.pid, signal.SIGKILL)
         active.wait()
-        taken_at = wait_until("the standby to take over", lambda: lease()[1] == 2)
+        taken_at = wait_until("the standby to take over", lambda: f":{standby.pid}:" in lease()[0])
         resumed_at = wait_until("changes to flow again", lambda: versions() > before)
-        wait_until("more changes after the take-over", lambda: writer.count > 2 * RATE + FLIGHTS)
+        written_at_takeover = writer.count
+        wait_until(
+            "a second of changes after it", lambda: writer.count > written_at_takeover + RATE
+        )
         writer.stop.set()
         writer.join()
         with source.begin() as conn:  # deletes cancel their flights (the mapping's default)
@@ -171,7 +211,7 @@ def test_a_killed_capturer_is_taken_over_and_no_change_is_lost_or_doubled(
                 conn.execute(movements.delete().where(movements.c["MVT_ID"] == key))
                 writer.writes[key] += 1
         expected = sum(writer.writes.values()) + FLIGHTS
-        caught_up_at = wait_until("every change in the hub", lambda: versions() >= expected)
+        caught_up_at = wait_for_progress("every change in the hub", versions, expected)
         assert lease()[0].startswith(f"{os.uname().nodename}:{standby.pid}:")
         with hub.connect() as conn:
             stored = dict(conn.execute(select(flights.c.flight_key, flights.c.version)).all())
@@ -204,4 +244,5 @@ def test_a_killed_capturer_is_taken_over_and_no_change_is_lost_or_doubled(
                 {"s": slot},
             )  # fmt: skip
         source.dispose()
+        writer.engine.dispose()
         platform.engine.dispose()

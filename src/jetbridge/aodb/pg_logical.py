@@ -219,7 +219,7 @@ class PgLogicalCapture:
                 )
 
     def peek(
-        self, *, after: int | None = None, limit: int = 2000
+        self, *, after: int | None = None, limit: int = 400
     ) -> tuple[list[RowChange], int | None, int | None]:
         """Changes of transactions that committed after `after` (an LSN; None: all the slot
         holds), the end LSN of the last of them, and that of the last transaction skipped."""

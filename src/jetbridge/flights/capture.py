@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from jetbridge.aodb.cdc import SchemaChanged, TableMapping
 from jetbridge.aodb.lease import CaptureLease, LeaseLost, holder_name, take
@@ -52,6 +54,7 @@ class Capturer:
     runner: CdcRunner | None = None
     legacy: Engine | None = None
     reported: str | None = None
+    lost: CaptureLease | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set: take the lease when free, capture while it is held."""
@@ -65,6 +68,10 @@ class Capturer:
                     stop.wait(min(self.lease_seconds / 5, 1.0))
                     continue
                 waiting_logged = False
+                if self.lost is not None and self.lost is self.lease:
+                    log.warning("capture %s: lease lost to another capturer", self.name)
+                    self.lease = None
+                    continue
                 moved = self._step(stop)
                 if not moved:
                     stop.wait(self.source.interval)
@@ -78,9 +85,31 @@ class Capturer:
             )
         if self.lease is None:
             return False
+        threading.Thread(
+            target=self._keep, args=(self.lease,), name=f"lease {self.name}", daemon=True
+        ).start()
         log.info("capture %s: lease taken (generation %s)", self.name, self.lease.generation)
         print(f"capture {self.name}: active (generation {self.lease.generation})", flush=True)
         return True
+
+    def _keep(self, lease: CaptureLease) -> None:
+        """Renew the lease every third of its length while this process lives and holds it, so
+        a batch slower than the lease (a loaded machine, a backlog) does not lose it; a process
+        that dies stops renewing and is taken over."""
+        while self.lease is lease:
+            time.sleep(self.lease_seconds / 3)
+            if self.lease is not lease:
+                return
+            try:
+                with self.hub.backbone.transaction() as conn:
+                    lease.save(conn, None)
+            except LeaseLost:
+                self.lost = lease  # the capture loop stands by before it reads again
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("capture %s: could not renew the lease (%s)", self.name, exc)
 
     def _open(self, lease: CaptureLease) -> CdcRunner:
         if self.runner is None:
@@ -104,9 +133,6 @@ class Capturer:
         try:
             runner = self._open(self.lease)
             moved = runner.step() > 0
-            if not moved:
-                with self.hub.backbone.transaction() as conn:
-                    self.lease.save(conn, None)  # renew while idle
             self.reported = None
             return moved
         except LeaseLost:
@@ -115,10 +141,11 @@ class Capturer:
         except SchemaChanged as exc:
             self._report(str(exc))
             stop.wait(min(self.lease_seconds / 3, 5.0))
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("capture %s: transient database error (%s); retrying", self.name, exc)
+        except (DBAPIError, OSError) as exc:
+            # A source or platform database that is briefly unreachable or busy (a slot still
+            # held by a capturer that was just fenced out): report, wait, read again.
+            kind = "transient" if is_transient(exc) else "database"
+            log.warning("capture %s: %s error (%s); retrying", self.name, kind, exc)
             stop.wait(1.0)
         return False
 
@@ -130,18 +157,13 @@ class Capturer:
             with self.hub.backbone.transaction() as conn:
                 record_error(conn, source=self.name[:64], location="schema", message=message)
             self.reported = message
-        if self.lease is not None:
-            try:
-                with self.hub.backbone.transaction() as conn:
-                    self.lease.save(conn, None)
-            except LeaseLost:
-                self.lease = None
 
     def _release(self) -> None:
-        if self.lease is not None:
+        lease, self.lease = self.lease, None  # stops the renewal thread
+        if lease is not None:
             try:
                 with self.hub.backbone.transaction() as conn:
-                    self.lease.release(conn)
+                    lease.release(conn)
             except Exception:  # a clean hand-over is a courtesy; the lease lapses anyway
                 log.warning("capture %s: could not release the lease", self.name, exc_info=True)
         if self.legacy is not None:

@@ -97,11 +97,12 @@ class CdcRunner:
         moved = after is not None and after != position
         if changes or moved or notices:
             with self.hub.backbone.transaction() as conn:
-                # The position first: under a lease this is the fence, and it locks the row.
-                self.positions.save(conn, after if moved else None)
                 self._report(conn, notices)
                 for change in changes:
                     self._apply(conn, change)
+                # Last, so the lease row is locked only briefly: under a lease this is the
+                # fence, and a capturer that lost its lease meanwhile rolls the batch back.
+                self.positions.save(conn, after if moved else None)
         if after is not None and changes:
             self.source.acknowledge(after)
         return len(changes)
