@@ -126,6 +126,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from sqlalchemy.exc import IntegrityError
+
     from jetbridge.aodb.settings import load_capture_settings
     from jetbridge.app import build_platform
     from jetbridge.flights.capture import capturer
@@ -141,7 +143,10 @@ def cmd_capture(args: argparse.Namespace) -> int:
     capture.source(args.source)  # an unknown source fails before anything connects
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     platform = build_platform(settings)
-    platform.prepare()
+    try:
+        platform.prepare()
+    except IntegrityError:  # another process prepared the same rows at the same moment
+        platform.prepare()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

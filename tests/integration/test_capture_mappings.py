@@ -43,6 +43,18 @@ DEPARTURES = """CREATE TABLE "DEPARTURES" (
   "TERMINAL" VARCHAR(4), "GATE" VARCHAR(6), "STAND" VARCHAR(6), "CHECK_IN" VARCHAR(32),
   "LAST_CHANGE" TIMESTAMP NOT NULL)"""
 
+MOVEMENTS = """CREATE TABLE "MOVEMENTS" (
+  "MOVEMENT_ID" INTEGER PRIMARY KEY, "OPERATOR" VARCHAR(3) NOT NULL,
+  "FLIGHT_NUMBER" VARCHAR(5) NOT NULL, "OPERATION_DATE" VARCHAR(10) NOT NULL,
+  "ORIGIN" VARCHAR(3) NOT NULL, "DESTINATION" VARCHAR(3) NOT NULL, "MOVEMENT_STATUS" VARCHAR(3),
+  "SOBT" TIMESTAMP, "EOBT" TIMESTAMP, "AOBT" TIMESTAMP, "ATOT" TIMESTAMP, "ALDT" TIMESTAMP,
+  "SIBT" TIMESTAMP, "EIBT" TIMESTAMP, "AIBT" TIMESTAMP, "TERMINAL" VARCHAR(4),
+  "UPDATED_AT" TIMESTAMP NOT NULL, "REVISION" INTEGER NOT NULL)"""
+ALLOCATIONS = """CREATE TABLE "RESOURCE_ALLOCATIONS" (
+  "ALLOCATION_ID" INTEGER PRIMARY KEY, "MOVEMENT_ID" INTEGER NOT NULL,
+  "RESOURCE_TYPE" VARCHAR(8) NOT NULL, "RESOURCE_CODE" VARCHAR(32) NOT NULL,
+  "UPDATED_AT" TIMESTAMP NOT NULL)"""
+
 
 def execute(engine: Engine, sql: str, **values: Any) -> None:
     with engine.begin() as conn:
@@ -133,6 +145,65 @@ def test_the_arrival_departure_split_with_deletes(postgres_url: str, sqlite_url:
         legacy.dispose()
 
 
+def test_movements_and_resource_allocations(postgres_url: str, sqlite_url: str) -> None:
+    legacy = create_database_engine(postgres_url)
+    execute(legacy, MOVEMENTS)
+    execute(legacy, ALLOCATIONS)
+    execute(legacy, 'ALTER TABLE "RESOURCE_ALLOCATIONS" REPLICA IDENTITY FULL')
+    flights = hub(sqlite_url)
+    runners = []
+    for name in ("movements", "allocations"):
+        mapping = TableMapping.load(MAPPINGS / f"{name}.toml")
+        source = open_source(
+            "logical", url=postgres_url, engine=legacy, mapping=mapping,
+            slot=f"jb_{name}_{uuid.uuid4().hex[:6]}",
+        )  # fmt: skip
+        runners.append(CdcRunner(source, flights, name=name))
+    movements, allocations = runners
+    key = "LX1612-2026-11-24-ZRH-VIE"
+    try:
+        execute(
+            legacy,
+            "INSERT INTO \"MOVEMENTS\" (\"MOVEMENT_ID\", \"OPERATOR\", \"FLIGHT_NUMBER\", "
+            "\"OPERATION_DATE\", \"ORIGIN\", \"DESTINATION\", \"MOVEMENT_STATUS\", \"SOBT\", "
+            "\"TERMINAL\", \"UPDATED_AT\", \"REVISION\") VALUES "
+            "(41, 'LX', '1612', '2026-11-24', 'ZRH', 'VIE', 'BRD', :std, '1', :now, 1)",
+            std=datetime(2026, 11, 24, 9, 0), now=NOW,
+        )  # fmt: skip
+        for allocation, kind, code in [
+            (1, "GATE", "A52"),
+            (2, "STAND", "A52"),
+            (3, "CHECKIN", "1-3"),
+        ]:
+            execute(
+                legacy,
+                'INSERT INTO "RESOURCE_ALLOCATIONS" VALUES (:a, 41, :kind, :code, :now)',
+                a=allocation, kind=kind, code=code, now=NOW,
+            )  # fmt: skip
+        drain(allocations)  # before its movement was captured: reported, not applied
+        drain(movements)
+        leg = view(flights, key)
+        assert leg is not None and leg["status"] == "boarding" and "gate" not in leg
+        execute(legacy, 'UPDATE "RESOURCE_ALLOCATIONS" SET "UPDATED_AT" = :now', now=NOW)
+        drain(allocations)
+        leg = view(flights, key)
+        assert leg is not None
+        assert (leg["gate"], leg["stand"], leg["check_in_counters"]) == ("A52", "A52", "1-3")
+        execute(
+            legacy,
+            'UPDATE "RESOURCE_ALLOCATIONS" SET "RESOURCE_CODE" = \'A54\' WHERE "ALLOCATION_ID" = 1',
+        )
+        execute(legacy, 'DELETE FROM "RESOURCE_ALLOCATIONS" WHERE "ALLOCATION_ID" = 2')
+        drain(allocations)
+        leg = view(flights, key)
+        assert leg is not None and leg["gate"] == "A54" and "stand" not in leg
+    finally:
+        for runner in runners:
+            assert isinstance(runner.source, LogicalSource)
+            runner.source.capture.drop()
+        legacy.dispose()
+
+
 @pytest.mark.parametrize(
     ("text_", "fragment"),
     [
@@ -142,6 +213,13 @@ def test_the_arrival_departure_split_with_deletes(postgres_url: str, sqlite_url:
         ('[source]\nname="a"\ntable="T"\nprimary_key="K"\nchanged_at="C"\n[identity]\n'
          'airline="A;DROP"\nflight_number="F"\norigin_date="D"\ndeparture_airport="=ZRH"\n'
          'arrival_airport="B"\n', "identity.airline"),
+        ('[source]\nname="a"\ntable="T"\nprimary_key="K"\nchanged_at="C"\non_delete="clear"\n'
+         '[flight]\nsource="movements"\nkey="M"\n', "'clear' needs a \\[resource\\] section"),
+        ('[source]\nname="a"\ntable="T"\nprimary_key="K"\nchanged_at="C"\n'
+         '[flight]\nsource="movements"\nkey="M;"\n', "flight.key must be a column name"),
+        ('[source]\nname="a"\ntable="T"\nprimary_key="K"\nchanged_at="C"\n'
+         '[flight]\nsource="movements"\nkey="M"\n[resource]\ntype="T"\ncode="C"\n',
+         "resource.fields must map"),
     ],
 )  # fmt: skip
 def test_bad_mappings_are_named(tmp_path: Path, text_: str, fragment: str) -> None:

@@ -29,8 +29,9 @@ IDENTITY_FIELDS = (
     "departure_airport",
     "arrival_airport",
 )
-# What a deleted legacy row does to its flight: cancel it, remove it from the hub, or nothing.
-ON_DELETE = ("cancel", "remove", "ignore")
+# What a deleted legacy row does to its flight: cancel it, remove it from the hub, nothing, or
+# (a resource allocation) clear the resource it allocated.
+ON_DELETE = ("cancel", "remove", "ignore", "clear")
 
 
 class InvalidMapping(ValueError):
@@ -49,14 +50,25 @@ class TableMapping:
     fields: dict[str, str]
     values: dict[str, dict[str, str]]
     on_delete: str = "cancel"
+    flight: FlightLink | None = None
+    resource: ResourceMapping | None = None
 
     def columns(self) -> set[str]:
         """The legacy columns this mapping reads (identity constants are not columns)."""
         used = {self.primary_key, self.changed_at, *self.fields.values()}
-        used |= {c for c in self.identity.values() if not c.startswith("=")}
+        used |= self.essential()
         if self.row_version:
             used.add(self.row_version)
+        if self.resource:
+            used |= {self.resource.type_column, self.resource.code_column}
         return used
+
+    def essential(self) -> set[str]:
+        """Columns without which no row can be captured: key, change time, the flight."""
+        needed = {self.primary_key, self.changed_at}
+        if self.flight is not None:
+            return needed | {self.flight.key_column}
+        return needed | {c for c in self.identity.values() if not c.startswith("=")}
 
     def without(self, missing: set[str]) -> TableMapping:
         """This mapping minus fields whose columns the table no longer has."""
@@ -83,8 +95,10 @@ class TableMapping:
             if not IDENTIFIER.match(source[key]):
                 raise InvalidMapping(f"{where}: source.{key} {source[key]!r} is not an identifier")
         identity = raw.get("identity", {})
+        flight = FlightLink.from_dict(raw["flight"], where) if "flight" in raw else None
+        resource = ResourceMapping.from_dict(raw["resource"], where) if "resource" in raw else None
         missing = sorted(set(IDENTITY_FIELDS) - set(identity))
-        if missing:
+        if missing and flight is None:
             raise InvalidMapping(f"{where}: identity.{missing[0]} is required")
         for name, column in identity.items():
             if not isinstance(column, str) or not (
@@ -100,6 +114,8 @@ class TableMapping:
             raise InvalidMapping(
                 f"{where}: source.on_delete {on_delete!r}: use one of {', '.join(ON_DELETE)}"
             )
+        if on_delete == "clear" and resource is None:
+            raise InvalidMapping(f"{where}: source.on_delete 'clear' needs a [resource] section")
         return cls(
             name=source["name"],
             table=source["table"],
@@ -111,7 +127,55 @@ class TableMapping:
             fields=dict(raw.get("fields", {})),
             values={k: dict(v) for k, v in raw.get("values", {}).items()},
             on_delete=on_delete,
+            flight=flight,
+            resource=resource,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class FlightLink:
+    """A table whose rows name their flight by another capture source's row key (a resource
+    allocation table pointing at the movements table)."""
+
+    source: str
+    key_column: str
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> FlightLink:
+        if not isinstance(raw, dict) or not isinstance(raw.get("source"), str):
+            raise InvalidMapping(f"{where}: flight.source must name a capture source")
+        key = raw.get("key")
+        if not isinstance(key, str) or not IDENTIFIER.match(key):
+            raise InvalidMapping(f"{where}: flight.key must be a column name")
+        return cls(raw["source"], key)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceMapping:
+    """One row allocates one resource: its type column says which field its code feeds."""
+
+    type_column: str
+    code_column: str
+    fields: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> ResourceMapping:
+        if not isinstance(raw, dict):
+            raise InvalidMapping(f"{where}: [resource] must be a table")
+        for key in ("type", "code"):
+            if not isinstance(raw.get(key), str) or not IDENTIFIER.match(raw[key]):
+                raise InvalidMapping(f"{where}: resource.{key} must be a column name")
+        fields = raw.get("fields")
+        if not isinstance(fields, dict) or not fields:
+            raise InvalidMapping(f"{where}: resource.fields must map resource types to fields")
+        for kind, name in fields.items():
+            if not isinstance(name, str):
+                raise InvalidMapping(f"{where}: resource.fields.{kind} must be a field name")
+        return cls(raw["type"], raw["code"], dict(fields))
+
+    def field(self, row: Mapping[str, Any]) -> str | None:
+        kind = row.get(self.type_column)
+        return None if kind is None else self.fields.get(str(kind).strip())
 
 
 DEFAULT_MAPPING = Path(__file__).with_name("mapping.toml")
@@ -129,6 +193,8 @@ class RowChange:
     fields: dict[str, Any]
     deleted: bool = False
     on_delete: str = "cancel"
+    via: tuple[str, str] | None = None  # (capture source, its row key) naming the flight
+    clears: tuple[str, ...] = ()
 
 
 @dataclass
@@ -255,9 +321,7 @@ class ColumnWatch:
     def require(self) -> None:
         """SchemaChanged if a column capture cannot do without is missing."""
         assert self.known is not None
-        essential = {self.mapping.primary_key, self.mapping.changed_at}
-        essential |= {c for c in self.mapping.identity.values() if not c.startswith("=")}
-        lost = sorted(essential - self.known)
+        lost = sorted(self.mapping.essential() - self.known)
         if lost:
             raise SchemaChanged(
                 f"table {self.mapping.table} has no column {lost[0]!r}, which the mapping needs "
@@ -302,6 +366,15 @@ def translate(
             value = _aware(value)
         fields[name] = value
     version = row.get(mapping.row_version) if mapping.row_version else None
+    via = clears = None
+    if mapping.flight is not None and row.get(mapping.flight.key_column) is not None:
+        via = (mapping.flight.source, str(row[mapping.flight.key_column]))
+    if mapping.resource is not None:
+        resource = mapping.resource.field(row)
+        if resource is not None and deleted:
+            clears = (resource,)
+        elif resource is not None:
+            fields[resource] = row.get(mapping.resource.code_column)
     return RowChange(
         mapping.name,
         row[mapping.primary_key],
@@ -311,6 +384,8 @@ def translate(
         fields,
         deleted=deleted,
         on_delete=mapping.on_delete,
+        via=via,
+        clears=clears or (),
     )
 
 

@@ -109,8 +109,8 @@ class CdcRunner:
 
     def _apply(self, conn: Connection, change: RowChange) -> None:
         try:
-            if change.deleted:
-                self._delete(conn, change)
+            if change.deleted or change.via is not None:
+                self._linked(conn, change)
                 return
             item = to_update(change)
         except InvalidFlight as exc:
@@ -119,44 +119,67 @@ class CdcRunner:
         self._remember(conn, str(change.key), item.identity.key)
         self.hub.apply(conn, item)
 
-    def _delete(self, conn: Connection, change: RowChange) -> None:
-        """A deleted legacy row cancels its flight or removes it, as the mapping says."""
-        if change.on_delete == "ignore":
-            return
-        flight_key: str | None
-        if change.identity:
-            flight_key = FlightIdentity.create(**change.identity).key
+    def _flight_key(self, conn: Connection, change: RowChange) -> str | None:
+        """The flight a row stands for: its identity, the row of another source it names (an
+        allocation naming its movement), or what was remembered of its key."""
+        if change.via is not None:
+            source, row_key = change.via
+        elif change.identity:
+            return FlightIdentity.create(**change.identity).key
         else:
-            flight_key = conn.execute(
-                select(capture_keys.c.flight_key).where(
-                    capture_keys.c.source == self.name, capture_keys.c.row_key == str(change.key)
-                )
-            ).scalar()
+            source, row_key = self.name, str(change.key)
+        return conn.execute(
+            select(capture_keys.c.flight_key).where(
+                capture_keys.c.source == source, capture_keys.c.row_key == row_key[:256]
+            )
+        ).scalar()
+
+    def _linked(self, conn: Connection, change: RowChange) -> None:
+        """A deleted row (cancel, remove, clear or ignore, as the mapping says) or a row that
+        names its flight through another source's row."""
+        if change.deleted and change.on_delete == "ignore":
+            return
+        flight_key = self._flight_key(conn, change)
         if flight_key is None:
+            what = "deleted" if change.deleted else "changed"
             record_error(
                 conn,
                 source=self.name,
                 location=f"row {change.key}",
-                message="warning: a row was deleted whose flight was never captured; ignored",
+                message=f"warning: a row was {what} whose flight was never captured; ignored",
             )
             return
-        if change.on_delete == "remove":
+        if change.deleted and change.on_delete == "remove":
             remove_flight(self.hub.backbone, conn, flight_key)
             return
         state = load_state(conn, flight_key, for_update=True)
         if state is None:
             return
-        sequence = (change.row_version or 0) + 1
-        self.hub.apply(
-            conn,
-            Update(
-                state.identity,
-                change.source,
-                change.changed_at,
-                {"status": "cancelled"},
-                sequence=sequence,
-            ),
-        )
+        sequence = change.row_version or 0
+        if not change.deleted:
+            self._remember(conn, str(change.key), flight_key)
+            fields = {name: value for name, value in change.fields.items() if name in FIELDS}
+            item = Update(
+                state.identity, change.source, change.changed_at, fields, sequence=sequence
+            )
+        elif change.on_delete == "clear":
+            if not change.clears:
+                record_error(
+                    conn,
+                    source=self.name,
+                    location=f"row {change.key}",
+                    message="warning: a deleted allocation did not say its resource (its image "
+                    "holds only the key: set REPLICA IDENTITY FULL on the table); ignored",
+                )
+                return
+            clears = frozenset(change.clears)
+            item = Update(state.identity, change.source, change.changed_at, clears=clears)
+        else:
+            cancel = {"status": "cancelled"}
+            item = Update(
+                state.identity, change.source, change.changed_at, cancel, sequence=sequence + 1
+            )
+        self.hub.apply(conn, item)
 
     def _remember(self, conn: Connection, row_key: str, flight_key: str) -> None:
         """Which flight a legacy row is, for its delete later (which may carry the key only)."""
