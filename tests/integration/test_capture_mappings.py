@@ -3,6 +3,9 @@ flights table, and an arrival/departure split whose deletes remove or cancel fli
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -261,3 +264,21 @@ def test_capture_settings_from_a_file_and_from_variables(tmp_path: Path) -> None
         settings.source("main").database_url()
     with pytest.raises(InvalidCaptureSettings, match="'other' is not configured"):
         settings.source("other")
+
+
+def test_capture_names_an_unknown_source_before_connecting(tmp_path: Path) -> None:
+    settings = tmp_path / "jetbridge.toml"
+    settings.write_text('[capture.sources.main]\nkind = "logical"\nurl_env = "NOT_SET_ANYWHERE"\n')
+    env = {
+        **os.environ,
+        "JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'jb.db'}",
+        "JETBRIDGE_DATA_DIR": str(tmp_path),
+    }
+    env.pop("JETBRIDGE_AODB_URL", None)
+    command = [sys.executable, "-m", "jetbridge.cli", "capture", "--settings", str(settings)]
+    unknown = subprocess.run(
+        [*command, "--source", "other"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert unknown.returncode == 2
+    assert "capture source 'other' is not configured (configured: main)" in unknown.stderr
+    assert not (tmp_path / "jb.db").exists()
