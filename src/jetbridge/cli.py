@@ -61,13 +61,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = Settings(**overrides)
+    if args.demo:
+        from jetbridge.instance import claim
+
+        # Before anything is written: a demo beside a running one must not touch its data.
+        lock = claim(settings.data_dir, host=settings.host, port=settings.port)
+    elif args.reset:
+        raise ValueError("--reset only applies to --demo")
     app = create_app(settings)
     base = f"http://{settings.host}:{settings.port}"
     if args.demo:
         from jetbridge.demo import demo_sign_in_help, install_demo
 
-        install_demo(app)
+        install_demo(app, reset=args.reset)
         print(demo_sign_in_help(base))
+        print(f"data directory {settings.data_dir} held through {lock.path}")
     raise_open_file_limit()
     print(f"jetbridge listening on {base}/ (API docs at /docs)")
     # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
@@ -108,6 +116,44 @@ def cmd_worker(_: argparse.Namespace) -> int:
         await platform.stop()
 
     asyncio.run(run())
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    """Capture one configured AODB source into the hub while holding its lease (see
+    docs/flights.md); any number of capturers of a source may run, one is active."""
+    import logging
+    import signal
+    import threading
+
+    from sqlalchemy.exc import IntegrityError
+
+    from jetbridge.aodb.settings import load_capture_settings
+    from jetbridge.app import build_platform
+    from jetbridge.flights.capture import capturer
+    from jetbridge.flights.hub import FlightHub
+
+    settings = Settings(run_workers=False)
+    capture = load_capture_settings(
+        args.settings or settings.settings_file,
+        aodb_url=settings.aodb_url,
+        aodb_capture=settings.aodb_capture,
+        aodb_mapping=settings.aodb_mapping,
+    )
+    capture.source(args.source)  # an unknown source fails before anything connects
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    platform = build_platform(settings)
+    try:
+        platform.prepare()
+    except IntegrityError:  # another process prepared the same rows at the same moment
+        platform.prepare()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    worker = capturer(capture, args.source, FlightHub(platform.backbone))
+    print(f"capture {args.source}: started as {worker.holder}", flush=True)
+    worker.run(stop)
+    platform.engine.dispose()
     return 0
 
 
@@ -335,11 +381,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the platform (HTTP API, live page, workers)")
     up.add_argument("--demo", action="store_true", help="drive it with a demo airport day")
+    up.add_argument(
+        "--reset",
+        action="store_true",
+        help="with --demo: start a new simulated day, replacing the demo AODB's data",
+    )
     up.add_argument("--host")
     up.add_argument("--port", type=int)
     up.set_defaults(run=cmd_up)
 
     sub.add_parser("worker", help="run the delivery worker only").set_defaults(run=cmd_worker)
+
+    capture = sub.add_parser("capture", help="capture changes from a configured AODB source")
+    capture.add_argument("--source", required=True, help="a source of the [capture] settings")
+    capture.add_argument(
+        "--settings", type=Path, help="TOML settings file (default: JETBRIDGE_SETTINGS_FILE)"
+    )
+    capture.set_defaults(run=cmd_capture)
 
     events = sub.add_parser("events", help="event bus operations").add_subparsers(
         dest="sub", required=True

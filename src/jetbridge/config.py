@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     )
     aodb_capture: str = Field(default="watermark", pattern="^(watermark|logical|binlog)$")
     aodb_mapping: Path | None = Field(default=None, description="TOML column mapping")
+    settings_file: Path | None = Field(
+        default=None,
+        description="TOML file whose [capture] section configures AODB sources for "
+        "`jetbridge capture` (see docs/flights.md)",
+    )
     data_dir: Path = Path("var")
     data_keys: SecretStr | None = Field(
         default=None,
@@ -128,6 +133,20 @@ class Settings(BaseSettings):
         pattern=r"^[A-Z0-9]{2,8}$",
         description="the airport running the flight hub (e.g. ZRH): it owns the hub's bus and "
         "shares flight events with airlines through its own rules; unset: the operator's",
+    )
+    board_departed_minutes: int = Field(
+        default=10,
+        ge=0,
+        le=24 * 60,
+        description="minutes a departed flight stays on the "
+        "departures board after take-off (off-block when take-off is not known)",
+    )
+    board_arrived_minutes: int = Field(
+        default=20,
+        ge=0,
+        le=24 * 60,
+        description="minutes an arrived flight stays on the "
+        "arrivals board after on-block (touchdown when on-block is not known)",
     )
     public_boards: bool = Field(
         default=True, description="FIDS boards and flight status readable without signing in"

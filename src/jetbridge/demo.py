@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from jetbridge.aodb.cdc import DEFAULT_MAPPING, TableMapping
-from jetbridge.aodb.legacy import legacy_metadata
+from jetbridge.aodb.legacy import legacy_metadata, movements
 from jetbridge.aodb.simulator import AodbSimulator, plan_day
 from jetbridge.aodb.sources import open_source
 from jetbridge.booking.catalog import demo_schedule, import_schedule
@@ -111,8 +112,11 @@ def demo_sign_in_help(base: str) -> str:
     return "\n".join(lines)
 
 
-def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 300) -> None:
-    """Run the AODB simulator and its change capture while the app runs."""
+def install_demo(
+    app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 300, reset: bool = False
+) -> None:
+    """Run the AODB simulator and its change capture while the app runs. An AODB that already
+    holds a simulated day is left as it is (captured, not rewritten) unless `reset`."""
     platform = app.state.platform
     platform.backbone.handlers.register("demo.log-gate-change", log_gate_change)
     outer = app.router.lifespan_context
@@ -129,15 +133,23 @@ def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 30
             await asyncio.to_thread(_demo_schedule, platform)
             plan = plan_day(seed=2026, day=datetime.now(UTC).date(), rotations=rotations)
             simulator = AodbSimulator(legacy, plan, speed=speed)
-            await asyncio.to_thread(_reset, legacy)
+            fresh = await asyncio.to_thread(_prepare_legacy, legacy, reset=reset)
             source = await asyncio.to_thread(
                 open_source, settings.aodb_capture, url=legacy_url, engine=legacy, mapping=mapping
             )
-            await asyncio.to_thread(simulator.install)
+            if fresh:
+                await asyncio.to_thread(simulator.install)
+            else:
+                log.warning(
+                    "the demo AODB already holds a simulated day: showing it as it is "
+                    "(jetbridge up --demo --reset starts a new one)"
+                )
             runner = CdcRunner(source, FlightHub(platform.backbone))
             stop_sim = threading.Event()
             stop = asyncio.Event()
-            sim = asyncio.create_task(asyncio.to_thread(simulator.run, stop=stop_sim))
+            sim = asyncio.create_task(
+                asyncio.to_thread(simulator.run, stop=stop_sim) if fresh else asyncio.sleep(0)
+            )
             cdc = asyncio.create_task(runner.run(stop))
             try:
                 yield
@@ -150,7 +162,11 @@ def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 30
     app.router.lifespan_context = lifespan
 
 
-def _reset(legacy: Any) -> None:
-    """A fresh legacy table; the capture opens on it before the day's schedule is written."""
-    legacy_metadata.drop_all(legacy)
+def _prepare_legacy(legacy: Any, *, reset: bool) -> bool:
+    """Whether the simulator starts a new day: the legacy table is new, empty or `reset` (then
+    dropped and made again); the capture opens on it before the day's schedule is written."""
+    if reset:
+        legacy_metadata.drop_all(legacy)
     legacy_metadata.create_all(legacy)
+    with legacy.connect() as conn:
+        return bool(conn.execute(select(func.count()).select_from(movements)).scalar() == 0)

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy import text as sa_text
 
 from jetbridge.aodb.cdc import (
     DEFAULT_MAPPING,
     InvalidMapping,
     Position,
+    SchemaChanged,
     SqlChangeCapture,
     TableMapping,
 )
 from jetbridge.aodb.legacy import movements
-from jetbridge.aodb.simulator import AodbSimulator, plan_day
+from jetbridge.aodb.simulator import TERMINALS, AodbSimulator, plan_day
 from jetbridge.storage.db import create_database_engine
 
 
@@ -31,6 +33,21 @@ def test_plan_is_seeded_and_realistic() -> None:
     assert any("DLY_CODE1" in c.values for c in plan.changes)
     assert any(m.codeshares for m in plan.movements)
     assert plan.changes == sorted(plan.changes)
+
+
+def test_terminals_come_from_the_piers() -> None:
+    plan = plan_day(seed=3, day=date(2026, 11, 24), rotations=100)
+    departures: dict[int, str] = {}
+    gates: dict[int, str] = {}
+    for change in plan.changes:
+        departures.update(
+            {change.mvt_id: change.values["TERMINAL"]} if "TERMINAL" in change.values else {}
+        )
+        gates.update({change.mvt_id: change.values["GATE"]} if "GATE" in change.values else {})
+    assert set(departures.values()) == {"1", "2"}
+    assert all(departures[key] == TERMINALS[gate[0]] for key, gate in gates.items())
+    arrivals = {c.values["ARR_TERMINAL"] for c in plan.changes if "ARR_TERMINAL" in c.values}
+    assert arrivals == {"1", "2"}
 
 
 def latest_versions(capture: SqlChangeCapture) -> dict[int, int]:
@@ -129,11 +146,51 @@ def test_bad_mapping_files_are_named(tmp_path: Path, text: str, fragment: str) -
         TableMapping.load(path)
 
 
-def test_mapping_naming_a_missing_column_is_rejected(sqlite_url: str) -> None:
+def test_a_missing_field_column_is_reported_and_the_rest_captured(sqlite_url: str) -> None:
     engine = create_database_engine(sqlite_url)
     AodbSimulator(engine, plan_day(seed=1, day=date(2026, 11, 24), rotations=1)).install()
     raw = _raw_mapping()
-    raw["fields"] = {"gate": "NO_SUCH_COLUMN"}
-    with pytest.raises(InvalidMapping, match="NO_SUCH_COLUMN"):
+    raw["fields"] = {"gate": "NO_SUCH_COLUMN", "terminal": "TERMINAL"}
+    capture = SqlChangeCapture(engine, TableMapping.from_dict(raw))
+    capture.table()
+    (notice,) = capture.watch.drain()
+    assert "NO_SUCH_COLUMN" in notice and "not captured" in notice
+    assert capture.watch.effective.fields == {"terminal": "TERMINAL"}
+    engine.dispose()
+
+
+def test_a_missing_identity_column_stops_capture_with_a_clear_error(sqlite_url: str) -> None:
+    engine = create_database_engine(sqlite_url)
+    AodbSimulator(engine, plan_day(seed=1, day=date(2026, 11, 24), rotations=1)).install()
+    raw = _raw_mapping()
+    raw["identity"] = {**raw["identity"], "airline": "NO_SUCH_COLUMN"}
+    with pytest.raises(SchemaChanged, match="NO_SUCH_COLUMN"):
         SqlChangeCapture(engine, TableMapping.from_dict(raw)).table()
+    engine.dispose()
+
+
+def test_a_column_dropped_while_capturing_is_reported_not_a_crash(sqlite_url: str) -> None:
+    engine = create_database_engine(sqlite_url)
+    plan = plan_day(seed=1, day=date(2026, 11, 24), rotations=1)
+    simulator = AodbSimulator(engine, plan, speed=1e9)
+    simulator.install()
+    capture = SqlChangeCapture(engine, TableMapping.load(DEFAULT_MAPPING))
+    simulator.apply(plan.changes[0])
+    changes, position = capture.poll(Position())
+    assert changes and capture.watch.drain() == []
+    with engine.begin() as conn:
+        conn.execute(sa_text('ALTER TABLE "FLIGHT_MOVEMENTS" DROP COLUMN "BELT"'))
+        conn.execute(sa_text('ALTER TABLE "FLIGHT_MOVEMENTS" ADD COLUMN "CAROUSEL" TEXT'))
+    assert position.changed_at is not None
+    later = (position.changed_at + timedelta(minutes=1)).replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(
+            sa_text('UPDATE "FLIGHT_MOVEMENTS" SET "ROW_VER" = "ROW_VER" + 1, "LAST_UPD" = :t'),
+            {"t": later},
+        )
+    changes, _ = capture.poll(position)
+    assert changes and all("baggage_belt" not in c.fields for c in changes)
+    (notice, missing) = capture.watch.drain()
+    assert "new column CAROUSEL" in notice and "column BELT gone" in notice
+    assert "BELT" in missing
     engine.dispose()

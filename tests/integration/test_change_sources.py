@@ -89,7 +89,12 @@ def test_binlog_source_feeds_the_hub(mariadb_url: str, sqlite_url: str) -> None:
 
 
 def test_the_demo_fills_the_departures_board(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'jb.db'}", data_dir=tmp_path)
+    # The simulated day runs in moments: flights that took off keep their place on the board.
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'jb.db'}",
+        data_dir=tmp_path,
+        board_departed_minutes=24 * 60,
+    )
     app = create_app(settings)
     install_demo(app, speed=1e6, rotations=5)
     with TestClient(app) as client:

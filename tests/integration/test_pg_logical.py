@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import text
 
 from jetbridge.aodb.cdc import DEFAULT_MAPPING, TableMapping
-from jetbridge.aodb.pg_logical import DecodeError, PgLogicalCapture, PgOutputDecoder
+from jetbridge.aodb.pg_logical import (
+    DecodeError,
+    PgLogicalCapture,
+    PgOutputDecoder,
+    lsn_text,
+    parse_lsn,
+)
 from jetbridge.aodb.simulator import AodbSimulator, plan_day
 from jetbridge.storage.db import create_database_engine
 
@@ -28,16 +34,18 @@ def test_changes_stream_and_survive_a_missing_acknowledgement(postgres_url: str)
     try:
         for change in plan.changes[:30]:
             simulator.apply(change)
-        changes, lsn = capture.peek()
-        assert len(changes) == 30
+        changes, lsn, skipped = capture.peek()
+        assert len(changes) == 30 and skipped is None
         assert [c.key for c in changes] == [c.mvt_id for c in plan.changes[:30]]
         assert changes[0].fields["times.off_block.scheduled"].tzinfo is not None
-        again, same_lsn = capture.peek()
+        again, same_lsn, _ = capture.peek()
         assert [c.row_version for c in again] == [c.row_version for c in changes]
         assert lsn is not None and same_lsn == lsn
-        capture.acknowledge(lsn)
+        # What was applied before is skipped when the acknowledgement was lost.
+        assert capture.peek(after=lsn)[:2] == ([], None)
+        capture.acknowledge(lsn_text(lsn))
         simulator.apply(plan.changes[30])
-        (latest,), _ = capture.peek()
+        (latest,), _, _ = capture.peek()
         assert latest.key == plan.changes[30].mvt_id
     finally:
         capture.drop()
@@ -48,3 +56,44 @@ def test_changes_stream_and_survive_a_missing_acknowledgement(postgres_url: str)
 def test_malformed_pgoutput_messages_are_reported(message: bytes) -> None:
     with pytest.raises((DecodeError, ValueError)):
         PgOutputDecoder().decode(message)
+
+
+def test_deletes_arrive_with_the_key_and_schema_changes_are_noticed(postgres_url: str) -> None:
+    engine = create_database_engine(postgres_url)
+    plan = plan_day(seed=3, day=date(2026, 11, 24), rotations=2)
+    simulator = AodbSimulator(engine, plan, speed=1e9)
+    simulator.install()
+    capture = PgLogicalCapture(
+        engine, TableMapping.load(DEFAULT_MAPPING), slot=f"jb_{uuid.uuid4().hex[:8]}"
+    )
+    capture.ensure_slot()
+    try:
+        simulator.apply(plan.changes[0])
+        key = plan.changes[0].mvt_id
+        with engine.begin() as conn:
+            conn.execute(text('DELETE FROM "FLIGHT_MOVEMENTS" WHERE "MVT_ID" = :k'), {"k": key})
+            conn.execute(text('ALTER TABLE "FLIGHT_MOVEMENTS" RENAME COLUMN "GATE" TO "GATE_ID"'))
+        simulator_row = plan.changes[1]
+        with engine.begin() as conn:
+            conn.execute(text('UPDATE "FLIGHT_MOVEMENTS" SET "ROW_VER" = "ROW_VER" + 1'))
+        changes, _, _ = capture.peek()
+        assert [c.deleted for c in changes][:2] == [False, True]
+        deleted = changes[1]
+        assert deleted.key == key and deleted.identity == {} and deleted.fields == {}
+        notices = capture.watch.drain()
+        assert any("GATE" in notice and "not captured" in notice for notice in notices)
+        assert all("gate" not in c.fields for c in changes[2:])
+        del simulator_row
+    finally:
+        capture.drop()
+        engine.dispose()
+
+
+@pytest.mark.parametrize("bad", ["", "16", "16/", "/1", "G/1", "123456789/0", "1/2/3"])
+def test_bad_lsns_are_named(bad: str) -> None:
+    with pytest.raises(ValueError, match="LSN"):
+        parse_lsn(bad)
+
+
+def test_lsns_round_trip() -> None:
+    assert lsn_text(parse_lsn("16/B374D848")) == "16/B374D848"

@@ -32,6 +32,7 @@ movements = Table(
     Column("FINAL_CALL_UTC", DateTime, nullable=True),
     Column("GATE_CLOSE_UTC", DateTime, nullable=True),
     Column("TERMINAL", String(4), nullable=True),
+    Column("ARR_TERMINAL", String(4), nullable=True),
     Column("GATE", String(6), nullable=True),
     Column("STAND", String(6), nullable=True),
     Column("CHECKIN_DESKS", String(32), nullable=True),

@@ -14,9 +14,9 @@ from urllib.parse import unquote, urlparse
 
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import XidEvent
-from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from jetbridge.aodb.cdc import RowChange, TableMapping, translate
+from jetbridge.aodb.cdc import ColumnWatch, RowChange, TableMapping, translate
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,7 @@ class BinlogCapture:
         self.schema = urlparse(url).path.lstrip("/") or None
         self.mapping = mapping
         self.server_id = server_id
+        self.watch = ColumnWatch(mapping)
 
     def current_position(self) -> BinlogPosition:
         """Where the binlog ends now: start here to capture only future changes."""
@@ -75,7 +76,7 @@ class BinlogCapture:
         stream = BinLogStreamReader(
             connection_settings=self.settings,
             server_id=self.server_id,
-            only_events=[WriteRowsEvent, UpdateRowsEvent, XidEvent],
+            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, XidEvent],
             only_tables=[self.mapping.table],
             only_schemas=[self.schema] if self.schema else None,
             resume_stream=position is not None,
@@ -107,10 +108,14 @@ class BinlogCapture:
 
     def _change(self, event: Any, row: dict[str, Any]) -> RowChange:
         values = row.get("after_values", row.get("values", {}))
-        stamp = values.get(self.mapping.changed_at) or datetime.fromtimestamp(event.timestamp, UTC)
+        self.watch.observe(values)
+        deleted = isinstance(event, DeleteRowsEvent)
+        stamp = values.get(self.mapping.changed_at)
+        if deleted or not isinstance(stamp, datetime):
+            stamp = datetime.fromtimestamp(event.timestamp, UTC)
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=UTC)
-        return translate(self.mapping, values, stamp)
+        return translate(self.watch.effective, values, stamp, deleted=deleted)
 
 
 def _not_after(log_file: str, log_pos: int, position: BinlogPosition) -> bool:

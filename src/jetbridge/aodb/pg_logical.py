@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from jetbridge.aodb.cdc import RowChange, TableMapping, translate
+from jetbridge.aodb.cdc import ColumnWatch, RowChange, TableMapping, translate
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _INTS = {20, 21, 23, 26}
@@ -83,28 +83,64 @@ def convert(value: str | None, type_oid: int) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class RowMessage:
+    """An inserted, updated or deleted row (a delete carries the key or the old row only)."""
+
+    table: str
+    row: dict[str, Any]
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """The end of a transaction: `end_lsn` orders transactions as they committed."""
+
+    end_lsn: int
+
+
+def lsn_text(value: int) -> str:
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+
+
+def parse_lsn(value: str) -> int:
+    """`16/B374D848` to an integer; ValueError naming the value otherwise."""
+    high, sep, low = value.partition("/")
+    try:
+        if not sep or not 0 < len(high) <= 8 or not 0 < len(low) <= 8:
+            raise ValueError
+        return (int(high, 16) << 32) | int(low, 16)
+    except ValueError:
+        raise ValueError(
+            f"LSN {value!r}: expected two hexadecimal parts like 16/B374D848"
+        ) from None
+
+
 @dataclass
 class PgOutputDecoder:
-    """Turns pgoutput messages into (relation name, row dict, commit time) triples."""
+    """Turns pgoutput messages into rows (with their relation) and commits."""
 
     relations: dict[int, Relation] = field(default_factory=dict)
     commit_time: datetime | None = None
 
-    def decode(self, message: bytes) -> tuple[str, dict[str, Any]] | None:
+    def decode(self, message: bytes) -> RowMessage | Commit | Relation | None:
         reader = Reader(message)
         kind = chr(reader.int8())
         if kind == "B":
             reader.int64()
             self.commit_time = PG_EPOCH + timedelta(microseconds=reader.int64())
             return None
+        if kind == "C":
+            reader.int8()
+            reader.int64()
+            return Commit(reader.int64())
         if kind == "R":
-            self._relation(reader)
-            return None
-        if kind in {"I", "U"}:
+            return self._relation(reader)
+        if kind in {"I", "U", "D"}:
             return self._row(reader, kind)
         return None
 
-    def _relation(self, reader: Reader) -> None:
+    def _relation(self, reader: Reader) -> Relation:
         relid = reader.int32()
         schema, name = reader.string(), reader.string()
         reader.int8()
@@ -116,19 +152,24 @@ class PgOutputDecoder:
             reader.int32()
             columns.append((column, type_oid))
         self.relations[relid] = Relation(schema, name, columns)
+        return self.relations[relid]
 
-    def _row(self, reader: Reader, kind: str) -> tuple[str, dict[str, Any]]:
+    def _row(self, reader: Reader, kind: str) -> RowMessage:
         relid = reader.int32()
         relation = self.relations.get(relid)
         if relation is None:
             raise DecodeError(f"{kind} message for unknown relation {relid}")
         marker = chr(reader.int8())
+        if kind == "D":
+            if marker not in {"K", "O"}:
+                raise DecodeError(f"D message: expected key or old tuple, got {marker!r}")
+            return RowMessage(relation.name, self._tuple(reader, relation), deleted=True)
         if kind == "U" and marker in {"K", "O"}:
             self._tuple(reader, relation)
             marker = chr(reader.int8())
         if marker != "N":
             raise DecodeError(f"{kind} message: expected new tuple, got {marker!r}")
-        return relation.name, self._tuple(reader, relation)
+        return RowMessage(relation.name, self._tuple(reader, relation))
 
     @staticmethod
     def _tuple(reader: Reader, relation: Relation) -> dict[str, Any]:
@@ -155,6 +196,7 @@ class PgLogicalCapture:
         self.slot = slot
         self.publication = f"{slot}_pub"
         self.decoder = PgOutputDecoder()
+        self.watch = ColumnWatch(mapping)
 
     def ensure_slot(self) -> None:
         """Create the publication and the slot if they do not exist yet."""
@@ -176,8 +218,11 @@ class PgLogicalCapture:
                     {"s": self.slot},
                 )
 
-    def peek(self, *, limit: int = 2000) -> tuple[list[RowChange], str | None]:
-        """Changes not yet acknowledged, and the position to acknowledge once they are applied."""
+    def peek(
+        self, *, after: int | None = None, limit: int = 400
+    ) -> tuple[list[RowChange], int | None, int | None]:
+        """Changes of transactions that committed after `after` (an LSN; None: all the slot
+        holds), the end LSN of the last of them, and that of the last transaction skipped."""
         query = text(
             "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes("
             ":slot, NULL, :limit, 'proto_version', '1', 'publication_names', :pub)"
@@ -188,25 +233,40 @@ class PgLogicalCapture:
             ).all()
         self.decoder = PgOutputDecoder()
         changes: list[RowChange] = []
-        last_lsn = None
-        for lsn, data in rows:
-            last_lsn = lsn
+        pending: list[RowChange] = []
+        last = skipped = None
+        for _, data in rows:
             decoded = self.decoder.decode(bytes(data))
-            if decoded is None or decoded[0] != self.mapping.table:
-                continue
-            row = decoded[1]
-            stamp = (
-                row.get(self.mapping.changed_at) or self.decoder.commit_time or datetime.now(UTC)
-            )
-            if stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=UTC)
-            changes.append(translate(self.mapping, row, stamp))
-        return changes, last_lsn
+            if isinstance(decoded, Relation) and decoded.name == self.mapping.table:
+                self.watch.observe(name for name, _ in decoded.columns)
+            elif isinstance(decoded, RowMessage) and decoded.table == self.mapping.table:
+                pending.append(self._change(decoded))
+            elif isinstance(decoded, Commit):
+                if after is not None and decoded.end_lsn <= after:
+                    skipped = decoded.end_lsn
+                else:
+                    changes += pending
+                    last = decoded.end_lsn
+                pending = []
+        return changes, last, skipped
+
+    def _change(self, message: RowMessage) -> RowChange:
+        row = message.row
+        stamp = None if message.deleted else row.get(self.mapping.changed_at)
+        stamp = stamp or self.decoder.commit_time or datetime.now(UTC)
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return translate(self.watch.effective, row, stamp, deleted=message.deleted)
 
     def acknowledge(self, lsn: str) -> None:
+        """Let the slot forget what came before `lsn` (already applied); never moves it back."""
         with self.engine.begin() as conn:
             conn.execute(
-                text("SELECT pg_replication_slot_advance(:s, CAST(:l AS pg_lsn))"),
+                text(
+                    "SELECT pg_replication_slot_advance(slot_name, "
+                    "GREATEST(CAST(:l AS pg_lsn), confirmed_flush_lsn)) "
+                    "FROM pg_replication_slots WHERE slot_name = :s"
+                ),
                 {"s": self.slot, "l": lsn},
             )
 

@@ -88,6 +88,8 @@ DELAY_CODES = [
     ("32", "loading/unloading"),
 ]
 GATES = {"A": range(1, 21), "B": range(31, 45), "D": range(1, 60), "E": range(2, 70)}
+# Piers A and B are reached from terminal 1, D and E from terminal 2.
+TERMINALS = {"A": "1", "B": "1", "D": "2", "E": "2"}
 
 
 @dataclass
@@ -179,8 +181,9 @@ def _arrival_story(rng: random.Random, m: Movement) -> list[Change]:
     landed = eta + timedelta(minutes=rng.randint(-4, 4))
     on_block = landed + timedelta(minutes=rng.randint(4, 12))
     stand = f"{rng.choice('ABE')}{rng.randint(10, 79)}"
+    arrival = {"ETA_UTC": eta, "STAND": stand, "ARR_TERMINAL": TERMINALS[stand[0]]}
     story = [
-        Change(m.sta - timedelta(hours=2), m.mvt_id, {"ETA_UTC": eta, "STAND": stand}),
+        Change(m.sta - timedelta(hours=2), m.mvt_id, arrival),
         Change(m.sta - timedelta(minutes=40), m.mvt_id, {"ETA_UTC": landed, "FLT_STATUS": "APP"}),
         Change(landed, m.mvt_id, {"TDN_UTC": landed, "FLT_STATUS": "LND"}),
         Change(on_block, m.mvt_id, {"ATA_UTC": on_block, "FLT_STATUS": "ARR"}),
@@ -212,7 +215,10 @@ def _departure_story(rng: random.Random, m: Movement, *, diverted: bool) -> list
         Change(
             m.std - timedelta(hours=3),
             m.mvt_id,
-            {"CHECKIN_DESKS": f"{rng.randint(1, 80)}-{rng.randint(81, 120)}", "TERMINAL": "1"},
+            {
+                "CHECKIN_DESKS": f"{rng.randint(1, 80)}-{rng.randint(81, 120)}",
+                "TERMINAL": TERMINALS[pier],
+            },
         ),
         Change(m.std - timedelta(minutes=90), m.mvt_id, {"GATE": gate, "STAND": gate}),
         Change(

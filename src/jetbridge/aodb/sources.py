@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from jetbridge.aodb.cdc import Position, RowChange, SqlChangeCapture, TableMapping
 from jetbridge.aodb.mysql_binlog import BinlogCapture, BinlogPosition
-from jetbridge.aodb.pg_logical import PgLogicalCapture
+from jetbridge.aodb.pg_logical import PgLogicalCapture, lsn_text, parse_lsn
 
 KINDS = ("watermark", "logical", "binlog")
 
@@ -20,6 +20,10 @@ class ChangeSource(Protocol):
     def read(self, position: str | None) -> tuple[list[RowChange], str | None]: ...
 
     def acknowledge(self, position: str) -> None: ...
+
+    def notices(self) -> list[str]:
+        """What changed in the source's tables since the last call (for the ingest log)."""
+        ...
 
 
 class WatermarkSource:
@@ -34,6 +38,9 @@ class WatermarkSource:
     def acknowledge(self, position: str) -> None:
         return None
 
+    def notices(self) -> list[str]:
+        return self.capture.watch.drain()
+
 
 class LogicalSource:
     """PostgreSQL logical decoding; the slot itself is the durable position."""
@@ -44,10 +51,19 @@ class LogicalSource:
         capture.ensure_slot()
 
     def read(self, position: str | None) -> tuple[list[RowChange], str | None]:
-        return self.capture.peek()
+        """Transactions committed after `position` (an LSN); ones the slot still holds but
+        that were applied before (their acknowledgement was lost) are skipped and let go."""
+        after = parse_lsn(position) if position else None
+        changes, last, skipped = self.capture.peek(after=after)
+        if skipped is not None:
+            self.capture.acknowledge(lsn_text(skipped))
+        return changes, lsn_text(last) if last is not None else position
 
     def acknowledge(self, position: str) -> None:
         self.capture.acknowledge(position)
+
+    def notices(self) -> list[str]:
+        return self.capture.watch.drain()
 
 
 class BinlogSource:
@@ -66,13 +82,18 @@ class BinlogSource:
     def acknowledge(self, position: str) -> None:
         return None
 
+    def notices(self) -> list[str]:
+        return self.capture.watch.drain()
 
-def open_source(kind: str, *, url: str, engine: Engine, mapping: TableMapping) -> ChangeSource:
+
+def open_source(
+    kind: str, *, url: str, engine: Engine, mapping: TableMapping, slot: str = "jetbridge_cdc"
+) -> ChangeSource:
     """`watermark` works on any SQL database; `logical` needs PostgreSQL; `binlog` MariaDB/MySQL."""
     if kind == "watermark":
         return WatermarkSource(SqlChangeCapture(engine, mapping))
     if kind == "logical":
-        return LogicalSource(PgLogicalCapture(engine, mapping))
+        return LogicalSource(PgLogicalCapture(engine, mapping, slot=slot))
     if kind == "binlog":
         return BinlogSource(BinlogCapture(url, mapping))
     raise ValueError(f"AODB capture {kind!r}: use one of {', '.join(KINDS)}")

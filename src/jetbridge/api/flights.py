@@ -7,7 +7,7 @@ import json
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from importlib import resources
 from typing import Annotated, Any
@@ -21,7 +21,7 @@ from jetbridge.bounds import FIRST_DAY, LAST_DAY, MAX_ID
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.feeds.errors import ParseError
-from jetbridge.flights.fids import board_row
+from jetbridge.flights.fids import Linger, board_row, on_board, zone_for
 from jetbridge.flights.hub import (
     BUS,
     FlightHub,
@@ -87,14 +87,33 @@ def flight_by_key(flight_key: str, backbone: BackboneDep, _: Boards) -> dict[str
 
 
 def _board(
-    backbone: Backbone, airport: str, direction: str, day: date, filters: dict[str, str | None]
+    backbone: Backbone,
+    airport: str,
+    direction: str,
+    day: date,
+    filters: dict[str, str | None],
+    linger: Linger,
 ) -> list[dict[str, Any]]:
+    """The rows a board shows now: flights that departed or arrived a while ago have left
+    (a board of a past day shows all its flights: it is a record, not a screen)."""
     with backbone.reading() as conn:
         views = flights_at(conn, airport=airport, day=day, direction=direction)
+    now = datetime.now(UTC)
     rows = [
-        board_row(view, direction=direction) for view in views if _wanted(view, direction, filters)
+        board_row(view, direction=direction, linger=linger)
+        for view in views
+        if _wanted(view, direction, filters)
     ]
-    return sorted(rows, key=lambda row: (row["scheduled_utc"] or "", row["flight"]))
+    shown = [row for row in rows if day < now.date() or on_board(row, now)]
+    return sorted(shown, key=lambda row: (row["scheduled_utc"] or "", row["flight"]))
+
+
+def _linger(request: Request) -> Linger:
+    settings = request.app.state.platform.settings
+    return Linger(
+        departed=timedelta(minutes=settings.board_departed_minutes),
+        arrived=timedelta(minutes=settings.board_arrived_minutes),
+    )
 
 
 def _wanted(view: dict[str, Any], direction: str, filters: dict[str, str | None]) -> bool:
@@ -107,6 +126,7 @@ def _wanted(view: dict[str, Any], direction: str, filters: dict[str, str | None]
 def board(
     airport: AirportCode,
     direction: Direction,
+    request: Request,
     backbone: BackboneDep,
     _: Boards,
     day: Annotated[date | None, Query(alias="date", ge=FIRST_DAY, le=LAST_DAY)] = None,
@@ -115,7 +135,7 @@ def board(
     airline: Annotated[str | None, Query(max_length=3)] = None,
 ) -> list[dict[str, Any]]:
     filters = {"terminal": terminal, "gate": gate, "airline": airline}
-    return _board(backbone, airport, direction, day or _today(), filters)
+    return _board(backbone, airport, direction, day or _today(), filters, _linger(request))
 
 
 @router.get("/api/fids/{airport}/{direction}/stream")
@@ -131,7 +151,7 @@ async def board_stream(
     """SSE: a snapshot, then every change; reconnecting with Last-Event-ID misses nothing."""
     resume = parse_last_event_id(last_event_id)
     broadcaster: LogBroadcaster = request.app.state.platform.broadcaster(BUS)
-    board = Board(airport, direction, day or _today())
+    board = Board(airport, direction, day or _today(), _linger(request))
     return EventStreamResponse(partial(_board_stream, backbone, broadcaster, board, resume))
 
 
@@ -140,6 +160,7 @@ class Board:
     airport: str
     direction: str
     day: date
+    linger: Linger
 
     @property
     def key(self) -> str:
@@ -165,7 +186,9 @@ async def _board_stream(
 
 async def _snapshot(backbone: Backbone, board: Board, position: int) -> bytes:
     """The board as of `position`, rendered once for every client connecting meanwhile."""
-    rows = await asyncio.to_thread(_board, backbone, board.airport, board.direction, board.day, {})
+    rows = await asyncio.to_thread(
+        _board, backbone, board.airport, board.direction, board.day, {}, board.linger
+    )
     return f"id: {position}\nevent: snapshot\ndata: {json.dumps(rows)}\n\n".encode()
 
 
@@ -183,7 +206,7 @@ def _frame(
 ) -> bytes:
     frame = cache.get((seq, key))
     if frame is None:
-        row = _relevant(event, board.airport, board.direction, board.day)
+        row = _relevant(event, board)
         if row:
             frame = f"id: {seq}\nevent: flight\ndata: {json.dumps(row)}\n\n".encode()
         else:  # now and then an id alone, so a reconnect does not re-read others' events
@@ -194,16 +217,14 @@ def _frame(
     return frame
 
 
-def _relevant(
-    event: dict[str, Any], airport: str, direction: str, day: date
-) -> dict[str, Any] | None:
+def _relevant(event: dict[str, Any], board: Board) -> dict[str, Any] | None:
     if not is_flight_update(event):
         return None
     view = event["data"]["flight"]
-    side = "departure_airport" if direction == "departures" else "arrival_airport"
-    if view.get(side) != airport or view.get("origin_date") != day.isoformat():
+    side = "departure_airport" if board.direction == "departures" else "arrival_airport"
+    if view.get(side) != board.airport or view.get("origin_date") != board.day.isoformat():
         return None
-    return board_row(view, direction=direction)
+    return board_row(view, direction=board.direction, linger=board.linger)
 
 
 @router.post("/api/subscriptions", status_code=201)
@@ -238,7 +259,10 @@ def unsubscribe(subscription_id: str, backbone: BackboneDep, _: Public) -> None:
 
 @router.get("/fids/{airport}", response_class=HTMLResponse, include_in_schema=False)
 def fids_page(airport: AirportCode, _: Boards) -> str:
-    return resources.files("jetbridge.web").joinpath("static/fids.html").read_text()
+    """The board page; it shows the airport's local time (its zone comes from the table of
+    airports, never from the request)."""
+    page = resources.files("jetbridge.web").joinpath("static/fids.html").read_text()
+    return page.replace("{{airport_zone}}", zone_for(airport).key)
 
 
 @router.post("/api/ingest/{kind}")

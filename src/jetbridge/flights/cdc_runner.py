@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from typing import Protocol
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.aodb.cdc import RowChange, SqlChangeCapture
 from jetbridge.aodb.sources import ChangeSource, WatermarkSource
-from jetbridge.flights.hub import FlightHub
+from jetbridge.events.envelope import CloudEvent
+from jetbridge.flights.hub import BUS, FlightHub, load_state, record_error, remove_flight
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FIELDS, FlightIdentity, InvalidFlight
 from jetbridge.loops import poll_until_stopped
-from jetbridge.storage.schema import cdc_positions
+from jetbridge.storage.schema import capture_keys, cdc_positions
+
+log = logging.getLogger(__name__)
+CAPTURE_SOURCE = "jetbridge.capture"
 
 
 def to_update(change: RowChange) -> Update:
@@ -39,42 +46,167 @@ def save_position(conn: Connection, name: str, position: str) -> None:
         conn.execute(update(cdc_positions).where(cdc_positions.c.source == name).values(**values))
 
 
+class Positions(Protocol):
+    """Where a runner keeps its source position (`save` may refuse: see aodb.lease)."""
+
+    def load(self, conn: Connection) -> str | None: ...
+
+    def save(self, conn: Connection, position: str | None) -> None: ...
+
+
+class TablePositions:
+    """An unshared position row (the demo's single in-process capture)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def load(self, conn: Connection) -> str | None:
+        return load_position(conn, self.name)
+
+    def save(self, conn: Connection, position: str | None) -> None:
+        if position is not None:
+            save_position(conn, self.name, position)
+
+
 class CdcRunner:
     """Read a batch, apply it and store the position after it in one transaction, then
     acknowledge to the source (a crash before the acknowledgement re-reads: harmless)."""
 
     def __init__(
-        self, source: ChangeSource | SqlChangeCapture, hub: FlightHub, *, interval: float = 0.2
+        self,
+        source: ChangeSource | SqlChangeCapture,
+        hub: FlightHub,
+        *,
+        interval: float = 0.2,
+        name: str | None = None,
+        positions: Positions | None = None,
     ) -> None:
         self.source = WatermarkSource(source) if isinstance(source, SqlChangeCapture) else source
         self.hub = hub
         self.interval = interval
-        self.name = self.source.name
+        self.name = name or self.source.name
+        self.positions = positions or TablePositions(self.name)
+        self.known_keys: set[str] = set()
 
     def step(self) -> int:
         """One batch: its changes and the position after it commit in one transaction."""
         with self.hub.backbone.reading() as conn:
-            position = load_position(conn, self.name)
+            position = self.positions.load(conn)
         changes, after = self.source.read(position)
-        updates = []
-        for change in changes:
-            try:
-                updates.append(to_update(change))
-            except InvalidFlight as exc:
-                self.hub.record_error(
-                    source=self.name, location=f"row {change.key}", message=str(exc)
-                )
+        notices = self.source.notices()
         moved = after is not None and after != position
-        if updates or moved:
+        if changes or moved or notices:
             with self.hub.backbone.transaction() as conn:
-                for item in updates:
-                    self.hub.apply(conn, item)
-                if moved:
-                    assert after is not None
-                    save_position(conn, self.name, after)
+                self._report(conn, notices)
+                for change in changes:
+                    self._apply(conn, change)
+                # Last, so the lease row is locked only briefly: under a lease this is the
+                # fence, and a capturer that lost its lease meanwhile rolls the batch back.
+                self.positions.save(conn, after if moved else None)
         if after is not None and changes:
             self.source.acknowledge(after)
         return len(changes)
+
+    def _apply(self, conn: Connection, change: RowChange) -> None:
+        try:
+            if change.deleted or change.via is not None:
+                self._linked(conn, change)
+                return
+            item = to_update(change)
+        except InvalidFlight as exc:
+            record_error(conn, source=self.name, location=f"row {change.key}", message=str(exc))
+            return
+        self._remember(conn, str(change.key), item.identity.key)
+        self.hub.apply(conn, item)
+
+    def _flight_key(self, conn: Connection, change: RowChange) -> str | None:
+        """The flight a row stands for: its identity, the row of another source it names (an
+        allocation naming its movement), or what was remembered of its key."""
+        if change.via is not None:
+            source, row_key = change.via
+        elif change.identity:
+            return FlightIdentity.create(**change.identity).key
+        else:
+            source, row_key = self.name, str(change.key)
+        return conn.execute(
+            select(capture_keys.c.flight_key).where(
+                capture_keys.c.source == source, capture_keys.c.row_key == row_key[:256]
+            )
+        ).scalar()
+
+    def _linked(self, conn: Connection, change: RowChange) -> None:
+        """A deleted row (cancel, remove, clear or ignore, as the mapping says) or a row that
+        names its flight through another source's row."""
+        if change.deleted and change.on_delete == "ignore":
+            return
+        flight_key = self._flight_key(conn, change)
+        if flight_key is None:
+            what = "deleted" if change.deleted else "changed"
+            record_error(
+                conn,
+                source=self.name,
+                location=f"row {change.key}",
+                message=f"warning: a row was {what} whose flight was never captured; ignored",
+            )
+            return
+        if change.deleted and change.on_delete == "remove":
+            remove_flight(self.hub.backbone, conn, flight_key)
+            return
+        state = load_state(conn, flight_key, for_update=True)
+        if state is None:
+            return
+        sequence = change.row_version or 0
+        if not change.deleted:
+            self._remember(conn, str(change.key), flight_key)
+            fields = {name: value for name, value in change.fields.items() if name in FIELDS}
+            item = Update(
+                state.identity, change.source, change.changed_at, fields, sequence=sequence
+            )
+        elif change.on_delete == "clear":
+            if not change.clears:
+                record_error(
+                    conn,
+                    source=self.name,
+                    location=f"row {change.key}",
+                    message="warning: a deleted allocation did not say its resource (its image "
+                    "holds only the key: set REPLICA IDENTITY FULL on the table); ignored",
+                )
+                return
+            clears = frozenset(change.clears)
+            item = Update(state.identity, change.source, change.changed_at, clears=clears)
+        else:
+            cancel = {"status": "cancelled"}
+            item = Update(
+                state.identity, change.source, change.changed_at, cancel, sequence=sequence + 1
+            )
+        self.hub.apply(conn, item)
+
+    def _remember(self, conn: Connection, row_key: str, flight_key: str) -> None:
+        """Which flight a legacy row is, for its delete later (which may carry the key only)."""
+        if row_key in self.known_keys:
+            return
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(
+            dialect.insert(capture_keys)
+            .values(source=self.name, row_key=row_key[:256], flight_key=flight_key)
+            .on_conflict_do_nothing()
+        )
+        self.known_keys.add(row_key)
+
+    def _report(self, conn: Connection, notices: list[str]) -> None:
+        """A changed source table goes to the ingest log and the bus; capture goes on."""
+        for notice in notices:
+            log.warning("AODB source %s: %s", self.name, notice)
+            record_error(
+                conn, source=self.name[:64], location="schema", message=f"warning: {notice}"
+            )
+            event = CloudEvent(
+                source=CAPTURE_SOURCE,
+                type="capture.schema_changed",
+                subject=self.name,
+                data={"source": self.name, "message": notice},
+            )
+            self.hub.backbone.publish(conn, bus=BUS, events=[event])
 
     async def run(self, stop: asyncio.Event) -> None:
         await poll_until_stopped(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -115,7 +116,47 @@ def arrival_remark(view: dict[str, Any]) -> str:
     return ""
 
 
-def board_row(view: dict[str, Any], *, direction: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Linger:
+    """How long a flight stays on the board after it left (take-off, else off-block) or
+    arrived (on-block, else touchdown); a cancelled one stays this long after its schedule."""
+
+    departed: timedelta = timedelta(minutes=10)
+    arrived: timedelta = timedelta(minutes=20)
+
+
+def leaves_at(view: dict[str, Any], *, direction: str, linger: Linger) -> str | None:
+    """When the flight leaves this board (UTC, ISO 8601), or None while it stays."""
+    status = view["status"]
+    if direction == "departures":
+        after = linger.departed
+        if status in {"departed", "arrived", "diverted"}:
+            moment = _time(view, "take_off", "actual") or _time(view, "off_block", "actual")
+        elif status == "cancelled":
+            moment = _time(view, "off_block", "scheduled")
+        else:
+            moment = None
+    else:
+        after = linger.arrived
+        if status == "arrived":
+            moment = _time(view, "on_block", "actual") or _time(view, "touchdown", "actual")
+        elif status in {"cancelled", "diverted"}:
+            moment = _time(view, "on_block", "scheduled")
+        else:
+            moment = None
+    if moment is None:
+        return None
+    leaving = datetime.fromisoformat(moment.replace("Z", "+00:00")) + after
+    return leaving.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def on_board(row: dict[str, Any], now: datetime) -> bool:
+    """Whether a board row is still shown at `now` (an aware time)."""
+    leaving = row.get("leaves_at")
+    return not leaving or datetime.fromisoformat(leaving.replace("Z", "+00:00")) > now
+
+
+def board_row(view: dict[str, Any], *, direction: str, linger: Linger = Linger()) -> dict[str, Any]:
     """One line of a departures or arrivals board, in the airport's local time."""
     departing = direction == "departures"
     airport = view["departure_airport"] if departing else view["arrival_airport"]
@@ -135,4 +176,5 @@ def board_row(view: dict[str, Any], *, direction: str) -> dict[str, Any]:
         "belt": None if departing else view.get("baggage_belt"),
         "status": view["status"],
         "remark": departure_remark(view) if departing else arrival_remark(view),
+        "leaves_at": leaves_at(view, direction=direction, linger=linger),
     }

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from jetbridge.bounds import checked_id
 from jetbridge.events.backbone import Backbone
@@ -159,6 +159,25 @@ def record_error(
             level=level,
         )
     )
+
+
+def remove_flight(backbone: Backbone, conn: Connection, flight_key: str) -> bool:
+    """Take a flight off the hub (its source deleted it) and say so with `flight.removed`."""
+    state = load_state(conn, flight_key, for_update=True)
+    if state is None:
+        return False
+    conn.execute(delete(flights).where(flights.c.flight_key == flight_key))
+    version = state.version + 1
+    event = CloudEvent(
+        id=f"{flight_key}:{version}:flight.removed",
+        source=SOURCE,
+        type="flight.removed",
+        subject=flight_key,
+        partitionkey=flight_key,
+        data={"flight_key": flight_key, "version": version, "flight": state.view()},
+    )
+    backbone.publish(conn, bus=BUS, events=[event])
+    return True
 
 
 def get_flight(conn: Connection, flight_key: str) -> dict[str, Any] | None:

@@ -203,6 +203,28 @@ cdc_positions = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# One capturer per source: whoever holds the lease (fenced by its generation) applies changes
+# and stores the source position after them in the same transaction.
+capture_leases = Table(
+    "capture_leases",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("holder", String(256), nullable=False, server_default=""),
+    Column("generation", Integer, nullable=False, server_default=text("0")),
+    Column("lease_until", Float, nullable=False, server_default=text("0")),
+    Column("position", Text, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Which flight a legacy row stands for, so a delete carrying only the row's key names it.
+capture_keys = Table(
+    "capture_keys",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("row_key", String(256), primary_key=True),
+    Column("flight_key", String(64), nullable=False),
+)
+
 # Booking ------------------------------------------------------------------------------------
 
 scheduled_flights = Table(
