@@ -29,6 +29,7 @@ from jetbridge.events.registry import ensure_bus
 from jetbridge.events.routing import RoutingCache
 from jetbridge.events.scheduler import run_periodic
 from jetbridge.events.targets import TargetInvoker
+from jetbridge.events.wakeups import CommitListener
 from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
 from jetbridge.ops.crypto import Keyring, parse_keyring
@@ -38,7 +39,7 @@ from jetbridge.ops.identity.tokens import TokenSettings
 from jetbridge.ops.keyfile import local_keyring
 from jetbridge.ops.outbound import OutboundPolicy, async_client
 from jetbridge.payments.http_provider import HttpPaymentProvider
-from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.db import create_database_engine, is_postgres
 from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.workflows.asl.resources import HTTP_RESOURCE
@@ -72,6 +73,7 @@ class Platform:
     workflows: WorkflowEngine | None = None
     bookings: Bookings | None = None
     broadcasters: dict[str, LogBroadcaster] = field(default_factory=dict)
+    commits: CommitListener | None = None
 
     def broadcaster(self, bus: str) -> LogBroadcaster:
         """The process's one live reader of a bus's log, shared by every SSE client."""
@@ -79,10 +81,17 @@ class Platform:
             self.broadcasters[bus] = LogBroadcaster(
                 self.backbone,
                 bus=bus,
+                interval=self.settings.live_poll_seconds,
+                signalled=self.commits_signalled,
                 heartbeat_seconds=self.settings.sse_heartbeat_seconds,
                 stall_seconds=self.settings.sse_stall_seconds,
             )
         return self.broadcasters[bus]
+
+    def commits_signalled(self) -> bool:
+        """Whether every commit that matters reaches this process as a signal: its own always
+        do; on PostgreSQL other processes' do while the commit listener is connected."""
+        return self.commits is None or self.commits.listening
 
     def prepare(self) -> None:
         """Bring the database to the current schema and make sure the default bus exists."""
@@ -97,6 +106,8 @@ class Platform:
     async def start(self) -> None:
         """Start the delivery worker and the periodic duties (schedules, replays, retention)."""
         self.stop_event = asyncio.Event()
+        if self.commits is not None:
+            self.tasks.append(asyncio.create_task(self.commits.run(self.stop_event)))
         if not self.settings.run_workers:
             return
         self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
@@ -263,6 +274,10 @@ def build_platform(
     )
     if verifier is not None:
         platform.closers.append(verifier.close)
+    if is_postgres(engine):
+        platform.commits = CommitListener(
+            settings.database_url, lambda _bus: platform.backbone.notify()
+        )
     _add_booking(platform)
     return platform
 

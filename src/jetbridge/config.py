@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         default=230, ge=1, le=3660, description="longest SSM/ASM period of operation, in days"
     )
     delivery_poll_seconds: float = Field(default=0.2, gt=0)
+    live_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="seconds between a live stream's unprompted looks at the log while commits "
+        "are signalled (in memory; on PostgreSQL by LISTEN/NOTIFY): a safety net, not the path",
+    )
     delivery_batch: int = Field(default=64, gt=0)
     delivery_concurrency: int = Field(default=32, gt=0)
     delivery_lease_seconds: float = Field(default=30.0, gt=0)

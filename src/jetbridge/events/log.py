@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.bounds import checked_id
+from jetbridge.events.wakeups import announce_commit
 from jetbridge.storage.schema import dead_letters, deliveries, events
 
 
@@ -128,6 +129,11 @@ class SqlEventLog:
                 .returning(events.c.seq)
             )
             seqs.append(conn.execute(statement).scalar_one_or_none())
+        if self._postgres:
+            # Other processes' live streams and workers wake when this transaction commits.
+            announce_commit(
+                conn, (e.bus for e, seq in zip(entries, seqs, strict=True) if seq is not None)
+            )
         return seqs
 
     def read(self, conn: Connection, *, bus: str, after: int, limit: int) -> list[StoredEvent]:
