@@ -23,6 +23,7 @@ from jetbridge.errors import ConfigurationError
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.delivery import DeliveryWorker, RetryTiming
 from jetbridge.events.handlers import Handler, HandlerRegistry
+from jetbridge.events.jetstream import JetStreamRelay, NatsWakeups, SubjectScheme
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import ensure_bus
@@ -74,6 +75,8 @@ class Platform:
     bookings: Bookings | None = None
     broadcasters: dict[str, LogBroadcaster] = field(default_factory=dict)
     commits: CommitListener | None = None
+    relay: JetStreamRelay | None = None
+    nats_wakeups: NatsWakeups | None = None
 
     def broadcaster(self, bus: str) -> LogBroadcaster:
         """The process's one live reader of a bus's log, shared by every SSE client."""
@@ -91,6 +94,8 @@ class Platform:
     def commits_signalled(self) -> bool:
         """Whether every commit that matters reaches this process as a signal: its own always
         do; on PostgreSQL other processes' do while the commit listener is connected."""
+        if self.nats_wakeups is not None and self.nats_wakeups.listening:
+            return True
         return self.commits is None or self.commits.listening
 
     def prepare(self) -> None:
@@ -108,8 +113,12 @@ class Platform:
         self.stop_event = asyncio.Event()
         if self.commits is not None:
             self.tasks.append(asyncio.create_task(self.commits.run(self.stop_event)))
+        if self.nats_wakeups is not None:
+            self.tasks.append(asyncio.create_task(self.nats_wakeups.run(self.stop_event)))
         if not self.settings.run_workers:
             return
+        if self.relay is not None:
+            self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event)))
         self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
         if self.settings.mqtt_url:
             await self._start_mqtt(self.settings.mqtt_url)
@@ -214,7 +223,7 @@ def build_platform(
     engine = create_database_engine(
         settings.database_url, busy_timeout=settings.sqlite_busy_timeout
     )
-    log = SqlEventLog(engine)
+    log = SqlEventLog(engine, outbox=settings.nats_url is not None)
     routing = RoutingCache()
     publisher = Publisher(
         log=log, queue=log, routing=routing, account=settings.account, region=settings.region
@@ -278,8 +287,22 @@ def build_platform(
         platform.commits = CommitListener(
             settings.database_url, lambda _bus: platform.backbone.notify()
         )
+    if settings.nats_url:
+        _add_jetstream(platform, settings.nats_url)
     _add_booking(platform)
     return platform
+
+
+def _add_jetstream(platform: Platform, url: str) -> None:
+    """Distributed mode: the outbox relay (in processes running workers) and the push of event
+    subjects to this process's live readers."""
+    settings = platform.settings
+    scheme = SubjectScheme(settings.nats_prefix)
+    platform.relay = JetStreamRelay(
+        platform.engine, url, scheme=scheme, replicas=settings.nats_replicas
+    )
+    platform.backbone.listeners.append(platform.relay.wake)
+    platform.nats_wakeups = NatsWakeups(url, scheme, platform.backbone.notify)
 
 
 def _add_booking(platform: Platform) -> None:

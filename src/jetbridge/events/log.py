@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.bounds import checked_id
 from jetbridge.events.wakeups import announce_commit
-from jetbridge.storage.schema import dead_letters, deliveries, events
+from jetbridge.storage.schema import dead_letters, deliveries, events, jetstream_outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +101,11 @@ class DeliveryQueue(Protocol):
 class SqlEventLog:
     """Event log and delivery queue in SQL tables; leases make delivery survive a crash."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, outbox: bool = False) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # Distributed mode: each new event also waits in the outbox for the JetStream relay.
+        self.outbox = outbox
 
     def append(
         self, conn: Connection, entries: Sequence[LogEntry], *, now: float
@@ -129,6 +131,8 @@ class SqlEventLog:
                 .returning(events.c.seq)
             )
             seqs.append(conn.execute(statement).scalar_one_or_none())
+        if self.outbox and (new := [{"event_seq": seq} for seq in seqs if seq is not None]):
+            conn.execute(insert(jetstream_outbox), new)
         if self._postgres:
             # Other processes' live streams and workers wake when this transaction commits.
             announce_commit(
