@@ -190,3 +190,33 @@ async def until(check: Callable[[], bool], timeout: float = 120) -> None:
 )
 def test_subject_tokens_hold_any_name(value: str, expected: str) -> None:
     assert token(value) == expected
+
+
+def test_api_processes_are_woken_by_the_event_subjects(nats_url: str, nats_prefix: str) -> None:
+    """The push path: a message on a bus's subjects wakes the live readers, once connected."""
+    import nats
+
+    from jetbridge.events.jetstream import NatsWakeups
+
+    scheme = SubjectScheme(nats_prefix)
+    woken: list[int] = []
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        wakeups = NatsWakeups(nats_url, scheme, lambda: woken.append(1))
+        task = asyncio.create_task(wakeups.run(stop))
+        await until(lambda: wakeups.listening)
+        assert woken, "connecting wakes the readers once: commits meanwhile went unannounced"
+        before = len(woken)
+        client = await nats.connect(nats_url)
+        await client.publish(scheme.subject("ops", "LX.318"), b"{}")
+        await client.publish(f"{nats_prefix}.other.ops", b"{}")  # not an event subject
+        await client.flush()
+        await until(lambda: wakeups.received == 1)
+        await client.close()
+        assert len(woken) == before + 1
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert not wakeups.listening
+
+    aio.run(scenario())
