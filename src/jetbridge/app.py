@@ -41,6 +41,7 @@ from jetbridge.ops.keyfile import local_keyring
 from jetbridge.ops.outbound import OutboundPolicy, async_client
 from jetbridge.payments.http_provider import HttpPaymentProvider
 from jetbridge.storage.db import create_database_engine, is_postgres
+from jetbridge.storage.locks import exclusively
 from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.workflows.asl.resources import HTTP_RESOURCE
@@ -99,14 +100,16 @@ class Platform:
         return self.commits is None or self.commits.listening
 
     def prepare(self) -> None:
-        """Bring the database to the current schema and make sure the default bus exists."""
-        upgrade(self.engine, keyring=self.keyring)
-        with self.backbone.transaction() as conn:
-            ensure_bus(conn, name="default", description="The default event bus")
-            ensure_bus(conn, name=AUDIT_BUS, description="Who did what, when, from where")
-            if self.settings.hub_tenant:
-                hub_owner(conn, self.settings.hub_tenant)
-            subscriptions.install_rules(conn, handlers=self.backbone.handlers)
+        """Bring the database to the current schema and make sure the default bus exists; one
+        process at a time when several start together on PostgreSQL."""
+        with exclusively(self.engine, "jetbridge prepare"):
+            upgrade(self.engine, keyring=self.keyring)
+            with self.backbone.transaction() as conn:
+                ensure_bus(conn, name="default", description="The default event bus")
+                ensure_bus(conn, name=AUDIT_BUS, description="Who did what, when, from where")
+                if self.settings.hub_tenant:
+                    hub_owner(conn, self.settings.hub_tenant)
+                subscriptions.install_rules(conn, handlers=self.backbone.handlers)
 
     async def start(self) -> None:
         """Start the delivery worker and the periodic duties (schedules, replays, retention)."""

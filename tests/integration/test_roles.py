@@ -76,3 +76,39 @@ def test_one_capturer_leads_and_another_takes_over_when_its_connection_goes(
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_processes_starting_together_on_a_fresh_database_prepare_it_in_turn(
+    postgres_url: str,
+) -> None:
+    """Migrations, the default buses and the platform's rules: each process prepares, none
+    fails on another's half-done work (a duplicate rule, a migration applied twice)."""
+    import threading
+
+    from jetbridge.app import build_platform
+    from jetbridge.config import Settings
+
+    platforms = [
+        build_platform(Settings(database_url=postgres_url, run_workers=False)) for _ in range(4)
+    ]
+    barrier = threading.Barrier(len(platforms))
+    failures: list[BaseException] = []
+
+    def prepare(platform: Any) -> None:
+        barrier.wait()
+        try:
+            platform.prepare()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=prepare, args=(p,)) for p in platforms]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with platforms[0].engine.connect() as conn:
+        rules = conn.execute(text("SELECT count(*) FROM rules")).scalar_one()
+    assert rules >= 1
+    for platform in platforms:
+        platform.engine.dispose()

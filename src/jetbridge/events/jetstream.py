@@ -249,6 +249,7 @@ async def connect(nats: Any, url: str, **callbacks: Callable[..., Any]) -> Any:
     """A client that reconnects for ever (a NATS outage is waited out, not fatal), retrying
     the first connection too."""
     failures = 0
+    callbacks.setdefault("error_cb", _quiet)
     while True:
         try:
             return await nats.connect(
@@ -263,6 +264,11 @@ async def connect(nats: Any, url: str, **callbacks: Callable[..., Any]) -> Any:
             failures += 1
             _log.warning("cannot reach NATS (%s); retrying", type(exc).__name__)
             await asyncio.sleep(backoff(failures, ceiling=5.0))
+
+
+async def _quiet(error: Exception) -> None:
+    """A NATS connection's errors while it reconnects: one line each, not a traceback."""
+    _log.warning("NATS: %s", type(error).__name__)
 
 
 async def _pause(
