@@ -50,7 +50,7 @@ def run_and_stop(data_dir: Path, tmp_path: Path) -> None:
         "-m",
         "jetbridge.devcluster",
         "--data-dir",
-        str(tmp_path),
+        str(data_dir),
         "--port",
         "0",
     ]
