@@ -51,10 +51,16 @@ def ensure_browser() -> None:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"up", "test", "check"}:
-        print("usage: python3 dev.py up [jetbridge up options] | test [pytest options] | check")
+        print(
+            "usage: python3 dev.py up [jetbridge up options] | up --distributed [--port N] "
+            "| test [pytest options] | check"
+        )
         return 2
     ensure_environment()
     command, rest = argv[0], argv[1:]
+    if command == "up" and "--distributed" in rest:
+        rest = [arg for arg in rest if arg != "--distributed"]
+        return subprocess.call([str(BIN / "python"), "-m", "jetbridge.devcluster", *rest])
     if command == "up":
         return subprocess.call([str(BIN / "jetbridge"), "up", "--demo", *rest])
     if command == "check":

@@ -126,6 +126,32 @@ def mqtt_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def nats_server_url() -> Iterator[str]:
+    """NATS with JetStream: JETBRIDGE_TEST_NATS_URL if set, else nats-server from pip."""
+    configured = os.environ.get("JETBRIDGE_TEST_NATS_URL")
+    if configured:
+        yield configured
+        return
+    from support.nats import nats_server
+
+    with tempfile.TemporaryDirectory() as store, nats_server(Path(store)) as server:
+        yield server.url
+
+
+@pytest.fixture
+def nats_url(nats_server_url: str) -> str:
+    """The NATS server, for one test; it keeps its own streams apart by a prefix of its own
+    (see `nats_prefix`)."""
+    return nats_server_url
+
+
+@pytest.fixture
+def nats_prefix() -> str:
+    """A subject and stream prefix of this test's own, so tests sharing a server never meet."""
+    return f"jbt{uuid.uuid4().hex[:10]}"
+
+
 @pytest.fixture
 def mariadb_url() -> str:
     """A MariaDB with row-based binlog: JETBRIDGE_TEST_MARIADB_URL (set by .ci/run)."""

@@ -23,12 +23,14 @@ from jetbridge.errors import ConfigurationError
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.delivery import DeliveryWorker, RetryTiming
 from jetbridge.events.handlers import Handler, HandlerRegistry
+from jetbridge.events.jetstream import JetStreamRelay, NatsWakeups, SubjectScheme
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import ensure_bus
 from jetbridge.events.routing import RoutingCache
 from jetbridge.events.scheduler import run_periodic
 from jetbridge.events.targets import TargetInvoker
+from jetbridge.events.wakeups import CommitListener
 from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
 from jetbridge.ops.crypto import Keyring, parse_keyring
@@ -38,7 +40,8 @@ from jetbridge.ops.identity.tokens import TokenSettings
 from jetbridge.ops.keyfile import local_keyring
 from jetbridge.ops.outbound import OutboundPolicy, async_client
 from jetbridge.payments.http_provider import HttpPaymentProvider
-from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.db import create_database_engine, is_postgres
+from jetbridge.storage.locks import exclusively
 from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
 from jetbridge.workflows.asl.resources import HTTP_RESOURCE
@@ -72,6 +75,9 @@ class Platform:
     workflows: WorkflowEngine | None = None
     bookings: Bookings | None = None
     broadcasters: dict[str, LogBroadcaster] = field(default_factory=dict)
+    commits: CommitListener | None = None
+    relay: JetStreamRelay | None = None
+    nats_wakeups: NatsWakeups | None = None
 
     def broadcaster(self, bus: str) -> LogBroadcaster:
         """The process's one live reader of a bus's log, shared by every SSE client."""
@@ -79,26 +85,43 @@ class Platform:
             self.broadcasters[bus] = LogBroadcaster(
                 self.backbone,
                 bus=bus,
+                interval=self.settings.live_poll_seconds,
+                signalled=self.commits_signalled,
                 heartbeat_seconds=self.settings.sse_heartbeat_seconds,
                 stall_seconds=self.settings.sse_stall_seconds,
             )
         return self.broadcasters[bus]
 
+    def commits_signalled(self) -> bool:
+        """Whether every commit that matters reaches this process as a signal: its own always
+        do; on PostgreSQL other processes' do while the commit listener is connected."""
+        if self.nats_wakeups is not None and self.nats_wakeups.listening:
+            return True
+        return self.commits is None or self.commits.listening
+
     def prepare(self) -> None:
-        """Bring the database to the current schema and make sure the default bus exists."""
-        upgrade(self.engine, keyring=self.keyring)
-        with self.backbone.transaction() as conn:
-            ensure_bus(conn, name="default", description="The default event bus")
-            ensure_bus(conn, name=AUDIT_BUS, description="Who did what, when, from where")
-            if self.settings.hub_tenant:
-                hub_owner(conn, self.settings.hub_tenant)
-            subscriptions.install_rules(conn, handlers=self.backbone.handlers)
+        """Bring the database to the current schema and make sure the default bus exists; one
+        process at a time when several start together on PostgreSQL."""
+        with exclusively(self.engine, "jetbridge prepare"):
+            upgrade(self.engine, keyring=self.keyring)
+            with self.backbone.transaction() as conn:
+                ensure_bus(conn, name="default", description="The default event bus")
+                ensure_bus(conn, name=AUDIT_BUS, description="Who did what, when, from where")
+                if self.settings.hub_tenant:
+                    hub_owner(conn, self.settings.hub_tenant)
+                subscriptions.install_rules(conn, handlers=self.backbone.handlers)
 
     async def start(self) -> None:
         """Start the delivery worker and the periodic duties (schedules, replays, retention)."""
         self.stop_event = asyncio.Event()
+        if self.commits is not None:
+            self.tasks.append(asyncio.create_task(self.commits.run(self.stop_event)))
+        if self.nats_wakeups is not None:
+            self.tasks.append(asyncio.create_task(self.nats_wakeups.run(self.stop_event)))
         if not self.settings.run_workers:
             return
+        if self.relay is not None:
+            self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event)))
         self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
         if self.settings.mqtt_url:
             await self._start_mqtt(self.settings.mqtt_url)
@@ -203,7 +226,7 @@ def build_platform(
     engine = create_database_engine(
         settings.database_url, busy_timeout=settings.sqlite_busy_timeout
     )
-    log = SqlEventLog(engine)
+    log = SqlEventLog(engine, outbox=settings.nats_url is not None)
     routing = RoutingCache()
     publisher = Publisher(
         log=log, queue=log, routing=routing, account=settings.account, region=settings.region
@@ -263,8 +286,26 @@ def build_platform(
     )
     if verifier is not None:
         platform.closers.append(verifier.close)
+    if is_postgres(engine):
+        platform.commits = CommitListener(
+            settings.database_url, lambda _bus: platform.backbone.notify()
+        )
+    if settings.nats_url:
+        _add_jetstream(platform, settings.nats_url)
     _add_booking(platform)
     return platform
+
+
+def _add_jetstream(platform: Platform, url: str) -> None:
+    """Distributed mode: the outbox relay (in processes running workers) and the push of event
+    subjects to this process's live readers."""
+    settings = platform.settings
+    scheme = SubjectScheme(settings.nats_prefix)
+    platform.relay = JetStreamRelay(
+        platform.engine, url, scheme=scheme, replicas=settings.nats_replicas
+    )
+    platform.backbone.listeners.append(platform.relay.wake)
+    platform.nats_wakeups = NatsWakeups(url, scheme, platform.backbone.notify)
 
 
 def _add_booking(platform: Platform) -> None:

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ def _print(value: Any) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from jetbridge import roles
     from jetbridge.app import create_app
 
     overrides: dict[str, Any] = {}
@@ -61,6 +63,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = Settings(**overrides)
+    if args.role in {"worker", "capture"}:
+        run = roles.run_worker if args.role == "worker" else roles.run_capture
+        roles.run_until_signalled(partial(run, settings))
+        return 0
+    settings = roles.api_settings(args.role, settings)
     if args.demo:
         from jetbridge.instance import claim
 
@@ -96,26 +103,10 @@ def raise_open_file_limit() -> None:
 
 
 def cmd_worker(_: argparse.Namespace) -> int:
-    """Run only the delivery worker and periodic duties (scale-out or a separate process)."""
-    import asyncio
-    import signal
+    """Run only the delivery worker and periodic duties (`jetbridge up --role worker`)."""
+    from jetbridge import roles
 
-    from jetbridge.app import build_platform
-
-    async def run() -> None:
-        # A worker process always works, whatever JETBRIDGE_RUN_WORKERS says for API processes.
-        platform = build_platform(Settings(run_workers=True))
-        await asyncio.to_thread(platform.prepare)
-        await platform.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        print("jetbridge worker running", flush=True)
-        await stop.wait()
-        await platform.stop()
-
-    asyncio.run(run())
+    roles.run_until_signalled(partial(roles.run_worker, Settings()))
     return 0
 
 
@@ -388,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--host")
     up.add_argument("--port", type=int)
+    up.add_argument(
+        "--role",
+        choices=("all", "api", "worker", "capture"),
+        default="all",
+        help="api: HTTP only; worker: background work only; capture: AODB change capture "
+        "only; all (default): everything in one process",
+    )
     up.set_defaults(run=cmd_up)
 
     sub.add_parser("worker", help="run the delivery worker only").set_defaults(run=cmd_worker)

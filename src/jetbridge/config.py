@@ -63,6 +63,26 @@ class Settings(BaseSettings):
         default=230, ge=1, le=3660, description="longest SSM/ASM period of operation, in days"
     )
     delivery_poll_seconds: float = Field(default=0.2, gt=0)
+    nats_url: str | None = Field(
+        default=None,
+        description="nats://host:4222[,nats://...]: distributed mode, events relayed from the "
+        "database's outbox into NATS JetStream (a stream per bus); unset: the database alone",
+    )
+    nats_prefix: str = Field(
+        default="jetbridge",
+        pattern=r"^[A-Za-z0-9-]{1,32}$",
+        description="first subject token and stream name prefix in NATS (see docs/deploy.md)",
+    )
+    nats_replicas: int = Field(
+        default=1, ge=1, le=5, description="replicas of each JetStream stream jetbridge creates"
+    )
+    live_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="seconds between a live stream's unprompted looks at the log while commits "
+        "are signalled (in memory; on PostgreSQL by LISTEN/NOTIFY): a safety net, not the path",
+    )
     delivery_batch: int = Field(default=64, gt=0)
     delivery_concurrency: int = Field(default=32, gt=0)
     delivery_lease_seconds: float = Field(default=30.0, gt=0)

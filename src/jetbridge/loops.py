@@ -14,12 +14,20 @@ MAX_BACKOFF = 10.0
 
 
 async def poll_until_stopped(
-    step: Callable[[], object], stop: asyncio.Event, *, interval: float, name: str
+    step: Callable[[], object],
+    stop: asyncio.Event,
+    *,
+    interval: float,
+    name: str,
+    wakeup: asyncio.Event | None = None,
 ) -> None:
-    """Run `step` in a thread repeatedly; after an idle (falsy) step, wait `interval`; after a
-    failed one, wait longer each time in a row (exponential backoff up to `MAX_BACKOFF`)."""
+    """Run `step` in a thread repeatedly; after an idle (falsy) step, wait `interval` (or until
+    `wakeup` is set); after a failed one, wait longer each time in a row (exponential backoff
+    up to `MAX_BACKOFF`)."""
     failures = 0
     while not stop.is_set():
+        if wakeup is not None:
+            wakeup.clear()  # before the step: a wake-up during it is not lost
         try:
             busy = await asyncio.to_thread(step)
             failures = 0
@@ -34,9 +42,23 @@ async def poll_until_stopped(
             busy = False
         if busy:
             continue
-        pause = interval if not failures else max(interval, backoff(failures, ceiling=MAX_BACKOFF))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=pause)
+        if failures:
+            pause = max(interval, backoff(failures, ceiling=MAX_BACKOFF))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+        else:
+            await _idle(stop, wakeup, interval)
+
+
+async def _idle(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wakeup is not None:
+        waiters.append(asyncio.ensure_future(wakeup.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def interpreter_exiting(exc: BaseException) -> bool:

@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.bounds import checked_id
-from jetbridge.storage.schema import dead_letters, deliveries, events
+from jetbridge.events.wakeups import announce_commit
+from jetbridge.storage.schema import dead_letters, deliveries, events, jetstream_outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +101,11 @@ class DeliveryQueue(Protocol):
 class SqlEventLog:
     """Event log and delivery queue in SQL tables; leases make delivery survive a crash."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, outbox: bool = False) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # Distributed mode: each new event also waits in the outbox for the JetStream relay.
+        self.outbox = outbox
 
     def append(
         self, conn: Connection, entries: Sequence[LogEntry], *, now: float
@@ -128,6 +131,13 @@ class SqlEventLog:
                 .returning(events.c.seq)
             )
             seqs.append(conn.execute(statement).scalar_one_or_none())
+        if self.outbox and (new := [{"event_seq": seq} for seq in seqs if seq is not None]):
+            conn.execute(insert(jetstream_outbox), new)
+        if self._postgres:
+            # Other processes' live streams and workers wake when this transaction commits.
+            announce_commit(
+                conn, (e.bus for e, seq in zip(entries, seqs, strict=True) if seq is not None)
+            )
         return seqs
 
     def read(self, conn: Connection, *, bus: str, after: int, limit: int) -> list[StoredEvent]:

@@ -12,6 +12,7 @@ it publishes again from there (retained messages make the repeat harmless).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 from jetbridge.events.backbone import Backbone
@@ -58,5 +59,20 @@ class MqttBridge:
             f"{self.prefix}/screens/{view['arrival_airport']}/arrivals/{key}", arrival
         )
 
-    async def run(self, stop: asyncio.Event, *, interval: float = 0.1) -> None:
-        await poll_until_stopped(self.step, stop, interval=interval, name="MQTT bridge")
+    async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
+        """Follow the log, woken by commits (this process's, and other processes' through
+        LISTEN/NOTIFY or NATS); `interval` is only the safety net's period."""
+        loop = asyncio.get_running_loop()
+        wakeup = asyncio.Event()
+
+        def committed() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(wakeup.set)
+
+        self.backbone.listeners.append(committed)
+        try:
+            await poll_until_stopped(
+                self.step, stop, interval=interval, name="MQTT bridge", wakeup=wakeup
+            )
+        finally:
+            self.backbone.listeners.remove(committed)

@@ -81,6 +81,15 @@ events = Table(
 Index("ix_events_bus_seq", events.c.bus, events.c.seq)
 Index("ix_events_ingested", events.c.ingested_at)
 
+# Events a transaction appended while NATS is configured, until the relay has put them into
+# JetStream (then the row is deleted); in id order, which per flight is commit order.
+jetstream_outbox = Table(
+    "jetstream_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,

@@ -7,6 +7,11 @@ socket is full, one resuming from an older position, or one that fell behind, ca
 own task from the window or, behind the window, from the log, so nothing is missed. Nothing is
 queued per client: a client that stops reading holds only what the server has buffered for its
 socket, and is cut off after `stall_seconds`, to reconnect and resume from its Last-Event-ID.
+
+The reader is woken by commits rather than a clock: this process's own commits signal it in
+memory and, on PostgreSQL, other processes' commits reach it through LISTEN/NOTIFY
+(`jetbridge.events.wakeups`). While such a signal is live (`signalled()`), it looks at the log
+unprompted only every `interval` seconds, as a safety net; without one, every `fallback`.
 """
 
 from __future__ import annotations
@@ -48,7 +53,10 @@ class LogBroadcaster:
         backbone: Backbone,
         *,
         bus: str,
-        interval: float = 0.02,
+        interval: float = 1.0,
+        fallback: float = 0.02,
+        signalled: Callable[[], bool] = lambda: True,
+        gap: float = 0.005,
         window: int = 4096,
         heartbeat_seconds: float = 15.0,
         stall_seconds: float = 30.0,
@@ -56,6 +64,9 @@ class LogBroadcaster:
         self.backbone = backbone
         self.bus = bus
         self.interval = interval
+        self.fallback = fallback
+        self.signalled = signalled
+        self.gap = gap
         self.window = window
         self.heartbeat_seconds = heartbeat_seconds
         self.stall_seconds = stall_seconds
@@ -125,10 +136,12 @@ class LogBroadcaster:
                 next_check = now + min(1.0, self.stall_seconds / 4)
                 self._cut_off_stalled(now)
             if not batch:
+                wait = self.interval if self.signalled() else self.fallback
+                wait = min(wait, max(0.0, min(next_beat, next_check) - loop.time()))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._poke.wait(), self.interval)
-                # Under a stream of commits, read at most every quarter interval, in batches.
-                await asyncio.sleep(started + self.interval / 4 - loop.time())
+                    await asyncio.wait_for(self._poke.wait(), wait)
+                # Under a stream of commits, read at most every `gap` seconds, in batches.
+                await asyncio.sleep(started + self.gap - loop.time())
 
     def _append(self, batch: list[Item]) -> None:
         self._seqs += [seq for seq, _ in batch]

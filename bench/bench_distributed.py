@@ -1,0 +1,229 @@
+"""Distributed mode on PostgreSQL and NATS JetStream: what the outbox relay and the commit
+wake-ups cost over the raw engines, measured in one run.
+
+Rows, each timed from before the write to when a subscriber holds the message or signal:
+
+- raw JetStream: publish (acknowledged by the stream) -> a subscriber on the subject receives it.
+- raw PostgreSQL: insert one row and commit (no reader).
+- PostgreSQL NOTIFY: commit with `pg_notify` -> a LISTENing connection in another thread hears it
+  (what wakes another process's SSE boards and workers).
+- jetbridge outbox: `put_events` (one event, committed with its outbox row) -> the relay
+  publishes it to JetStream -> a subscriber on the bus's subjects receives it.
+
+Then throughput: N events put in batches of 50 by one writer, until the last is in JetStream.
+
+    python bench/bench_distributed.py --database postgresql://postgres@127.0.0.1:5432/test \\
+        --nats nats://127.0.0.1:4222 [--messages 500] [--events 5000]
+
+The database given is used as a server: the script creates a fresh database on it and drops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import nats
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from jetbridge.app import build_platform
+from jetbridge.config import Settings
+from jetbridge.events.jetstream import JetStreamRelay, SubjectScheme
+from jetbridge.events.wakeups import libpq_url
+from jetbridge.storage.db import normalise_url
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def row(name: str, latencies: list[float], per_second: float | None = None) -> str:
+    ms = [v * 1000 for v in latencies]
+    rate = f"{per_second:,.0f}" if per_second is not None else "-"
+    return (
+        f"| {name} | {len(ms)} | {percentile(ms, 0.5):.2f} | {percentile(ms, 0.99):.2f} | {rate} |"
+    )
+
+
+async def raw_jetstream(url: str, prefix: str, count: int) -> tuple[list[float], float]:
+    client = await nats.connect(url)
+    jetstream = client.jetstream()
+    stream = f"{prefix}-raw"
+    await jetstream.add_stream(name=stream, subjects=[f"{prefix}.raw.>"])
+    arrived: dict[int, float] = {}
+    got = asyncio.Event()
+
+    async def on_message(message: Any) -> None:
+        arrived[int(message.data)] = time.perf_counter()
+        got.set()
+
+    await client.subscribe(f"{prefix}.raw.>", cb=on_message)
+    latencies = []
+    started = time.perf_counter()
+    for n in range(count):
+        got.clear()
+        sent = time.perf_counter()
+        await jetstream.publish(
+            f"{prefix}.raw.k{n % 10}", str(n).encode(), headers={"Nats-Msg-Id": str(n)}
+        )
+        while n not in arrived:
+            await got.wait()
+            got.clear()
+        latencies.append(arrived[n] - sent)
+    elapsed = time.perf_counter() - started
+    await jetstream.delete_stream(stream)
+    await client.close()
+    return latencies, count / elapsed
+
+
+def raw_commit(url: str, count: int) -> tuple[list[float], float]:
+    with psycopg.connect(url, autocommit=False) as conn:
+        conn.execute("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, body text)")
+        conn.commit()
+        latencies = []
+        started = time.perf_counter()
+        for n in range(count):
+            sent = time.perf_counter()
+            conn.execute("INSERT INTO bench_raw (body) VALUES (%s)", (str(n),))
+            conn.commit()
+            latencies.append(time.perf_counter() - sent)
+        return latencies, count / (time.perf_counter() - started)
+
+
+def notify_latency(url: str, count: int) -> list[float]:
+    heard: dict[str, float] = {}
+    ready = threading.Event()
+    done = threading.Event()
+
+    def listen() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("LISTEN bench_wakeup")
+            ready.set()
+            for notice in conn.notifies(timeout=60):
+                heard[notice.payload] = time.perf_counter()
+                if len(heard) == count:
+                    break
+        done.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    ready.wait(30)
+    latencies = []
+    with psycopg.connect(url, autocommit=False) as conn:
+        for n in range(count):
+            sent = time.perf_counter()
+            conn.execute("INSERT INTO bench_raw (body) VALUES (%s)", (str(n),))
+            conn.execute("SELECT pg_notify('bench_wakeup', %s)", (str(n),))
+            conn.commit()
+            while str(n) not in heard:
+                time.sleep(0.0001)
+            latencies.append(heard[str(n)] - sent)
+    done.wait(30)
+    return latencies
+
+
+async def outbox(
+    database_url: str, nats_url: str, prefix: str, count: int, events: int
+) -> tuple[list[float], float]:
+    settings = Settings(database_url=database_url, nats_url=nats_url, nats_prefix=prefix)
+    platform = build_platform(settings)
+    await asyncio.to_thread(platform.prepare)
+    scheme = SubjectScheme(prefix)
+    relay = JetStreamRelay(platform.engine, nats_url, scheme=scheme, idle_seconds=1.0)
+    platform.backbone.listeners.append(relay.wake)
+    client = await nats.connect(nats_url)
+    arrived: dict[str, float] = {}
+
+    async def on_message(message: Any) -> None:
+        arrived[message.headers["Jetbridge-Event-Id"]] = time.perf_counter()
+
+    await client.subscribe(scheme.all_events(), cb=on_message)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+
+    def put(first: int, size: int) -> None:
+        entries = [
+            {
+                "specversion": "1.0",
+                "id": f"e{n}",
+                "source": "bench",
+                "type": "t",
+                "partitionkey": f"LX{n % 50}",
+                "data": {"n": n},
+            }
+            for n in range(first, first + size)
+        ]
+        platform.backbone.put_events(bus="default", entries=entries)
+
+    async def until(check: Callable[[], bool]) -> None:
+        while not check():
+            await asyncio.sleep(0.0002)
+
+    latencies = []
+    for n in range(count):
+        sent = time.perf_counter()
+        await asyncio.to_thread(put, n, 1)
+        await until(lambda n=n: f"e{n}" in arrived)
+        latencies.append(arrived[f"e{n}"] - sent)
+    started = time.perf_counter()
+    writer = asyncio.create_task(
+        asyncio.to_thread(lambda: [put(first, 50) for first in range(count, count + events, 50)])
+    )
+    await until(lambda: f"e{count + events - 1}" in arrived)
+    rate = events / (time.perf_counter() - started)
+    await writer
+    stop.set()
+    await task
+    await client.close()
+    await platform.stop()
+    return latencies, rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--nats", required=True)
+    parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--events", type=int, default=5000)
+    args = parser.parse_args()
+    server = normalise_url(args.database)
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    database = make_url(server).set(database=name).render_as_string(hide_password=False)
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    try:
+        js, js_rate = asyncio.run(raw_jetstream(args.nats, prefix, args.messages))
+        commit, commit_rate = raw_commit(libpq_url(database), args.messages)
+        notify = notify_latency(libpq_url(database), args.messages)
+        relayed, relay_rate = asyncio.run(
+            outbox(database, args.nats, prefix, args.messages, args.events)
+        )
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    print("| path | n | p50 ms | p99 ms | sequential per s |")
+    print("|---|---|---|---|---|")
+    print(row("raw JetStream publish (acked) -> subscriber", js, js_rate))
+    print(row("raw PostgreSQL insert + commit", commit, commit_rate))
+    print(row("PostgreSQL commit with NOTIFY -> listener", notify))
+    print(row("jetbridge put_events -> outbox relay -> JetStream subscriber", relayed))
+    print()
+    print(
+        f"outbox throughput: {args.events:,} events put in batches of 50 by one writer, "
+        f"{relay_rate:,.0f} events/s into JetStream (raw sequential acked publish: "
+        f"{js_rate:,.0f}/s)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Distributed mode: events leave PostgreSQL through a transactional outbox into NATS JetStream.
+
+A transaction appending events also writes one `jetstream_outbox` row per new event (see
+`SqlEventLog`), so the event reaches JetStream if and only if it committed. One relay at a time
+(a PostgreSQL advisory lock elects it among every process running workers) publishes the rows
+in id order, each acknowledged by JetStream before the next, then deletes them. A relay that dies
+between the acknowledgement and the delete publishes those events again after the hand-over;
+JetStream drops the copies by their `Nats-Msg-Id` (the event's log position).
+
+The subject scheme, for jetbridge's own processes and external consumers alike:
+
+    <prefix>.events.<bus>.<partition key>     one stream per bus: <prefix>-events-<bus>
+
+An event without a partition key goes to `_`. Tokens are escaped so that any bus name or key is
+one subject token: characters other than ASCII letters, digits and `-` become `_` and two hex
+digits (`.` is `_2E`, `_` is `_5F`). Messages are CloudEvents JSON (structured mode), with the
+headers `Nats-Msg-Id` and `Jetbridge-Seq` (the log position, the same in every stream) and
+`Jetbridge-Event-Id`. One flight's events share a partition key, so they are on one subject, in
+commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, select, text
+
+from jetbridge.storage.schema import events, jetstream_outbox
+from jetbridge.storage.transient import backoff
+
+_log = logging.getLogger(__name__)
+# Any 64-bit number the platform owns: the relay's PostgreSQL advisory lock.
+RELAY_LOCK = 0x6A65_7462_7269_6467 & 0x7FFF_FFFF_FFFF_FFFF
+DUPLICATE_WINDOW_SECONDS = 600.0
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+
+def token(value: str) -> str:
+    """`value` as one subject token (and a valid part of a stream name): see the module doc."""
+    out = []
+    for char in value:
+        if char in _SAFE:
+            out.append(char)
+        else:
+            out.extend(f"_{byte:02X}" for byte in char.encode())
+    return "".join(out) or "_"
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectScheme:
+    """Where a bus's events live in NATS."""
+
+    prefix: str = "jetbridge"
+
+    def subject(self, bus: str, partition_key: str | None) -> str:
+        key = "_" if partition_key is None else token(partition_key)
+        return f"{self.prefix}.events.{token(bus)}.{key}"
+
+    def bus_subjects(self, bus: str) -> str:
+        return f"{self.prefix}.events.{token(bus)}.>"
+
+    def all_events(self) -> str:
+        return f"{self.prefix}.events.>"
+
+    def stream(self, bus: str) -> str:
+        return f"{self.prefix}-events-{token(bus)}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    seq: int
+    bus: str
+    event_id: str
+    partition_key: str | None
+    body: str
+
+
+def read_outbox(conn: Connection, *, limit: int) -> list[OutboxItem]:
+    rows = conn.execute(
+        select(
+            jetstream_outbox.c.id,
+            events.c.seq,
+            events.c.bus,
+            events.c.event_id,
+            events.c.partition_key,
+            events.c.body,
+        )
+        .join(events, events.c.seq == jetstream_outbox.c.event_seq)
+        .order_by(jetstream_outbox.c.id)
+        .limit(limit)
+    )
+    return [OutboxItem(*row) for row in rows]
+
+
+@dataclass(slots=True)
+class JetStreamRelay:
+    """Publishes the outbox to JetStream; run by every worker process, active in one at a time."""
+
+    engine: Engine
+    nats_url: str
+    scheme: SubjectScheme = field(default_factory=SubjectScheme)
+    batch: int = 256
+    idle_seconds: float = 1.0
+    replicas: int = 1
+    relayed: int = 0
+    _wakeup: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _streams: set[str] = field(default_factory=set)
+    _leader: Connection | None = None
+    _held: bool = False
+
+    def wake(self) -> None:
+        """New outbox rows may have committed; callable from any thread."""
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wakeup.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        import nats
+
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        client = await connect(nats, self.nats_url)
+        try:
+            try:
+                await self._lead(stop, client.jetstream())
+            finally:
+                await asyncio.to_thread(self._release)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.drain()
+
+    async def _lead(self, stop: asyncio.Event, jetstream: Any) -> None:
+        failures = 0
+        while not stop.is_set():
+            assert self._wakeup is not None
+            self._wakeup.clear()
+            try:
+                if not await asyncio.to_thread(self._leading):
+                    await _pause(stop, self._wakeup, self.idle_seconds, wake_on_commit=False)
+                    continue
+                moved = await self.relay_once(jetstream)
+                failures = 0
+            except Exception as exc:  # NATS or the database is away: back off, try again
+                failures += 1
+                self._streams.clear()  # a stream may have been removed meanwhile
+                _log.warning("outbox relay: %s; retrying", exc)
+                await _pause(stop, self._wakeup, backoff(failures, ceiling=5.0), False)
+                continue
+            if not moved:
+                await _pause(stop, self._wakeup, self.idle_seconds, wake_on_commit=True)
+
+    def _leading(self) -> bool:
+        """Whether this relay holds the lock (taking it if free): one relay at a time keeps
+        the outbox's order. The lock lives as long as the leader's connection; if that is
+        lost, so is the lock, and any relay may take it. On SQLite there is one process."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        try:
+            if self._leader is None:
+                self._leader, self._held = self.engine.connect(), False
+            if self._held:
+                self._leader.execute(text("SELECT 1"))
+            else:
+                taken = self._leader.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK}
+                )
+                self._held = bool(taken.scalar_one())
+            self._leader.commit()
+        except Exception:
+            self._release()
+            raise
+        return self._held
+
+    def _release(self) -> None:
+        leader, self._leader, self._held = self._leader, None, False
+        if leader is not None:
+            with contextlib.suppress(Exception):
+                leader.invalidate()  # never back to the pool while it may hold the lock
+                leader.close()
+
+    async def relay_once(self, jetstream: Any) -> int:
+        """Publish one batch of the outbox in order; returns how many events were relayed."""
+        items = await asyncio.to_thread(self._read)
+        done: list[int] = []
+        try:
+            for item in items:
+                await self._ensure_stream(jetstream, item.bus)
+                await jetstream.publish(
+                    self.scheme.subject(item.bus, item.partition_key),
+                    item.body.encode(),
+                    headers={
+                        "Nats-Msg-Id": str(item.seq),
+                        "Jetbridge-Seq": str(item.seq),
+                        "Jetbridge-Event-Id": item.event_id,
+                        "Content-Type": "application/cloudevents+json",
+                    },
+                    timeout=10,
+                )
+                done.append(item.id)
+        finally:
+            if done:
+                await asyncio.to_thread(self._delete, done)
+                self.relayed += len(done)
+        return len(done)
+
+    def _read(self) -> list[OutboxItem]:
+        with self.engine.connect() as conn:
+            return read_outbox(conn, limit=self.batch)
+
+    def _delete(self, ids: list[int]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(jetstream_outbox).where(jetstream_outbox.c.id.in_(ids)))
+
+    async def _ensure_stream(self, jetstream: Any, bus: str) -> None:
+        name = self.scheme.stream(bus)
+        if name in self._streams:
+            return
+        await ensure_stream(jetstream, self.scheme, bus, replicas=self.replicas)
+        self._streams.add(name)
+
+
+async def ensure_stream(jetstream: Any, scheme: SubjectScheme, bus: str, *, replicas: int) -> None:
+    """Create the bus's stream if it does not exist (an existing one is left as it is)."""
+    from nats.js.api import StreamConfig
+    from nats.js.errors import NotFoundError
+
+    name = scheme.stream(bus)
+    try:
+        await jetstream.stream_info(name)
+    except NotFoundError:
+        await jetstream.add_stream(
+            StreamConfig(
+                name=name,
+                subjects=[scheme.bus_subjects(bus)],
+                duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                num_replicas=replicas,
+            )
+        )
+
+
+async def connect(nats: Any, url: str, **callbacks: Callable[..., Any]) -> Any:
+    """A client that reconnects for ever (a NATS outage is waited out, not fatal), retrying
+    the first connection too."""
+    failures = 0
+    callbacks.setdefault("error_cb", _quiet)
+    while True:
+        try:
+            return await nats.connect(
+                servers=url.split(","),
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=5,
+                allow_reconnect=True,
+                **callbacks,
+            )
+        except Exception as exc:
+            failures += 1
+            _log.warning("cannot reach NATS (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(backoff(failures, ceiling=5.0))
+
+
+async def _quiet(error: Exception) -> None:
+    """A NATS connection's errors while it reconnects: one line each, not a traceback."""
+    _log.warning("NATS: %s", type(error).__name__)
+
+
+async def _pause(
+    stop: asyncio.Event, wakeup: asyncio.Event, seconds: float, wake_on_commit: bool
+) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake_on_commit:
+        waiters.append(asyncio.ensure_future(wakeup.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+class NatsWakeups:
+    """An API process's push path: every event message on the platform's subjects (core NATS,
+    no consumer state) wakes the process's live readers; a reconnect wakes them once too."""
+
+    def __init__(self, nats_url: str, scheme: SubjectScheme, on_commit: Callable[[], None]) -> None:
+        self.nats_url = nats_url
+        self.scheme = scheme
+        self.on_commit = on_commit
+        self.listening = False
+        self.received = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        import nats
+
+        async def on_message(_message: Any) -> None:
+            self.received += 1
+            self.on_commit()
+
+        async def reconnected() -> None:
+            self.listening = True
+            self.on_commit()
+
+        async def disconnected() -> None:
+            self.listening = False
+
+        client = await connect(
+            nats, self.nats_url, reconnected_cb=reconnected, disconnected_cb=disconnected
+        )
+        try:
+            await client.subscribe(self.scheme.all_events(), cb=on_message)
+            await client.flush()
+            self.listening = True
+            self.on_commit()
+            await stop.wait()
+        finally:
+            self.listening = False
+            with contextlib.suppress(Exception):
+                await client.drain()
