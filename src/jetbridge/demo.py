@@ -135,6 +135,7 @@ def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 30
             )
             await asyncio.to_thread(simulator.install)
             runner = CdcRunner(source, FlightHub(platform.backbone))
+            platform.readiness[f"capture {runner.name}"] = runner.heartbeat.check
             stop_sim = threading.Event()
             stop = asyncio.Event()
             sim = asyncio.create_task(asyncio.to_thread(simulator.run, stop=stop_sim))

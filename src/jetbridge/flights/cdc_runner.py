@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -13,6 +14,8 @@ from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FIELDS, FlightIdentity, InvalidFlight
 from jetbridge.loops import poll_until_stopped
+from jetbridge.ops import metrics
+from jetbridge.ops.health import Heartbeat
 from jetbridge.storage.schema import cdc_positions
 
 
@@ -50,6 +53,8 @@ class CdcRunner:
         self.hub = hub
         self.interval = interval
         self.name = self.source.name
+        # Ready while it polls: a source that fails or hangs for a minute is reported.
+        self.heartbeat = Heartbeat(f"change capture {self.name}", stale_after=max(60.0, interval))
 
     def step(self) -> int:
         """One batch: its changes and the position after it commit in one transaction."""
@@ -74,7 +79,18 @@ class CdcRunner:
                     save_position(conn, self.name, after)
         if after is not None and changes:
             self.source.acknowledge(after)
+        self._observe(changes)
         return len(changes)
+
+    def _observe(self, changes: list[RowChange]) -> None:
+        self.heartbeat.beat()
+        metrics.CAPTURE_CHANGES.labels(self.name).inc(len(changes))
+        newest = max((change.changed_at for change in changes), default=None)
+        lag = 0.0
+        if newest is not None:
+            stamp = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+            lag = max(0.0, (datetime.now(UTC) - stamp).total_seconds())
+        metrics.CAPTURE_LAG.labels(self.name).set(lag)
 
     async def run(self, stop: asyncio.Event) -> None:
         await poll_until_stopped(

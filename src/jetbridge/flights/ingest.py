@@ -18,6 +18,7 @@ from jetbridge.flights.feeds.telex import FeedUpdate
 from jetbridge.flights.hub import FlightHub, load_state, record_error
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity, InvalidFlight
+from jetbridge.ops import metrics
 from jetbridge.storage.schema import flights
 from jetbridge.storage.transient import retry_transient
 
@@ -110,6 +111,7 @@ def ingest(
             message=str(exc),
             excerpt=excerpt,
         )
+        metrics.INGEST.labels(kind, "refused").inc()
         raise
     result = Ingested()
     for item in items:
@@ -118,8 +120,12 @@ def ingest(
         )
         if refusal is not None:
             result.refused.append(refusal)
+            metrics.INGEST.labels(kind, "refused").inc()
         if applied is not None:
             result.applied.append(applied)
+            # Applied but changing nothing (stale or a repeat) is worth a look, not an error.
+            outcome = "accepted" if applied["changed"] else "warned"
+            metrics.INGEST.labels(kind, outcome).inc()
     return result
 
 
