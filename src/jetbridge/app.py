@@ -33,11 +33,14 @@ from jetbridge.events.targets import TargetInvoker
 from jetbridge.events.wakeups import CommitListener
 from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
+from jetbridge.ops import metrics
 from jetbridge.ops.crypto import Keyring, parse_keyring
+from jetbridge.ops.health import Check, database_check, task_check
 from jetbridge.ops.identity.authenticator import Authenticator
 from jetbridge.ops.identity.oidc import oidc_verifier
 from jetbridge.ops.identity.tokens import TokenSettings
 from jetbridge.ops.keyfile import local_keyring
+from jetbridge.ops.monitor import OPERATIONS_BUS, AlarmMonitor
 from jetbridge.ops.outbound import OutboundPolicy, async_client
 from jetbridge.payments.http_provider import HttpPaymentProvider
 from jetbridge.storage.db import create_database_engine, is_postgres
@@ -78,6 +81,9 @@ class Platform:
     commits: CommitListener | None = None
     relay: JetStreamRelay | None = None
     nats_wakeups: NatsWakeups | None = None
+    # Readiness checks by name (database, background loops, change capture): None when ready.
+    readiness: dict[str, Check] = field(default_factory=dict)
+    monitor: AlarmMonitor | None = None
 
     def broadcaster(self, bus: str) -> LogBroadcaster:
         """The process's one live reader of a bus's log, shared by every SSE client."""
@@ -107,6 +113,9 @@ class Platform:
             with self.backbone.transaction() as conn:
                 ensure_bus(conn, name="default", description="The default event bus")
                 ensure_bus(conn, name=AUDIT_BUS, description="Who did what, when, from where")
+                ensure_bus(conn, name=OPERATIONS_BUS, description="Alarm state changes")
+                if self.monitor is not None:
+                    self.monitor.prepare(conn)
                 if self.settings.hub_tenant:
                     hub_owner(conn, self.settings.hub_tenant)
                 subscriptions.install_rules(conn, handlers=self.backbone.handlers)
@@ -122,7 +131,10 @@ class Platform:
             return
         if self.relay is not None:
             self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event)))
+        self.readiness["workers"] = task_check("background", lambda: self.tasks)
         self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
+        if self.monitor is not None:
+            self.tasks.append(asyncio.create_task(self.monitor.run(self.stop_event)))
         if self.settings.mqtt_url:
             await self._start_mqtt(self.settings.mqtt_url)
         if self.workflows is not None:
@@ -226,6 +238,7 @@ def build_platform(
     engine = create_database_engine(
         settings.database_url, busy_timeout=settings.sqlite_busy_timeout
     )
+    metrics.observe_database(engine)
     log = SqlEventLog(engine, outbox=settings.nats_url is not None)
     routing = RoutingCache()
     publisher = Publisher(
@@ -283,7 +296,9 @@ def build_platform(
         ),
         outbound=outbound,
         quota=TenantQuota(settings),
+        monitor=AlarmMonitor(backbone, interval=settings.alarm_interval_seconds),
     )
+    platform.readiness["database"] = database_check(engine)
     if verifier is not None:
         platform.closers.append(verifier.close)
     if is_postgres(engine):
@@ -378,6 +393,8 @@ def create_app(
     from jetbridge.api.graphql import graphql_router
     from jetbridge.api.hardening import install_hardening
     from jetbridge.api.limits import JsonBodyLimits
+    from jetbridge.api.observe import RequestMetrics
+    from jetbridge.api.operations import router as operations_router
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.account import router as account_router
@@ -412,6 +429,7 @@ def create_app(
     app.include_router(flights_router)
     app.include_router(workflows_router)
     app.include_router(console_router)
+    app.include_router(operations_router)
     app.include_router(graphql_router())
     if not platform.settings.payments_url:
         # The built-in card network for demos and tests: only when no real provider is set.
@@ -424,5 +442,6 @@ def create_app(
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
     install_hardening(app, platform.settings)
     app.add_middleware(JsonBodyLimits, limits=platform.settings.json_limits())
-    app.add_middleware(BodySizeLimit, limit=platform.settings.max_request_bytes)  # outermost
+    app.add_middleware(BodySizeLimit, limit=platform.settings.max_request_bytes)
+    app.add_middleware(RequestMetrics)  # outermost: it sees every answer, refusals included
     return app

@@ -231,6 +231,14 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         default="", description="proxy addresses or networks whose X-Forwarded-For is believed"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="a bearer token (32+ characters) a Prometheus server sends to read /metrics "
+        "without an account; unset: only operations and admins read it",
+    )
+    alarm_interval_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="how often the built-in alarms are evaluated"
+    )
     hsts: str = Field(
         default="auto",
         pattern="^(auto|always|off)$",
@@ -245,6 +253,13 @@ class Settings(BaseSettings):
                 parse_keyring(value.get_secret_value())
             except InvalidKeyConfiguration as exc:
                 raise ValueError(f"JETBRIDGE_DATA_KEYS: {exc}") from None
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("JETBRIDGE_METRICS_TOKEN must be at least 32 characters")
         return value
 
     @field_validator("handler_plugins", mode="before")

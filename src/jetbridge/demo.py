@@ -145,6 +145,7 @@ def install_demo(
                     "(jetbridge up --demo --reset starts a new one)"
                 )
             runner = CdcRunner(source, FlightHub(platform.backbone))
+            platform.readiness[f"capture {runner.name}"] = runner.heartbeat.check
             stop_sim = threading.Event()
             stop = asyncio.Event()
             sim = asyncio.create_task(

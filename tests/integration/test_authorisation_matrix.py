@@ -71,6 +71,8 @@ def allowed(policy: Policy, who: str) -> bool:
     roles = {"passenger"} if grant.get("user") else set(grant["roles"])
     if policy.operator_only:
         return "admin" in roles and grant.get("tenant") is None
+    if policy.platform_only:
+        return bool(roles & policy.roles) and grant.get("tenant") is None
     return bool(roles & policy.roles)
 
 

@@ -40,6 +40,8 @@ class Policy:
     boards: bool = False
     # An HTML form route that checks the CSRF token in its form fields itself.
     form_csrf: bool = False
+    # Only the platform's own staff (no tenant): what it shows spans every tenant.
+    platform_only: bool = False
 
 
 PUBLIC = Policy("public", None, "anyone, signed in or not")
@@ -65,8 +67,25 @@ FEEDS = Policy(
 )
 ADMIN = Policy("admin", frozenset({"admin"}), "administrators (of their tenant)")
 OPERATOR = Policy("operator", frozenset({"admin"}), "the platform's operator", operator_only=True)
+PLATFORM_OPERATIONS = Policy(
+    "platform-operations",
+    frozenset({"operations", "admin"}),
+    "the platform's operations staff and operator (no tenant)",
+    platform_only=True,
+)
 
-POLICIES = (PUBLIC, BOARDS, SIGNED_IN, PASSENGER, AGENT, OPERATIONS, FEEDS, ADMIN, OPERATOR)
+POLICIES = (
+    PUBLIC,
+    BOARDS,
+    SIGNED_IN,
+    PASSENGER,
+    AGENT,
+    OPERATIONS,
+    FEEDS,
+    ADMIN,
+    OPERATOR,
+    PLATFORM_OPERATIONS,
+)
 
 
 def authenticate(request: HTTPConnection) -> Authenticated:
@@ -107,7 +126,11 @@ class Require:
             return principal
         if not principal.authenticated:
             raise Unauthenticated("sign in, or send a bearer token or an API key")
-        if not principal.has_any(roles) or (policy.operator_only and not principal.is_operator):
+        if (
+            not principal.has_any(roles)
+            or (policy.operator_only and not principal.is_operator)
+            or (policy.platform_only and principal.tenant is not None)
+        ):
             raise Forbidden(f"this needs the {policy.name} policy: {policy.summary}")
         if request.scope["type"] == "http" and request.scope["method"] not in SAFE_METHODS:
             request.app.state.platform.quota.charge(principal)
@@ -143,6 +166,7 @@ Operations = Annotated[Principal, Depends(Require(OPERATIONS))]
 Feeds = Annotated[Principal, Depends(Require(FEEDS))]
 Admin = Annotated[Principal, Depends(Require(ADMIN))]
 Operator = Annotated[Principal, Depends(Require(OPERATOR))]
+PlatformOperations = Annotated[Principal, Depends(Require(PLATFORM_OPERATIONS))]
 
 
 def policy_of(dependant: object) -> Policy | None:

@@ -20,6 +20,7 @@ from jetbridge.booking.service import BookingRequest
 from jetbridge.booking.tasks import BookingTasks
 from jetbridge.errors import Conflict, NotFound
 from jetbridge.events.backbone import Backbone
+from jetbridge.ops import metrics
 from jetbridge.storage.schema import loyalty_accounts, loyalty_ledger, payments, scheduled_flights
 
 
@@ -59,6 +60,7 @@ class Bookings:
     def search(self, *, origin: str, destination: str, day: date) -> list[dict[str, Any]]:
         key = f"search:{origin}:{destination}:{day.isoformat()}"
         cached = self.cache.get(key)
+        metrics.CACHE.labels("search", "miss" if cached is None else "hit").inc()
         if cached is not None:
             return list(json.loads(cached))
         with self.backbone.reading() as conn:

@@ -24,6 +24,7 @@ from jetbridge.events.registry import rule_arn
 from jetbridge.events.routing import RouteTarget, Routing, RoutingCache
 from jetbridge.events.targets import DeliveryContext, DeliveryFailed, TargetInvoker
 from jetbridge.loops import MAX_BACKOFF, interpreter_exiting
+from jetbridge.ops import metrics
 from jetbridge.storage.transient import backoff, is_transient, retry_transient
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ class DeliveryWorker:
                 retry_transient, lambda: self.queue.drop(delivery), what="dropping a delivery"
             )
             self.stats["dropped"] += 1
+            metrics.EVENTS_DROPPED.labels(*_labels(delivery)).inc()
             return
         try:
             await self._invoke(delivery, target)
@@ -146,6 +148,10 @@ class DeliveryWorker:
             await asyncio.to_thread(self._failed, delivery, target, error, is_transient(exc))
             return
         self.stats["delivered"] += 1
+        metrics.EVENTS_DELIVERED.labels(*_labels(delivery)).inc()
+        metrics.DELIVERY_LATENCY.labels(delivery.bus).observe(
+            max(0.0, time.time() - delivery.created_at)
+        )
 
     async def _invoke(self, delivery: Delivery, target: RouteTarget) -> None:
         event = cloud_event_from_json(delivery.body)
@@ -211,6 +217,7 @@ class DeliveryWorker:
         if retryable and not exhausted and not too_old:
             self.queue.retry(delivery, error=error, at=now + self.timing.delay(failures, self.rng))
             self.stats["retried"] += 1
+            metrics.EVENTS_RETRIED.labels(*_labels(delivery)).inc()
             return
         reason = (
             "not retryable" if not retryable else ("too old" if too_old else "retries exhausted")
@@ -225,6 +232,12 @@ class DeliveryWorker:
         if target.spec.dead_letter:
             self.queue.dead_letter(delivery, error=f"{error} ({reason})", now=now)
             self.stats["dead_lettered"] += 1
+            metrics.EVENTS_DEAD_LETTERED.labels(*_labels(delivery)).inc()
         else:
             self.queue.drop(delivery)
             self.stats["dropped"] += 1
+            metrics.EVENTS_DROPPED.labels(*_labels(delivery)).inc()
+
+
+def _labels(delivery: Delivery) -> tuple[str, str, str]:
+    return delivery.bus, delivery.rule, delivery.target_id

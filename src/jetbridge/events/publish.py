@@ -11,6 +11,7 @@ from sqlalchemy import Connection, insert
 from jetbridge.events.envelope import CloudEvent, eventbridge_view
 from jetbridge.events.log import DeliveryQueue, EventLog, LogEntry, NewDelivery
 from jetbridge.events.routing import ARCHIVE_KEY, RULE_KEY, RoutingCache
+from jetbridge.ops import metrics
 from jetbridge.storage.schema import archive_events
 
 
@@ -73,6 +74,7 @@ class Publisher:
                     self._archive(conn, key[len(ARCHIVE_KEY) :], event, now)
             results.append(Published(event.id, seq, count))
         self.queue.enqueue(conn, new_deliveries, now=now)
+        _count(bus, sum(seq is not None for seq in seqs), new_deliveries)
         return results
 
     def deliver_to_rule(self, conn: Connection, *, bus: str, rule: str, event: CloudEvent) -> int:
@@ -87,6 +89,7 @@ class Publisher:
             for target_id in routing.targets.get(rule, {})
         ]
         self.queue.enqueue(conn, items, now=now)
+        _count(bus, 1, items)
         return len(items)
 
     def entry(self, bus: str, event: CloudEvent) -> LogEntry:
@@ -116,3 +119,10 @@ class Publisher:
                 body=event.to_json(),
             )
         )
+
+
+def _count(bus: str, appended: int, deliveries: Sequence[NewDelivery]) -> None:
+    if appended:
+        metrics.EVENTS_PUT.labels(bus).inc(appended)
+    for item in deliveries:
+        metrics.EVENTS_MATCHED.labels(bus, item.rule, item.target_id).inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy import Connection, insert, select, update
@@ -17,6 +18,8 @@ from jetbridge.flights.hub import BUS, FlightHub, load_state, record_error, remo
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FIELDS, FlightIdentity, InvalidFlight
 from jetbridge.loops import poll_until_stopped
+from jetbridge.ops import metrics
+from jetbridge.ops.health import Heartbeat
 from jetbridge.storage.schema import capture_keys, cdc_positions
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,8 @@ class CdcRunner:
         self.name = name or self.source.name
         self.positions = positions or TablePositions(self.name)
         self.known_keys: set[str] = set()
+        # Ready while it polls: a source that fails or hangs for a minute is reported.
+        self.heartbeat = Heartbeat(f"change capture {self.name}", stale_after=max(60.0, interval))
 
     def step(self) -> int:
         """One batch: its changes and the position after it commit in one transaction."""
@@ -105,6 +110,7 @@ class CdcRunner:
                 self.positions.save(conn, after if moved else None)
         if after is not None and changes:
             self.source.acknowledge(after)
+        self._observe(changes)
         return len(changes)
 
     def _apply(self, conn: Connection, change: RowChange) -> None:
@@ -207,6 +213,16 @@ class CdcRunner:
                 data={"source": self.name, "message": notice},
             )
             self.hub.backbone.publish(conn, bus=BUS, events=[event])
+
+    def _observe(self, changes: list[RowChange]) -> None:
+        self.heartbeat.beat()
+        metrics.CAPTURE_CHANGES.labels(self.name).inc(len(changes))
+        newest = max((change.changed_at for change in changes), default=None)
+        lag = 0.0
+        if newest is not None:
+            stamp = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+            lag = max(0.0, (datetime.now(UTC) - stamp).total_seconds())
+        metrics.CAPTURE_LAG.labels(self.name).set(lag)
 
     async def run(self, stop: asyncio.Event) -> None:
         await poll_until_stopped(

@@ -18,6 +18,7 @@ from jetbridge.flights.feeds.telex import FeedUpdate, anchor_times
 from jetbridge.flights.hub import FlightHub, load_state, record_error
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity, InvalidFlight
+from jetbridge.ops import metrics
 from jetbridge.storage.schema import flights
 from jetbridge.storage.transient import retry_transient
 
@@ -112,6 +113,7 @@ def ingest(
             message=str(exc),
             excerpt=excerpt,
         )
+        metrics.INGEST.labels(kind, "refused").inc()
         raise
     result = Ingested()
     for item in items:
@@ -120,9 +122,13 @@ def ingest(
         )
         if refusal is not None:
             result.refused.append(refusal)
+            metrics.INGEST.labels(kind, "refused").inc()
         if applied is not None:
             result.applied.append(applied)
             result.warnings += applied["warnings"]
+            # Applied with warnings, or changing nothing (stale or a repeat), is worth a look.
+            warned = applied["warnings"] or not applied["changed"]
+            metrics.INGEST.labels(kind, "warned" if warned else "accepted").inc()
     return result
 
 

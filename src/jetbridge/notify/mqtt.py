@@ -11,6 +11,8 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from jetbridge.ops import metrics
+
 
 @dataclass(frozen=True, slots=True)
 class MqttAddress:
@@ -42,9 +44,13 @@ class MqttPublisher:
         self._client.on_disconnect = self._on_disconnect
 
     def _on_connect(self, *_: Any) -> None:
+        if not self._connected.is_set():
+            metrics.STREAM_CLIENTS.labels("mqtt").inc()
         self._connected.set()
 
     def _on_disconnect(self, *_: Any) -> None:
+        if self._connected.is_set():
+            metrics.STREAM_CLIENTS.labels("mqtt").dec()
         self._connected.clear()
 
     def start(self, *, timeout: float = 10.0) -> None:
@@ -68,3 +74,4 @@ class MqttPublisher:
         info.wait_for_publish(timeout)
         if not info.is_published():
             raise ConnectionError(f"MQTT publish to {topic!r} was not acknowledged")
+        metrics.STREAM_FRAMES.labels("mqtt").inc()

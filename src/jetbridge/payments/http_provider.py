@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 
 from jetbridge.booking.money import Money
+from jetbridge.ops import metrics
 from jetbridge.ops.outbound import OutboundPolicy, OutboundRefused, sync_client
 from jetbridge.payments.provider import (
     PaymentDeclined,
@@ -48,19 +50,32 @@ class HttpPaymentProvider:
             "capture_method": "manual",
             "description": description,
         }
-        return self._call("/v1/payment_intents", body, key)
+        return self._call("authorize", "/v1/payment_intents", body, key)
 
     def capture(self, *, key: str, payment_id: str) -> PaymentResult:
-        return self._call(f"/v1/payment_intents/{payment_id}/capture", {}, key)
+        return self._call("capture", f"/v1/payment_intents/{payment_id}/capture", {}, key)
 
     def void(self, *, key: str, payment_id: str) -> PaymentResult:
-        return self._call(f"/v1/payment_intents/{payment_id}/cancel", {}, key)
+        return self._call("void", f"/v1/payment_intents/{payment_id}/cancel", {}, key)
 
     def refund(self, *, key: str, payment_id: str, amount: Money) -> PaymentResult:
         body = {"payment_intent": payment_id, "amount": amount.amount}
-        return self._call("/v1/refunds", body, key)
+        return self._call("refund", "/v1/refunds", body, key)
 
-    def _call(self, path: str, body: dict[str, Any], key: str) -> PaymentResult:
+    def _call(self, operation: str, path: str, body: dict[str, Any], key: str) -> PaymentResult:
+        """One provider call, timed by operation and outcome (ok, or the error's kind)."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return self._send(path, body, key)
+        except PaymentError as exc:
+            outcome = type(exc).__name__.removeprefix("Payment").lower() or "error"
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.PAYMENT_LATENCY.labels(operation, outcome).observe(elapsed)
+
+    def _send(self, path: str, body: dict[str, Any], key: str) -> PaymentResult:
         try:
             response = self._client.post(path, json=body, headers={"Idempotency-Key": key})
         except OutboundRefused as exc:

@@ -490,3 +490,15 @@ credentials = Table(
 )
 Index("ix_credentials_family", credentials.c.family)
 Index("ix_credentials_user", credentials.c.user_id)
+
+# Operations ---------------------------------------------------------------------------------
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("changed_at", Float, nullable=False),
+)

@@ -18,12 +18,17 @@ from typing import Any, cast
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from jetbridge.ops import metrics
+
 KEEP_ALIVE = b": keep-alive\n\n"
 # The reason given when a client is cut off for not reading (see LogBroadcaster): its stream ends
 # without a final chunk and the connection closes; the client reconnects with Last-Event-ID.
 HANG_UP = "jetbridge: client stalled"
 _LEFT = "jetbridge: client disconnected"
 _log = logging.getLogger(__name__)
+
+_CLIENTS = metrics.STREAM_CLIENTS.labels("sse")
+_FRAMES = metrics.STREAM_FRAMES.labels("sse")
 
 
 class ClientWriter:
@@ -35,12 +40,14 @@ class ClientWriter:
         self._send = send
 
     async def write(self, chunk: bytes) -> None:
+        _FRAMES.inc()
         await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     def write_now(self, chunk: bytes) -> Awaitable[None] | None:
         """Write from any task without waiting: None when the server took the chunk at once
         (the usual case), else an awaitable the client's own task awaits to finish the write
         (the client's socket buffer is full) or to raise what the write raised."""
+        _FRAMES.inc()
         message = {"type": "http.response.body", "body": chunk, "more_body": True}
         # Run the server's send coroutine by hand up to its first wait, if it has one.
         step = cast("Coroutine[Any, Any, None]", self._send(message))
@@ -136,6 +143,7 @@ class EventStreamResponse(Response):
 
         watcher = asyncio.ensure_future(_disconnected(receive))
         watcher.add_done_callback(left)
+        _CLIENTS.inc()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await self.stream(ClientWriter(send))
@@ -151,6 +159,7 @@ class EventStreamResponse(Response):
         finally:
             streaming = False
             watcher.cancel()
+            _CLIENTS.dec()
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -36,7 +36,13 @@ from jetbridge.jsonlimits import (
 )
 from jetbridge.loops import poll_until_stopped
 from jetbridge.storage.schema import execution_events, executions
-from jetbridge.workflows import ExecutionResult, check_resources, execute, validate_definition
+from jetbridge.workflows import (
+    ExecutionResult,
+    check_resources,
+    execute,
+    observed,
+    validate_definition,
+)
 from jetbridge.workflows.asl.errors import InvalidDefinition
 from jetbridge.workflows.asl.scope import Suspended
 from jetbridge.workflows.express import check_express, run_express
@@ -173,6 +179,7 @@ class WorkflowEngine:
                     tenant=tenant,
                 )
             )
+        observed.started(machine)
         return self.describe(name=name)
 
     def _check(self, document: Any, where: str) -> None:
@@ -263,7 +270,9 @@ class WorkflowEngine:
         if changed.rowcount == 0:
             self.describe(name=name)
             raise Conflict(f"execution {name!r} is not running")
-        return self.describe(name=name)
+        described = self.describe(name=name)
+        observed.ended(described["machine"], "ABORTED", described["started_at"])
+        return described
 
     def _refuse_system(self, name: str, done: str) -> None:
         with self.engine.connect() as conn:
@@ -279,7 +288,7 @@ class WorkflowEngine:
     def handlers_of(self, machine: str) -> Mapping[str, Handler]:
         """The handlers an execution of `machine` may reach."""
         system = self.system.get(machine)
-        return self.handlers if system is None else system.handlers
+        return observed.timed_handlers(self.handlers if system is None else system.handlers)
 
     def claim(self) -> Lease | None:
         """Lease one running execution that nobody holds (new, due, or whose worker died)."""
@@ -335,7 +344,7 @@ class WorkflowEngine:
                     self.handlers_of(row.machine),
                     name=lease.name,
                     previous=self.history(name=lease.name),
-                    on_event=writer.record,
+                    on_event=observed.counting_transitions(row.machine, writer.record),
                     tokens=self.tokens.for_execution(lease.name),
                     machine_name=row.machine,
                     object_store=self.object_store,
@@ -352,6 +361,7 @@ class WorkflowEngine:
                 time.sleep(max(left, 0.0))
                 continue
             self._finish(writer, result)
+            observed.ended(row.machine, result.status, row.started_at)
             return result
 
     def _finish(self, writer: HistoryWriter, result: ExecutionResult) -> None:

@@ -1,0 +1,62 @@
+"""Counts and times every HTTP request by its route template (never the raw path, whose ids
+would make a series per booking)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jetbridge.api.policy import iter_routes
+from jetbridge.ops import metrics
+
+UNMATCHED = "unmatched"
+
+
+class RequestMetrics:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._templates: dict[int, str] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = self._template(scope)
+            method = scope["method"]
+            metrics.API_REQUESTS.labels(route, method, str(status)).inc()
+            metrics.API_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED
+        if self._templates is None:
+            self._templates = _templates(scope["app"].routes)
+        found = self._templates.get(id(route))
+        if found is not None:
+            return found
+        path = getattr(route, "path", None)
+        return str(path) if path else UNMATCHED
+
+
+def _templates(routes: Any) -> dict[int, str]:
+    """Each route object's full path template, through included routers and mounts."""
+    found: dict[int, str] = {}
+    for path, route in iter_routes(routes):
+        found[id(route)] = path + ("/{path}" if isinstance(route, Mount) else "")
+    return found

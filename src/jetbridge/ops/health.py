@@ -1,0 +1,73 @@
+"""Readiness: whether this process can do its work now, and if not, why (never a secret: no
+addresses, no credentials, only what failed and its kind)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, text
+
+OK = "ok"
+# A check answers None when ready, else the reason in words.
+Check = Callable[[], str | None]
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    """A loop's last sign of life; stale when it has not beaten for `stale_after` seconds."""
+
+    name: str
+    stale_after: float
+    last: float = field(default_factory=time.monotonic)
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+    def check(self) -> str | None:
+        silent = time.monotonic() - self.last
+        if silent > self.stale_after:
+            return f"{self.name} has not made progress for {silent:.0f} s"
+        return None
+
+
+def database_check(engine: Engine) -> Check:
+    def check() -> str | None:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return f"the database does not answer ({type(exc).__name__})"
+        return None
+
+    return check
+
+
+def task_check(name: str, tasks: Callable[[], list[asyncio.Task[None]]]) -> Check:
+    """The process's background loops must all still run."""
+
+    def check() -> str | None:
+        for task in tasks():
+            if task.done():
+                if task.cancelled():
+                    return f"a {name} loop was cancelled"
+                error = task.exception()
+                kind = type(error).__name__ if error is not None else "ended"
+                return f"a {name} loop stopped ({kind})"
+        return None
+
+    return check
+
+
+def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
+    """Every check's answer: ready only when all are."""
+    answers: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            reason = check()
+        except Exception as exc:
+            reason = f"the check failed ({type(exc).__name__})"
+        answers[name] = OK if reason is None else reason
+    return all(answer == OK for answer in answers.values()), answers

@@ -1,0 +1,28 @@
+"""The built-in alarms' states, shared by every process of a deployment.
+
+Revision ID: 0016
+Revises: 0010
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "alarms",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("value", sa.Float(), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False, server_default=""),
+        sa.Column("changed_at", sa.Float(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("alarms")

@@ -1,0 +1,54 @@
+"""What workflow executions report to the platform's metrics: task handler time and errors,
+states entered, and executions started and ended."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jetbridge.ops import metrics
+from jetbridge.workflows.asl.tasks import describe
+from jetbridge.workflows.machines import Handler
+
+
+def timed_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
+    """The same handlers, each timed and its errors counted under its registered name."""
+    return {name: _timed(name, handler) for name, handler in handlers.items()}
+
+
+def _timed(name: str, handler: Handler) -> Handler:
+    def run(payload: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return handler(payload)
+        except Exception as exc:
+            metrics.TASK_ERRORS.labels(name, describe(exc)[0][:64]).inc()
+            raise
+        finally:
+            metrics.TASK_DURATION.labels(name).observe(time.perf_counter() - started)
+
+    return run
+
+
+def counting_transitions(
+    machine: str, record: Callable[[dict[str, Any]], None]
+) -> Callable[[dict[str, Any]], None]:
+    """`record` for history events, counting each state entered."""
+    counter = metrics.TRANSITIONS.labels(machine)
+
+    def observe(event: dict[str, Any]) -> None:
+        if str(event.get("type", "")).endswith("StateEntered"):
+            counter.inc()
+        record(event)
+
+    return observe
+
+
+def started(machine: str) -> None:
+    metrics.EXECUTIONS_STARTED.labels(machine).inc()
+
+
+def ended(machine: str, status: str, started_at: float) -> None:
+    metrics.EXECUTIONS_ENDED.labels(machine, status).inc()
+    metrics.EXECUTION_DURATION.labels(machine, status).observe(max(0.0, time.time() - started_at))
