@@ -96,7 +96,8 @@ def request_booking(
         "booking_id": booking_id,
         "locator": new_record_locator(),
         "status": "requested",
-        "flight_id": request.flight_id,
+        # A codeshare number is sold as its operating flight: the seats are that flight's.
+        "flight_id": offer["flight_id"],
         "cabin": request.cabin,
         "customer_id": request.customer_id,
         "tenant": airline_of(request.flight_id),

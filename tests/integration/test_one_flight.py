@@ -1,0 +1,138 @@
+"""One flight identity: a published schedule makes each leg both a hub flight (on the board) and
+a sellable flight (in search), codeshare numbers sell the operating leg, and the bookings on a
+hub flight are found from its identity."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from jetbridge.app import create_app
+from jetbridge.booking.catalog import ScheduleEntry
+from jetbridge.booking.manifest import bookings_on_flight
+from jetbridge.config import Settings
+from jetbridge.flights.model import FlightIdentity
+from jetbridge.payments.test_provider import APPROVE, create_test_provider
+from jetbridge.schedules import publish_schedule
+from support.auth import as_operator
+from support.servers import serve_app
+
+DAY = (datetime.now(UTC) + timedelta(days=30)).date()
+KEY = f"LX0318-{DAY.isoformat()}-ZRH-LHR"
+
+
+def entry(**change: Any) -> ScheduleEntry:
+    departure = datetime(DAY.year, DAY.month, DAY.day, 6, 40, tzinfo=UTC)
+    fields: dict[str, Any] = {
+        "airline": "LX", "flight_number": "318", "origin": "ZRH", "destination": "LHR",
+        "departure": departure, "arrival": departure + timedelta(minutes=105),
+        "aircraft_type": "A320", "currency": "CHF", "fares": {"economy": 15_000},
+        "terminal": "1", "arrival_terminal": "2", "codeshares": ["LH5790", "SN3418"],
+    }  # fmt: skip
+    return ScheduleEntry.model_validate(fields | change)
+
+
+@pytest.fixture
+def platform(database_url: str) -> Iterator[tuple[TestClient, Any]]:
+    with serve_app(create_test_provider()) as provider_url:
+        settings = Settings(
+            database_url=database_url, payments_url=provider_url, delivery_poll_seconds=0.05
+        )
+        app = create_app(settings)
+        with TestClient(app) as client:
+            as_operator(client)
+            yield client, app.state.platform
+
+
+def test_a_published_leg_is_on_the_board_and_for_sale(platform: tuple[TestClient, Any]) -> None:
+    client, core = platform
+    published = publish_schedule(core.backbone, [entry()])
+    assert published.flight_keys == [KEY]
+    assert published.sellable_added == 1
+    hub = client.get(f"/api/flights/{KEY}").json()
+    assert hub["flight"] == "LX318"
+    assert hub["times"]["off_block"]["scheduled"] == f"{DAY.isoformat()}T06:40:00Z"
+    assert hub["terminal"] == "1"
+    assert hub["codeshares"] == "LH5790,SN3418"
+    board = client.get(f"/api/fids/ZRH/departures?date={DAY.isoformat()}").json()
+    assert KEY in [row["flight_key"] for row in _rows(board)]
+    found = client.get(
+        "/api/flights/search",
+        params={"origin": "ZRH", "destination": "LHR", "date": DAY.isoformat()},
+    ).json()
+    assert [(o["flight_id"], o["flight_key"]) for o in found] == [
+        (f"LX0318-{DAY.isoformat()}", KEY)
+    ]
+    assert found[0]["codeshares"] == ["LH5790", "SN3418"]
+
+
+def _rows(board: Any) -> list[dict[str, Any]]:
+    return list(board["flights"] if isinstance(board, dict) else board)
+
+
+def test_publishing_again_changes_nothing(platform: tuple[TestClient, Any]) -> None:
+    _, core = platform
+    publish_schedule(core.backbone, [entry()])
+    again = publish_schedule(core.backbone, [entry()])
+    assert (again.sellable_added, again.hub_changed) == (0, [])
+
+
+def test_a_codeshare_number_sells_the_operating_flight(platform: tuple[TestClient, Any]) -> None:
+    client, core = platform
+    publish_schedule(core.backbone, [entry()])
+    offer = client.get(f"/api/flights/LH5790-{DAY.isoformat()}/offer").json()
+    assert offer["flight_id"] == f"LX0318-{DAY.isoformat()}"
+    assert offer["flight_key"] == KEY
+    booking = _book(client, f"LH5790-{DAY.isoformat()}", "codeshare-0001")
+    assert booking["flight_id"] == f"LX0318-{DAY.isoformat()}"
+
+
+def test_bookings_on_flight_lists_confirmed_bookings_with_tickets(
+    platform: tuple[TestClient, Any],
+) -> None:
+    client, core = platform
+    publish_schedule(core.backbone, [entry(), entry(flight_number="320")])
+    first = _settled(client, _book(client, f"LX0318-{DAY.isoformat()}", "manifest-0001", 2))
+    _settled(client, _book(client, f"LX0320-{DAY.isoformat()}", "manifest-0002"))
+    identity = FlightIdentity.create(
+        airline="LX", flight_number="318", origin_date=DAY,
+        departure_airport="ZRH", arrival_airport="LHR",
+    )  # fmt: skip
+    with core.backbone.reading() as conn:
+        anonymous = bookings_on_flight(conn, identity)
+        named = bookings_on_flight(conn, KEY, personal=core.bookings.personal)
+        nobody = bookings_on_flight(conn, f"LX0999-{DAY.isoformat()}-ZRH-LHR")
+    assert [b.booking_id for b in anonymous] == [first["booking_id"]]
+    assert anonymous[0].flight_key == KEY
+    passengers = anonymous[0].passengers
+    assert len({p.seat for p in passengers}) == 2 and all(p.seat for p in passengers)
+    assert all(len(p.ticket_number or "") == 13 and p.family_name is None for p in passengers)
+    assert [p.family_name for p in named[0].passengers] == ["Lovelace0", "Lovelace1"]
+    assert nobody == []
+
+
+def _book(client: TestClient, flight_id: str, key: str, passengers: int = 1) -> dict[str, Any]:
+    body = {
+        "flight_id": flight_id, "cabin": "economy", "customer_id": "cust-1",
+        "passengers": [{"given_name": "Ada", "family_name": f"Lovelace{n}"} for n in range(passengers)],
+        "payment": {"card": APPROVE},
+    }  # fmt: skip
+    response = client.post("/api/bookings", json=body, headers={"Idempotency-Key": key})
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def _settled(client: TestClient, booking: dict[str, Any]) -> dict[str, Any]:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        state = client.get(f"/api/bookings/{booking['booking_id']}").json()
+        if state["status"] in {"confirmed", "failed", "cancelled"}:
+            assert state["status"] == "confirmed", state
+            return dict(state)
+        time.sleep(0.05)
+    raise AssertionError("the booking did not settle")
