@@ -335,6 +335,7 @@ def create_app(
     from jetbridge.api.graphql import graphql_router
     from jetbridge.api.hardening import install_hardening
     from jetbridge.api.limits import JsonBodyLimits
+    from jetbridge.api.schedules import router as schedules_router
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.account import router as account_router
@@ -366,6 +367,7 @@ def create_app(
     app.include_router(events_router)
     app.include_router(booking_router)  # before /api/flights/{flight_key}
     app.include_router(flights_router)
+    app.include_router(schedules_router)
     app.include_router(workflows_router)
     app.include_router(graphql_router())
     if not platform.settings.payments_url:

@@ -13,12 +13,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from jetbridge.booking.catalog import ScheduleEntry, import_schedule
+from pydantic import TypeAdapter, ValidationError
+
+from jetbridge.booking.catalog import ScheduleEntry, import_schedule, standard_fares
 from jetbridge.events.backbone import Backbone
+from jetbridge.flights.feeds.errors import ParseError
+from jetbridge.flights.feeds.limits import FeedLimits
+from jetbridge.flights.feeds.ssim import ScheduledLeg, parse_ssim
 from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 
 SOURCE = "schedule"
+FORMATS = ("ssim", "json")
+_ENTRIES = TypeAdapter(list[ScheduleEntry])
 
 
 @dataclass
@@ -75,3 +82,54 @@ def publish_schedule(
             published.flight_keys.append(entry.identity.key)
         published.sellable_added = import_schedule(conn, entries)
     return published
+
+
+def entry_for(leg: ScheduledLeg, *, currency: str) -> ScheduleEntry:
+    """A leg of a schedule file as a sellable flight, with the standard fares for its block."""
+    minutes = int((leg.arrival - leg.departure).total_seconds() // 60)
+    return ScheduleEntry(
+        airline=leg.airline, flight_number=leg.flight_number, origin=leg.departure_airport,
+        destination=leg.arrival_airport, departure=leg.departure, arrival=leg.arrival,
+        aircraft_type=leg.aircraft_type, currency=currency,
+        fares=standard_fares(block_minutes=minutes, aircraft_type=leg.aircraft_type),
+        origin_date=leg.origin_date, terminal=leg.terminal,
+        arrival_terminal=leg.arrival_terminal, codeshares=list(leg.codeshares),
+    )  # fmt: skip
+
+
+def read_schedule(
+    kind: str,
+    data: str | bytes,
+    *,
+    currency: str = "EUR",
+    file: str | None = None,
+    limits: FeedLimits | None = None,
+) -> list[ScheduleEntry]:
+    """The dated passenger legs of an SSIM chapter 7 file, or of a JSON list of entries; raises
+    ParseError naming the line (or entry) and what is wrong."""
+    bounds = limits or FeedLimits()
+    if kind == "ssim":
+        legs = parse_ssim(data, file=file, limits=bounds)
+        try:
+            return [entry_for(leg, currency=currency) for leg in legs if leg.carries_passengers]
+        except ValidationError as exc:
+            raise ParseError(_first_error(exc), file=file) from None
+    if kind == "json":
+        try:
+            entries = _ENTRIES.validate_json(data)
+        except ValidationError as exc:
+            raise ParseError(_first_error(exc), file=file) from None
+        if len(entries) > bounds.max_flights:
+            raise ParseError(
+                f"{len(entries)} entries, more than the {bounds.max_flights} one message may "
+                "hold (JETBRIDGE_FEED_MAX_FLIGHTS_PER_MESSAGE)",
+                file=file,
+            )
+        return entries
+    raise ParseError(f"unknown format; use one of {', '.join(FORMATS)}", file=file, token=kind)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_input=False)[0]
+    where = ".".join(str(part) for part in error["loc"]) or "document"
+    return f"{where}: {error['msg']}"

@@ -19,8 +19,9 @@ from jetbridge.config import Settings
 from jetbridge.flights.model import FlightIdentity
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
 from jetbridge.schedules import publish_schedule
-from support.auth import as_operator
+from support.auth import as_operator, bearer
 from support.servers import serve_app
+from support.ssim import leg, segment, ssim_file
 
 DAY = (datetime.now(UTC) + timedelta(days=30)).date()
 KEY = f"LX0318-{DAY.isoformat()}-ZRH-LHR"
@@ -69,6 +70,59 @@ def test_a_published_leg_is_on_the_board_and_for_sale(platform: tuple[TestClient
         (f"LX0318-{DAY.isoformat()}", KEY)
     ]
     assert found[0]["codeshares"] == ["LH5790", "SN3418"]
+
+
+def _ssim_day(day: Any) -> str:
+    return str(day.strftime("%d%b%y").upper())
+
+
+def test_an_ssim_file_pushed_once_makes_board_flights_and_inventory(
+    platform: tuple[TestClient, Any],
+) -> None:
+    client, _ = platform
+    feed = bearer(client.app, roles=("service",), tenant="LX")
+    text = ssim_file(
+        leg(first=_ssim_day(DAY), last=_ssim_day(DAY + timedelta(days=1))),
+        segment("010", "LH 5790"),
+        leg(number="0999", service="F", first=_ssim_day(DAY), last=_ssim_day(DAY)),
+    )
+    response = client.post(
+        "/api/schedules/ssim", params={"currency": "CHF"}, content=text, headers=feed
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["legs"] == 2  # the cargo leg is not sold
+    board = client.get(f"/api/fids/ZRH/departures?date={DAY.isoformat()}").json()
+    assert KEY in [r["flight_key"] for r in _rows(board)]
+    found = client.get(
+        "/api/flights/search",
+        params={"origin": "ZRH", "destination": "LHR", "date": DAY.isoformat()},
+    ).json()
+    assert [o["flight_key"] for o in found] == [KEY]
+    assert found[0]["departure"] == f"{DAY.isoformat()}T06:40:00+00:00"
+    assert found[0]["cabins"]["economy"]["fare"]["currency"] == "CHF"
+    assert found[0]["codeshares"] == ["LH5790"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "message"),
+    [
+        ("ssim", leg(std="2460"), "line 4, column 40: time must be HHMM at '2460'"),
+        ("ssim", "3" * 201, "records are 200 characters"),
+        ("json", '[{"airline": "LX"}]', "0.flight_number: Field required"),
+        ("json", "{", "Invalid JSON"),
+    ],
+)
+def test_a_malformed_schedule_is_refused_whole_with_where(
+    platform: tuple[TestClient, Any], kind: str, body: str, message: str
+) -> None:
+    client, core = platform
+    payload = ssim_file(body) if kind == "ssim" and len(body) == 200 else body
+    response = client.post(f"/api/schedules/{kind}", content=payload)
+    assert response.status_code == 400
+    assert message in response.json()["message"]
+    with core.backbone.reading() as conn:
+        assert bookings_on_flight(conn, KEY) == []
+    assert client.get(f"/api/flights/{KEY}").status_code == 404
 
 
 def _rows(board: Any) -> list[dict[str, Any]]:

@@ -278,6 +278,17 @@ def demo_schedule(*, start: date, days: int, seed: int = 1) -> list[ScheduleEntr
     return entries
 
 
+def standard_fares(*, block_minutes: int, aircraft_type: str) -> dict[str, int]:
+    """Base fares (minor units) for every cabin the aircraft has, rising with the block time."""
+    ladder = {
+        "economy": 9_900 + block_minutes * 60,
+        "premium": 19_900 + block_minutes * 120,
+        "business": 39_900 + block_minutes * 250,
+        "first": 99_900 + block_minutes * 600,
+    }
+    return {cabin: ladder[cabin] for cabin in seat_map(aircraft_type) if cabin in ladder}
+
+
 def _demo_entry(
     number: int, origin: str, destination: str, departure: datetime, minutes: int
 ) -> ScheduleEntry:
