@@ -336,6 +336,7 @@ def create_app(
     from jetbridge.api.hardening import install_hardening
     from jetbridge.api.limits import JsonBodyLimits
     from jetbridge.api.schedules import router as schedules_router
+    from jetbridge.api.trips import router as trips_router
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.account import router as account_router
@@ -368,6 +369,7 @@ def create_app(
     app.include_router(booking_router)  # before /api/flights/{flight_key}
     app.include_router(flights_router)
     app.include_router(schedules_router)
+    app.include_router(trips_router)
     app.include_router(workflows_router)
     app.include_router(graphql_router())
     if not platform.settings.payments_url:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
+from jetbridge import reference
+from jetbridge.aodb.simulator import PlannedLeg
 from jetbridge.booking.catalog import ScheduleEntry, import_schedule, standard_fares
+from jetbridge.bounds import OutOfRange, checked_day
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.limits import FeedLimits
@@ -133,3 +137,58 @@ def _first_error(exc: ValidationError) -> str:
     error = exc.errors(include_input=False)[0]
     where = ".".join(str(part) for part in error["loc"]) or "document"
     return f"{where}: {error['msg']}"
+
+
+# The currency a flight is sold in: that of the country it departs from.
+CURRENCIES = {"CH": "CHF", "GB": "GBP", "US": "USD", "CA": "CAD", "SG": "SGD", "DK": "DKK",
+              "SE": "SEK", "NO": "NOK", "AE": "AED", "QA": "QAR", "TR": "EUR"}  # fmt: skip
+
+
+def network_schedule(*, start: date, days: int) -> list[ScheduleEntry]:
+    """The reference network (real carriers on routes they fly, terminals as at the airports)
+    for `days` days from `start`: departures at their local times, block times from the
+    great-circle distance, standard fares in the currency of the departure country."""
+    checked_day(start, "start")
+    if not 0 <= days <= 366:
+        raise OutOfRange(f"days: {days} is not between 0 and 366")
+    entries = []
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        for route in reference.network():
+            entries.append(_network_entry(route, day))
+    return entries
+
+
+def _network_entry(route: reference.Route, day: date) -> ScheduleEntry:
+    origin = reference.airports()[route.origin]
+    local = datetime.combine(day, route.departs, tzinfo=ZoneInfo(origin.time_zone))
+    departure = local.astimezone(UTC)
+    minutes = reference.block_minutes(route.origin, route.destination)
+    return ScheduleEntry(
+        airline=route.airline, flight_number=route.number, origin=route.origin,
+        destination=route.destination, departure=departure,
+        arrival=departure + timedelta(minutes=minutes), aircraft_type=route.aircraft,
+        currency=CURRENCIES.get(origin.country, "EUR"),
+        fares=standard_fares(block_minutes=minutes, aircraft_type=route.aircraft),
+        origin_date=day, terminal=route.terminal, arrival_terminal=route.arrival_terminal,
+        codeshares=list(route.codeshares),
+    )  # fmt: skip
+
+
+def planned_legs(entries: Sequence[ScheduleEntry]) -> list[PlannedLeg]:
+    """Published legs as the AODB simulator flies them, under the same identity."""
+    return [
+        PlannedLeg(
+            airline=e.airline,
+            number=e.flight_number,
+            origin=e.origin,
+            destination=e.destination,
+            departure=e.departure,
+            arrival=e.arrival,
+            aircraft_type=e.aircraft_type,
+            origin_date=e.operating_date,
+            terminal=e.terminal,
+            codeshares=tuple(e.codeshares),
+        )
+        for e in entries
+    ]

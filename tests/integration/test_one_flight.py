@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from jetbridge.config import Settings
 from jetbridge.flights.model import FlightIdentity
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
 from jetbridge.schedules import publish_schedule
+from support.aodb import LegacyAodb
 from support.auth import as_operator, bearer
 from support.servers import serve_app
 from support.ssim import leg, segment, ssim_file
@@ -168,6 +170,46 @@ def test_bookings_on_flight_lists_confirmed_bookings_with_tickets(
     assert all(len(p.ticket_number or "") == 13 and p.family_name is None for p in passengers)
     assert [p.family_name for p in named[0].passengers] == ["Lovelace0", "Lovelace1"]
     assert nobody == []
+
+
+def test_aodb_changes_show_on_the_booking_in_local_time(
+    platform: tuple[TestClient, Any], tmp_path: Path
+) -> None:
+    client, core = platform
+    entries = [entry()]
+    publish_schedule(core.backbone, entries)
+    booking = _settled(client, _book(client, f"LX0318-{DAY.isoformat()}", "aodb-0001"))
+    status = booking["flight_status"]
+    assert booking["flight_key"] == KEY
+    assert (status["status"], status["gate"], status["terminal"]) == ("scheduled", None, "1")
+    departure = status["departure"]
+    assert departure["scheduled"] == f"{DAY.isoformat()}T06:40:00Z"
+    assert departure["scheduled_local"]["clock"] == "07:40"
+    assert departure["scheduled_local"]["zone"] == "Europe/Zurich"
+    assert departure["scheduled_local"]["abbreviation"] == "CET"
+    assert status["arrival"]["scheduled_local"]["clock"] == "08:25"  # London, GMT
+    aodb = LegacyAodb(tmp_path, core.backbone, entries)
+    try:
+        mvt = aodb.movement_id("LX", "318")
+
+        def flight() -> dict[str, Any]:
+            got = client.get(f"/api/bookings/{booking['booking_id']}").json()
+            return dict(got["flight_status"])
+
+        aodb.change(mvt, GATE="B34")
+        aodb.capture_until(lambda: flight()["gate"] == "B34")
+        late = datetime.fromisoformat(departure["scheduled"]) + timedelta(minutes=35)
+        aodb.change(mvt, ETD_UTC=late, FLT_STATUS="DLY", DLY_CODE1="93", DLY_MIN1=35)
+        aodb.capture_until(lambda: flight()["delay_minutes"] == 35)
+        delayed = flight()
+        assert delayed["status"] == "delayed"
+        assert delayed["departure"]["estimated_local"]["clock"] == "08:15"
+        aodb.change(mvt, FLT_STATUS="CNL", REMARK="CANCELLED")
+        aodb.capture_until(lambda: flight()["cancelled"])
+        mine = client.get(f"/api/customers/{booking['customer_id']}/bookings").json()
+        assert mine[0]["flight_status"]["status"] == "cancelled"
+    finally:
+        aodb.close()
 
 
 def _book(client: TestClient, flight_id: str, key: str, passengers: int = 1) -> dict[str, Any]:

@@ -158,7 +158,7 @@ def _flight_row(entry: ScheduleEntry) -> dict[str, Any]:
         "flight_number": entry.flight_number,
         "origin": entry.origin,
         "destination": entry.destination,
-        "departure_date": entry.day_in_utc.isoformat(),
+        "departure_date": entry.operating_date.isoformat(),
         "departs_at": entry.departure.timestamp(),
         "arrives_at": entry.arrival.timestamp(),
         "aircraft_type": entry.aircraft_type,
@@ -236,7 +236,8 @@ def _offer(conn: Connection, row: Any, now: float) -> dict[str, Any]:
 def search(
     conn: Connection, *, origin: str, destination: str, day: date, now: float
 ) -> list[dict[str, Any]]:
-    """Flights on a route and date (departure date in UTC), earliest first, with fares now."""
+    """Flights on a route and date (the local date of departure: the operating date), earliest
+    first, with fares now."""
     rows = conn.execute(
         select(scheduled_flights)
         .where(
