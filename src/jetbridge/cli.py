@@ -381,10 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", required=True
     )
     publish = schedule.add_parser(
-        "import", help="publish SSIM chapter 7 (or JSON) schedule files: hub flights + inventory"
+        "import", help="publish SSIM chapter 7, ASM/SSM or JSON schedules: hub flights + inventory"
     )
     publish.add_argument("files", nargs="+")
-    publish.add_argument("--format", choices=["ssim", "json"], default="ssim")
+    publish.add_argument("--format", choices=["ssim", "asm", "json"], default="ssim")
     publish.add_argument("--currency", default="EUR", help="currency of an SSIM file's fares")
     publish.add_argument("--dry-run", action="store_true", help="print the legs, publish nothing")
     publish.set_defaults(run=cmd_schedule_import)

@@ -21,14 +21,17 @@ from jetbridge.aodb.simulator import PlannedLeg
 from jetbridge.booking.catalog import ScheduleEntry, import_schedule, standard_fares
 from jetbridge.bounds import OutOfRange, checked_day
 from jetbridge.events.backbone import Backbone
+from jetbridge.flights.feeds.asm import parse_asm
 from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.limits import FeedLimits
-from jetbridge.flights.feeds.ssim import ScheduledLeg, parse_ssim
+from jetbridge.flights.feeds.ssim import AIRCRAFT, ScheduledLeg, parse_ssim
+from jetbridge.flights.feeds.telex import FeedUpdate
 from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 
 SOURCE = "schedule"
-FORMATS = ("ssim", "json")
+FORMATS = ("ssim", "asm", "json")
+_LEG_FIELDS = ("times.off_block.scheduled", "times.on_block.scheduled", "aircraft_type")
 _ENTRIES = TypeAdapter(list[ScheduleEntry])
 
 
@@ -109,9 +112,16 @@ def read_schedule(
     file: str | None = None,
     limits: FeedLimits | None = None,
 ) -> list[ScheduleEntry]:
-    """The dated passenger legs of an SSIM chapter 7 file, or of a JSON list of entries; raises
-    ParseError naming the line (or entry) and what is wrong."""
+    """The dated passenger legs of an SSIM chapter 7 file, of ASM/SSM messages that define legs
+    (NEW, RPL: route, times and equipment), or of a JSON list of entries; raises ParseError
+    naming the line (or entry) and what is wrong."""
     bounds = limits or FeedLimits()
+    if kind == "asm":
+        updates = parse_asm(data, received_at=datetime.now(UTC), file=file, limits=bounds)
+        try:
+            return [_asm_entry(update, currency=currency, file=file) for update in updates]
+        except ValidationError as exc:
+            raise ParseError(_first_error(exc), file=file) from None
     if kind == "ssim":
         legs = parse_ssim(data, file=file, limits=bounds)
         try:
@@ -131,6 +141,40 @@ def read_schedule(
             )
         return entries
     raise ParseError(f"unknown format; use one of {', '.join(FORMATS)}", file=file, token=kind)
+
+
+def _asm_entry(update: FeedUpdate, *, currency: str, file: str | None) -> ScheduleEntry:
+    """A leg an ASM/SSM message defines in full; any other change belongs to the hub's feed."""
+    fields = update.fields
+    if (
+        not update.complete()
+        or fields.get("status") == "cancelled"
+        or any(not fields.get(name) for name in _LEG_FIELDS)
+    ):
+        raise ParseError(
+            "only messages that define legs (NEW or RPL with route, times and equipment) make "
+            "a schedule; send other changes to the flight feed (/api/ingest/asm)",
+            file=file,
+            location=f"line {update.line}",
+            token=f"{update.airline}{update.flight_number}",
+        )
+    aircraft = str(fields["aircraft_type"]).upper()
+    aircraft = AIRCRAFT.get(aircraft, aircraft)
+    departure = _utc(fields["times.off_block.scheduled"])
+    arrival = _utc(fields["times.on_block.scheduled"])
+    minutes = int((arrival - departure).total_seconds() // 60)
+    return ScheduleEntry(
+        airline=update.airline, flight_number=update.flight_number,
+        origin=str(update.departure_airport), destination=str(update.arrival_airport),
+        departure=departure, arrival=arrival, aircraft_type=aircraft, currency=currency,
+        fares=standard_fares(block_minutes=minutes, aircraft_type=aircraft),
+        origin_date=update.origin_date,
+    )  # fmt: skip
+
+
+def _utc(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.astimezone(UTC)
 
 
 def _first_error(exc: ValidationError) -> str:

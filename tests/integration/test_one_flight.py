@@ -105,6 +105,44 @@ def test_an_ssim_file_pushed_once_makes_board_flights_and_inventory(
     assert found[0]["codeshares"] == ["LH5790"]
 
 
+def test_an_airline_publishes_only_the_legs_it_operates(
+    platform: tuple[TestClient, Any],
+) -> None:
+    client, _ = platform
+    other = bearer(client.app, roles=("service",), tenant="BA")
+    text = ssim_file(leg(first=_ssim_day(DAY), last=_ssim_day(DAY)))
+    refused = client.post("/api/schedules/ssim", content=text, headers=other)
+    assert refused.status_code == 403
+    assert refused.json()["message"].startswith(f"{KEY}: operated by LX; airline BA")
+    assert client.get(f"/api/flights/{KEY}").status_code == 404
+
+
+def test_an_ssm_defining_legs_makes_board_flights_and_inventory(
+    platform: tuple[TestClient, Any],
+) -> None:
+    client, _ = platform
+    ssm = "\n".join(["SSM", "LT", "NEW", "LX318",
+                     f"{_ssim_day(DAY)} {_ssim_day(DAY + timedelta(days=2))} 1234567",
+                     "J 320", "ZRH0740 LHR0825", ""])  # fmt: skip
+    response = client.post("/api/schedules/asm", params={"currency": "CHF"}, content=ssm)
+    assert response.status_code == 200, response.text
+    assert response.json()["legs"] == 3
+    hub = client.get(f"/api/flights/{KEY}").json()
+    assert (hub["aircraft_type"], hub["times"]["off_block"]["scheduled"]) == (
+        "A320", f"{DAY.isoformat()}T06:40:00Z",
+    )  # fmt: skip
+    found = client.get(
+        "/api/flights/search",
+        params={"origin": "ZRH", "destination": "LHR", "date": DAY.isoformat()},
+    ).json()
+    assert [o["flight_key"] for o in found] == [KEY]
+    change = "\n".join(["ASM", "UTC", "TIM", f"LX318/{_ssim_day(DAY)}", "ZRH0700 LHR0845", ""])
+    refused = client.post("/api/schedules/asm", content=change)
+    assert refused.status_code == 400
+    assert "only messages that define legs" in refused.json()["message"]
+    assert "/api/ingest/asm" in refused.json()["message"]
+
+
 @pytest.mark.parametrize(
     ("kind", "body", "message"),
     [
