@@ -246,6 +246,24 @@ def test_aodb_changes_show_on_the_booking_in_local_time(
         aodb.capture_until(lambda: flight()["cancelled"])
         mine = client.get(f"/api/customers/{booking['customer_id']}/bookings").json()
         assert mine[0]["flight_status"]["status"] == "cancelled"
+        # a cancelled flight is no longer sold
+        assert (
+            client.get(
+                "/api/flights/search",
+                params={"origin": "ZRH", "destination": "LHR", "date": DAY.isoformat()},
+            ).json()
+            == []
+        )
+        offer = client.get(f"/api/flights/LX0318-{DAY.isoformat()}/offer").json()
+        assert offer["status"] == "cancelled"
+        body = {
+            "flight_id": f"LX0318-{DAY.isoformat()}", "cabin": "economy", "customer_id": "c2",
+            "passengers": [{"given_name": "Ada", "family_name": "Byron"}],
+            "payment": {"card": APPROVE},
+        }  # fmt: skip
+        late = client.post("/api/bookings", json=body, headers={"Idempotency-Key": "aodb-0002"})
+        assert late.status_code == 409
+        assert "is cancelled; it is not for sale" in late.json()["message"]
     finally:
         aodb.close()
 

@@ -15,6 +15,7 @@ from jetbridge.booking.inventory import availability
 from jetbridge.booking.money import Money
 from jetbridge.booking.seatmap import seat_map
 from jetbridge.bounds import OutOfRange, checked_day
+from jetbridge.flights.hub import load_state
 from jetbridge.flights.model import FlightIdentity
 from jetbridge.storage.schema import codeshare_flights, scheduled_flights, seats
 
@@ -209,6 +210,16 @@ def codeshares_of(conn: Connection, flight_ids: Sequence[str]) -> dict[str, list
     return found
 
 
+# A flight the hub reports in one of these states is no longer sold.
+NOT_SELLABLE = frozenset({"cancelled", "not_operating", "diverted", "departed", "arrived"})
+
+
+def hub_status(conn: Connection, flight_key: str) -> str:
+    """The flight's status in the hub; `scheduled` while the hub has not heard of it."""
+    state = load_state(conn, flight_key)
+    return "scheduled" if state is None else state.status
+
+
 def _offer(conn: Connection, row: Any, now: float) -> dict[str, Any]:
     fares: dict[str, int] = json.loads(row.fares)
     free = availability(conn, flight_id=row.flight_id, now=now)
@@ -222,6 +233,7 @@ def _offer(conn: Connection, row: Any, now: float) -> dict[str, Any]:
         "flight_id": row.flight_id,
         "flight_key": row.flight_key,
         "codeshares": codeshares_of(conn, [row.flight_id]).get(row.flight_id, []),
+        "status": hub_status(conn, row.flight_key),
         "airline": row.airline,
         "flight_number": row.flight_number,
         "origin": row.origin,
@@ -237,7 +249,7 @@ def search(
     conn: Connection, *, origin: str, destination: str, day: date, now: float
 ) -> list[dict[str, Any]]:
     """Flights on a route and date (the local date of departure: the operating date), earliest
-    first, with fares now."""
+    first, with fares now; flights the hub reports cancelled, diverted or gone are left out."""
     rows = conn.execute(
         select(scheduled_flights)
         .where(
@@ -247,7 +259,8 @@ def search(
         )
         .order_by(scheduled_flights.c.departs_at)
     )
-    return [_offer(conn, row, now) for row in rows]
+    offers = [_offer(conn, row, now) for row in rows]
+    return [offer for offer in offers if offer["status"] not in NOT_SELLABLE]
 
 
 ROUTES = [
