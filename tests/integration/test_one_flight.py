@@ -4,6 +4,7 @@ hub flight are found from its identity."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from jetbridge.app import create_app
 from jetbridge.booking.catalog import ScheduleEntry
@@ -20,6 +22,7 @@ from jetbridge.config import Settings
 from jetbridge.flights.model import FlightIdentity
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
 from jetbridge.schedules import publish_schedule
+from jetbridge.storage.schema import events
 from support.aodb import LegacyAodb
 from support.auth import as_operator, bearer
 from support.servers import serve_app
@@ -184,6 +187,14 @@ def test_a_codeshare_number_sells_the_operating_flight(platform: tuple[TestClien
     assert offer["flight_key"] == KEY
     booking = _book(client, f"LH5790-{DAY.isoformat()}", "codeshare-0001")
     assert booking["flight_id"] == f"LX0318-{DAY.isoformat()}"
+    with core.backbone.reading() as conn:
+        body = conn.execute(
+            select(events.c.body).where(
+                events.c.type == "booking.requested",
+                events.c.partition_key == booking["booking_id"],
+            )
+        ).scalar_one()
+    assert json.loads(body)["data"]["flight_key"] == KEY
 
 
 def test_bookings_on_flight_lists_confirmed_bookings_with_tickets(

@@ -129,7 +129,11 @@ def request_booking(
         conn,
         bus=booking_bus(conn, tenant=row["tenant"]),
         events=[
-            booking_event("booking.requested", booking_id=row["booking_id"], data=_public(booking))
+            booking_event(
+                "booking.requested",
+                booking_id=row["booking_id"],
+                data=_public(booking) | {"flight_key": offer["flight_key"]},
+            )
         ],
     )
     return booking, True
