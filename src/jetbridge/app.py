@@ -395,6 +395,8 @@ def create_app(
     from jetbridge.api.limits import JsonBodyLimits
     from jetbridge.api.observe import RequestMetrics
     from jetbridge.api.operations import router as operations_router
+    from jetbridge.api.schedules import router as schedules_router
+    from jetbridge.api.trips import router as trips_router
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.account import router as account_router
@@ -427,6 +429,8 @@ def create_app(
     app.include_router(events_router)
     app.include_router(booking_router)  # before /api/flights/{flight_key}
     app.include_router(flights_router)
+    app.include_router(schedules_router)
+    app.include_router(trips_router)
     app.include_router(workflows_router)
     app.include_router(console_router)
     app.include_router(operations_router)

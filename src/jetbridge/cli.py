@@ -281,6 +281,32 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if refused else 0
 
 
+def cmd_schedule_import(args: argparse.Namespace) -> int:
+    """Publish schedule files: each passenger leg becomes a hub flight and a sellable flight.
+    Exit 2 on a malformed file (nothing of any file is published then)."""
+    from jetbridge.flights.feeds.errors import ParseError
+    from jetbridge.schedules import publish_schedule, read_schedule
+
+    limits = Settings().feed_limits()
+    entries = []
+    for name in args.files:
+        try:
+            data = Path(name).read_bytes()
+            entries += read_schedule(
+                args.format, data, currency=args.currency, file=name, limits=limits
+            )
+        except (OSError, ParseError) as exc:
+            print(f"error: {exc}" if isinstance(exc, ParseError) else f"error: {name}: {exc}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    if args.dry_run:
+        for entry in entries:
+            print(json.dumps(entry.model_dump(mode="json") | {"flight_key": entry.identity.key}))
+        return 0
+    _print(publish_schedule(_platform().backbone, entries).to_json())
+    return 0
+
+
 def cmd_workflows(args: argparse.Namespace) -> int:
     """Start (idempotent by name), run synchronously, describe, history, list, stop; answer or
     heartbeat a callback task by its token."""
@@ -408,6 +434,18 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("events")
     put.add_argument("--bus", default="default")
     put.set_defaults(run=cmd_put_events)
+
+    schedule = sub.add_parser("schedule", help="flight schedules").add_subparsers(
+        dest="sub", required=True
+    )
+    publish = schedule.add_parser(
+        "import", help="publish SSIM chapter 7, ASM/SSM or JSON schedules: hub flights + inventory"
+    )
+    publish.add_argument("files", nargs="+")
+    publish.add_argument("--format", choices=["ssim", "asm", "json"], default="ssim")
+    publish.add_argument("--currency", default="EUR", help="currency of an SSIM file's fares")
+    publish.add_argument("--dry-run", action="store_true", help="print the legs, publish nothing")
+    publish.set_defaults(run=cmd_schedule_import)
 
     buses = sub.add_parser("buses", help="list or create event buses")
     buses.add_argument("action", choices=["list", "create"])

@@ -1,8 +1,10 @@
 """`jetbridge up --demo`: a simulated airport day drives the platform end to end.
 
-The AODB simulator writes a seeded day of movements at ZRH into a legacy-style SQLite database
+A week of the reference network (real carriers on routes they fly from Zurich) is published to
+the flight hub and the booking catalogue at once, so the flights people book are the flights on
+the board. The AODB simulator flies today's legs at ZRH in a legacy-style SQLite database
 (`var/aodb.db`) at accelerated speed; SQL change capture feeds the flight hub; the hub publishes
-flight events; the FIDS board, the API and the live page show them.
+flight events; the FIDS board, the trips page, the API and the live page show them.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from sqlalchemy import func, select
 
 from jetbridge.aodb.cdc import DEFAULT_MAPPING, TableMapping
 from jetbridge.aodb.legacy import legacy_metadata, movements
-from jetbridge.aodb.simulator import AodbSimulator, plan_day
+from jetbridge.aodb.simulator import AodbSimulator, DayPlan, plan_flights
 from jetbridge.aodb.sources import open_source
-from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.events import registry
 from jetbridge.events.specs import RuleSpec
 from jetbridge.flights.cdc_runner import CdcRunner
 from jetbridge.flights.hub import FlightHub
+from jetbridge.schedules import network_schedule, planned_legs, publish_schedule
 from jetbridge.storage.db import create_database_engine
 
 log = logging.getLogger(__name__)
@@ -44,10 +46,17 @@ def log_gate_change(event: dict[str, Any]) -> None:
     )
 
 
-def _demo_schedule(platform: Any) -> None:
-    """A week of bookable flights from today."""
-    with platform.backbone.transaction() as conn:
-        import_schedule(conn, demo_schedule(start=datetime.now(UTC).date(), days=7))
+DEMO_HOME = "ZRH"
+
+
+def _demo_schedule(platform: Any, *, days: int = 7) -> DayPlan:
+    """Publish a week of the network from today (hub flights and inventory alike); returns
+    the plan of today's movements at ZRH for the simulator."""
+    today = datetime.now(UTC).date()
+    entries = network_schedule(start=today, days=days)
+    publish_schedule(platform.backbone, entries)
+    todays = [e for e in entries if e.operating_date == today]
+    return plan_flights(seed=2026, home=DEMO_HOME, day=today, legs=planned_legs(todays))
 
 
 def _demo_rule(platform: Any) -> None:
@@ -112,9 +121,7 @@ def demo_sign_in_help(base: str) -> str:
     return "\n".join(lines)
 
 
-def install_demo(
-    app: FastAPI, *, speed: float = DEMO_SPEED, rotations: int = 300, reset: bool = False
-) -> None:
+def install_demo(app: FastAPI, *, speed: float = DEMO_SPEED, reset: bool = False) -> None:
     """Run the AODB simulator and its change capture while the app runs. An AODB that already
     holds a simulated day is left as it is (captured, not rewritten) unless `reset`."""
     platform = app.state.platform
@@ -130,8 +137,7 @@ def install_demo(
         async with outer(inner):
             await asyncio.to_thread(_demo_tenants, platform)
             await asyncio.to_thread(_demo_rule, platform)
-            await asyncio.to_thread(_demo_schedule, platform)
-            plan = plan_day(seed=2026, day=datetime.now(UTC).date(), rotations=rotations)
+            plan = await asyncio.to_thread(_demo_schedule, platform)
             simulator = AodbSimulator(legacy, plan, speed=speed)
             fresh = await asyncio.to_thread(_prepare_legacy, legacy, reset=reset)
             source = await asyncio.to_thread(

@@ -54,7 +54,7 @@ def test_search_book_pay_and_see_my_trip(browser: Any, sqlite_url: str) -> None:
             row.wait_for(timeout=10_000)
             cells = row.locator("td").all_inner_texts()
             assert cells[2] == "confirmed"
-            assert cells[1].startswith("LX0100-")
+            assert cells[1] == "LX100 ZRH\u2013LHR"
             # another passenger sees none of Ada's trips
             page.context.clear_cookies()
             browser_sign_in(page, base, "grace", "compiler pioneer")

@@ -6,10 +6,12 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from jetbridge import reference
 from jetbridge.aodb.cdc import DEFAULT_MAPPING, TableMapping
 from jetbridge.aodb.legacy import legacy_metadata
 from jetbridge.aodb.pg_logical import PgLogicalCapture
@@ -88,7 +90,7 @@ def test_binlog_source_feeds_the_hub(mariadb_url: str, sqlite_url: str) -> None:
         admin.dispose()
 
 
-def test_the_demo_fills_the_departures_board(tmp_path: Path) -> None:
+def test_the_demo_boards_the_flights_it_sells(tmp_path: Path) -> None:
     # The simulated day runs in moments: flights that took off keep their place on the board.
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'jb.db'}",
@@ -96,18 +98,21 @@ def test_the_demo_fills_the_departures_board(tmp_path: Path) -> None:
         board_departed_minutes=24 * 60,
     )
     app = create_app(settings)
-    install_demo(app, speed=1e6, rotations=5)
+    install_demo(app, speed=1e6)
+    day = datetime.now(UTC).date().isoformat()
+    departing = {r for r in reference.network() if r.origin == "ZRH"}
     with TestClient(app) as client:
         as_operator(client)
-        deadline = time.time() + 30
-        rows: list[dict[str, object]] = []
-        while time.time() < deadline and len(rows) < 5:
-            rows = client.get(
-                "/api/fids/ZRH/departures", params={"date": datetime.now(UTC).date().isoformat()}
-            ).json()
+        deadline = time.time() + 60
+        rows: list[dict[str, Any]] = []
+        while time.time() < deadline and not any(r.get("version", 1) > 1 for r in rows):
+            rows = client.get("/api/fids/ZRH/departures", params={"date": day}).json()
             time.sleep(0.2)
-        assert len(rows) == 5
-        day = (datetime.now(UTC).date()).isoformat()
-        assert client.get(
+        assert len(rows) == len(departing)
+        assert any(r.get("version", 1) > 1 for r in rows)  # the AODB's changes reached the hub
+        sold = client.get(
             "/api/flights/search", params={"origin": "ZRH", "destination": "LHR", "date": day}
         ).json()
+        assert {o["airline"] for o in sold} == {"LX", "BA"}
+        on_board = {r["flight_key"] for r in rows}
+        assert {o["flight_key"] for o in sold} <= on_board

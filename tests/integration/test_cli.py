@@ -155,3 +155,36 @@ def test_callback_tasks_answered_from_the_shell(tmp_path: Path) -> None:
     no_error = jetbridge("workflows", "send-task-failure", "--task-token", "a|1|b", env=env)
     assert no_error.returncode == 2
     assert "--error is required" in no_error.stderr
+
+
+def test_schedule_import_publishes_an_ssim_file_once(tmp_path: Path) -> None:
+    from support.ssim import leg, segment, ssim_file
+
+    winter = tmp_path / "winter.ssim"
+    winter.write_text(ssim_file(leg(first="01DEC26", last="03DEC26"), segment("010", "LH 5790")))
+    env = {"JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'jb.db'}"}
+    dry = jetbridge("schedule", "import", str(winter), "--currency", "CHF", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    legs = [json.loads(line) for line in dry.stdout.splitlines()]
+    assert [x["flight_key"] for x in legs] == [f"LX0318-2026-12-0{d}-ZRH-LHR" for d in (1, 2, 3)]
+    assert legs[0]["codeshares"] == ["LH5790"] and legs[0]["currency"] == "CHF"
+    first = jetbridge("schedule", "import", str(winter), "--currency", "CHF", env=env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["sellable_added"] == 3
+    again = jetbridge("schedule", "import", str(winter), "--currency", "CHF", env=env)
+    assert json.loads(again.stdout) | {"flight_keys": []} == {
+        "legs": 3, "sellable_added": 0, "hub_changed": 0, "flight_keys": [],
+    }  # fmt: skip
+
+
+def test_schedule_import_refuses_a_malformed_file_whole(tmp_path: Path) -> None:
+    from support.ssim import leg, ssim_file
+
+    broken = tmp_path / "broken.ssim"
+    broken.write_text(ssim_file(leg(), leg(number="0320", std="2560")))
+    env = {"JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'jb.db'}"}
+    result = jetbridge("schedule", "import", str(broken), env=env)
+    assert result.returncode == 2
+    assert "broken.ssim:line 5, column 40: time must be HHMM at '2560'" in result.stderr
+    missing = jetbridge("schedule", "import", str(tmp_path / "none.ssim"), env=env)
+    assert missing.returncode == 2 and "none.ssim" in missing.stderr

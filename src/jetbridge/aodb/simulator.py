@@ -104,6 +104,24 @@ class Movement:
     ac_type: str
     registration: str
     codeshares: str | None
+    origin_date: date | None = None  # the local date of departure; the UTC date if not given
+    terminal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedLeg:
+    """A scheduled leg the simulator is to fly (from the schedule that sells it)."""
+
+    airline: str
+    number: str
+    origin: str
+    destination: str
+    departure: datetime
+    arrival: datetime
+    aircraft_type: str
+    origin_date: date
+    terminal: str | None = None
+    codeshares: tuple[str, ...] = ()
 
 
 @dataclass(order=True)
@@ -164,6 +182,39 @@ def plan_day(*, seed: int, home: str = "ZRH", day: date, rotations: int = 300) -
     _divert_one(rng, planned, changes, home)
     changes.sort()
     return DayPlan(home=home, day=day, movements=planned, changes=changes)
+
+
+def plan_flights(*, seed: int, home: str = "ZRH", day: date, legs: list[PlannedLeg]) -> DayPlan:
+    """The day of the given scheduled legs at `home`: each departure and arrival there with its
+    seeded story (gates, estimates, delays, boarding, cancellations), under the schedule's own
+    identity, so the flights on the board are the flights that were sold."""
+    rng = random.Random(seed)
+    planned: list[Movement] = []
+    changes: list[Change] = []
+    ordered = sorted(legs, key=lambda leg: (leg.departure, leg.airline, leg.number))
+    for index, leg in enumerate(ordered):
+        if home not in (leg.origin, leg.destination):
+            continue
+        movement = Movement(
+            index + 1, leg.airline, leg.number, leg.origin, leg.destination, leg.departure,
+            leg.arrival, leg.aircraft_type,
+            f"HB-J{chr(65 + index % 26)}{chr(65 + (index // 26) % 26)}",
+            ",".join(leg.codeshares) or None, leg.origin_date, leg.terminal,
+        )  # fmt: skip
+        planned.append(movement)
+        if leg.origin == home:
+            story = _departure_story(rng, movement, diverted=False)
+            changes += [_in_terminal(change, leg.terminal) for change in story]
+        else:
+            changes += _arrival_story(rng, movement)
+    changes.sort()
+    return DayPlan(home=home, day=day, movements=planned, changes=changes)
+
+
+def _in_terminal(change: Change, terminal: str | None) -> Change:
+    if terminal is None or "TERMINAL" not in change.values:
+        return change
+    return Change(change.at, change.mvt_id, change.values | {"TERMINAL": terminal})
 
 
 def _codeshares(rng: random.Random, airline: str) -> str | None:
@@ -337,7 +388,7 @@ def _schedule_row(m: Movement, now: datetime) -> dict[str, Any]:
         "MVT_ID": m.mvt_id,
         "AL_CODE": m.airline,
         "FLT_NO": m.number,
-        "SCHED_DATE": m.std.date().isoformat(),
+        "SCHED_DATE": (m.origin_date or m.std.date()).isoformat(),
         "DEP_AP": m.departure,
         "ARR_AP": m.arrival,
         "FLT_STATUS": "SCH",
@@ -346,6 +397,7 @@ def _schedule_row(m: Movement, now: datetime) -> dict[str, Any]:
         "AC_TYPE": m.ac_type,
         "AC_REG": m.registration,
         "CODESHARES": m.codeshares,
+        "TERMINAL": m.terminal,
         "LAST_UPD": now,
         "ROW_VER": 1,
     }

@@ -15,7 +15,9 @@ from jetbridge.booking.inventory import availability
 from jetbridge.booking.money import Money
 from jetbridge.booking.seatmap import seat_map
 from jetbridge.bounds import OutOfRange, checked_day
-from jetbridge.storage.schema import scheduled_flights, seats
+from jetbridge.flights.hub import load_state
+from jetbridge.flights.model import FlightIdentity
+from jetbridge.storage.schema import codeshare_flights, scheduled_flights, seats
 
 
 def _utc(value: datetime) -> datetime:
@@ -26,6 +28,7 @@ def _utc(value: datetime) -> datetime:
 
 UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
 Airport = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Designator = Annotated[str, Field(pattern=r"^[A-Z0-9]{2}\d{1,4}[A-Z]?$")]
 
 
 class ScheduleEntry(BaseModel):
@@ -42,6 +45,12 @@ class ScheduleEntry(BaseModel):
     aircraft_type: Annotated[str, Field(pattern=r"^[A-Z0-9]{3,4}$")]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     fares: dict[str, Annotated[int, Field(gt=0)]]
+    # The operating date as the airline counts it: the local date of departure. Without it,
+    # the UTC date of departure.
+    origin_date: date | None = None
+    terminal: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,2}$")] | None = None
+    arrival_terminal: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,2}$")] | None = None
+    codeshares: Annotated[list[Designator], Field(max_length=8)] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> ScheduleEntry:
@@ -49,17 +58,53 @@ class ScheduleEntry(BaseModel):
             raise ValueError("arrival must be after departure")
         if self.origin == self.destination:
             raise ValueError("origin and destination must differ")
+        if self.origin_date is not None and abs((self.origin_date - self.day_in_utc).days) > 1:
+            raise ValueError("origin_date must be within a day of the departure (UTC)")
+        if self.designator in self.codeshares:
+            raise ValueError("codeshares: the operating flight cannot be its own codeshare")
         unknown = set(self.fares) - set(seat_map(self.aircraft_type))
         if unknown:
             raise ValueError(f"fares for cabins the aircraft does not have: {sorted(unknown)}")
         return self
 
     @property
+    def day_in_utc(self) -> date:
+        return self.departure.date()
+
+    @property
+    def operating_date(self) -> date:
+        return self.origin_date or self.day_in_utc
+
+    @property
+    def designator(self) -> str:
+        return f"{self.airline}{self.flight_number}"
+
+    @property
     def flight_id(self) -> str:
-        """Airline, zero-padded number (with suffix) and departure date: `LX0100-2026-12-01`."""
-        digits = self.flight_number.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-        suffix = self.flight_number[len(digits) :]
-        return f"{self.airline}{int(digits):04d}{suffix}-{self.departure.date().isoformat()}"
+        """Airline, zero-padded number (with suffix) and operating date: `LX0100-2026-12-01`."""
+        return sellable_id(self.airline, self.flight_number, self.operating_date)
+
+    @property
+    def identity(self) -> FlightIdentity:
+        """The hub's flight leg this entry is."""
+        return FlightIdentity.create(
+            airline=self.airline,
+            flight_number=self.flight_number,
+            origin_date=self.operating_date,
+            departure_airport=self.origin,
+            arrival_airport=self.destination,
+        )
+
+
+def sellable_id(airline: str, flight_number: str, day: date) -> str:
+    """The catalogue's id of a flight number on a day: `LX0100-2026-12-01`."""
+    digits = flight_number.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    suffix = flight_number[len(digits) :]
+    return f"{airline}{int(digits):04d}{suffix}-{day.isoformat()}"
+
+
+def _split(designator: str) -> tuple[str, str]:
+    return designator[:2], designator[2:]
 
 
 def import_schedule(conn: Connection, entries: Sequence[ScheduleEntry]) -> int:
@@ -82,8 +127,29 @@ def import_schedule(conn: Connection, entries: Sequence[ScheduleEntry]) -> int:
             for seat in cabin_seats
         ]
         conn.execute(insert(seats), rows)
+        _add_codeshares(conn, entry)
         added += 1
     return added
+
+
+def _add_codeshares(conn: Connection, entry: ScheduleEntry) -> None:
+    for designator in entry.codeshares:
+        airline, number = _split(designator)
+        marketing_id = sellable_id(airline, number, entry.operating_date)
+        known = conn.execute(
+            select(codeshare_flights.c.flight_id).where(
+                codeshare_flights.c.marketing_id == marketing_id
+            )
+        ).first()
+        if known is None:
+            conn.execute(
+                insert(codeshare_flights).values(
+                    marketing_id=marketing_id,
+                    airline=airline,
+                    flight_number=number,
+                    flight_id=entry.flight_id,
+                )
+            )
 
 
 def _flight_row(entry: ScheduleEntry) -> dict[str, Any]:
@@ -93,12 +159,13 @@ def _flight_row(entry: ScheduleEntry) -> dict[str, Any]:
         "flight_number": entry.flight_number,
         "origin": entry.origin,
         "destination": entry.destination,
-        "departure_date": entry.departure.date().isoformat(),
+        "departure_date": entry.operating_date.isoformat(),
         "departs_at": entry.departure.timestamp(),
         "arrives_at": entry.arrival.timestamp(),
         "aircraft_type": entry.aircraft_type,
         "currency": entry.currency,
         "fares": json.dumps(entry.fares),
+        "flight_key": entry.identity.key,
     }
 
 
@@ -108,13 +175,49 @@ def current_fare(*, base: int, capacity: int, left: int) -> int:
     return (price + 50) // 100 * 100
 
 
+def operating_flight_id(conn: Connection, flight_id: str) -> str:
+    """The flight sold under this id: itself, or the operating flight of a codeshare number."""
+    operating = conn.execute(
+        select(codeshare_flights.c.flight_id).where(codeshare_flights.c.marketing_id == flight_id)
+    ).scalar()
+    return str(operating) if operating is not None else flight_id
+
+
 def flight_offer(conn: Connection, *, flight_id: str, now: float) -> dict[str, Any] | None:
+    """A flight's offer, by its id or a codeshare number's (the offer names the operating one)."""
     row = conn.execute(
-        select(scheduled_flights).where(scheduled_flights.c.flight_id == flight_id)
+        select(scheduled_flights).where(
+            scheduled_flights.c.flight_id == operating_flight_id(conn, flight_id)
+        )
     ).first()
     if row is None:
         return None
     return _offer(conn, row, now)
+
+
+def codeshares_of(conn: Connection, flight_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The marketing numbers each operating flight is also sold as (`LH4711`)."""
+    found: dict[str, list[str]] = {}
+    if not flight_ids:
+        return found
+    rows = conn.execute(
+        select(codeshare_flights)
+        .where(codeshare_flights.c.flight_id.in_(list(flight_ids)))
+        .order_by(codeshare_flights.c.marketing_id)
+    )
+    for row in rows:
+        found.setdefault(row.flight_id, []).append(f"{row.airline}{row.flight_number}")
+    return found
+
+
+# A flight the hub reports in one of these states is no longer sold.
+NOT_SELLABLE = frozenset({"cancelled", "not_operating", "diverted", "departed", "arrived"})
+
+
+def hub_status(conn: Connection, flight_key: str) -> str:
+    """The flight's status in the hub; `scheduled` while the hub has not heard of it."""
+    state = load_state(conn, flight_key)
+    return "scheduled" if state is None else state.status
 
 
 def _offer(conn: Connection, row: Any, now: float) -> dict[str, Any]:
@@ -128,6 +231,9 @@ def _offer(conn: Connection, row: Any, now: float) -> dict[str, Any]:
         cabins[cabin] = {"fare": fare.to_json(), "seats_left": left}
     return {
         "flight_id": row.flight_id,
+        "flight_key": row.flight_key,
+        "codeshares": codeshares_of(conn, [row.flight_id]).get(row.flight_id, []),
+        "status": hub_status(conn, row.flight_key),
         "airline": row.airline,
         "flight_number": row.flight_number,
         "origin": row.origin,
@@ -142,7 +248,8 @@ def _offer(conn: Connection, row: Any, now: float) -> dict[str, Any]:
 def search(
     conn: Connection, *, origin: str, destination: str, day: date, now: float
 ) -> list[dict[str, Any]]:
-    """Flights on a route and date (departure date in UTC), earliest first, with fares now."""
+    """Flights on a route and date (the local date of departure: the operating date), earliest
+    first, with fares now; flights the hub reports cancelled, diverted or gone are left out."""
     rows = conn.execute(
         select(scheduled_flights)
         .where(
@@ -152,7 +259,8 @@ def search(
         )
         .order_by(scheduled_flights.c.departs_at)
     )
-    return [_offer(conn, row, now) for row in rows]
+    offers = [_offer(conn, row, now) for row in rows]
+    return [offer for offer in offers if offer["status"] not in NOT_SELLABLE]
 
 
 ROUTES = [
@@ -182,6 +290,17 @@ def demo_schedule(*, start: date, days: int, seed: int = 1) -> list[ScheduleEntr
                     )
                 )
     return entries
+
+
+def standard_fares(*, block_minutes: int, aircraft_type: str) -> dict[str, int]:
+    """Base fares (minor units) for every cabin the aircraft has, rising with the block time."""
+    ladder = {
+        "economy": 9_900 + block_minutes * 60,
+        "premium": 19_900 + block_minutes * 120,
+        "business": 39_900 + block_minutes * 250,
+        "first": 99_900 + block_minutes * 600,
+    }
+    return {cabin: ladder[cabin] for cabin in seat_map(aircraft_type) if cabin in ladder}
 
 
 def _demo_entry(

@@ -18,6 +18,7 @@ from jetbridge.booking.personal_data import PersonalData
 from jetbridge.booking.refunds import refund_for
 from jetbridge.booking.service import BookingRequest
 from jetbridge.booking.tasks import BookingTasks
+from jetbridge.booking.trip_status import with_flight_status
 from jetbridge.errors import Conflict, NotFound
 from jetbridge.events.backbone import Backbone
 from jetbridge.ops import metrics
@@ -102,21 +103,24 @@ class Bookings:
         return booking, created
 
     def get(self, *, booking_id: str) -> dict[str, Any]:
-        """A booking with its passengers decrypted, for its owner."""
+        """A booking with its passengers decrypted and its flight's live status, for its owner."""
         with self.backbone.reading() as conn:
-            return service.get_booking(conn, booking_id=booking_id, personal=self.personal)
+            booking = service.get_booking(conn, booking_id=booking_id, personal=self.personal)
+            return with_flight_status(conn, [booking])[0]
 
     def of_customer(self, *, customer_id: str) -> list[dict[str, Any]]:
         """A customer's bookings with their passengers decrypted."""
         with self.backbone.reading() as conn:
-            return service.customer_bookings(conn, customer_id=customer_id, personal=self.personal)
+            found = service.customer_bookings(conn, customer_id=customer_id, personal=self.personal)
+            return with_flight_status(conn, found)
 
     def find(self, *, locator: str, family_name: str) -> dict[str, Any]:
         """A guest's view of a booking, by record locator and one traveller's family name."""
         with self.backbone.reading() as conn:
-            return service.find_by_locator(
+            found = service.find_by_locator(
                 conn, personal=self.personal, locator=locator, family_name=family_name
             )
+            return with_flight_status(conn, [found])[0]
 
     def cancel(self, *, booking_id: str) -> dict[str, Any]:
         now = time.time()

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jetbridge.booking import idempotency
-from jetbridge.booking.catalog import flight_offer
+from jetbridge.booking.catalog import NOT_SELLABLE, flight_offer
 from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.identifiers import new_record_locator
 from jetbridge.booking.personal_data import PASSENGERS, PAYMENT_CARD, PersonalData
@@ -86,6 +86,8 @@ def request_booking(
     offer = flight_offer(conn, flight_id=request.flight_id, now=now)
     if offer is None:
         raise NotFound(f"flight_id: no flight {request.flight_id!r}")
+    if offer["status"] in NOT_SELLABLE:
+        raise Conflict(f"flight_id: {request.flight_id} is {offer['status']}; it is not for sale")
     cabin = offer["cabins"].get(request.cabin)
     if cabin is None:
         raise InvalidRequest(f"cabin: {request.flight_id} has no {request.cabin} cabin")
@@ -96,7 +98,8 @@ def request_booking(
         "booking_id": booking_id,
         "locator": new_record_locator(),
         "status": "requested",
-        "flight_id": request.flight_id,
+        # A codeshare number is sold as its operating flight: the seats are that flight's.
+        "flight_id": offer["flight_id"],
         "cabin": request.cabin,
         "customer_id": request.customer_id,
         "tenant": airline_of(request.flight_id),
@@ -126,7 +129,11 @@ def request_booking(
         conn,
         bus=booking_bus(conn, tenant=row["tenant"]),
         events=[
-            booking_event("booking.requested", booking_id=row["booking_id"], data=_public(booking))
+            booking_event(
+                "booking.requested",
+                booking_id=row["booking_id"],
+                data=_public(booking) | {"flight_key": offer["flight_key"]},
+            )
         ],
     )
     return booking, True

@@ -250,6 +250,8 @@ scheduled_flights = Table(
     Column("aircraft_type", String(4), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("fares", Text, nullable=False),
+    # The hub's flight leg this sellable flight is (`LX0100-2026-11-24-ZRH-LHR`).
+    Column("flight_key", String(64), nullable=False),
 )
 Index(
     "ix_scheduled_route",
@@ -257,6 +259,18 @@ Index(
     scheduled_flights.c.destination,
     scheduled_flights.c.departure_date,
 )
+Index("ix_scheduled_flight_key", scheduled_flights.c.flight_key, unique=True)
+
+# A marketing carrier's number on another airline's leg: sold as the operating flight.
+codeshare_flights = Table(
+    "codeshare_flights",
+    metadata,
+    Column("marketing_id", String(32), primary_key=True),
+    Column("airline", String(3), nullable=False),
+    Column("flight_number", String(5), nullable=False),
+    Column("flight_id", String(32), nullable=False),
+)
+Index("ix_codeshare_operating", codeshare_flights.c.flight_id)
 
 seats = Table(
     "seats",

@@ -1,0 +1,129 @@
+"""Who is booked on one hub flight: the confirmed bookings, their passengers, tickets and seats.
+
+Other contexts (the disruption workflow, the operations view) name a flight by the hub's identity;
+this is the one place that turns it into the catalogue's flight and its bookings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from jetbridge.booking.personal_data import PASSENGERS, PersonalData
+from jetbridge.flights.model import FlightIdentity
+from jetbridge.storage.schema import bookings, scheduled_flights, tickets
+
+
+@dataclass(frozen=True, slots=True)
+class BookedPassenger:
+    """One traveller of a booking; names only when the manifest was read with the keyring."""
+
+    index: int
+    ticket_number: str | None
+    seat: str | None
+    given_name: str | None = None
+    family_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlightBooking:
+    """A confirmed booking on the flight."""
+
+    booking_id: str
+    locator: str
+    flight_id: str
+    flight_key: str
+    cabin: str
+    customer_id: str
+    tenant: str | None
+    passengers: list[BookedPassenger] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "booking_id": self.booking_id,
+            "locator": self.locator,
+            "flight_id": self.flight_id,
+            "flight_key": self.flight_key,
+            "cabin": self.cabin,
+            "customer_id": self.customer_id,
+            "tenant": self.tenant,
+            "passengers": [
+                {
+                    "index": p.index,
+                    "ticket_number": p.ticket_number,
+                    "seat": p.seat,
+                    "given_name": p.given_name,
+                    "family_name": p.family_name,
+                }
+                for p in self.passengers
+            ],
+        }
+
+
+def catalogue_flight_id(conn: Connection, identity: FlightIdentity | str) -> str | None:
+    """The sellable flight that is this hub flight (by its identity or its key), if any."""
+    key = identity.key if isinstance(identity, FlightIdentity) else identity
+    return conn.execute(
+        select(scheduled_flights.c.flight_id).where(scheduled_flights.c.flight_key == key)
+    ).scalar()
+
+
+def bookings_on_flight(
+    conn: Connection, identity: FlightIdentity | str, *, personal: PersonalData | None = None
+) -> list[FlightBooking]:
+    """The confirmed bookings on one hub flight, oldest first, each with its passengers' tickets
+    and seats; with `personal`, the passengers' names too. Empty for a flight nobody sells."""
+    key = identity.key if isinstance(identity, FlightIdentity) else identity
+    flight_id = catalogue_flight_id(conn, key)
+    if flight_id is None:
+        return []
+    rows = conn.execute(
+        select(bookings)
+        .where(bookings.c.flight_id == flight_id, bookings.c.status == "confirmed")
+        .order_by(bookings.c.created_at, bookings.c.booking_id)
+    ).mappings()
+    found = [dict(row) for row in rows]
+    issued = _tickets(conn, [row["booking_id"] for row in found])
+    return [_booking(row, key, issued.get(row["booking_id"], {}), personal) for row in found]
+
+
+def _tickets(conn: Connection, booking_ids: list[str]) -> dict[str, dict[int, Any]]:
+    issued: dict[str, dict[int, Any]] = {}
+    for start in range(0, len(booking_ids), 500):
+        chunk = booking_ids[start : start + 500]
+        for row in conn.execute(select(tickets).where(tickets.c.booking_id.in_(chunk))):
+            issued.setdefault(row.booking_id, {})[row.passenger_index] = row
+    return issued
+
+
+def _booking(
+    row: dict[str, Any], key: str, issued: dict[int, Any], personal: PersonalData | None
+) -> FlightBooking:
+    names: list[dict[str, Any]] = []
+    if personal is not None:
+        names = list(personal.open(row["booking_id"], PASSENGERS, row["passengers"]))
+    passengers = []
+    for index in range(int(row["passenger_count"])):
+        ticket = issued.get(index)
+        name = names[index] if index < len(names) else {}
+        passengers.append(
+            BookedPassenger(
+                index=index,
+                ticket_number=ticket.ticket_number if ticket is not None else None,
+                seat=ticket.seat if ticket is not None else None,
+                given_name=name.get("given_name"),
+                family_name=name.get("family_name"),
+            )
+        )
+    return FlightBooking(
+        booking_id=row["booking_id"],
+        locator=row["locator"],
+        flight_id=row["flight_id"],
+        flight_key=key,
+        cabin=row["cabin"],
+        customer_id=row["customer_id"],
+        tenant=row.get("tenant"),
+        passengers=passengers,
+    )
