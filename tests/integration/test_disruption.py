@@ -4,9 +4,11 @@ new flight, seat counts right on both flights, loyalty as it was."""
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +27,8 @@ from jetbridge.payments.test_provider import APPROVE, Ledger, create_test_provid
 from jetbridge.storage.schema import scheduled_flights, tickets
 from support.auth import as_operator, bearer, ensure_tenant
 from support.servers import Mailbox, serve_app, smtp_server
+from support.sms import SmsGateway, sms_gateway
+from support.webhook import webhook_receiver
 
 DAY = (datetime.now(UTC) + timedelta(days=20)).date()
 FLIGHT = f"LX0100-{DAY.isoformat()}"
@@ -36,6 +40,7 @@ class World:
     client: TestClient
     mailbox: Mailbox
     ledger: Ledger
+    sms: SmsGateway
     source_time: list[datetime]
 
     @property
@@ -67,32 +72,55 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def world(database_url: str) -> Iterator[World]:
+@contextmanager
+def running(database_url: str, **settings: Any) -> Iterator[World]:
+    """A platform with a real SMTP server, payment provider and SMS gateway, and a day's
+    demo schedule."""
     ledger = Ledger(timeout_seconds=2)
-    with smtp_server() as mailbox, serve_app(create_test_provider(ledger)) as provider_url:
-        settings = Settings(
-            database_url=database_url,
-            payments_url=provider_url,
-            smtp_url=mailbox.url,
-            delivery_poll_seconds=0.05,
-            public_url="https://jetbridge.example",
+    with (
+        smtp_server() as mailbox,
+        sms_gateway() as sms,
+        serve_app(create_test_provider(ledger)) as provider_url,
+    ):
+        app = create_app(
+            Settings(
+                database_url=database_url,
+                payments_url=provider_url,
+                smtp_url=mailbox.url,
+                sms_url=sms.url,
+                sms_api_key=sms.key,
+                delivery_poll_seconds=0.05,
+                public_url="https://jetbridge.example",
+                **settings,
+            )
         )
-        app = create_app(settings)
         with TestClient(app) as client:
             as_operator(client)
             with app.state.platform.backbone.transaction() as conn:
                 import_schedule(conn, demo_schedule(start=DAY, days=1))
-            yield World(client, mailbox, ledger, [datetime.now(UTC)])
+            yield World(client, mailbox, ledger, sms, [datetime.now(UTC)])
 
 
-def book(world: World, email: str, passengers: int = 2, customer: str = "cust-1") -> str:
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    with running(database_url) as started:
+        yield started
+
+
+def book(
+    world: World,
+    email: str,
+    passengers: int = 2,
+    customer: str = "cust-1",
+    flight: str = FLIGHT,
+    **contacts: str,
+) -> str:
     body = {
-        "flight_id": FLIGHT, "cabin": "economy", "customer_id": customer,
+        "flight_id": flight, "cabin": "economy", "customer_id": customer,
         "passengers": [{"given_name": "Ada", "family_name": f"Lovelace{n}"} for n in range(passengers)],
         "payment": {"card": APPROVE},
     }  # fmt: skip
-    key = f"key-{email.replace('@', '.')}"
+    key = f"key-{flight}-{email.replace('@', '.')}"
     response = world.client.post("/api/bookings", json=body, headers={"Idempotency-Key": key})
     assert response.status_code == 202, response.text
     booking_id = str(response.json()["booking_id"])
@@ -100,8 +128,10 @@ def book(world: World, email: str, passengers: int = 2, customer: str = "cust-1"
         "the booking to be confirmed",
         lambda: world.client.get(f"/api/bookings/{booking_id}").json()["status"] == "confirmed",
     )
-    contacts = world.client.put(f"/api/bookings/{booking_id}/contacts", json={"email": email})
-    assert contacts.status_code == 200, contacts.text
+    answer = world.client.put(
+        f"/api/bookings/{booking_id}/contacts", json={"email": email, **contacts}
+    )
+    assert answer.status_code == 200, answer.text
     return booking_id
 
 
@@ -209,3 +239,205 @@ def test_a_cancelled_flight_offers_rebooking_through_the_signed_link(world: Worl
     }  # fmt: skip
     other = client.get("/api/disruptions", headers=bearer(client.app, roles=["agent"], tenant="LH"))
     assert other.json() == []
+
+
+def offers_link(world: World, address: str) -> str:
+    (mail,) = wait_for("the offers email", lambda: mail_to(world, address))
+    return link_in(mail)
+
+
+def test_asking_for_a_refund_cancels_refunds_in_full_and_frees_every_seat(world: World) -> None:
+    client = world.client
+    booking_id = book(world, "grace@example.com", customer="cust-2")
+    before = seats_left(world, FLIGHT)
+    later = f"LX0101-{DAY.isoformat()}"
+    free_later = seats_left(world, later)
+    cancel(world)
+    link = offers_link(world, "grace@example.com")
+    assert seats_left(world, later) == free_later - 2  # held for the passenger
+    answered = client.post("/api/disruptions/choice", json={"link": link, "action": "refund"})
+    assert answered.status_code == 200, answered.text
+    booking = wait_for(
+        "the cancellation",
+        lambda: (
+            (b := client.get(f"/api/bookings/{booking_id}").json())["status"] == "cancelled" and b
+        ),
+    )
+    assert "refunded in full" in booking["failure"]
+    (intent,) = world.ledger.intents.values()
+    wait_for("the refund", lambda: intent.get("amount_refunded") == booking["amount"]["amount"])
+    assert seats_left(world, FLIGHT) == before + 2
+    assert seats_left(world, later) == free_later
+    assert client.get("/api/customers/cust-2/loyalty").json()["points"] == 0
+    page = client.get("/disruption/choose", params={"link": link})
+    assert page.status_code == 200 and "refunded" in page.text
+
+
+def test_without_an_answer_the_first_offer_is_confirmed(database_url: str) -> None:
+    with running(database_url, disruption_choice_seconds=2) as world:
+        booking_id = book(world, "alan@example.com", passengers=1, customer="cust-3")
+        cancel(world)
+        link = offers_link(world, "alan@example.com")
+        first = world.client.get("/api/disruptions/choice", params={"link": link}).json()
+        first_flight = first["offers"][0]["flight_id"]
+        wait_for(
+            "the automatic rebooking",
+            lambda: (
+                world.client.get(f"/api/bookings/{booking_id}").json()["flight_id"] == first_flight
+            ),
+        )
+        late = world.client.post(
+            "/api/disruptions/choice", json={"link": link, "action": "accept", "offer": 1}
+        )
+        assert late.status_code == 403 and "time to choose has passed" in late.json()["message"]
+        shown = world.client.get(f"/api/bookings/{booking_id}/disruptions").json()
+        assert shown["disruptions"][0]["status"] == "rebooked"
+        assert shown["notices"][0]["message"]["offers"][0]["flight_id"] == first_flight
+
+
+def flight_events(world: World) -> list[dict[str, Any]]:
+    """The hub's `flight.updated` events as the rule's target receives them."""
+    listed = world.client.get("/api/buses/default/events", params={"limit": 1000}).json()
+    return [
+        {"id": e["event"]["id"], "detail": e["event"]["data"]}
+        for e in listed
+        if e["event"]["type"] == "flight.updated"
+    ]
+
+
+def test_delays_notify_each_channel_once_per_change_whatever_the_event_order(
+    database_url: str,
+) -> None:
+    with (
+        running(database_url, disruption_delay_by_airline="LX=30") as world,
+        webhook_receiver() as hook,
+    ):
+        booking_id = book(
+            world, "ada@example.com", passengers=1, phone="+41441234567", webhook_url=hook.url
+        )
+        scheduled = datetime.fromisoformat(departs(world, FLIGHT))
+        world.hub(**{"times.off_block.scheduled": scheduled.isoformat(), "status": "scheduled"})
+        world.hub(**{"times.off_block.estimated": (scheduled + timedelta(minutes=20)).isoformat()})
+        world.hub(**{"times.off_block.estimated": (scheduled + timedelta(minutes=45)).isoformat()})
+        wait_for("the first delay email", lambda: mail_to(world, "ada@example.com"))
+        detector = world.platform.disruption.detector
+        events = flight_events(world)
+        for event in events:  # every event again, oldest last: duplicates and out of order
+            detector.detect(event)
+        for event in reversed(events):
+            detector.detect(event)
+        world.hub(**{"times.off_block.estimated": (scheduled + timedelta(minutes=90)).isoformat()})
+        mails = wait_for(
+            "the second delay email",
+            lambda: (
+                len(mail_to(world, "ada@example.com")) == 2 and mail_to(world, "ada@example.com")
+            ),
+        )
+        assert ["delayed by 45 minutes" in m["Subject"] for m in mails] == [True, False]
+        assert "delayed by 90 minutes" in mails[1]["Subject"]
+        wait_for("two text messages", lambda: len(world.sms.messages) == 2)
+        assert [m["to"] for m in world.sms.messages] == ["+41441234567"] * 2
+        wait_for("two webhooks", lambda: len(hook.requests) == 2)
+        # Same delay again with a gate: the first gate known is no change; the second is one.
+        world.hub(gate="A7")
+        world.hub(gate="A9")
+        wait_for("the gate email", lambda: len(mail_to(world, "ada@example.com")) == 3)
+        assert "gate A9" in mail_to(world, "ada@example.com")[2]["Subject"]
+        page = world.client.get(f"/api/bookings/{booking_id}/disruptions").json()
+        assert [n["kind"] for n in page["notices"]] == ["delay", "delay", "gate_change"]
+        wait_for("three text messages", lambda: len(world.sms.messages) == 3)
+        wait_for("three webhooks", lambda: len(hook.requests) == 3)
+        assert len(mail_to(world, "ada@example.com")) == 3
+
+
+def test_forged_expired_reused_and_malformed_links_are_refused(world: World) -> None:
+    from jetbridge.disruption.links import Choice
+
+    client = world.client
+    booking_id = book(world, "mallory@example.com", passengers=1, customer="cust-4")
+    cancel(world)
+    link = offers_link(world, "mallory@example.com")
+    prefix, payload, signature = link.split(".")
+    signer = world.platform.disruption.signer
+    choice = signer.verify(link, now=time.time())
+    other = Choice("0" * 36, choice.flight_key, choice.task_token, choice.expires_at)
+    foreign = signer.sign(other).split(".")[1]
+    refused = {
+        "forged signature": (f"{prefix}.{payload}.{'0' * len(signature)}", 403, "signature"),
+        "payload of another booking": (f"{prefix}.{foreign}.{signature}", 403, "signature"),
+        "expired": (
+            signer.sign(Choice(booking_id, choice.flight_key, choice.task_token, 1)),
+            403,
+            "time to choose has passed",
+        ),
+        "not a link": ("hello", 400, "expected 'v1.<payload>.<signature>'"),
+        "bad payload": (f"v1.%%%.{signature}", 403, "signature"),
+        "signed, but a token of no task": (
+            signer.sign(Choice(booking_id, choice.flight_key, "x|1|abc", choice.expires_at)),
+            400,
+            "task_token",
+        ),
+    }
+    for what, (bad, status, message) in refused.items():
+        answer = client.post(
+            "/api/disruptions/choice", json={"link": bad, "action": "accept", "offer": 0}
+        )
+        assert (answer.status_code, what) == (status, what), answer.text
+        assert message in answer.json()["message"], what
+        if "task" not in what:  # a link we signed shows its offers; only answering fails
+            page = client.get("/disruption/choose", params={"link": bad})
+            assert page.status_code == status and "Take this flight" not in page.text, what
+        form = client.post("/disruption/choose", data={"link": bad, "action": "refund"})
+        assert form.status_code == status and message in html.unescape(form.text), what
+    wrong_offer = client.post(
+        "/api/disruptions/choice", json={"link": link, "action": "accept", "offer": 9}
+    )
+    assert wrong_offer.status_code == 400 and "offer: expected one of" in wrong_offer.text
+    for body in (
+        {"link": link, "action": "delete"},
+        {"link": "v1." + "A" * 5000 + ".x", "action": "refund"},
+        {"link": link, "action": "accept", "offer": -1},
+        {"link": link, "action": "accept", "offer": "1; DROP TABLE"},
+        {"action": "refund"},
+    ):
+        answer = client.post("/api/disruptions/choice", json=body)
+        assert answer.status_code == 422, answer.text
+    assert client.get("/disruption/choose", params={"link": "v1." + "A" * 5000}).status_code == 422
+    # The real link still works once, through the page's form, and never again.
+    done = client.post("/disruption/choose", data={"link": link, "action": "refund"})
+    assert done.status_code == 200 and "refunded in full" in done.text
+    reused = client.post("/disruption/choose", data={"link": link, "action": "accept", "offer": 0})
+    assert reused.status_code == 409 and "made already" in reused.text
+    wait_for(
+        "the refund",
+        lambda: client.get(f"/api/bookings/{booking_id}").json()["status"] == "cancelled",
+    )
+
+
+def test_a_late_arrival_rebooks_the_connection_it_misses(world: World) -> None:
+    client = world.client
+    onward_flight = f"LX0141-{DAY.isoformat()}"  # LHR-ZRH around noon
+    book(world, "joan@example.com", passengers=1, customer="cust-5")
+    onward = book(world, "joan@example.com", passengers=1, customer="cust-5", flight=onward_flight)
+    scheduled = datetime.fromisoformat(departs(world, FLIGHT))
+    world.hub(**{"times.off_block.scheduled": scheduled.isoformat(), "status": "scheduled"})
+    world.hub(**{"times.off_block.estimated": (scheduled + timedelta(hours=4)).isoformat()})
+
+    def connection_mail() -> list[Any]:
+        return [m for m in mail_to(world, "joan@example.com") if "connection" in m["Subject"]]
+
+    (mail,) = wait_for("the missed connection email", connection_mail)
+    link = link_in(mail)
+    offers = client.get("/api/disruptions/choice", params={"link": link}).json()["offers"]
+    later = f"LX0142-{DAY.isoformat()}"
+    assert [(o["flight_id"], o["origin"]) for o in offers][:1] == [(later, "LHR")]
+    answered = client.post(
+        "/api/disruptions/choice", json={"link": link, "action": "accept", "offer": 0}
+    )
+    assert answered.status_code == 200, answered.text
+    wait_for(
+        "the onward rebooking",
+        lambda: client.get(f"/api/bookings/{onward}").json()["flight_id"] == later,
+    )
+    subjects = [m["Subject"] for m in mail_to(world, "joan@example.com")]
+    assert any("delayed by 240 minutes" in s for s in subjects)

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from jetbridge.api.booking import GuestToken, _visible
-from jetbridge.api.deps import BookingsDep
+from jetbridge.api.deps import BookingsDep, check_outbound_url
 from jetbridge.api.policy import Agent, Public, PublicForm
 from jetbridge.disruption.links import MAX_LINK_CHARS
 from jetbridge.disruption.service import DisruptionService
@@ -106,7 +106,9 @@ def set_contacts(
     contacts = {k: v for k, v in body.model_dump().items() if v is not None}
     answer: dict[str, Any] = {"booking_id": booking_id, "channels": sorted(contacts)}
     if body.webhook_url:
-        request.app.state.platform.outbound.check_url(body.webhook_url)
+        check_outbound_url(
+            request.app.state.platform.outbound, body.webhook_url, where="webhook_url"
+        )
         contacts["webhook_secret"] = answer["webhook_secret"] = secrets.token_hex(16)
     service.set_contacts(booking_id=booking_id, contacts=contacts)
     return answer
