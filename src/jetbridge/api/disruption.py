@@ -164,7 +164,7 @@ def choice_page(link: Link, service: DisruptionDep, _: Public) -> HTMLResponse:
     except JetbridgeError as exc:
         return _error_page(exc)
     notices = "".join(f"<p>{html.escape(n['message']['subject'])}</p>" for n in shown["notices"])
-    if shown["status"] != "waiting":
+    if shown["status"] != "waiting" or shown["chosen"] is not None:
         body = f"<h2>Your booking</h2>{notices}<p id='status'>{html.escape(shown['status'])}</p>"
         return HTMLResponse(_page("your trip", body))
     rows = "".join(
@@ -173,7 +173,7 @@ def choice_page(link: Link, service: DisruptionDep, _: Public) -> HTMLResponse:
         f"<td>{_choice_form(link, 'accept', 'Take this flight', o['offer'])}</td></tr>"
         for o in shown["offers"]
     )
-    by = datetime.fromtimestamp(shown["choose_by"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+    by = datetime.fromtimestamp(shown["choose_by"] or 0, UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = (
         f"<h2>Your flight is disrupted</h2>{notices}"
         f"<table id='offers'><tr><th>Flight</th><th>Route</th><th>Departs (UTC)</th>"

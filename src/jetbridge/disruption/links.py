@@ -1,7 +1,7 @@
-"""The signed link a passenger answers an offer with: it names the booking, the disrupted
-flight and the workflow's task token, expires, and is signed with a key derived from the data
-keys (every process shares it). A forged or altered link fails the signature; a used one fails
-because its task was answered already."""
+"""The signed link a passenger answers an offer with: it names the booking and the disrupted
+flight, expires, and is signed with a key derived from the data keys (every process shares
+it). A forged or altered link fails the signature; a used one fails because the booking's
+choice was made already."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ class Choice:
 
     booking_id: str
     flight_key: str
-    task_token: str
     expires_at: int
 
 
@@ -42,7 +41,6 @@ class LinkSigner:
             {
                 "b": choice.booking_id,
                 "f": choice.flight_key,
-                "t": choice.task_token,
                 "e": choice.expires_at,
             },
             separators=(",", ":"),
@@ -64,7 +62,6 @@ class LinkSigner:
         choice = Choice(
             booking_id=_text(body, "b"),
             flight_key=_text(body, "f"),
-            task_token=_text(body, "t"),
             expires_at=_number(body, "e"),
         )
         if now >= choice.expires_at:

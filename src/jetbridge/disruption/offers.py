@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, select, update
 
 from jetbridge.booking import inventory
 from jetbridge.storage.schema import disruptions, scheduled_flights, seats
@@ -23,6 +24,13 @@ CABIN_ORDER = ("first", "business", "premium", "economy")
 
 def hold_id(booking_id: str, index: int) -> str:
     return f"offer:{booking_id}:{index}"
+
+
+def _offer_holds(booking_id: str) -> Any:
+    """Seats held under any of the booking's offers: a range on the indexed hold id (a LIKE
+    would not use the index on SQLite)."""
+    prefix = f"offer:{booking_id}:"
+    return and_(seats.c.hold_id >= prefix, seats.c.hold_id < prefix[:-1] + ";")
 
 
 def cancelled_flight_ids(conn: Connection) -> set[str]:
@@ -87,15 +95,46 @@ def _distance(wanted: str, other: str) -> int:
     return abs(order.index(wanted) - order.index(other))
 
 
+@dataclass
+class Search:
+    """Alternatives for one route and time, with their free seats, shared by the bookings of
+    one transaction: seats held for one booking are taken off before the next is served."""
+
+    rows: list[Any]
+    free: dict[str, dict[str, int]]
+
+    @classmethod
+    def load(
+        cls,
+        conn: Connection,
+        *,
+        origin: str,
+        destination: str,
+        earliest: datetime,
+        airlines: Sequence[str],
+        exclude: set[str],
+        now: float,
+    ) -> Search:
+        rows = candidates(
+            conn,
+            origin=origin,
+            destination=destination,
+            earliest=earliest,
+            airlines=airlines,
+            exclude=exclude,
+        )
+        free = {
+            row.flight_id: inventory.availability(conn, flight_id=row.flight_id, now=now)
+            for row in rows
+        }
+        return cls(rows, free)
+
+
 def hold_offers(
     conn: Connection,
     *,
     booking: dict[str, Any],
-    origin: str,
-    destination: str,
-    earliest: datetime,
-    airlines: Sequence[str],
-    exclude: set[str],
+    search: Search,
     limit: int,
     ttl: float,
     now: float,
@@ -104,47 +143,40 @@ def hold_offers(
     held = _held_offers(conn, booking["booking_id"])
     if held:
         return held
-    rows = candidates(
-        conn,
-        origin=origin,
-        destination=destination,
-        earliest=earliest,
-        airlines=airlines,
-        exclude=exclude | {booking["flight_id"]},
-    )
-    free = {
-        row.flight_id: inventory.availability(conn, flight_id=row.flight_id, now=now)
-        for row in rows
-    }
     count = booking["passenger_count"]
-    offers = []
-    for index, (row, cabin) in enumerate(
-        rank(
-            rows,
-            cabin=booking["cabin"],
-            airline=booking["flight_id"][:2],
-            count=count,
-            free=free,
-            limit=limit,
-        )
-    ):
-        chosen = inventory.hold_seats(
-            conn,
-            flight_id=row.flight_id,
-            cabin=cabin,
-            count=count,
-            hold_id=hold_id(booking["booking_id"], index),
-            ttl=ttl,
-            now=now,
-        )
-        offers.append(_describe(row, cabin, chosen, index))
+    rows = [row for row in search.rows if row.flight_id != booking["flight_id"]]
+    offers: list[dict[str, Any]] = []
+    ranked = rank(
+        rows,
+        cabin=booking["cabin"],
+        airline=booking["flight_id"][:2],
+        count=count,
+        free=search.free,
+        limit=limit,
+    )
+    for row, cabin in ranked:
+        try:
+            chosen = inventory.hold_seats(
+                conn,
+                flight_id=row.flight_id,
+                cabin=cabin,
+                count=count,
+                hold_id=hold_id(booking["booking_id"], len(offers)),
+                ttl=ttl,
+                now=now,
+            )
+        except inventory.SoldOut:
+            search.free[row.flight_id][cabin] = 0  # taken meanwhile by a buyer
+            continue
+        search.free[row.flight_id][cabin] -= count
+        offers.append(_describe(row, cabin, chosen, len(offers)))
     return offers
 
 
 def _held_offers(conn: Connection, booking_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(seats.c.hold_id, seats.c.flight_id, seats.c.cabin, seats.c.seat)
-        .where(seats.c.hold_id.like(f"offer:{booking_id}:%"), seats.c.status == "held")
+        .where(_offer_holds(booking_id), seats.c.status == "held")
         .order_by(seats.c.hold_id, seats.c.seat)
     ).all()
     grouped: dict[str, list[Any]] = {}
@@ -177,9 +209,7 @@ def _describe(row: Any, cabin: str, chosen: list[str], index: int) -> dict[str, 
 
 def release_offers(conn: Connection, *, booking_id: str, keep: int | None = None) -> int:
     """Free the seats held for a booking's offers (all but offer `keep`)."""
-    query = update(seats).where(
-        seats.c.hold_id.like(f"offer:{booking_id}:%"), seats.c.status == "held"
-    )
+    query = update(seats).where(_offer_holds(booking_id), seats.c.status == "held")
     if keep is not None:
         query = query.where(seats.c.hold_id != hold_id(booking_id, keep))
     result = conn.execute(query.values(status="free", hold_id=None, hold_expires_at=None))

@@ -53,7 +53,8 @@ class DisruptionService:
         install_rules(conn, handlers=self.backbone.handlers)
 
     def choose(self, *, link: str, action: str, offer: int | None) -> dict[str, Any]:
-        """The passenger's answer through the signed link: accept offer `offer`, or refund."""
+        """The passenger's answer through the signed link: accept offer `offer`, or refund.
+        It is kept once; the rebooking workflow waiting for it (or about to) goes on."""
         choice = self.signer.verify(link, now=time.time())
         if action not in {"accept", "refund"}:
             raise InvalidRequest("action: expected 'accept' or 'refund'")
@@ -61,19 +62,26 @@ class DisruptionService:
             case = store.get_case(conn, flight_key=choice.flight_key, booking_id=choice.booking_id)
         if case is None:
             raise NotFound("link: no disruption of this booking is open")
+        if case["status"] != "waiting" or case["choice"] is not None:
+            raise Conflict("link: this choice was made already")
         if action == "accept":
             numbers = [o["offer"] for o in case["offers"]]
             if offer not in numbers:
                 raise InvalidRequest(f"offer: expected one of {numbers}, as listed in the notice")
         answer = {"action": action, "offer": offer if action == "accept" else None}
-        try:
-            self.workflows.tokens.answer(choice.task_token, output=answer)
-        except TaskTimedOut:
-            raise Conflict(
-                "link: the time to choose has passed; the first offer was kept"
-            ) from None
-        except Conflict:
-            raise Conflict("link: this choice was made already") from None
+        with self.backbone.transaction() as conn:
+            token = store.record_choice(
+                conn, flight_key=choice.flight_key, booking_id=choice.booking_id, choice=answer
+            )
+        if token is not None:
+            try:
+                self.workflows.tokens.answer(token, output=answer)
+            except TaskTimedOut:
+                raise Conflict(
+                    "link: the time to choose has passed; the first offer was kept"
+                ) from None
+            except Conflict:
+                pass  # the workflow found the recorded choice first
         return {"booking_id": choice.booking_id, "flight_key": choice.flight_key, **answer}
 
     def offers_of(self, *, link: str) -> dict[str, Any]:
@@ -86,15 +94,12 @@ class DisruptionService:
             raise NotFound("link: no disruption of this booking is open")
         return {
             "booking_id": choice.booking_id,
-            "flight_key": choice.flight_key,
-            "status": case["status"],
-            "offers": case["offers"],
+            **_case_shown(case),
             "notices": [
                 {**n, "message": _shown(json.loads(n["message"]))}
                 for n in notices
                 if n["flight_key"] == choice.flight_key
             ],
-            "choose_by": choice.expires_at,
         }
 
     def of_booking(self, *, booking_id: str) -> dict[str, Any]:
@@ -104,7 +109,8 @@ class DisruptionService:
             notices = store.notices_of(conn, booking_id=booking_id)
         for notice in notices:
             notice["message"] = _shown(json.loads(notice["message"]))
-        return {"booking_id": booking_id, "disruptions": cases, "notices": notices}
+        shown = [_case_shown(case) for case in cases]
+        return {"booking_id": booking_id, "disruptions": shown, "notices": notices}
 
     def set_contacts(self, *, booking_id: str, contacts: dict[str, str]) -> None:
         with self.backbone.transaction() as conn:
@@ -115,6 +121,12 @@ class DisruptionService:
     def flights(self, *, airline: str | None, limit: int = 200) -> list[dict[str, Any]]:
         with self.backbone.reading() as conn:
             return store.disrupted_flights(conn, airline=airline, limit=limit)
+
+
+def _case_shown(case: dict[str, Any]) -> dict[str, Any]:
+    """A case as passengers see it (never the workflow's task token)."""
+    keep = ("flight_key", "kind", "status", "offers", "new_flight_id", "choose_by")
+    return {key: case[key] for key in keep} | {"chosen": case["choice"]}
 
 
 def _shown(message: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +180,7 @@ def build(
         rules=rules,
         start_rebooking=start_rebooking,
         revoke_points=bookings._revoke_points,
+        answer=lambda token, output: workflows.tokens.answer(token, output=output),
         public_url=public_url.rstrip("/"),
     )
     workflows.add_system_machine(

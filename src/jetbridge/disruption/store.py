@@ -12,6 +12,7 @@ from sqlalchemy import Connection, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.booking.personal_data import PersonalData
+from jetbridge.errors import Conflict
 from jetbridge.storage.schema import (
     booking_contacts,
     bookings,
@@ -128,7 +129,34 @@ def get_case(conn: Connection, *, flight_key: str, booking_id: str) -> dict[str,
         return None
     found = dict(row)
     found["offers"] = json.loads(found["offers"]) if found["offers"] else []
+    found["choice"] = json.loads(found["choice"]) if found["choice"] else None
     return found
+
+
+def record_choice(
+    conn: Connection, *, flight_key: str, booking_id: str, choice: dict[str, Any]
+) -> str | None:
+    """Keep the passenger's one answer; the task token waiting for it, if one does yet.
+    Conflict if an answer was recorded before (the link was used already)."""
+    recorded = conn.execute(
+        update(disruption_cases)
+        .where(
+            disruption_cases.c.flight_key == flight_key,
+            disruption_cases.c.booking_id == booking_id,
+            disruption_cases.c.status == "waiting",
+            disruption_cases.c.choice.is_(None),
+        )
+        .values(choice=json.dumps(choice), updated_at=time.time())
+    )
+    if recorded.rowcount == 0:
+        raise Conflict("link: this choice was made already")
+    token = conn.execute(
+        select(disruption_cases.c.task_token).where(
+            disruption_cases.c.flight_key == flight_key,
+            disruption_cases.c.booking_id == booking_id,
+        )
+    ).scalar()
+    return None if token is None else str(token)
 
 
 def cases_of_booking(conn: Connection, *, booking_id: str) -> list[dict[str, Any]]:

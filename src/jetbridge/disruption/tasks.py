@@ -1,9 +1,10 @@
 """The disruption workflows' steps, as task handlers of two system state machines:
 
 - `disruption` (one execution per disrupted flight, kind and version): FindAffectedBookings,
-  NotifyPassengers, StartReaccommodation;
-- `rebooking` (one execution per affected booking): OfferAlternatives, SendOffers (a
-  `.waitForTaskToken` callback answered through the signed link), Rebook, Refund.
+  NotifyPassengers, OfferAlternatives (held seats and the notice with the signed link),
+  StartReaccommodation;
+- `rebooking` (one execution per affected booking): AwaitChoice (a `.waitForTaskToken`
+  callback answered through the signed link), Rebook, Refund.
 
 Every step is idempotent: cases are keyed by flight and booking, notices by their content,
 offers' holds by booking and offer, and executions by name.
@@ -11,6 +12,7 @@ offers' holds by booking and offer, and executions by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -32,12 +34,14 @@ from jetbridge.disruption.policy import (
     DisruptionRules,
     arrival_estimate,
 )
+from jetbridge.errors import Conflict
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.hub import get_flight
-from jetbridge.storage.schema import disruptions, payments, scheduled_flights
+from jetbridge.storage.schema import payments, scheduled_flights
 
 Handler = Callable[[Any], Any]
 CHUNK = 50  # bookings per transaction when notifying or opening cases
+OFFER_CHUNK = 5  # bookings per transaction when holding offers: notices leave early
 
 
 class StepFailed(Exception):
@@ -58,19 +62,20 @@ class DisruptionTasks:
     rules: DisruptionRules
     start_rebooking: Callable[[str, dict[str, Any]], None]
     revoke_points: Callable[[Any, dict[str, Any]], None]
+    answer: Callable[[str, dict[str, Any]], None]
     public_url: str
 
     def flight_handlers(self) -> dict[str, Handler]:
         return {
             "FindAffectedBookings": self.find_affected,
             "NotifyPassengers": self.notify_passengers,
+            "OfferAlternatives": self.offer_alternatives,
             "StartReaccommodation": self.start_reaccommodation,
         }
 
     def rebooking_handlers(self) -> dict[str, Handler]:
         return {
-            "OfferAlternatives": self.offer_alternatives,
-            "SendOffers": self.send_offers,
+            "AwaitChoice": self.await_choice,
             "Rebook": self.rebook,
             "Refund": self.refund,
         }
@@ -121,6 +126,81 @@ class DisruptionTasks:
                         sent += 1
         return {"notified": sent}
 
+    def offer_alternatives(self, payload: Any) -> dict[str, int]:
+        """Hold the best alternatives for every affected booking and send each passenger the
+        notice with their offers and signed link (a chunk of bookings per transaction)."""
+        flight_key, kind = payload["flight_key"], payload["kind"]
+        bookings: list[str] = payload["bookings"]
+        offered = 0
+        for start in range(0, len(bookings), OFFER_CHUNK):
+            with self.backbone.transaction() as conn:
+                searches: dict[tuple[Any, ...], offers.Search] = {}
+                for booking_id in bookings[start : start + OFFER_CHUNK]:
+                    if self._offer(conn, booking_id, flight_key, kind, payload, searches):
+                        offered += 1
+        return {"offered": offered}
+
+    def _offer(
+        self,
+        conn: Any,
+        booking_id: str,
+        flight_key: str,
+        kind: str,
+        payload: dict[str, Any],
+        searches: dict[tuple[Any, ...], offers.Search],
+    ) -> bool:
+        now = time.time()
+        booking = service.get_booking(conn, booking_id=booking_id)
+        case = store.get_case(conn, flight_key=flight_key, booking_id=booking_id)
+        if booking["status"] != "confirmed" or case is None:
+            return False
+        if case["status"] not in {"affected", "waiting"}:
+            return False  # settled already
+        flight = conn.execute(
+            select(scheduled_flights).where(scheduled_flights.c.flight_id == booking["flight_id"])
+        ).one()
+        airline = booking["flight_id"][:2]
+        earliest = self._earliest(conn, kind, flight_key, flight, now)
+        where = (flight.origin, flight.destination, earliest, airline)
+        if where not in searches:
+            searches[where] = offers.Search.load(
+                conn,
+                origin=flight.origin,
+                destination=flight.destination,
+                earliest=earliest,
+                airlines=[airline, *self.rules.partners.get(airline, ())],
+                exclude=offers.cancelled_flight_ids(conn),
+                now=now,
+            )
+        held = offers.hold_offers(
+            conn,
+            booking=booking,
+            search=searches[where],
+            limit=self.rules.offers,
+            ttl=self.rules.choice_seconds + 3600,
+            now=now,
+        )
+        expires = int(case["choose_by"] or now + self.rules.choice_seconds)
+        store.set_case(
+            conn,
+            flight_key=flight_key,
+            booking_id=booking_id,
+            status="waiting",
+            offers=json.dumps(held),
+            choose_by=expires,
+        )
+        link = self.signer.sign(Choice(booking_id, flight_key, expires))
+        url = f"{self.public_url}/disruption/choose?link={link}"
+        self.notices.issue(
+            conn,
+            notice_id=f"{booking_id}:{flight_key}:{kind}:offers",
+            booking_id=booking_id,
+            flight_key=flight_key,
+            kind=kind,
+            message=offer_message(payload["summary"], held, url, expires),
+        )
+        return True
+
     def start_reaccommodation(self, payload: Any) -> dict[str, int]:
         for booking_id in payload["bookings"]:
             self.start_rebooking(
@@ -129,106 +209,53 @@ class DisruptionTasks:
                     "booking_id": booking_id,
                     "flight_key": payload["flight_key"],
                     "kind": payload["kind"],
+                    "choice_seconds": self.rules.choice_seconds,
                 },
             )
         return {"started": len(payload["bookings"])}
 
-    # --- one booking's re-accommodation ---------------------------------------------------
-
-    def offer_alternatives(self, payload: Any) -> dict[str, Any]:
-        booking_id, flight_key = payload["booking_id"], payload["flight_key"]
-        now = time.time()
-        with self.backbone.transaction() as conn:
-            booking = service.get_booking(conn, booking_id=booking_id)
-            case = store.get_case(conn, flight_key=flight_key, booking_id=booking_id)
-            if booking["status"] != "confirmed" or case is None:
-                return {"offers": [], "choice_seconds": 1, "settled": True, "summary": ""}
-            flight = conn.execute(
-                select(scheduled_flights).where(
-                    scheduled_flights.c.flight_id == booking["flight_id"]
-                )
-            ).one()
-            earliest = self._earliest(conn, payload, flight, now)
-            airline = booking["flight_id"][:2]
-            held = offers.hold_offers(
-                conn,
-                booking=booking,
-                origin=flight.origin,
-                destination=flight.destination,
-                earliest=earliest,
-                airlines=[airline, *self.rules.partners.get(airline, ())],
-                exclude=offers.cancelled_flight_ids(conn),
-                limit=self.rules.offers,
-                ttl=self.rules.choice_seconds + 3600,
-                now=now,
-            )
-            store.set_case(
-                conn,
-                flight_key=flight_key,
-                booking_id=booking_id,
-                status="waiting",
-                offers=json.dumps(held),
-            )
-            summary = conn.execute(
-                select(disruptions.c.summary).where(
-                    disruptions.c.flight_key == flight_key, disruptions.c.kind == payload["kind"]
-                )
-            ).scalar()
-        return {
-            "offers": held,
-            "choice_seconds": self.rules.choice_seconds,
-            "settled": False,
-            "summary": summary or f"{booking['flight_id']} is disrupted",
-        }
-
-    def _earliest(self, conn: Any, payload: Any, flight: Any, now: float) -> datetime:
+    def _earliest(self, conn: Any, kind: str, flight_key: str, flight: Any, now: float) -> datetime:
         departs = datetime.fromtimestamp(max(flight.departs_at, now), UTC)
-        if payload["kind"] != MISSED_CONNECTION:
+        if kind != MISSED_CONNECTION:
             return departs
-        inbound = get_flight(conn, payload["flight_key"])
+        inbound = get_flight(conn, flight_key)
         if inbound is None:
             return departs
-        scheduled = scheduled_arrival(conn, inbound)
-        lands = arrival_estimate(inbound, scheduled)
+        lands = arrival_estimate(inbound, scheduled_arrival(conn, inbound))
         return max(
             lands + self.rules.connection_time(flight.origin), datetime.fromtimestamp(now, UTC)
         )
 
-    def send_offers(self, payload: Any) -> None:
-        """Tell the passenger of the disruption and the offers, with the signed link to choose."""
+    # --- one booking's re-accommodation ---------------------------------------------------
+
+    def await_choice(self, payload: Any) -> None:
+        """The callback task's handler: make the task token findable by the signed link; a
+        choice made before it got here (or a case settled already) answers it at once."""
         booking_id, flight_key = payload["booking_id"], payload["flight_key"]
-        expires = int(time.time()) + int(payload["choice_seconds"])
-        link = self.signer.sign(
-            Choice(
-                booking_id=booking_id,
-                flight_key=flight_key,
-                task_token=payload["task_token"],
-                expires_at=expires,
-            )
-        )
-        url = f"{self.public_url}/disruption/choose?link={link}"
-        message = offer_message(payload["summary"], payload["offers"], url, expires)
+        token = payload["task_token"]
         with self.backbone.transaction() as conn:
-            self.notices.issue(
-                conn,
-                notice_id=f"{booking_id}:{flight_key}:{payload['kind']}:offers",
-                booking_id=booking_id,
-                flight_key=flight_key,
-                kind=payload["kind"],
-                message=message,
-            )
+            store.set_case(conn, flight_key=flight_key, booking_id=booking_id, task_token=token)
+            case = store.get_case(conn, flight_key=flight_key, booking_id=booking_id)
+        if case is None or case["status"] != "waiting":
+            answer: dict[str, Any] | None = {"action": "none"}
+        else:
+            answer = case["choice"]
+        if answer is not None:
+            with contextlib.suppress(Conflict):  # the link's answer got there first
+                self.answer(token, answer)
 
     def rebook(self, payload: Any) -> dict[str, Any]:
         booking_id, flight_key = payload["booking_id"], payload["flight_key"]
         choice = payload.get("choice") or {}
-        available = payload.get("offers") or []
         index = choice.get("offer", 0)
-        if not available or not isinstance(index, int) or not 0 <= index < len(available):
-            return self.refund(payload)
-        with self.backbone.transaction() as conn:
+        with self.backbone.reading() as conn:
             case = store.get_case(conn, flight_key=flight_key, booking_id=booking_id)
-            if case is None or case["status"] in {"rebooked", "refunded"}:
-                return {"booking_id": booking_id, "status": case["status"] if case else "none"}
+        if case is None or case["status"] != "waiting":
+            return {"booking_id": booking_id, "status": case["status"] if case else "none"}
+        available = case["offers"]
+        if not isinstance(index, int) or not 0 <= index < len(available):
+            return self.refund(payload)  # nothing to rebook onto: the fare comes back
+        with self.backbone.transaction() as conn:
             try:
                 tickets = rebook.rebook(
                     conn,

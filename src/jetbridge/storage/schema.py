@@ -487,6 +487,10 @@ disruption_cases = Table(
     Column("status", String(16), nullable=False),
     Column("offers", Text, nullable=True),
     Column("new_flight_id", String(32), nullable=True),
+    # The passenger's answer (JSON) and the rebooking workflow's task token waiting for it.
+    Column("choice", Text, nullable=True),
+    Column("task_token", String(256), nullable=True),
+    Column("choose_by", Float, nullable=True),
     Column("notified_at", Float, nullable=True),
     Column("updated_at", Float, nullable=False),
 )
