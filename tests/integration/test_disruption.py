@@ -4,6 +4,7 @@ new flight, seat counts right on both flights, loyalty as it was."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import time
@@ -239,6 +240,8 @@ def test_a_cancelled_flight_offers_rebooking_through_the_signed_link(world: Worl
     }  # fmt: skip
     other = client.get("/api/disruptions", headers=bearer(client.app, roles=["agent"], tenant="LH"))
     assert other.json() == []
+    page = client.get("/ops/disruptions", headers=bearer(client.app, roles=["agent"], tenant="LX"))
+    assert page.status_code == 200 and "LX0100" in page.text and "<td>1</td>" in page.text
 
 
 def offers_link(world: World, address: str) -> str:
@@ -436,3 +439,72 @@ def test_a_late_arrival_rebooks_the_connection_it_misses(world: World) -> None:
     )
     subjects = [m["Subject"] for m in mail_to(world, "joan@example.com")]
     assert any("delayed by 240 minutes" in s for s in subjects)
+
+
+def test_partners_flights_are_offered_after_the_airlines_own(database_url: str) -> None:
+    from jetbridge.booking.catalog import ScheduleEntry
+
+    with running(database_url, disruption_partners="LX=LH") as world:
+        departure = datetime.fromisoformat(departs(world, FLIGHT)) + timedelta(hours=2)
+        partner = ScheduleEntry(
+            airline="LH", flight_number="2411", origin="ZRH", destination="LHR",
+            departure=departure, arrival=departure + timedelta(minutes=100),
+            aircraft_type="A320", currency="CHF", fares={"economy": 15_000},
+        )  # fmt: skip
+        with world.platform.backbone.transaction() as conn:
+            import_schedule(conn, [partner])
+        book(world, "emmy@example.com", passengers=1, customer="cust-6")
+        cancel(world)
+        link = offers_link(world, "emmy@example.com")
+        offers = world.client.get("/api/disruptions/choice", params={"link": link}).json()
+        assert [(o["flight"], o["cabin"]) for o in offers["offers"]] == [
+            ("LX101", "economy"), ("LX102", "economy"), ("LH2411", "economy"),
+        ]  # fmt: skip
+
+
+def test_a_choice_made_before_the_workflow_waits_is_found_by_it(world: World) -> None:
+    from jetbridge.disruption import store
+
+    booking_id = book(world, "kath@example.com", passengers=1, customer="cust-7")
+    cancel(world)
+    link = offers_link(world, "kath@example.com")
+    flight_key = world.platform.disruption.signer.verify(link, now=time.time()).flight_key
+    tasks = world.platform.workflows.system["rebooking"].handlers["AwaitChoice"].__self__
+    answered: list[tuple[str, dict[str, Any]]] = []
+    early = dataclasses.replace(
+        tasks, answer=lambda token, output: answered.append((token, output))
+    )
+    with world.platform.backbone.transaction() as conn:  # as if the workflow had not got there
+        store.set_case(conn, flight_key=flight_key, booking_id=booking_id, task_token=None)
+        store.record_choice(
+            conn,
+            flight_key=flight_key,
+            booking_id=booking_id,
+            choice={"action": "accept", "offer": 0},
+        )
+    early.await_choice({"booking_id": booking_id, "flight_key": flight_key, "task_token": "t-1"})
+    assert answered == [("t-1", {"action": "accept", "offer": 0})]
+    again = world.client.post("/api/disruptions/choice", json={"link": link, "action": "refund"})
+    assert again.status_code == 409
+
+
+def test_contacts_refuse_bad_input_and_other_peoples_bookings(world: World) -> None:
+    booking_id = book(world, "olga@example.com", passengers=1, customer="cust-8")
+    path = f"/api/bookings/{booking_id}/contacts"
+    refused = [
+        ({"email": "not-an-address"}, 400, "email: expected an address"),
+        ({"phone": "0441234567"}, 400, "phone: expected an international number"),
+        ({"webhook_url": "http://10.0.0.1/hook"}, 400, "webhook_url"),
+        ({"webhook_url": "ftp://example.com/x"}, 422, "webhook_url"),
+        ({"email": "a@example.com", "fax": "1"}, 422, "fax"),
+        ({"email": "x" * 400 + "@example.com"}, 422, "email"),
+    ]
+    for body, status, message in refused:
+        answer = world.client.put(path, json=body)
+        assert answer.status_code == status and message in answer.text, (body, answer.text)
+        assert "not-an-address" not in answer.text
+    stranger = TestClient(world.client.app)
+    assert stranger.put(path, json={"email": "eve@example.com"}).status_code == 404
+    assert stranger.get(f"/api/bookings/{booking_id}/disruptions").status_code == 404
+    forged = {"X-Booking-Token": "0" * 40}
+    assert stranger.put(path, json={"email": "e@example.com"}, headers=forged).status_code == 404
