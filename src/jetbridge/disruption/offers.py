@@ -38,8 +38,9 @@ def cancelled_flight_ids(conn: Connection) -> set[str]:
     keys = conn.execute(
         select(disruptions.c.flight_key).where(disruptions.c.kind == "cancellation")
     ).scalars()
-    # A hub key is `<catalogue id>-<origin>-<destination>`.
-    return {key.rsplit("-", 2)[0] for key in keys}
+    # A hub key is `<catalogue id>-<origin>-<destination>[-R<repeat>]`; the catalogue id is
+    # the airline and number, then the date's three parts.
+    return {"-".join(key.split("-")[:4]) for key in keys}
 
 
 def candidates(

@@ -148,3 +148,22 @@ def test_offers_rank_same_cabin_then_own_airline_then_arrival() -> None:
         ("LH1", "economy"),
         ("LX2", "business"),
     ]
+
+
+def test_settings_refuse_malformed_disruption_settings_and_build_the_rules() -> None:
+    from pydantic import ValidationError
+
+    from jetbridge.config import Settings
+
+    with pytest.raises(ValidationError, match="'LX=abc': expected CODE=MINUTES"):
+        Settings(disruption_delay_by_airline="LX=abc")
+    with pytest.raises(ValidationError, match="expected AIRLINE=PARTNER"):
+        Settings(disruption_partners="LX")
+    with pytest.raises(ValidationError, match="public_url"):
+        Settings(public_url="javascript:alert(1)")
+    rules = Settings(
+        disruption_delay_by_airline="LX=30", min_connection_by_airport="ZRH=40"
+    ).disruption_rules()
+    assert rules.delay_threshold("LX") == timedelta(minutes=30)
+    assert rules.delay_threshold("LH") == timedelta(minutes=60)
+    assert rules.connection_time("ZRH") == timedelta(minutes=40)
