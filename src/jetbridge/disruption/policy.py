@@ -76,10 +76,11 @@ def classify(flight: Mapping[str, Any], rules: DisruptionRules) -> list[Disrupti
     if late is not None and late >= rules.delay_threshold(str(flight["airline"])):
         estimated = departure_estimate(flight)
         minutes = int(late.total_seconds() // 60)
+        shown = _time(str(estimated)).strftime("%Y-%m-%d %H:%M UTC")
         found.append(
             Disruption(
                 DELAY,
-                f"{name} is delayed by {minutes} minutes, now departing {estimated}",
+                f"{name} is delayed by {minutes} minutes, now departing {shown}",
                 {"estimated_departure": estimated},
             )
         )

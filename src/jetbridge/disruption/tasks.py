@@ -304,7 +304,7 @@ def offer_message(
             route = f"{offer['origin']}-{offer['destination']}"
             lines.append(
                 f"  {offer['offer'] + 1}. {offer['flight']} {route}"
-                f" departing {offer['departure']} ({offer['cabin']})"
+                f" departing {_shown_time(offer['departure'])}, {offer['cabin']}"
             )
         lines += [
             "",
@@ -320,3 +320,7 @@ def offer_message(
         "link": url,
         "choose_by": until,
     }
+
+
+def _shown_time(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")

@@ -100,7 +100,7 @@ class Detector:
         name = f"{flight['flight']} {flight['departure_airport']}-{flight['arrival_airport']}"
         return Disruption(
             MISSED_CONNECTION,
-            f"{name} now lands at {lands.isoformat()}, too late for your connection",
+            f"{name} now lands at {lands.strftime('%H:%M UTC')}, too late for your connection",
             {"arrival": lands.isoformat(), "bookings": sorted(m["booking_id"] for m in missed)},
         )
 
