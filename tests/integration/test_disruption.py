@@ -48,15 +48,15 @@ class World:
     def platform(self) -> Any:
         return self.client.app.state.platform  # type: ignore[attr-defined]
 
-    def hub(self, number: str = "0100", **fields: Any) -> None:
+    def hub(self, number: str = "0100", route: str = "ZRH-LHR", **fields: Any) -> None:
         """One update of a flight in the hub, newer than the last."""
         self.source_time[0] += timedelta(seconds=1)
         identity = FlightIdentity.create(
             airline="LX",
             flight_number=number,
             origin_date=DAY,
-            departure_airport="ZRH",
-            arrival_airport="LHR",
+            departure_airport=route[:3],
+            arrival_airport=route[4:],
         )
         FlightHub(self.platform.backbone).apply_all(
             [Update(identity, "aodb", self.source_time[0], fields)]
@@ -448,6 +448,52 @@ def test_a_late_arrival_rebooks_the_connection_it_misses(world: World) -> None:
     )
     subjects = [m["Subject"] for m in mail_to(world, "joan@example.com")]
     assert any("delayed by 240 minutes" in s for s in subjects)
+
+
+def test_a_booking_disrupted_twice_is_settled_once(world: World) -> None:
+    """A missed connection, then the onward flight's cancellation: the first answer settles
+    the booking, the other case is superseded and its workflow ends."""
+    client = world.client
+    onward_flight = f"LX0141-{DAY.isoformat()}"
+    book(world, "rosa@example.com", passengers=1, customer="cust-9")
+    onward = book(world, "rosa@example.com", passengers=1, customer="cust-9", flight=onward_flight)
+    scheduled = datetime.fromisoformat(departs(world, FLIGHT))
+    world.hub(**{"times.off_block.scheduled": scheduled.isoformat(), "status": "scheduled"})
+    world.hub(**{"times.off_block.estimated": (scheduled + timedelta(hours=4)).isoformat()})
+
+    def offer_mails() -> list[Any]:
+        return [m for m in mail_to(world, "rosa@example.com") if "holding seats" in text_of(m)]
+
+    wait_for("the missed connection offers", offer_mails)
+    world.hub("0141", "LHR-ZRH", **{"times.off_block.scheduled": departs(world, onward_flight)})
+    world.hub("0141", "LHR-ZRH", status="cancelled")
+    first, second = wait_for(
+        "the cancellation offers", lambda: len(offer_mails()) == 2 and offer_mails()
+    )
+    assert "connection" in first["Subject"] and "LX141 LHR-ZRH is cancelled" in second["Subject"]
+    answered = client.post(
+        "/api/disruptions/choice", json={"link": link_in(first), "action": "accept", "offer": 0}
+    )
+    assert answered.status_code == 200, answered.text
+    later = f"LX0142-{DAY.isoformat()}"
+    wait_for(
+        "the rebooking",
+        lambda: client.get(f"/api/bookings/{onward}").json()["flight_id"] == later,
+    )
+    execution = f"rebooking-{onward}-{onward_flight}-LHR-ZRH"
+    wait_for(
+        "the other workflow to end",
+        lambda: world.platform.workflows.describe(name=execution)["status"] == "SUCCEEDED",
+    )
+    other = client.post(
+        "/api/disruptions/choice", json={"link": link_in(second), "action": "refund"}
+    )
+    assert other.status_code == 409
+    assert client.get(f"/api/bookings/{onward}").json()["status"] == "confirmed"
+    (cancelled,) = [
+        f for f in client.get("/api/disruptions").json() if f["flight_key"].startswith("LX0141")
+    ]
+    assert cancelled["counts"]["waiting"] == 0 and cancelled["counts"]["rebooked"] == 0
 
 
 def test_partners_flights_are_offered_after_the_airlines_own(database_url: str) -> None:

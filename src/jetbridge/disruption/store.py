@@ -8,10 +8,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, and_, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.booking.personal_data import PersonalData
+from jetbridge.disruption.policy import REACCOMMODATE
 from jetbridge.errors import Conflict
 from jetbridge.storage.schema import (
     booking_contacts,
@@ -23,7 +24,7 @@ from jetbridge.storage.schema import (
 )
 
 CONTACTS = "contacts"
-CASE_STATUSES = ("affected", "notified", "waiting", "rebooked", "refunded", "failed")
+CASE_STATUSES = ("affected", "waiting", "rebooked", "refunded", "superseded")
 
 
 def catalogue_flight_id(identity: Mapping[str, Any]) -> str:
@@ -83,13 +84,16 @@ def contacts_of(conn: Connection, personal: PersonalData, *, booking_id: str) ->
 def open_case(
     conn: Connection, *, flight_key: str, booking_id: str, kind: str, airline: str
 ) -> None:
-    """The booking is affected by the flight's disruption (kept if already open)."""
+    """The booking is affected by the flight's disruption (kept if already open; a case of a
+    flight that is now cancelled takes that kind, as it now needs re-accommodation)."""
     exists = conn.execute(
         select(disruption_cases.c.status).where(
             disruption_cases.c.flight_key == flight_key,
             disruption_cases.c.booking_id == booking_id,
         )
     ).first()
+    if exists is not None and kind in REACCOMMODATE and exists.status == "affected":
+        set_case(conn, flight_key=flight_key, booking_id=booking_id, kind=kind)
     if exists is None:
         conn.execute(
             insert(disruption_cases).values(
@@ -112,6 +116,22 @@ def set_case(conn: Connection, *, flight_key: str, booking_id: str, **values: An
         )
         .values(updated_at=time.time(), **values)
     )
+
+
+def supersede_others(conn: Connection, *, booking_id: str, flight_key: str) -> list[str]:
+    """The booking was settled through this flight's case: its other open cases (another
+    disruption of the same trip) have nothing left to do. The task tokens they wait with."""
+    others = and_(
+        disruption_cases.c.booking_id == booking_id,
+        disruption_cases.c.flight_key != flight_key,
+        disruption_cases.c.status.in_(["affected", "waiting"]),
+    )
+    tokens = conn.execute(select(disruption_cases.c.task_token).where(others)).scalars()
+    waiting = [str(token) for token in tokens if token]
+    conn.execute(
+        update(disruption_cases).where(others).values(status="superseded", updated_at=time.time())
+    )
+    return waiting
 
 
 def get_case(conn: Connection, *, flight_key: str, booking_id: str) -> dict[str, Any] | None:

@@ -267,13 +267,25 @@ class DisruptionTasks:
                 )
             except rebook.SeatsLost as exc:
                 raise StepFailed("SeatsLost", str(exc)) from None
+            others = store.supersede_others(conn, booking_id=booking_id, flight_key=flight_key)
+        self._release(others)
         return {"booking_id": booking_id, "status": "rebooked", "tickets": tickets}
 
+    def _release(self, tokens: list[str]) -> None:
+        """End the other waits of a booking settled through another case."""
+        for token in tokens:
+            with contextlib.suppress(Conflict):
+                self.answer(token, {"action": "none"})
+
     def refund(self, payload: Any) -> dict[str, Any]:
+        """Cancel a waiting case's booking and pay back the whole fare (again after a crash:
+        the payment is refunded once, by its idempotency key)."""
         booking_id, flight_key = payload["booking_id"], payload["flight_key"]
+        others: list[str] = []
         with self.backbone.transaction() as conn:
             case = store.get_case(conn, flight_key=flight_key, booking_id=booking_id)
-            if case is not None and case["status"] not in {"rebooked", "refunded"}:
+            status = case["status"] if case is not None else "none"
+            if status == "waiting":
                 rebook.cancel_for_refund(
                     conn,
                     self.backbone,
@@ -281,7 +293,12 @@ class DisruptionTasks:
                     flight_key=flight_key,
                     revoke=self.revoke_points,
                 )
+                others = store.supersede_others(conn, booking_id=booking_id, flight_key=flight_key)
+                status = "refunded"
             paid = conn.execute(select(payments).where(payments.c.booking_id == booking_id)).first()
+        self._release(others)
+        if status != "refunded":
+            return {"booking_id": booking_id, "status": status}
         refunded = 0
         if paid is not None and paid.status == "captured":
             owed = Money(paid.amount - paid.refunded, paid.currency)

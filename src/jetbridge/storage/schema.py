@@ -483,7 +483,7 @@ disruption_cases = Table(
     Column("booking_id", String(36), primary_key=True),
     Column("kind", String(24), nullable=False),
     Column("airline", String(3), nullable=False),
-    # affected, notified, waiting, rebooked, refunded, failed
+    # affected, waiting (offers held), rebooked, refunded, superseded (settled by another case)
     Column("status", String(16), nullable=False),
     Column("offers", Text, nullable=True),
     Column("new_flight_id", String(32), nullable=True),
