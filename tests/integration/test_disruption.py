@@ -21,6 +21,7 @@ from sqlalchemy import select
 from jetbridge.app import create_app
 from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.config import Settings
+from jetbridge.disruption import offers as offers_module
 from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity
@@ -283,6 +284,19 @@ def test_asking_for_a_refund_cancels_refunds_in_full_and_frees_every_seat(world:
     page = client.get("/disruption/choose", params={"link": link})
     assert page.status_code == 200 and "refunded" in page.text
     assert len(mail_to(world, "grace@example.com")) == 1
+    # A flight nobody booked is remembered as cancelled, but starts no workflow.
+    empty = f"LX0120-{DAY.isoformat()}"
+    world.hub("0120", "ZRH-CDG", **{"times.off_block.scheduled": departs(world, empty)})
+    world.hub("0120", "ZRH-CDG", status="cancelled")
+
+    def remembered() -> bool:
+        with world.platform.backbone.reading() as conn:
+            return offers_module.cancelled_flight_ids(conn) >= {empty}
+
+    wait_for("the empty flight's cancellation", remembered)
+    names = [e["name"] for e in world.platform.workflows.list(limit=1000)]
+    assert not [name for name in names if "LX0120" in name]
+    assert [f["flight_key"][:6] for f in client.get("/api/disruptions").json()] == ["LX0100"]
 
 
 def test_without_an_answer_the_first_offer_is_confirmed(database_url: str) -> None:

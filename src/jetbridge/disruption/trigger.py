@@ -26,6 +26,7 @@ from jetbridge.disruption.policy import (
     arrival_estimate,
     classify,
 )
+from jetbridge.disruption.store import bookings_on_flight
 from jetbridge.events import registry
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.handlers import HandlerRegistry
@@ -112,11 +113,14 @@ class Detector:
                     disruptions.c.flight_key == key, disruptions.c.kind == kind
                 )
             ).first()
+            # Most flights on a hub carry none of the airline's bookings: nothing to start.
+            nobody = kind != MISSED_CONNECTION and not bookings_on_flight(conn, flight)
         if row is not None and row.version >= version:
             return  # a duplicate, or older than what was handled
         same = row is not None and row.fingerprint == disruption.fingerprint
         baseline = row is None and kind == GATE_CHANGE  # the first gate known is no change
-        name = "" if same or baseline else execution_name(key, kind, version)
+        quiet = same or baseline or nobody
+        name = "" if quiet else execution_name(key, kind, version)
         if name:
             self.start_flight(
                 name,
