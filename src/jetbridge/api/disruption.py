@@ -22,6 +22,7 @@ from jetbridge.disruption.sms import PHONE
 from jetbridge.errors import Conflict, Forbidden, InvalidRequest, JetbridgeError, NotFound
 from jetbridge.notify.subscriptions import _EMAIL
 from jetbridge.ops.identity.principal import Principal
+from jetbridge.web.account import STYLE  # its hash is in the pages' Content-Security-Policy
 
 router = APIRouter(tags=["disruption"])
 Link = Annotated[str, Query(min_length=1, max_length=MAX_LINK_CHARS)]
@@ -127,14 +128,6 @@ def choose(body: ChoiceRequest, service: DisruptionDep, _: Public) -> dict[str, 
 
 
 # --- pages ----------------------------------------------------------------------------------
-
-STYLE = """<style>
-body { font-family: system-ui, sans-serif; margin: 0; background: #f4f6fb; color: #13213a; }
-header { background: #0b2545; color: white; padding: 1rem 2rem; }
-main { padding: 1.5rem 2rem; max-width: 900px; } .error { color: #a4161a; }
-table { border-collapse: collapse; } td, th { padding: .3rem .7rem; border-bottom: 1px solid #ccd; }
-form { display: inline; } button { margin: .2rem; padding: .4rem .8rem; }
-</style>"""
 
 
 def _page(title: str, body: str) -> str:
