@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import FastAPI
@@ -47,6 +47,9 @@ from jetbridge.storage.db import create_database_engine, is_postgres
 from jetbridge.storage.locks import exclusively
 from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
+
+if TYPE_CHECKING:
+    from jetbridge.disruption.service import DisruptionService
 from jetbridge.workflows.asl.resources import HTTP_RESOURCE
 from jetbridge.workflows.engine import WorkflowEngine
 from jetbridge.workflows.http_task import http_invoke
@@ -84,6 +87,7 @@ class Platform:
     # Readiness checks by name (database, background loops, change capture): None when ready.
     readiness: dict[str, Check] = field(default_factory=dict)
     monitor: AlarmMonitor | None = None
+    disruption: DisruptionService | None = None
 
     def broadcaster(self, bus: str) -> LogBroadcaster:
         """The process's one live reader of a bus's log, shared by every SSE client."""
@@ -119,6 +123,8 @@ class Platform:
                 if self.settings.hub_tenant:
                     hub_owner(conn, self.settings.hub_tenant)
                 subscriptions.install_rules(conn, handlers=self.backbone.handlers)
+                if self.disruption is not None:
+                    self.disruption.install(conn)
 
     async def start(self) -> None:
         """Start the delivery worker and the periodic duties (schedules, replays, retention)."""
@@ -308,6 +314,7 @@ def build_platform(
     if settings.nats_url:
         _add_jetstream(platform, settings.nats_url)
     _add_booking(platform)
+    _add_disruption(platform, smtp)
     return platform
 
 
@@ -321,6 +328,27 @@ def _add_jetstream(platform: Platform, url: str) -> None:
     )
     platform.backbone.listeners.append(platform.relay.wake)
     platform.nats_wakeups = NatsWakeups(url, scheme, platform.backbone.notify)
+
+
+def _add_disruption(platform: Platform, smtp: SmtpSettings | None) -> None:
+    """The disruption workflow on the hub's flight events (see docs/booking.md)."""
+    from jetbridge.disruption import service
+
+    settings = platform.settings
+    assert platform.workflows is not None and platform.bookings is not None
+    platform.disruption = service.build(
+        backbone=platform.backbone,
+        workflows=platform.workflows,
+        bookings=platform.bookings,
+        keyring=platform.keyring,
+        http=platform.http,
+        smtp=smtp,
+        rules=settings.disruption_rules(),
+        public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+        sms_url=settings.sms_url,
+        sms_api_key=settings.sms_api_key.get_secret_value() if settings.sms_api_key else "",
+        webhook_secret=settings.signing_secret,
+    )
 
 
 def _add_booking(platform: Platform) -> None:
@@ -387,6 +415,7 @@ def create_app(
     from jetbridge.api.auth import router as auth_router
     from jetbridge.api.booking import router as booking_router
     from jetbridge.api.console import router as console_router
+    from jetbridge.api.disruption import router as disruption_router
     from jetbridge.api.errors import BodySizeLimit, install_error_handlers
     from jetbridge.api.events import router as events_router
     from jetbridge.api.flights import router as flights_router
@@ -428,6 +457,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(events_router)
     app.include_router(booking_router)  # before /api/flights/{flight_key}
+    app.include_router(disruption_router)
     app.include_router(flights_router)
     app.include_router(schedules_router)
     app.include_router(trips_router)

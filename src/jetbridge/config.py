@@ -245,6 +245,42 @@ class Settings(BaseSettings):
         description="Strict-Transport-Security: auto (on https requests), always, off",
     )
 
+    disruption_delay_minutes: int = Field(
+        default=60, ge=1, le=24 * 60, description="a delay this long or longer is a disruption"
+    )
+    disruption_delay_by_airline: str = Field(
+        default="",
+        max_length=4096,
+        description="per-airline delay thresholds in minutes, e.g. LX=30,LH=45",
+    )
+    min_connection_minutes: int = Field(
+        default=60, ge=1, le=24 * 60, description="minimum connection time at any airport"
+    )
+    min_connection_by_airport: str = Field(
+        default="", max_length=4096, description="per-airport minimum connection times, ZRH=40"
+    )
+    disruption_choice_seconds: int = Field(
+        default=24 * 3600,
+        ge=1,
+        le=14 * 86400,
+        description="how long a passenger has to choose an offer before the first is kept",
+    )
+    disruption_partners: str = Field(
+        default="",
+        max_length=4096,
+        description="partner airlines whose flights are offered, e.g. LX=LH+OS,LH=LX",
+    )
+    sms_url: str | None = Field(
+        default=None, description="base URL of an HTTP SMS gateway (POST {url}/messages)"
+    )
+    sms_api_key: SecretStr | None = Field(default=None, description="the SMS gateway's key")
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="the address passengers reach the platform at (signed links in notices); "
+        "unset: http://host:port",
+    )
+
     @field_validator("data_keys")
     @classmethod
     def _valid_data_keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -280,6 +316,35 @@ class Settings(BaseSettings):
         except InvalidAllowList as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("disruption_delay_by_airline", "min_connection_by_airport")
+    @classmethod
+    def _valid_minutes(cls, value: str) -> str:
+        from jetbridge.disruption.policy import parse_minutes
+
+        parse_minutes(value)
+        return value
+
+    @field_validator("disruption_partners")
+    @classmethod
+    def _valid_partners(cls, value: str) -> str:
+        from jetbridge.disruption.policy import parse_partners
+
+        parse_partners(value)
+        return value
+
+    def disruption_rules(self) -> Any:
+        """The disruption workflow's settings (a `jetbridge.disruption.policy.DisruptionRules`)."""
+        from jetbridge.disruption.policy import DisruptionRules, parse_minutes, parse_partners
+
+        return DisruptionRules(
+            delay_minutes=self.disruption_delay_minutes,
+            delay_minutes_by_airline=parse_minutes(self.disruption_delay_by_airline),
+            connection_minutes=self.min_connection_minutes,
+            connection_minutes_by_airport=parse_minutes(self.min_connection_by_airport),
+            choice_seconds=self.disruption_choice_seconds,
+            partners=parse_partners(self.disruption_partners),
+        )
 
     def outbound_policy(self) -> OutboundPolicy:
         """What outbound HTTP to third-party URLs may reach (JETBRIDGE_OUTBOUND_ALLOW)."""

@@ -516,3 +516,75 @@ alarms = Table(
     Column("reason", Text, nullable=False, server_default=""),
     Column("changed_at", Float, nullable=False),
 )
+
+# Disruption handling (jetbridge.disruption): what the platform knows of each disrupted flight,
+# each affected booking's case, the notices sent, passengers' contacts and reissued tickets.
+disruptions = Table(
+    "disruptions",
+    metadata,
+    Column("flight_key", String(64), primary_key=True),
+    Column("kind", String(24), primary_key=True),
+    Column("airline", String(3), nullable=False),
+    # The newest flight version seen for this kind, and what its notice said (as a digest).
+    Column("version", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("execution", String(80), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_disruptions_airline", disruptions.c.airline, disruptions.c.updated_at)
+
+disruption_cases = Table(
+    "disruption_cases",
+    metadata,
+    Column("flight_key", String(64), primary_key=True),
+    Column("booking_id", String(36), primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("airline", String(3), nullable=False),
+    # affected, waiting (offers held), rebooked, refunded, superseded (settled by another case)
+    Column("status", String(16), nullable=False),
+    Column("offers", Text, nullable=True),
+    Column("new_flight_id", String(32), nullable=True),
+    # The passenger's answer (JSON) and the rebooking workflow's task token waiting for it.
+    Column("choice", Text, nullable=True),
+    Column("task_token", String(256), nullable=True),
+    Column("choose_by", Float, nullable=True),
+    Column("notified_at", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_disruption_cases_booking", disruption_cases.c.booking_id)
+
+disruption_notices = Table(
+    "disruption_notices",
+    metadata,
+    # booking, flight, kind and the notice's digest: the same notice is recorded (and sent) once.
+    Column("notice_id", String(200), primary_key=True),
+    Column("booking_id", String(36), nullable=False),
+    Column("flight_key", String(64), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_disruption_notices_booking", disruption_notices.c.booking_id)
+
+# Sealed (jetbridge.ops.crypto): how a booking's passengers want to hear of disruptions.
+booking_contacts = Table(
+    "booking_contacts",
+    metadata,
+    Column("booking_id", String(36), primary_key=True),
+    Column("contacts", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+ticket_reissues = Table(
+    "ticket_reissues",
+    metadata,
+    Column("old_ticket", String(13), primary_key=True),
+    Column("new_ticket", String(13), nullable=False),
+    Column("booking_id", String(36), nullable=False),
+    Column("passenger_index", Integer, nullable=False),
+    Column("flight_id", String(32), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+)

@@ -1,0 +1,217 @@
+"""Re-accommodation offers: the best other flights with seats, held for the passenger.
+
+Same cabin first, then the other cabins; the booking's own airline before its partners; then
+the earliest arrival. Each offer's seats are held under an id naming the booking and the offer,
+so holding again after a crash finds the same seats and accepting one releases the others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+
+from jetbridge.booking import inventory
+from jetbridge.storage.schema import disruptions, scheduled_flights, seats
+
+SEARCH_WINDOW = timedelta(hours=48)
+CABIN_ORDER = ("first", "business", "premium", "economy")
+
+
+def hold_id(booking_id: str, index: int) -> str:
+    return f"offer:{booking_id}:{index}"
+
+
+def _offer_holds(booking_id: str) -> Any:
+    """Seats held under any of the booking's offers: a range on the indexed hold id (a LIKE
+    would not use the index on SQLite)."""
+    prefix = f"offer:{booking_id}:"
+    return and_(seats.c.hold_id >= prefix, seats.c.hold_id < prefix[:-1] + ";")
+
+
+def cancelled_flight_ids(conn: Connection) -> set[str]:
+    """Catalogue ids of flights the hub reports cancelled."""
+    keys = conn.execute(
+        select(disruptions.c.flight_key).where(disruptions.c.kind == "cancellation")
+    ).scalars()
+    # A hub key is `<catalogue id>-<origin>-<destination>[-R<repeat>]`; the catalogue id is
+    # the airline and number, then the date's three parts.
+    return {"-".join(key.split("-")[:4]) for key in keys}
+
+
+def candidates(
+    conn: Connection,
+    *,
+    origin: str,
+    destination: str,
+    earliest: datetime,
+    airlines: Sequence[str],
+    exclude: set[str],
+) -> list[Any]:
+    """Flights of `airlines` on the route leaving in the search window after `earliest`."""
+    start = earliest.timestamp()
+    rows = conn.execute(
+        select(scheduled_flights)
+        .where(
+            scheduled_flights.c.origin == origin,
+            scheduled_flights.c.destination == destination,
+            scheduled_flights.c.airline.in_(list(airlines)),
+            scheduled_flights.c.departs_at >= start,
+            scheduled_flights.c.departs_at <= start + SEARCH_WINDOW.total_seconds(),
+        )
+        .order_by(scheduled_flights.c.arrives_at)
+    ).all()
+    return [row for row in rows if row.flight_id not in exclude]
+
+
+def rank(
+    rows: Sequence[Any],
+    *,
+    cabin: str,
+    airline: str,
+    count: int,
+    free: dict[str, dict[str, int]],
+    limit: int,
+) -> list[tuple[Any, str]]:
+    """The best (flight, cabin) pairs with `count` free seats: same cabin, own airline, early."""
+    choices = []
+    for row in rows:
+        for other in json.loads(row.fares):
+            if free.get(row.flight_id, {}).get(other, 0) < count:
+                continue
+            cabin_rank = 0 if other == cabin else 1 + _distance(cabin, other)
+            choices.append(((cabin_rank, row.airline != airline, row.arrives_at), row, other))
+    choices.sort(key=lambda choice: choice[0])
+    return [(row, other) for _, row, other in choices[:limit]]
+
+
+def _distance(wanted: str, other: str) -> int:
+    order = list(CABIN_ORDER)
+    if wanted not in order or other not in order:
+        return len(order)
+    return abs(order.index(wanted) - order.index(other))
+
+
+@dataclass
+class Search:
+    """Alternatives for one route and time, with their free seats, shared by the bookings of
+    one transaction: seats held for one booking are taken off before the next is served."""
+
+    rows: list[Any]
+    free: dict[str, dict[str, int]]
+
+    @classmethod
+    def load(
+        cls,
+        conn: Connection,
+        *,
+        origin: str,
+        destination: str,
+        earliest: datetime,
+        airlines: Sequence[str],
+        exclude: set[str],
+        now: float,
+    ) -> Search:
+        rows = candidates(
+            conn,
+            origin=origin,
+            destination=destination,
+            earliest=earliest,
+            airlines=airlines,
+            exclude=exclude,
+        )
+        free = {
+            row.flight_id: inventory.availability(conn, flight_id=row.flight_id, now=now)
+            for row in rows
+        }
+        return cls(rows, free)
+
+
+def hold_offers(
+    conn: Connection,
+    *,
+    booking: dict[str, Any],
+    search: Search,
+    limit: int,
+    ttl: float,
+    now: float,
+) -> list[dict[str, Any]]:
+    """Hold seats on the best alternatives (again: the seats already held under the offers)."""
+    held = _held_offers(conn, booking["booking_id"])
+    if held:
+        return held
+    count = booking["passenger_count"]
+    rows = [row for row in search.rows if row.flight_id != booking["flight_id"]]
+    offers: list[dict[str, Any]] = []
+    ranked = rank(
+        rows,
+        cabin=booking["cabin"],
+        airline=booking["flight_id"][:2],
+        count=count,
+        free=search.free,
+        limit=limit,
+    )
+    for row, cabin in ranked:
+        try:
+            chosen = inventory.hold_seats(
+                conn,
+                flight_id=row.flight_id,
+                cabin=cabin,
+                count=count,
+                hold_id=hold_id(booking["booking_id"], len(offers)),
+                ttl=ttl,
+                now=now,
+            )
+        except inventory.SoldOut:
+            search.free[row.flight_id][cabin] = 0  # taken meanwhile by a buyer
+            continue
+        search.free[row.flight_id][cabin] -= count
+        offers.append(_describe(row, cabin, chosen, len(offers)))
+    return offers
+
+
+def _held_offers(conn: Connection, booking_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(seats.c.hold_id, seats.c.flight_id, seats.c.cabin, seats.c.seat)
+        .where(_offer_holds(booking_id), seats.c.status == "held")
+        .order_by(seats.c.hold_id, seats.c.seat)
+    ).all()
+    grouped: dict[str, list[Any]] = {}
+    for row in rows:
+        grouped.setdefault(row.hold_id, []).append(row)
+    offers = []
+    for key in sorted(grouped, key=lambda k: int(k.rsplit(":", 1)[1])):
+        first = grouped[key][0]
+        flight = conn.execute(
+            select(scheduled_flights).where(scheduled_flights.c.flight_id == first.flight_id)
+        ).one()
+        index = int(key.rsplit(":", 1)[1])
+        offers.append(_describe(flight, first.cabin, [r.seat for r in grouped[key]], index))
+    return offers
+
+
+def _describe(row: Any, cabin: str, chosen: list[str], index: int) -> dict[str, Any]:
+    return {
+        "offer": index,
+        "flight_id": row.flight_id,
+        "flight": f"{row.airline}{row.flight_number}",
+        "origin": row.origin,
+        "destination": row.destination,
+        "departure": datetime.fromtimestamp(row.departs_at, UTC).isoformat(),
+        "arrival": datetime.fromtimestamp(row.arrives_at, UTC).isoformat(),
+        "cabin": cabin,
+        "seats": chosen,
+    }
+
+
+def release_offers(conn: Connection, *, booking_id: str, keep: int | None = None) -> int:
+    """Free the seats held for a booking's offers (all but offer `keep`)."""
+    query = update(seats).where(_offer_holds(booking_id), seats.c.status == "held")
+    if keep is not None:
+        query = query.where(seats.c.hold_id != hold_id(booking_id, keep))
+    result = conn.execute(query.values(status="free", hold_id=None, hold_expires_at=None))
+    return int(result.rowcount)
