@@ -230,3 +230,32 @@ def test_a_declined_booking_explains_itself(client: TestClient) -> None:
     state = settled(client, book(client, "seats-0010", [None], card=DECLINE).json())
     assert state["status"] == "failed"
     assert state["failure_message"].startswith("Your card was declined by the bank")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/api/bookings/{id}/seats", {"seats": ["1A"] * 10}, 422),
+        ("POST", "/api/bookings/{id}/seats", {"seats": ["<script>"]}, 422),
+        ("POST", "/api/bookings/{id}/seats", {"seats": "12A"}, 422),
+        ("POST", "/api/bookings/{id}/seats", {"seats": ["12A"], "extra": 1}, 422),
+        ("POST", "/api/bookings/{id}/change", {"flight_id": "../../etc/passwd"}, 422),
+        ("POST", "/api/bookings/{id}/change", {"flight_id": FLIGHT, "payment": {"card": "x"}}, 422),
+        ("GET", "/api/bookings/{id}/change?flight_id=%00", None, 422),
+        ("GET", "/api/bookings/no-such-booking/change?flight_id=" + FLIGHT, None, 404),
+        ("GET", "/api/bookings/no-such-booking/refund", None, 404),
+        ("POST", "/api/bookings/no-such-booking/seats", {"seats": ["12A"]}, 404),
+        ("GET", "/api/flights/%3Cscript%3E/seatmap", None, 404),
+    ],
+)
+def test_hostile_input_to_the_booking_routes_is_a_clear_4xx(
+    client: TestClient, method: str, path: str, body: Any, status: int
+) -> None:
+    booked = book(client, "hostile-0001", [None]).json()
+    headers = {"X-Booking-Token": booked["guest_token"]}
+    answer = client.request(
+        method, path.format(id=booked["booking_id"]), json=body, headers=headers
+    )
+    assert answer.status_code == status, answer.text
+    assert answer.json()["message"]
+    assert "^" not in answer.json()["message"]

@@ -17,6 +17,9 @@ from fastapi.testclient import TestClient
 from jetbridge.app import create_app
 from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.config import Settings
+from jetbridge.flights.hub import FlightHub
+from jetbridge.flights.merge import Update
+from jetbridge.flights.model import FlightIdentity
 from jetbridge.payments.test_provider import APPROVE, DECLINE, create_test_provider
 from support.servers import serve_app
 
@@ -241,3 +244,32 @@ def test_subscribers_follow_the_bus_through_one_reader(client: TestClient) -> No
             seen.append(statuses)
     assert [statuses[-1] for statuses in seen] == ["confirmed", "confirmed"]
     assert set(platform.broadcasters) == {"default"}  # one reader of the log, not one each
+
+
+def test_flight_updates_follow_the_hub(client: TestClient) -> None:
+    day = DAY
+    identity = FlightIdentity.create(
+        airline="LX", flight_number="318", origin_date=day,
+        departure_airport="ZRH", arrival_airport="LHR",
+    )  # fmt: skip
+    hub = FlightHub(client.app.state.platform.backbone)  # type: ignore[attr-defined]
+    hub.apply_all([Update(identity, "test", datetime.now(UTC), {"gate": "A1"})])
+    query = """subscription($f: String!, $d: Date) { flightUpdates(flight: $f, day: $d) {
+        flight gate version status } }"""
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+        socket.send_json({"type": "connection_init"})
+        assert socket.receive_json()["type"] == "connection_ack"
+        socket.send_json({"id": "1", "type": "subscribe", "payload": {
+            "query": query, "variables": {"f": "LX318", "d": day.isoformat()}}})  # fmt: skip
+        first = socket.receive_json()["payload"]["data"]["flightUpdates"]
+        assert [leg["gate"] for leg in first] == ["A1"]
+        hub.apply_all([Update(identity, "test", datetime.now(UTC), {"gate": "B7"})])
+        second = socket.receive_json()["payload"]["data"]["flightUpdates"]
+        assert [leg["gate"] for leg in second] == ["B7"]
+        assert second[0]["version"] > first[0]["version"]
+        socket.send_json({"id": "1", "type": "complete"})
+    unknown = gql(client, '{ flightStatus(flight: "LX9") { gate } }')
+    assert unknown["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    bad = gql(client, '{ flightStatus(flight: "LX 1 2") { gate } }')
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert bad["errors"][0]["message"] == "flight: 'LX 1 2' is not a flight number like LX100"
