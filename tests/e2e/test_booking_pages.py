@@ -3,6 +3,7 @@ repeated clicks and retries book once; a guest finds a booking by locator and fa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -49,6 +50,10 @@ def test_search_book_pay_and_see_my_trip(browser: Any, sqlite_url: str) -> None:
             locator = page.inner_text("#locator")
             assert len(locator) == 6
             assert page.inner_text("#outcome") == "Booking confirmed"
+            expect(page.locator("#loyalty")).to_have_text(
+                re.compile(r"^[0-9,]+ points · bronze tier$")
+            )
+            assert not page.inner_text("#loyalty").startswith("0 ")
             page.goto(f"{base}/trips")
             row = page.locator("#trips tr", has_text=locator)
             row.wait_for(timeout=10_000)
