@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from jetbridge.api.graphql import schema
 from jetbridge.app import create_app
 from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.config import Settings
@@ -273,3 +274,14 @@ def test_flight_updates_follow_the_hub(client: TestClient) -> None:
     bad = gql(client, '{ flightStatus(flight: "LX 1 2") { gate } }')
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert bad["errors"][0]["message"] == "flight: 'LX 1 2' is not a flight number like LX100"
+
+
+def test_the_schema_is_typed_throughout() -> None:
+    sdl = schema.as_str()
+    assert "JSON" not in sdl
+    for name in ("Flight", "FlightStatus", "Booking", "Passenger", "Ticket", "Seat", "SeatMap",
+                 "LoyaltyAccount", "Fare", "Money", "AirportTime", "RefundQuote", "ChangeOffer"):  # fmt: skip
+        assert f"type {name} {{" in sdl, name
+    for operation in ("processBooking", "selectSeats", "cancelBooking", "changeFlight",
+                      "bookingStatus", "flightUpdates", "seatMap", "findBooking"):  # fmt: skip
+        assert f"{operation}(" in sdl or f"{operation}:" in sdl, operation
