@@ -212,6 +212,18 @@ def test_hostile_bookings_are_refused_with_the_field_named(client: TestClient) -
         error = answer["errors"][0]
         assert error["extensions"]["code"] == "BAD_USER_INPUT"
         assert error["message"].startswith(message), error["message"]
+    aliases = (
+        "{ "
+        + " ".join(
+            f'a{n}: flights(origin: "ZRH", destination: "LHR", day: "{DAY}") {{ flightId }}'
+            for n in range(100)
+        )
+        + " }"
+    )
+    refused = gql(client, aliases)
+    assert refused["data"] is None and "aliases" in refused["errors"][0]["message"]
+    deeper = '{ booking(bookingId: "x") { flight { departure { utc } } } }'
+    assert gql(client, deeper)["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     deep = "{ booking(bookingId: " + "[" * 3000 + '"x"' + "]" * 3000 + ") { status } }"
     response = client.post("/graphql", json={"query": deep})
     assert response.status_code in {200, 400}

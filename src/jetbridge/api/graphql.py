@@ -13,13 +13,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from datetime import date
+from functools import partial
 from typing import Any
 
 import strawberry
 from fastapi import Depends
 from graphql import GraphQLError
 from starlette.requests import HTTPConnection
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 from strawberry.fastapi import GraphQLRouter
 from strawberry.types import ExecutionContext, Info
 
@@ -328,7 +334,16 @@ class Schema(strawberry.Schema):
         return
 
 
-schema = Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=[UserErrors])
+# A hostile document cannot make one request do the work of thousands: bounded depth (the
+# schema's deepest useful selection is the seat map's, five levels), aliases and tokens.
+LIMITS: list[Callable[[], SchemaExtension]] = [
+    partial(QueryDepthLimiter, max_depth=8),
+    partial(MaxAliasesLimiter, max_alias_count=20),
+    partial(MaxTokensLimiter, max_token_count=2_000),
+]
+schema = Schema(
+    query=Query, mutation=Mutation, subscription=Subscription, extensions=[*LIMITS, UserErrors]
+)
 
 
 def graphql_router() -> GraphQLRouter[Any, Any]:
