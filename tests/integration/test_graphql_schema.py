@@ -222,6 +222,11 @@ def test_hostile_bookings_are_refused_with_the_field_named(client: TestClient) -
     )
     refused = gql(client, aliases)
     assert refused["data"] is None and "aliases" in refused["errors"][0]["message"]
+    assert refused["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    unknown = gql(client, "{ bookings { passwords } }")
+    assert unknown["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    broken = client.post("/graphql", json={"query": "{ flights("}).json()
+    assert broken["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
     deeper = '{ booking(bookingId: "x") { flight { departure { utc } } } }'
     assert gql(client, deeper)["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     deep = "{ booking(bookingId: " + "[" * 3000 + '"x"' + "]" * 3000 + ") { status } }"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterator
 from datetime import date
 from functools import partial
 from typing import Any
@@ -294,7 +294,16 @@ class Subscription:
 
 
 class UserErrors(SchemaExtension):
-    """Every error a field raises becomes a GraphQL error with `extensions.code`."""
+    """Every error a field raises becomes a GraphQL error with `extensions.code`, and so does
+    a document that does not parse or validate."""
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        _coded(self.execution_context.pre_execution_errors, "GRAPHQL_PARSE_FAILED")
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        _coded(self.execution_context.pre_execution_errors, "GRAPHQL_VALIDATION_FAILED")
 
     def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -306,6 +315,12 @@ class UserErrors(SchemaExtension):
         if hasattr(result, "__anext__"):
             return _iterated(result)
         return result
+
+
+def _coded(errors: list[GraphQLError] | None, code: str) -> None:
+    for error in errors or []:
+        if not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": code}
 
 
 async def _awaited(pending: Awaitable[Any]) -> Any:
