@@ -4,6 +4,7 @@ repeated clicks and retries book once; a guest finds a booking by locator and fa
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -380,3 +381,42 @@ def test_change_to_another_flight_with_the_fare_difference(browser: Any, sqlite_
 def platform_customer(platform: Platform) -> str:
     with platform.backbone.reading() as conn:
         return str(conn.execute(select(bookings.c.customer_id)).scalar_one())
+
+
+def test_a_guest_manages_a_booking_by_record_locator(browser: Any, sqlite_url: str) -> None:
+    day = (datetime.now(UTC) + timedelta(days=10)).date()
+    with pages(sqlite_url, Ledger(), day) as (base, platform):
+        request = BookingRequest(
+            flight_id=f"LX0100-{day.isoformat()}", cabin="economy", customer_id="guest-x",
+            passengers=[Passenger(given_name="Ada", family_name="Lovelace", seat="6A"),
+                        Passenger(given_name="Byron", family_name="Lovelace", seat="6B")],
+        )  # fmt: skip
+        booking, _ = platform.bookings.create(
+            request=request, card=APPROVE, caller="anonymous", idempotency_key="manage-0001"
+        )
+        page = browser.new_page()
+        page.goto(f"{base}/book")
+        page.fill("#manage-locator", "AB")
+        page.click("#manage-button")
+        expect(page.locator("#manage-error")).to_have_text(
+            "Record locator: enter its six letters and digits."
+        )
+        page.fill("#manage-locator", booking["locator"])
+        page.fill("#manage-family", "lovelace")
+        page.click("#manage-button")
+        expect(page.locator("#trip-locator")).to_have_text(booking["locator"])
+        expect(page.locator("#trip-flight")).to_contain_text("(Europe/London)")
+        # once the saga has confirmed it, the e-tickets carry the seats chosen when booking
+        settled(platform, booking["booking_id"])
+        page.click("#manage-button")
+        expect(page.locator("#trip-status")).to_have_text("confirmed")
+        seats = [row.locator("td").nth(2).inner_text() for row in page.locator("#tickets tr").all()]
+        assert seats == ["6A", "6B"]
+        page.close()
+
+
+def settled(platform: Platform, booking_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while platform.bookings.get(booking_id=booking_id)["status"] != "confirmed":
+        assert time.monotonic() < deadline, "the booking was not confirmed"
+        time.sleep(0.05)
