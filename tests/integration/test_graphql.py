@@ -1,4 +1,5 @@
-"""GraphQL: search flights, processBooking, follow its status by subscription, loyalty."""
+"""GraphQL: search flights, processBooking, follow its status by subscription, loyalty; every
+field checks its caller as the REST route it mirrors does."""
 
 from __future__ import annotations
 
@@ -39,11 +40,11 @@ def gql(client: TestClient, query: str, **variables: object) -> dict[str, object
 def test_search_book_and_follow_the_status(client: TestClient) -> None:
     found = gql(
         client,
-        'query($d: Date!) { flights(origin: "ZRH", destination: "LHR", day: $d) }',
+        'query($d: Date!) { flights(origin: "ZRH", destination: "LHR", day: $d) { flightId } }',
         d=DAY.isoformat(),
     )
-    flight_id = found["data"]["flights"][0]["flight_id"]  # type: ignore[index]
-    mutation = """mutation($b: BookingInput!, $k: String!) { processBooking(booking: $b, idempotencyKey: $k) }"""
+    flight_id = found["data"]["flights"][0]["flightId"]  # type: ignore[index]
+    mutation = """mutation($b: BookingInput!, $k: String!) { processBooking(booking: $b, idempotencyKey: $k) { bookingId locator status customerId guestToken } }"""
     booking = {
         "flightId": flight_id,
         "cabin": "economy",
@@ -57,12 +58,12 @@ def test_search_book_and_follow_the_status(client: TestClient) -> None:
     with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
         socket.send_json({"type": "connection_init"})
         assert socket.receive_json()["type"] == "connection_ack"
-        query = "subscription($id: String!) { bookingStatus(bookingId: $id) }"
+        query = "subscription($id: String!) { bookingStatus(bookingId: $id) { status } }"
         socket.send_json(
             {
                 "id": "1",
                 "type": "subscribe",
-                "payload": {"query": query, "variables": {"id": created["booking_id"]}},
+                "payload": {"query": query, "variables": {"id": created["bookingId"]}},
             }
         )
         while True:
@@ -71,12 +72,12 @@ def test_search_book_and_follow_the_status(client: TestClient) -> None:
                 break
             statuses.append(message["payload"]["data"]["bookingStatus"]["status"])
     assert statuses[-1] == "confirmed"
-    loyalty = gql(client, '{ loyalty(customerId: "gql-1") }')["data"]["loyalty"]  # type: ignore[index]
+    loyalty = gql(client, '{ loyalty(customerId: "gql-1") { points tier } }')["data"]["loyalty"]  # type: ignore[index]
     assert loyalty["points"] > 0
 
 
 def test_graphql_errors_are_reported_not_crashes(client: TestClient) -> None:
-    missing = gql(client, '{ booking(bookingId: "nope") }')
+    missing = gql(client, '{ booking(bookingId: "nope") { status } }')
     assert missing["errors"][0]["message"]  # type: ignore[index]
     broken = client.post("/graphql", json={"query": "{ flights("})
     assert broken.status_code in {200, 400}
@@ -86,7 +87,7 @@ def test_graphql_errors_are_reported_not_crashes(client: TestClient) -> None:
 def test_process_booking_keys_repeat_the_booking_and_refuse_another_request(
     client: TestClient,
 ) -> None:
-    mutation = """mutation($b: BookingInput!, $k: String!) { processBooking(booking: $b, idempotencyKey: $k) }"""
+    mutation = """mutation($b: BookingInput!, $k: String!) { processBooking(booking: $b, idempotencyKey: $k) { bookingId locator status customerId guestToken } }"""
     booking = {
         "flightId": f"LX0100-{DAY.isoformat()}",
         "cabin": "economy",
@@ -96,7 +97,7 @@ def test_process_booking_keys_repeat_the_booking_and_refuse_another_request(
     }
     first = gql(client, mutation, b=booking, k="graphql-key-0002")["data"]["processBooking"]  # type: ignore[index]
     again = gql(client, mutation, b=booking, k="graphql-key-0002")["data"]["processBooking"]  # type: ignore[index]
-    assert again["booking_id"] == first["booking_id"]
+    assert again["bookingId"] == first["bookingId"]
     other = booking | {"passengers": [{"givenName": "Ada", "familyName": "Lovelace"}]}
     refused = gql(client, mutation, b=other, k="graphql-key-0002")
     assert refused["data"] is None
@@ -105,10 +106,13 @@ def test_process_booking_keys_repeat_the_booking_and_refuse_another_request(
     assert first["locator"] not in str(refused) and "Hopper" not in str(refused)
 
 
-BOOKING_QUERY = "query($id: String!, $t: String) { booking(bookingId: $id, guestToken: $t) }"
-LOYALTY_QUERY = "query($c: String!) { loyalty(customerId: $c) }"
+BOOKING_QUERY = (
+    "query($id: String!, $t: String) { booking(bookingId: $id, guestToken: $t) { status } }"
+)
+LOYALTY_QUERY = "query($c: String!) { loyalty(customerId: $c) { points } }"
 MUTATION = (
-    "mutation($b: BookingInput!, $k: String!) { processBooking(booking: $b, idempotencyKey: $k) }"
+    "mutation($b: BookingInput!, $k: String!) { processBooking(booking: $b, idempotencyKey: $k)"
+    " { bookingId locator status customerId guestToken } }"
 )
 
 
@@ -138,16 +142,16 @@ def test_every_graphql_field_checks_its_caller_as_rest_does(client: TestClient) 
     grace = {"Authorization": f"Bearer {tokens['grace']}"}
     agent_lx = bearer(app, roles=("agent",), tenant="LX")
     agent_ba = bearer(app, roles=("agent",), tenant="BA")
-    found = ask(client, 'query($d: Date!) { flights(origin: "ZRH", destination: "LHR", day: $d) }',
+    found = ask(client, 'query($d: Date!) { flights(origin: "ZRH", destination: "LHR", day: $d) { flightId } }',
                 anonymous, d=DAY.isoformat())  # fmt: skip
-    flight_id = found["data"]["flights"][0]["flight_id"]
+    flight_id = found["data"]["flights"][0]["flightId"]
     booking = {"flightId": flight_id, "cabin": "economy", "card": APPROVE,
                "passengers": [{"givenName": "Ada", "familyName": "Lovelace"}]}  # fmt: skip
     mine = ask(client, MUTATION, ada, b=booking, k="gql-ada-00001")["data"]["processBooking"]
     guest = ask(client, MUTATION, anonymous, b=booking, k="gql-guest-0001")["data"][
         "processBooking"
     ]
-    assert "guest_token" in guest and "guest_token" not in mine
+    assert guest["guestToken"] and mine["guestToken"] is None
     forged = ask(
         client, MUTATION, ada, b={**booking, "customerId": "someone-else"}, k="gql-ada-00002"
     )
@@ -158,23 +162,23 @@ def test_every_graphql_field_checks_its_caller_as_rest_does(client: TestClient) 
         return answer.get("data") is not None and answer["data"]["booking"] is not None
 
     matrix = {
-        ("ada", "own"): (ada, mine["booking_id"], None, True),
-        ("grace", "ada's"): (grace, mine["booking_id"], None, False),
-        ("anonymous", "ada's"): (anonymous, mine["booking_id"], None, False),
-        ("agent LX", "LX booking"): (agent_lx, mine["booking_id"], None, True),
-        ("agent BA", "LX booking"): (agent_ba, mine["booking_id"], None, False),
-        ("guest", "own with token"): (anonymous, guest["booking_id"], guest["guest_token"], True),
-        ("guest", "own, no token"): (anonymous, guest["booking_id"], None, False),
+        ("ada", "own"): (ada, mine["bookingId"], None, True),
+        ("grace", "ada's"): (grace, mine["bookingId"], None, False),
+        ("anonymous", "ada's"): (anonymous, mine["bookingId"], None, False),
+        ("agent LX", "LX booking"): (agent_lx, mine["bookingId"], None, True),
+        ("agent BA", "LX booking"): (agent_ba, mine["bookingId"], None, False),
+        ("guest", "own with token"): (anonymous, guest["bookingId"], guest["guestToken"], True),
+        ("guest", "own, no token"): (anonymous, guest["bookingId"], None, False),
         ("guest", "ada's with own token"): (
             anonymous,
-            mine["booking_id"],
-            guest["guest_token"],
+            mine["bookingId"],
+            guest["guestToken"],
             False,
         ),
     }
     wrong = [who for who, (h, b, t, allowed) in matrix.items() if sees(h, b, t) != allowed]
     assert not wrong, wrong
-    ada_customer = mine["customer_id"]
+    ada_customer = mine["customerId"]
     assert ask(client, LOYALTY_QUERY, ada, c=ada_customer)["data"] is not None
     assert ask(client, LOYALTY_QUERY, grace, c=ada_customer)["data"] is None
     assert ask(client, LOYALTY_QUERY, anonymous, c=ada_customer)["data"] is None
@@ -184,8 +188,8 @@ def test_every_graphql_field_checks_its_caller_as_rest_does(client: TestClient) 
         socket.send_json({"type": "connection_init"})
         assert socket.receive_json()["type"] == "connection_ack"
         socket.send_json({"id": "1", "type": "subscribe", "payload": {
-            "query": "subscription($id: String!) { bookingStatus(bookingId: $id) }",
-            "variables": {"id": mine["booking_id"]}}})  # fmt: skip
+            "query": "subscription($id: String!) { bookingStatus(bookingId: $id) { status } }",
+            "variables": {"id": mine["bookingId"]}}})  # fmt: skip
         answer = socket.receive_json()
         assert answer["type"] == "error" or answer["payload"].get("errors"), answer
 

@@ -1,4 +1,5 @@
-"""HTTP API for passengers and agents: search, book, follow a booking, cancel, loyalty.
+"""HTTP API for passengers and agents: search, seat maps, book, follow a booking, choose seats,
+see the refund before cancelling, cancel, change flight, loyalty.
 
 Guests book without an account and follow their booking with the `guest_token` the booking
 answer carries (or later by record locator and family name); signed-in passengers see their own
@@ -26,10 +27,13 @@ from jetbridge.ops.identity.principal import Principal
 router = APIRouter(prefix="/api", tags=["booking"])
 Airport = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
 GuestToken = Annotated[str | None, Header(alias="X-Booking-Token", max_length=128)]
+FLIGHT_ID = r"^[A-Z0-9]{2}\d{4}[A-Z]?-\d{4}-\d{2}-\d{2}$"
+FlightId = Annotated[str, Query(pattern=FLIGHT_ID)]
+SeatNumber = Annotated[str, Field(pattern=r"^[1-9][0-9]?[A-K]$")]
 
 
 class PaymentDetails(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     card: Annotated[str, Field(pattern=r"^[0-9 ]{12,23}$")]
 
 
@@ -38,7 +42,7 @@ class CreateBooking(BaseModel):
     for themselves, a guest for nobody's account)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-    flight_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{2}\d{4}[A-Z]?-\d{4}-\d{2}-\d{2}$")]
+    flight_id: Annotated[str, Field(pattern=FLIGHT_ID)]
     cabin: Annotated[str, Field(pattern=r"^(economy|premium|business|first)$")]
     passengers: Annotated[list[Traveller], Field(min_length=1, max_length=9)]
     customer_id: Annotated[
@@ -193,6 +197,80 @@ def _visible(
     if not booking or not may_see(request, caller, booking, token):
         raise NotFound(f"booking {booking_id!r} does not exist")
     return booking
+
+
+@router.get("/flights/{flight_id}/seatmap")
+def seat_map(flight_id: str, bookings: BookingsDep, _: Public) -> dict[str, Any]:
+    """The flight's cabins, rows and seats, each free or taken (never by whom)."""
+    return bookings.changes.seat_map(flight_id=flight_id)
+
+
+@router.get("/bookings/{booking_id}/refund")
+def refund_quote(
+    booking_id: str,
+    request: Request,
+    bookings: BookingsDep,
+    caller: Public,
+    token: GuestToken = None,
+) -> dict[str, Any]:
+    """What cancelling now would refund and by which rule; nothing is changed."""
+    _visible(request, bookings, caller, booking_id, token)
+    return bookings.changes.refund_quote(booking_id=booking_id)
+
+
+class SeatChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seats: Annotated[list[SeatNumber], Field(min_length=1, max_length=9)]
+
+
+@router.post("/bookings/{booking_id}/seats")
+def select_seats(
+    booking_id: str,
+    body: SeatChoice,
+    request: Request,
+    bookings: BookingsDep,
+    caller: Public,
+    token: GuestToken = None,
+) -> dict[str, Any]:
+    """Move the passengers to these seats, one per passenger in booking order."""
+    _visible(request, bookings, caller, booking_id, token)
+    return bookings.changes.select_seats(booking_id=booking_id, seats=list(body.seats))
+
+
+@router.get("/bookings/{booking_id}/change")
+def change_quote(
+    booking_id: str,
+    flight_id: FlightId,
+    request: Request,
+    bookings: BookingsDep,
+    caller: Public,
+    token: GuestToken = None,
+) -> dict[str, Any]:
+    """The fare on another flight of the route in the booked cabin, and the difference."""
+    _visible(request, bookings, caller, booking_id, token)
+    return bookings.changes.change_quote(booking_id=booking_id, flight_id=flight_id)
+
+
+class ChangeFlight(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    flight_id: Annotated[str, Field(pattern=FLIGHT_ID)]
+    payment: PaymentDetails | None = None
+
+
+@router.post("/bookings/{booking_id}/change")
+def change_flight(
+    booking_id: str,
+    body: ChangeFlight,
+    request: Request,
+    bookings: BookingsDep,
+    caller: Public,
+    token: GuestToken = None,
+) -> dict[str, Any]:
+    """Move the booking to another flight of its route: a higher fare is charged to the card
+    given, a lower one refunded."""
+    _visible(request, bookings, caller, booking_id, token)
+    card = body.payment.card if body.payment else None
+    return bookings.changes.change(booking_id=booking_id, flight_id=body.flight_id, card=card)
 
 
 @router.get("/me/bookings")

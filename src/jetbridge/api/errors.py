@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jetbridge.api.wording import in_words
 from jetbridge.errors import (
     Conflict,
     Forbidden,
@@ -47,7 +48,7 @@ def describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str
     details = []
     for item in exc.errors():
         where = _location(tuple(item.get("loc", ())))
-        details.append({"location": where, "message": str(item.get("msg", "invalid"))})
+        details.append({"location": where, "message": in_words(dict(item))})
     summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:5])
     return summary, details
 

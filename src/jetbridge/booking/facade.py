@@ -1,21 +1,21 @@
-"""The booking service as the API sees it: search (cached), create, read, cancel, loyalty."""
+"""The booking service as the API sees it: search (cached), create, read, cancel, loyalty;
+seat maps and seat choice, refund quotes and flight changes are in `changes.py`."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Protocol
 
 from sqlalchemy import insert, select, update
 
-from jetbridge.booking import catalog, inventory, service
+from jetbridge.booking import catalog, changes, inventory, seating, service
 from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.loyalty import tier_for
-from jetbridge.booking.money import Money
 from jetbridge.booking.personal_data import PersonalData
-from jetbridge.booking.refunds import refund_for
+from jetbridge.booking.presentation import with_local_times
 from jetbridge.booking.service import BookingRequest
 from jetbridge.booking.tasks import BookingTasks
 from jetbridge.booking.trip_status import with_flight_status
@@ -57,6 +57,7 @@ class Bookings:
         self.personal = personal
         self.start_saga = start_saga
         self.cache = cache or NoCache()
+        self.changes = changes.Changes(backbone=backbone, tasks=tasks)
 
     def search(self, *, origin: str, destination: str, day: date) -> list[dict[str, Any]]:
         key = f"search:{origin}:{destination}:{day.isoformat()}"
@@ -65,9 +66,10 @@ class Bookings:
         if cached is not None:
             return list(json.loads(cached))
         with self.backbone.reading() as conn:
-            offers = catalog.search(
+            found = catalog.search(
                 conn, origin=origin, destination=destination, day=day, now=time.time()
             )
+        offers = [with_local_times(offer) for offer in found]
         self.cache.set(key, json.dumps(offers), ttl=5)
         return offers
 
@@ -76,7 +78,7 @@ class Bookings:
             offer = catalog.flight_offer(conn, flight_id=flight_id, now=time.time())
         if offer is None:
             raise NotFound(f"flight {flight_id!r} does not exist")
-        return offer
+        return with_local_times(offer)
 
     def create(
         self, *, request: BookingRequest, card: str, caller: str, idempotency_key: str
@@ -98,6 +100,18 @@ class Bookings:
                 caller=caller,
                 idempotency_key=idempotency_key,
             )
+            chosen = [p.seat for p in request.passengers]
+            if created and all(chosen):
+                # Held in the booking's own transaction: a taken seat refuses the whole
+                # request, so no record locator exists for a booking that could not be made.
+                seating.hold_chosen(
+                    conn,
+                    flight_id=request.flight_id,
+                    chosen=[str(seat) for seat in chosen],
+                    hold_id=booking["booking_id"],
+                    ttl=self.tasks.hold_seconds,
+                    now=time.time(),
+                )
         if created:
             self.start_saga(booking["booking_id"], {"booking_id": booking["booking_id"]})
         return booking, created
@@ -106,13 +120,13 @@ class Bookings:
         """A booking with its passengers decrypted and its flight's live status, for its owner."""
         with self.backbone.reading() as conn:
             booking = service.get_booking(conn, booking_id=booking_id, personal=self.personal)
-            return with_flight_status(conn, [booking])[0]
+            return with_flight_status(conn, [changes.view(conn, booking)])[0]
 
     def of_customer(self, *, customer_id: str) -> list[dict[str, Any]]:
         """A customer's bookings with their passengers decrypted."""
         with self.backbone.reading() as conn:
             found = service.customer_bookings(conn, customer_id=customer_id, personal=self.personal)
-            return with_flight_status(conn, found)
+            return with_flight_status(conn, [changes.view(conn, booking) for booking in found])
 
     def find(self, *, locator: str, family_name: str) -> dict[str, Any]:
         """A guest's view of a booking, by record locator and one traveller's family name."""
@@ -120,7 +134,7 @@ class Bookings:
             found = service.find_by_locator(
                 conn, personal=self.personal, locator=locator, family_name=family_name
             )
-            return with_flight_status(conn, [found])[0]
+            return with_flight_status(conn, [changes.view(conn, found)])[0]
 
     def cancel(self, *, booking_id: str) -> dict[str, Any]:
         now = time.time()
@@ -133,13 +147,7 @@ class Bookings:
                     scheduled_flights.c.flight_id == booking["flight_id"]
                 )
             ).scalar_one()
-            paid = Money(booking["amount"]["amount"], booking["amount"]["currency"])
-            decision = refund_for(
-                paid=paid,
-                booked_at=datetime.fromisoformat(booking["created_at"]),
-                departure=datetime.fromtimestamp(flight, UTC),
-                cancelled_at=datetime.fromtimestamp(now, UTC),
-            )
+            decision = changes.refund_decision(booking, departs_at=flight, now=now)
             inventory.release_sold(conn, booking_id=booking_id)
             service.set_status(
                 conn, booking_id=booking_id, status="cancelled", failure=decision.rule

@@ -43,7 +43,12 @@ def request_document(*, caller: str, key: str, request: BookingRequest, card: st
         "flight_id": request.flight_id,
         "cabin": request.cabin,
         "customer_id": request.customer_id,
-        "passengers": [p.model_dump(mode="json") for p in request.passengers],
+        # A passenger without a chosen seat reads as before seats could be chosen, so requests
+        # recorded then are still recognised when repeated.
+        "passengers": [
+            p.model_dump(mode="json", exclude=None if p.seat else {"seat"})
+            for p in request.passengers
+        ],
         "card": hashlib.sha256(card.encode()).hexdigest(),
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()

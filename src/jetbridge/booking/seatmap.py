@@ -41,3 +41,61 @@ def layout_for(aircraft_type: str) -> tuple[CabinLayout, ...]:
 def seat_map(aircraft_type: str) -> dict[str, list[str]]:
     """Seats per cabin, front to back."""
     return {layout.cabin: layout.seats() for layout in layout_for(aircraft_type)}
+
+
+def cabin_of(aircraft_type: str, seat: str) -> str | None:
+    """The cabin a seat is in on this aircraft type, or None if the aircraft has no such seat."""
+    for layout in layout_for(aircraft_type):
+        if seat in layout.seats():
+            return layout.cabin
+    return None
+
+
+def check_choice(aircraft_type: str, cabin: str, chosen: list[str | None]) -> list[str] | None:
+    """The seats chosen for a booking's passengers, in passenger order, or None if nobody chose.
+
+    Every passenger chooses or none does; each seat exists in the booked cabin and is chosen
+    once. Errors name the passenger and say what to pick instead."""
+    if all(seat is None for seat in chosen):
+        return None
+    missing = [index for index, seat in enumerate(chosen) if seat is None]
+    if missing:
+        raise ValueError(
+            f"passengers[{missing[0]}].seat: choose a seat for every passenger, or for none"
+        )
+    seats = [str(seat) for seat in chosen]
+    for index, seat in enumerate(seats):
+        found = cabin_of(aircraft_type, seat)
+        if found is None:
+            raise ValueError(f"passengers[{index}].seat: there is no seat {seat} on this aircraft")
+        if found != cabin:
+            raise ValueError(
+                f"passengers[{index}].seat: {seat} is in {found}, not in the {cabin} cabin booked"
+            )
+        if seats.index(seat) != index:
+            raise ValueError(
+                f"passengers[{index}].seat: {seat} is already chosen for passenger "
+                f"{seats.index(seat) + 1}"
+            )
+    return seats
+
+
+def seat_plan(aircraft_type: str, *, cabins: set[str], taken: set[str]) -> list[dict[str, object]]:
+    """The seat map as a page draws it: per cabin, its seat letters and rows of seats, each
+    seat free or taken (never by whom)."""
+    plan: list[dict[str, object]] = []
+    for layout in layout_for(aircraft_type):
+        if layout.cabin not in cabins:
+            continue
+        rows = [
+            {
+                "row": row,
+                "seats": [
+                    {"seat": f"{row}{letter}", "letter": letter, "taken": f"{row}{letter}" in taken}
+                    for letter in layout.letters
+                ],
+            }
+            for row in range(layout.first_row, layout.last_row + 1)
+        ]
+        plan.append({"cabin": layout.cabin, "letters": layout.letters, "rows": rows})
+    return plan

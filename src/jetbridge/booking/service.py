@@ -17,6 +17,7 @@ from jetbridge.booking.catalog import NOT_SELLABLE, flight_offer
 from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.identifiers import new_record_locator
 from jetbridge.booking.personal_data import PASSENGERS, PAYMENT_CARD, PersonalData
+from jetbridge.booking.seatmap import check_choice
 from jetbridge.errors import Conflict, InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
 from jetbridge.storage.schema import bookings
@@ -38,6 +39,8 @@ class Passenger(BaseModel):
     given_name: Name
     family_name: Name
     document: TravelDocument | None = None
+    # The seat picked on the seat map, if any (every passenger of a booking picks, or none).
+    seat: Annotated[str | None, Field(pattern=r"^[1-9][0-9]?[A-K]$")] = None
 
 
 class BookingRequest(BaseModel):
@@ -91,6 +94,10 @@ def request_booking(
     cabin = offer["cabins"].get(request.cabin)
     if cabin is None:
         raise InvalidRequest(f"cabin: {request.flight_id} has no {request.cabin} cabin")
+    try:
+        check_choice(offer["aircraft_type"], request.cabin, [p.seat for p in request.passengers])
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
     fare = cabin["fare"]
     booking_id = str(uuid.uuid4())
     passengers = [p.model_dump() for p in request.passengers]

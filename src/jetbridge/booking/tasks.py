@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jetbridge.booking import inventory, service
+from jetbridge.booking import inventory, seating, service
 from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.identifiers import ticket_number
 from jetbridge.booking.loyalty import points_for, tier_for
@@ -158,10 +158,12 @@ class BookingTasks:
     def issue_ticket(self, payload: Any) -> dict[str, Any]:
         booking_id = booking_id_of(payload)
         with self.backbone.transaction() as conn:
-            booking = service.get_booking(conn, booking_id=booking_id)
+            booking = service.get_booking(conn, booking_id=booking_id, personal=self.personal)
             issued = self._tickets(conn, booking_id)
             if not issued:
                 seats_sold = inventory.confirm_hold(conn, hold_id=booking_id, booking_id=booking_id)
+                chosen = [p.get("seat") for p in booking["passengers"]]
+                seats_sold = seating.in_chosen_order(seats_sold, chosen)
                 if len(seats_sold) < booking["passenger_count"]:
                     raise StepFailed(
                         "SeatLost", booking_id=booking_id, reason="the seat hold was lost"
