@@ -1,7 +1,7 @@
 """Sellable flights name the hub's flight leg they are; codeshare numbers map to that leg.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 """
 
 import sqlalchemy as sa

@@ -1,7 +1,7 @@
 """The outbox of events waiting to be relayed to NATS JetStream (distributed mode).
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0013
 """
 
 import sqlalchemy as sa

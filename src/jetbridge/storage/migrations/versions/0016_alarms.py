@@ -1,7 +1,7 @@
 """The built-in alarms' states, shared by every process of a deployment.
 
 Revision ID: 0016
-Revises: 0010
+Revises: 0015
 """
 
 import sqlalchemy as sa

@@ -2,7 +2,7 @@
 (`warning`).
 
 Revision ID: 0018
-Revises: 0010
+Revises: 0016
 """
 
 import sqlalchemy as sa

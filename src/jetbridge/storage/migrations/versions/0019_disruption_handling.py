@@ -1,7 +1,7 @@
 """Disruption handling: disrupted flights, affected bookings' cases, notices, contacts, reissues.
 
 Revision ID: 0019
-Revises: 0010
+Revises: 0018
 """
 
 import sqlalchemy as sa
