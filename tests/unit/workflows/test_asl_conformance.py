@@ -41,6 +41,13 @@ def test_the_corpus_is_large_and_every_case_names_its_source() -> None:
     assert len({case["name"] for case in CASES}) == len(CASES)
 
 
+def test_the_corpus_covers_jsonata_from_aws_pages() -> None:
+    jsonata = [case for case in CASES if "JSONata" in json.dumps(case["definition"])]
+    assert len(jsonata) >= 60
+    aws = "https://docs.aws.amazon.com/step-functions/latest/dg/"
+    assert all(case["source"].startswith(aws) for case in jsonata)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_conformance(case: dict[str, Any]) -> None:
     if "invalid" in case:
