@@ -174,3 +174,44 @@ def test_a_bad_message_in_a_batch_names_its_own_line() -> None:
     arrival = updates[1]
     assert arrival.unknown == {"MVT/AA": "AA0902/0961"}
     assert arrival.reasons == {"MVT/AA": "line 14: time must be HHMM or DDHHMM"}
+
+
+CORPUS = Path(__file__).parents[2] / "data" / "feeds"
+
+
+def test_mva_relayed_from_acars_reads_past_its_air_ground_heading() -> None:
+    (update,) = parse_mvt(
+        (CORPUS / "mvt" / "skyreader_mva_jq3123_04.txt").read_bytes(),
+        received_at=datetime(2024, 12, 20, 21, 50, tzinfo=UTC),
+    )
+    assert where(update) == ("JQ", "3123", "2024-12-20", "MEL", "OOL")
+    assert fields_of(update) == {
+        "registration": "AOTGR",
+        "times.off_block.actual": "2024-12-20T21:33:00Z",
+        "times.take_off.actual": "2024-12-20T21:47:00Z",
+        "times.on_block.estimated": "2024-12-20T23:28:00Z",
+    }
+    assert update.unknown == {}
+
+
+def test_a_dash_without_an_air_ground_heading_stays_in_the_text() -> None:
+    text = "MVT\nBA117/01.GABCD.LHR\n-\nAD0900/0912\n"
+    (update,) = parse_mvt(text, received_at=datetime(2026, 11, 1, 9, 30, tzinfo=UTC))
+    assert fields_of(update)["times.off_block.actual"] == "2026-11-01T09:00:00Z"
+    assert "-" in str(update.unknown)
+
+
+def test_flight_line_with_month_year_and_a_padded_registration() -> None:
+    (update,) = parse_mvt(
+        (CORPUS / "mvt" / "skyreader_mva_qf1652_15.txt").read_bytes(),
+        received_at=datetime(2024, 12, 26, 23, 40, tzinfo=UTC),
+    )
+    assert where(update) == ("QF", "1652", "2024-12-26", "PER", "BME")
+    assert fields_of(update)["registration"] == "VH8NZ"
+    assert fields_of(update)["times.on_block.estimated"] == "2024-12-27T01:47:00Z"
+    # The year is taken as written, however far from when the message arrived.
+    (later,) = parse_mvt(
+        "MVT\nQF1652/26DEC24.VH8NZ.PER\nAD2324/2338\n",
+        received_at=datetime(2026, 12, 26, 23, 40, tzinfo=UTC),
+    )
+    assert later.origin_date.isoformat() == "2024-12-26"
