@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from jetbridge.flights.delay_codes import meaning
 from jetbridge.flights.feeds.asm import parse_asm
+from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.mvt import parse_mvt
 from jetbridge.flights.feeds.telex import FeedUpdate
 
@@ -215,3 +218,23 @@ def test_flight_line_with_month_year_and_a_padded_registration() -> None:
         received_at=datetime(2026, 12, 26, 23, 40, tzinfo=UTC),
     )
     assert later.origin_date.isoformat() == "2024-12-26"
+
+
+def test_asm_leg_times_with_the_day_of_month() -> None:
+    (update,) = parse_asm(
+        (CORPUS / "asm" / "ram_asm_lt_rpl_at651.txt").read_bytes(),
+        received_at=datetime(2025, 7, 13, 21, 45, tzinfo=UTC),
+    )
+    assert where(update) == ("AT", "651", "2025-07-13", "CDG", "OUD")
+    # 23:30 local time at CDG on the 13th, in summer.
+    assert fields_of(update)["times.off_block.scheduled"] == "2025-07-13T21:30:00Z"
+    assert update.unknown == {}
+
+
+def test_asm_leg_day_far_from_the_flight_is_refused() -> None:
+    text = "ASM\nUTC\nRPL\nAT651/13JUL25\nJ 320 .Y180\nCDG202330 OUD140110\n"
+    with pytest.raises(ParseError, match="within two days"):
+        parse_asm(text, received_at=datetime(2025, 7, 13, 12, 0, tzinfo=UTC))
+    text = "ASM\nUTC\nRPL\nAT651/13JUL25\nJ 320 .Y180\nCDG132360 OUD140110\n"
+    with pytest.raises(ParseError, match="time must be HHMM"):
+        parse_asm(text, received_at=datetime(2025, 7, 13, 12, 0, tzinfo=UTC))
