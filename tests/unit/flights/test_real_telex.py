@@ -238,3 +238,11 @@ def test_asm_leg_day_far_from_the_flight_is_refused() -> None:
     text = "ASM\nUTC\nRPL\nAT651/13JUL25\nJ 320 .Y180\nCDG132360 OUD140110\n"
     with pytest.raises(ParseError, match="time must be HHMM"):
         parse_asm(text, received_at=datetime(2025, 7, 13, 12, 0, tzinfo=UTC))
+
+
+def test_an_envelope_without_a_priority_code() -> None:
+    text = "MOWKK1H\n.TJMRMUT 210507\nMVT\nUT422/21.VQBJK.UFA\nAD0507/0519 EA0830 AER\n"
+    (update,) = parse_mvt(text, received_at=datetime(2021, 1, 21, 6, 0, tzinfo=UTC))
+    assert where(update) == ("UT", "422", "2021-01-21", "UFA", "AER")
+    assert update.source_time == datetime(2021, 1, 21, 5, 7, tzinfo=UTC)
+    assert update.unknown == {}

@@ -192,7 +192,9 @@ class _Reader:
         if line in _END or (first == "Z" and line.startswith("ZCZC")):
             self._close()
             self.stamp = None
-        elif (first == "Q" and _PRIORITY.match(line)) or (self.heading and _ADDRESSES.match(line)):
+        elif (first == "Q" and _PRIORITY.match(line)) or (
+            (self.heading or self.current is None) and _ADDRESSES.match(line)
+        ):  # the address line, with its priority code or without (then of normal priority)
             self._close()
             self.heading = True
             self.stamp = None
