@@ -274,7 +274,7 @@ def test_bodies_that_are_not_json_pass_to_their_route(client: TestClient) -> Non
         headers={"Content-Type": "text/plain"},
     )
     assert telex.status_code == 400
-    assert "expected the MVT message identifier" in telex.json()["message"]
+    assert "expected the MVT, MVA or DIV message identifier" in telex.json()["message"]
 
 
 def test_a_content_length_of_many_digits_is_413(client: TestClient) -> None:

@@ -38,6 +38,14 @@ def hub(sqlite_url: str) -> Iterator[FlightHub]:
         yield FlightHub(app.state.platform.backbone)
 
 
+@pytest.fixture
+def any_hub(database_url: str) -> Iterator[FlightHub]:
+    """On SQLite and on PostgreSQL."""
+    app = create_app(Settings(database_url=database_url, run_workers=False))
+    with TestClient(app):
+        yield FlightHub(app.state.platform.backbone)
+
+
 def schedule(
     hub: FlightHub, *, std: str = "10:50", sta: str = "12:10", status: str = "SCH"
 ) -> None:
@@ -61,8 +69,9 @@ def warnings(hub: FlightHub) -> list[dict[str, object]]:
 
 
 def test_unknown_aidx_code_is_kept_on_the_flight_and_logged_as_a_warning(
-    hub: FlightHub,
+    any_hub: FlightHub,
 ) -> None:
+    hub = any_hub
     document = AIDX.format(
         stamp="2026-11-21T09:41:00Z", arrival="LHR", status="XBRD", std="10:50", sta="12:10"
     )

@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from jetbridge.flights.delay_codes import meaning
 from jetbridge.flights.feeds.asm import parse_asm
+from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.feeds.mvt import parse_mvt
 from jetbridge.flights.feeds.telex import FeedUpdate
 
@@ -174,3 +177,72 @@ def test_a_bad_message_in_a_batch_names_its_own_line() -> None:
     arrival = updates[1]
     assert arrival.unknown == {"MVT/AA": "AA0902/0961"}
     assert arrival.reasons == {"MVT/AA": "line 14: time must be HHMM or DDHHMM"}
+
+
+CORPUS = Path(__file__).parents[2] / "data" / "feeds"
+
+
+def test_mva_relayed_from_acars_reads_past_its_air_ground_heading() -> None:
+    (update,) = parse_mvt(
+        (CORPUS / "mvt" / "skyreader_mva_jq3123_04.txt").read_bytes(),
+        received_at=datetime(2024, 12, 20, 21, 50, tzinfo=UTC),
+    )
+    assert where(update) == ("JQ", "3123", "2024-12-20", "MEL", "OOL")
+    assert fields_of(update) == {
+        "registration": "AOTGR",
+        "times.off_block.actual": "2024-12-20T21:33:00Z",
+        "times.take_off.actual": "2024-12-20T21:47:00Z",
+        "times.on_block.estimated": "2024-12-20T23:28:00Z",
+    }
+    assert update.unknown == {}
+
+
+def test_a_dash_without_an_air_ground_heading_stays_in_the_text() -> None:
+    text = "MVT\nBA117/01.GABCD.LHR\n-\nAD0900/0912\n"
+    (update,) = parse_mvt(text, received_at=datetime(2026, 11, 1, 9, 30, tzinfo=UTC))
+    assert fields_of(update)["times.off_block.actual"] == "2026-11-01T09:00:00Z"
+    assert "-" in str(update.unknown)
+
+
+def test_flight_line_with_month_year_and_a_padded_registration() -> None:
+    (update,) = parse_mvt(
+        (CORPUS / "mvt" / "skyreader_mva_qf1652_15.txt").read_bytes(),
+        received_at=datetime(2024, 12, 26, 23, 40, tzinfo=UTC),
+    )
+    assert where(update) == ("QF", "1652", "2024-12-26", "PER", "BME")
+    assert fields_of(update)["registration"] == "VH8NZ"
+    assert fields_of(update)["times.on_block.estimated"] == "2024-12-27T01:47:00Z"
+    # The year is taken as written, however far from when the message arrived.
+    (later,) = parse_mvt(
+        "MVT\nQF1652/26DEC24.VH8NZ.PER\nAD2324/2338\n",
+        received_at=datetime(2026, 12, 26, 23, 40, tzinfo=UTC),
+    )
+    assert later.origin_date.isoformat() == "2024-12-26"
+
+
+def test_asm_leg_times_with_the_day_of_month() -> None:
+    (update,) = parse_asm(
+        (CORPUS / "asm" / "ram_asm_lt_rpl_at651.txt").read_bytes(),
+        received_at=datetime(2025, 7, 13, 21, 45, tzinfo=UTC),
+    )
+    assert where(update) == ("AT", "651", "2025-07-13", "CDG", "OUD")
+    # 23:30 local time at CDG on the 13th, in summer.
+    assert fields_of(update)["times.off_block.scheduled"] == "2025-07-13T21:30:00Z"
+    assert update.unknown == {}
+
+
+def test_asm_leg_day_far_from_the_flight_is_refused() -> None:
+    text = "ASM\nUTC\nRPL\nAT651/13JUL25\nJ 320 .Y180\nCDG202330 OUD140110\n"
+    with pytest.raises(ParseError, match="within two days"):
+        parse_asm(text, received_at=datetime(2025, 7, 13, 12, 0, tzinfo=UTC))
+    text = "ASM\nUTC\nRPL\nAT651/13JUL25\nJ 320 .Y180\nCDG132360 OUD140110\n"
+    with pytest.raises(ParseError, match="time must be HHMM"):
+        parse_asm(text, received_at=datetime(2025, 7, 13, 12, 0, tzinfo=UTC))
+
+
+def test_an_envelope_without_a_priority_code() -> None:
+    text = "MOWKK1H\n.TJMRMUT 210507\nMVT\nUT422/21.VQBJK.UFA\nAD0507/0519 EA0830 AER\n"
+    (update,) = parse_mvt(text, received_at=datetime(2021, 1, 21, 6, 0, tzinfo=UTC))
+    assert where(update) == ("UT", "422", "2021-01-21", "UFA", "AER")
+    assert update.source_time == datetime(2021, 1, 21, 5, 7, tzinfo=UTC)
+    assert update.unknown == {}

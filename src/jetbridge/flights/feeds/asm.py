@@ -32,7 +32,7 @@ from jetbridge.flights.feeds.schedule_dates import (
     parse_date,
     parse_period,
 )
-from jetbridge.flights.feeds.telex import FeedUpdate, Telex, read_telexes, source_time
+from jetbridge.flights.feeds.telex import FeedUpdate, Telex, read_telexes, resolve_day, source_time
 from jetbridge.flights.fids import zone_for
 
 IDENTIFIERS = ("ASM", "SSM")
@@ -48,7 +48,10 @@ _FLIGHT = re.compile(rf"^([A-Z0-9]{{2}}[A-Z]?)(\d{{1,4}}[A-Z]?)(?:/({DATE}))?((?
 _STATIONS = re.compile(r"^[A-Z]{3}(?:/[A-Z]{3})+$")
 _DEI = re.compile(r"^\d{1,3}/\S*$")
 _SHIFT = r"(?:/(M?\d|[+-]\d|A))?"
-_LEG = re.compile(rf"^([A-Z]{{3}})(\d{{4}}){_SHIFT}\s+([A-Z]{{3}})(\d{{4}}){_SHIFT}(?:\s|$)")
+# `LHR1030 JFK1330/1`; in an ASM also with the day of month, `CDG132330 OUD140110`.
+_LEG = re.compile(
+    rf"^([A-Z]{{3}})(\d{{6}}|\d{{4}}){_SHIFT}\s+([A-Z]{{3}})(\d{{6}}|\d{{4}}){_SHIFT}(?:\s|$)"
+)
 _LEG_LIKE = re.compile(r"^[A-Z]{3}\d{4}\S*\s+[A-Z]{3}\d{4}")  # a leg line, however malformed
 _EQUIPMENT = re.compile(r"^([A-Z])\s+([A-Z0-9]{3})(?:\s|$)")
 _SEGMENT = re.compile(r"^[A-Z]{6}\s+\d{1,3}/")
@@ -332,6 +335,18 @@ def _times(
 def _moment(
     context: _Context, number: int, day: date, hhmm: str, shift: str | None, airport: str
 ) -> datetime:
+    if len(hhmm) == 6:  # DDHHMM: the date with that day nearest the flight's date
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        day = resolve_day(
+            int(hhmm[:2]),
+            noon,
+            lambda: context.telex.error("day of month does not exist", number, hhmm),
+        )
+        if abs((day - noon.date()).days) > 2:
+            raise context.telex.error(
+                "leg date must be within two days of the flight's", number, hhmm
+            )
+        hhmm = hhmm[2:]
     hours, minutes = int(hhmm[:2]), int(hhmm[2:])
     if hours > 23 or minutes > 59:
         raise context.telex.error("time must be HHMM", number, hhmm)

@@ -40,11 +40,12 @@ from jetbridge.flights.model import MAX_DELAYS
 
 IDENTIFIERS = ("MVT", "MVA", "DIV")
 _FLAGS = {"COR", "REV", "PDM"}
-# `BA0123/24.GBLNA.LHR`; also as some senders write it, `CA 1501/01AUG B2443 PEK`.
+# `BA0123/24.GBLNA.LHR`; also as some senders write it, `CA 1501/01AUG B2443 PEK`, or with
+# the year and the registration padded to seven characters, `QF1620/12DEC24.VH8NZ  .PER`.
 _MONTH = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
 _FLIGHT = re.compile(
-    rf"^([A-Z0-9]{{2}}[A-Z]?)\s?(\d{{1,4}}[A-Z]?)/(\d{{1,2}})\s?({_MONTH})?"
-    rf"(?:\s?[.\s]\s?([A-Z0-9-]{{2,10}}))?\s?[.\s]\s?([A-Z]{{3}})(?:\s.*)?$"
+    rf"^([A-Z0-9]{{2}}[A-Z]?)\s?(\d{{1,4}}[A-Z]?)/(\d{{1,2}})\s?(?:({_MONTH})(\d{{2}})?)?"
+    rf"(?:\s?[.\s]\s?([A-Z0-9-]{{2,10}}))?\s{{0,6}}[.\s]\s?([A-Z]{{3}})(?:\s.*)?$"
 )
 _DELAY_CODE = re.compile(r"\d{2}[A-Z]?|[A-Z]{2,3}")
 _DURATION = re.compile(r"\d{4}")
@@ -103,11 +104,11 @@ def _message(telex: Telex, received_at: datetime) -> FeedUpdate:
             flight_number_line,
             flight_line[:40],
         )
-    airline, flight_number, day, month, registration, station = flight.groups()
+    airline, flight_number, day, month, year, registration, station = flight.groups()
     when = source_time(telex, received_at)
     if month:
         origin = parse_date(
-            f"{int(day):02d}{month}",
+            f"{int(day):02d}{month}{year or ''}",
             when,
             lambda message, token: telex.error(message, flight_number_line, token),
         )

@@ -32,6 +32,7 @@ _END = {"NNNN", "="}
 _FLAGS = {"COR", "REV", "PDM"}
 _SITATEX_FIELD = re.compile(r"^=[A-Z][A-Z ]{1,30}$")
 _STAMP = re.compile(r"\d{6}")
+_LABEL = re.compile(r"[A-Z0-9]{3}")
 _TIME = re.compile(r"\d{4}|\d{6}")
 _DAY = timedelta(days=1)
 _HOUR = timedelta(hours=1)
@@ -191,7 +192,9 @@ class _Reader:
         if line in _END or (first == "Z" and line.startswith("ZCZC")):
             self._close()
             self.stamp = None
-        elif (first == "Q" and _PRIORITY.match(line)) or (self.heading and _ADDRESSES.match(line)):
+        elif (first == "Q" and _PRIORITY.match(line)) or (
+            (self.heading or self.current is None) and _ADDRESSES.match(line)
+        ):  # the address line, with its priority code or without (then of normal priority)
             self._close()
             self.heading = True
             self.stamp = None
@@ -202,6 +205,10 @@ class _Reader:
         elif line.split(" ", 1)[0] in self.identifiers:
             self._close()
             self._open(number, line)
+        elif (line == "-" or line.startswith("- ")) and self._air_ground_heading():
+            self.current = None  # the air-ground heading ends; the text follows the dash
+            if line[2:].strip():
+                self.feed(number, line[2:].strip())
         elif self.current is None and line in _FLAGS:
             self.flags.append((number, line))  # `COR` or `PDM` before the identifier
         elif self.current is None:
@@ -233,6 +240,17 @@ class _Reader:
                 self.stamp = None
                 self.smi = None
             self.field = name.split()[0]
+
+    def _air_ground_heading(self) -> bool:
+        """An air-ground (ACARS) message relayed as type B: a label (`A80`), `FI` and `DT`
+        lines, then `-` before the text; the label and lines are envelope, not text."""
+        current = self.current
+        return (
+            current is not None
+            and _LABEL.fullmatch(current.items[0][1]) is not None
+            and any(text.startswith("FI ") for _, text in current.items[1:])
+            and all(text[:3] in {"FI ", "DT "} for _, text in current.items[1:])
+        )
 
     def _between(self) -> bool:
         """An originator line belongs to an envelope, not to text that has begun."""
