@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, select, text, update
+from sqlalchemy import Engine, bindparam, create_engine, select, text, update
 
 from conftest import fresh_postgres_database
 from jetbridge.aodb.legacy import legacy_metadata, movements
@@ -77,30 +77,34 @@ class Writer(threading.Thread):
         self.ended_at = time.monotonic()
 
     def write(self, changes: int) -> None:
-        touched: list[int] = []
+        """`changes` changes in one transaction, sent as one batch of statements."""
+        inserts, updates = [], []
+        for n in range(self.count, self.count + changes):
+            if n % 50 == 49:
+                inserts.append(row(self.next_key))
+                self.writes[self.next_key] += 1
+                self.next_key += 1
+            else:
+                key = 1 + n % FLIGHTS
+                etd = datetime(2026, 11, 24, 6, 0) + timedelta(seconds=n)
+                now = datetime.now(UTC).replace(tzinfo=None)
+                updates.append({"key": key, "etd": etd, "now": now})
+                self.writes[key] += 1
         with self.engine.begin() as conn:
-            for n in range(self.count, self.count + changes):
-                touched.append(self.change(conn, n))
-        self.writes.update(touched)
+            if inserts:
+                conn.execute(movements.insert(), inserts)
+            if updates:
+                conn.execute(
+                    update(movements)
+                    .where(movements.c["MVT_ID"] == bindparam("key"))
+                    .values(
+                        ROW_VER=movements.c.ROW_VER + 1,
+                        ETD_UTC=bindparam("etd"),
+                        LAST_UPD=bindparam("now"),
+                    ),
+                    updates,
+                )
         self.count += changes
-
-    def change(self, conn: Connection, n: int) -> int:
-        if n % 50 == 49:
-            key = self.next_key
-            self.next_key += 1
-            conn.execute(movements.insert().values(**row(key)))
-            return key
-        key = 1 + n % FLIGHTS
-        conn.execute(
-            update(movements)
-            .where(movements.c["MVT_ID"] == key)
-            .values(
-                ROW_VER=movements.c.ROW_VER + 1,
-                ETD_UTC=datetime(2026, 11, 24, 6, 0) + timedelta(seconds=n),
-                LAST_UPD=datetime.now(UTC).replace(tzinfo=None),
-            )
-        )
-        return key
 
 
 def slot_exists(engine: Engine, slot: str) -> bool:
