@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, select, text, update
+from sqlalchemy import Engine, bindparam, create_engine, select, text, update
 
 from conftest import fresh_postgres_database
 from jetbridge.aodb.legacy import legacy_metadata, movements
@@ -77,30 +77,34 @@ class Writer(threading.Thread):
         self.ended_at = time.monotonic()
 
     def write(self, changes: int) -> None:
-        touched: list[int] = []
+        """`changes` changes in one transaction, sent as one batch of statements."""
+        inserts, updates = [], []
+        for n in range(self.count, self.count + changes):
+            if n % 50 == 49:
+                inserts.append(row(self.next_key))
+                self.writes[self.next_key] += 1
+                self.next_key += 1
+            else:
+                key = 1 + n % FLIGHTS
+                etd = datetime(2026, 11, 24, 6, 0) + timedelta(seconds=n)
+                now = datetime.now(UTC).replace(tzinfo=None)
+                updates.append({"key": key, "etd": etd, "now": now})
+                self.writes[key] += 1
         with self.engine.begin() as conn:
-            for n in range(self.count, self.count + changes):
-                touched.append(self.change(conn, n))
-        self.writes.update(touched)
+            if inserts:
+                conn.execute(movements.insert(), inserts)
+            if updates:
+                conn.execute(
+                    update(movements)
+                    .where(movements.c["MVT_ID"] == bindparam("key"))
+                    .values(
+                        ROW_VER=movements.c.ROW_VER + 1,
+                        ETD_UTC=bindparam("etd"),
+                        LAST_UPD=bindparam("now"),
+                    ),
+                    updates,
+                )
         self.count += changes
-
-    def change(self, conn: Connection, n: int) -> int:
-        if n % 50 == 49:
-            key = self.next_key
-            self.next_key += 1
-            conn.execute(movements.insert().values(**row(key)))
-            return key
-        key = 1 + n % FLIGHTS
-        conn.execute(
-            update(movements)
-            .where(movements.c["MVT_ID"] == key)
-            .values(
-                ROW_VER=movements.c.ROW_VER + 1,
-                ETD_UTC=datetime(2026, 11, 24, 6, 0) + timedelta(seconds=n),
-                LAST_UPD=datetime.now(UTC).replace(tzinfo=None),
-            )
-        )
-        return key
 
 
 def slot_exists(engine: Engine, slot: str) -> bool:
@@ -190,22 +194,30 @@ def test_a_killed_capturer_is_taken_over_and_no_change_is_lost_or_doubled(
             conn.execute(movements.insert(), [row(key) for key in range(1, FLIGHTS + 1)])
         wait_until("the first flights", lambda: versions() == FLIGHTS)
         writer.start()
-        wait_until("changes to flow", lambda: versions() > FLIGHTS + RATE // 2)
+        wait_until("the active capturer to apply changes", lambda: versions() > FLIGHTS)
         holder, _ = lease()
         active = next(p for p in capturers if f":{p.pid}:" in holder)
         standby = next(p for p in capturers if p is not active)
         before = versions()
-        killed_at = time.monotonic()
+        killed_at, written_at_kill = time.monotonic(), writer.count
         os.kill(active.pid, signal.SIGKILL)
         active.wait()
         taken_at = wait_until("the standby to take over", lambda: f":{standby.pid}:" in lease()[0])
-        resumed_at = wait_until("changes to flow again", lambda: versions() > before)
         written_at_takeover = writer.count
-        wait_until(
-            "a second of changes after it", lambda: writer.count > written_at_takeover + RATE
-        )
-        writer.stop.set()
+        resumed: list[float] = []  # when the new holder's first change was seen in the hub
+
+        def resumed_and_written() -> bool:
+            if not resumed and versions() > before:
+                resumed.append(time.monotonic())
+            if writer.count > written_at_takeover + 2 * RATE:
+                writer.stop.set()  # two more seconds of changes after the take-over
+            return bool(resumed) and writer.stop.is_set()
+
+        wait_until("changes to flow again", resumed_and_written)
         writer.join()
+        resumed_at = resumed[0]
+        # The source was being written through the kill and the take-over.
+        assert written_at_kill < written_at_takeover, (written_at_kill, written_at_takeover)
         with source.begin() as conn:  # deletes cancel their flights (the mapping's default)
             for key in (1, 2):
                 conn.execute(movements.delete().where(movements.c["MVT_ID"] == key))

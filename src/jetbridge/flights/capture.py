@@ -55,6 +55,7 @@ class Capturer:
     legacy: Engine | None = None
     reported: str | None = None
     lost: CaptureLease | None = None
+    taken_at: float | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set: take the lease when free, capture while it is held."""
@@ -88,6 +89,7 @@ class Capturer:
         threading.Thread(
             target=self._keep, args=(self.lease,), name=f"lease {self.name}", daemon=True
         ).start()
+        self.taken_at = time.monotonic()
         log.info("capture %s: lease taken (generation %s)", self.name, self.lease.generation)
         print(f"capture {self.name}: active (generation {self.lease.generation})", flush=True)
         return True
@@ -106,10 +108,8 @@ class Capturer:
             except LeaseLost:
                 self.lost = lease  # the capture loop stands by before it reads again
                 return
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning("capture %s: could not renew the lease (%s)", self.name, exc)
+            except Exception:  # tried again a third of the lease later; the fence keeps it safe
+                log.warning("capture %s: could not renew the lease", self.name, exc_info=True)
 
     def _open(self, lease: CaptureLease) -> CdcRunner:
         if self.runner is None:
@@ -131,10 +131,18 @@ class Capturer:
         """One batch under the lease; False when there was nothing to do (or it failed)."""
         assert self.lease is not None
         try:
+            started = time.monotonic()
             runner = self._open(self.lease)
-            moved = runner.step() > 0
+            applied = runner.step()
+            if applied and self.taken_at is not None:
+                log.info(
+                    "capture %s: first batch under the lease, %d changes, applied %.2f s after "
+                    "taking it (this batch %.2f s)", self.name, applied,
+                    time.monotonic() - self.taken_at, time.monotonic() - started,
+                )  # fmt: skip
+                self.taken_at = None
             self.reported = None
-            return moved
+            return applied > 0
         except LeaseLost:
             log.warning("capture %s: lease lost to another capturer; standing by", self.name)
             self.lease = None
