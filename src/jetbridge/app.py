@@ -275,6 +275,8 @@ def build_platform(
         timing=RetryTiming(settings.retry_base_seconds, settings.retry_max_backoff_seconds),
         batch=settings.delivery_batch,
         concurrency=settings.delivery_concurrency,
+        per_target=settings.delivery_target_concurrency
+        or max(1, settings.delivery_concurrency * 3 // 4),
         lease_seconds=settings.delivery_lease_seconds,
         poll_seconds=settings.delivery_poll_seconds,
     )

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     )
     delivery_batch: int = Field(default=64, gt=0)
     delivery_concurrency: int = Field(default=32, gt=0)
+    delivery_target_concurrency: int = Field(
+        default=0,
+        ge=0,
+        description="most deliveries one target may have in flight in a worker, so that a slow "
+        "target leaves the others room; 0: three quarters of JETBRIDGE_DELIVERY_CONCURRENCY",
+    )
     delivery_lease_seconds: float = Field(default=30.0, gt=0)
     retry_base_seconds: float = Field(default=1.0, ge=0)
     retry_max_backoff_seconds: float = Field(default=300.0, ge=0)

@@ -220,3 +220,12 @@ def test_api_processes_are_woken_by_the_event_subjects(nats_url: str, nats_prefi
         assert not wakeups.listening
 
     aio.run(scenario())
+
+
+def test_without_nats_nothing_waits_in_the_outbox(database_url: str) -> None:
+    platform = build_platform(Settings(database_url=database_url, run_workers=False))
+    platform.prepare()
+    assert platform.relay is None and platform.nats_wakeups is None
+    put(platform, 0, 20)
+    assert outbox_size(platform) == 0
+    platform.engine.dispose()

@@ -12,13 +12,15 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
 from jetbridge.events.envelope import CloudEvent, cloud_event_from_json, eventbridge_view
-from jetbridge.events.log import Delivery, SqlEventLog
+from jetbridge.events.log import Delivery, SqlEventLog, TargetKey
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import rule_arn
 from jetbridge.events.routing import RouteTarget, Routing, RoutingCache
@@ -53,6 +55,8 @@ class DeliveryWorker:
     timing: RetryTiming = field(default_factory=RetryTiming)
     batch: int = 64
     concurrency: int = 32
+    # Most slots one target may hold (0: all); the rest stay free for the other targets.
+    per_target: int = 0
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
     rng: random.Random = field(default_factory=random.Random)
@@ -67,32 +71,59 @@ class DeliveryWorker:
             loop.call_soon_threadsafe(wakeup.set)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop`: claim whenever a slot is free rather than batch by batch, so a
+        slow target holds only its own deliveries' slots, never a whole batch; and one target
+        holds at most `per_target` of the slots, so a slow one cannot take them all."""
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
+        inflight: dict[asyncio.Task[None], TargetKey] = {}
         failures = 0
-        while not stop.is_set():
-            # Cleared before looking for work: a wake-up during the claim is not lost.
-            self._wakeup.clear()
-            try:
-                handled = await self.run_once()
-                failures = 0
-            except Exception as exc:
-                if interpreter_exiting(exc):
-                    return
-                failures += 1
-                await self._back_off(exc, failures, stop)
-                continue
-            if handled:
-                continue
-            waiters = [
-                asyncio.ensure_future(self._wakeup.wait()),
-                asyncio.ensure_future(stop.wait()),
-            ]
-            _, pending = await asyncio.wait(
-                waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in pending:
-                waiter.cancel()
+        try:
+            while not stop.is_set():
+                # Cleared before looking for work: a wake-up during the claim is not lost.
+                self._wakeup.clear()
+                started = 0
+                if len(inflight) < self.concurrency:
+                    try:
+                        started = await self._start_more(inflight)
+                        failures = 0
+                    except Exception as exc:
+                        if interpreter_exiting(exc):
+                            return
+                        failures += 1
+                        await self._back_off(exc, failures, stop)
+                        continue
+                if started and len(inflight) < self.concurrency:
+                    continue
+                waiters: list[asyncio.Future[Any]] = [
+                    asyncio.ensure_future(self._wakeup.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                ]
+                await asyncio.wait(
+                    [*waiters, *inflight],
+                    timeout=self.poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for waiter in waiters:
+                    waiter.cancel()
+        finally:
+            if inflight:  # let what was started finish, as a batch did before
+                await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def _start_more(self, inflight: dict[asyncio.Task[None], TargetKey]) -> int:
+        """Claim for the free slots, skipping targets at their share, and start each one."""
+        share = self.per_target or self.concurrency
+        counts = Counter(inflight.values())
+        full = {key for key, count in counts.items() if count >= share}
+        # No claimed batch may take a target past its share, whichever target it holds.
+        room = share - max((c for key, c in counts.items() if key not in full), default=0)
+        limit = min(self.batch, self.concurrency - len(inflight), room)
+        claimed, routes = await asyncio.to_thread(self._claim, limit, full)
+        for delivery in claimed:
+            task = asyncio.create_task(self._deliver(delivery, routes[delivery.bus]))
+            inflight[task] = (delivery.bus, delivery.rule, delivery.target_id)
+            task.add_done_callback(lambda done: inflight.pop(done, None))
+        return len(claimed)
 
     async def _back_off(self, exc: Exception, failures: int, stop: asyncio.Event) -> None:
         """After a failed batch wait longer each time in a row (a busy database passes)."""
@@ -118,9 +149,11 @@ class DeliveryWorker:
         await asyncio.gather(*(one(delivery) for delivery in claimed))
         return len(claimed)
 
-    def _claim(self) -> tuple[list[Delivery], dict[str, Routing]]:
+    def _claim(
+        self, limit: int | None = None, skip: Collection[TargetKey] = ()
+    ) -> tuple[list[Delivery], dict[str, Routing]]:
         claimed = self.queue.claim(
-            limit=self.batch, lease_seconds=self.lease_seconds, now=time.time()
+            limit=limit or self.batch, lease_seconds=self.lease_seconds, now=time.time(), skip=skip
         )
         if not claimed:
             return [], {}

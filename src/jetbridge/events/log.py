@@ -6,11 +6,22 @@ caller's connection, so a state change and the events describing it commit toget
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.bounds import checked_id
@@ -58,6 +69,10 @@ class NewDelivery:
         return "\x1f".join((self.bus, self.rule, self.target_id, self.partition_key))
 
 
+# A rule's target: (bus, rule, target id).
+TargetKey = tuple[str, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     id: int
@@ -85,8 +100,11 @@ class EventLog(Protocol):
 class DeliveryQueue(Protocol):
     def enqueue(self, conn: Connection, items: Sequence[NewDelivery], *, now: float) -> None: ...
 
-    def claim(self, *, limit: int, lease_seconds: float, now: float) -> list[Delivery]:
-        """Lease due deliveries; within a lane only the oldest pending one is ever handed out."""
+    def claim(
+        self, *, limit: int, lease_seconds: float, now: float, skip: Collection[TargetKey] = ()
+    ) -> list[Delivery]:
+        """Lease due deliveries; within a lane only the oldest pending one is ever handed out.
+        Deliveries to the targets in `skip` (bus, rule, target id) are left for later."""
         ...
 
     def complete(self, conn: Connection, delivery: Delivery) -> None: ...
@@ -174,7 +192,9 @@ class SqlEventLog:
         ]
         conn.execute(insert(deliveries), rows)
 
-    def claim(self, *, limit: int, lease_seconds: float, now: float) -> list[Delivery]:
+    def claim(
+        self, *, limit: int, lease_seconds: float, now: float, skip: Collection[TargetKey] = ()
+    ) -> list[Delivery]:
         head = deliveries.alias("head")
         earlier = select(head.c.id).where(
             head.c.lane == deliveries.c.lane, head.c.id < deliveries.c.id
@@ -189,6 +209,9 @@ class SqlEventLog:
             .order_by(deliveries.c.id)
             .limit(limit)
         )
+        if skip:
+            target = tuple_(deliveries.c.bus, deliveries.c.rule, deliveries.c.target_id)
+            query = query.where(~target.in_(list(skip)))
         if self._postgres:
             query = query.with_for_update(skip_locked=True, of=deliveries)
         with self.engine.begin() as conn:
