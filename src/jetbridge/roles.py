@@ -4,20 +4,19 @@
 - `api`: the HTTP API and live pages only; stateless, any number behind any load balancer.
 - `worker`: deliveries, workflow executions, timers, schedules and (with NATS) the outbox relay;
   any number share the work through the database (claims and leases).
-- `capture`: change capture from the legacy AODB (`JETBRIDGE_AODB_URL`); any number may run,
-  one captures at a time per source and another takes over when it goes.
+- `capture`: change capture from every configured AODB source (the `[capture]` section, or
+  `JETBRIDGE_AODB_URL`); any number may run, one captures at a time per source (a fenced lease)
+  and another takes over when it goes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
-
-from sqlalchemy import Connection, Engine, text
 
 from jetbridge.config import Settings
 from jetbridge.errors import ConfigurationError
@@ -61,102 +60,36 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def run_capture(settings: Settings, stop: asyncio.Event) -> None:
-    """Capture changes from the legacy AODB into the flight hub, one capturer per source."""
-    from jetbridge.aodb.cdc import DEFAULT_MAPPING, TableMapping
-    from jetbridge.aodb.sources import open_source
+    """Capture every configured AODB source into the flight hub: the settings file's
+    `[capture]` sources, or the source `aodb` from `JETBRIDGE_AODB_*`. Each runs as
+    `jetbridge capture --source NAME` does: one active capturer per source across processes,
+    by a fenced lease holding its position (docs/flights.md)."""
+    from jetbridge.aodb.settings import load_capture_settings
     from jetbridge.app import build_platform
-    from jetbridge.flights.cdc_runner import CdcRunner
+    from jetbridge.flights.capture import capturer
     from jetbridge.flights.hub import FlightHub
-    from jetbridge.storage.db import create_database_engine
 
-    if not settings.aodb_url:
-        raise ConfigurationError("the capture role needs JETBRIDGE_AODB_URL (the legacy AODB)")
+    capture = load_capture_settings(
+        settings.settings_file,
+        aodb_url=settings.aodb_url,
+        aodb_capture=settings.aodb_capture,
+        aodb_mapping=settings.aodb_mapping,
+    )
+    if not capture.sources:
+        raise ConfigurationError(
+            "the capture role needs a source: a [capture] section in the settings file "
+            "(JETBRIDGE_SETTINGS_FILE) or JETBRIDGE_AODB_URL"
+        )
     platform = build_platform(settings.model_copy(update={"run_workers": False}))
     await asyncio.to_thread(platform.prepare)
-    await platform.start()
-    legacy = create_database_engine(settings.aodb_url)
-    mapping = TableMapping.load(settings.aodb_mapping or DEFAULT_MAPPING)
+    hub = FlightHub(platform.backbone)
+    halt = threading.Event()
+    workers = [capturer(capture, name, hub) for name in sorted(capture.sources)]
+    runs = [asyncio.create_task(asyncio.to_thread(worker.run, halt)) for worker in workers]
+    print(f"jetbridge capture of {', '.join(sorted(capture.sources))} standing by", flush=True)
     try:
-        source = await asyncio.to_thread(
-            open_source,
-            settings.aodb_capture,
-            url=settings.aodb_url,
-            engine=legacy,
-            mapping=mapping,
-        )
-        runner = CdcRunner(source, FlightHub(platform.backbone))
-        print(f"jetbridge capture of {runner.name} standing by", flush=True)
-        await while_leading(platform.engine, f"jetbridge capture {runner.name}", stop, runner.run)
+        await stop.wait()
     finally:
-        await platform.stop()
-        legacy.dispose()
-
-
-async def while_leading(
-    engine: Engine,
-    name: str,
-    stop: asyncio.Event,
-    work: Callable[[asyncio.Event], Coroutine[Any, Any, Any]],
-    *,
-    check_seconds: float = 1.0,
-) -> None:
-    """Run `work(until)` while this process holds the PostgreSQL advisory lock `name`; wait for
-    it while another process does. The lock goes with its holder's connection, so when a
-    holder dies another process takes over within `check_seconds`. SQLite: one process."""
-    if engine.dialect.name != "postgresql":
-        await work(stop)
-        return
-    while not stop.is_set():
-        holder = await asyncio.to_thread(_take_lock, engine, name)
-        if holder is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), check_seconds)
-            continue
-        lost = asyncio.Event()
-        working: asyncio.Task[Any] = asyncio.create_task(work(lost))
-        _log.info("%s: this process leads", name)
-        try:
-            while not stop.is_set() and not working.done():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), check_seconds)
-                if not await asyncio.to_thread(_still_held, holder):
-                    _log.warning("%s: lost the lock's connection; standing by", name)
-                    break
-        finally:
-            lost.set()
-            await working
-            await asyncio.to_thread(_release, holder)
-        # Another process may have taken over meanwhile: give it the first chance.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), check_seconds)
-
-
-def _take_lock(engine: Engine, name: str) -> Connection | None:
-    try:
-        conn = engine.connect()
-    except Exception as exc:
-        _log.warning("cannot reach the database to take %r (%s)", name, type(exc).__name__)
-        return None
-    taken = conn.execute(
-        text("SELECT pg_try_advisory_lock(hashtextextended(:name, 0))"), {"name": name}
-    ).scalar_one()
-    conn.commit()
-    if taken:
-        return conn
-    conn.close()
-    return None
-
-
-def _still_held(conn: Connection) -> bool:
-    try:
-        conn.execute(text("SELECT 1"))
-        conn.commit()
-    except Exception:
-        return False
-    return True
-
-
-def _release(conn: Connection) -> None:
-    with contextlib.suppress(Exception):
-        conn.invalidate()  # closing the session releases the lock; never back to the pool
-        conn.close()
+        halt.set()
+        await asyncio.gather(*runs, return_exceptions=True)
+        platform.engine.dispose()

@@ -1,81 +1,20 @@
-"""Process roles: one leader per duty among many processes, and a hand-over when it goes."""
+"""Process roles: many processes starting together on one database."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import date
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
-from jetbridge.roles import while_leading
+from jetbridge.config import Settings
 from jetbridge.storage.db import create_database_engine
 from support import aio
-
-
-def test_one_capturer_leads_and_another_takes_over_when_its_connection_goes(
-    postgres_url: str,
-) -> None:
-    engines = [create_database_engine(postgres_url) for _ in range(2)]
-    leading: list[int] = []
-    stints: list[int] = []
-
-    def duty(number: int) -> Any:
-        async def work(lost: asyncio.Event) -> None:
-            leading.append(number)
-            stints.append(number)
-            try:
-                await lost.wait()
-            finally:
-                leading.remove(number)
-
-        return work
-
-    async def until(check: Any) -> None:
-        for _ in range(3000):
-            if check():
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"gave up: leading {leading}, stints {stints}")
-
-    async def scenario() -> None:
-        stops = [asyncio.Event() for _ in engines]
-        runs = [
-            asyncio.create_task(
-                while_leading(engine, "capture legacy", stops[n], duty(n), check_seconds=0.1)
-            )
-            for n, engine in enumerate(engines)
-        ]
-        await until(lambda: len(leading) == 1)
-        first = leading[0]
-        for _ in range(20):  # never two at once
-            await asyncio.sleep(0.02)
-            assert leading == [first]
-
-        def cut_the_leader() -> None:
-            with engines[1 - first].connect() as conn:
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                        "WHERE locktype = 'advisory' AND granted "
-                        "AND database = (SELECT oid FROM pg_database "
-                        "WHERE datname = current_database())"
-                    )
-                )
-                conn.commit()
-
-        stops[first].set()  # its host goes away: the process and its connection with it
-        await asyncio.to_thread(cut_the_leader)
-        await until(lambda: leading == [1 - first])
-        stops[1 - first].set()
-        await asyncio.wait_for(asyncio.gather(*runs), 20)
-        assert leading == []
-        assert stints[:2] == [first, 1 - first]
-
-    try:
-        aio.run(scenario())
-    finally:
-        for engine in engines:
-            engine.dispose()
 
 
 def test_processes_starting_together_on_a_fresh_database_prepare_it_in_turn(
@@ -86,7 +25,6 @@ def test_processes_starting_together_on_a_fresh_database_prepare_it_in_turn(
     import threading
 
     from jetbridge.app import build_platform
-    from jetbridge.config import Settings
 
     platforms = [
         build_platform(Settings(database_url=postgres_url, run_workers=False)) for _ in range(4)
@@ -112,3 +50,53 @@ def test_processes_starting_together_on_a_fresh_database_prepare_it_in_turn(
     assert rules >= 1
     for platform in platforms:
         platform.engine.dispose()
+
+
+def test_the_capture_role_captures_every_configured_source(tmp_path: Path) -> None:
+    from jetbridge.aodb.legacy import legacy_metadata
+    from jetbridge.aodb.simulator import AodbSimulator, plan_day
+    from jetbridge.roles import run_capture
+    from jetbridge.storage.schema import flights
+
+    legacy = create_database_engine(f"sqlite:///{tmp_path / 'aodb.db'}")
+    legacy_metadata.create_all(legacy)
+    AodbSimulator(legacy, plan_day(seed=7, day=date(2026, 12, 1), rotations=3)).install()
+    platform_url = f"sqlite:///{tmp_path / 'jb.db'}"
+    settings = Settings(
+        database_url=platform_url, data_dir=tmp_path, aodb_url=str(legacy.url), settings_file=None
+    )
+    stop = asyncio.Event()
+    platform = create_database_engine(platform_url)
+
+    def captured() -> int:
+        with platform.connect() as conn:
+            try:
+                return len(conn.execute(select(flights.c.flight_key)).all())
+            except OperationalError:  # not prepared yet
+                return 0
+
+    async def run() -> int:
+        capture = asyncio.create_task(run_capture(settings, stop))
+        deadline = time.monotonic() + 120
+        while captured() < 6 and time.monotonic() < deadline and not capture.done():
+            await asyncio.sleep(0.1)
+        stop.set()
+        await capture
+        return captured()
+
+    assert aio.run(run()) == 6  # three rotations: an arrival and a departure each
+    legacy.dispose()
+    platform.dispose()
+
+
+def test_the_capture_role_says_what_it_lacks(tmp_path: Path) -> None:
+    from jetbridge.errors import ConfigurationError
+    from jetbridge.roles import run_capture
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'jb.db'}", data_dir=tmp_path, aodb_url=None,
+        settings_file=None,
+    )  # fmt: skip
+    with pytest.raises(ConfigurationError, match=r"\[capture\] section"):
+        aio.run(run_capture(settings, asyncio.Event()))
+    assert not (tmp_path / "jb.db").exists()
