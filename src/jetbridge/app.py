@@ -40,6 +40,7 @@ from jetbridge.ops.identity.tokens import TokenSettings
 from jetbridge.ops.keyfile import local_keyring
 from jetbridge.ops.monitor import OPERATIONS_BUS, AlarmMonitor
 from jetbridge.ops.outbound import OutboundPolicy, async_client
+from jetbridge.ops.tracing import configure_tracing
 from jetbridge.payments.http_provider import HttpPaymentProvider
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
@@ -211,6 +212,7 @@ def build_platform(
     """Every service of one process; `handlers` are the Python target handlers the embedding
     program registers by name."""
     keyring = data_keyring(settings)
+    configure_tracing()
     registry = handler_registry(settings, handlers)
     engine = create_database_engine(
         settings.database_url, busy_timeout=settings.sqlite_busy_timeout
@@ -355,6 +357,7 @@ def create_app(
     from jetbridge.api.workflows import router as workflows_router
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.account import router as account_router
+    from jetbridge.web.docs import router as docs_router
     from jetbridge.web.live import router as live_router
     from jetbridge.web.pages import router as pages_router
 
@@ -372,6 +375,10 @@ def create_app(
             await platform.stop()
 
     app = FastAPI(
+        docs_url=None,  # served by jetbridge.web.docs with local assets
+        redoc_url=None,
+        # jetbridge traces requests itself: by route template, without paths or queries.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         title="jetbridge",
         version="0.1.0",
         description="Event backbone, flight information hub, workflows and booking.",
@@ -392,6 +399,7 @@ def create_app(
     app.include_router(live_router)
     app.include_router(pages_router)
     app.include_router(account_router)
+    app.include_router(docs_router)
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
     install_hardening(app, platform.settings)

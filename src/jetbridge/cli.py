@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from jetbridge.bounds import utc_moment
 from jetbridge.config import Settings
 from jetbridge.errors import JetbridgeError
+from jetbridge.ops.logs import configure_logging
 
 if TYPE_CHECKING:
     from jetbridge.workflows.engine import WorkflowEngine
@@ -61,6 +62,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = Settings(**overrides)
+    configure_logging(settings.log_format)
     app = create_app(settings)
     base = f"http://{settings.host}:{settings.port}"
     if args.demo:
@@ -71,7 +73,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     raise_open_file_limit()
     print(f"jetbridge listening on {base}/ (API docs at /docs)")
     # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        proxy_headers=False,
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+    )
     return 0
 
 
@@ -96,7 +105,9 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
     async def run() -> None:
         # A worker process always works, whatever JETBRIDGE_RUN_WORKERS says for API processes.
-        platform = build_platform(Settings(run_workers=True))
+        settings = Settings(run_workers=True)
+        configure_logging(settings.log_format)
+        platform = build_platform(settings)
         await asyncio.to_thread(platform.prepare)
         await platform.start()
         stop = asyncio.Event()
@@ -242,6 +253,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if refused else 0
 
 
+UNSUCCESSFUL = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+
 def cmd_workflows(args: argparse.Namespace) -> int:
     """Start (idempotent by name), run synchronously, describe, history, list, stop; answer or
     heartbeat a callback task by its token."""
@@ -253,9 +267,11 @@ def cmd_workflows(args: argparse.Namespace) -> int:
         definition = load_json_argument(args.definition or "", "--definition")
         data = load_json_argument(args.input, "--input") if args.input else {}
         if args.action == "run":
-            _print(engine.run_sync(name=args.name, definition=definition, input=data))
-        else:
-            _print(engine.start(name=args.name, definition=definition, input=data))
+            ended = engine.run_sync(name=args.name, definition=definition, input=data)
+            _print(ended)
+            # A run that ended badly fails the command, so scripts and CI notice.
+            return 1 if ended["status"] in UNSUCCESSFUL else 0
+        _print(engine.start(name=args.name, definition=definition, input=data))
     elif args.action == "describe":
         _print(engine.describe(name=args.name))
     elif args.action == "history":
@@ -392,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     flows.add_argument("--name", default="")
     flows.add_argument("--definition", help="ASL definition JSON or a file holding it")
     flows.add_argument("--input", help="input JSON or a file holding it")
-    flows.add_argument("--status")
+    flows.add_argument(
+        "--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+    )
     flows.add_argument("--task-token", help="the token a .waitForTaskToken task handed out")
     flows.add_argument("--output", help="send-task-success: the task's output JSON or a file")
     flows.add_argument("--error", help="send-task-failure: the error name")

@@ -192,6 +192,11 @@ class Settings(BaseSettings):
         description="a bearer token (32+ characters) a Prometheus server sends to read /metrics "
         "without an account; unset: only operations and admins read it",
     )
+    log_format: str = Field(
+        default="text",
+        pattern="^(text|json)$",
+        description="json: one JSON object per log line, with trace and correlation ids",
+    )
     alarm_interval_seconds: float = Field(
         default=15.0, gt=0, le=3600, description="how often the built-in alarms are evaluated"
     )

@@ -142,6 +142,20 @@ def test_workflows_from_the_shell(tmp_path: Path) -> None:
     assert "States" in bad.stderr
     missing = jetbridge("workflows", "describe", "--name", "nope", env=env)
     assert missing.returncode == 2
+    failing = jetbridge(
+        "workflows",
+        "run",
+        "--name",
+        "three",
+        "--definition",
+        '{"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Broken"}}}',
+        env=env,
+    )
+    assert failing.returncode == 1, failing.stderr
+    assert json.loads(failing.stdout)["status"] == "FAILED"
+    unknown = jetbridge("workflows", "list", "--status", "DONE", env=env)
+    assert unknown.returncode == 2
+    assert "invalid choice: 'DONE'" in unknown.stderr
 
 
 def test_callback_tasks_answered_from_the_shell(tmp_path: Path) -> None:

@@ -7,12 +7,14 @@ The endpoint is open; each field checks its caller exactly as the REST route it 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncGenerator
 from datetime import date
 from typing import Any, cast
 
 import strawberry
-from fastapi import Depends
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -23,6 +25,7 @@ from jetbridge.booking.service import BookingRequest, Passenger
 from jetbridge.errors import NotFound
 from jetbridge.flights.hub import find_flights
 from jetbridge.ops.identity.principal import Principal
+from jetbridge.web.docs import graphiql_html
 
 SETTLED = {"confirmed", "failed", "cancelled"}
 
@@ -141,5 +144,16 @@ class Subscription:
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
 
 
+class _OfflineGraphiQL(GraphQLRouter[Any, Any]):
+    """GraphiQL with its scripts served by the platform, not from a CDN."""
+
+    @functools.cached_property
+    def _local_ide_html(self) -> str:
+        return graphiql_html(self.graphql_ide_html)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(self._local_ide_html)
+
+
 def graphql_router() -> GraphQLRouter[Any, Any]:
-    return GraphQLRouter(schema, path="/graphql", dependencies=[Depends(Require(PUBLIC))])
+    return _OfflineGraphiQL(schema, path="/graphql", dependencies=[Depends(Require(PUBLIC))])

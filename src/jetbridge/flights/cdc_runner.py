@@ -14,7 +14,7 @@ from jetbridge.flights.hub import FlightHub
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FIELDS, FlightIdentity, InvalidFlight
 from jetbridge.loops import poll_until_stopped
-from jetbridge.ops import metrics
+from jetbridge.ops import metrics, tracing
 from jetbridge.ops.health import Heartbeat
 from jetbridge.storage.schema import cdc_positions
 
@@ -70,17 +70,28 @@ class CdcRunner:
                     source=self.name, location=f"row {change.key}", message=str(exc)
                 )
         moved = after is not None and after != position
-        if updates or moved:
-            with self.hub.backbone.transaction() as conn:
-                for item in updates:
-                    self.hub.apply(conn, item)
-                if moved:
-                    assert after is not None
-                    save_position(conn, self.name, after)
+        if updates:
+            # A captured batch starts a trace: every event it publishes carries it onwards.
+            with tracing.span(
+                f"capture {self.name}",
+                new_trace=True,
+                attributes={"jetbridge.source": self.name, "jetbridge.changes": len(updates)},
+            ):
+                self._apply(updates, after if moved else None)
+        elif moved:
+            self._apply([], after)
         if after is not None and changes:
             self.source.acknowledge(after)
         self._observe(changes)
         return len(changes)
+
+    def _apply(self, updates: list[Update], after: str | None) -> None:
+        """The updates and the position after them (None: unchanged), in one transaction."""
+        with self.hub.backbone.transaction() as conn:
+            for item in updates:
+                self.hub.apply(conn, item)
+            if after is not None:
+                save_position(conn, self.name, after)
 
     def _observe(self, changes: list[RowChange]) -> None:
         self.heartbeat.beat()
