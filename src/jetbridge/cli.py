@@ -445,9 +445,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Command = args.run
     try:
         return run(args)
-    except (JetbridgeError, ValueError, ValidationError) as exc:
+    except ValidationError as exc:
+        print(f"error: {in_words(exc)}", file=sys.stderr)
+        return 2
+    except (JetbridgeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def in_words(exc: ValidationError) -> str:
+    """Each problem as `where: what`, without the validator's links and input dumps; a
+    setting is named by its environment variable."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"])
+        if exc.title == "Settings" and where:
+            where = f"JETBRIDGE_{where.upper()}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,21 @@ def test_workflows_from_the_shell(tmp_path: Path) -> None:
     assert "invalid choice: 'DONE'" in unknown.stderr
 
 
+def test_bad_settings_are_reported_in_words(tmp_path: Path) -> None:
+    env = {
+        "JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "JETBRIDGE_PORT": "eighty",
+        "JETBRIDGE_METRICS_TOKEN": "short",
+    }
+    answer = jetbridge("buses", "list", env=env)
+    assert answer.returncode == 2
+    assert "JETBRIDGE_PORT: Input should be a valid integer" in answer.stderr
+    assert "JETBRIDGE_METRICS_TOKEN: JETBRIDGE_METRICS_TOKEN must be at least 32" in answer.stderr
+    assert "errors.pydantic.dev" not in answer.stderr
+    assert "eighty" not in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
 def test_callback_tasks_answered_from_the_shell(tmp_path: Path) -> None:
     env = {"JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'wf.db'}"}
     forged = jetbridge("workflows", "send-task-heartbeat", "--task-token", "a|1|b", env=env)
