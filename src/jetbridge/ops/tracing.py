@@ -27,8 +27,12 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _configured = False
 
 
+# A proxy: it follows whichever tracer provider is installed, now or later.
+_TRACER = trace.get_tracer("jetbridge")
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer("jetbridge")
+    return _TRACER
 
 
 def export_configured(environ: Mapping[str, str] | None = None) -> bool:
