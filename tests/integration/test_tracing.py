@@ -31,6 +31,7 @@ from jetbridge.ops import tracing
 from jetbridge.ops.logs import CORRELATION, JsonFormatter, correlation_from
 from jetbridge.payments.test_provider import APPROVE, Ledger, create_test_provider
 from jetbridge.storage.db import create_database_engine
+from support import handlers
 from support.auth import as_operator
 from support.servers import serve_app
 from support.webhook import webhook_receiver
@@ -222,3 +223,55 @@ def test_json_logs_carry_the_trace_and_correlation_ids(exporter: InMemorySpanExp
     assert line["trace_id"] == f"{current.get_span_context().trace_id:032x}"
     assert line["correlation_id"] == "req-42"
     assert correlation_from("not an id\nforged: line") is None
+
+
+def test_a_callback_that_sends_the_traceparent_back_joins_the_execution_trace(
+    tmp_path: Path, exporter: InMemorySpanExporter
+) -> None:
+    handlers.reset()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'callback.db'}")
+    app = create_app(settings, handlers=handlers.HANDLERS)
+    with TestClient(app) as client:
+        as_operator(client)
+        started = client.post(
+            "/api/workflows/executions",
+            json={
+                "name": "traced-callback",
+                "definition": {
+                    "StartAt": "Ask",
+                    "States": {
+                        "Ask": {
+                            "Type": "Task",
+                            "Resource": "record.waitForTaskToken",
+                            "Parameters": {"token.$": "$$.Task.Token"},
+                            "End": True,
+                        }
+                    },
+                },
+                "input": {},
+            },
+        )
+        assert started.status_code == 201, started.text
+        (asked,) = wait_for(lambda: handlers.RECEIVED["record"])
+        task = wait_for(
+            lambda: [s for s in exporter.get_finished_spans() if s.name == "task record"]
+        )[-1]
+        traceparent = f"00-{task.context.trace_id:032x}-{task.context.span_id:016x}-01"
+        answered = client.post(
+            "/api/workflows/tasks/success",
+            json={"task_token": asked["token"], "output": {"ok": True}},
+            headers={"traceparent": traceparent},
+        )
+        assert answered.is_success, answered.text
+        wait_for(
+            lambda: (
+                client.get("/api/workflows/executions/traced-callback").json()["status"]
+                == "SUCCEEDED"
+            )
+        )
+
+    spans = of_trace(exporter, task.context.trace_id)
+    names = [s.name for s in spans]
+    assert names.count("workflow machine") >= 2, names  # the run that asked, the one after
+    (callback,) = [s for s in spans if s.name == "POST /api/workflows/tasks/success"]
+    assert ancestors(callback, spans)[-1] == "POST /api/workflows/executions"
