@@ -143,10 +143,26 @@ def cmd_test_pattern(args: argparse.Namespace) -> int:
     return 0 if matched else 1
 
 
+def warn_if_new_database(settings: Settings) -> None:
+    """Say so when a command is about to start from an empty embedded database: the user
+    probably meant an existing one elsewhere."""
+    if not settings.is_sqlite:
+        return
+    path = settings.database_url.removeprefix("sqlite:///")
+    if path and path != ":memory:" and not Path(path).exists():
+        print(
+            f"warning: no database at {path}; starting an empty one. Set JETBRIDGE_DATA_DIR "
+            "or JETBRIDGE_DATABASE_URL to use an existing one.",
+            file=sys.stderr,
+        )
+
+
 def _platform() -> Any:
     from jetbridge.app import build_platform
 
-    platform = build_platform(Settings())
+    settings = Settings()
+    warn_if_new_database(settings)
+    platform = build_platform(settings)
     platform.prepare()
     return platform
 

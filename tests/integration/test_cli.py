@@ -184,3 +184,27 @@ def test_callback_tasks_answered_from_the_shell(tmp_path: Path) -> None:
     no_error = jetbridge("workflows", "send-task-failure", "--task-token", "a|1|b", env=env)
     assert no_error.returncode == 2
     assert "--error is required" in no_error.stderr
+
+
+def test_the_data_directory_comes_from_settings_not_the_working_directory(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "somewhere"
+    elsewhere.mkdir()
+    data_home = tmp_path / "data-home"
+    env = {**os.environ, "XDG_DATA_HOME": str(data_home)}
+    for name in ("JETBRIDGE_DATABASE_URL", "JETBRIDGE_DATA_DIR"):
+        env.pop(name, None)
+    first = subprocess.run(
+        [sys.executable, "-m", "jetbridge.cli", "buses", "list"],
+        capture_output=True, text=True, env=env, cwd=elsewhere, timeout=60,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    database = data_home / "jetbridge" / "jetbridge.db"
+    assert f"warning: no database at {database}; starting an empty one" in first.stderr
+    assert database.exists()
+    assert list(elsewhere.iterdir()) == []  # nothing written where the command ran
+    again = subprocess.run(
+        [sys.executable, "-m", "jetbridge.cli", "buses", "list"],
+        capture_output=True, text=True, env=env, cwd=elsewhere, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "warning" not in again.stderr
