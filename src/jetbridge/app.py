@@ -42,6 +42,7 @@ from jetbridge.ops.identity.tokens import TokenSettings
 from jetbridge.ops.keyfile import local_keyring
 from jetbridge.ops.monitor import OPERATIONS_BUS, AlarmMonitor
 from jetbridge.ops.outbound import OutboundPolicy, async_client
+from jetbridge.ops.tracing import configure_tracing
 from jetbridge.payments.http_provider import HttpPaymentProvider
 from jetbridge.storage.db import create_database_engine, is_postgres
 from jetbridge.storage.locks import exclusively
@@ -240,6 +241,7 @@ def build_platform(
     """Every service of one process; `handlers` are the Python target handlers the embedding
     program registers by name."""
     keyring = data_keyring(settings)
+    configure_tracing()
     registry = handler_registry(settings, handlers)
     engine = create_database_engine(
         settings.database_url, busy_timeout=settings.sqlite_busy_timeout
@@ -432,6 +434,7 @@ def create_app(
     from jetbridge.payments.test_provider import create_test_provider
     from jetbridge.web.account import router as account_router
     from jetbridge.web.console import router as console_page_router
+    from jetbridge.web.docs import router as docs_router
     from jetbridge.web.live import router as live_router
     from jetbridge.web.pages import router as pages_router
 
@@ -449,6 +452,10 @@ def create_app(
             await platform.stop()
 
     app = FastAPI(
+        docs_url=None,  # served by jetbridge.web.docs with local assets
+        redoc_url=None,
+        # jetbridge traces requests itself: by route template, without paths or queries.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         title="jetbridge",
         version="0.1.0",
         description="Event backbone, flight information hub, workflows and booking.",
@@ -474,6 +481,7 @@ def create_app(
     app.include_router(pages_router)
     app.include_router(account_router)
     app.include_router(console_page_router)
+    app.include_router(docs_router)
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
     install_hardening(app, platform.settings)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from jetbridge.bounds import utc_moment
 from jetbridge.config import Settings
 from jetbridge.errors import JetbridgeError
+from jetbridge.ops.logs import configure_logging
 
 if TYPE_CHECKING:
     from jetbridge.workflows.engine import WorkflowEngine
@@ -63,6 +64,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = Settings(**overrides)
+    configure_logging(settings.log_format)
     if args.role in {"worker", "capture"}:
         run = roles.run_worker if args.role == "worker" else roles.run_capture
         roles.run_until_signalled(partial(run, settings))
@@ -86,7 +88,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     raise_open_file_limit()
     print(f"jetbridge listening on {base}/ (API docs at /docs)")
     # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        proxy_headers=False,
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+    )
     return 0
 
 
@@ -106,14 +115,15 @@ def cmd_worker(_: argparse.Namespace) -> int:
     """Run only the delivery worker and periodic duties (`jetbridge up --role worker`)."""
     from jetbridge import roles
 
-    roles.run_until_signalled(partial(roles.run_worker, Settings()))
+    settings = Settings()
+    configure_logging(settings.log_format)
+    roles.run_until_signalled(partial(roles.run_worker, settings))
     return 0
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
     """Capture one configured AODB source into the hub while holding its lease (see
     docs/flights.md); any number of capturers of a source may run, one is active."""
-    import logging
     import signal
     import threading
 
@@ -132,7 +142,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         aodb_mapping=settings.aodb_mapping,
     )
     capture.source(args.source)  # an unknown source fails before anything connects
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(settings.log_format)
     platform = build_platform(settings)
     try:
         platform.prepare()
@@ -169,10 +179,26 @@ def cmd_test_pattern(args: argparse.Namespace) -> int:
     return 0 if matched else 1
 
 
+def warn_if_new_database(settings: Settings) -> None:
+    """Say so when a command is about to start from an empty embedded database: the user
+    probably meant an existing one elsewhere."""
+    if not settings.is_sqlite:
+        return
+    path = settings.database_url.removeprefix("sqlite:///")
+    if path and path != ":memory:" and not Path(path).exists():
+        print(
+            f"warning: no database at {path}; starting an empty one. Set JETBRIDGE_DATA_DIR "
+            "or JETBRIDGE_DATABASE_URL to use an existing one.",
+            file=sys.stderr,
+        )
+
+
 def _platform() -> Any:
     from jetbridge.app import build_platform
 
-    platform = build_platform(Settings())
+    settings = Settings()
+    warn_if_new_database(settings)
+    platform = build_platform(settings)
     platform.prepare()
     return platform
 
@@ -307,6 +333,9 @@ def cmd_schedule_import(args: argparse.Namespace) -> int:
     return 0
 
 
+UNSUCCESSFUL = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+
 def cmd_workflows(args: argparse.Namespace) -> int:
     """Start (idempotent by name), run synchronously, describe, history, list, stop; answer or
     heartbeat a callback task by its token."""
@@ -318,9 +347,11 @@ def cmd_workflows(args: argparse.Namespace) -> int:
         definition = load_json_argument(args.definition or "", "--definition")
         data = load_json_argument(args.input, "--input") if args.input else {}
         if args.action == "run":
-            _print(engine.run_sync(name=args.name, definition=definition, input=data))
-        else:
-            _print(engine.start(name=args.name, definition=definition, input=data))
+            ended = engine.run_sync(name=args.name, definition=definition, input=data)
+            _print(ended)
+            # A run that ended badly fails the command, so scripts and CI notice.
+            return 1 if ended["status"] in UNSUCCESSFUL else 0
+        _print(engine.start(name=args.name, definition=definition, input=data))
     elif args.action == "describe":
         _print(engine.describe(name=args.name))
     elif args.action == "history":
@@ -488,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     flows.add_argument("--name", default="")
     flows.add_argument("--definition", help="ASL definition JSON or a file holding it")
     flows.add_argument("--input", help="input JSON or a file holding it")
-    flows.add_argument("--status")
+    flows.add_argument(
+        "--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+    )
     flows.add_argument("--task-token", help="the token a .waitForTaskToken task handed out")
     flows.add_argument("--output", help="send-task-success: the task's output JSON or a file")
     flows.add_argument("--error", help="send-task-failure: the error name")
@@ -523,9 +556,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Command = args.run
     try:
         return run(args)
-    except (JetbridgeError, ValueError, ValidationError) as exc:
+    except ValidationError as exc:
+        print(f"error: {in_words(exc)}", file=sys.stderr)
+        return 2
+    except (JetbridgeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def in_words(exc: ValidationError) -> str:
+    """Each problem as `where: what`, without the validator's links and input dumps; a
+    setting is named by its environment variable."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"])
+        if exc.title == "Settings" and where:
+            where = f"JETBRIDGE_{where.upper()}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite:///var/jetbridge.db",
-        description="SQLAlchemy URL: sqlite:///path (embedded default) or postgresql://...",
+        description="SQLAlchemy URL: sqlite:///path or postgresql://...; unset: "
+        "data_dir/jetbridge.db (SQLite, the embedded default)",
     )
     sqlite_busy_timeout: float = Field(
         default=30.0,
@@ -129,7 +130,11 @@ class Settings(BaseSettings):
         description="TOML file whose [capture] section configures AODB sources for "
         "`jetbridge capture` (see docs/flights.md)",
     )
-    data_dir: Path = Path("var")
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(),
+        description="where the embedded database, its key and the demo AODB live; unset: the "
+        "project's var/ when run in a jetbridge checkout, else the user's data directory",
+    )
     data_keys: SecretStr | None = Field(
         default=None,
         description="KEY_ID:BASE64_32_BYTES[,...]: keys sealing personal data, the first active; "
@@ -241,6 +246,11 @@ class Settings(BaseSettings):
         default=None,
         description="a bearer token (32+ characters) a Prometheus server sends to read /metrics "
         "without an account; unset: only operations and admins read it",
+    )
+    log_format: str = Field(
+        default="text",
+        pattern="^(text|json)$",
+        description="json: one JSON object per log line, with trace and correlation ids",
     )
     alarm_interval_seconds: float = Field(
         default=15.0, gt=0, le=3600, description="how often the built-in alarms are evaluated"
@@ -409,6 +419,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _database_in_data_dir(self) -> Settings:
+        if "database_url" not in self.model_fields_set:
+            self.database_url = f"sqlite:///{self.data_dir / 'jetbridge.db'}"
+        return self
+
+    @model_validator(mode="after")
     def _oidc_needs_audience(self) -> Settings:
         if self.oidc_issuer and not self.oidc_audience:
             raise ValueError(
@@ -434,6 +450,22 @@ class Settings(BaseSettings):
 _ORIGIN = re.compile(
     r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
 )
+
+
+def default_data_dir(cwd: Path | None = None) -> Path:
+    """`var/` inside a jetbridge checkout (a developer running it there); anywhere else the
+    user's data directory, so a command run from another directory finds the same data."""
+    here = cwd or Path.cwd()
+    project = here / "pyproject.toml"
+    try:
+        is_checkout = project.is_file() and 'name = "jetbridge"' in project.read_text("utf-8")
+    except OSError:
+        is_checkout = False
+    if is_checkout:
+        return Path("var")
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("jetbridge", appauthor=False))
 
 
 def setting_items(value: str) -> list[str]:

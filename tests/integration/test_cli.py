@@ -142,6 +142,35 @@ def test_workflows_from_the_shell(tmp_path: Path) -> None:
     assert "States" in bad.stderr
     missing = jetbridge("workflows", "describe", "--name", "nope", env=env)
     assert missing.returncode == 2
+    failing = jetbridge(
+        "workflows",
+        "run",
+        "--name",
+        "three",
+        "--definition",
+        '{"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Broken"}}}',
+        env=env,
+    )
+    assert failing.returncode == 1, failing.stderr
+    assert json.loads(failing.stdout)["status"] == "FAILED"
+    unknown = jetbridge("workflows", "list", "--status", "DONE", env=env)
+    assert unknown.returncode == 2
+    assert "invalid choice: 'DONE'" in unknown.stderr
+
+
+def test_bad_settings_are_reported_in_words(tmp_path: Path) -> None:
+    env = {
+        "JETBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "JETBRIDGE_PORT": "eighty",
+        "JETBRIDGE_METRICS_TOKEN": "short",
+    }
+    answer = jetbridge("buses", "list", env=env)
+    assert answer.returncode == 2
+    assert "JETBRIDGE_PORT: Input should be a valid integer" in answer.stderr
+    assert "JETBRIDGE_METRICS_TOKEN: JETBRIDGE_METRICS_TOKEN must be at least 32" in answer.stderr
+    assert "errors.pydantic.dev" not in answer.stderr
+    assert "eighty" not in answer.stderr
+    assert "Traceback" not in answer.stderr
 
 
 def test_callback_tasks_answered_from_the_shell(tmp_path: Path) -> None:
@@ -188,3 +217,27 @@ def test_schedule_import_refuses_a_malformed_file_whole(tmp_path: Path) -> None:
     assert "broken.ssim:line 5, column 40: time must be HHMM at '2560'" in result.stderr
     missing = jetbridge("schedule", "import", str(tmp_path / "none.ssim"), env=env)
     assert missing.returncode == 2 and "none.ssim" in missing.stderr
+
+
+def test_the_data_directory_comes_from_settings_not_the_working_directory(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "somewhere"
+    elsewhere.mkdir()
+    data_home = tmp_path / "data-home"
+    env = {**os.environ, "XDG_DATA_HOME": str(data_home)}
+    for name in ("JETBRIDGE_DATABASE_URL", "JETBRIDGE_DATA_DIR"):
+        env.pop(name, None)
+    first = subprocess.run(
+        [sys.executable, "-m", "jetbridge.cli", "buses", "list"],
+        capture_output=True, text=True, env=env, cwd=elsewhere, timeout=60,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    database = data_home / "jetbridge" / "jetbridge.db"
+    assert f"warning: no database at {database}; starting an empty one" in first.stderr
+    assert database.exists()
+    assert list(elsewhere.iterdir()) == []  # nothing written where the command ran
+    again = subprocess.run(
+        [sys.executable, "-m", "jetbridge.cli", "buses", "list"],
+        capture_output=True, text=True, env=env, cwd=elsewhere, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "warning" not in again.stderr

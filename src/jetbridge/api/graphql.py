@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterator
 from datetime import date
 from functools import partial
 from typing import Any
 
 import strawberry
-from fastapi import Depends
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
 from graphql import GraphQLError
 from starlette.requests import HTTPConnection
 from strawberry.extensions import (
@@ -37,6 +39,7 @@ from jetbridge.api.policy import PUBLIC, Require
 from jetbridge.booking.events import booking_bus
 from jetbridge.flights.hub import BUS as FLIGHT_BUS
 from jetbridge.web.broadcast import LogBroadcaster
+from jetbridge.web.docs import graphiql_html
 
 SETTLED = {"confirmed", "failed", "cancelled"}
 
@@ -361,5 +364,16 @@ schema = Schema(
 )
 
 
+class _OfflineGraphiQL(GraphQLRouter[Any, Any]):
+    """GraphiQL with its scripts served by the platform, not from a CDN."""
+
+    @functools.cached_property
+    def _local_ide_html(self) -> str:
+        return graphiql_html(self.graphql_ide_html)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(self._local_ide_html)
+
+
 def graphql_router() -> GraphQLRouter[Any, Any]:
-    return GraphQLRouter(schema, path="/graphql", dependencies=[Depends(Require(PUBLIC))])
+    return _OfflineGraphiQL(schema, path="/graphql", dependencies=[Depends(Require(PUBLIC))])

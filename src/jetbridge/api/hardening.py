@@ -17,20 +17,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jetbridge.api.ratelimit import RateLimit, RateLimits, limit_storage
 from jetbridge.config import Settings, setting_items
+from jetbridge.web.docs import DOCS_PATHS
 
 HSTS = "max-age=31536000"
 NO_STORE_PREFIXES = ("/api/", "/graphql")
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-# Swagger UI, ReDoc and GraphiQL come from CDNs with inline bootstrap code that changes with the
-# framework's versions; they get their own, looser policy, and only on their own paths.
-_CDNS = "https://cdn.jsdelivr.net https://unpkg.com"
+# Swagger UI, ReDoc and GraphiQL are served by the platform (no CDN) but bootstrap with inline
+# code that changes with the framework's versions; they get their own, looser policy, and only
+# on their own paths.
 DOCS_POLICY = "; ".join(
     [
         "default-src 'self'",
-        f"script-src 'self' 'unsafe-inline' {_CDNS}",
-        f"style-src 'self' 'unsafe-inline' {_CDNS} https://fonts.googleapis.com",
-        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
-        "font-src 'self' https://fonts.gstatic.com",
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
         "connect-src 'self'",
         "worker-src 'self' blob:",
         "object-src 'none'",
@@ -58,11 +59,10 @@ def install_hardening(app: FastAPI, settings: Settings) -> None:
             expose_headers=["Retry-After", "Location"],
             max_age=600,
         )
-    docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url, "/graphql"}
     app.add_middleware(
         SecurityHeaders,
         page_policy=page_policy(),
-        docs_paths=frozenset(path for path in docs if path),
+        docs_paths=DOCS_PATHS,
         hsts=settings.hsts,
     )
     proxies = setting_items(settings.trusted_proxies)

@@ -1,16 +1,18 @@
-"""Counts and times every HTTP request by its route template (never the raw path, whose ids
-would make a series per booking)."""
+"""Counts, times and traces every HTTP request by its route template (never the raw path, whose
+ids would make a series per booking; nor the query, which may hold personal data)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jetbridge.api.policy import iter_routes
-from jetbridge.ops import metrics
+from jetbridge.ops import metrics, tracing
+from jetbridge.ops.logs import CORRELATION, correlation_from
 
 UNMATCHED = "unmatched"
 
@@ -26,6 +28,9 @@ class RequestMetrics:
             return
         status = 500
         started = time.perf_counter()
+        method = scope["method"]
+        incoming = _header(scope, b"traceparent")
+        CORRELATION.set(correlation_from(_header(scope, b"x-request-id")))
 
         async def observe(message: Message) -> None:
             nonlocal status
@@ -33,13 +38,23 @@ class RequestMetrics:
                 status = int(message["status"])
             await send(message)
 
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            route = self._template(scope)
-            method = scope["method"]
-            metrics.API_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.API_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+        with tracing.span(
+            f"HTTP {method}",
+            traceparent=incoming,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method},
+        ) as span:
+            try:
+                await self.app(scope, receive, observe)
+            finally:
+                route = self._template(scope)
+                metrics.API_REQUESTS.labels(route, method, str(status)).inc()
+                metrics.API_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
 
     def _template(self, scope: Scope) -> str:
         route = scope.get("route")
@@ -60,3 +75,10 @@ def _templates(routes: Any) -> dict[int, str]:
     for path, route in iter_routes(routes):
         found[id(route)] = path + ("/{path}" if isinstance(route, Mount) else "")
     return found
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Engine
 
 from jetbridge.events.envelope import CloudEvent, cloud_event_from_json, eventbridge_view
@@ -26,7 +27,8 @@ from jetbridge.events.registry import rule_arn
 from jetbridge.events.routing import RouteTarget, Routing, RoutingCache
 from jetbridge.events.targets import DeliveryContext, DeliveryFailed, TargetInvoker
 from jetbridge.loops import MAX_BACKOFF, interpreter_exiting
-from jetbridge.ops import metrics
+from jetbridge.ops import metrics, tracing
+from jetbridge.ops.logs import CORRELATION
 from jetbridge.storage.transient import backoff, is_transient, retry_transient
 
 log = logging.getLogger(__name__)
@@ -188,6 +190,26 @@ class DeliveryWorker:
 
     async def _invoke(self, delivery: Delivery, target: RouteTarget) -> None:
         event = cloud_event_from_json(delivery.body)
+        CORRELATION.set(event.id)
+        attributes = {
+            "messaging.destination.name": delivery.bus,
+            "jetbridge.rule": delivery.rule,
+            "jetbridge.target": delivery.target_id,
+            "jetbridge.target.kind": target.spec.kind,
+            "jetbridge.attempt": delivery.attempts + 1,
+            "messaging.message.id": event.id,
+        }
+        with tracing.span(
+            f"deliver {delivery.rule}/{delivery.target_id}",
+            traceparent=event.traceparent,
+            kind=SpanKind.PRODUCER,
+            attributes=attributes,
+        ):
+            await self._invoke_traced(delivery, target, event)
+
+    async def _invoke_traced(
+        self, delivery: Delivery, target: RouteTarget, event: CloudEvent
+    ) -> None:
         spec = target.spec
         if spec.kind == "bus":
             await asyncio.to_thread(self._forward, delivery, spec.bus or "", event)

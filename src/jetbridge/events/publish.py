@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, insert
 
 from jetbridge.events.envelope import CloudEvent, eventbridge_view
 from jetbridge.events.log import DeliveryQueue, EventLog, LogEntry, NewDelivery
 from jetbridge.events.routing import ARCHIVE_KEY, RULE_KEY, RoutingCache
-from jetbridge.ops import metrics
+from jetbridge.ops import metrics, tracing
 from jetbridge.storage.schema import archive_events
 
 
@@ -47,6 +47,16 @@ class Publisher:
         Runs in `conn`'s transaction: the caller's own writes and these events commit together.
         Replayed events are routed (to `only_rules` if given) but never archived again.
         """
+        with tracing.span(f"publish {bus}", attributes={"messaging.destination.name": bus}):
+            return self._publish(conn, bus, [_traced(event) for event in events], only_rules)
+
+    def _publish(
+        self,
+        conn: Connection,
+        bus: str,
+        events: Sequence[CloudEvent],
+        only_rules: Collection[str] | None,
+    ) -> list[Published]:
         routing = self.routing.get(conn, bus)
         now = time.time()
         entries = [self._entry(bus, event) for event in events]
@@ -81,6 +91,7 @@ class Publisher:
         """Append `event` and enqueue it for one rule's targets only (scheduled rules)."""
         routing = self.routing.get(conn, bus)
         now = time.time()
+        event = _traced(event)
         (seq,) = self.log.append(conn, [self._entry(bus, event)], now=now)
         if seq is None:
             return 0
@@ -119,6 +130,14 @@ class Publisher:
                 body=event.to_json(),
             )
         )
+
+
+def _traced(event: CloudEvent) -> CloudEvent:
+    """The event carrying the current trace, unless it already carries one."""
+    if event.traceparent is not None:
+        return event
+    traceparent = tracing.current_traceparent()
+    return event if traceparent is None else replace(event, traceparent=traceparent)
 
 
 def _count(bus: str, appended: int, deliveries: Sequence[NewDelivery]) -> None:

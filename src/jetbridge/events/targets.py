@@ -15,6 +15,7 @@ from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.signing import SIGNATURE_HEADER, sign
 from jetbridge.events.specs import TargetSpec
 from jetbridge.ops.outbound import OutboundRefused
+from jetbridge.ops.tracing import current_traceparent
 from jetbridge.storage.transient import retry_transient
 
 
@@ -105,6 +106,9 @@ class TargetInvoker:
             "X-Jetbridge-Attempt": str(context.attempt),
             SIGNATURE_HEADER: sign(spec.secret or self._default_secret, body),
         }
+        traceparent = current_traceparent()
+        if traceparent is not None:
+            headers["traceparent"] = traceparent
         if spec.api_key:
             headers[spec.api_key_header or "X-Api-Key"] = spec.api_key
         try:

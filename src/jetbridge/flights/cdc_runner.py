@@ -18,7 +18,7 @@ from jetbridge.flights.hub import BUS, FlightHub, load_state, record_error, remo
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FIELDS, FlightIdentity, InvalidFlight
 from jetbridge.loops import poll_until_stopped
-from jetbridge.ops import metrics
+from jetbridge.ops import metrics, tracing
 from jetbridge.ops.health import Heartbeat
 from jetbridge.storage.schema import capture_keys, cdc_positions
 
@@ -101,7 +101,15 @@ class CdcRunner:
         notices = self.source.notices()
         moved = after is not None and after != position
         if changes or moved or notices:
-            with self.hub.backbone.transaction() as conn:
+            # A captured batch starts a trace: every event it publishes carries it onwards.
+            with (
+                tracing.span(
+                    f"capture {self.name}",
+                    new_trace=True,
+                    attributes={"jetbridge.source": self.name, "jetbridge.changes": len(changes)},
+                ),
+                self.hub.backbone.transaction() as conn,
+            ):
                 self._report(conn, notices)
                 for change in changes:
                     self._apply(conn, change)

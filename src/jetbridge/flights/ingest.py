@@ -18,7 +18,7 @@ from jetbridge.flights.feeds.telex import FeedUpdate, anchor_times
 from jetbridge.flights.hub import FlightHub, load_state, record_error
 from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity, InvalidFlight
-from jetbridge.ops import metrics
+from jetbridge.ops import metrics, tracing
 from jetbridge.storage.schema import flights
 from jetbridge.storage.transient import retry_transient
 
@@ -103,6 +103,19 @@ def ingest(
     """Parse and apply. Malformed input, or a message over `limits`, is written to the ingestion
     error log and raised, and nothing of it is applied. A telex naming no single known flight is
     refused alone: it is logged and listed in `refused`, and the other messages are applied."""
+    with tracing.span(f"ingest {kind}", attributes={"jetbridge.feed": kind}):
+        return _ingest(hub, kind, data, received_at=received_at, origin=origin, limits=limits)
+
+
+def _ingest(
+    hub: FlightHub,
+    kind: str,
+    data: str | bytes,
+    *,
+    received_at: datetime,
+    origin: str,
+    limits: FeedLimits | None,
+) -> Ingested:
     try:
         items = parse(kind, data, received_at=received_at, file=origin, limits=limits)
     except ParseError as exc:

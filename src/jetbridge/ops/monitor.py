@@ -121,11 +121,16 @@ class AlarmMonitor:
         while len(self._snapshots) > 2 and self._snapshots[1][0] <= now - self.window:
             self._snapshots.popleft()
         window = Window(current, self._snapshots[0][1])
+        with self.backbone.reading() as conn:
+            stored = {row.name: row.state for row in conn.execute(select(alarms))}
         changes = []
         for alarm in self.alarms:
             firing, value = alarm.evaluate(window)
             self.last_values[alarm.name] = value
-            change = self._settle(alarm, ALARM if firing else OK, value, now)
+            state = ALARM if firing else OK
+            if stored.get(alarm.name, state) == state:
+                continue  # unchanged: no write, so no lock on SQLite
+            change = self._settle(alarm, state, value, now)
             if change is not None:
                 changes.append(change)
         self._chart(now, Window(current, previous[1]), max(now - previous[0], 1e-9))

@@ -10,6 +10,7 @@ import httpx
 from jetbridge.booking.money import Money
 from jetbridge.ops import metrics
 from jetbridge.ops.outbound import OutboundPolicy, OutboundRefused, sync_client
+from jetbridge.ops.tracing import current_traceparent
 from jetbridge.payments.provider import (
     PaymentDeclined,
     PaymentError,
@@ -77,7 +78,11 @@ class HttpPaymentProvider:
 
     def _send(self, path: str, body: dict[str, Any], key: str) -> PaymentResult:
         try:
-            response = self._client.post(path, json=body, headers={"Idempotency-Key": key})
+            headers = {"Idempotency-Key": key}
+            traceparent = current_traceparent()
+            if traceparent is not None:
+                headers["traceparent"] = traceparent
+            response = self._client.post(path, json=body, headers=headers)
         except OutboundRefused as exc:
             raise PaymentError(str(exc), code="refused") from None
         except httpx.TimeoutException:

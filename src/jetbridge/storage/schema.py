@@ -419,6 +419,8 @@ executions = Table(
     Column("tenant", String(16), nullable=True),
     # Incremented by every claim; a worker writes only while it still holds its generation.
     Column("generation", Integer, nullable=False, server_default=text("0")),
+    # The W3C trace the execution continues (the request or event that started it).
+    Column("traceparent", String(55), nullable=True),
 )
 Index("ix_executions_status", executions.c.status, executions.c.lease_until)
 

@@ -35,6 +35,7 @@ from jetbridge.jsonlimits import (
     stored_json,
 )
 from jetbridge.loops import poll_until_stopped
+from jetbridge.ops import tracing
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows import (
     ExecutionResult,
@@ -177,6 +178,7 @@ class WorkflowEngine:
                     input=json.dumps(input),
                     started_at=time.time(),
                     tenant=tenant,
+                    traceparent=tracing.current_traceparent(),
                 )
             )
         observed.started(machine)
@@ -338,17 +340,18 @@ class WorkflowEngine:
             if (row.status, row.generation) != ("RUNNING", lease.generation):
                 raise Aborted(lease.name)  # nothing runs once the lease is another's
             try:
-                result = execute(
-                    json.loads(row.definition),
-                    json.loads(row.input),
-                    self.handlers_of(row.machine),
-                    name=lease.name,
-                    previous=self.history(name=lease.name),
-                    on_event=observed.counting_transitions(row.machine, writer.record),
-                    tokens=self.tokens.for_execution(lease.name),
-                    machine_name=row.machine,
-                    object_store=self.object_store,
-                )
+                with observed.run_span(row):
+                    result = execute(
+                        json.loads(row.definition),
+                        json.loads(row.input),
+                        self.handlers_of(row.machine),
+                        name=lease.name,
+                        previous=self.history(name=lease.name),
+                        on_event=observed.counting_transitions(row.machine, writer.record),
+                        tokens=self.tokens.for_execution(lease.name),
+                        machine_name=row.machine,
+                        object_store=self.object_store,
+                    )
             except InvalidDefinition as invalid:
                 # Stored under an earlier, laxer validation: end it instead of retrying forever.
                 cause = f"the stored definition is not valid: {invalid}"

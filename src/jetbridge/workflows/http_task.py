@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from jetbridge.ops.outbound import OutboundPolicy, OutboundRefused, sync_client
+from jetbridge.ops.tracing import current_traceparent
 from jetbridge.workflows.asl.errors import StatesError
 from jetbridge.workflows.asl.scope import Handler
 
@@ -31,11 +32,15 @@ def http_invoke(policy: OutboundPolicy, *, timeout: float = TIMEOUT_SECONDS) -> 
 
 def _send(client: httpx.Client, payload: dict[str, Any]) -> httpx.Response:
     body = payload.get("RequestBody")
+    headers = {str(k): str(v) for k, v in (payload.get("Headers") or {}).items()}
+    traceparent = current_traceparent()
+    if traceparent is not None and not any(k.lower() == "traceparent" for k in headers):
+        headers["traceparent"] = traceparent  # the receiver, and its callback, join the trace
     try:
         return client.request(
             str(payload.get("Method", "GET")).upper(),
             payload["ApiEndpoint"],
-            headers={str(k): str(v) for k, v in (payload.get("Headers") or {}).items()},
+            headers=headers,
             params=payload.get("QueryParameters") or None,
             json=body if body is not None and not isinstance(body, str) else None,
             content=body if isinstance(body, str) else None,

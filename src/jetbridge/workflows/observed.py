@@ -4,10 +4,13 @@ states entered, and executions started and ended."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from jetbridge.ops import metrics
+from opentelemetry.trace import Status, StatusCode
+
+from jetbridge.ops import metrics, tracing
 from jetbridge.workflows.asl.tasks import describe
 from jetbridge.workflows.machines import Handler
 
@@ -20,13 +23,21 @@ def timed_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
 def _timed(name: str, handler: Handler) -> Handler:
     def run(payload: Any) -> Any:
         started = time.perf_counter()
-        try:
-            return handler(payload)
-        except Exception as exc:
-            metrics.TASK_ERRORS.labels(name, describe(exc)[0][:64]).inc()
-            raise
-        finally:
-            metrics.TASK_DURATION.labels(name).observe(time.perf_counter() - started)
+        with tracing.tracer().start_as_current_span(
+            f"task {name}",
+            attributes={"jetbridge.handler": name},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                return handler(payload)
+            except Exception as exc:
+                error = describe(exc)[0][:64]
+                metrics.TASK_ERRORS.labels(name, error).inc()
+                span.set_status(Status(StatusCode.ERROR, error))
+                raise
+            finally:
+                metrics.TASK_DURATION.labels(name).observe(time.perf_counter() - started)
 
     return run
 
@@ -52,3 +63,17 @@ def started(machine: str) -> None:
 def ended(machine: str, status: str, started_at: float) -> None:
     metrics.EXECUTIONS_ENDED.labels(machine, status).inc()
     metrics.EXECUTION_DURATION.labels(machine, status).observe(max(0.0, time.time() - started_at))
+
+
+@contextmanager
+def run_span(row: Any) -> Iterator[None]:
+    """A span for one run of an execution (until it ends or parks), in the trace that started
+    it; a failure is the execution's outcome, recorded when it ends, not an error of the run."""
+    with tracing.tracer().start_as_current_span(
+        f"workflow {row.machine}",
+        context=tracing.parent_context(row.traceparent),
+        attributes={"jetbridge.execution": row.name, "jetbridge.machine": row.machine},
+        record_exception=False,
+        set_status_on_exception=False,
+    ):
+        yield

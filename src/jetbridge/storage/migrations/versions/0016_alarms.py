@@ -1,4 +1,5 @@
-"""The built-in alarms' states, shared by every process of a deployment.
+"""The built-in alarms' states, shared by every process of a deployment; the trace an
+execution continues.
 
 Revision ID: 0016
 Revises: 0015
@@ -22,7 +23,11 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False, server_default=""),
         sa.Column("changed_at", sa.Float(), nullable=False),
     )
+    with op.batch_alter_table("workflow_executions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("traceparent", sa.String(55), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("workflow_executions", schema=None) as batch_op:
+        batch_op.drop_column("traceparent")
     op.drop_table("alarms")
