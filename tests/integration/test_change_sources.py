@@ -22,6 +22,7 @@ from jetbridge.config import Settings
 from jetbridge.demo import install_demo
 from jetbridge.flights.cdc_runner import CdcRunner
 from jetbridge.flights.hub import FlightHub, flights_at
+from jetbridge.schedules import network_schedule
 from jetbridge.storage.db import create_database_engine
 from support.auth import as_operator
 
@@ -110,9 +111,17 @@ def test_the_demo_boards_the_flights_it_sells(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert len(rows) == len(departing)
         assert any(r.get("version", 1) > 1 for r in rows)  # the AODB's changes reached the hub
+        published = network_schedule(start=datetime.now(UTC).date(), days=2)
+        today = {
+            e.identity.key
+            for e in published
+            if e.origin == "ZRH" and e.operating_date.isoformat() == day
+        }
+        assert {r["flight_key"] for r in rows} == today  # the board shows the flights sold
+        tomorrow = published[-1].operating_date.isoformat()
         sold = client.get(
-            "/api/flights/search", params={"origin": "ZRH", "destination": "LHR", "date": day}
+            "/api/flights/search",
+            params={"origin": "ZRH", "destination": "LHR", "date": tomorrow},
         ).json()
         assert {o["airline"] for o in sold} == {"LX", "BA"}
-        on_board = {r["flight_key"] for r in rows}
-        assert {o["flight_key"] for o in sold} <= on_board
+        assert all(o["flight_key"].startswith(o["flight_id"]) for o in sold)

@@ -299,3 +299,30 @@ def _settled(client: TestClient, booking: dict[str, Any]) -> dict[str, Any]:
             return dict(state)
         time.sleep(0.05)
     raise AssertionError("the booking did not settle")
+
+
+def test_the_migration_gives_existing_sellable_flights_their_hub_key(database_url: str) -> None:
+    from sqlalchemy import text
+
+    from jetbridge.storage.db import create_database_engine
+    from jetbridge.storage.migrate import downgrade, upgrade
+
+    engine = create_database_engine(database_url)
+    upgrade(engine, "0010")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO scheduled_flights (flight_id, airline, flight_number, origin, "
+                "destination, departure_date, departs_at, arrives_at, aircraft_type, currency, "
+                "fares) VALUES ('LX0100-2026-12-01', 'LX', '100', 'ZRH', 'LHR', '2026-12-01', "
+                "1.0, 2.0, 'A320', 'CHF', '{\"economy\": 10000}')"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        key = conn.execute(text("SELECT flight_key FROM scheduled_flights")).scalar_one()
+    assert key == "LX0100-2026-12-01-ZRH-LHR"
+    downgrade(engine, "0010")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT flight_id FROM scheduled_flights")).scalar_one()
+    engine.dispose()
