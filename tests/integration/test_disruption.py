@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -201,6 +202,33 @@ def test_a_cancelled_flight_offers_rebooking_through_the_signed_link(world: Worl
         (later[0], "economy"), (later[1], "economy"), (later[0], "business"),
     ]  # fmt: skip
     chosen = offers[1]
+    # GraphQL answers the same through the REST route: the disruption, its offers and notice.
+    query = """query($id: String!) { disruptions(bookingId: $id) {
+        flightKey kind status newFlightId chooseBy notices
+        offers { offer flightId flight origin destination departure arrival cabin } } }"""
+    answer = client.post("/graphql", json={"query": query, "variables": {"id": booking_id}})
+    assert "errors" not in answer.json(), answer.text
+    (shown,) = answer.json()["data"]["disruptions"]
+    assert (shown["kind"], shown["status"], shown["newFlightId"]) == (
+        "cancellation",
+        "waiting",
+        None,
+    )
+    assert shown["flightKey"].startswith(FLIGHT) and shown["chooseBy"]
+    assert [(o["flightId"], o["cabin"]) for o in shown["offers"]] == [
+        (o["flight_id"], o["cabin"]) for o in offers
+    ]
+    assert any("LX100 ZRH-LHR is cancelled" in subject for subject in shown["notices"])
+    nobody = TestClient(client.app).post(
+        "/graphql", json={"query": query, "variables": {"id": booking_id}}
+    )
+    # as the REST route: someone else's booking does not exist for them
+    assert nobody.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    for hostile in ("x" * 5000, "' OR 1=1 --", "\u0000", "../../etc"):
+        bad = client.post("/graphql", json={"query": query, "variables": {"id": hostile}})
+        assert bad.json()["errors"][0]["extensions"]["code"] in {"NOT_FOUND", "BAD_USER_INPUT"}
+        rest = client.get(f"/api/bookings/{quote(hostile, safe='')}/disruptions")
+        assert rest.status_code in {400, 404, 422}, rest.text
     before_old = seats_left(world, FLIGHT)
     before_new = seats_left(world, chosen["flight_id"])
 

@@ -9,7 +9,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,13 +26,19 @@ from jetbridge.web.account import STYLE  # its hash is in the pages' Content-Sec
 
 router = APIRouter(tags=["disruption"])
 Link = Annotated[str, Query(min_length=1, max_length=MAX_LINK_CHARS)]
+# a booking's id as the booking service issues it (a UUID); anything else is named, not looked up
+BookingId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z-]+$")]
 
 
-def get_disruption(request: Request) -> DisruptionService:
-    service: DisruptionService | None = getattr(request.app.state.platform, "disruption", None)
+def disruption_of(platform: Any) -> DisruptionService:
+    service: DisruptionService | None = getattr(platform, "disruption", None)
     if service is None:
         raise NotFound("disruption handling is not enabled on this platform")
     return service
+
+
+def get_disruption(request: Request) -> DisruptionService:
+    return disruption_of(request.app.state.platform)
 
 
 DisruptionDep = Annotated[DisruptionService, Depends(get_disruption)]
@@ -75,7 +81,7 @@ def _airline_of(caller: Principal, asked: str | None) -> str | None:
 
 @router.get("/api/bookings/{booking_id}/disruptions")
 def booking_disruptions(
-    booking_id: str,
+    booking_id: BookingId,
     request: Request,
     bookings: BookingsDep,
     service: DisruptionDep,
@@ -89,7 +95,7 @@ def booking_disruptions(
 
 @router.put("/api/bookings/{booking_id}/contacts")
 def set_contacts(
-    booking_id: str,
+    booking_id: BookingId,
     body: Contacts,
     request: Request,
     bookings: BookingsDep,

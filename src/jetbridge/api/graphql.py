@@ -32,6 +32,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.types import ExecutionContext, Info
 
 from jetbridge.api import booking as rest
+from jetbridge.api import disruption as disruption_rest
 from jetbridge.api import flights as flights_rest
 from jetbridge.api import graphql_types as t
 from jetbridge.api.graphql_rest import as_graphql_error, call
@@ -91,6 +92,18 @@ class Query:
     @strawberry.field(description="A flight's seat map with the seats taken")
     def seat_map(self, info: Info, flight_id: str) -> t.SeatMap:
         return t.seat_map(_rest(info, rest.seat_map, flight_id=flight_id))
+
+    @strawberry.field(
+        description="A booking's disruptions with their held offers and the notices sent: "
+        "its passenger's, a guest's with its token, its airline's staff's"
+    )
+    def disruptions(
+        self, info: Info, booking_id: str, guest_token: str | None = None
+    ) -> list[t.Disruption]:
+        found = _rest(
+            info, disruption_rest.booking_disruptions, booking_id=booking_id, token=guest_token
+        )
+        return t.disruptions(found)
 
     @strawberry.field(description="A booking: its passenger's, a guest's with its token, staff's")
     def booking(self, info: Info, booking_id: str, guest_token: str | None = None) -> t.Booking:

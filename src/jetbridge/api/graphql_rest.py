@@ -19,6 +19,7 @@ from graphql import GraphQLError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.requests import HTTPConnection
 
+from jetbridge.api.disruption import DisruptionDep, disruption_of
 from jetbridge.api.policy import Policy, Require
 from jetbridge.api.wording import in_words
 from jetbridge.errors import (
@@ -149,6 +150,8 @@ def call(
             arguments[name] = platform.bookings
         elif name == "backbone":
             arguments[name] = platform.backbone
+        elif name == "service" and hint == DisruptionDep:
+            arguments[name] = disruption_of(platform)
         elif any(
             isinstance(getattr(meta, "dependency", None), Require)
             for meta in getattr(hint, "__metadata__", ())

@@ -5,7 +5,7 @@ local time with its zone, as the pages show them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
@@ -131,6 +131,33 @@ class Booking:
     guest_token: str | None = strawberry.field(
         description="For a guest: the token that follows, changes or cancels this booking"
     )
+
+
+@strawberry.type(description="Another flight with seats held for a disrupted booking")
+class Offer:
+    offer: int = strawberry.field(description="The offer's number, as chosen with the link")
+    flight_id: str
+    flight: str
+    origin: str
+    destination: str
+    departure: datetime
+    arrival: datetime
+    cabin: str
+
+
+@strawberry.type(description="A disruption of a booking's flight and where the booking stands")
+class Disruption:
+    flight_key: str
+    kind: str = strawberry.field(
+        description="cancellation, diversion, delay, gate_change or missed_connection"
+    )
+    status: str = strawberry.field(
+        description="affected, waiting (offers held), rebooked, refunded or superseded"
+    )
+    offers: list[Offer]
+    new_flight_id: str | None = strawberry.field(description="The flight it was rebooked on")
+    choose_by: datetime | None = strawberry.field(description="When the offers are no longer held")
+    notices: list[str] = strawberry.field(description="The subjects of the notices sent")
 
 
 @strawberry.type(description="A seat on the seat map; who holds a taken seat is never shown")
@@ -381,3 +408,38 @@ def flight_change(done: dict[str, Any]) -> FlightChange:
         tickets=tickets(done["tickets"]),
         refunded=int(done["refunded"]),
     )
+
+
+def disruptions(found: dict[str, Any]) -> list[Disruption]:
+    """A booking's disruptions, as `GET /api/bookings/{id}/disruptions` answers them."""
+    shown = []
+    for case in found["disruptions"]:
+        key = case["flight_key"]
+        subjects = [
+            str(n["message"].get("subject", "")) for n in found["notices"] if n["flight_key"] == key
+        ]
+        choose_by = case.get("choose_by")
+        shown.append(
+            Disruption(
+                flight_key=key,
+                kind=case["kind"],
+                status=case["status"],
+                offers=[
+                    Offer(
+                        offer=int(o["offer"]),
+                        flight_id=o["flight_id"],
+                        flight=o["flight"],
+                        origin=o["origin"],
+                        destination=o["destination"],
+                        departure=datetime.fromisoformat(o["departure"]),
+                        arrival=datetime.fromisoformat(o["arrival"]),
+                        cabin=o["cabin"],
+                    )
+                    for o in case.get("offers") or []
+                ],
+                new_flight_id=case.get("new_flight_id"),
+                choose_by=None if choose_by is None else datetime.fromtimestamp(choose_by, UTC),
+                notices=subjects,
+            )
+        )
+    return shown

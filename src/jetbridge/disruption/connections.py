@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from jetbridge.disruption import store
+from jetbridge.booking.manifest import bookings_on_flight
 from jetbridge.disruption.policy import DisruptionRules, arrival_estimate, misses_connection
 from jetbridge.storage.schema import bookings, scheduled_flights
 
@@ -20,7 +20,7 @@ def scheduled_arrival(conn: Connection, flight: dict[str, Any]) -> datetime:
     """When the catalogue (else the hub's schedule) has the flight arriving."""
     arrives = conn.execute(
         select(scheduled_flights.c.arrives_at).where(
-            scheduled_flights.c.flight_id == store.catalogue_flight_id(flight)
+            scheduled_flights.c.flight_key == str(flight["flight_key"])
         )
     ).scalar()
     if arrives is not None:
@@ -35,7 +35,7 @@ def missed_connections(
     conn: Connection, flight: dict[str, Any], rules: DisruptionRules
 ) -> list[dict[str, Any]]:
     """Onward bookings that the flight's current arrival estimate makes too tight."""
-    inbound = store.bookings_on_flight(conn, flight)
+    inbound = [b.booking_id for b in bookings_on_flight(conn, str(flight["flight_key"]))]
     if not inbound:
         return []
     customers = set(

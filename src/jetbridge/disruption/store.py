@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, insert, select, update
@@ -16,37 +15,13 @@ from jetbridge.disruption.policy import REACCOMMODATE
 from jetbridge.errors import Conflict
 from jetbridge.storage.schema import (
     booking_contacts,
-    bookings,
     disruption_cases,
     disruption_notices,
     disruptions,
-    scheduled_flights,
 )
 
 CONTACTS = "contacts"
 CASE_STATUSES = ("affected", "waiting", "rebooked", "refunded", "superseded")
-
-
-def catalogue_flight_id(identity: Mapping[str, Any]) -> str:
-    """The catalogue's id of a hub flight: airline, padded number and departure date."""
-    return f"{identity['airline']}{identity['flight_number']}-{identity['origin_date']}"
-
-
-def bookings_on_flight(conn: Connection, identity: Mapping[str, Any]) -> list[str]:
-    """Confirmed bookings on a hub flight, matched on airline, number, date and origin."""
-    flight_id = catalogue_flight_id(identity)
-    rows = conn.execute(
-        select(bookings.c.booking_id)
-        .join(scheduled_flights, scheduled_flights.c.flight_id == bookings.c.flight_id)
-        .where(
-            bookings.c.flight_id == flight_id,
-            bookings.c.status == "confirmed",
-            scheduled_flights.c.airline == identity["airline"],
-            scheduled_flights.c.origin == identity["departure_airport"],
-        )
-        .order_by(bookings.c.created_at)
-    )
-    return list(rows.scalars())
 
 
 def upsert(conn: Connection, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:

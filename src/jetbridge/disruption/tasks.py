@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from jetbridge.booking import service
+from jetbridge.booking.manifest import bookings_on_flight
 from jetbridge.booking.money import Money
 from jetbridge.booking.tasks import BookingTasks
 from jetbridge.disruption import offers, rebook, store
@@ -91,7 +92,7 @@ class DisruptionTasks:
             if kind == MISSED_CONNECTION:
                 found = [item["booking_id"] for item in self._missed(conn, flight)]
             else:
-                found = store.bookings_on_flight(conn, flight)
+                found = [b.booking_id for b in bookings_on_flight(conn, flight_key)]
             for booking_id in found:
                 store.open_case(
                     conn,

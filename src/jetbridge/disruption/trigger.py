@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from jetbridge.booking.manifest import bookings_on_flight
 from jetbridge.disruption.connections import missed_connections, scheduled_arrival
 from jetbridge.disruption.policy import (
     GATE_CHANGE,
@@ -26,7 +27,6 @@ from jetbridge.disruption.policy import (
     arrival_estimate,
     classify,
 )
-from jetbridge.disruption.store import bookings_on_flight
 from jetbridge.events import registry
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.handlers import HandlerRegistry
@@ -114,7 +114,7 @@ class Detector:
                 )
             ).first()
             # Most flights on a hub carry none of the airline's bookings: nothing to start.
-            nobody = kind != MISSED_CONNECTION and not bookings_on_flight(conn, flight)
+            nobody = kind != MISSED_CONNECTION and not bookings_on_flight(conn, key)
         if row is not None and row.version >= version:
             return  # a duplicate, or older than what was handled
         same = row is not None and row.fingerprint == disruption.fingerprint
