@@ -61,6 +61,7 @@ def test_console_tails_tries_redrives_and_draws(browser: Any, sqlite_url: str) -
         retry_base_seconds=0.02,
         retry_max_backoff_seconds=0.1,
         delivery_poll_seconds=0.02,
+        alarm_interval_seconds=0.2,
     )
     app = create_app(settings, handlers=handlers.HANDLERS)
     platform = app.state.platform
@@ -151,6 +152,21 @@ def test_console_tails_tries_redrives_and_draws(browser: Any, sqlite_url: str) -
         assert colour_share(shot, (0xF6, 0xC3, 0xC3)) > 0.02  # the failed state's fill
         assert colour_share(shot, (0xCF, 0xE9, 0xD8)) > 0.02  # the succeeded state's fill
         assert page.locator("#exec-history tr").count() >= 4
+
+        # the alarms (the dead letter above trips the DLQ alarm) and the last hour's charts
+        wait_for(lambda: any(a["state"] == "ALARM" for a in platform.monitor.states()))
+        page.click("#tabs button[data-tab=alarms]")
+        page.wait_for_selector("#alarm-rows tr.alarm", timeout=20_000)
+        assert page.locator("#alarm-rows tr").count() >= 7
+        page.wait_for_selector(".chart[data-series=events_put_per_second]", timeout=20_000)
+        wait_for(lambda: len(platform.monitor.series("events_put_per_second", since=0)) >= 2)
+        page.click("#alarms-refresh")
+        page.wait_for_selector(
+            ".chart[data-series=events_put_per_second] polyline", timeout=20_000
+        )
+        page.wait_for_function(
+            "() => document.querySelectorAll('.chart').length === 8", timeout=20_000
+        )
         page.close()
 
 
