@@ -419,6 +419,9 @@ executions = Table(
     Column("tenant", String(16), nullable=True),
     # Incremented by every claim; a worker writes only while it still holds its generation.
     Column("generation", Integer, nullable=False, server_default=text("0")),
+    # Redrives (RedriveExecution): how many, and when the latest one happened.
+    Column("redrive_count", Integer, nullable=False, server_default=text("0")),
+    Column("redriven_at", Float, nullable=True),
 )
 Index("ix_executions_status", executions.c.status, executions.c.lease_until)
 
