@@ -348,3 +348,69 @@ def test_the_cli_redrives(tmp_path: Path) -> None:
     assert shown["name"] == "cli-1" and shown["redriveCount"] == 1
     refused = jetbridge("redrive", "--name", "cli-1")
     assert refused.returncode != 0 and "RUNNING" in refused.stderr
+
+
+def test_a_redriven_callback_task_hands_out_a_new_token(engine: Engine) -> None:
+    delivered: list[str] = []
+    definition = {
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Parameters": {"FunctionName": "AskAgent", "Payload": {"token.$": "$$.Task.Token"}},
+                "End": True,
+            }
+        },
+    }
+    workflows = WorkflowEngine(
+        engine, {"AskAgent": lambda payload: delivered.append(payload["token"])}, secret="s"
+    )
+    workflows.start(name="approval", definition=definition, input={})
+    workflows.run_one()
+    workflows.send_task_failure(token=delivered[0], error="Rejected", cause="no agent")
+    workflows.run_one()
+    assert workflows.describe(name="approval")["error"] == "Rejected"
+
+    workflows.redrive(name="approval")
+    workflows.run_one()
+    assert len(delivered) == 2 and delivered[1] != delivered[0]
+    with pytest.raises(Conflict):
+        workflows.send_task_success(token=delivered[0], output={"late": True})
+    workflows.send_task_success(token=delivered[1], output={"approved": True})
+    workflows.run_one()
+    done = workflows.describe(name="approval")
+    assert done["status"] == "SUCCEEDED" and done["output"] == {"approved": True}
+
+
+def test_a_timed_out_execution_redrives_with_its_timeout_counted_from_the_redrive(
+    engine: Engine,
+) -> None:
+    slow = [True]
+
+    def step(payload: Any) -> str:
+        if slow[0]:
+            slow[0] = False
+            time.sleep(1.2)
+        return "done"
+
+    definition = {
+        "TimeoutSeconds": 1,
+        "StartAt": "Slow",
+        "States": {
+            "Slow": {"Type": "Task", "Resource": "Step", "ResultPath": "$.slow", "Next": "Then"},
+            "Then": {"Type": "Task", "Resource": "Step", "ResultPath": "$.then", "End": True},
+        },
+    }
+    calls: list[Any] = []
+    workflows = WorkflowEngine(engine, {"Step": lambda p: calls.append(p) or step(p)})
+    workflows.start(name="late", definition=definition, input={})
+    workflows.run_one()
+    timed_out = workflows.describe(name="late")
+    assert timed_out["status"] == "TIMED_OUT" and timed_out["redriveStatus"] == "REDRIVABLE"
+    workflows.redrive(name="late")
+    workflows.run_one()
+    done = workflows.describe(name="late")
+    assert done["status"] == "SUCCEEDED", done
+    assert done["output"] == {"slow": "done", "then": "done"}
+    assert len(calls) == 2  # the Task that had finished before the timeout did not run again
