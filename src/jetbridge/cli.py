@@ -337,8 +337,8 @@ UNSUCCESSFUL = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 
 
 def cmd_workflows(args: argparse.Namespace) -> int:
-    """Start (idempotent by name), run synchronously, describe, history, list, stop; answer or
-    heartbeat a callback task by its token."""
+    """Start (idempotent by name), run synchronously, describe, history, list, stop, redrive;
+    answer or heartbeat a callback task by its token."""
     platform = _platform()
     engine: WorkflowEngine = platform.workflows
     if args.action.startswith("send-task-"):
@@ -358,6 +358,8 @@ def cmd_workflows(args: argparse.Namespace) -> int:
         _print(engine.history(name=args.name))
     elif args.action == "stop":
         _print(engine.stop(name=args.name))
+    elif args.action == "redrive":
+        _print(engine.redrive(name=args.name))
     else:
         _print(engine.list(status=args.status))
     return 0
@@ -507,12 +509,13 @@ def build_parser() -> argparse.ArgumentParser:
     feed.set_defaults(run=cmd_ingest)
 
     flows = sub.add_parser(
-        "workflows", help="start, run, describe, list or stop executions; answer callback tasks"
+        "workflows",
+        help="start, run, describe, list, stop or redrive executions; answer callback tasks",
     )
     flows.add_argument(
         "action",
         choices=[
-            "start", "run", "describe", "history", "list", "stop",
+            "start", "run", "describe", "history", "list", "stop", "redrive",
             "send-task-success", "send-task-failure", "send-task-heartbeat",
         ],
     )  # fmt: skip

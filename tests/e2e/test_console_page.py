@@ -161,9 +161,7 @@ def test_console_tails_tries_redrives_and_draws(browser: Any, sqlite_url: str) -
         page.wait_for_selector(".chart[data-series=events_put_per_second]", timeout=20_000)
         wait_for(lambda: len(platform.monitor.series("events_put_per_second", since=0)) >= 2)
         page.click("#alarms-refresh")
-        page.wait_for_selector(
-            ".chart[data-series=events_put_per_second] polyline", timeout=20_000
-        )
+        page.wait_for_selector(".chart[data-series=events_put_per_second] polyline", timeout=20_000)
         page.wait_for_function(
             "() => document.querySelectorAll('.chart').length === 8", timeout=20_000
         )
@@ -175,3 +173,54 @@ def _letters(platform: Any) -> bool:
 
     with platform.backbone.reading() as conn:
         return bool(dlq.list_dead_letters(conn))
+
+
+SOMETIMES_FAILING = {
+    "StartAt": "Prepare",
+    "States": {
+        "Prepare": {"Type": "Pass", "Next": "Charge"},
+        "Charge": {"Type": "Task", "Resource": "sometimes", "End": True},
+    },
+}
+
+
+def test_console_redrives_a_failed_execution(browser: Any, sqlite_url: str) -> None:
+    handlers.reset()
+    attempts: list[Any] = []
+
+    def sometimes(payload: Any) -> str:
+        attempts.append(payload)
+        if len(attempts) == 1:
+            raise RuntimeError("declined the first time")
+        return "charged"
+
+    settings = Settings(database_url=sqlite_url)
+    app = create_app(settings, handlers={**handlers.HANDLERS, "sometimes": sometimes})
+    platform = app.state.platform
+    with serve_app(app) as base:
+        user(app, "operator", "operator password 1", roles=("admin",))
+        engine = platform.workflows
+        engine.start(name="charge-1", definition=SOMETIMES_FAILING, input={})
+        wait_for(lambda: engine.describe(name="charge-1")["status"] == "FAILED")
+        page = browser.new_page()
+        page.goto(f"{base}/console")
+        page.wait_for_selector("#sign-in", timeout=10_000)
+        browser_sign_in(page, base, "operator", "operator password 1")
+        page.goto(f"{base}/console")
+        page.click("#tabs button[data-tab=executions]")
+        page.wait_for_selector("#exec-rows a:has-text('charge-1')", timeout=10_000)
+        page.click("#exec-rows a:has-text('charge-1')")
+        page.wait_for_selector("g[data-state=Charge][data-status=failed]", timeout=10_000)
+        assert page.is_hidden("#exec-stop")
+        assert page.is_visible("#exec-redrive")
+        page.click("#exec-redrive")
+        wait_for(lambda: engine.describe(name="charge-1")["status"] == "SUCCEEDED")
+        assert len(attempts) == 2
+        page.click("#exec-rows a:has-text('charge-1')")
+        page.wait_for_selector("g[data-state=Charge][data-status=succeeded]", timeout=10_000)
+        assert page.is_hidden("#exec-redrive")
+        assert page.inner_text("#problem") == ""
+        assert page.locator("#exec-history td:text-is('ExecutionRedriven')").count() == 1
+        described = engine.describe(name="charge-1")
+        assert described["redriveCount"] == 1
+        page.close()

@@ -1,4 +1,5 @@
-"""HTTP API of the workflow engine: start (idempotent by name), describe, history, list, stop;
+"""HTTP API of the workflow engine: start (idempotent by name), describe, history, list, stop,
+redrive;
 Express executions run synchronously; answers and heartbeats for callback tasks."""
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ def history(name: str, workflows: Workflows, caller: Operations) -> list[dict[st
 def stop(name: str, workflows: Workflows, caller: Operations) -> dict[str, Any]:
     own_execution(caller, workflows.describe(name=name))
     return workflows.stop(name=name)
+
+
+@router.post("/executions/{name}/redrive")
+def redrive(name: str, workflows: Workflows, caller: Operations) -> dict[str, Any]:
+    """RedriveExecution: a FAILED, TIMED_OUT or ABORTED execution goes on from its unsuccessful
+    step (409 if it runs, succeeded, or cannot be redriven any more)."""
+    own_execution(caller, workflows.describe(name=name))
+    return workflows.redrive(name=name)
 
 
 TaskToken = Annotated[str, Field(min_length=1, max_length=1024)]

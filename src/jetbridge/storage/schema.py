@@ -421,6 +421,9 @@ executions = Table(
     Column("generation", Integer, nullable=False, server_default=text("0")),
     # The W3C trace the execution continues (the request or event that started it).
     Column("traceparent", String(55), nullable=True),
+    # Redrives (RedriveExecution): how many, and when the latest one happened.
+    Column("redrive_count", Integer, nullable=False, server_default=text("0")),
+    Column("redriven_at", Float, nullable=True),
 )
 Index("ix_executions_status", executions.c.status, executions.c.lease_until)
 

@@ -104,7 +104,8 @@ def execute(
     )
     context["Execution"]["StartTime"] = started["timestamp"]
     if "TimeoutSeconds" in machine:
-        began = parse_iso(started["timestamp"]).timestamp()
+        # A redriven execution has its whole TimeoutSeconds again from the redrive.
+        began = parse_iso(runtime.redrive_time or started["timestamp"]).timestamp()
         runtime.deadline = began + float(machine["TimeoutSeconds"])
     try:
         output = run_machine(machine, data, context, scope)

@@ -21,10 +21,11 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from jetbridge.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jetbridge.jsonlimits import (
@@ -45,13 +46,14 @@ from jetbridge.workflows import (
     validate_definition,
 )
 from jetbridge.workflows.asl.errors import InvalidDefinition
-from jetbridge.workflows.asl.scope import Suspended
+from jetbridge.workflows.asl.scope import REDRIVEN, SUPERSEDED, Suspended, iso
 from jetbridge.workflows.express import check_express, run_express
 from jetbridge.workflows.leases import (
     Aborted,
     HistoryWriter,
     Lease,
     LeaseKeeper,
+    append_events,
     held,
     lapsed,
     retrying,
@@ -62,6 +64,12 @@ from jetbridge.workflows.machines import (
     Handler,
     SystemMachine,
     refuse_caller_start,
+)
+from jetbridge.workflows.redrive import (
+    MAX_HISTORY_EVENTS,
+    REDRIVABLE,
+    REDRIVABLE_SECONDS,
+    supersede,
 )
 from jetbridge.workflows.tokens import LEGACY_WAITING, TaskTimedOut, TaskTokenStore
 
@@ -276,6 +284,77 @@ class WorkflowEngine:
         observed.ended(described["machine"], "ABORTED", described["started_at"])
         return described
 
+    def redrive(self, *, name: str) -> dict[str, Any]:
+        """RedriveExecution: a caller's FAILED, TIMED_OUT or ABORTED execution goes on from
+        its unsuccessful step (`jetbridge.workflows.redrive`); Conflict if it cannot be
+        redriven, among them one running (a redrive that lost a race to another included)."""
+        self._refuse_system(name, "redriven")
+        return self.redrive_system(name=name)
+
+    def redrive_system(self, *, name: str) -> dict[str, Any]:
+        """Redrive any execution: for the platform's own code."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(executions).where(executions.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"execution {name!r} does not exist")
+            reason = _not_redrivable(row, time.time())
+            if reason is not None:
+                raise Conflict(f"execution {name!r} cannot be redriven: {reason}")
+            history = [
+                json.loads(body)
+                for body in conn.execute(
+                    select(execution_events.c.body)
+                    .where(execution_events.c.execution == name)
+                    .order_by(execution_events.c.event_id)
+                ).scalars()
+            ]
+            if len(history) >= MAX_HISTORY_EVENTS:
+                raise Conflict(
+                    f"execution {name!r} cannot be redriven: its history reached the "
+                    f"{MAX_HISTORY_EVENTS}-event limit"
+                )
+            now = time.time()
+            # Only the status seen above is changed: of two redrives at once, one wins.
+            won = conn.execute(
+                update(executions)
+                .where(
+                    executions.c.name == name,
+                    executions.c.status == row.status,
+                    executions.c.redrive_count == row.redrive_count,
+                )
+                .values(
+                    status="RUNNING",
+                    output=None,
+                    error=None,
+                    cause=None,
+                    stopped_at=None,
+                    lease_until=None,
+                    parked=False,
+                    woken=False,
+                    generation=executions.c.generation + 1,  # fences the earlier attempt
+                    redrive_count=executions.c.redrive_count + 1,
+                    redriven_at=now,
+                )
+            )
+            if won.rowcount == 0:
+                raise Conflict(f"execution {name!r} is already being redriven")
+            last = conn.execute(
+                select(func.max(execution_events.c.event_id)).where(
+                    execution_events.c.execution == name
+                )
+            ).scalar()
+            event = {
+                "id": int(last or 0) + 1,
+                "previousEventId": int(last or 0),
+                "timestamp": iso(datetime.fromtimestamp(now, UTC)),
+                "type": REDRIVEN,
+                "executionRedrivenEventDetails": {"redriveCount": row.redrive_count + 1},
+                SUPERSEDED: supersede(history),
+            }
+            append_events(conn, name, [event])
+        observed.started(row.machine)
+        return self.describe(name=name)
+
     def _refuse_system(self, name: str, done: str) -> None:
         with self.engine.connect() as conn:
             machine = conn.execute(
@@ -456,7 +535,21 @@ class WorkflowEngine:
         await asyncio.gather(*workers)
 
 
+def _not_redrivable(row: Any, now: float) -> str | None:
+    """Why the execution cannot be redriven now (None: it can), as Step Functions says."""
+    if row.status == "RUNNING":
+        return "Execution is RUNNING and cannot be redriven."
+    if row.status == "SUCCEEDED":
+        return "Execution is SUCCEEDED and cannot be redriven."
+    if row.status not in REDRIVABLE:
+        return f"Execution is {row.status} and cannot be redriven."
+    if row.stopped_at is not None and now - row.stopped_at > REDRIVABLE_SECONDS:
+        return "Execution redrivable period exceeded."
+    return None
+
+
 def _describe(row: Any) -> dict[str, Any]:
+    reason = _not_redrivable(row, time.time())
     return {
         "name": row.name,
         "machine": row.machine,
@@ -468,4 +561,8 @@ def _describe(row: Any) -> dict[str, Any]:
         "started_at": row.started_at,
         "stopped_at": row.stopped_at,
         "tenant": row.tenant,
+        "redriveCount": row.redrive_count,
+        "redriveDate": row.redriven_at,
+        "redriveStatus": "REDRIVABLE" if reason is None else "NOT_REDRIVABLE",
+        "redriveStatusReason": reason,
     }

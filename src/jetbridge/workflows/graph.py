@@ -93,9 +93,19 @@ def _branches(state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _progress(history: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
-    """How many times each state (by name) was entered and exited."""
+    """How many times each state (by name) was entered and exited (not counting what a
+    redrive superseded)."""
     counts: dict[str, tuple[int, int]] = {}
-    for event in history:
+    events = list(history)
+    skipped = {
+        number
+        for event in events
+        if event.get("type") == "ExecutionRedriven"
+        for number in event.get("supersededEventIds") or ()
+    }
+    for event in events:
+        if event.get("id") in skipped:
+            continue
         kind = str(event.get("type", ""))
         if kind.endswith("StateEntered"):
             name = (event.get("stateEnteredEventDetails") or {}).get("name")

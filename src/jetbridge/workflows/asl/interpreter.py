@@ -407,17 +407,20 @@ MAX_WAIT = 99_999_999
 
 def new_context(name: str | None, data: Any, machine_name: str, runtime: Runtime) -> dict[str, Any]:
     execution = name or str(uuid.uuid4())
-    return {
+    context: dict[str, Any] = {
         "Execution": {
             "Id": f"arn:jetbridge:states:execution:{machine_name}:{execution}",
             "Name": execution,
             "Input": data,
             "StartTime": iso(runtime.now()),
             "RoleArn": f"arn:jetbridge:iam::role/{machine_name}",
-            "RedriveCount": 0,
+            "RedriveCount": runtime.redrive_count,
         },
         "StateMachine": {
             "Id": f"arn:jetbridge:states:stateMachine:{machine_name}",
             "Name": machine_name,
         },
     }
+    if runtime.redrive_time is not None:
+        context["Execution"]["RedriveTime"] = runtime.redrive_time
+    return context

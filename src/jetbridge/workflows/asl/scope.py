@@ -32,6 +32,9 @@ ITERATION_ENDS = {"MapIterationSucceeded", "MapIterationFailed", "MapIterationAb
 BRANCH = "parallelBranch"
 # Where a stopped line recorded that it stopped: a resumed run stops there again.
 STOPS = {"MapIterationAborted", "TaskStateAborted", "WaitStateAborted"}
+# A redrive's event: it names the events of the unsuccessful attempt that it supersedes.
+REDRIVEN = "ExecutionRedriven"
+SUPERSEDED = "supersededEventIds"
 
 
 def iso(moment: datetime) -> str:
@@ -120,10 +123,16 @@ class Runtime:
     poll_interval: float = 0.2
     halted: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    redrive_count: int = 0
+    redrive_time: str | None = None  # when the latest redrive happened (ISO 8601)
 
     def resume_from(self, history: list[dict[str, Any]]) -> None:
         self.history = list(history)
         self.known = index_history(history)
+        redrives = [event for event in history if event["type"] == REDRIVEN]
+        if redrives:
+            self.redrive_count = len(redrives)
+            self.redrive_time = redrives[-1]["timestamp"]
 
     def append(
         self, key: Key, kind: str, previous: int, details: Mapping[str, Any]
@@ -238,13 +247,28 @@ def key_text(key: Key) -> str:
     return ".".join(str(part) for part in (*path, position))
 
 
+def superseded(history: list[dict[str, Any]]) -> set[int]:
+    """The ids of the events that redrives superseded (they stay in the history)."""
+    return {
+        int(number)
+        for event in history
+        if event["type"] == REDRIVEN
+        for number in event.get(SUPERSEDED, [])
+    }
+
+
 def index_history(history: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
-    """The key of every event of a stored history, recovered through `previousEventId`."""
+    """The key of every event of a stored history, recovered through `previousEventId`
+    (a redrive's event and the events it superseded have none: a redriven run makes them
+    again)."""
     keys: dict[int, Key] = {}
     kinds: dict[int, str] = {}
     counts: dict[Path, int] = {}
     known: dict[Key, dict[str, Any]] = {}
+    skipped = superseded(history)
     for event in history:
+        if event["type"] == REDRIVEN or event["id"] in skipped:
+            continue
         previous = int(event.get("previousEventId") or 0)
         path, position = keys.get(previous, ((), -1))
         if kinds.get(previous) in ITERATION_ENDS:

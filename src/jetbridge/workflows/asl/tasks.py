@@ -66,6 +66,10 @@ def run_task(
     if callback:
         # The token names the task's place in the execution: a resumed run hands out the same.
         key = key_text(scope.next_key())
+        if runtime.redrive_count:
+            # A redriven task waits for a token of its own: a key has an odd number of parts
+            # (a line's path is pairs), so one more part cannot be another task's key.
+            key = f"{key}.{runtime.redrive_count}"
         token = runtime.tokens.token_for(key) if runtime.tokens else str(uuid.uuid4())
         context["Task"] = {"Token": token}
     payload = build(state["Parameters"], effective, context) if "Parameters" in state else effective
