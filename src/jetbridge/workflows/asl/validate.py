@@ -138,7 +138,8 @@ def _state(where: str, state: Any, states: dict[str, Any], machine: str) -> None
         *(f"{number}Path" for number in NUMBERS),
     ):
         value = state.get(field)
-        if value is not None:
+        # Only InputPath and OutputPath may be null (the state then sees or passes on {}).
+        if value is not None or (field in state and field not in ("InputPath", "OutputPath")):
             _path(f"{where}.{field}", value)
     _numbers(where, state)
     for field in ("Parameters", "ResultSelector", "ItemSelector"):
