@@ -340,7 +340,7 @@ def test_the_cli_redrives(tmp_path: Path) -> None:
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
 
     ran = jetbridge("run", "--name", "cli-1", "--definition", definition)
-    assert ran.returncode == 0, ran.stderr
+    assert ran.returncode == 1, ran.stderr  # a run that ends FAILED exits non-zero
     assert json.loads(ran.stdout)["status"] == "FAILED"
     redriven = jetbridge("redrive", "--name", "cli-1")
     assert redriven.returncode == 0, redriven.stderr
