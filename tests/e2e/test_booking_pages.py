@@ -97,6 +97,8 @@ def choose_a_flight(page: Any, base: str, day: date) -> None:
     page.fill("#date", day.isoformat())
     page.click("#search-button")
     page.locator("button.select").first.click()
+    # The traveller form is complete once the chosen flight's seat map is drawn.
+    page.wait_for_selector("#seatmap button.seat", timeout=30_000)
     page.fill("#given", "Ada")
     page.fill("#family", "Lovelace")
 
@@ -168,6 +170,8 @@ def test_pay_retried_after_a_lost_answer_is_the_same_booking(browser: Any, sqlit
         page.locator("button.select").first.click()  # another checkout: another key
         expect(page.locator("#pay")).to_be_enabled()
         page.click("#pay")
+        # the second booking is confirmed under a record locator of its own
+        expect(page.locator("#locator-line")).to_be_visible()
         expect(page.locator("#locator")).not_to_have_text(first_locator)
         assert len(keys) == 3 and keys[2] != keys[0]
         assert booking_count(platform) == 2

@@ -43,7 +43,8 @@ def test_the_distributed_deployment_starts_on_one_machine_and_stops_as_one(
 
 
 def run_and_stop(data_dir: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ["PYTHONPATH"]])}
+    paths = [str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     env.pop("JETBRIDGE_DATA_KEYS", None)  # it makes its own, as on a fresh clone
     command = [
         sys.executable,
