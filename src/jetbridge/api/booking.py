@@ -171,7 +171,7 @@ def get_booking(
     token: GuestToken = None,
 ) -> dict[str, Any]:
     """A booking, for its passenger, a guest holding its token, or the airline's staff."""
-    return _visible(request, bookings, caller, booking_id, token)
+    return visible_booking(request, bookings, caller, booking_id, token)
 
 
 @router.post("/bookings/{booking_id}/cancel")
@@ -183,13 +183,15 @@ def cancel_booking(
     token: GuestToken = None,
 ) -> dict[str, Any]:
     """Customer cancellation: seats back on sale, refund by the fare rules, points revoked."""
-    _visible(request, bookings, caller, booking_id, token)
+    visible_booking(request, bookings, caller, booking_id, token)
     return bookings.cancel(booking_id=booking_id)
 
 
-def _visible(
+def visible_booking(
     request: Request, bookings: Any, caller: Principal, booking_id: str, token: str | None
 ) -> dict[str, Any]:
+    """The booking, if the caller may see it (its owner, its airline, or its guest token);
+    NotFound otherwise, so another's booking is indistinguishable from none."""
     try:
         booking: dict[str, Any] = bookings.get(booking_id=booking_id)
     except NotFound:
@@ -214,7 +216,7 @@ def refund_quote(
     token: GuestToken = None,
 ) -> dict[str, Any]:
     """What cancelling now would refund and by which rule; nothing is changed."""
-    _visible(request, bookings, caller, booking_id, token)
+    visible_booking(request, bookings, caller, booking_id, token)
     return bookings.changes.refund_quote(booking_id=booking_id)
 
 
@@ -233,7 +235,7 @@ def select_seats(
     token: GuestToken = None,
 ) -> dict[str, Any]:
     """Move the passengers to these seats, one per passenger in booking order."""
-    _visible(request, bookings, caller, booking_id, token)
+    visible_booking(request, bookings, caller, booking_id, token)
     return bookings.changes.select_seats(booking_id=booking_id, seats=list(body.seats))
 
 
@@ -247,7 +249,7 @@ def change_quote(
     token: GuestToken = None,
 ) -> dict[str, Any]:
     """The fare on another flight of the route in the booked cabin, and the difference."""
-    _visible(request, bookings, caller, booking_id, token)
+    visible_booking(request, bookings, caller, booking_id, token)
     return bookings.changes.change_quote(booking_id=booking_id, flight_id=flight_id)
 
 
@@ -268,7 +270,7 @@ def change_flight(
 ) -> dict[str, Any]:
     """Move the booking to another flight of its route: a higher fare is charged to the card
     given, a lower one refunded."""
-    _visible(request, bookings, caller, booking_id, token)
+    visible_booking(request, bookings, caller, booking_id, token)
     card = body.payment.card if body.payment else None
     return bookings.changes.change(booking_id=booking_id, flight_id=body.flight_id, card=card)
 

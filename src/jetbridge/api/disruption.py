@@ -13,14 +13,14 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from jetbridge.api.booking import GuestToken, _visible
+from jetbridge.api.booking import GuestToken, visible_booking
 from jetbridge.api.deps import BookingsDep, check_outbound_url
 from jetbridge.api.policy import Agent, Public, PublicForm
 from jetbridge.disruption.links import MAX_LINK_CHARS
 from jetbridge.disruption.service import DisruptionService
 from jetbridge.disruption.sms import PHONE
 from jetbridge.errors import Conflict, Forbidden, InvalidRequest, JetbridgeError, NotFound
-from jetbridge.notify.subscriptions import _EMAIL
+from jetbridge.notify.subscriptions import EMAIL
 from jetbridge.ops.identity.principal import Principal
 from jetbridge.web.account import STYLE  # its hash is in the pages' Content-Security-Policy
 
@@ -89,7 +89,7 @@ def booking_disruptions(
     token: GuestToken = None,
 ) -> dict[str, Any]:
     """The booking's disruptions, its offers and the notices sent (the passenger's page)."""
-    _visible(request, bookings, caller, booking_id, token)
+    visible_booking(request, bookings, caller, booking_id, token)
     return service.of_booking(booking_id=booking_id)
 
 
@@ -105,8 +105,8 @@ def set_contacts(
 ) -> dict[str, Any]:
     """Where to send disruption notices (replaces the booking's contacts); a webhook's notices
     are signed with the secret answered here."""
-    _visible(request, bookings, caller, booking_id, token)
-    if body.email is not None and not _EMAIL.match(body.email):
+    visible_booking(request, bookings, caller, booking_id, token)
+    if body.email is not None and not EMAIL.match(body.email):
         raise InvalidRequest("email: expected an address such as name@example.com")
     if body.phone is not None and not PHONE.match(body.phone):
         raise InvalidRequest("phone: expected an international number such as +41441234567")

@@ -152,7 +152,7 @@ class Bookings:
             service.set_status(
                 conn, booking_id=booking_id, status="cancelled", failure=decision.rule
             )
-            self._revoke_points(conn, booking)
+            self.revoke_points(conn, booking)
             event = {"refund": decision.refund.to_json(), "rule": decision.rule}
             self.backbone.publish(
                 conn,
@@ -173,7 +173,7 @@ class Bookings:
             "rule": decision.rule,
         }
 
-    def _revoke_points(self, conn: Any, booking: dict[str, Any]) -> None:
+    def revoke_points(self, conn: Any, booking: dict[str, Any]) -> None:
         award = conn.execute(
             select(loyalty_ledger.c.points).where(
                 loyalty_ledger.c.booking_id == booking["booking_id"],

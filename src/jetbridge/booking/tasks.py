@@ -322,7 +322,7 @@ class BookingTasks:
     ) -> list[dict[str, Any]]:
         issued = []
         for index, seat in enumerate(seats_sold):
-            number = ticket_number(self.accounting_code, _next_serial(conn))
+            number = ticket_number(self.accounting_code, next_serial(conn))
             conn.execute(
                 insert(tickets).values(
                     ticket_number=number,
@@ -389,7 +389,7 @@ def _set_balance(conn: Connection, customer: str, points: int, *, exists: bool) 
         conn.execute(insert(loyalty_accounts).values(customer_id=customer, **values))
 
 
-def _next_serial(conn: Connection) -> int:
+def next_serial(conn: Connection) -> int:
     """The next ticket serial, atomically: concurrent issuers never get the same number."""
     bumped = conn.execute(
         update(counters)
@@ -403,7 +403,7 @@ def _next_serial(conn: Connection) -> int:
     conn.execute(
         dialect_insert(counters).values(name="ticket_serial", value=0).on_conflict_do_nothing()
     )
-    return _next_serial(conn)
+    return next_serial(conn)
 
 
 def _held_by(conn: Connection, booking_id: str) -> list[str]:

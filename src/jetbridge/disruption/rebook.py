@@ -15,7 +15,7 @@ from sqlalchemy import Connection, insert, select, update
 from jetbridge.booking import inventory, service
 from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.identifiers import ticket_number
-from jetbridge.booking.tasks import _next_serial
+from jetbridge.booking.tasks import next_serial
 from jetbridge.disruption import offers, store
 from jetbridge.events.backbone import Backbone
 from jetbridge.storage.schema import bookings, ticket_reissues, tickets
@@ -91,7 +91,7 @@ def _reissue(
     reissued = []
     now = time.time()
     for row, seat in zip(rows, seats, strict=False):
-        number = ticket_number(accounting_code, _next_serial(conn))
+        number = ticket_number(accounting_code, next_serial(conn))
         conn.execute(
             update(tickets)
             .where(tickets.c.ticket_number == row.ticket_number)

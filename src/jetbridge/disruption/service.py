@@ -179,7 +179,7 @@ def build(
         signer=signer,
         rules=rules,
         start_rebooking=start_rebooking,
-        revoke_points=bookings._revoke_points,
+        revoke_points=bookings.revoke_points,
         answer=lambda token, output: workflows.tokens.answer(token, output=output),
         public_url=public_url.rstrip("/"),
     )

@@ -50,7 +50,7 @@ MEANINGFUL = [
     "times.final_call.actual",
     "times.gate_close.actual",
 ]
-_EMAIL = re.compile(r"^[^@\s<>]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
+EMAIL = re.compile(r"^[^@\s<>]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
 
 
 class SubscriptionRequest(BaseModel):
@@ -70,7 +70,7 @@ class SubscriptionRequest(BaseModel):
     def _target(self) -> SubscriptionRequest:
         if self.channel == "webhook" and not self.url:
             raise ValueError("a webhook subscription needs 'url'")
-        if self.channel == "email" and not (self.email and _EMAIL.match(self.email)):
+        if self.channel == "email" and not (self.email and EMAIL.match(self.email)):
             raise ValueError("an email subscription needs a valid 'email'")
         return self
 
