@@ -1,7 +1,8 @@
 """Messages published by airports, airlines, AODB vendors and open-source projects (see
 tests/data/feeds/SOURCES.md), applied to the hub: each is accepted, or refused only for the
 reason its row expects, and what each says lands on its flight (understood values as fields,
-the rest kept raw with a warning). Prints the counts per message type and per source."""
+the rest kept raw with a warning). Prints the counts of real and synthetic messages per message
+type and per source, and requires at least 60 that real systems sent."""
 
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ from jetbridge.flights.merge import Update
 from jetbridge.flights.model import FlightIdentity, normalise_value
 
 CORPUS = Path(__file__).parents[1] / "data" / "feeds"
-ROW = re.compile(r"^\| `([^`]+)` \| (\w+) \| (\w+) \| .* \| (accepted|refused: [^|]+) \| (\S+) \|$")
+ROW = re.compile(
+    r"^\| `([^`]+)` \| (\w+) \| (\w+) \| (real|synthetic) \| .* \| (accepted|refused: [^|]+) \| (\S+) \|$"
+)
+MIN_REAL = 60
 SEEDED = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -35,6 +39,7 @@ class Entry:
     file: str
     type: str
     source: str
+    sent_by: str
     expect: str
     received: datetime
 
@@ -48,8 +53,10 @@ def entries() -> list[Entry]:
     for line in (CORPUS / "SOURCES.md").read_text().splitlines():
         found = ROW.match(line)
         if found:
-            file, kind, source, expect, received = found.groups()
-            rows.append(Entry(file, kind, source, expect.strip(), datetime.fromisoformat(received)))
+            file, kind, source, sent_by, expect, received = found.groups()
+            rows.append(
+                Entry(file, kind, source, sent_by, expect.strip(), datetime.fromisoformat(received))
+            )
     return rows
 
 
@@ -83,14 +90,14 @@ def identity_of(item: Update | FeedUpdate) -> FlightIdentity:
 
 
 def test_the_corpus_is_accepted_and_lands_on_its_flights(hub: FlightHub) -> None:
-    counts: Counter[tuple[str, str, str]] = Counter()
+    counts: Counter[tuple[str, str, str, str]] = Counter()
     for entry in entries():
         data = (CORPUS / entry.file).read_bytes()
         if entry.expect.startswith("refused:"):
             with pytest.raises(ParseError) as refused:
                 parse(entry.kind, data, received_at=entry.received, file=entry.file)
             assert entry.expect.removeprefix("refused:").strip() in str(refused.value), entry.file
-            counts[(entry.type, entry.source, "refused")] += 1
+            counts[(entry.type, entry.source, entry.sent_by, "refused")] += 1
             continue
         items = parse(entry.kind, data, received_at=entry.received, file=entry.file)
         for item in items:
@@ -105,9 +112,103 @@ def test_the_corpus_is_accepted_and_lands_on_its_flights(hub: FlightHub) -> None
         assert len(result.warnings) == sum(len(item.unknown) for item in items), entry.file
         for item in items:
             landed(hub, entry.file, item)
-        counts[(entry.type, entry.source, "accepted")] += 1
+        counts[(entry.type, entry.source, entry.sent_by, "accepted")] += 1
     print_counts(counts)
     assert sum(counts.values()) == len(entries())
+    real = sum(n for (_, _, sent_by, _), n in counts.items() if sent_by == "real")
+    assert real >= MIN_REAL, f"only {real} messages sent by real systems"
+
+
+# What the messages added with the second sources say, value by value: the flight (airline,
+# number, day, the airports it names) and the fields read from it.
+EXPECTED: dict[str, tuple[tuple[str, str, str, str | None, str | None], dict[str, object]]] = {
+    "mvt/awery_xrc0001_departure.txt": (
+        ("XRC", "0001", "2025-06-10", "CDG", "TUN"),
+        {
+            "registration": "TSICB",
+            "times.off_block.actual": "2025-06-10T05:05:00+00:00",
+            "times.take_off.actual": "2025-06-10T05:22:00+00:00",
+            "times.on_block.estimated": "2025-06-10T07:25:00+00:00",
+        },
+    ),
+    "mvt/awery_xrc0002_arrival.txt": (
+        ("XRC", "0002", "2025-06-07", None, "CDG"),
+        {
+            "registration": "TSICD",
+            "times.touchdown.actual": "2025-06-07T08:45:00+00:00",
+            "times.on_block.actual": "2025-06-07T09:00:00+00:00",
+        },
+    ),
+    "mvt/awery_xrc0003_arrival.txt": (
+        ("XRC", "0003", "2025-06-09", None, "CDG"),
+        {
+            "registration": "TSICB",
+            "times.touchdown.actual": "2025-06-09T17:18:00+00:00",
+            "times.on_block.actual": "2025-06-09T17:27:00+00:00",
+        },
+    ),
+    "mvt/awery_xrc0004_departure.txt": (
+        ("XRC", "0004", "2025-06-10", "CDG", "TUN"),
+        {
+            "registration": "TSICD",
+            "times.off_block.actual": "2025-06-10T09:09:00+00:00",
+            "times.take_off.actual": "2025-06-10T09:28:00+00:00",
+            "times.on_block.estimated": "2025-06-10T11:30:00+00:00",
+        },
+    ),
+    "mvt/awery_xrc0005_departure.txt": (
+        ("XRC", "0005", "2025-06-05", "CDG", "TUN"),
+        {
+            "registration": "TSICD",
+            "times.off_block.actual": "2025-06-05T04:46:00+00:00",
+            "times.take_off.actual": "2025-06-05T04:59:00+00:00",
+            "times.on_block.estimated": "2025-06-05T07:00:00+00:00",
+        },
+    ),
+    "mvt/mvt_parser_readme_ba100_departure.txt": (
+        ("BA", "100", "2025-06-27", "LHR", "CDG"),
+        {
+            "registration": "PPVMU",
+            "times.off_block.actual": "2025-06-27T12:00:00+00:00",
+            "times.take_off.actual": "2025-06-27T12:10:00+00:00",
+            "delays.0.code": "72",
+            "delays.0.minutes": 15,
+            "remarks": "DEICING",
+        },
+    ),
+    "mvt/mvt_parser_readme_ba100_elements.txt": (
+        ("BA", "100", "2025-06-27", "LTN", "CDG"),
+        {
+            "registration": "PPVMU",
+            "times.off_block.actual": "2025-06-27T12:00:00+00:00",
+            "unknown": ["MVT/CR", "MVT/DL", "MVT/FL", "MVT/RC", "MVT/TO"],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("file", sorted(EXPECTED))
+def test_each_new_message_says_what_it_should(file: str) -> None:
+    entry = next(e for e in entries() if e.file == file)
+    (item,) = parse(entry.kind, (CORPUS / file).read_bytes(), received_at=entry.received, file=file)
+    assert isinstance(item, FeedUpdate)
+    flight, fields = EXPECTED[file]
+    said = (
+        item.airline,
+        item.flight_number,
+        item.origin_date.isoformat(),
+        item.departure_airport,
+        item.arrival_airport,
+    )
+    assert said == flight
+    for name, value in fields.items():
+        if name == "unknown":
+            assert sorted(item.unknown) == value
+        elif isinstance(value, str) and "T" in value and name.startswith("times."):
+            got = item.fields[name]
+            assert isinstance(got, datetime) and got.isoformat() == value, name
+        else:
+            assert item.fields[name] == value, name
 
 
 def landed(hub: FlightHub, file: str, item: Update | FeedUpdate) -> None:
@@ -127,15 +228,27 @@ def landed(hub: FlightHub, file: str, item: Update | FeedUpdate) -> None:
             assert kept[2] == raw, (file, path)
 
 
-def print_counts(counts: Counter[tuple[str, str, str]]) -> None:
-    by_type: Counter[str] = Counter()
-    by_source: Counter[str] = Counter()
-    print("\n| type | source | accepted | refused |\n|---|---|---|---|")
-    for kind, source in sorted({(k, s) for k, s, _ in counts}):
-        accepted, refused = counts[(kind, source, "accepted")], counts[(kind, source, "refused")]
-        by_type[kind] += accepted + refused
-        by_source[source] += accepted + refused
-        print(f"| {kind} | {source} | {accepted} | {refused} |")
-    print("\nper type:", dict(sorted(by_type.items())))
-    print("per source:", dict(sorted(by_source.items())))
-    print("messages:", sum(counts.values()))
+def print_counts(counts: Counter[tuple[str, str, str, str]]) -> None:
+    by_type: Counter[tuple[str, str]] = Counter()
+    by_source: Counter[tuple[str, str]] = Counter()
+    print("\n| type | source | real | synthetic | accepted | refused |\n|---|---|---|---|---|---|")
+    for kind, source in sorted({(k, s) for k, s, _, _ in counts}):
+        row = {key: n for key, n in counts.items() if key[:2] == (kind, source)}
+        real = sum(n for key, n in row.items() if key[2] == "real")
+        synthetic = sum(n for key, n in row.items() if key[2] == "synthetic")
+        accepted = sum(n for key, n in row.items() if key[3] == "accepted")
+        refused = sum(n for key, n in row.items() if key[3] == "refused")
+        by_type[(kind, "real")] += real
+        by_type[(kind, "synthetic")] += synthetic
+        by_source[(source, "real")] += real
+        by_source[(source, "synthetic")] += synthetic
+        print(f"| {kind} | {source} | {real} | {synthetic} | {accepted} | {refused} |")
+    print("\nper type (real, synthetic):", _pairs(by_type))
+    print("per source (real, synthetic):", _pairs(by_source))
+    real = sum(n for (_, sent_by), n in by_type.items() if sent_by == "real")
+    print(f"messages: {sum(counts.values())}, real {real}, synthetic {sum(counts.values()) - real}")
+
+
+def _pairs(counts: Counter[tuple[str, str]]) -> dict[str, tuple[int, int]]:
+    names = sorted({name for name, _ in counts})
+    return {name: (counts[(name, "real")], counts[(name, "synthetic")]) for name in names}
