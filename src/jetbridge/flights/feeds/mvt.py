@@ -3,7 +3,7 @@ diversion messages (DIV) as airlines send them.
 
 Elements: AD (off-block/airborne), AA (touchdown/on-block), ED (estimated off-block), EO
 (delayed take-off), EA (estimated arrival, with the destination), EB (estimated on-block),
-NI (next information), RR (return to ramp), FR (return from airborne), DL and EDL delays (AHM
+NI (next information), RR (return to ramp), FR (forced return from airborne), DL and EDL delays (AHM
 730 codes, AHM 731 sub-codes such as `93A`, AHM 732 three-letter codes), DLA (codes with
 sub-codes and empty positions, `DLA81A///`), PX, and SI whose text may run over several lines.
 COR (a correction: it supersedes what the message it corrects said) and PDM (a possible
@@ -14,6 +14,14 @@ Only a message whose flight identification line cannot be read is refused. An el
 is unknown (a local or newer one) or malformed is kept raw on the update, under
 `MVT/<element>`, with the reason, and the rest of the message is applied; the ingest log
 reports it as a warning.
+
+RR and FR are sent by the departure station (the flight line names it). RR (`RR1230`, or `RR`
+alone) tells that the aircraft went back to its stand before taking off: the flight has not
+departed, so its actual off-block and take-off times are withdrawn and it is delayed until a new
+AD says when it left. FR (`FR1315/1325` touchdown/on-block, `FR/1325`, `FR1315` or `FR`) tells
+that it landed back at its airport of departure after being airborne: the flight ends there,
+so it is diverted to its own origin, with the FR times as its actual touchdown and on-block.
+Both keep a note in the remarks.
 
 Times without a day (`HHMM`) belong to the flight's day, moved across midnight only by the
 order of the message's own milestones here, and by the flight's schedule when it is applied.
@@ -57,6 +65,7 @@ _SI_LIMIT = 200
 _RAW_LIMIT = 200
 _MOVEMENTS = {"AD", "AA", "EA", "ED", "EO", "EB"}
 _NOTES = {"RR": "returned to ramp", "FR": "returned from airborne"}
+_DEPARTED = ("times.off_block.actual", "times.take_off.actual")
 # Read, but no canonical field holds them: passengers on board.
 _READ_ONLY = {"PX"}
 
@@ -225,9 +234,8 @@ def _element(telex: Telex, number: int, line: str, update: FeedUpdate) -> str | 
         (moment,) = _times(telex, number, update, body.split("/")[0])
         update.fields["next_information"] = moment.isoformat().replace("+00:00", "Z")
         return f"next information {moment.strftime('%H:%MZ')}"
-    elif code in _NOTES:
-        moments = _times(telex, number, update, body)
-        return f"{_NOTES[code]} {'/'.join(m.strftime('%H:%MZ') for m in moments)}"
+    elif code in _NOTES and (len(line) == 2 or not line[2].isalpha()):
+        return _returned(telex, number, code, body, update)
     elif code in _MOVEMENTS and (len(line) == 2 or not line[2].isalpha()):
         _movement(telex, number, code, body, update)
     elif code in _READ_ONLY and (len(line) == 2 or not line[2].isalpha()):
@@ -235,6 +243,33 @@ def _element(telex: Telex, number: int, line: str, update: FeedUpdate) -> str | 
     else:
         raise telex.error("unknown MVT element", number, line.split()[0][:8])
     return None
+
+
+def _returned(telex: Telex, number: int, code: str, body: str, update: FeedUpdate) -> str:
+    """RR: back on the stand before take-off (its time is when); FR: landed back at the airport
+    of departure (touchdown/on-block). The note for the remarks."""
+    tokens = body.split(" ", 1)[0].split("/") if body else []
+    times = [_time(telex, number, update, token) if token else None for token in tokens]
+    if len(times) > (1 if code == "RR" else 2):
+        raise telex.error(
+            f"{code} takes at most {'one time' if code == 'RR' else 'two times'}", number, body[:20]
+        )
+    if code == "RR":
+        for name in _DEPARTED:
+            update.fields.pop(name, None)
+            update.dayless.discard(name)
+        update.clears.update(_DEPARTED)
+        update.fields["status"] = "delayed"
+    else:
+        names = ("times.touchdown.actual", "times.on_block.actual")
+        for position, token in enumerate(tokens):
+            if token:
+                _at(telex, number, update, names[position], token)
+        update.fields["status"] = "diverted"
+        if update.departure_airport:
+            update.fields["diversion_airport"] = update.departure_airport
+    said = "/".join(m.strftime("%H:%MZ") if m else "" for m in times)
+    return f"{_NOTES[code]} {said}".strip()
 
 
 def _movement(telex: Telex, number: int, code: str, body: str, update: FeedUpdate) -> None:

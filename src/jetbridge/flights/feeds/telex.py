@@ -59,6 +59,8 @@ class FeedUpdate:
     # Time fields the message gave without a day (HHMM): placed on the flight's day, they move
     # to the day before or after when the flight's schedule says so (see `anchor_times`).
     dayless: set[str] = field(default_factory=set)
+    # Fields the message withdraws (an MVT RR: the flight is back on its stand, not departed).
+    clears: set[str] = field(default_factory=set)
 
     def complete(self) -> bool:
         return bool(self.departure_airport and self.arrival_airport)
@@ -77,6 +79,7 @@ class FeedUpdate:
             self.source,
             self.source_time,
             self.fields,
+            clears=frozenset(self.clears - set(self.fields)),
             sequence=1 if self.correction else 0,
             unknown=self.unknown,
             only_missing=self.possible_duplicate,
@@ -92,6 +95,7 @@ class FeedUpdate:
             "source": self.source,
             "source_time": self.source_time.isoformat(),
             "fields": {k: normalise_value(k, v) for k, v in self.fields.items()},
+            **({"clears": sorted(self.clears)} if self.clears else {}),
             **({"unknown": dict(self.unknown)} if self.unknown else {}),
             **({"correction": True} if self.correction else {}),
             **({"possible_duplicate": True} if self.possible_duplicate else {}),
