@@ -30,6 +30,7 @@ from jetbridge.flights.hub import (
     get_flight,
     is_flight_update,
     list_errors,
+    load_state,
 )
 from jetbridge.flights.ingest import ingest
 from jetbridge.flights.model import flight_json_schema
@@ -84,6 +85,37 @@ def flight_by_key(flight_key: str, backbone: BackboneDep, _: Boards) -> dict[str
     if view is None:
         raise NotFound(f"flight {flight_key!r} does not exist")
     return view
+
+
+@router.get("/api/flights/{flight_key}/provenance")
+def flight_provenance(flight_key: str, backbone: BackboneDep, _: Operations) -> dict[str, Any]:
+    """Where each field of a flight came from (source, the source's time, and its sequence: 1
+    for a correction), and the raw values sources sent that no canonical field holds (an
+    unknown code or element, a value that did not parse), by the path they had in the message.
+    A field a later message withdrew (an MVT RR) is listed with `value` null."""
+    with backbone.reading() as conn:
+        state = load_state(conn, flight_key)
+    if state is None:
+        raise NotFound(f"flight {flight_key!r} does not exist")
+    fields = {
+        name: {
+            "value": state.fields.get(name),
+            "source": source,
+            "source_time": when,
+            "sequence": sequence,
+        }
+        for name, (source, when, sequence) in sorted(state.provenance.items())
+    }
+    unknown = [
+        {"path": path, "source": source, "source_time": when, "raw": raw}
+        for path, (source, when, raw) in sorted(state.unknown.items())
+    ]
+    return {
+        "flight_key": state.identity.key,
+        "version": state.version,
+        "fields": fields,
+        "unknown": unknown,
+    }
 
 
 def _board(

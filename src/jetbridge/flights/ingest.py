@@ -172,7 +172,8 @@ def _ingest_one(
 
 def warnings_of(item: Update | FeedUpdate, update: Update, origin: str) -> list[dict[str, str]]:
     """One ingest-log warning per part of the message that was not understood and was kept
-    raw on the flight: where it was (the message's path) and what it said."""
+    raw on the flight: where it was (the message's path), what it said, and where the flight
+    shows it (its provenance, under that path)."""
     reasons = item.reasons if isinstance(item, FeedUpdate) else {}
     out = []
     for path, raw in update.unknown.items():
@@ -180,7 +181,10 @@ def warnings_of(item: Update | FeedUpdate, update: Update, origin: str) -> list[
         out.append(
             {
                 "location": f"{origin} {path}"[:512],
-                "message": f"{update.identity.key}: {why}; kept on the flight: {raw[:120]!r}",
+                "message": (
+                    f"{update.identity.key}: {why}; kept on the flight: {raw[:120]!r} "
+                    f"(GET /api/flights/{update.identity.key}/provenance)"
+                ),
             }
         )
     return out
