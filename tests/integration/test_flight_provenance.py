@@ -98,3 +98,32 @@ def test_unknown_or_hostile_keys_are_not_found(client: TestClient, key: str) -> 
     answer = client.get(f"/api/flights/{key}/provenance", headers=as_role(client, "admin"))
     assert answer.status_code == 404
     assert "does not exist" in answer.json()["message"]
+
+
+LOCAL = """<IATA_AIDX_FlightLegNotifRQ xmlns="http://www.iata.org/IATA/2007/00"
+ TimeStamp="2026-03-28T06:00:00Z" Version="21.3"><FlightLeg><LegIdentifier><Airline>LX</Airline>
+<FlightNumber>16</FlightNumber><DepartureAirport>ZRH</DepartureAirport>
+<ArrivalAirport>JFK</ArrivalAirport><OriginDate>2026-03-29</OriginDate></LegIdentifier><LegData>
+<OperationTime OperationQualifier="OFB" TimeType="SCL">2026-03-29T03:30:00</OperationTime>
+<OperationTime OperationQualifier="OFB" TimeType="ESL">2026-03-29T02:30:00</OperationTime>
+</LegData></FlightLeg></IATA_AIDX_FlightLegNotifRQ>"""
+
+
+def test_a_local_time_in_the_skipped_hour_is_kept_and_the_warning_says_why(
+    client: TestClient,
+) -> None:
+    answer = client.post("/api/ingest/aidx", content=LOCAL, headers=as_role(client, "service"))
+    assert answer.status_code == 200, answer.text
+    (warning,) = answer.json()["warnings"]
+    assert "does not exist at ZRH (Europe/Zurich): the clocks went forward" in warning["message"]
+    key = "LX0016-2026-03-29-ZRH-JFK"
+    shown = client.get(f"/api/flights/{key}/provenance", headers=as_role(client, "operations"))
+    body = shown.json()
+    assert body["fields"]["times.off_block.scheduled"]["value"] == "2026-03-29T01:30:00Z"
+    assert "times.off_block.estimated" not in body["fields"]
+    assert [(u["path"], u["raw"]) for u in body["unknown"]] == [
+        (
+            "LegData/OperationTime[@OperationQualifier='OFB'][@TimeType='ESL']",
+            "2026-03-29T02:30:00",
+        )
+    ]

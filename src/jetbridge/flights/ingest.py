@@ -174,7 +174,7 @@ def warnings_of(item: Update | FeedUpdate, update: Update, origin: str) -> list[
     """One ingest-log warning per part of the message that was not understood and was kept
     raw on the flight: where it was (the message's path), what it said, and where the flight
     shows it (its provenance, under that path)."""
-    reasons = item.reasons if isinstance(item, FeedUpdate) else {}
+    reasons = item.reasons
     out = []
     for path, raw in update.unknown.items():
         why = reasons.get(path) or _reason(path)

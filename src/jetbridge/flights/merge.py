@@ -43,6 +43,8 @@ class Update:
     unknown: Mapping[str, str] = field(default_factory=dict)
     # A possible duplicate (telex PDM): it may fill fields nobody set yet, never change one.
     only_missing: bool = False
+    # Why some of `unknown` was not understood, by path, where there is more to say (not stored).
+    reasons: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.source_time.tzinfo is None:

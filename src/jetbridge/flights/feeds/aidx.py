@@ -232,9 +232,23 @@ def _leg(
         ) from None
     data = child(leg, "LegData")
     unknown: dict[str, str] = {}
-    fields = {} if data is None else leg_data(data, f"{where}/LegData", file, unknown)
+    reasons: dict[str, str] = {}
+    airports = (identity.departure_airport, identity.arrival_airport)
+    fields = (
+        {}
+        if data is None
+        else leg_data(data, f"{where}/LegData", file, unknown, airports=airports, reasons=reasons)
+    )
     try:
-        return Update(identity, source, source_time, fields, sequence=sequence, unknown=unknown)
+        return Update(
+            identity,
+            source,
+            source_time,
+            fields,
+            sequence=sequence,
+            unknown=unknown,
+            reasons=reasons,
+        )
     except InvalidFlight as exc:
         raise ParseError(str(exc), file=file, location=where) from None
 

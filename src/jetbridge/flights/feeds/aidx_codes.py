@@ -34,13 +34,18 @@ UNMAPPED_MILESTONES = frozenset(
     }
 )  # fmt: skip
 TIME_TYPES = {"SCT": "scheduled", "EST": "estimated", "ACT": "actual", "TAR": "target"}
-# The other time types of codeset 2005: planned, calculated (e.g. a CTOT), local-time variants,
-# earliest, latest, allocated, confirmed, hidden, next information, elapsed and ground times.
+# The same in the local time of the airport where the milestone happens (the departure airport's
+# for departure milestones, the arrival airport's for touchdown and on-block): converted to UTC
+# with that airport's time zone from the reference data.
+LOCAL_TIME_TYPES = {"SCL": "scheduled", "ESL": "estimated", "ACL": "actual"}
+# The other time types of codeset 2005: planned, calculated (e.g. a CTOT), the local-time
+# variants of the types below, earliest, latest, allocated, confirmed, hidden, next
+# information, elapsed and ground times.
 UNMAPPED_TIME_TYPES = frozenset(
     {
-        "PLN", "CAL", "ACL", "ALL", "ALT", "COL", "COT", "EAL", "EAT", "EET", "ENL", "ENT",
-        "ESL", "FLT", "GRT", "HEL", "HET", "HIL", "HIT", "HNL", "HNT", "LAL", "LAT", "MNG",
-        "NIL", "NIT", "REL", "RET", "SCA", "SCD", "SCL", "STL", "STT",
+        "PLN", "CAL", "ALL", "ALT", "COL", "COT", "EAL", "EAT", "EET", "ENL", "ENT",
+        "FLT", "GRT", "HEL", "HET", "HIL", "HIT", "HNL", "HNT", "LAL", "LAT", "MNG",
+        "NIL", "NIT", "REL", "RET", "SCA", "SCD", "STL", "STT",
     }
 )  # fmt: skip
 

@@ -7,19 +7,29 @@ What is not understood never loses the rest of the leg: an enumerated code outsi
 in `aidx_codes` (a local or newer code), a value that does not parse, or an element this module
 does not read is kept raw in `unknown` under the path where it was found
 (`LegData/OperationTime[@OperationQualifier='CMA'][@TimeType='ACT']/@OperationQualifier`), and
-the caller reports each one as a warning.
+the caller reports each one as a warning, with the reason kept in `reasons` where there is
+more to say than "not understood".
+
+Times in local time (SCL, ESL, ACL) are converted to UTC with the time zone of the airport
+where the milestone happens, as the reference data gives it. Without an offset, a local time
+whose airport has no known zone, that does not exist (the hour skipped when clocks go forward)
+or that happens twice (the hour repeated when they go back) is kept raw with the reason: a
+guess could be an hour off. A local time that carries its offset is unambiguous and converted.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from xml.etree.ElementTree import Element
+from zoneinfo import ZoneInfo
 
 from jetbridge.bounds import OutOfRange, utc_moment
 from jetbridge.flights.feeds.aidx_codes import (
+    LOCAL_TIME_TYPES,
     MILESTONES,
     STATUS,
     STATUS_RANK,
@@ -29,11 +39,22 @@ from jetbridge.flights.feeds.aidx_codes import (
 )
 from jetbridge.flights.feeds.errors import ParseError
 from jetbridge.flights.model import MAX_DELAYS
+from jetbridge.reference import time_zone
 
 _DURATION = re.compile(
     r"P(?:([0-9]{1,4})D)?(?:T(?:([0-9]{1,5})H)?(?:([0-9]{1,6})M)?(?:([0-9]{1,7}(?:\.[0-9]+)?)S)?)?"
 )
 _WHOLE = re.compile(r"[0-9]{1,6}")  # counts and minutes: ASCII digits, a sane number of them
+_ARRIVAL_MILESTONES = frozenset({"touchdown", "on_block"})
+
+
+@dataclass
+class Kept:
+    """What a leg carried that no canonical field holds: raw values by path, and why, where
+    the reason is more than "not understood"."""
+
+    raw: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=512)
@@ -137,14 +158,23 @@ def raw_text(node: Element) -> str:
 
 
 def leg_data(
-    data: Element, where: str, file: str | None, unknown: dict[str, str] | None = None
+    data: Element,
+    where: str,
+    file: str | None,
+    unknown: dict[str, str] | None = None,
+    *,
+    airports: tuple[str, str] | None = None,
+    reasons: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The canonical fields of a LegData; what is not understood goes into `unknown`."""
+    """The canonical fields of a LegData; what is not understood goes into `unknown` (and why,
+    when there is more to say, into `reasons`). `airports` (departure, arrival) place local
+    times."""
     kept: dict[str, str] = {} if unknown is None else unknown
+    why: dict[str, str] = {} if reasons is None else reasons
     parts = by_name(data)
     fields: dict[str, Any] = {}
     _status(parts, fields, kept)
-    _times(parts.get("OperationTime", []), fields, kept, file)
+    _times(parts.get("OperationTime", []), fields, Kept(kept, why), file, airports)
     planned_first = sorted(
         parts.get("AirportResources", []),
         key=lambda r: (r.get("Usage") or "").lower() == "actual",  # actual replaces planned
@@ -187,38 +217,94 @@ def _status(parts: dict[str, list[Element]], fields: dict[str, Any], kept: dict[
 
 
 def _times(
-    nodes: list[Element], fields: dict[str, Any], kept: dict[str, str], file: str | None
+    nodes: list[Element],
+    fields: dict[str, Any],
+    kept: Kept,
+    file: str | None,
+    airports: tuple[str, str] | None,
 ) -> None:
     """Every OperationTime; of repeated ones for the same milestone and type, the one with the
-    highest RepeatIndex (or, without one, the last) counts. An unknown qualifier or time type,
-    or a time that does not parse, is kept raw."""
-    chosen: dict[str, tuple[tuple[int, int], datetime]] = {}
+    highest RepeatIndex (or, without one, the last) counts, and a UTC time beats the same in
+    local time. An unknown qualifier or time type, or a time that does not parse or cannot be
+    placed, is kept raw."""
+    chosen: dict[str, tuple[tuple[int, int, int], datetime]] = {}
     for position, node in enumerate(nodes):
         qualifier, kind = node.get("OperationQualifier", ""), node.get("TimeType", "")
         path = (
             f"LegData/OperationTime[@OperationQualifier='{qualifier[:16]}']"
             f"[@TimeType='{kind[:16]}']"
         )
-        milestone, time_type = MILESTONES.get(qualifier), TIME_TYPES.get(kind)
+        milestone = MILESTONES.get(qualifier)
+        time_type = TIME_TYPES.get(kind) or LOCAL_TIME_TYPES.get(kind)
         value = text(node)
         if milestone is None and qualifier not in UNMAPPED_MILESTONES:
-            kept[f"{path}/@OperationQualifier"] = (value or "")[:_RAW_LIMIT]
+            kept.raw[f"{path}/@OperationQualifier"] = (value or "")[:_RAW_LIMIT]
             continue
         if time_type is None and kind not in UNMAPPED_TIME_TYPES:
-            kept[f"{path}/@TimeType"] = (value or "")[:_RAW_LIMIT]
+            kept.raw[f"{path}/@TimeType"] = (value or "")[:_RAW_LIMIT]
             continue
         if milestone is None or time_type is None or value is None:
             continue
         try:
-            moment = parse_time(value, file, path)
-        except ParseError:
-            kept[path] = value[:_RAW_LIMIT]
+            if kind in LOCAL_TIME_TYPES:
+                moment = _local_time(value, milestone, airports, file, path)
+            else:
+                moment = parse_time(value, file, path)
+        except ParseError as exc:
+            kept.raw[path] = value[:_RAW_LIMIT]
+            if kind in LOCAL_TIME_TYPES:
+                kept.reasons[path] = exc.reason
             continue
-        order = (repeat_index(node), position)
+        order = (0 if kind in LOCAL_TIME_TYPES else 1, repeat_index(node), position)
         name = f"times.{milestone}.{time_type}"
         if name not in chosen or order > chosen[name][0]:
             chosen[name] = (order, moment)
     fields.update({name: moment for name, (_, moment) in chosen.items()})
+
+
+def _local_time(
+    value: str, milestone: str, airports: tuple[str, str] | None, file: str | None, where: str
+) -> datetime:
+    """A local time of the airport where `milestone` happens, in UTC."""
+    try:
+        if len(value.strip()) <= 10:
+            raise ValueError(value)
+        naive = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ParseError(
+            "not an ISO 8601 date-time", file=file, location=where, token=value[:64]
+        ) from None
+    if naive.tzinfo is not None:
+        return parse_time(value, file, where)  # the sender gave the offset
+    airport = None
+    if airports is not None:
+        airport = airports[1] if milestone in _ARRIVAL_MILESTONES else airports[0]
+    name = time_zone(airport) if airport else None
+    if name is None:
+        raise ParseError(
+            f"a local time, and the time zone of {airport or 'its airport'} is not in the "
+            "reference data",
+            file=file,
+            location=where,
+            token=value[:64],
+        )
+    zone = ZoneInfo(name)
+    first, second = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+        raise ParseError(
+            f"a local time that does not exist at {airport} ({name}): the clocks went forward",
+            file=file,
+            location=where,
+            token=value[:64],
+        )
+    if first.utcoffset() != second.utcoffset():
+        raise ParseError(
+            f"a local time that happens twice at {airport} ({name}): the clocks went back",
+            file=file,
+            location=where,
+            token=value[:64],
+        )
+    return parse_time(first.astimezone(UTC).isoformat(), file, where)
 
 
 def _resource(resource: Element, fields: dict[str, Any]) -> None:
