@@ -187,22 +187,86 @@ EXPECTED: dict[str, tuple[tuple[str, str, str, str | None, str | None], dict[str
 }
 
 
+NOIDA = {
+    "aidx/noida_aodb_sg1225_dxn_hsr_chc.xml": (
+        ("SG", "1225", "2024-11-11", "DXN", "HSR"),
+        {
+            "times.off_block.scheduled": "2024-11-11T03:50:00+00:00",
+            "terminal": "T1",
+            "aircraft_type": "32N",
+            "unknown": ["LegData/OperationalStatus[.='CHC']"],
+            "source_time": "2024-11-11T09:02:30.891000+00:00",
+        },
+    ),
+    "aidx/noida_aodb_sg1130_dxn_amd_14nov.xml": (
+        ("SG", "1130", "2024-11-14", "DXN", "AMD"),
+        {"status": "scheduled", "times.off_block.scheduled": "2024-11-14T01:30:00+00:00"},
+    ),
+    "aidx/noida_aodb_sg1080_maa_dxn_12nov.xml": (
+        ("SG", "1080", "2024-11-12", "MAA", "DXN"),
+        {
+            "status": "scheduled",
+            "times.on_block.scheduled": "2024-11-11T19:40:00+00:00",
+            "arrival_terminal": "T1",
+        },
+    ),
+    "aidx/noida_aodb_sg1080_maa_dxn_13nov.xml": (
+        ("SG", "1080", "2024-11-13", "MAA", "DXN"),
+        {"times.on_block.scheduled": "2024-11-12T19:40:00+00:00"},
+    ),
+    "aidx/noida_aodb_sg1130_dxn_amd_12nov.xml": (
+        ("SG", "1130", "2024-11-12", "DXN", "AMD"),
+        {"times.off_block.scheduled": "2024-11-12T01:30:00+00:00", "terminal": "T1"},
+    ),
+    "aidx/noida_aodb_6e7624_dxn_idr_counters.xml": (
+        ("6E", "7624", "2024-11-11", "DXN", "IDR"),
+        {"check_in_counters": "101-106", "source_time": "2024-11-11T09:15:57.069000+00:00"},
+    ),
+    "aidx/noida_aodb_6e1014_dxn_rpr_counters.xml": (
+        ("6E", "1014", "2024-11-11", "DXN", "RPR"),
+        {"check_in_counters": "101-106"},
+    ),
+    "aidx/noida_aodb_6e7662_dxn_ded_counters.xml": (
+        ("6E", "7662", "2024-11-11", "DXN", "DED"),
+        {"check_in_counters": "101-106"},
+    ),
+    "aidx/noida_aodb_6e1002_dxn_nag_counters.xml": (
+        ("6E", "1002", "2024-11-11", "DXN", "NAG"),
+        {"check_in_counters": "101-106", "sequence": 127922},
+    ),
+}
+EXPECTED |= NOIDA
+
+
 @pytest.mark.parametrize("file", sorted(EXPECTED))
 def test_each_new_message_says_what_it_should(file: str) -> None:
     entry = next(e for e in entries() if e.file == file)
     (item,) = parse(entry.kind, (CORPUS / file).read_bytes(), received_at=entry.received, file=file)
-    assert isinstance(item, FeedUpdate)
     flight, fields = EXPECTED[file]
-    said = (
-        item.airline,
-        item.flight_number,
-        item.origin_date.isoformat(),
-        item.departure_airport,
-        item.arrival_airport,
-    )
+    if isinstance(item, Update):
+        identity = item.identity
+        said: tuple[str, str, str, str | None, str | None] = (
+            identity.airline,
+            identity.flight_number,
+            identity.origin_date.isoformat(),
+            identity.departure_airport,
+            identity.arrival_airport,
+        )
+    else:
+        said = (
+            item.airline,
+            item.flight_number,
+            item.origin_date.isoformat(),
+            item.departure_airport,
+            item.arrival_airport,
+        )
     assert said == flight
     for name, value in fields.items():
-        if name == "unknown":
+        if name == "source_time":
+            assert item.source_time.isoformat() == value
+        elif name == "sequence":
+            assert isinstance(item, Update) and item.sequence == value
+        elif name == "unknown":
             assert sorted(item.unknown) == value
         elif isinstance(value, str) and "T" in value and name.startswith("times."):
             got = item.fields[name]

@@ -1,12 +1,16 @@
 """IATA AIDX flight leg messages to canonical updates, parsed safely.
 
 Accepted: `IATA_AIDX_FlightLegNotifRQ` (pushed) and `IATA_AIDX_FlightLegRS` (the answer to a
-request), bare or in a SOAP 1.1 or 1.2 envelope, with or without namespace prefixes; UTF-8 with
-or without a BOM whatever the declaration says, else the declared encoding.
+request), bare, in a SOAP 1.1 or 1.2 envelope, or in an airport's or vendor's own envelope that
+holds the AIDX message as a child beside its header (a Noida AODB's `YIAPL_FlightLegNotifRQ`);
+with or without namespace prefixes; UTF-8 with or without a BOM whatever the declaration says,
+else the declared encoding.
 
 DTDs, entity declarations (XXE, billion laughs) and external references are refused, as is
 input over `max_bytes`. A message with flight legs but without `TimeStamp` is refused: without
-the source's own time a re-delivered old message could overwrite newer values. A leg whose
+the source's own time a re-delivered old message could overwrite newer values. In an envelope of
+its own, the envelope's header may give that time (`OriginatorTimeStamp` or `TimeStamp`) and
+the order (`SequenceNumber`) for a message that does not. A leg whose
 identity (airline, flight number, origin date, airports) cannot be read is refused; anything
 else a leg carries that is not understood is kept raw on the update (`Update.unknown`) and
 reported as a warning, never a reason to lose the rest. Namespaces are ignored, so every AIDX
@@ -16,6 +20,7 @@ version (16.1 to 22.1, and the 2008 namespace of the first releases) reads alike
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
 from xml.etree.ElementTree import Element
@@ -36,6 +41,8 @@ RESPONSE = "IATA_AIDX_FlightLegRS"
 _BOM = b"\xef\xbb\xbf"
 _DECLARATION = re.compile(rb"""\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
 _SOAP = {"http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope"}
+_ENVELOPE_TIME = frozenset({"OriginatorTimeStamp", "TimeStamp"})
+_ENVELOPE_SEQUENCE = frozenset({"SequenceNumber", "SequenceNmbr"})
 _IDENTITY = (
     ("airline", "Airline"),
     ("flight_number", "FlightNumber"),
@@ -43,6 +50,17 @@ _IDENTITY = (
     ("departure_airport", "DepartureAirport"),
     ("arrival_airport", "ArrivalAirport"),
 )
+
+
+@dataclass(frozen=True)
+class _Found:
+    """An AIDX message, where it was, and what its envelope's header says of the message's time
+    and order (used only when the message itself does not)."""
+
+    message: Element
+    where: str
+    stamp: tuple[str, str] | None = None  # (where, value)
+    sequence: str | None = None
 
 
 def parse_aidx(
@@ -62,13 +80,13 @@ def parse_aidx(
         )
     messages = _messages(_parse_xml(data, file), file)
     count = FlightCount(limits or FeedLimits(), file)
-    for message, where in messages:
-        for index, _ in enumerate(children(message, "FlightLeg"), 1):
-            count.add(1, location=f"{where}/FlightLeg[{index}]")
+    for found in messages:
+        for index, _ in enumerate(children(found.message, "FlightLeg"), 1):
+            count.add(1, location=f"{found.where}/FlightLeg[{index}]")
     count.check()
     updates = []
-    for message, where in messages:
-        updates += _legs(message, where, source_name, file)
+    for found in messages:
+        updates += _legs(found, source_name, file)
     return updates
 
 
@@ -134,14 +152,39 @@ def _unclosed(document: str | bytes) -> str | None:
     return f"<{stack[-1]}>" if stack else None
 
 
-def _messages(root: Element, file: str | None) -> list[tuple[Element, str]]:
-    """The AIDX messages in `root`: itself, or those in a SOAP envelope's Body."""
+def _messages(root: Element, file: str | None) -> list[_Found]:
+    """The AIDX messages in `root`: itself, those in a SOAP envelope's Body, or those an
+    envelope of the sender's own holds as children."""
     name = local(root.tag)
     if name in {NOTIFICATION, RESPONSE}:
-        return [(root, name)]
-    if name != "Envelope" or root.tag.partition("}")[0].lstrip("{") not in _SOAP:
+        return [_Found(root, name)]
+    if name == "Envelope" and root.tag.partition("}")[0].lstrip("{") in _SOAP:
+        return [_Found(node, where) for node, where in _enveloped(root, file)]
+    carried = [node for node in root if local(node.tag) in {NOTIFICATION, RESPONSE}]
+    if not carried:
         raise ParseError("not an AIDX flight leg message", file=file, location=name, token=name)
-    return _enveloped(root, file)
+    header = [node for node in root if local(node.tag) not in {NOTIFICATION, RESPONSE}]
+    stamp = _header_value(header, _ENVELOPE_TIME)
+    sequence = _header_value(header, _ENVELOPE_SEQUENCE)
+    return [
+        _Found(
+            node,
+            f"{name}/{local(node.tag)}",
+            (f"{name}//{stamp[0]}", stamp[1]) if stamp else None,
+            sequence[1] if sequence else None,
+        )
+        for node in carried
+    ]
+
+
+def _header_value(header: list[Element], names: frozenset[str]) -> tuple[str, str] | None:
+    """The first element named one of `names` in an envelope's header, with its text."""
+    for part in header:
+        for node in part.iter():
+            value = text(node)
+            if local(node.tag) in names and value:
+                return local(node.tag), value
+    return None
 
 
 def _enveloped(envelope: Element, file: str | None) -> list[tuple[Element, str]]:
@@ -180,7 +223,8 @@ def _fault_reason(fault: Element) -> str:
     return (readable or [words for _, words in said] or [""])[0][:80]
 
 
-def _legs(message: Element, where: str, source: str, file: str | None) -> list[Update]:
+def _legs(found: _Found, source: str, file: str | None) -> list[Update]:
+    message, where = found.message, found.where
     errors = child(message, "Errors")
     if errors is not None:
         error = child(errors, "Error")
@@ -196,14 +240,17 @@ def _legs(message: Element, where: str, source: str, file: str | None) -> list[U
             return []  # a response may rightly hold no leg (e.g. only warnings)
         raise ParseError("no FlightLeg element", file=file, location=where)
     stamp = message.get("TimeStamp")
+    stamp_at = f"{where}@TimeStamp"
+    if not stamp and found.stamp is not None:
+        stamp_at, stamp = found.stamp
     if not stamp:
         raise ParseError(
             "TimeStamp is required so that an old message cannot overwrite newer data",
             file=file,
             location=where,
         )
-    source_time = parse_time(stamp, file, f"{where}@TimeStamp")
-    sequence = _sequence(message, where, file)
+    source_time = parse_time(stamp, file, stamp_at)
+    sequence = _sequence(message.get("SequenceNmbr") or found.sequence, where, file)
     return [
         _leg(leg, f"FlightLeg[{index}]", source, source_time, sequence, file)
         for index, leg in enumerate(legs, 1)
@@ -263,9 +310,9 @@ def _repeat(ident: Element) -> int:
     return max(int(value) - 1, 0)
 
 
-def _sequence(message: Element, where: str, file: str | None) -> int:
+def _sequence(value: str | None, where: str, file: str | None) -> int:
     """SequenceNmbr orders messages with the same TimeStamp; absent or not a number: 0."""
-    raw = (message.get("SequenceNmbr") or "0").strip()
+    raw = (value or "0").strip()
     if not (raw.isascii() and raw.isdigit()):
         return 0
     if len(raw) > 18:
