@@ -62,8 +62,9 @@ def flight_status(
     flight: Annotated[str, Query(max_length=8, description="e.g. LX100")],
     day: Annotated[date | None, Query(alias="date", ge=FIRST_DAY, le=LAST_DAY)] = None,
 ) -> list[dict[str, Any]]:
-    """Passenger flight status by flight number and date (all legs of that flight)."""
-    found = _FLIGHT.match(flight.strip().upper())
+    """Passenger flight status by flight number and date (all legs of that flight); a
+    codeshare number finds the operating legs it is marketed on."""
+    found = _FLIGHT.match(flight.replace(" ", "").upper())
     if not found:
         raise InvalidRequest(f"flight: {flight!r} is not a flight number like LX100")
     airline, number = found.groups()
