@@ -443,7 +443,7 @@ class Settings(BaseSettings):
         return FeedLimits(
             max_flights=self.feed_max_flights_per_message,
             max_period_days=self.feed_max_period_days,
-            open_period_days=min(self.feed_open_period_days, self.feed_max_period_days),
+            open_period_days=self.feed_open_period_days,
         )
 
     def json_limits(self) -> JsonLimits:

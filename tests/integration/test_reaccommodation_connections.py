@@ -6,10 +6,11 @@ was. A late first leg then makes the booking's own connection a missed one."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from test_disruption import (
     DAY,
     World,
@@ -23,8 +24,12 @@ from test_disruption import (
     wait_for,
 )
 
+from jetbridge.booking import inventory
 from jetbridge.booking.catalog import ScheduleEntry, import_schedule
 from jetbridge.booking.manifest import bookings_on_flight
+from jetbridge.disruption.offers import held_seats, hold_journey
+from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import scheduled_flights, seats
 
 # (airline, number, route, departs HH:MM, arrives HH:MM) on DAY, in UTC.
@@ -233,3 +238,59 @@ def test_a_connection_is_offered_held_on_both_legs_and_ticketed_per_leg(database
             ]  # fmt: skip
         assert len(booking["exchanged_tickets"]) == 4
         assert client.get("/api/customers/cust-c1/loyalty").json()["points"] == points
+
+
+def test_a_connection_is_held_on_both_legs_or_neither(database_url: str) -> None:
+    """The second leg was sold out after the search counted it: the first leg's seats held a
+    moment before are given back with it."""
+    engine = create_database_engine(database_url)
+    try:
+        upgrade(engine)
+        first, second = flight_id("LX910"), flight_id("LX922")
+        with engine.begin() as conn:
+            import_schedule(
+                conn,
+                [
+                    ScheduleEntry(
+                        airline="LX",
+                        flight_number=number,
+                        origin=route[:3],
+                        destination=route[4:],
+                        departure=at(departs),
+                        arrival=at(arrives),
+                        aircraft_type="A320",
+                        currency="CHF",
+                        fares={"economy": 12_000},
+                    )
+                    for _, number, route, departs, arrives in NETWORK
+                    if number in {"910", "922"}
+                ],
+            )
+            now = time.time()
+            left = inventory.availability(conn, flight_id=second, now=now)["economy"]
+            inventory.hold_seats(
+                conn, flight_id=second, cabin="economy", count=left - 1, hold_id="buyer",
+                ttl=600, now=now,
+            )  # fmt: skip
+            rows = {
+                row.flight_id: row
+                for row in conn.execute(
+                    select(scheduled_flights).where(
+                        scheduled_flights.c.flight_id.in_([first, second])
+                    )
+                )
+            }
+            free = {first: {"economy": 100}, second: {"economy": 100}}  # counted before
+            choice = [(rows[first], "economy"), (rows[second], "economy")]
+            held = hold_journey(
+                conn, choice, count=2, hold="offer:b-1:0", ttl=600, now=now, free=free
+            )
+            assert held is False
+            assert held_seats(conn, "offer:b-1:0") == {}
+            assert free[second]["economy"] == 1  # counted again
+            taken = conn.execute(
+                select(func.count()).where(seats.c.hold_id == "offer:b-1:0")
+            ).scalar_one()
+            assert taken == 0
+    finally:
+        engine.dispose()

@@ -181,7 +181,7 @@ def hold_offers(
         if len(offers) == limit:
             break
         key = hold_id(booking["booking_id"], len(offers))
-        if _hold_all(conn, choice, count=count, hold=key, ttl=ttl, now=now, free=search.free):
+        if hold_journey(conn, choice, count=count, hold=key, ttl=ttl, now=now, free=search.free):
             offers.append(_describe(choice, held_seats(conn, key), len(offers), replaces))
     return offers
 
@@ -191,7 +191,7 @@ def replaced_flights(booking: dict[str, Any], replaces: list[int]) -> list[str]:
     return [legs[n]["flight_id"] for n in replaces if n < len(legs)]
 
 
-def _hold_all(
+def hold_journey(
     conn: Connection,
     choice: list[tuple[Any, str]],
     *,

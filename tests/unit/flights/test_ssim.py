@@ -74,8 +74,12 @@ def test_an_open_ended_period_runs_to_the_horizon_from_its_first_day() -> None:
         limits=FeedLimits(open_period_days=10),
     )
     assert [x.origin_date for x in short] == [date(2026, 12, d) for d in range(1, 11)]
-    with pytest.raises(ValueError, match="horizon"):
-        FeedLimits(max_period_days=30, open_period_days=60)
+    # The horizon stays within the longest period a file may give.
+    capped = parse_ssim(
+        ssim_file(leg(first="01DEC26", last="00XXX00")),
+        limits=FeedLimits(max_period_days=5, open_period_days=60),
+    )
+    assert [x.origin_date for x in capped] == [date(2026, 12, d) for d in range(1, 6)]
 
 
 def test_cargo_legs_are_not_passenger_flights() -> None:

@@ -118,7 +118,7 @@ class _Reader:
         first = self.date(line, 15, text[14:21])
         if text[21:28] == OPEN_PERIOD:
             # Open-ended: sold up to a horizon from its first day, until a file gives the end.
-            last = first + timedelta(days=self.limits.open_period_days - 1)
+            last = first + timedelta(days=self.limits.open_period_horizon - 1)
         else:
             last = self.date(line, 22, text[21:28])
         if last < first:
