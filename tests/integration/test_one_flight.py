@@ -216,6 +216,11 @@ def test_flight_status_finds_a_codeshare_number_on_its_operating_leg(
     missing = client.get("/api/flights/status", params={"flight": "LH579", "date": DAY.isoformat()})
     assert missing.status_code == 404
     assert "LH579" in missing.json()["message"]
+    for hostile in ("LH%", "LH_790", "LX 1 2", "' OR 1=1", "LH5790\u0000"):
+        refused = client.get(
+            "/api/flights/status", params={"flight": hostile, "date": DAY.isoformat()}
+        )
+        assert refused.status_code in {400, 422}, (hostile, refused.text)
     other_day = (DAY + timedelta(days=1)).isoformat()
     assert (
         client.get("/api/flights/status", params={"flight": "LH5790", "date": other_day})

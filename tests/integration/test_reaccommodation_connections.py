@@ -134,6 +134,12 @@ def test_a_connection_is_offered_held_on_both_legs_and_ticketed_per_leg(database
         assert all(
             flight_id("LX920") not in [leg["flight_id"] for leg in o["legs"]] for o in offers
         )
+        page = client.get("/disruption/choose", params={"link": link})
+        assert (
+            page.status_code == 200
+            and "LX910/LX922" in page.text
+            and "GVA-BCN via MUC" in page.text
+        )
         first = offers[0]
         assert [(leg["origin"], leg["destination"], leg["cabin"]) for leg in first["legs"]] == [
             ("GVA", "MUC", "economy"), ("MUC", "BCN", "economy"),
@@ -292,5 +298,50 @@ def test_a_connection_is_held_on_both_legs_or_neither(database_url: str) -> None
                 select(func.count()).where(seats.c.hold_id == "offer:b-1:0")
             ).scalar_one()
             assert taken == 0
+    finally:
+        engine.dispose()
+
+
+def test_the_migration_makes_each_booking_one_segment_and_each_ticket_one_coupon(
+    database_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    from jetbridge.storage.migrate import downgrade
+
+    engine = create_database_engine(database_url)
+    try:
+        upgrade(engine, "0020")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO bookings (booking_id, locator, status, flight_id, cabin, "
+                    "customer_id, amount, currency, caller, idempotency_key, passengers, "
+                    "passenger_count, created_at, updated_at) VALUES ('b-1', 'ABC123', "
+                    "'confirmed', 'LX0100-2026-12-01', 'business', 'c-1', 20000, 'CHF', "
+                    "'tests', 'k-1', 'sealed', 1, 1.0, 1.0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO tickets (ticket_number, booking_id, passenger_index, seat, "
+                    "issued_at) VALUES ('7240000000001', 'b-1', 0, '2A', 1.0)"
+                )
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            segment = conn.execute(
+                text("SELECT booking_id, position, flight_id, cabin FROM booking_segments")
+            ).one()
+            coupon = conn.execute(
+                text(
+                    "SELECT ticket_number, coupon, booking_id, flight_id, seat FROM ticket_coupons"
+                )
+            ).one()
+        assert tuple(segment) == ("b-1", 0, "LX0100-2026-12-01", "business")
+        assert tuple(coupon) == ("7240000000001", 1, "b-1", "LX0100-2026-12-01", "2A")
+        downgrade(engine, "0020")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT locator FROM bookings")).scalar_one() == "ABC123"
     finally:
         engine.dispose()
