@@ -245,6 +245,22 @@ def test_a_connection_is_offered_held_on_both_legs_and_ticketed_per_leg(database
         assert len(booking["exchanged_tickets"]) == 4
         assert client.get("/api/customers/cust-c1/loyalty").json()["points"] == points
 
+        # A cancelled second leg reaches the booking too (nothing later flies MUC-BCN).
+        hub(world, "LX924", "MUC-BCN", **{"times.off_block.scheduled": at("15:00").isoformat()})
+        hub(world, "LX924", "MUC-BCN", status="cancelled")
+
+        def cancelled_leg() -> list[Any]:
+            return [
+                m
+                for m in mail_to(world, "lin@example.com")
+                if "LX924 MUC-BCN is cancelled" in m["Subject"] and "refund" in text_of(m)
+            ]
+
+        (mail,) = wait_for("the second leg's cancellation", cancelled_leg)
+        assert "No other flight has seats" in text_of(mail)
+        cases = client.get(f"/api/bookings/{booking_id}/disruptions").json()["disruptions"]
+        assert any(c["flight_key"].startswith(flight_id("LX924")) for c in cases)
+
 
 def test_a_connection_is_held_on_both_legs_or_neither(database_url: str) -> None:
     """The second leg was sold out after the search counted it: the first leg's seats held a
