@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     feed_max_period_days: int = Field(
         default=230, ge=1, le=3660, description="longest SSM/ASM period of operation, in days"
     )
+    feed_open_period_days: int = Field(
+        default=90,
+        ge=1,
+        le=3660,
+        description="days an open-ended SSIM period (00XXX00) is expanded to from its first day",
+    )
     delivery_poll_seconds: float = Field(default=0.2, gt=0)
     nats_url: str | None = Field(
         default=None,
@@ -437,6 +443,7 @@ class Settings(BaseSettings):
         return FeedLimits(
             max_flights=self.feed_max_flights_per_message,
             max_period_days=self.feed_max_period_days,
+            open_period_days=self.feed_open_period_days,
         )
 
     def json_limits(self) -> JsonLimits:

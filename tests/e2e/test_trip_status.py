@@ -1,9 +1,11 @@
 """A flight from the schedule import, booked, then changed in the AODB: /trips in Chromium shows
 the gate, the delay and the cancellation as they happen (SSE from the bus), with times local at
-each airport and the zone shown; a guest's looked-up booking follows its flight the same way."""
+each airport and the zone shown; a guest's looked-up booking follows its flight the same way,
+and shows its disruption with the offers held (a connection via a hub), taken on the page."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,9 @@ from jetbridge.app import create_app
 from jetbridge.booking.catalog import ScheduleEntry
 from jetbridge.booking.service import BookingRequest, Passenger
 from jetbridge.config import Settings
+from jetbridge.flights.hub import FlightHub
+from jetbridge.flights.merge import Update
+from jetbridge.flights.model import FlightIdentity
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
 from jetbridge.schedules import publish_schedule
 from support.aodb import LegacyAodb
@@ -36,9 +41,11 @@ def _schedule() -> list[ScheduleEntry]:
     ]  # fmt: skip
 
 
-def _confirmed(platform: Any, customer: str, key: str, family: str) -> dict[str, Any]:
+def _confirmed(
+    platform: Any, customer: str, key: str, family: str, flight: str = "LX0318"
+) -> dict[str, Any]:
     request = BookingRequest(
-        flight_id=f"LX0318-{DAY.isoformat()}", cabin="economy", customer_id=customer,
+        flight_id=f"{flight}-{DAY.isoformat()}", cabin="economy", customer_id=customer,
         passengers=[Passenger(given_name="Ada", family_name=family)],
     )  # fmt: skip
     booking, _ = platform.bookings.create(
@@ -106,3 +113,75 @@ def test_aodb_changes_reach_my_trips_live(browser: Any, sqlite_url: str, tmp_pat
                 page.close()
             finally:
                 aodb.close()
+
+
+def _network() -> list[ScheduleEntry]:
+    """GVA-BCN has one flight; via MUC a connection of 90 minutes, and one of 30 (too short)."""
+
+    def leg(number: str, route: str, departs: str, arrives: str) -> ScheduleEntry:
+        def at(clock: str) -> datetime:
+            return datetime.combine(DAY, datetime.strptime(clock, "%H:%M").time(), tzinfo=UTC)
+
+        return ScheduleEntry(
+            airline="LX", flight_number=number, origin=route[:3], destination=route[4:],
+            departure=at(departs), arrival=at(arrives), aircraft_type="A320", currency="CHF",
+            fares={"economy": 12_000},
+        )  # fmt: skip
+
+    return [
+        leg("900", "GVA-BCN", "09:00", "10:40"),
+        leg("910", "GVA-MUC", "09:30", "10:30"),
+        leg("920", "MUC-BCN", "11:00", "13:00"),
+        leg("922", "MUC-BCN", "12:00", "14:00"),
+    ]
+
+
+def test_a_guest_sees_the_disruption_and_takes_a_connection(browser: Any, sqlite_url: str) -> None:
+    with serve_app(create_test_provider()) as provider:
+        app = create_app(Settings(database_url=sqlite_url, payments_url=provider))
+        with serve_app(app) as base:
+            platform = app.state.platform
+            publish_schedule(platform.backbone, _network())
+            guest = _confirmed(platform, "guest-9", "trip-status-0009", "Hopper", flight="LX0900")
+            (old_ticket,) = [t["ticket_number"] for t in guest["tickets"]]
+            page = browser.new_page()
+            page.goto(f"{base}/trips")
+            page.fill("#lookup-locator", guest["locator"])
+            page.fill("#lookup-family", "Hopper")
+            page.click("#lookup-button")
+            expect(page.locator("#found-flight-status")).to_have_text("scheduled")
+            expect(page.locator("#found-tickets")).to_have_text(old_ticket)
+            expect(page.locator("#found-disruption")).to_be_hidden()
+
+            identity = FlightIdentity.create(
+                airline="LX", flight_number="0900", origin_date=DAY,
+                departure_airport="GVA", arrival_airport="BCN",
+            )  # fmt: skip
+            FlightHub(platform.backbone).apply_all(
+                [Update(identity, "aodb", datetime.now(UTC), {"status": "cancelled"})]
+            )
+            expect(page.locator("#found-flight-status")).to_have_text("cancelled")
+            notice = page.locator("#found-disruption")
+            expect(notice.locator(".disruption-notice")).to_contain_text(
+                "LX900 GVA-BCN is cancelled", timeout=120_000
+            )
+            # The one connection that respects Munich's minimum connection time.
+            offers = notice.locator(".offer")
+            expect(offers).to_have_count(1, timeout=120_000)
+            expect(offers.first).to_contain_text("LX910/LX922 GVA\u2013BCN via MUC")
+            with page.expect_response("**/api/disruptions/choice") as chosen:
+                offers.first.locator("button.accept-offer").click()
+            assert chosen.value.status == 200, chosen.value.text()
+
+            # Both legs are the guest's trip now, on a new ticket.
+            legs = page.locator("#found-segments li.segment .segment-flight")
+            expect(legs).to_have_text(["LX910 GVA\u2013MUC", "LX922 MUC\u2013BCN"], timeout=120_000)
+            expect(page.locator("#found-flight")).to_have_text(
+                f"LX0910-{DAY.isoformat()} + LX0922-{DAY.isoformat()}"
+            )
+            expect(notice.locator(".rebooked")).to_contain_text(
+                f"Rebooked on LX0910-{DAY.isoformat()} + LX0922-{DAY.isoformat()}"
+            )
+            expect(page.locator("#found-tickets")).not_to_have_text(old_ticket)
+            expect(page.locator("#found-tickets")).to_have_text(re.compile(r"^\d{13}$"))
+            page.close()

@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 
 from jetbridge.app import create_app
 from jetbridge.booking.catalog import ScheduleEntry, demo_schedule, import_schedule
+from jetbridge.booking.loyalty import points_for, tier_for
 from jetbridge.config import Settings
 from jetbridge.payments.test_provider import APPROVE, DECLINE, create_test_provider
-from jetbridge.storage.schema import bookings
+from jetbridge.storage.schema import bookings, loyalty_accounts, loyalty_ledger
 from support.servers import serve_app
 
 DAY = (datetime.now(UTC) + timedelta(days=20)).date()
@@ -224,6 +225,75 @@ def test_a_dearer_flight_is_paid_for_and_a_declined_card_says_so(client: TestCli
     )
     assert paid.status_code == 200, paid.text
     assert settled(client, booked)["amount"] == quote["new_total"]
+
+
+def ledger_of(client: TestClient, booking_id: str) -> dict[str, int]:
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.backbone.reading() as conn:
+        rows = conn.execute(
+            select(loyalty_ledger.c.kind, loyalty_ledger.c.points).where(
+                loyalty_ledger.c.booking_id == booking_id
+            )
+        )
+        return {row.kind: row.points for row in rows}
+
+
+def balance_of(client: TestClient, customer: str) -> int:
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.backbone.reading() as conn:
+        return int(
+            conn.execute(
+                select(loyalty_accounts.c.points).where(loyalty_accounts.c.customer_id == customer)
+            ).scalar_one()
+        )
+
+
+def test_a_change_reissues_the_tickets_and_adjusts_the_points(client: TestClient) -> None:
+    booked = book(client, "seats-0011", [None]).json()
+    state = settled(client, booked)
+    customer = booked["customer_id"]
+    (first_ticket,) = [t["ticket_number"] for t in state["tickets"]]
+    award = ledger_of(client, booked["booking_id"])["award"]
+    assert award > 0 and balance_of(client, customer) == award
+    headers = {"X-Booking-Token": booked["guest_token"]}
+    path = f"/api/bookings/{booked['booking_id']}/change"
+
+    dearer = client.post(
+        path, json={"flight_id": DEARER, "payment": {"card": APPROVE}}, headers=headers
+    )
+    assert dearer.status_code == 200, dearer.text
+    paid_more = dearer.json()["difference"]["amount"]
+    state = settled(client, booked)
+    (ticket,) = state["tickets"]
+    assert ticket["ticket_number"] != first_ticket
+    assert [(c["coupon"], c["flight_id"], c["seat"]) for c in ticket["coupons"]] == [
+        (1, DEARER, ticket["seat"])
+    ]
+    assert [
+        (e["ticket_number"], e["exchanged_for"], e["reason"]) for e in state["exchanged_tickets"]
+    ] == [(first_ticket, ticket["ticket_number"], "voluntary change")]
+    # The amount paid on top earns points as a fare does (economy, bronze tier).
+    earned = points_for(fare_minor=paid_more, cabin="economy", tier=tier_for(award))
+    assert ledger_of(client, booked["booking_id"]) == {"award": award, "change1": earned}
+    assert balance_of(client, customer) == award + earned
+
+    cheaper = client.post(path, json={"flight_id": LATER}, headers=headers)
+    assert cheaper.status_code == 200, cheaper.text
+    refunded = -cheaper.json()["difference"]["amount"]
+    assert refunded > 0
+    state = settled(client, booked)
+    assert len(state["exchanged_tickets"]) == 2
+    assert state["exchanged_tickets"][1]["ticket_number"] == ticket["ticket_number"]
+    # The amount refunded gives its points back.
+    returned = points_for(fare_minor=refunded, cabin="economy", tier=tier_for(award + earned))
+    assert ledger_of(client, booked["booking_id"])["change2"] == -returned
+    held = award + earned - returned
+    assert balance_of(client, customer) == held
+
+    cancelled = client.post(f"/api/bookings/{booked['booking_id']}/cancel", headers=headers)
+    assert cancelled.status_code == 200, cancelled.text
+    assert ledger_of(client, booked["booking_id"])["revoke"] == -held
+    assert balance_of(client, customer) == 0
 
 
 def test_a_declined_booking_explains_itself(client: TestClient) -> None:

@@ -197,6 +197,36 @@ def test_a_codeshare_number_sells_the_operating_flight(platform: tuple[TestClien
     assert json.loads(body)["data"]["flight_key"] == KEY
 
 
+def test_flight_status_finds_a_codeshare_number_on_its_operating_leg(
+    platform: tuple[TestClient, Any],
+) -> None:
+    client, core = platform
+    publish_schedule(core.backbone, [entry()])
+    for number in ("LH5790", "lh 5790", "SN3418"):
+        legs = client.get("/api/flights/status", params={"flight": number, "date": DAY.isoformat()})
+        assert legs.status_code == 200, legs.text
+        assert [leg["flight_key"] for leg in legs.json()] == [KEY]
+        assert legs.json()[0]["codeshares"] == "LH5790,SN3418"
+    assert (
+        client.get(
+            "/api/flights/status", params={"flight": "LX318", "date": DAY.isoformat()}
+        ).json()[0]["flight_key"]
+        == KEY
+    )
+    missing = client.get("/api/flights/status", params={"flight": "LH579", "date": DAY.isoformat()})
+    assert missing.status_code == 404
+    assert "LH579" in missing.json()["message"]
+    for hostile in ("LH%", "LH_790", "LX 1 2", "' OR 1=1", "LH5790\u0000"):
+        refused = client.get(
+            "/api/flights/status", params={"flight": hostile, "date": DAY.isoformat()}
+        )
+        assert refused.status_code in {400, 422}, (hostile, refused.text)
+    other_day = (DAY + timedelta(days=1)).isoformat()
+    assert (
+        client.get("/api/flights/status", params={"flight": "LH5790", "date": other_day})
+    ).status_code == 404
+
+
 def test_bookings_on_flight_lists_confirmed_bookings_with_tickets(
     platform: tuple[TestClient, Any],
 ) -> None:

@@ -167,7 +167,8 @@ def choice_page(link: Link, service: DisruptionDep, _: Public) -> HTMLResponse:
         body = f"<h2>Your booking</h2>{notices}<p id='status'>{html.escape(shown['status'])}</p>"
         return HTMLResponse(_page("your trip", body))
     rows = "".join(
-        f"<tr><td>{html.escape(o['flight'])}</td><td>{o['origin']}-{o['destination']}</td>"
+        f"<tr><td>{html.escape(o['flight'])}</td><td>{o['origin']}-{o['destination']}"
+        f"{' via ' + html.escape(o['via']) if o.get('via') else ''}</td>"
         f"<td>{html.escape(o['departure'])}</td><td>{html.escape(o['cabin'])}</td>"
         f"<td>{_choice_form(link, 'accept', 'Take this flight', o['offer'])}</td></tr>"
         for o in shown["offers"]

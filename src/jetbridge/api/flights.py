@@ -43,7 +43,7 @@ from jetbridge.web.sse import last_event_id as parse_last_event_id
 router = APIRouter(tags=["flights"])
 AirportCode = Annotated[str, Path(pattern=r"^[A-Z]{3}$")]
 Direction = Annotated[str, Path(pattern=r"^(departures|arrivals)$")]
-_FLIGHT = re.compile(r"^([A-Z0-9]{2}|[A-Z]{3})(\d{1,4}[A-Z]?)$")
+_FLIGHT = re.compile(r"^([A-Z0-9]{2}|[A-Z]{3}) ?(\d{1,4}[A-Z]?)$")
 
 
 def _today() -> date:
@@ -63,7 +63,8 @@ def flight_status(
     flight: Annotated[str, Query(max_length=8, description="e.g. LX100")],
     day: Annotated[date | None, Query(alias="date", ge=FIRST_DAY, le=LAST_DAY)] = None,
 ) -> list[dict[str, Any]]:
-    """Passenger flight status by flight number and date (all legs of that flight)."""
+    """Passenger flight status by flight number and date (all legs of that flight); a
+    codeshare number finds the operating legs it is marketed on."""
     found = _FLIGHT.match(flight.strip().upper())
     if not found:
         raise InvalidRequest(f"flight: {flight!r} is not a flight number like LX100")

@@ -88,11 +88,28 @@ class Passenger:
     seat: str | None
 
 
+@strawberry.type(description="A ticket's flight coupon: one per segment, with that flight's seat")
+class Coupon:
+    coupon: int = strawberry.field(description="1 for the first segment, 2 for the second...")
+    flight_id: str
+    seat: str
+
+
 @strawberry.type(description="An e-ticket: its 13-digit number, whose it is and the seat")
 class Ticket:
     ticket_number: str
     passenger_index: int
-    seat: str
+    seat: str = strawberry.field(description="The seat on the first flight")
+    coupons: list[Coupon]
+
+
+@strawberry.type(description="An earlier ticket number, exchanged when the flights changed")
+class ExchangedTicket:
+    ticket_number: str
+    exchanged_for: str
+    passenger_index: int
+    reason: str = strawberry.field(description="voluntary change or involuntary rebooking")
+    at: datetime
 
 
 @strawberry.type(description="The flight of a booking, times at the airports' local time")
@@ -105,6 +122,14 @@ class BookedFlight:
     aircraft_type: str
     departure: AirportTime
     arrival: AirportTime
+
+
+@strawberry.type(description="One flight of a booking's journey, in travel order")
+class Segment:
+    position: int
+    flight_id: str
+    cabin: str
+    flight: BookedFlight | None
 
 
 @strawberry.type(description="A booking (PNR) and its tickets")
@@ -123,7 +148,11 @@ class Booking:
     passenger_count: int
     passengers: list[Passenger]
     tickets: list[Ticket]
-    flight: BookedFlight | None
+    flight: BookedFlight | None = strawberry.field(description="The first flight")
+    segments: list[Segment] = strawberry.field(
+        description="Every flight of the journey in travel order (a connection has two)"
+    )
+    exchanged_tickets: list[ExchangedTicket]
     failure_message: str | None = strawberry.field(
         description="Why a failed booking did not go through, in plain words"
     )
@@ -133,9 +162,8 @@ class Booking:
     )
 
 
-@strawberry.type(description="Another flight with seats held for a disrupted booking")
-class Offer:
-    offer: int = strawberry.field(description="The offer's number, as chosen with the link")
+@strawberry.type(description="One flight of an offer, with the seats held on it")
+class OfferLeg:
     flight_id: str
     flight: str
     origin: str
@@ -143,6 +171,20 @@ class Offer:
     departure: datetime
     arrival: datetime
     cabin: str
+
+
+@strawberry.type(description="Another flight, or a connection, with seats held for a booking")
+class Offer:
+    offer: int = strawberry.field(description="The offer's number, as chosen with the link")
+    flight_id: str = strawberry.field(description="The first flight")
+    flight: str = strawberry.field(description="The flight numbers, LX910/LX922 for a connection")
+    origin: str
+    destination: str
+    departure: datetime
+    arrival: datetime = strawberry.field(description="At the journey's end")
+    cabin: str
+    via: str | None = strawberry.field(description="The connecting airport, if any")
+    legs: list[OfferLeg]
 
 
 @strawberry.type(description="A disruption of a booking's flight and where the booking stands")
@@ -317,6 +359,10 @@ def tickets(issued: list[dict[str, Any]]) -> list[Ticket]:
             ticket_number=str(t["ticket_number"]),
             passenger_index=int(t["passenger_index"]),
             seat=str(t["seat"]),
+            coupons=[
+                Coupon(coupon=int(c["coupon"]), flight_id=c["flight_id"], seat=c["seat"])
+                for c in t.get("coupons", [])
+            ],
         )
         for t in issued
     ]
@@ -353,6 +399,25 @@ def booking(found: dict[str, Any]) -> Booking:
         ],
         tickets=tickets(found.get("tickets", [])),
         flight=booked_flight(found.get("flight")),
+        segments=[
+            Segment(
+                position=int(s["position"]),
+                flight_id=s["flight_id"],
+                cabin=s["cabin"],
+                flight=booked_flight(s.get("flight")),
+            )
+            for s in found.get("segments", [])
+        ],
+        exchanged_tickets=[
+            ExchangedTicket(
+                ticket_number=e["ticket_number"],
+                exchanged_for=e["exchanged_for"],
+                passenger_index=int(e["passenger_index"]),
+                reason=e["reason"],
+                at=datetime.fromisoformat(e["at"]),
+            )
+            for e in found.get("exchanged_tickets", [])
+        ],
         failure_message=found.get("failure_message"),
         created_at=found["created_at"],
         guest_token=found.get("guest_token"),
@@ -410,6 +475,35 @@ def flight_change(done: dict[str, Any]) -> FlightChange:
     )
 
 
+def _offer_leg(leg: dict[str, Any]) -> OfferLeg:
+    return OfferLeg(
+        flight_id=leg["flight_id"],
+        flight=leg["flight"],
+        origin=leg["origin"],
+        destination=leg["destination"],
+        departure=datetime.fromisoformat(leg["departure"]),
+        arrival=datetime.fromisoformat(leg["arrival"]),
+        cabin=leg["cabin"],
+    )
+
+
+def offer(found: dict[str, Any]) -> Offer:
+    """An offer as stored (one held before connections were offered has no `legs`)."""
+    legs = found.get("legs") or [found]
+    return Offer(
+        offer=int(found["offer"]),
+        flight_id=found["flight_id"],
+        flight=found["flight"],
+        origin=found["origin"],
+        destination=found["destination"],
+        departure=datetime.fromisoformat(found["departure"]),
+        arrival=datetime.fromisoformat(found["arrival"]),
+        cabin=found["cabin"],
+        via=found.get("via"),
+        legs=[_offer_leg(leg) for leg in legs],
+    )
+
+
 def disruptions(found: dict[str, Any]) -> list[Disruption]:
     """A booking's disruptions, as `GET /api/bookings/{id}/disruptions` answers them."""
     shown = []
@@ -424,19 +518,7 @@ def disruptions(found: dict[str, Any]) -> list[Disruption]:
                 flight_key=key,
                 kind=case["kind"],
                 status=case["status"],
-                offers=[
-                    Offer(
-                        offer=int(o["offer"]),
-                        flight_id=o["flight_id"],
-                        flight=o["flight"],
-                        origin=o["origin"],
-                        destination=o["destination"],
-                        departure=datetime.fromisoformat(o["departure"]),
-                        arrival=datetime.fromisoformat(o["arrival"]),
-                        cabin=o["cabin"],
-                    )
-                    for o in case.get("offers") or []
-                ],
+                offers=[offer(o) for o in case.get("offers") or []],
                 new_flight_id=case.get("new_flight_id"),
                 choose_by=None if choose_by is None else datetime.fromtimestamp(choose_by, UTC),
                 notices=subjects,

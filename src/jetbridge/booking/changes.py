@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from jetbridge.booking import catalog, inventory, seating, service
+from jetbridge.booking import catalog, inventory, points, reissue, seating, segments, service
 from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.money import Money
 from jetbridge.booking.presentation import failure_message, moment
@@ -21,7 +21,7 @@ from jetbridge.booking.tasks import BookingTasks
 from jetbridge.errors import Conflict, InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
 from jetbridge.payments.provider import PaymentError
-from jetbridge.storage.schema import bookings, payments, scheduled_flights, seats
+from jetbridge.storage.schema import bookings, payments, scheduled_flights
 
 
 class PaymentRefused(Conflict):
@@ -29,11 +29,21 @@ class PaymentRefused(Conflict):
 
 
 def view(conn: Connection, booking: dict[str, Any]) -> dict[str, Any]:
-    """A booking with its tickets (number and seat per passenger), its flight with local times,
-    and, if it failed, why in plain words."""
+    """A booking with its tickets (number, seat and a coupon per segment), its flights in travel
+    order with local times (`flight` is the first), the tickets it exchanged, and, if it failed,
+    why in plain words."""
+    booking_id = booking["booking_id"]
+    legs = segments.segments_of(conn, booking_id) or [
+        segments.Leg(booking["flight_id"], booking["cabin"])
+    ]
     return booking | {
-        "tickets": seating.tickets_of(conn, booking_id=booking["booking_id"]),
+        "tickets": seating.tickets_of(conn, booking_id=booking_id),
         "flight": flight_summary(conn, booking["flight_id"]),
+        "segments": [
+            leg.to_json() | {"position": n, "flight": flight_summary(conn, leg.flight_id)}
+            for n, leg in enumerate(legs)
+        ],
+        "exchanged_tickets": reissue.exchanged_tickets(conn, booking_id=booking_id),
         "failure_message": failure_message(booking.get("failure")),
     }
 
@@ -256,27 +266,42 @@ class Changes:
             )
         except inventory.SoldOut as exc:
             raise Conflict(f"flight_id: {exc}") from None
-        conn.execute(
-            update(seats)
-            .where(
-                seats.c.flight_id == booking["flight_id"],
-                seats.c.booking_id == booking_id,
-                seats.c.status == "sold",
-            )
-            .values(status="free", hold_id=None, booking_id=None)
-        )
-        new_seats = inventory.confirm_hold(conn, hold_id=hold, booking_id=booking_id)
+        inventory.release_sold(conn, booking_id=booking_id, flight_id=booking["flight_id"])
+        inventory.confirm_hold(conn, hold_id=hold, booking_id=booking_id)
         conn.execute(
             update(bookings)
             .where(bookings.c.booking_id == booking_id)
-            .values(
-                flight_id=flight_id, amount=quote["new_total"]["amount"], updated_at=time.time()
-            )
+            .values(amount=quote["new_total"]["amount"], updated_at=time.time())
         )
-        issued = seating.reseat(
-            conn, booking_id=booking_id, flight_id=flight_id, chosen=sorted(new_seats), now=now
+        before = segments.segments_of(conn, booking_id)
+        journey = [
+            segments.Leg(flight_id, leg.cabin) if leg.flight_id == booking["flight_id"] else leg
+            for leg in before
+        ]
+        coupons = reissue.coupons_for(
+            conn, booking_id=booking_id, legs=journey, passengers=booking["passenger_count"]
         )
-        data = {"from": booking["flight_id"], "to": flight_id, "difference": quote["difference"]}
+        segments.set_segments(conn, booking_id=booking_id, legs=journey)
+        issued = reissue.reissue_tickets(
+            conn,
+            booking_id=booking_id,
+            coupons=coupons,
+            accounting_code=self.tasks.accounting_code,
+            reason=reissue.VOLUNTARY,
+        )
+        earned = points.adjust_for_change(
+            conn,
+            booking=booking,
+            difference=int(quote["difference"]["amount"]),
+            cabin=booking["cabin"],
+        )
+        data = {
+            "from": booking["flight_id"],
+            "to": flight_id,
+            "difference": quote["difference"],
+            "tickets": issued,
+            "points": earned,
+        }
         self._publish(conn, booking, "booking.changed", data)
         return issued
 

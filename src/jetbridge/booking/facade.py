@@ -15,6 +15,7 @@ from jetbridge.booking import catalog, changes, inventory, seating, service
 from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.loyalty import tier_for
 from jetbridge.booking.personal_data import PersonalData
+from jetbridge.booking.points import held_by
 from jetbridge.booking.presentation import with_local_times
 from jetbridge.booking.service import BookingRequest
 from jetbridge.booking.tasks import BookingTasks
@@ -174,12 +175,8 @@ class Bookings:
         }
 
     def revoke_points(self, conn: Any, booking: dict[str, Any]) -> None:
-        award = conn.execute(
-            select(loyalty_ledger.c.points).where(
-                loyalty_ledger.c.booking_id == booking["booking_id"],
-                loyalty_ledger.c.kind == "award",
-            )
-        ).scalar()
+        """Take back what the booking holds (its award and its changes' adjustments), once."""
+        award = held_by(conn, booking["booking_id"])
         revoked = conn.execute(
             select(loyalty_ledger.c.points).where(
                 loyalty_ledger.c.booking_id == booking["booking_id"],
@@ -205,11 +202,11 @@ class Bookings:
             ).scalar()
             or 0
         )
-        points = max(int(balance) - int(award), 0)
+        left = max(int(balance) - int(award), 0)
         conn.execute(
             update(loyalty_accounts)
             .where(loyalty_accounts.c.customer_id == booking["customer_id"])
-            .values(points=points, tier=tier_for(points).value, updated_at=time.time())
+            .values(points=left, tier=tier_for(left).value, updated_at=time.time())
         )
 
     def loyalty(self, *, customer_id: str) -> dict[str, Any]:

@@ -84,13 +84,12 @@ def release_hold(conn: Connection, *, hold_id: str) -> int:
     return int(result.rowcount)
 
 
-def release_sold(conn: Connection, *, booking_id: str) -> int:
-    """Put a cancelled booking's seats back on sale."""
-    result = conn.execute(
-        update(seats)
-        .where(seats.c.booking_id == booking_id, seats.c.status == "sold")
-        .values(status="free", hold_id=None, booking_id=None)
-    )
+def release_sold(conn: Connection, *, booking_id: str, flight_id: str | None = None) -> int:
+    """Put a cancelled booking's seats back on sale (only those on `flight_id`, if given)."""
+    query = update(seats).where(seats.c.booking_id == booking_id, seats.c.status == "sold")
+    if flight_id is not None:
+        query = query.where(seats.c.flight_id == flight_id)
+    result = conn.execute(query.values(status="free", hold_id=None, booking_id=None))
     return int(result.rowcount)
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, select
 
+from jetbridge.booking import segments
 from jetbridge.booking.personal_data import PASSENGERS, PersonalData
 from jetbridge.flights.model import FlightIdentity
-from jetbridge.storage.schema import bookings, scheduled_flights, tickets
+from jetbridge.storage.schema import bookings, scheduled_flights, ticket_coupons, tickets
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,25 +82,52 @@ def bookings_on_flight(
         return []
     rows = conn.execute(
         select(bookings)
-        .where(bookings.c.flight_id == flight_id, bookings.c.status == "confirmed")
+        .where(
+            bookings.c.booking_id.in_(segments.booking_ids_on(flight_id)),
+            bookings.c.status == "confirmed",
+        )
         .order_by(bookings.c.created_at, bookings.c.booking_id)
     ).mappings()
     found = [dict(row) for row in rows]
-    issued = _tickets(conn, [row["booking_id"] for row in found])
-    return [_booking(row, key, issued.get(row["booking_id"], {}), personal) for row in found]
+    issued = _tickets(conn, [row["booking_id"] for row in found], flight_id)
+    return [
+        _booking(row, key, flight_id, issued.get(row["booking_id"], {}), personal) for row in found
+    ]
 
 
-def _tickets(conn: Connection, booking_ids: list[str]) -> dict[str, dict[int, Any]]:
-    issued: dict[str, dict[int, Any]] = {}
+def _tickets(
+    conn: Connection, booking_ids: list[str], flight_id: str
+) -> dict[str, dict[int, BookedPassenger]]:
+    """Per booking and passenger, the ticket and the seat on this flight (its coupon's)."""
+    issued: dict[str, dict[int, BookedPassenger]] = {}
     for start in range(0, len(booking_ids), 500):
         chunk = booking_ids[start : start + 500]
-        for row in conn.execute(select(tickets).where(tickets.c.booking_id.in_(chunk))):
-            issued.setdefault(row.booking_id, {})[row.passenger_index] = row
+        rows = conn.execute(
+            select(tickets, ticket_coupons.c.seat.label("coupon_seat"))
+            .outerjoin(
+                ticket_coupons,
+                and_(
+                    ticket_coupons.c.ticket_number == tickets.c.ticket_number,
+                    ticket_coupons.c.flight_id == flight_id,
+                ),
+            )
+            .where(tickets.c.booking_id.in_(chunk))
+        )
+        for row in rows:
+            issued.setdefault(row.booking_id, {})[row.passenger_index] = BookedPassenger(
+                index=row.passenger_index,
+                ticket_number=row.ticket_number,
+                seat=row.coupon_seat or row.seat,
+            )
     return issued
 
 
 def _booking(
-    row: dict[str, Any], key: str, issued: dict[int, Any], personal: PersonalData | None
+    row: dict[str, Any],
+    key: str,
+    flight_id: str,
+    issued: dict[int, BookedPassenger],
+    personal: PersonalData | None,
 ) -> FlightBooking:
     names: list[dict[str, Any]] = []
     if personal is not None:
@@ -120,7 +148,7 @@ def _booking(
     return FlightBooking(
         booking_id=row["booking_id"],
         locator=row["locator"],
-        flight_id=row["flight_id"],
+        flight_id=flight_id,
         flight_key=key,
         cabin=row["cabin"],
         customer_id=row["customer_id"],

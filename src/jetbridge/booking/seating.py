@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, and_, or_, select, update
 
+from jetbridge.booking import segments
 from jetbridge.errors import Conflict
 from jetbridge.storage.schema import seats, tickets
 
@@ -102,22 +103,38 @@ def reseat(
     ).scalars()
     if set(mine) != set(chosen):
         raise Conflict(f"seat: a chosen seat was taken a moment ago ({taken.rowcount} free)")
+    numbers = {
+        row.passenger_index: row.ticket_number
+        for row in conn.execute(select(tickets).where(tickets.c.booking_id == booking_id))
+    }
+    first = segments.segments_of(conn, booking_id)[:1]
     for index, seat in enumerate(chosen):
-        conn.execute(
-            update(tickets)
-            .where(tickets.c.booking_id == booking_id, tickets.c.passenger_index == index)
-            .values(seat=seat)
-        )
+        if first and first[0].flight_id == flight_id:
+            conn.execute(
+                update(tickets)
+                .where(tickets.c.booking_id == booking_id, tickets.c.passenger_index == index)
+                .values(seat=seat)
+            )
+        if index in numbers:
+            segments.move_coupon(conn, ticket_number=numbers[index], flight_id=flight_id, seat=seat)
     return tickets_of(conn, booking_id=booking_id)
 
 
 def tickets_of(conn: Connection, *, booking_id: str) -> list[dict[str, object]]:
+    """Each passenger's ticket: its number, the seat on the first flight, and its coupons (one
+    per segment, with the seat on that flight)."""
     rows = conn.execute(
         select(tickets)
         .where(tickets.c.booking_id == booking_id)
         .order_by(tickets.c.passenger_index)
     )
+    coupons = segments.coupons_of(conn, booking_id)
     return [
-        {"ticket_number": r.ticket_number, "passenger_index": r.passenger_index, "seat": r.seat}
+        {
+            "ticket_number": r.ticket_number,
+            "passenger_index": r.passenger_index,
+            "seat": r.seat,
+            "coupons": coupons.get(r.ticket_number, []),
+        }
         for r in rows
     ]

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from jetbridge.booking import idempotency
+from jetbridge.booking import idempotency, segments
 from jetbridge.booking.catalog import NOT_SELLABLE, flight_offer
 from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.identifiers import new_record_locator
@@ -124,6 +124,9 @@ def request_booking(
     try:
         with conn.begin_nested():
             conn.execute(bookings.insert().values(**row))
+            segments.set_segments(
+                conn, booking_id=booking_id, legs=[segments.Leg(row["flight_id"], request.cabin)]
+            )
     except IntegrityError:
         # A concurrent request with the same key committed first (or, rarely, the locator
         # was taken): the unique constraint decides, and the winner's booking is the answer.

@@ -21,12 +21,13 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jetbridge.booking import inventory, seating, service
+from jetbridge.booking import inventory, seating, segments, service
 from jetbridge.booking.events import booking_bus, booking_event
 from jetbridge.booking.identifiers import ticket_number
 from jetbridge.booking.loyalty import points_for, tier_for
 from jetbridge.booking.money import Money
 from jetbridge.booking.personal_data import PersonalData
+from jetbridge.booking.points import set_balance
 from jetbridge.events.backbone import Backbone
 from jetbridge.payments.provider import PaymentError, PaymentProvider
 from jetbridge.storage.schema import (
@@ -168,7 +169,7 @@ class BookingTasks:
                     raise StepFailed(
                         "SeatLost", booking_id=booking_id, reason="the seat hold was lost"
                     )
-                issued = self._issue(conn, booking_id, seats_sold)
+                issued = self._issue(conn, booking_id, booking["flight_id"], seats_sold)
                 service.set_status(
                     conn, booking_id=booking_id, status="confirmed", payment_card=None
                 )
@@ -318,7 +319,7 @@ class BookingTasks:
         ]
 
     def _issue(
-        self, conn: Connection, booking_id: str, seats_sold: list[str]
+        self, conn: Connection, booking_id: str, flight_id: str, seats_sold: list[str]
     ) -> list[dict[str, Any]]:
         issued = []
         for index, seat in enumerate(seats_sold):
@@ -331,6 +332,9 @@ class BookingTasks:
                     seat=seat,
                     issued_at=time.time(),
                 )
+            )
+            segments.write_coupons(
+                conn, ticket_number=number, booking_id=booking_id, seats_by_leg=[(flight_id, seat)]
             )
             issued.append({"ticket_number": number, "passenger_index": index, "seat": seat})
         return issued
@@ -353,7 +357,7 @@ class BookingTasks:
                 at=time.time(),
             )
         )
-        _set_balance(conn, customer, balance + points, exists=account is not None)
+        set_balance(conn, customer, balance + points, exists=account is not None)
         self._publish(
             conn,
             "loyalty.points_awarded",
@@ -375,18 +379,6 @@ class BookingTasks:
             bus=booking_bus(conn, booking_id=booking_id),
             events=[booking_event(kind, booking_id=booking_id, data=data, key=key)],
         )
-
-
-def _set_balance(conn: Connection, customer: str, points: int, *, exists: bool) -> None:
-    values = {"points": points, "tier": tier_for(points).value, "updated_at": time.time()}
-    if exists:
-        conn.execute(
-            update(loyalty_accounts)
-            .where(loyalty_accounts.c.customer_id == customer)
-            .values(**values)
-        )
-    else:
-        conn.execute(insert(loyalty_accounts).values(customer_id=customer, **values))
 
 
 def next_serial(conn: Connection) -> int:

@@ -30,12 +30,15 @@ def flight_statuses(conn: Connection, flight_ids: Iterable[str]) -> dict[str, di
 
 
 def with_flight_status(conn: Connection, bookings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The bookings, each with `flight_key` and `flight_status` added."""
-    statuses = flight_statuses(conn, (b["flight_id"] for b in bookings))
-    for booking in bookings:
-        status = statuses.get(booking["flight_id"])
-        booking["flight_key"] = status["flight_key"] if status else None
-        booking["flight_status"] = status
+    """The bookings, each with `flight_key` and `flight_status` (of its first flight) added, and
+    the same on each of its `segments` when it has them."""
+    wanted = [b["flight_id"] for b in bookings]
+    wanted += [s["flight_id"] for b in bookings for s in b.get("segments", [])]
+    statuses = flight_statuses(conn, wanted)
+    for item in [*bookings, *(s for b in bookings for s in b.get("segments", []))]:
+        status = statuses.get(item["flight_id"])
+        item["flight_key"] = status["flight_key"] if status else None
+        item["flight_status"] = status
     return bookings
 
 

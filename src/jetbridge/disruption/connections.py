@@ -1,5 +1,6 @@
-"""Missed connections: a customer's onward booking from the airport a late flight lands at,
-which now leaves sooner after the landing than the airport's minimum connection time."""
+"""Missed connections: the onward flight from the airport a late flight lands at, which now
+leaves sooner after the landing than the airport's minimum connection time: the next segment of
+a booking holding both flights, or a customer's separate onward booking."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from jetbridge.booking.manifest import bookings_on_flight
+from jetbridge.booking import segments
+from jetbridge.booking.manifest import bookings_on_flight, catalogue_flight_id
 from jetbridge.disruption.policy import DisruptionRules, arrival_estimate, misses_connection
 from jetbridge.storage.schema import bookings, scheduled_flights
 
@@ -49,6 +51,7 @@ def missed_connections(
         return []
     lands = arrival_estimate(flight, planned)
     airport = str(flight["arrival_airport"])
+    found = _onward_segments(conn, inbound, flight, lands, rules)
     rows = conn.execute(
         select(bookings.c.booking_id, scheduled_flights.c.departs_at)
         .join(scheduled_flights, scheduled_flights.c.flight_id == bookings.c.flight_id)
@@ -61,12 +64,52 @@ def missed_connections(
         )
         .order_by(bookings.c.created_at)
     ).all()
-    return [
-        {"booking_id": row.booking_id}
-        for row in rows
-        if misses_connection(
+    for row in rows:
+        if row.booking_id not in found and misses_connection(
             arrives=lands,
             onward_departs=datetime.fromtimestamp(row.departs_at, UTC),
+            airport=airport,
+            rules=rules,
+        ):
+            found.append(row.booking_id)
+    return [{"booking_id": booking_id} for booking_id in found]
+
+
+def _onward_segments(
+    conn: Connection,
+    inbound: list[str],
+    flight: dict[str, Any],
+    lands: datetime,
+    rules: DisruptionRules,
+) -> list[str]:
+    """Bookings holding the late flight and, next in the same booking, a flight from the
+    airport it lands at that now leaves too soon (a connection booked as one journey)."""
+    flight_id = catalogue_flight_id(conn, str(flight["flight_key"]))
+    airport = str(flight["arrival_airport"])
+    journeys = segments.segments_by_booking(conn, inbound)
+    onward = {}
+    for booking_id, legs in journeys.items():
+        ids = [leg.flight_id for leg in legs]
+        if flight_id in ids and ids.index(flight_id) + 1 < len(ids):
+            onward[booking_id] = ids[ids.index(flight_id) + 1]
+    if not onward:
+        return []
+    departs = {
+        row.flight_id: row
+        for row in conn.execute(
+            select(scheduled_flights).where(
+                scheduled_flights.c.flight_id.in_(sorted(set(onward.values())))
+            )
+        )
+    }
+    return [
+        booking_id
+        for booking_id in inbound
+        if booking_id in onward
+        and departs[onward[booking_id]].origin == airport
+        and misses_connection(
+            arrives=lands,
+            onward_departs=datetime.fromtimestamp(departs[onward[booking_id]].departs_at, UTC),
             airport=airport,
             rules=rules,
         )

@@ -1,14 +1,14 @@
 """Re-accommodation offers: the best other flights with seats, held for the passenger.
 
-Same cabin first, then the other cabins; the booking's own airline before its partners; then
-the earliest arrival. Each offer's seats are held under an id naming the booking and the offer,
-so holding again after a crash finds the same seats and accepting one releases the others.
+Direct flights first, then connections of two legs via a hub (ranked in `itineraries`: same
+cabin first, the booking's own airline before its partners, the earliest arrival). Each offer's
+seats, on every leg, are held under one id naming the booking and the offer, so holding again
+after a crash finds the same seats and accepting one releases the others.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, select, update
 
 from jetbridge.booking import inventory
+from jetbridge.disruption import itineraries
 from jetbridge.storage.schema import disruptions, scheduled_flights, seats
 
 SEARCH_WINDOW = timedelta(hours=48)
-CABIN_ORDER = ("first", "business", "premium", "economy")
 
 
 def hold_id(booking_id: str, index: int) -> str:
@@ -68,40 +68,52 @@ def candidates(
     return [row for row in rows if row.flight_id not in exclude]
 
 
-def rank(
-    rows: Sequence[Any],
+def connecting_legs(
+    conn: Connection,
     *,
-    cabin: str,
-    airline: str,
-    count: int,
-    free: dict[str, dict[str, int]],
-    limit: int,
-) -> list[tuple[Any, str]]:
-    """The best (flight, cabin) pairs with `count` free seats: same cabin, own airline, early."""
-    choices = []
-    for row in rows:
-        for other in json.loads(row.fares):
-            if free.get(row.flight_id, {}).get(other, 0) < count:
-                continue
-            cabin_rank = 0 if other == cabin else 1 + _distance(cabin, other)
-            choices.append(((cabin_rank, row.airline != airline, row.arrives_at), row, other))
-    choices.sort(key=lambda choice: choice[0])
-    return [(row, other) for _, row, other in choices[:limit]]
-
-
-def _distance(wanted: str, other: str) -> int:
-    order = list(CABIN_ORDER)
-    if wanted not in order or other not in order:
-        return len(order)
-    return abs(order.index(wanted) - order.index(other))
+    origin: str,
+    destination: str,
+    earliest: datetime,
+    airlines: Sequence[str],
+    exclude: set[str],
+) -> tuple[list[Any], list[Any]]:
+    """First legs leaving `origin` for any other airport, and second legs from those airports
+    to `destination`, of `airlines` in the search window."""
+    start = earliest.timestamp()
+    end = start + SEARCH_WINDOW.total_seconds()
+    first = conn.execute(
+        select(scheduled_flights).where(
+            scheduled_flights.c.origin == origin,
+            scheduled_flights.c.destination != destination,
+            scheduled_flights.c.airline.in_(list(airlines)),
+            scheduled_flights.c.departs_at >= start,
+            scheduled_flights.c.departs_at <= end,
+        )
+    ).all()
+    hubs = sorted({row.destination for row in first if row.flight_id not in exclude})
+    if not hubs:
+        return [], []
+    second = conn.execute(
+        select(scheduled_flights).where(
+            scheduled_flights.c.origin.in_(hubs),
+            scheduled_flights.c.destination == destination,
+            scheduled_flights.c.airline.in_(list(airlines)),
+            scheduled_flights.c.departs_at >= start,
+            scheduled_flights.c.departs_at <= end + SEARCH_WINDOW.total_seconds(),
+        )
+    ).all()
+    keep = [row for row in first if row.flight_id not in exclude]
+    return keep, [row for row in second if row.flight_id not in exclude]
 
 
 @dataclass
 class Search:
-    """Alternatives for one route and time, with their free seats, shared by the bookings of
-    one transaction: seats held for one booking are taken off before the next is served."""
+    """Alternatives for one stretch of a journey and time (direct flights and two-leg
+    connections) with their free seats, shared by the bookings of one transaction: seats held
+    for one booking are taken off before the next is served."""
 
     rows: list[Any]
+    pairs: list[tuple[Any, Any]]
     free: dict[str, dict[str, int]]
 
     @classmethod
@@ -115,20 +127,24 @@ class Search:
         airlines: Sequence[str],
         exclude: set[str],
         now: float,
+        connection_time: Callable[[str], timedelta],
     ) -> Search:
-        rows = candidates(
-            conn,
-            origin=origin,
-            destination=destination,
-            earliest=earliest,
-            airlines=airlines,
-            exclude=exclude,
-        )
-        free = {
-            row.flight_id: inventory.availability(conn, flight_id=row.flight_id, now=now)
-            for row in rows
+        where: dict[str, Any] = {
+            "origin": origin,
+            "destination": destination,
+            "earliest": earliest,
+            "airlines": airlines,
+            "exclude": exclude,
         }
-        return cls(rows, free)
+        rows = candidates(conn, **where)
+        first, second = connecting_legs(conn, **where)
+        pairs = itineraries.pair_legs(first, second, connection_time=connection_time)
+        flights = {row.flight_id for row in rows} | {r.flight_id for p in pairs for r in p}
+        free = {
+            flight_id: inventory.availability(conn, flight_id=flight_id, now=now)
+            for flight_id in sorted(flights)
+        }
+        return cls(rows, pairs, free)
 
 
 def hold_offers(
@@ -136,67 +152,116 @@ def hold_offers(
     *,
     booking: dict[str, Any],
     search: Search,
+    replaces: list[int],
     limit: int,
     ttl: float,
     now: float,
 ) -> list[dict[str, Any]]:
-    """Hold seats on the best alternatives (again: the seats already held under the offers)."""
-    held = _held_offers(conn, booking["booking_id"])
+    """Hold seats on the best alternatives (again: the seats already held under the offers):
+    direct flights first, then connections. `replaces` are the positions of the booking's
+    segments an offer takes the place of."""
+    held = _held_offers(conn, booking["booking_id"], replaces)
     if held:
         return held
     count = booking["passenger_count"]
-    rows = [row for row in search.rows if row.flight_id != booking["flight_id"]]
+    booked = set(replaced_flights(booking, replaces))
+    rank: dict[str, Any] = {
+        "cabin": booking["cabin"],
+        "airline": booking["flight_id"][:2],
+        "count": count,
+        "free": search.free,
+        "limit": limit,
+    }
+    direct = [row for row in search.rows if row.flight_id not in booked]
+    pairs = [p for p in search.pairs if not {p[0].flight_id, p[1].flight_id} & booked]
     offers: list[dict[str, Any]] = []
-    ranked = rank(
-        rows,
-        cabin=booking["cabin"],
-        airline=booking["flight_id"][:2],
-        count=count,
-        free=search.free,
-        limit=limit,
-    )
-    for row, cabin in ranked:
-        try:
-            chosen = inventory.hold_seats(
-                conn,
-                flight_id=row.flight_id,
-                cabin=cabin,
-                count=count,
-                hold_id=hold_id(booking["booking_id"], len(offers)),
-                ttl=ttl,
-                now=now,
-            )
-        except inventory.SoldOut:
-            search.free[row.flight_id][cabin] = 0  # taken meanwhile by a buyer
-            continue
-        search.free[row.flight_id][cabin] -= count
-        offers.append(_describe(row, cabin, chosen, len(offers)))
+    for choice in itineraries.rank_direct(direct, **rank) + itineraries.rank_connections(
+        pairs, **rank
+    ):
+        if len(offers) == limit:
+            break
+        key = hold_id(booking["booking_id"], len(offers))
+        if hold_journey(conn, choice, count=count, hold=key, ttl=ttl, now=now, free=search.free):
+            offers.append(_describe(choice, held_seats(conn, key), len(offers), replaces))
     return offers
 
 
-def _held_offers(conn: Connection, booking_id: str) -> list[dict[str, Any]]:
+def replaced_flights(booking: dict[str, Any], replaces: list[int]) -> list[str]:
+    legs = booking.get("segments") or [{"flight_id": booking["flight_id"]}]
+    return [legs[n]["flight_id"] for n in replaces if n < len(legs)]
+
+
+def hold_journey(
+    conn: Connection,
+    choice: list[tuple[Any, str]],
+    *,
+    count: int,
+    hold: str,
+    ttl: float,
+    now: float,
+    free: dict[str, dict[str, int]],
+) -> bool:
+    """Hold `count` seats on every leg of the choice under one hold id: all legs or none."""
+    for row, cabin in choice:
+        if free.get(row.flight_id, {}).get(cabin, 0) < count:
+            return False  # an earlier offer took them
+    try:
+        with conn.begin_nested():
+            for row, cabin in choice:
+                inventory.hold_seats(
+                    conn,
+                    flight_id=row.flight_id,
+                    cabin=cabin,
+                    count=count,
+                    hold_id=hold,
+                    ttl=ttl,
+                    now=now,
+                )
+    except inventory.SoldOut:
+        for row, _ in choice:  # taken meanwhile by a buyer: count again
+            free[row.flight_id] = inventory.availability(conn, flight_id=row.flight_id, now=now)
+        return False
+    for row, cabin in choice:
+        free[row.flight_id][cabin] -= count
+    return True
+
+
+def held_seats(conn: Connection, hold: str) -> dict[str, list[str]]:
     rows = conn.execute(
-        select(seats.c.hold_id, seats.c.flight_id, seats.c.cabin, seats.c.seat)
-        .where(_offer_holds(booking_id), seats.c.status == "held")
-        .order_by(seats.c.hold_id, seats.c.seat)
-    ).all()
-    grouped: dict[str, list[Any]] = {}
+        select(seats.c.flight_id, seats.c.seat)
+        .where(seats.c.hold_id == hold, seats.c.status == "held")
+        .order_by(seats.c.flight_id, seats.c.seat)
+    )
+    found: dict[str, list[str]] = {}
     for row in rows:
-        grouped.setdefault(row.hold_id, []).append(row)
+        found.setdefault(row.flight_id, []).append(row.seat)
+    return found
+
+
+def _held_offers(conn: Connection, booking_id: str, replaces: list[int]) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(seats.c.hold_id, seats.c.flight_id, seats.c.cabin)
+        .where(_offer_holds(booking_id), seats.c.status == "held")
+        .distinct()
+    ).all()
+    grouped: dict[str, dict[str, str]] = {}
+    for row in rows:
+        grouped.setdefault(row.hold_id, {})[row.flight_id] = row.cabin
     offers = []
     for key in sorted(grouped, key=lambda k: int(k.rsplit(":", 1)[1])):
-        first = grouped[key][0]
-        flight = conn.execute(
-            select(scheduled_flights).where(scheduled_flights.c.flight_id == first.flight_id)
-        ).one()
+        flights = conn.execute(
+            select(scheduled_flights)
+            .where(scheduled_flights.c.flight_id.in_(list(grouped[key])))
+            .order_by(scheduled_flights.c.departs_at)
+        ).all()
+        choice = [(flight, grouped[key][flight.flight_id]) for flight in flights]
         index = int(key.rsplit(":", 1)[1])
-        offers.append(_describe(flight, first.cabin, [r.seat for r in grouped[key]], index))
+        offers.append(_describe(choice, held_seats(conn, key), index, replaces))
     return offers
 
 
-def _describe(row: Any, cabin: str, chosen: list[str], index: int) -> dict[str, Any]:
+def _leg(row: Any, cabin: str, chosen: list[str]) -> dict[str, Any]:
     return {
-        "offer": index,
         "flight_id": row.flight_id,
         "flight": f"{row.airline}{row.flight_number}",
         "origin": row.origin,
@@ -205,6 +270,23 @@ def _describe(row: Any, cabin: str, chosen: list[str], index: int) -> dict[str, 
         "arrival": datetime.fromtimestamp(row.arrives_at, UTC).isoformat(),
         "cabin": cabin,
         "seats": chosen,
+    }
+
+
+def _describe(
+    choice: list[tuple[Any, str]], held: dict[str, list[str]], index: int, replaces: list[int]
+) -> dict[str, Any]:
+    """An offer: the first leg's fields at the top (a direct flight's whole description), the
+    journey's end and arrival, every leg, and the hub of a connection (`via`)."""
+    legs = [_leg(row, cabin, held.get(row.flight_id, [])) for row, cabin in choice]
+    return legs[0] | {
+        "offer": index,
+        "flight": "/".join(leg["flight"] for leg in legs),
+        "destination": legs[-1]["destination"],
+        "arrival": legs[-1]["arrival"],
+        "via": legs[0]["destination"] if len(legs) > 1 else None,
+        "legs": legs,
+        "replaces": replaces,
     }
 
 

@@ -1,5 +1,6 @@
-"""Applying a passenger's choice: rebooking onto an offer (a new ticket number per passenger,
-the seats moved from one flight to the other, loyalty as it was) or a full refund.
+"""Applying a passenger's choice: rebooking onto an offer (a new ticket number per passenger with
+a coupon per segment, the seats moved from the replaced flights to the offer's, loyalty as it
+was) or a full refund.
 
 Both are idempotent: a case already settled is left as it is, so a step run again after a crash
 changes nothing twice.
@@ -7,18 +8,14 @@ changes nothing twice.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
-from jetbridge.booking import inventory, service
+from jetbridge.booking import inventory, reissue, segments, service
 from jetbridge.booking.events import booking_bus, booking_event
-from jetbridge.booking.identifiers import ticket_number
-from jetbridge.booking.tasks import next_serial
 from jetbridge.disruption import offers, store
 from jetbridge.events.backbone import Backbone
-from jetbridge.storage.schema import bookings, ticket_reissues, tickets
 
 
 class SeatsLost(Exception):
@@ -34,39 +31,53 @@ def rebook(
     offer: dict[str, Any],
     accounting_code: str,
 ) -> list[dict[str, Any]]:
-    """Move a confirmed booking onto `offer`; the reissued tickets (old and new numbers)."""
+    """Move a confirmed booking onto `offer` (a direct flight or a connection) in place of the
+    segments it replaces; the reissued tickets (old and new numbers, a coupon per segment)."""
     booking = service.get_booking(conn, booking_id=booking_id)
-    index = int(offer["offer"])
-    inventory.release_sold(conn, booking_id=booking_id)
+    before = segments.segments_of(conn, booking_id) or [
+        segments.Leg(booking["flight_id"], booking["cabin"])
+    ]
+    replaces = [n for n in offer.get("replaces") or range(len(before)) if n < len(before)]
+    legs = offer.get("legs") or [offer]
+    new_legs = [segments.Leg(leg["flight_id"], leg["cabin"]) for leg in legs]
+    for position in replaces:
+        inventory.release_sold(conn, booking_id=booking_id, flight_id=before[position].flight_id)
     sold = inventory.confirm_hold(
-        conn, hold_id=offers.hold_id(booking_id, index), booking_id=booking_id
+        conn, hold_id=offers.hold_id(booking_id, int(offer["offer"])), booking_id=booking_id
     )
-    if len(sold) < booking["passenger_count"]:
-        raise SeatsLost(f"the seats held on {offer['flight_id']} are no longer held")
+    if len(sold) < booking["passenger_count"] * len(new_legs):
+        raise SeatsLost(f"the seats held on {offer['flight']} are no longer held")
     offers.release_offers(conn, booking_id=booking_id)
-    conn.execute(
-        update(bookings)
-        .where(bookings.c.booking_id == booking_id)
-        .values(flight_id=offer["flight_id"], cabin=offer["cabin"], updated_at=time.time())
+    first, last = min(replaces, default=0), max(replaces, default=len(before) - 1)
+    journey = before[:first] + new_legs + before[last + 1 :]
+    coupons = reissue.coupons_for(
+        conn, booking_id=booking_id, legs=journey, passengers=booking["passenger_count"]
     )
-    reissued = _reissue(conn, booking_id, sorted(sold), offer["flight_id"], accounting_code)
+    segments.set_segments(conn, booking_id=booking_id, legs=journey)
+    reissued = reissue.reissue_tickets(
+        conn,
+        booking_id=booking_id,
+        coupons=coupons,
+        accounting_code=accounting_code,
+        reason=reissue.INVOLUNTARY,
+    )
     store.set_case(
         conn,
         flight_key=flight_key,
         booking_id=booking_id,
         status="rebooked",
-        new_flight_id=offer["flight_id"],
+        new_flight_id=new_legs[0].flight_id,
     )
-    bus = booking_bus(conn, booking_id=booking_id)
     data = {
         "previous_flight_id": booking["flight_id"],
-        "flight_id": offer["flight_id"],
-        "cabin": offer["cabin"],
+        "flight_id": journey[0].flight_id,
+        "cabin": journey[0].cabin,
+        "segments": [leg.to_json() for leg in journey],
         "tickets": reissued,
     }
     backbone.publish(
         conn,
-        bus=bus,
+        bus=booking_bus(conn, booking_id=booking_id),
         events=[
             booking_event("booking.rebooked", booking_id=booking_id, data=data, key=flight_key),
             booking_event(
@@ -77,45 +88,6 @@ def rebook(
             ),
         ],
     )
-    return reissued
-
-
-def _reissue(
-    conn: Connection, booking_id: str, seats: list[str], flight_id: str, accounting_code: str
-) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(tickets)
-        .where(tickets.c.booking_id == booking_id)
-        .order_by(tickets.c.passenger_index)
-    ).all()
-    reissued = []
-    now = time.time()
-    for row, seat in zip(rows, seats, strict=False):
-        number = ticket_number(accounting_code, next_serial(conn))
-        conn.execute(
-            update(tickets)
-            .where(tickets.c.ticket_number == row.ticket_number)
-            .values(ticket_number=number, seat=seat, issued_at=now)
-        )
-        conn.execute(
-            insert(ticket_reissues).values(
-                old_ticket=row.ticket_number,
-                new_ticket=number,
-                booking_id=booking_id,
-                passenger_index=row.passenger_index,
-                flight_id=flight_id,
-                reason="involuntary rebooking",
-                at=now,
-            )
-        )
-        reissued.append(
-            {
-                "passenger_index": row.passenger_index,
-                "previous_ticket_number": row.ticket_number,
-                "ticket_number": number,
-                "seat": seat,
-            }
-        )
     return reissued
 
 

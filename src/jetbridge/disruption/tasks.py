@@ -28,6 +28,7 @@ from jetbridge.booking.money import Money
 from jetbridge.booking.tasks import BookingTasks
 from jetbridge.disruption import offers, rebook, store
 from jetbridge.disruption.connections import missed_connections, scheduled_arrival
+from jetbridge.disruption.journey import disrupted_stretch
 from jetbridge.disruption.links import Choice, LinkSigner
 from jetbridge.disruption.notices import Notices
 from jetbridge.disruption.policy import (
@@ -38,7 +39,7 @@ from jetbridge.disruption.policy import (
 from jetbridge.errors import Conflict
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.hub import get_flight
-from jetbridge.storage.schema import payments, scheduled_flights
+from jetbridge.storage.schema import payments
 
 Handler = Callable[[Any], Any]
 CHUNK = 50  # bookings per transaction when notifying or opening cases
@@ -157,26 +158,26 @@ class DisruptionTasks:
             return False
         if case["status"] not in {"affected", "waiting"}:
             return False  # settled already
-        flight = conn.execute(
-            select(scheduled_flights).where(scheduled_flights.c.flight_id == booking["flight_id"])
-        ).one()
+        stretch = disrupted_stretch(conn, booking, kind=kind, flight_key=flight_key)
         airline = booking["flight_id"][:2]
-        earliest = self._earliest(conn, kind, flight_key, flight, now)
-        where = (flight.origin, flight.destination, earliest, airline)
+        earliest = self._earliest(conn, kind, flight_key, stretch.first, now)
+        where = (stretch.origin, stretch.destination, earliest, airline)
         if where not in searches:
             searches[where] = offers.Search.load(
                 conn,
-                origin=flight.origin,
-                destination=flight.destination,
+                origin=stretch.origin,
+                destination=stretch.destination,
                 earliest=earliest,
                 airlines=[airline, *self.rules.partners.get(airline, ())],
                 exclude=offers.cancelled_flight_ids(conn),
                 now=now,
+                connection_time=self.rules.connection_time,
             )
         held = offers.hold_offers(
             conn,
-            booking=booking,
+            booking=booking | {"segments": [leg.to_json() for leg in stretch.legs]},
             search=searches[where],
+            replaces=stretch.replaces,
             limit=self.rules.offers,
             ttl=self.rules.choice_seconds + 3600,
             now=now,
@@ -320,8 +321,9 @@ def offer_message(
         lines.append("We are holding seats for you on:")
         for offer in alternatives:
             route = f"{offer['origin']}-{offer['destination']}"
+            via = f" via {offer['via']}" if offer.get("via") else ""
             lines.append(
-                f"  {offer['offer'] + 1}. {offer['flight']} {route}"
+                f"  {offer['offer'] + 1}. {offer['flight']} {route}{via}"
                 f" departing {_shown_time(offer['departure'])}, {offer['cabin']}"
             )
         lines += [

@@ -4,6 +4,7 @@ in the same transaction (so the state and its events commit together, in version
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -200,6 +201,8 @@ def flights_at(
 
 
 def find_flights(conn: Connection, *, airline: str, number: str, day: date) -> list[dict[str, Any]]:
+    """The legs of a flight number on a day: the airline's own legs, else the operating legs
+    that carry it as a codeshare (`LH5790` finds the `LX318` leg it is marketed on)."""
     rows = conn.execute(
         select(flights.c.flight_key).where(
             flights.c.airline == airline,
@@ -208,7 +211,39 @@ def find_flights(conn: Connection, *, airline: str, number: str, day: date) -> l
         )
     )
     views = [get_flight(conn, key) for key in rows.scalars()]
-    return [view for view in views if view is not None]
+    found = [view for view in views if view is not None]
+    return found or _marketed_as(conn, airline=airline, number=number, day=day)
+
+
+_DESIGNATOR = re.compile(r"^([A-Z0-9]{2}[A-Z]?)\s*(\d{1,4})([A-Z]?)$")
+
+
+def _designator(text: str) -> tuple[str, int, str] | None:
+    match = _DESIGNATOR.match(text.strip().upper())
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2)), match.group(3)
+
+
+def _marketed_as(conn: Connection, *, airline: str, number: str, day: date) -> list[dict[str, Any]]:
+    wanted = _designator(airline + number)
+    if wanted is None:
+        return []
+    # The stored state names codeshares as text: its digits narrow the day's legs, and each
+    # candidate's codeshare list decides.
+    rows = conn.execute(
+        select(flights.c.flight_key).where(
+            flights.c.origin_date == day.isoformat(),
+            flights.c.state.contains(str(wanted[1])),
+        )
+    )
+    found = []
+    for key in rows.scalars():
+        view = get_flight(conn, key)
+        shares = str((view or {}).get("codeshares") or "").split(",")
+        if view is not None and wanted in {_designator(share) for share in shares}:
+            found.append(view)
+    return found
 
 
 def list_errors(

@@ -328,6 +328,30 @@ tickets = Table(
     UniqueConstraint("booking_id", "passenger_index", name="uq_ticket_passenger"),
 )
 
+# A booking's flights in travel order (a connection is two); `bookings.flight_id` and `cabin`
+# are its first segment's.
+booking_segments = Table(
+    "booking_segments",
+    metadata,
+    Column("booking_id", String(36), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("flight_id", String(32), nullable=False),
+    Column("cabin", String(16), nullable=False),
+)
+Index("ix_booking_segments_flight", booking_segments.c.flight_id)
+
+# A ticket's flight coupons, one per segment, each with the passenger's seat on that flight.
+ticket_coupons = Table(
+    "ticket_coupons",
+    metadata,
+    Column("ticket_number", String(13), primary_key=True),
+    Column("coupon", Integer, primary_key=True),
+    Column("booking_id", String(36), nullable=False),
+    Column("flight_id", String(32), nullable=False),
+    Column("seat", String(4), nullable=False),
+)
+Index("ix_ticket_coupons_booking", ticket_coupons.c.booking_id)
+
 counters = Table(
     "counters",
     metadata,

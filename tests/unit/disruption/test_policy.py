@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from jetbridge.disruption.itineraries import pair_legs, rank_connections, rank_direct
 from jetbridge.disruption.links import Choice, LinkExpired, LinkSigner
-from jetbridge.disruption.offers import rank
 from jetbridge.disruption.policy import (
     DisruptionRules,
     classify,
@@ -141,12 +141,56 @@ def test_offers_rank_same_cabin_then_own_airline_then_arrival() -> None:
         "LX3": {"economy": 5},
         "LX4": {"economy": 1},  # too few for two passengers
     }
-    ranked = rank(rows, cabin="economy", airline="LX", count=2, free=free, limit=4)
-    assert [(r.flight_id, cabin) for r, cabin in ranked] == [
+    ranked = rank_direct(rows, cabin="economy", airline="LX", count=2, free=free, limit=4)
+    assert [(r.flight_id, cabin) for ((r, cabin),) in ranked] == [
         ("LX2", "economy"),
         ("LX3", "economy"),
         ("LH1", "economy"),
         ("LX2", "business"),
+    ]
+
+
+def leg(flight_id: str, route: str, departs: int, arrives: int, airline: str = "LX") -> Any:
+    """A catalogue row; times in minutes of the day."""
+    return SimpleNamespace(
+        flight_id=flight_id, airline=airline, origin=route[:3], destination=route[4:],
+        departs_at=departs * 60.0, arrives_at=arrives * 60.0,
+        fares=json.dumps({"economy": 1, "business": 1}),
+    )  # fmt: skip
+
+
+def test_connections_respect_the_hubs_minimum_connection_time() -> None:
+    rules = DisruptionRules(connection_minutes=60, connection_minutes_by_airport={"MUC": 45})
+    first = [leg("A", "GVA-MUC", 570, 630), leg("B", "GVA-FRA", 570, 630)]
+    second = [
+        leg("C", "MUC-BCN", 660, 780),  # 30 minutes after A: under MUC's 45
+        leg("D", "MUC-BCN", 675, 800),  # 45 minutes: just enough
+        leg("E", "FRA-BCN", 675, 790),  # 45 minutes at FRA: under the default 60
+        leg("F", "FRA-BCN", 690, 820),
+    ]
+    pairs = pair_legs(first, second, connection_time=rules.connection_time)
+    assert [(a.flight_id, b.flight_id) for a, b in pairs] == [("A", "D"), ("B", "F")]
+
+
+def test_connections_rank_cabin_then_own_airline_then_arrival_each_flight_once() -> None:
+    pairs = [
+        (leg("P1", "GVA-MUC", 500, 560, "LH"), leg("P2", "MUC-BCN", 620, 700, "LH")),
+        (leg("A", "GVA-MUC", 500, 560), leg("B", "MUC-BCN", 620, 720)),
+        (leg("A", "GVA-MUC", 500, 560), leg("C", "MUC-BCN", 700, 800)),
+        (leg("D", "GVA-MUC", 600, 660), leg("C", "MUC-BCN", 700, 800)),
+        (leg("E", "GVA-MUC", 500, 560), leg("G", "MUC-BCN", 600, 690)),
+    ]
+    free = {
+        "P1": {"economy": 2}, "P2": {"economy": 2}, "A": {"economy": 2}, "B": {"economy": 2},
+        "C": {"economy": 2}, "D": {"economy": 2}, "E": {"economy": 2},
+        "G": {"economy": 0, "business": 2},  # only business left: after every economy journey
+    }  # fmt: skip
+    ranked = rank_connections(pairs, cabin="economy", airline="LX", count=2, free=free, limit=5)
+    assert [[(r.flight_id, cabin) for r, cabin in legs] for legs in ranked] == [
+        [("A", "economy"), ("B", "economy")],
+        [("D", "economy"), ("C", "economy")],  # A is offered already: C with D instead
+        [("P1", "economy"), ("P2", "economy")],  # a partner's, though it arrives first
+        [("E", "economy"), ("G", "business")],
     ]
 
 

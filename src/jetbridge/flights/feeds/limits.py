@@ -13,19 +13,29 @@ from jetbridge.flights.feeds.errors import ParseError
 
 MAX_FLIGHTS_SETTING = "JETBRIDGE_FEED_MAX_FLIGHTS_PER_MESSAGE"
 MAX_PERIOD_SETTING = "JETBRIDGE_FEED_MAX_PERIOD_DAYS"
+OPEN_PERIOD_SETTING = "JETBRIDGE_FEED_OPEN_PERIOD_DAYS"
 
 
 @dataclass(frozen=True, slots=True)
 class FeedLimits:
     """`max_flights`: flight legs one message may change; `max_period_days`: the longest
-    period of operation, first and last day included (an IATA season is at most 31 weeks)."""
+    period of operation, first and last day included (an IATA season is at most 31 weeks);
+    `open_period_days`: the days an open-ended SSIM period (`00XXX00`) is expanded to, from
+    its first day (the horizon a schedule is sold for until the airline gives the end), never
+    more than `max_period_days`."""
 
     max_flights: int = 2000
     max_period_days: int = 230
+    open_period_days: int = 90
 
     def __post_init__(self) -> None:
-        if self.max_flights < 1 or self.max_period_days < 1:
+        if self.max_flights < 1 or self.max_period_days < 1 or self.open_period_days < 1:
             raise ValueError("feed limits must be at least 1")
+
+    @property
+    def open_period_horizon(self) -> int:
+        """Days an open-ended period runs: its horizon within the longest period allowed."""
+        return min(self.open_period_days, self.max_period_days)
 
 
 class FlightCount:

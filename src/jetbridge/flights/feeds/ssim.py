@@ -1,11 +1,12 @@
 """SSIM chapter 7 schedule files: fixed 200-byte records (1 header, 2 carrier, 3 flight leg,
 4 segment data, 5 trailer, and zero-filled padding), expanded into dated flight legs.
 
-A leg record holds a period of operation, its days (Monday=1) and frequency (every week, or every
-second week), the departure and arrival stations with their local times and UTC variations,
-terminals and the aircraft type. Segment data element 10 lists the codeshare numbers marketed on
-an operating leg; element 50 marks a leg record as a marketing duplicate of another flight, whose
-number becomes a codeshare of that flight rather than a leg of its own.
+A leg record holds a period of operation (an open end, `00XXX00`, runs to the horizon
+`FeedLimits.open_period_days` from its first day), its days (Monday=1) and frequency (every
+week, or every second week), the departure and arrival stations with their local times and
+UTC variations, terminals and the aircraft type. Segment data element 10 lists the codeshare
+numbers marketed on an operating leg; element 50 marks a leg record as a marketing duplicate
+of another flight, whose number becomes a codeshare of that flight rather than a leg of its own.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ AIRCRAFT = {
 }  # fmt: skip
 _DESIGNATOR = re.compile(r"([A-Z0-9]{2}[A-Z]?)\s*(\d{1,4}[A-Z]?)")
 _OFFSET = re.compile(r"^[+-]\d{4}$")
+OPEN_PERIOD = "00XXX00"  # a period of operation without a last day
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +116,11 @@ class _Reader:
         if not re.fullmatch(r"\d{1,4}[A-Z]?", number):
             raise self.fail(line, 6, "flight number must be 1-4 digits", text[5:9])
         first = self.date(line, 15, text[14:21])
-        if text[21:28] == "00XXX00":
-            raise self.fail(line, 22, "an open period cannot be sold: give its last day",
-                            text[21:28])  # fmt: skip
-        last = self.date(line, 22, text[21:28])
+        if text[21:28] == OPEN_PERIOD:
+            # Open-ended: sold up to a horizon from its first day, until a file gives the end.
+            last = first + timedelta(days=self.limits.open_period_horizon - 1)
+        else:
+            last = self.date(line, 22, text[21:28])
         if last < first:
             raise self.fail(line, 22, "period ends before it starts", text[21:28])
         if (last - first).days + 1 > self.limits.max_period_days:
