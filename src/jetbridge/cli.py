@@ -53,8 +53,6 @@ def _print(value: Any) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from jetbridge import roles
     from jetbridge.app import create_app
 
@@ -86,16 +84,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(demo_sign_in_help(base))
         print(f"data directory {settings.data_dir} held through {lock.path}")
     raise_open_file_limit()
-    print(f"jetbridge listening on {base}/ (API docs at /docs)")
-    # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        proxy_headers=False,
-        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-    )
+    print(f"jetbridge listening on {base}/ (API docs at /docs)", flush=True)
+    roles.serve(app, settings)
     return 0
 
 
