@@ -453,8 +453,17 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--pattern", required=True, help="pattern JSON or a file holding it")
     test.add_argument("--event", required=True, help="event JSON or a file holding it")
     test.set_defaults(run=cmd_test_pattern)
-    put = events.add_parser("put", help="publish events (a JSON object or list, inline or a file)")
-    put.add_argument("events")
+    put = events.add_parser(
+        "put",
+        help="publish events (a JSON object or list, inline or a file)",
+        description="Publish 1 to 100 events, all or none. Each is a CloudEvents 1.0 object "
+        '(specversion "1.0", source, type; optional id, subject, time with a UTC offset, data as '
+        "a JSON object, partitionkey, traceparent, tenant) or an EventBridge PutEvents entry "
+        "(Source, DetailType, Detail as a JSON object encoded in a string; optional Resources, "
+        "Time, TraceHeader, EventBusName, which is ignored for --bus). Sources starting with "
+        "jetbridge. or aws. are the platform's own and refused. See docs/events.md.",
+    )
+    put.add_argument("events", help="the events: inline JSON or the path of a JSON file")
     put.add_argument("--bus", default="default")
     put.set_defaults(run=cmd_put_events)
 
@@ -475,11 +484,19 @@ def build_parser() -> argparse.ArgumentParser:
     buses.add_argument("name", nargs="?")
     buses.set_defaults(run=cmd_buses)
 
-    rules = sub.add_parser("rules", help="list, put or delete rules")
+    from jetbridge.events.specs import RETRY_POLICY_HELP, SCHEDULE_HELP
+
+    rules = sub.add_parser(
+        "rules",
+        help="list, put or delete rules",
+        description="A rule has an event_pattern or a schedule_expression, and up to five "
+        f"targets. {SCHEDULE_HELP}. Each target's {RETRY_POLICY_HELP}. See docs/events.md.",
+    )
     rules.add_argument("action", choices=["list", "put", "delete"])
     rules.add_argument("--bus", default="default")
     rules.add_argument(
-        "--spec", help="rule JSON (name, event_pattern|schedule_expression, targets)"
+        "--spec",
+        help="rule JSON, inline or a file: name, event_pattern or schedule_expression, targets",
     )
     rules.add_argument("--name")
     rules.set_defaults(run=cmd_rules)
