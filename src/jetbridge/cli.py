@@ -66,7 +66,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format)
     if args.role in {"worker", "capture"}:
         run = roles.run_worker if args.role == "worker" else roles.run_capture
-        roles.run_until_signalled(partial(run, settings))
+        roles.run_until_signalled(partial(run, settings), settings)
         return 0
     settings = roles.api_settings(args.role, settings)
     if args.demo:
@@ -108,7 +108,7 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(settings.log_format)
-    roles.run_until_signalled(partial(roles.run_worker, settings))
+    roles.run_until_signalled(partial(roles.run_worker, settings), settings)
     return 0
 
 
@@ -120,6 +120,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     from sqlalchemy.exc import IntegrityError
 
+    from jetbridge import roles
     from jetbridge.aodb.settings import load_capture_settings
     from jetbridge.app import build_platform
     from jetbridge.flights.capture import capturer
@@ -140,8 +141,13 @@ def cmd_capture(args: argparse.Namespace) -> int:
     except IntegrityError:  # another process prepared the same rows at the same moment
         platform.prepare()
     stop = threading.Event()
+
+    def signalled(*_: object) -> None:
+        roles.exit_by_bound(settings)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, signalled)
     worker = capturer(capture, args.source, FlightHub(platform.backbone))
     print(f"capture {args.source}: started as {worker.holder}", flush=True)
     worker.run(stop)

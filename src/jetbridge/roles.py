@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -37,6 +39,35 @@ def api_settings(role: str, settings: Settings) -> Settings:
     return settings
 
 
+# After the drain bound: time to close connections and write the last log lines.
+CLOSE_SECONDS = 5.0
+_watchdog_started = threading.Event()
+
+
+def exit_by_bound(settings: Settings) -> None:
+    """Make sure the process ends within JETBRIDGE_SHUTDOWN_SECONDS + CLOSE_SECONDS of the
+    stop signal. Work on a thread cannot be interrupted (a workflow step's or handler's call in
+    progress): if it still holds the process then, the process exits anyway; that work's lease
+    lapses and it is done again elsewhere or after a restart (at least once)."""
+    if _watchdog_started.is_set():
+        return
+    _watchdog_started.set()
+
+    def watch() -> None:
+        time.sleep(settings.shutdown_seconds + CLOSE_SECONDS)
+        _log.warning(
+            "shutdown: work still running %.0f s after the stop signal is left to its lease",
+            settings.shutdown_seconds + CLOSE_SECONDS,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="shutdown bound", daemon=True).start()
+
+
 def serve(app: FastAPI, settings: Settings) -> None:
     """Serve HTTP until SIGINT or SIGTERM, then shut down cleanly within
     JETBRIDGE_SHUTDOWN_SECONDS: readiness answers "shutting down" and the workers stop claiming
@@ -49,6 +80,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             platform.draining = True  # readiness answers "shutting down" from now on
+            exit_by_bound(settings)
             if platform.drain_deadline is None:
                 platform.drain_deadline = time.monotonic() + settings.shutdown_seconds
             with contextlib.suppress(RuntimeError):  # no loop yet: nothing to drain
@@ -85,14 +117,21 @@ def serve(app: FastAPI, settings: Settings) -> None:
     Server(config).run()
 
 
-def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run `main(stop)` until SIGINT or SIGTERM sets `stop`."""
+def run_until_signalled(
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], settings: Settings
+) -> None:
+    """Run `main(stop)` until SIGINT or SIGTERM sets `stop`; then it has the shutdown bound."""
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def signalled() -> None:
+            exit_by_bound(settings)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, signalled)
         await main(stop)
 
     asyncio.run(run())

@@ -168,3 +168,97 @@ def test_a_delivery_outlasting_the_bound_is_handed_back_and_delivered_after_rest
         assert code == 0, output_of(tmp_path / "again.log")
         ids = [json.loads(body)["id"] for _, body in receiver.requests]
         assert ids == ["evt-shutdown", "evt-shutdown"]
+
+
+def test_the_capture_role_stores_its_position_and_hands_its_lease_back_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    from datetime import date
+
+    from jetbridge.aodb.legacy import legacy_metadata
+    from jetbridge.aodb.simulator import AodbSimulator, plan_day
+    from jetbridge.storage.db import create_database_engine
+    from jetbridge.storage.schema import capture_leases, flights
+
+    legacy = create_database_engine(f"sqlite:///{tmp_path / 'aodb.db'}")
+    legacy_metadata.create_all(legacy)
+    AodbSimulator(legacy, plan_day(seed=7, day=date(2026, 12, 1), rotations=3)).install()
+    legacy.dispose()
+    url = f"sqlite:///{tmp_path / 'jb.db'}"
+    log = tmp_path / "capture.log"
+    process = start(
+        url, log, "--role", "capture", aodb_url=f"sqlite:///{tmp_path / 'aodb.db'}",
+        shutdown_seconds="10",
+    )  # fmt: skip
+
+    def read(query: Any) -> list[Any]:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(query))
+        except Exception:  # not created yet
+            return []
+        finally:
+            engine.dispose()
+
+    try:
+        wait_for(lambda: len(read(select(flights.c.flight_key))) == 6, "the captured day")
+        ((holder, lease_until),) = read(
+            select(capture_leases.c.holder, capture_leases.c.lease_until)
+        )
+        assert holder and lease_until > time.time()
+        code, took = exit_of(process, log, bound=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = output_of(log)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert took < 10 + 10, took
+    # Handed back: another capturer may take the source at once, from the stored position.
+    ((position, lease_until),) = read(
+        select(capture_leases.c.position, capture_leases.c.lease_until)
+    )
+    assert position is not None
+    assert lease_until == 0
+
+
+def test_work_that_cannot_be_interrupted_does_not_hold_the_process_past_the_bound(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from support import handlers
+
+    sink = tmp_path / "sink.txt"
+    sink.touch()
+    app = create_app(
+        Settings(database_url=sqlite_url, run_workers=False), handlers=handlers.HANDLERS
+    )
+    with TestClient(app) as client:
+        as_operator(client)
+        rule = {
+            "name": "stuck",
+            "event_pattern": {"source": ["airport.gates"]},
+            "targets": [{"id": "stuck", "kind": "python", "handler": "stuck"}],
+        }
+        assert client.put("/api/buses/default/rules/stuck", json=rule).status_code == 200
+        event = {"specversion": "1.0", "id": "evt-stuck", "source": "airport.gates", "type": "t"}
+        assert client.post("/api/buses/default/events", json={"entries": [event]}).is_success
+    log = tmp_path / "worker.log"
+    process = start(
+        sqlite_url, log, "--role", "worker", shutdown_seconds="1",
+        handler_plugins="support.handlers", test_sink=str(sink),
+    )  # fmt: skip
+    try:
+        wait_for(lambda: sink.read_text() == "evt-stuck\n", f"the handler\n{output_of(log)}")
+        code, took = exit_of(process, log, bound=1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = output_of(log)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert took < 1 + 5 + 10, took
+    assert "left to its lease" in stderr
+    assert [row.id for row in waiting_deliveries(sqlite_url)] != []  # not lost
