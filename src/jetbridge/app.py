@@ -50,6 +50,7 @@ from jetbridge.storage.db import create_database_engine, is_postgres
 from jetbridge.storage.locks import exclusively
 from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
+from jetbridge.web.sse import end_streams
 
 if TYPE_CHECKING:
     from jetbridge.disruption.service import DisruptionService
@@ -96,6 +97,8 @@ class Platform:
     # in-flight work has until `drain_deadline` (monotonic seconds) to finish.
     draining: bool = False
     drain_deadline: float | None = None
+    # The live streams (SSE) this process serves, closed when it shuts down.
+    streams: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def broadcaster(self, bus: str) -> LogBroadcaster:
         """The process's one live reader of a bus's log, shared by every SSE client."""
@@ -183,6 +186,7 @@ class Platform:
             self.drain_deadline = time.monotonic() + self.settings.shutdown_seconds
         if self.stop_event is not None:
             self.stop_event.set()
+        end_streams(self.streams)
 
     async def stop(self) -> None:
         """Drain within the bound: background loops finish what they started; past the

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 
@@ -81,6 +82,23 @@ def start(database_url: str, log: Path, *args: str, **settings: str) -> subproce
         )
 
 
+class StreamReader(threading.Thread):
+    """A client of a live stream (SSE), reading until the server ends the response."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.opened = threading.Event()
+        self.ended_cleanly = False
+
+    def run(self) -> None:
+        with httpx.stream("GET", self.url, timeout=httpx.Timeout(10, read=None)) as answer:
+            self.opened.set()
+            for _ in answer.iter_lines():
+                pass
+        self.ended_cleanly = True  # no error: the response ended as HTTP says it should
+
+
 def refuses_connections(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
@@ -109,8 +127,14 @@ def test_sigterm_lets_the_delivery_in_flight_finish_once_then_exits_cleanly(
         process = start(database_url, log, "--port", str(port), shutdown_seconds="20")
         try:
             wait_for(receiver.arrived.is_set, f"the delivery\n{output_of(log)}")
+            stream = StreamReader(f"http://127.0.0.1:{port}/api/fids/ZRH/departures/stream")
+            stream.start()
+            wait_for(stream.opened.is_set, "the live stream")
             sent = time.monotonic()
             process.send_signal(signal.SIGTERM)
+            # Open streams are ended cleanly, so the clients reconnect elsewhere at once.
+            wait_for(lambda: not stream.is_alive(), "the stream's end", timeout=20)
+            assert stream.ended_cleanly
             # Shutting down: the server stops listening while the delivery is still in flight.
             wait_for(lambda: refuses_connections(port), "the port closed", timeout=20)
             assert process.poll() is None, output_of(log)
