@@ -4,6 +4,7 @@ started, which drains and exits; the port is free again and no process is left b
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -109,3 +110,34 @@ def test_stopping_dev_py_stops_the_server_it_started(
     assert "Traceback" not in output_of(log)
     assert gone(server), output_of(log)
     assert port_free(port)
+
+
+def test_the_first_set_up_says_what_it_does_with_the_time_taken(tmp_path: Path) -> None:
+    """An environment that exists but has not had the project installed: dev.py installs it
+    (here a stand-in python records the pip call) and prints each step as a plain line."""
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    calls = tmp_path / "calls.txt"
+    for name in ("python", "ruff", "mypy"):
+        script = bin_dir / name
+        script.write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\n')
+        script.chmod(0o755)
+    env = {**os.environ, "JETBRIDGE_DEV_VENV": str(tmp_path / "venv")}
+    checked = subprocess.run(
+        [sys.executable, str(ROOT / "dev.py"), "check"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    steps = checked.stderr.splitlines()
+    assert len(steps) == 2, checked.stderr
+    assert re.fullmatch(
+        r"\[ *\d+\.\d s\] installing jetbridge and its development tools .*", steps[0]
+    )
+    assert re.fullmatch(r"\[ *\d+\.\d s\] environment ready", steps[1])
+    assert calls.read_text().splitlines()[0] == f"python -m pip install -q -e {ROOT}[dev]"
+    assert (tmp_path / "venv" / ".jetbridge-installed").exists()
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "dev.py"), "check"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0 and again.stderr == ""  # set up already: nothing to say
