@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -48,6 +50,7 @@ from jetbridge.storage.db import create_database_engine, is_postgres
 from jetbridge.storage.locks import exclusively
 from jetbridge.storage.migrate import upgrade
 from jetbridge.web.broadcast import LogBroadcaster
+from jetbridge.web.sse import end_streams
 
 if TYPE_CHECKING:
     from jetbridge.disruption.service import DisruptionService
@@ -55,6 +58,7 @@ from jetbridge.workflows.asl.resources import HTTP_RESOURCE
 from jetbridge.workflows.engine import WorkflowEngine
 from jetbridge.workflows.http_task import http_invoke
 
+_log = logging.getLogger(__name__)
 AUDIT_BUS = "audit"
 BOOKING_SAGA = json.loads(
     resources.files("jetbridge.workflows")
@@ -89,6 +93,12 @@ class Platform:
     readiness: dict[str, Check] = field(default_factory=dict)
     monitor: AlarmMonitor | None = None
     disruption: DisruptionService | None = None
+    # Set by a shutdown signal: readiness answers "shutting down", no new work is claimed, and
+    # in-flight work has until `drain_deadline` (monotonic seconds) to finish.
+    draining: bool = False
+    drain_deadline: float | None = None
+    # The live streams (SSE) this process serves, closed when it shuts down.
+    streams: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def broadcaster(self, bus: str) -> LogBroadcaster:
         """The process's one live reader of a bus's log, shared by every SSE client."""
@@ -168,12 +178,34 @@ class Platform:
         assert self.stop_event is not None
         self.tasks.append(asyncio.create_task(bridge.run(self.stop_event)))
 
-    async def stop(self) -> None:
+    def begin_shutdown(self) -> None:
+        """Stop taking new work (readiness answers "shutting down"); what is in flight has
+        JETBRIDGE_SHUTDOWN_SECONDS from now to finish. Safe to call more than once."""
+        self.draining = True
+        if self.drain_deadline is None:
+            self.drain_deadline = time.monotonic() + self.settings.shutdown_seconds
         if self.stop_event is not None:
             self.stop_event.set()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, timeout=10)
+        end_streams(self.streams)
+
+    async def stop(self) -> None:
+        """Drain within the bound: background loops finish what they started; past the
+        deadline they are cancelled, and a cancelled delivery hands its lease back."""
+        self.begin_shutdown()
+        if self.tasks:
+            remaining = max(0.0, (self.drain_deadline or 0.0) - time.monotonic())
+            _, pending = await asyncio.wait(self.tasks, timeout=remaining)
+            for task in pending:
+                task.cancel()
+            if pending:
+                _log.warning(
+                    "shutdown: %d background loops still busy after %.0f s; their work is "
+                    "handed back to be done again",
+                    len(pending),
+                    self.settings.shutdown_seconds,
+                )
+            # Gathered for their outcome only: a loop's failure was logged where it happened.
+            await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks.clear()
         for broadcaster in self.broadcasters.values():
             await broadcaster.close()

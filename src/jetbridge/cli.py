@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -53,8 +54,6 @@ def _print(value: Any) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from jetbridge import roles
     from jetbridge.app import create_app
 
@@ -67,7 +66,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format)
     if args.role in {"worker", "capture"}:
         run = roles.run_worker if args.role == "worker" else roles.run_capture
-        roles.run_until_signalled(partial(run, settings))
+        roles.run_until_signalled(partial(run, settings), settings)
         return 0
     settings = roles.api_settings(args.role, settings)
     if args.demo:
@@ -86,16 +85,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(demo_sign_in_help(base))
         print(f"data directory {settings.data_dir} held through {lock.path}")
     raise_open_file_limit()
-    print(f"jetbridge listening on {base}/ (API docs at /docs)")
-    # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        proxy_headers=False,
-        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-    )
+    print(f"jetbridge listening on {base}/ (API docs at /docs)", flush=True)
+    roles.serve(app, settings)
     return 0
 
 
@@ -117,7 +108,7 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(settings.log_format)
-    roles.run_until_signalled(partial(roles.run_worker, settings))
+    roles.run_until_signalled(partial(roles.run_worker, settings), settings)
     return 0
 
 
@@ -129,6 +120,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     from sqlalchemy.exc import IntegrityError
 
+    from jetbridge import roles
     from jetbridge.aodb.settings import load_capture_settings
     from jetbridge.app import build_platform
     from jetbridge.flights.capture import capturer
@@ -149,8 +141,13 @@ def cmd_capture(args: argparse.Namespace) -> int:
     except IntegrityError:  # another process prepared the same rows at the same moment
         platform.prepare()
     stop = threading.Event()
+
+    def signalled(*_: object) -> None:
+        roles.exit_by_bound(settings)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, signalled)
     worker = capturer(capture, args.source, FlightHub(platform.backbone))
     print(f"capture {args.source}: started as {worker.holder}", flush=True)
     worker.run(stop)
@@ -254,6 +251,77 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+FINISHED = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
+
+
+def cmd_replays(args: argparse.Namespace) -> int:
+    """Start a replay of an archive's events (and with --wait follow it to its end), list,
+    describe or cancel replays. A worker replays them (`jetbridge up` or `jetbridge worker`)."""
+    from jetbridge.events import archive
+    from jetbridge.events.specs import ReplaySpec
+
+    backbone = _platform().backbone
+    if args.action == "list":
+        with backbone.reading() as conn:
+            _print(archive.list_replays(conn))
+        return 0
+    if not args.name:
+        raise ValueError(f"replays {args.action}: --name is required")
+    if args.action == "start":
+        with backbone.transaction() as conn:
+            source = archive.get_archive(conn, name=args.archive or "")
+            spec = ReplaySpec(
+                name=args.name,
+                archive=source["name"],
+                destination_bus=source["bus"],
+                start_time=args.start or "",
+                end_time=args.end or "",
+                rules=args.rules,
+            )
+            replay = archive.start_replay(conn, spec=spec)
+    elif args.action == "cancel":
+        with backbone.transaction() as conn:
+            replay = archive.cancel_replay(conn, name=args.name)
+    else:
+        with backbone.reading() as conn:
+            replay = archive.get_replay(conn, name=args.name)
+    if args.wait:
+        replay = _follow_replay(backbone, replay)
+    _print(replay)
+    return 1 if args.wait and replay["state"] != "COMPLETED" else 0
+
+
+def _follow_replay(backbone: Any, replay: dict[str, Any]) -> dict[str, Any]:
+    """Show a replay's progress until it ends: events replayed out of those in its range."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from jetbridge.events import archive
+    from jetbridge.progress import progress
+    from jetbridge.storage.schema import archive_events
+
+    with backbone.reading() as conn:
+        total = conn.execute(
+            select(func.count()).where(
+                archive_events.c.archive == replay["archive"],
+                archive_events.c.event_time >= replay["start_time"],
+                archive_events.c.event_time < replay["end_time"],
+            )
+        ).scalar_one()
+    with progress(f"replaying {replay['name']}", total=total, unit="events") as shown:
+        while True:
+            shown.update(replay["events_replayed"], note=replay["state"].lower())
+            if replay["state"] in FINISHED:
+                break
+            time.sleep(0.5)  # a worker moves it on a batch at a time
+            with backbone.reading() as conn:
+                replay = archive.get_replay(conn, name=replay["name"])
+        if replay["state"] != "COMPLETED":
+            shown.fail()
+    return replay
+
+
 def _received_at(value: str | None) -> datetime:
     """The receipt time a telex without an originator time is read against."""
     if not value:
@@ -270,6 +338,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from jetbridge.flights.feeds.errors import ParseError
     from jetbridge.flights.hub import FlightHub
     from jetbridge.flights.ingest import as_json, ingest, parse
+    from jetbridge.progress import progress
 
     try:
         received = _received_at(args.received_at)
@@ -278,58 +347,80 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 2
     limits = Settings().feed_limits()
     hub = None if args.dry_run else FlightHub(_platform().backbone)
-    refused = False
-    for name in args.files:
-        try:
-            data = Path(name).read_bytes()
-        except OSError as exc:
-            print(f"error: {name}: {exc}", file=sys.stderr)
-            return 2
-        try:
-            if hub is None:
-                items = parse(args.format, data, received_at=received, file=name, limits=limits)
-                for item in items:
-                    print(json.dumps(as_json(item), ensure_ascii=False))
-            else:
-                result = ingest(
-                    hub, args.format, data, received_at=received, origin=name, limits=limits
-                )
-                for outcome in result.applied:
-                    print(json.dumps(outcome))
-                for refusal in result.refused:
-                    print(f"refused: {refusal['location']}: {refusal['message']}", file=sys.stderr)
-                for warning in result.warnings:
-                    print(f"warning: {warning['location']}: {warning['message']}", file=sys.stderr)
-                refused = refused or bool(result.refused)
-        except ParseError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    return 1 if refused else 0
+    counts = Counter[str]()
+    with progress(f"ingesting {args.format}", total=len(args.files), unit="files") as shown:
+        for name in args.files:
+            try:
+                data = Path(name).read_bytes()
+            except OSError as exc:
+                print(f"error: {name}: {exc}", file=sys.stderr)
+                shown.fail()
+                return 2
+            try:
+                if hub is None:
+                    items = parse(args.format, data, received_at=received, file=name, limits=limits)
+                    for item in items:
+                        print(json.dumps(as_json(item), ensure_ascii=False))
+                    counts["read"] += len(items)
+                else:
+                    result = ingest(
+                        hub, args.format, data, received_at=received, origin=name, limits=limits
+                    )
+                    _report_ingested(result)
+                    counts.update(
+                        applied=len(result.applied),
+                        refused=len(result.refused),
+                        warnings=len(result.warnings),
+                    )
+            except ParseError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                shown.fail()
+                return 2
+            shown.advance(note=", ".join(f"{n} {what}" for what, n in counts.items()))
+    return 1 if counts["refused"] else 0
+
+
+def _report_ingested(result: Any) -> None:
+    for outcome in result.applied:
+        print(json.dumps(outcome))
+    for refusal in result.refused:
+        print(f"refused: {refusal['location']}: {refusal['message']}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning['location']}: {warning['message']}", file=sys.stderr)
 
 
 def cmd_schedule_import(args: argparse.Namespace) -> int:
     """Publish schedule files: each passenger leg becomes a hub flight and a sellable flight.
     Exit 2 on a malformed file (nothing of any file is published then)."""
     from jetbridge.flights.feeds.errors import ParseError
+    from jetbridge.progress import progress
     from jetbridge.schedules import publish_schedule, read_schedule
 
     limits = Settings().feed_limits()
     entries = []
-    for name in args.files:
-        try:
-            data = Path(name).read_bytes()
-            entries += read_schedule(
-                args.format, data, currency=args.currency, file=name, limits=limits
-            )
-        except (OSError, ParseError) as exc:
-            print(f"error: {exc}" if isinstance(exc, ParseError) else f"error: {name}: {exc}",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-    if args.dry_run:
-        for entry in entries:
-            print(json.dumps(entry.model_dump(mode="json") | {"flight_key": entry.identity.key}))
-        return 0
-    _print(publish_schedule(_platform().backbone, entries).to_json())
+    with progress("importing schedules", total=len(args.files), unit="files") as shown:
+        for name in args.files:
+            try:
+                data = Path(name).read_bytes()
+                entries += read_schedule(
+                    args.format, data, currency=args.currency, file=name, limits=limits
+                )
+            except (OSError, ParseError) as exc:
+                print(f"error: {exc}" if isinstance(exc, ParseError) else f"error: {name}: {exc}",
+                      file=sys.stderr)  # fmt: skip
+                shown.fail()
+                return 2
+            shown.advance(note=f"{len(entries)} legs read")
+        if args.dry_run:
+            for entry in entries:
+                print(
+                    json.dumps(entry.model_dump(mode="json") | {"flight_key": entry.identity.key})
+                )
+            return 0
+        shown.update(note=f"publishing {len(entries)} legs in one transaction")
+        published = publish_schedule(_platform().backbone, entries).to_json()
+        shown.update(note=f"{len(entries)} legs published")
+    _print(published)
     return 0
 
 
@@ -367,24 +458,30 @@ def cmd_workflows(args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     """Reseal every booking's personal data under the active key; report what it did."""
+    from sqlalchemy import func, select
+
     from jetbridge.booking.personal_data import PersonalData, Rotation, reseal_all
+    from jetbridge.progress import progress
+    from jetbridge.storage.schema import bookings
 
     platform = _platform()
+    with platform.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(bookings)).scalar_one()
+    with progress("rotating data keys", total=total, unit="bookings") as shown:
 
-    def progress(report: Rotation) -> None:
-        print(
-            f"{report.rows} bookings read: {report.resealed} values resealed, "
-            f"{report.current} already under {report.active_key}",
-            file=sys.stderr,
-            flush=True,
+        def advanced(report: Rotation) -> None:
+            shown.update(
+                report.rows,
+                note=f"{report.resealed} values resealed, {report.current} already under "
+                f"{report.active_key}",
+            )
+
+        report = reseal_all(
+            platform.engine,
+            PersonalData(platform.keyring),
+            batch_size=args.batch_size,
+            progress=advanced,
         )
-
-    report = reseal_all(
-        platform.engine,
-        PersonalData(platform.keyring),
-        batch_size=args.batch_size,
-        progress=progress,
-    )
     platform.engine.dispose()
     _print(report.as_json())
     if report.unreadable:
@@ -463,8 +560,17 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--pattern", required=True, help="pattern JSON or a file holding it")
     test.add_argument("--event", required=True, help="event JSON or a file holding it")
     test.set_defaults(run=cmd_test_pattern)
-    put = events.add_parser("put", help="publish events (a JSON object or list, inline or a file)")
-    put.add_argument("events")
+    put = events.add_parser(
+        "put",
+        help="publish events (a JSON object or list, inline or a file)",
+        description="Publish 1 to 100 events, all or none. Each is a CloudEvents 1.0 object "
+        '(specversion "1.0", source, type; optional id, subject, time with a UTC offset, data as '
+        "a JSON object, partitionkey, traceparent, tenant) or an EventBridge PutEvents entry "
+        "(Source, DetailType, Detail as a JSON object encoded in a string; optional Resources, "
+        "Time, TraceHeader, EventBusName, which is ignored for --bus). Sources starting with "
+        "jetbridge. or aws. are the platform's own and refused. See docs/events.md.",
+    )
+    put.add_argument("events", help="the events: inline JSON or the path of a JSON file")
     put.add_argument("--bus", default="default")
     put.set_defaults(run=cmd_put_events)
 
@@ -485,11 +591,19 @@ def build_parser() -> argparse.ArgumentParser:
     buses.add_argument("name", nargs="?")
     buses.set_defaults(run=cmd_buses)
 
-    rules = sub.add_parser("rules", help="list, put or delete rules")
+    from jetbridge.events.specs import RETRY_POLICY_HELP, SCHEDULE_HELP
+
+    rules = sub.add_parser(
+        "rules",
+        help="list, put or delete rules",
+        description="A rule has an event_pattern or a schedule_expression, and up to five "
+        f"targets. {SCHEDULE_HELP}. Each target's {RETRY_POLICY_HELP}. See docs/events.md.",
+    )
     rules.add_argument("action", choices=["list", "put", "delete"])
     rules.add_argument("--bus", default="default")
     rules.add_argument(
-        "--spec", help="rule JSON (name, event_pattern|schedule_expression, targets)"
+        "--spec",
+        help="rule JSON, inline or a file: name, event_pattern or schedule_expression, targets",
     )
     rules.add_argument("--name")
     rules.set_defaults(run=cmd_rules)
@@ -500,6 +614,27 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--rule")
     dead.add_argument("--id", type=int, action="append")
     dead.set_defaults(run=cmd_dlq)
+
+    replays = sub.add_parser(
+        "replays",
+        help="replay archived events: start (--wait to follow it), list, describe, cancel",
+        description="A replay sends an archive's events of [--from, --to) back to the "
+        "archive's bus, marked with replay-name; a running worker (jetbridge up or jetbridge "
+        "worker) replays them. With --wait the command shows the progress and exits 0 when the "
+        "replay completed, 1 when it was cancelled or failed.",
+    )
+    replays.add_argument("action", choices=["start", "list", "describe", "cancel"])
+    replays.add_argument("--name", help="the replay's name")
+    replays.add_argument("--archive", help="start: the archive to replay from")
+    replays.add_argument(
+        "--from", dest="start", help="start: first event time, RFC 3339 with an offset"
+    )
+    replays.add_argument("--to", dest="end", help="start: end of the range (not included)")
+    replays.add_argument(
+        "--rule", action="append", dest="rules", help="start: replay to this rule only (repeat)"
+    )
+    replays.add_argument("--wait", action="store_true", help="follow the replay until it ends")
+    replays.set_defaults(run=cmd_replays)
 
     feed = sub.add_parser("ingest", help="parse (and apply) AIDX, MVT or ASM messages")
     feed.add_argument("format", choices=["aidx", "mvt", "asm"])

@@ -153,6 +153,14 @@ class Settings(BaseSettings):
         "destinations outbound HTTP (targets, webhooks, HTTP tasks) may reach; unset: none",
     )
     run_workers: bool = True
+    shutdown_seconds: float = Field(
+        default=20.0,
+        ge=1,
+        le=600,
+        description="on SIGTERM or SIGINT: how long in-flight requests, deliveries, workflow "
+        "tasks and capture batches may take to finish before the process exits; what is left "
+        "then is handed back (its lease released) for another process or the next start",
+    )
     token_secret: SecretStr | None = Field(
         default=None,
         description="secret signing jetbridge's access tokens (32+ bytes); unset: derived from "

@@ -12,14 +12,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import sys
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
 
 from jetbridge.config import Settings
 from jetbridge.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 ROLES = ("all", "api", "worker", "capture")
 _log = logging.getLogger(__name__)
@@ -32,14 +39,99 @@ def api_settings(role: str, settings: Settings) -> Settings:
     return settings
 
 
-def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run `main(stop)` until SIGINT or SIGTERM sets `stop`."""
+# After the drain bound: time to close connections and write the last log lines.
+CLOSE_SECONDS = 5.0
+_watchdog_started = threading.Event()
+
+
+def exit_by_bound(settings: Settings) -> None:
+    """Make sure the process ends within JETBRIDGE_SHUTDOWN_SECONDS + CLOSE_SECONDS of the
+    stop signal. Work on a thread cannot be interrupted (a workflow step's or handler's call in
+    progress): if it still holds the process then, the process exits anyway; that work's lease
+    lapses and it is done again elsewhere or after a restart (at least once)."""
+    if _watchdog_started.is_set():
+        return
+    _watchdog_started.set()
+
+    def watch() -> None:
+        time.sleep(settings.shutdown_seconds + CLOSE_SECONDS)
+        _log.warning(
+            "shutdown: work still running %.0f s after the stop signal is left to its lease",
+            settings.shutdown_seconds + CLOSE_SECONDS,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="shutdown bound", daemon=True).start()
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    """Serve HTTP until SIGINT or SIGTERM, then shut down cleanly within
+    JETBRIDGE_SHUTDOWN_SECONDS: readiness answers "shutting down" and the workers stop claiming
+    at once; uvicorn stops listening and lets in-flight requests finish; the lifespan then
+    drains the background loops in what is left of the bound."""
+    import uvicorn
+
+    platform = app.state.platform
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            platform.draining = True  # readiness answers "shutting down" from now on
+            exit_by_bound(settings)
+            if platform.drain_deadline is None:
+                platform.drain_deadline = time.monotonic() + settings.shutdown_seconds
+            with contextlib.suppress(RuntimeError):  # no loop yet: nothing to drain
+                loop = asyncio.get_running_loop()
+                loop.call_soon_threadsafe(platform.begin_shutdown)
+            super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # As uvicorn's, without raising the signal again once drained: a clean shutdown
+            # exits 0, which is what supervisors and the tests expect.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {signum: signal.signal(signum, self.handle_exit) for signum in handled}
+            try:
+                yield
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
+        proxy_headers=False,
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        # Open streams (SSE) never end by themselves: they are closed at the bound.
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_seconds)),
+    )
+    Server(config).run()
+
+
+def run_until_signalled(
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], settings: Settings
+) -> None:
+    """Run `main(stop)` until SIGINT or SIGTERM sets `stop`; then it has the shutdown bound."""
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def signalled() -> None:
+            exit_by_bound(settings)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, signalled)
         await main(stop)
 
     asyncio.run(run())
@@ -85,11 +177,25 @@ async def run_capture(settings: Settings, stop: asyncio.Event) -> None:
     hub = FlightHub(platform.backbone)
     halt = threading.Event()
     workers = [capturer(capture, name, hub) for name in sorted(capture.sources)]
-    runs = [asyncio.create_task(asyncio.to_thread(worker.run, halt)) for worker in workers]
+    # Daemon threads: a source stuck past the shutdown bound does not hold the process; its
+    # lease then lapses and another capturer resumes from the last stored position.
+    runs = [
+        threading.Thread(target=worker.run, args=(halt,), name=f"capture {name}", daemon=True)
+        for worker, name in zip(workers, sorted(capture.sources), strict=True)
+    ]
+    for run in runs:
+        run.start()
     print(f"jetbridge capture of {', '.join(sorted(capture.sources))} standing by", flush=True)
     try:
         await stop.wait()
     finally:
-        halt.set()
-        await asyncio.gather(*runs, return_exceptions=True)
+        halt.set()  # each capturer finishes its batch, stores its position, hands its lease back
+        deadline = time.monotonic() + settings.shutdown_seconds
+        for run in runs:
+            await asyncio.to_thread(run.join, max(0.0, deadline - time.monotonic()))
+        if any(run.is_alive() for run in runs):
+            _log.warning(
+                "shutdown: a capture batch still running after %.0f s is left to its lease",
+                settings.shutdown_seconds,
+            )
         platform.engine.dispose()

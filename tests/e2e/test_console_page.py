@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from PIL import Image
 
 from jetbridge.app import create_app
 from jetbridge.config import Settings
 from support import handlers
-from support.auth import browser_sign_in, user
+from support.auth import bearer, browser_sign_in, user
 from support.servers import serve_app
 
 FAILING = {
@@ -223,4 +224,36 @@ def test_console_redrives_a_failed_execution(browser: Any, sqlite_url: str) -> N
         assert page.locator("#exec-history td:text-is('ExecutionRedriven')").count() == 1
         described = engine.describe(name="charge-1")
         assert described["redriveCount"] == 1
+        page.close()
+
+
+def test_console_shows_capture_sources_and_feed_counts(browser: Any, sqlite_url: str) -> None:
+    from jetbridge.aodb import lease
+
+    app = create_app(Settings(database_url=sqlite_url, run_workers=False))
+    platform = app.state.platform
+    with serve_app(app) as base:
+        user(app, "operator", "operator password 1", roles=("admin",))
+        with platform.engine.begin() as conn:
+            held = lease.take(conn, source="ramp-db", holder="ops-host:4242", lease_seconds=600)
+            assert held is not None
+            held.save(conn, "position-17")
+        operator = {"Authorization": bearer(app)["Authorization"]}
+        refused = httpx.post(f"{base}/api/ingest/mvt", content=b"MVT\nLX318/2X.HB\nAD0738",
+                             headers=operator)  # fmt: skip
+        assert refused.status_code == 400
+        page = browser.new_page()
+        browser_sign_in(page, base, "operator", "operator password 1")
+        page.goto(f"{base}/console")
+        page.click("#tabs button[data-tab=ingest]")
+        source = page.locator("#capture-rows tr[data-source=ramp-db]")
+        source.wait_for(timeout=20_000)
+        assert "ops-host:4242" in source.inner_text()
+        assert "ago" in source.inner_text()
+        feed = page.locator("#feed-rows tr[data-feed=mvt] td")
+        feed.first.wait_for(timeout=20_000)
+        cells = feed.all_inner_texts()
+        assert cells[0] == "mvt"
+        assert int(cells[3]) >= 1  # refused since this process started
+        assert int(cells[5]) >= 1  # refusals logged in the last hour
         page.close()

@@ -111,6 +111,21 @@ def test_readiness_reports_a_stopped_background_loop(tmp_path: Path) -> None:
         assert answer.json()["checks"]["workers"] == "a background loop was cancelled"
 
 
+def test_readiness_answers_shutting_down_once_a_shutdown_began(tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'drain.db'}"))
+    with TestClient(app) as client:
+        assert client.get("/readyz").status_code == 200
+        platform = app.state.platform
+        platform.begin_shutdown()
+        draining = client.get("/readyz")
+        assert draining.status_code == 503
+        assert draining.json()["status"] == "shutting down"
+        # Requests are still answered until the server closes.
+        assert client.get("/healthz").status_code == 200
+        # The background loops stop taking work and end.
+        wait_for(lambda: all(task.done() for task in platform.tasks))
+
+
 def test_metrics_are_for_platform_operations_or_the_scrape_token(client: TestClient) -> None:
     app = client.app
     anonymous = TestClient(app)

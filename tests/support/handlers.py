@@ -62,6 +62,14 @@ def append_to_sink(payload: Any) -> None:
         sink.write(payload["id"] + "\n")
 
 
+def stuck(payload: Any) -> None:
+    """Says it started (in the sink file), then does not return for minutes: work on a thread
+    that no shutdown can interrupt."""
+    with open(os.environ["JETBRIDGE_TEST_SINK"], "a", encoding="utf-8") as sink:
+        sink.write(payload["id"] + "\n")
+    time.sleep(300)
+
+
 HANDLERS: dict[str, Handler] = {
     "record": record,
     "record-other": record_other,
@@ -69,6 +77,7 @@ HANDLERS: dict[str, Handler] = {
     "always-fails": always_fails,
     "slow-first-in-lane": slow_first_in_lane,
     "append-to-sink": append_to_sink,
+    "stuck": stuck,
 }
 
 

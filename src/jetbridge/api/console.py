@@ -1,6 +1,6 @@
 """What the operations console needs beyond the bus and workflow APIs: a pattern tried against
-a bus's recent events, a dead letter edited and redriven to its own target, and an execution's
-state machine as a graph with each state's progress."""
+a bus's recent events, a dead letter edited and redriven to its own target, an execution's
+state machine as a graph with each state's progress, and how ingestion is doing."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
 from jetbridge.api.deps import BackboneDep
-from jetbridge.api.policy import Operations
+from jetbridge.api.policy import Operations, PlatformOperations
 from jetbridge.api.tenancy import own_bus, visible_buses
 from jetbridge.api.workflows import Workflows, own_execution
 from jetbridge.bounds import MAX_ID
@@ -27,6 +27,7 @@ from jetbridge.events.envelope import (
 )
 from jetbridge.events.log import NewDelivery
 from jetbridge.events.patterns import InvalidEventPattern, parse_pattern
+from jetbridge.ops import ingestion
 from jetbridge.storage.schema import dead_letters, events
 from jetbridge.workflows.graph import execution_graph
 
@@ -150,3 +151,16 @@ def graph(name: str, workflows: Workflows, caller: Operations) -> dict[str, Any]
     return execution_graph(
         workflows.definition(name=name), workflows.history(name=name), execution["status"]
     )
+
+
+@router.get("/ingestion")
+def ingestion_overview(
+    request: Request, backbone: BackboneDep, _: PlatformOperations
+) -> dict[str, Any]:
+    """Each change-capture source (lease holder, last position time, lag, changes per minute
+    over the last hour) and each feed (messages accepted, warned and refused). Capture lag and
+    rates, and feed counts, are this process's; leases and logged problems span every process.
+    Sources and feeds serve the whole platform: for its own operations staff."""
+    monitor = request.app.state.platform.monitor
+    with backbone.reading() as conn:
+        return ingestion.overview(conn, monitor, now=time.time())

@@ -30,7 +30,28 @@ router = APIRouter(prefix="/api", tags=["events"])
 class PutEventsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     entries: list[Any] = Field(
-        description="CloudEvents 1.0 objects or EventBridge PutEvents entries"
+        description="1 to 100 events, all published or none: CloudEvents 1.0 objects "
+        '(specversion "1.0", source, type; optional id, subject, time, data as a JSON object, '
+        "partitionkey, traceparent, tenant) or EventBridge PutEvents entries (Source, DetailType, "
+        "Detail as a JSON object encoded in a string; optional Resources, Time, TraceHeader, "
+        "EventBusName, which is ignored: the bus is the path's). Sources starting with "
+        "jetbridge. or aws. are the platform's own and refused",
+        examples=[
+            [
+                {
+                    "specversion": "1.0",
+                    "source": "airport.gates",
+                    "type": "flight.gate_changed",
+                    "subject": "LX0318-2026-11-24-ZRH-LHR",
+                    "data": {"gate": "A12"},
+                },
+                {
+                    "Source": "airport.gates",
+                    "DetailType": "flight.gate_changed",
+                    "Detail": '{"gate": "A12"}',
+                },
+            ]
+        ],
     )
 
 

@@ -57,9 +57,13 @@ def healthz(_: Public) -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "not ready, with the reasons"}})
 async def readyz(request: Request, _: Public) -> JSONResponse:
-    """Ready to serve: the database answers, background loops run, change capture polls."""
-    checks = dict(request.app.state.platform.readiness)
-    ready, answers = await asyncio.to_thread(run_checks, checks)
+    """Ready to serve: the database answers, background loops run, change capture polls; 503
+    "shutting down" once a shutdown signal arrived."""
+    platform = request.app.state.platform
+    ready, answers = await asyncio.to_thread(run_checks, dict(platform.readiness))
+    if platform.draining:
+        # Load balancers stop sending here while in-flight work drains (docs/operations.md).
+        return JSONResponse({"status": "shutting down", "checks": answers}, status_code=503)
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": answers},
         status_code=200 if ready else 503,

@@ -36,4 +36,5 @@ def in_words(item: dict[str, Any]) -> str:
         return "is required"
     if kind == "extra_forbidden":
         return "is not a field this request accepts"
-    return str(item.get("msg", "is not valid"))
+    # A validator's own sentence, without pydantic's "Value error, " before it.
+    return str(item.get("msg", "is not valid")).removeprefix("Value error, ")

@@ -174,6 +174,12 @@ class DeliveryWorker:
             return
         try:
             await self._invoke(delivery, target)
+        except asyncio.CancelledError:
+            # Shutting down past its bound: hand the delivery back for the next worker now
+            # rather than when its lease would expire. It was not completed, so it is redone.
+            with contextlib.suppress(Exception):
+                self.queue.release(delivery)
+            raise
         except DeliveryFailed as exc:
             await asyncio.to_thread(self._failed, delivery, target, str(exc), exc.retryable)
             return

@@ -123,7 +123,7 @@ def cloud_event_from_dict(
     nesting and number of values (None: not checked, for events read back from the log)."""
     if not isinstance(body, Mapping):
         raise InvalidEvent(f"expected a JSON object, got {_kind(body)}")
-    if "specversion" not in body and "Source" in body:
+    if "specversion" not in body and set(body) & _EB_FIELDS:
         body = _from_eventbridge_entry(body)
     if limits is not None:
         try:
@@ -131,6 +131,11 @@ def cloud_event_from_dict(
         except JsonLimitExceeded as exc:
             raise InvalidEvent(str(exc)) from None
     check_size(body, max_bytes)
+    if "specversion" not in body:
+        raise InvalidEvent(
+            "specversion: is required ('1.0') in a CloudEvents event; an EventBridge PutEvents "
+            "entry has Source, DetailType and Detail instead"
+        )
     if body.get("specversion") != "1.0":
         raise InvalidEvent(f"specversion: must be '1.0', got {body.get('specversion')!r}")
     unknown = set(body) - _CORE - _KNOWN_EXTENSIONS
@@ -180,8 +185,9 @@ def _from_eventbridge_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(entry) - _EB_FIELDS - _EB_OPTIONAL)
     if unknown:
         raise InvalidEvent(f"{unknown[0]}: unknown field in a PutEvents entry")
-    if "DetailType" not in entry:
-        raise InvalidEvent("DetailType: is required")
+    for required in ("Source", "DetailType"):
+        if required not in entry:
+            raise InvalidEvent(f"{required}: is required in a PutEvents entry")
     detail = entry.get("Detail", "{}")
     if not isinstance(detail, str):
         raise InvalidEvent(

@@ -113,6 +113,8 @@ class DeliveryQueue(Protocol):
 
     def dead_letter(self, delivery: Delivery, *, error: str, now: float) -> None: ...
 
+    def release(self, delivery: Delivery) -> None: ...
+
     def pending(self) -> int: ...
 
 
@@ -254,6 +256,13 @@ class SqlEventLog:
                     lease_until=None,
                     last_error=error[:2000],
                 )
+            )
+
+    def release(self, delivery: Delivery) -> None:
+        """Hand a claimed delivery back unattempted: due again at once for any worker."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries).where(deliveries.c.id == delivery.id).values(lease_until=None)
             )
 
     def dead_letter(self, delivery: Delivery, *, error: str, now: float) -> None:

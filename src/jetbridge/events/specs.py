@@ -6,7 +6,16 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
 BUS_NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
@@ -26,9 +35,64 @@ class BusSpec(Strict):
     description: str = Field(default="", max_length=512)
 
 
+# A target's retry policy, as EventBridge bounds it (MaximumRetryAttempts,
+# MaximumEventAgeInSeconds).
+MAX_RETRY_ATTEMPTS = 185
+MIN_EVENT_AGE_SECONDS = 60
+MAX_EVENT_AGE_SECONDS = 86400
+RETRY_POLICY_HELP = (
+    f"retry_policy: maximum_retry_attempts 0-{MAX_RETRY_ATTEMPTS} (default "
+    f"{MAX_RETRY_ATTEMPTS}) and maximum_event_age_seconds {MIN_EVENT_AGE_SECONDS}-"
+    f"{MAX_EVENT_AGE_SECONDS} (default {MAX_EVENT_AGE_SECONDS}); EventBridge's "
+    "MaximumRetryAttempts and MaximumEventAgeInSeconds are accepted too"
+)
+SCHEDULE_HELP = (
+    "schedule_expression, in UTC: rate(1 minute), rate(5 minutes), rate(2 hours), rate(1 day) "
+    "or cron(Minutes Hours Day-of-month Month Day-of-week Year) with exactly one of "
+    "Day-of-month and Day-of-week '?', e.g. cron(0 6 ? * MON-FRI *)"
+)
+_RETRY_WORDS = {
+    "maximum_retry_attempts": (
+        f"expected a whole number from 0 to {MAX_RETRY_ATTEMPTS}: how many times a failed "
+        "delivery is tried again before it goes to the dead-letter queue (0: never)"
+    ),
+    "maximum_event_age_seconds": (
+        f"expected a whole number of seconds from {MIN_EVENT_AGE_SECONDS} (a minute) to "
+        f"{MAX_EVENT_AGE_SECONDS} (a day): how old an event may get while its delivery is retried"
+    ),
+}
+
+
 class RetryPolicy(Strict):
-    maximum_retry_attempts: int = Field(default=185, ge=0, le=185)
-    maximum_event_age_seconds: int = Field(default=86400, ge=60, le=86400)
+    """How long a failed delivery is retried before it goes to the dead-letter queue."""
+
+    maximum_retry_attempts: int = Field(
+        default=MAX_RETRY_ATTEMPTS,
+        ge=0,
+        le=MAX_RETRY_ATTEMPTS,
+        validation_alias=AliasChoices("maximum_retry_attempts", "MaximumRetryAttempts"),
+        description="retries after the first attempt, 0 to 185 (EventBridge's "
+        "MaximumRetryAttempts, accepted as a name too)",
+        examples=[3],
+    )
+    maximum_event_age_seconds: int = Field(
+        default=MAX_EVENT_AGE_SECONDS,
+        ge=MIN_EVENT_AGE_SECONDS,
+        le=MAX_EVENT_AGE_SECONDS,
+        validation_alias=AliasChoices("maximum_event_age_seconds", "MaximumEventAgeInSeconds"),
+        description="how old an event may get while retried, 60 to 86400 seconds "
+        "(EventBridge's MaximumEventAgeInSeconds, accepted as a name too)",
+        examples=[3600],
+    )
+
+    @field_validator("maximum_retry_attempts", "maximum_event_age_seconds", mode="wrap")
+    @classmethod
+    def _in_words(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            shown = json.dumps(value) if isinstance(value, str | int | float | bool) else "that"
+            raise ValueError(f"{_RETRY_WORDS[info.field_name]}; got {shown}") from None
 
 
 class InputTransformerSpec(Strict):
@@ -55,7 +119,11 @@ class TargetSpec(Strict):
     input: Any = None
     input_path: str | None = Field(default=None, max_length=256)
     input_transformer: InputTransformerSpec | None = None
-    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    retry_policy: RetryPolicy = Field(
+        default_factory=RetryPolicy,
+        description="when a failed delivery stops being retried: " + RETRY_POLICY_HELP,
+        examples=[{"maximum_retry_attempts": 3, "maximum_event_age_seconds": 3600}],
+    )
     dead_letter: bool = True
 
     @field_validator("url")
@@ -116,8 +184,18 @@ class RuleSpec(Strict):
     """A rule: an event pattern or a schedule expression, and up to five targets."""
 
     name: RuleName
-    event_pattern: Any = None
-    schedule_expression: str | None = Field(default=None, max_length=256)
+    event_pattern: Any = Field(
+        default=None,
+        description="an EventBridge event pattern (a JSON object, or the same as a string); "
+        "set this or schedule_expression",
+        examples=[{"source": ["airport.gates"], "detail-type": ["flight.gate_changed"]}],
+    )
+    schedule_expression: str | None = Field(
+        default=None,
+        max_length=256,
+        description=SCHEDULE_HELP + "; set this or event_pattern",
+        examples=["rate(5 minutes)", "cron(0 6 ? * MON-FRI *)"],
+    )
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
     description: str = Field(default="", max_length=512)
     targets: list[TargetSpec] = Field(default_factory=list, max_length=5)

@@ -16,6 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -78,6 +79,9 @@ class AlarmMonitor:
         self._series: dict[str, deque[tuple[float, float]]] = {
             series.name: deque(maxlen=max(2, int(history / interval))) for series in SERIES
         }
+        # Changes read per minute, per change-capture source this process captures.
+        self._capture: dict[str, deque[tuple[float, float]]] = {}
+        self._history_points = max(2, int(history / interval))
         self.last_values: dict[str, float | None] = {}
         self.evaluated_at: float | None = None
 
@@ -195,6 +199,17 @@ class AlarmMonitor:
         }
         for name, value in figures.items():
             self._series[name].append((now, value))
+        for source in sorted(_labels_of(step.now, CAPTURED, "source")):
+            changes = step.delta(CAPTURED, partial(_from_source, source))
+            points = self._capture.setdefault(source, deque(maxlen=self._history_points))
+            points.append((now, changes * 60 / seconds))
+
+    def capture_rates(self, *, since: float) -> dict[str, list[tuple[float, float]]]:
+        """Changes per minute read from each source this process captures, since `since`."""
+        return {
+            source: [point for point in points if point[0] >= since]
+            for source, points in self._capture.items()
+        }
 
     def series(self, name: str, *, since: float) -> list[tuple[float, float]]:
         return [point for point in self._series[name] if point[0] >= since]
@@ -235,6 +250,17 @@ class AlarmMonitor:
                 await asyncio.to_thread(self.evaluate)
             except Exception:
                 log.exception("evaluating the alarms failed; trying again next time")
+
+
+CAPTURED = "jetbridge_capture_changes_total"
+
+
+def _from_source(source: str, labels: dict[str, str]) -> bool:
+    return labels.get("source") == source
+
+
+def _labels_of(snapshot: Snapshot, name: str, label: str) -> set[str]:
+    return {dict(labels)[label] for sample, labels in snapshot if sample == name}
 
 
 def _reason(alarm: Alarm, state: str, value: float | None) -> str:

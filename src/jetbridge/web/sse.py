@@ -11,6 +11,7 @@ lets another task (the broadcaster) write to a client without waking the client'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import Any, cast
@@ -25,6 +26,16 @@ KEEP_ALIVE = b": keep-alive\n\n"
 # without a final chunk and the connection closes; the client reconnects with Last-Event-ID.
 HANG_UP = "jetbridge: client stalled"
 _LEFT = "jetbridge: client disconnected"
+_SHUTDOWN = "jetbridge: shutting down"
+
+
+def end_streams(streams: set[asyncio.Task[Any]]) -> None:
+    """Close the open streams (the process is shutting down): each ends its response cleanly
+    and the client reconnects, to another process, resuming from its Last-Event-ID."""
+    for task in list(streams):
+        task.cancel(_SHUTDOWN)
+
+
 _log = logging.getLogger(__name__)
 
 _CLIENTS = metrics.STREAM_CLIENTS.labels("sse")
@@ -144,6 +155,9 @@ class EventStreamResponse(Response):
         watcher = asyncio.ensure_future(_disconnected(receive))
         watcher.add_done_callback(left)
         _CLIENTS.inc()
+        platform = getattr(getattr(scope.get("app"), "state", None), "platform", None)
+        streams: set[asyncio.Task[Any]] = platform.streams if platform is not None else set()
+        streams.add(task)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await self.stream(ClientWriter(send))
@@ -154,10 +168,15 @@ class EventStreamResponse(Response):
                 _log.warning("cut off an SSE client that stopped reading; it resumes on reconnect")
             elif exc.args == (_LEFT,):
                 task.uncancel()
+            elif exc.args == (_SHUTDOWN,):
+                task.uncancel()
+                with contextlib.suppress(Exception):  # the client may be gone already
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
             else:
                 raise
         finally:
             streaming = False
+            streams.discard(task)
             watcher.cancel()
             _CLIENTS.dec()
 
