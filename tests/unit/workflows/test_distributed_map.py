@@ -165,7 +165,12 @@ def test_a_jsonata_distributed_map_reads_with_arguments(store: Path) -> None:
         ({"ItemReader": reader("legs.json")}, {}, "M.ItemReader: only a Distributed Map"),
         ({"ItemBatcher": {"MaxItemsPerBatch": 2}}, {}, "M.ItemBatcher: only a Distributed Map"),
         (
-            {"ItemReader": {**reader("a"), "Resource": "arn:aws:states:::s3:listObjectsV2"}},
+            {
+                "ItemReader": {
+                    **reader("a"),
+                    "Resource": "arn:aws:states:::athena:startQueryExecution",
+                }
+            },
             DISTRIBUTED,
             "M.ItemReader.Resource",
         ),
