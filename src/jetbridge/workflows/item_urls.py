@@ -73,7 +73,11 @@ def read_file(url: str, roots: Sequence[Path], max_bytes: int) -> bytes:
     path = Path(text).resolve()
     if not any(path == root or path.is_relative_to(root) for root in roots):
         raise ValueError(f"Url {url[:200]!r}: the file is outside the directories {SETTING} allows")
-    with path.open("rb") as handle:
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError(f"Url {url[:200]!r}: not a regular file")
+    # No link is followed at the last step, and the file opened is the one checked above.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    with os.fdopen(os.open(path, flags), "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise ValueError(f"Url {url[:200]!r}: not a regular file")
