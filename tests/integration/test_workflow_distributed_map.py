@@ -301,6 +301,20 @@ def test_stopping_the_parent_aborts_its_running_children(engine: Engine) -> None
     assert {c["status"] for c in workflows.list(map_run=run["mapRunId"])} == {"ABORTED"}
 
 
+def test_a_parent_that_times_out_aborts_its_map_run(engine: Engine) -> None:
+    definition = flat()
+    definition["TimeoutSeconds"] = 1
+    definition["States"]["M"]["ItemProcessor"]["States"] = {
+        "Work": {"Type": "Wait", "Seconds": 3600, "End": True}
+    }
+    workflows = WorkflowEngine(engine, {}, lease_seconds=60)
+    workflows.start(name="timeout-1", definition=definition, input=[1, 2])
+    ended = settle(workflows, "timeout-1")
+    assert ended["status"] == "TIMED_OUT"
+    run = map_run_of(workflows, "timeout-1")
+    assert run["status"] == "ABORTED" and run["executionCounts"]["aborted"] == 2
+
+
 def test_the_api_describes_map_runs_to_their_tenant_only(sqlite_url: str) -> None:
     settings = Settings(database_url=sqlite_url)
     app = create_app(settings, handlers={"work": lambda item: item * 2})

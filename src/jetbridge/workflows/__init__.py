@@ -122,7 +122,8 @@ def execute(
         raise
     except TimedOut:
         runtime.halted.clear()
-        scope.event("ExecutionTimedOut", executionTimedOutEventDetails={"error": "States.Timeout"})
+        timed_out = {"executionTimedOutEventDetails": {"error": "States.Timeout"}}
+        _end_of_history(runtime, scope, "ExecutionTimedOut", timed_out)
         return ExecutionResult("TIMED_OUT", None, "States.Timeout", "", runtime.history)
     except StatesError as error:
         runtime.halted.clear()
@@ -141,3 +142,14 @@ def execute(
         return ExecutionResult("FAILED", None, "States.Runtime", cause, runtime.history)
     scope.event("ExecutionSucceeded", executionSucceededEventDetails={"output": json.dumps(output)})
     return ExecutionResult("SUCCEEDED", output, None, None, runtime.history)
+
+
+def _end_of_history(runtime: Runtime, scope: Scope, kind: str, details: dict[str, Any]) -> None:
+    """Record the execution's end after the last event of its own line: a run resumed past its
+    deadline times out before replaying what its earlier run recorded."""
+    if scope.peek() is None:
+        scope.event(kind, **details)
+        return
+    own = [(position, event) for (path, position), event in runtime.known.items() if path == ()]
+    position, last = max(own, key=lambda pair: pair[0])
+    runtime.append(((), position + 1), kind, int(last["id"]), details)

@@ -500,6 +500,9 @@ class WorkflowEngine:
     ) -> None:
         def end(conn: Connection) -> None:
             writer.flush(conn)
+            # A Map Run still running when its parent ends (failed elsewhere, timed out)
+            # is aborted with its children.
+            abort_runs_of(conn, writer.lease.name)
             if map_run is not None:
                 parent = parent_of(conn, map_run)
                 if parent is not None:
