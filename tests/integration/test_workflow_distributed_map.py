@@ -315,8 +315,8 @@ def test_a_parent_that_times_out_aborts_its_map_run(engine: Engine) -> None:
     assert run["status"] == "ABORTED" and run["executionCounts"]["aborted"] == 2
 
 
-def test_the_api_describes_map_runs_to_their_tenant_only(sqlite_url: str) -> None:
-    settings = Settings(database_url=sqlite_url)
+def test_the_api_describes_map_runs_to_their_tenant_only(database_url: str) -> None:
+    settings = Settings(database_url=database_url)
     app = create_app(settings, handlers={"work": lambda item: item * 2})
     with TestClient(app, raise_server_exceptions=False) as client:
         lx = bearer(app, roles=("operations",), tenant="LX")
@@ -349,6 +349,14 @@ def test_the_api_describes_map_runs_to_their_tenant_only(sqlite_url: str) -> Non
         assert client.get(run_url).status_code == 401
         listed = client.get("/api/workflows/executions", headers=other).json()
         assert listed == []
+        mine = client.get(
+            "/api/workflows/executions", params={"map_run": run["mapRunId"]}, headers=lx
+        ).json()
+        assert sorted(c["name"] for c in mine) == sorted(c["name"] for c in children)
+        theirs = client.get(
+            "/api/workflows/executions", params={"map_run": run["mapRunId"]}, headers=other
+        )
+        assert theirs.json() == []
         assert client.get("/api/workflows/map-runs/not-a-run", headers=lx).status_code == 422
         missing = "/api/workflows/map-runs/00000000-0000-0000-0000-000000000000"
         assert client.get(missing, headers=lx).status_code == 404

@@ -80,10 +80,12 @@ def list_executions(
     status: Annotated[
         str | None, Query(pattern=r"^(RUNNING|SUCCEEDED|FAILED|TIMED_OUT|ABORTED)$")
     ] = None,
+    map_run: Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")] = None,
 ) -> list[dict[str, Any]]:
+    """Executions, newest first; `map_run`: only that Map Run's child executions."""
     if caller.is_operator:
-        return workflows.list(status=status)
-    return workflows.list(status=status, tenant=caller.tenant, all_tenants=False)
+        return workflows.list(status=status, map_run=map_run)
+    return workflows.list(status=status, tenant=caller.tenant, all_tenants=False, map_run=map_run)
 
 
 @router.get("/executions/{name}")

@@ -268,6 +268,22 @@ def test_an_object_listing_gives_each_item_its_key_in_the_context(store: Path) -
     assert "bucket 'nothing-here' does not exist" in (failed.cause or "")
 
 
+@pytest.mark.parametrize(
+    ("parameters", "named"),
+    [
+        ({"Bucket": "../flights"}, "is not a bucket name"),
+        ({"Bucket": "flights", "Prefix": 7}, "is not a key prefix"),
+        ({"Bucket": 7}, "is not a bucket name"),
+    ],
+)
+def test_a_listing_of_a_bad_bucket_or_prefix_is_refused(
+    store: Path, parameters: dict[str, Any], named: str
+) -> None:
+    listing = {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": parameters}
+    failed = run(map_machine(ItemReader=listing), store)
+    assert failed.error == "States.ItemReaderFailed" and named in (failed.cause or "")
+
+
 def test_a_listing_leaves_out_links(store: Path, tmp_path: Path) -> None:
     (store / "flights" / "link.json").symlink_to(tmp_path / "outside.json")
     listing = {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "flights"}}
