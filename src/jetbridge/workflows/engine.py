@@ -479,7 +479,10 @@ class WorkflowEngine:
                 left = pause.wake_at - time.time()
                 if pause.tokens or left > sleep_through:
                     return pause.wake_at
-                self._meanwhile(pause.wake_at)
+                if sleep_through == float("inf"):
+                    self._meanwhile(lease.name, pause.wake_at)
+                else:
+                    time.sleep(max(left, 0.0))
                 continue
             self._finish(writer, result, row.map_run)
             observed.ended(row.machine, result.status, row.started_at)
@@ -488,12 +491,23 @@ class WorkflowEngine:
     def _redrive_child(self, name: str) -> None:
         self.redrive_system(name=name)
 
-    def _meanwhile(self, until: float) -> None:
-        """Until `until`, run other executions that are due (a Distributed Map's children,
-        say, when no other worker runs them), else sleep."""
-        while time.time() < until:
+    def _meanwhile(self, name: str, until: float) -> None:
+        """A synchronous run waiting until `until`: meanwhile run other due executions (its
+        Distributed Map's children, when no other worker runs them), until something wakes
+        it."""
+        while time.time() < until and not self._take_wake(name):
             if not self.run_one():
                 time.sleep(max(0.0, min(until - time.time(), SYNC_POLL)))
+
+    def _take_wake(self, name: str) -> bool:
+        """Whether something woke the execution since it last looked (and it looks now)."""
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(executions)
+                .where(executions.c.name == name, executions.c.woken.is_(True))
+                .values(woken=False)
+            )
+        return bool(taken.rowcount)
 
     def _finish(
         self, writer: HistoryWriter, result: ExecutionResult, map_run: str | None = None

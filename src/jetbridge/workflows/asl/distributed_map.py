@@ -286,6 +286,8 @@ def check(where: str, state: dict[str, Any], language: str = "JSONPath") -> None
         raise InvalidDefinition(
             f"{where}.ItemProcessor.ProcessorConfig.ExecutionType: must be STANDARD or EXPRESS"
         )
+    if mode == "DISTRIBUTED" and config.get("ExecutionType") == "EXPRESS":
+        _check_express_children(f"{where}.ItemProcessor", processor)
     for field in ("ItemReader", "ItemBatcher", "ResultWriter"):
         if field in state and mode != "DISTRIBUTED":
             raise InvalidDefinition(
@@ -301,6 +303,30 @@ def check(where: str, state: dict[str, Any], language: str = "JSONPath") -> None
         _check_batcher(f"{where}.ItemBatcher", state["ItemBatcher"], jsonata)
     if "ResultWriter" in state:
         _check_writer(f"{where}.ResultWriter", state["ResultWriter"], jsonata)
+
+
+# What an Express child workflow cannot use, as an Express workflow cannot.
+EXPRESS_REFUSES = (".waitForTaskToken", ".sync", ".sync:2")
+
+
+def _check_express_children(where: str, machine: Any) -> None:
+    """InvalidDefinition naming a Task that Express child executions cannot run."""
+    states = machine.get("States") if isinstance(machine, dict) else None
+    for name, state in (states or {}).items():
+        if not isinstance(state, dict):
+            continue
+        resource = str(state.get("Resource", ""))
+        if state.get("Type") == "Task" and resource.endswith(EXPRESS_REFUSES):
+            raise InvalidDefinition(
+                f"{where}.States.{name}.Resource: Express child executions "
+                f"(ProcessorConfig.ExecutionType EXPRESS) cannot wait for a callback or a job "
+                f"({resource}); use STANDARD"
+            )
+        for index, branch in enumerate(state.get("Branches") or []):
+            _check_express_children(f"{where}.States.{name}.Branches[{index}]", branch)
+        nested = state.get("ItemProcessor", state.get("Iterator"))
+        if nested is not None:
+            _check_express_children(f"{where}.States.{name}.ItemProcessor", nested)
 
 
 def _check_reader(where: str, reader: dict[str, Any], jsonata: bool) -> None:
