@@ -134,6 +134,13 @@ def test_children_are_executions_of_their_own_bounded_by_max_concurrency(
     # MaxConcurrency 1: one child was started, the other waits for it.
     assert len(workflows.list(map_run=run["mapRunId"])) == 1
     assert run["executionCounts"]["pending"] == 2 and run["tenant"] == "LX"
+    # Another worker (a process started afresh) resumes the parent: it starts no child again
+    # and, one still running, none more.
+    lapse(engine)
+    other = WorkflowEngine(engine, handlers, lease_seconds=60, object_store=tmp_path)
+    again = other.claim_named("legs-1")
+    assert again is not None and other.resume(again) is None
+    assert len(other.list(map_run=run["mapRunId"])) == 1
 
     done = settle(workflows, "legs-1")
     assert done["status"] == "SUCCEEDED", done
@@ -358,6 +365,8 @@ def test_the_api_describes_map_runs_to_their_tenant_only(database_url: str) -> N
         )
         assert theirs.json() == []
         assert client.get("/api/workflows/map-runs/not-a-run", headers=lx).status_code == 422
+        bad = client.get("/api/workflows/executions", params={"map_run": "x'--"}, headers=lx)
+        assert bad.status_code == 422
         missing = "/api/workflows/map-runs/00000000-0000-0000-0000-000000000000"
         assert client.get(missing, headers=lx).status_code == 404
 
