@@ -286,9 +286,11 @@ def test_a_listing_of_a_bad_bucket_or_prefix_is_refused(
 
 def test_a_listing_leaves_out_links(store: Path, tmp_path: Path) -> None:
     (store / "flights" / "link.json").symlink_to(tmp_path / "outside.json")
+    (store / "flights" / "folder").symlink_to(tmp_path)
     listing = {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "flights"}}
     result = run(map_machine(ItemReader=listing), store)
-    assert "link.json" not in [item["Key"] for item in result.output]
+    keys = [item["Key"] for item in result.output]
+    assert keys == ["bad.jsonl", "legs.csv", "legs.json", "legs.jsonl"]
 
 
 def test_each_child_has_its_own_execution_context_with_its_item_as_input(store: Path) -> None:
