@@ -158,7 +158,8 @@ def test_children_are_executions_of_their_own_bounded_by_max_concurrency(
     assert child_history[0]["type"] == "ExecutionStarted"
     assert child_history[-1]["type"] == "ExecutionSucceeded"
 
-    kinds = [event["type"] for event in workflows.history(name="legs-1")]
+    history = workflows.history(name="legs-1")
+    kinds = [event["type"] for event in history]
     assert "MapIterationStarted" not in kinds
     started = kinds.index("MapRunStarted")
     assert kinds[started - 1] == "MapStateStarted"
@@ -170,6 +171,8 @@ def test_children_are_executions_of_their_own_bounded_by_max_concurrency(
         "total": 2,
     }  # fmt: skip
     assert ended["itemCounts"]["succeeded"] == 3 and ended["maxConcurrency"] == 1
+    (run_started,) = [event for event in history if event["type"] == "MapRunStarted"]
+    assert run_started["mapRunStartedEventDetails"]["mapRunArn"] == ended["mapRunArn"]
 
     key = done["output"]["ResultWriterDetails"]["Key"]
     manifest = json.loads((bucket / key).read_text())

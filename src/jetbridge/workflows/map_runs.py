@@ -35,6 +35,7 @@ from jetbridge.workflows.asl.maprun import (
     MapRunPlan,
     child_name,
     failure,
+    map_run_arn,
 )
 from jetbridge.workflows.asl.scope import iso
 
@@ -345,7 +346,7 @@ def describe_map_run(engine: Engine, run_id: str) -> dict[str, Any]:
     sizes = [len(i["Items"]) if batched else 1 for i in inputs]
     return {
         "mapRunId": row.id,
-        "mapRunArn": f"arn:jetbridge:states:mapRun:{row.machine}:{row.id}",
+        "mapRunArn": map_run_arn(row.machine, row.id),
         "executionName": row.execution,
         "stateName": row.state,
         "tenant": row.tenant,
@@ -395,7 +396,7 @@ def list_map_runs(engine: Engine, parent: str) -> list[dict[str, Any]]:
     return [
         {
             "mapRunId": row.id,
-            "mapRunArn": f"arn:jetbridge:states:mapRun:{row.machine}:{row.id}",
+            "mapRunArn": map_run_arn(row.machine, row.id),
             "executionName": parent,
             "stateName": row.state,
             "startDate": _date(row.started_at),

@@ -64,6 +64,7 @@ def run_distributed(
     }
     config = (state.get("ItemProcessor") or {}).get("ProcessorConfig", {})
     machine_name = str(context.get("StateMachine", {}).get("Name", "machine"))
+    children = f"{machine_name}/{name}"[:80]  # the children's state machine name
     execution = str(context.get("Execution", {}).get("Name", ""))
 
     def plan(run: str = "") -> MapRunPlan:
@@ -73,7 +74,7 @@ def run_distributed(
                 MapRunPlan(
                     id=run,
                     state=name,
-                    machine=f"{machine_name}/{name}"[:80],
+                    machine=children,
                     processor=processor,
                     inputs=inputs,
                     execution_type=str(config.get("ExecutionType", "STANDARD")),
@@ -89,7 +90,7 @@ def run_distributed(
     length = 0 if scope.peek() is not None else len(plan().inputs)
     started = scope.event("MapStateStarted", mapStateStartedEventDetails={"length": length})
     run = run_id(execution, name, int(started["id"]))
-    arn = map_run_arn(machine_name, execution, name, run)
+    arn = map_run_arn(children, run)
     scope.event("MapRunStarted", mapRunStartedEventDetails={"mapRunArn": arn})
     outcome = _advance(run, plan, scope, run_machine, new_context)
     if outcome.status != "SUCCEEDED":
@@ -101,7 +102,7 @@ def run_distributed(
     scope.event("MapStateSucceeded")
     total = max(outcome.ended, default=-1) + 1
     outputs = [_output(outcome.ended.get(index)) for index in range(total)]
-    return outputs, records(outcome.ended, f"{machine_name}/{name}"[:80], run), arn
+    return outputs, records(outcome.ended, children, run), arn
 
 
 def _advance(

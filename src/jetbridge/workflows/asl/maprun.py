@@ -103,8 +103,9 @@ def child_name(run: str, index: int) -> str:
     return f"{run}:{index}"
 
 
-def map_run_arn(machine: str, execution: str, state: str, run: str) -> str:
-    return f"arn:jetbridge:states:mapRun:{machine}/{state}:{run}"
+def map_run_arn(children_machine: str, run: str) -> str:
+    """The Map Run's ARN: the children's state machine (`<machine>/<state>`) and its id."""
+    return f"arn:jetbridge:states:mapRun:{children_machine}:{run}"
 
 
 def failure(plan: MapRunPlan, ended: dict[int, ChildEnd]) -> tuple[str, str] | None:
