@@ -270,10 +270,18 @@ def test_failures_count_against_the_tolerance_and_a_redrive_reruns_only_failed_c
 
 
 def test_express_children_run_in_memory_and_are_not_stored(engine: Engine) -> None:
-    workflows = WorkflowEngine(engine, {"work": lambda item: item + 1}, lease_seconds=60)
-    workflows.start(name="express-1", definition=flat("EXPRESS"), input=[1, 2, 3])
+    calls: list[int] = []
+    workflows = WorkflowEngine(
+        engine, {"work": lambda item: calls.append(item) or item + 1}, lease_seconds=60
+    )
+    definition = flat("EXPRESS")
+    # A Wait after the Map parks the parent: resumed, it replays the Map from its record.
+    definition["States"]["M"].update({"End": False, "Next": "Later"})
+    definition["States"]["Later"] = {"Type": "Wait", "Seconds": 1, "End": True}
+    workflows.start(name="express-1", definition=definition, input=[1, 2, 3])
     done = settle(workflows, "express-1")
     assert done["status"] == "SUCCEEDED" and done["output"] == [2, 3, 4]
+    assert sorted(calls) == [1, 2, 3]
     run = map_run_of(workflows, "express-1")
     assert run["executionType"] == "EXPRESS"
     assert run["executionCounts"]["succeeded"] == 3
