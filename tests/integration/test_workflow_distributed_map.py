@@ -380,6 +380,8 @@ def test_the_api_describes_map_runs_to_their_tenant_only(database_url: str) -> N
         assert bad.status_code == 422
         missing = "/api/workflows/map-runs/00000000-0000-0000-0000-000000000000"
         assert client.get(missing, headers=lx).status_code == 404
+        nowhere = client.get("/api/workflows/executions/none/map-runs", headers=lx)
+        assert nowhere.status_code == 404 and "'none' does not exist" in nowhere.text
 
 
 def test_the_cli_describes_and_lists_map_runs(tmp_path: Path) -> None:
