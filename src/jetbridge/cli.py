@@ -365,7 +365,10 @@ def cmd_workflows(args: argparse.Namespace) -> int:
     elif args.action == "list-map-runs":
         _print(engine.list_map_runs(name=args.name))
     else:
-        _print(engine.list(status=args.status, map_run=args.map_run))
+        if args.map_run:  # a Map Run's children: all of them, as ListExecutions pages through
+            _print(engine.list(status=args.status, map_run=args.map_run, limit=10_000))
+        else:
+            _print(engine.list(status=args.status))
     return 0
 
 
