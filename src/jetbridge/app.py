@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 from jetbridge.workflows.asl.resources import HTTP_RESOURCE
 from jetbridge.workflows.engine import WorkflowEngine
 from jetbridge.workflows.http_task import http_invoke
+from jetbridge.workflows.item_urls import parse_roots, url_reader
 
 _log = logging.getLogger(__name__)
 AUDIT_BUS = "audit"
@@ -406,6 +407,7 @@ def _add_booking(platform: Platform) -> None:
         json_limits=settings.json_limits(),
         max_input_bytes=settings.max_workflow_input_bytes,
         object_store=settings.object_store_dir,
+        read_url=url_reader(parse_roots(settings.item_reader_file_roots), platform.outbound),
     )
     workflows = platform.workflows
     # The saga's tasks are reachable from the saga alone, never from callers' state machines.

@@ -451,8 +451,15 @@ def cmd_workflows(args: argparse.Namespace) -> int:
         _print(engine.stop(name=args.name))
     elif args.action == "redrive":
         _print(engine.redrive(name=args.name))
+    elif args.action == "describe-map-run":
+        _print(engine.describe_map_run(map_run=args.map_run or ""))
+    elif args.action == "list-map-runs":
+        _print(engine.list_map_runs(name=args.name))
     else:
-        _print(engine.list(status=args.status))
+        if args.map_run:  # a Map Run's children: all of them, as ListExecutions pages through
+            _print(engine.list(status=args.status, map_run=args.map_run, limit=10_000))
+        else:
+            _print(engine.list(status=args.status))
     return 0
 
 
@@ -645,13 +652,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     flows = sub.add_parser(
         "workflows",
-        help="start, run, describe, list, stop or redrive executions; answer callback tasks",
+        help="start, run, describe, list, stop or redrive executions; describe and list Map "
+        "Runs; answer callback tasks",
     )
     flows.add_argument(
         "action",
         choices=[
             "start", "run", "describe", "history", "list", "stop", "redrive",
             "send-task-success", "send-task-failure", "send-task-heartbeat",
+            "describe-map-run", "list-map-runs",
         ],
     )  # fmt: skip
     flows.add_argument("--name", default="")
@@ -659,6 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
     flows.add_argument("--input", help="input JSON or a file holding it")
     flows.add_argument(
         "--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+    )
+    flows.add_argument(
+        "--map-run", help="describe-map-run: the Map Run's id; list: only its child executions"
     )
     flows.add_argument("--task-token", help="the token a .waitForTaskToken task handed out")
     flows.add_argument("--output", help="send-task-success: the task's output JSON or a file")

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         description="directory of the object store a Distributed Map reads items from and "
         "writes results to (a bucket is a directory in it); unset: no object store",
     )
+    item_reader_file_roots: str = Field(
+        default="",
+        description="directories (absolute, separated by ':') whose files a Distributed Map's "
+        "ItemReader may read through file:// URLs; unset: none",
+    )
     aodb_url: str | None = Field(
         default=None, description="legacy AODB database; unset: var/aodb.db (SQLite) for the demo"
     )
@@ -336,6 +341,14 @@ class Settings(BaseSettings):
         for name in value if isinstance(value, list | tuple) else ():
             if not isinstance(name, str) or not MODULE_NAME.fullmatch(name):
                 raise ValueError(f"JETBRIDGE_HANDLER_PLUGINS: {name!r} is not a module name")
+        return value
+
+    @field_validator("item_reader_file_roots")
+    @classmethod
+    def _valid_file_roots(cls, value: str) -> str:
+        from jetbridge.workflows.item_urls import parse_roots
+
+        parse_roots(value)
         return value
 
     @field_validator("outbound_allow")

@@ -351,3 +351,25 @@ def test_a_crash_in_a_parallel_branch_resumes_without_running_finished_branches_
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     kinds = [e["type"] for e in history]
     assert kinds.count("TaskSucceeded") == 2 and kinds.count("ParallelStateStarted") == 1
+
+
+def test_a_parked_execution_resumed_past_its_timeout_times_out_at_the_end_of_its_history(
+    engine: Engine,
+) -> None:
+    definition = {
+        "TimeoutSeconds": 1,
+        "StartAt": "W",
+        "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}},
+    }
+    workflows = WorkflowEngine(engine, {}, lease_seconds=60)
+    workflows.start(name="parked-late", definition=definition, input={})
+    give_up = time.monotonic() + 60
+    while workflows.describe(name="parked-late")["status"] == "RUNNING":
+        assert time.monotonic() < give_up
+        if not workflows.run_one():
+            time.sleep(0.05)
+    ended = workflows.describe(name="parked-late")
+    assert (ended["status"], ended["error"]) == ("TIMED_OUT", "States.Timeout")
+    kinds = [event["type"] for event in workflows.history(name="parked-late")]
+    assert kinds == ["ExecutionStarted", "WaitStateEntered", "ExecutionTimedOut"]
+    assert workflows.redrive(name="parked-late")["status"] == "RUNNING"

@@ -1,12 +1,12 @@
 """HTTP API of the workflow engine: start (idempotent by name), describe, history, list, stop,
-redrive;
+redrive; a Distributed Map's Map Runs (describe, list, their child executions);
 Express executions run synchronously; answers and heartbeats for callback tasks."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from jetbridge.api.policy import Feeds, Operations
@@ -80,10 +80,12 @@ def list_executions(
     status: Annotated[
         str | None, Query(pattern=r"^(RUNNING|SUCCEEDED|FAILED|TIMED_OUT|ABORTED)$")
     ] = None,
+    map_run: Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")] = None,
 ) -> list[dict[str, Any]]:
+    """Executions, newest first; `map_run`: only that Map Run's child executions."""
     if caller.is_operator:
-        return workflows.list(status=status)
-    return workflows.list(status=status, tenant=caller.tenant, all_tenants=False)
+        return workflows.list(status=status, map_run=map_run)
+    return workflows.list(status=status, tenant=caller.tenant, all_tenants=False, map_run=map_run)
 
 
 @router.get("/executions/{name}")
@@ -95,6 +97,39 @@ def describe(name: str, workflows: Workflows, caller: Operations) -> dict[str, A
 def history(name: str, workflows: Workflows, caller: Operations) -> list[dict[str, Any]]:
     own_execution(caller, workflows.describe(name=name))
     return workflows.history(name=name)
+
+
+@router.get("/executions/{name}/map-runs")
+def list_map_runs(name: str, workflows: Workflows, caller: Operations) -> list[dict[str, Any]]:
+    """ListMapRuns: the Map Runs the execution's Distributed Map states started."""
+    own_execution(caller, workflows.describe(name=name))
+    return workflows.list_map_runs(name=name)
+
+
+MapRunId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
+
+
+@router.get("/map-runs/{map_run}")
+def describe_map_run(map_run: MapRunId, workflows: Workflows, caller: Operations) -> dict[str, Any]:
+    """DescribeMapRun: status, settings, and counts of items and child executions."""
+    described = workflows.describe_map_run(map_run=map_run)
+    own_tenant(caller, described.get("tenant"), f"map run {map_run!r}")
+    return described
+
+
+@router.get("/map-runs/{map_run}/executions")
+def list_map_run_executions(
+    map_run: MapRunId,
+    workflows: Workflows,
+    caller: Operations,
+    status: Annotated[
+        str | None, Query(pattern=r"^(RUNNING|SUCCEEDED|FAILED|TIMED_OUT|ABORTED)$")
+    ] = None,
+) -> list[dict[str, Any]]:
+    """ListExecutions of a Map Run: its child executions, newest first."""
+    described = workflows.describe_map_run(map_run=map_run)
+    own_tenant(caller, described.get("tenant"), f"map run {map_run!r}")
+    return workflows.list(status=status, map_run=map_run, limit=1000)
 
 
 @router.post("/executions/{name}/stop")

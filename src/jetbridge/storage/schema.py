@@ -448,8 +448,41 @@ executions = Table(
     # Redrives (RedriveExecution): how many, and when the latest one happened.
     Column("redrive_count", Integer, nullable=False, server_default=text("0")),
     Column("redriven_at", Float, nullable=True),
+    # A Distributed Map's child execution: the Map Run that started it.
+    Column("map_run", String(36), nullable=True),
 )
 Index("ix_executions_status", executions.c.status, executions.c.lease_until)
+Index("ix_executions_map_run", executions.c.map_run)
+
+# A Distributed Map's Map Run: the child executions one Map state starts, and their settings.
+map_runs = Table(
+    "workflow_map_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("execution", String(80), nullable=False),  # the parent execution
+    Column("state", String(80), nullable=False),
+    Column("tenant", String(16), nullable=True),
+    Column("machine", String(80), nullable=False),  # the children's state machine name
+    Column("status", String(16), nullable=False),  # RUNNING, SUCCEEDED, FAILED, ABORTED
+    Column("execution_type", String(16), nullable=False),  # STANDARD or EXPRESS
+    Column("max_concurrency", Integer, nullable=False),  # 0: as many as allowed
+    Column("tolerated_count", Integer, nullable=True),
+    Column("tolerated_percentage", Float, nullable=True),
+    Column("processor", Text, nullable=False),  # the ItemProcessor the children run
+    Column("inputs", Text, nullable=False),  # each child's input, a JSON array
+    Column("item_count", Integer, nullable=False),
+    # EXPRESS children are not stored: how many ended each way, as JSON.
+    Column("counts", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("cause", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+    Column("redrive_count", Integer, nullable=False, server_default=text("0")),
+    Column("redriven_at", Float, nullable=True),
+    # The parent's redrive count when the Map Run last started: a later one redrives it.
+    Column("parent_redrive", Integer, nullable=False, server_default=text("0")),
+)
+Index("ix_map_runs_execution", map_runs.c.execution)
 
 execution_events = Table(
     "workflow_events",

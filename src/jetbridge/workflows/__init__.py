@@ -15,6 +15,7 @@ from typing import Any
 
 from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError, TaskFailed
 from jetbridge.workflows.asl.interpreter import new_context, run_machine
+from jetbridge.workflows.asl.maprun import MapRuns
 from jetbridge.workflows.asl.resources import check_resources
 from jetbridge.workflows.asl.scope import (
     HistoryDiverged,
@@ -77,6 +78,8 @@ def execute(
     machines: Mapping[str, Mapping[str, Any]] | None = None,
     machine_name: str | None = None,
     object_store: Path | None = None,
+    read_url: Callable[[str], bytes] | None = None,
+    map_runs: MapRuns | None = None,
 ) -> ExecutionResult:
     """Run a state machine to completion in this process, as Step Functions would.
 
@@ -86,12 +89,16 @@ def execute(
     hands out its token and raises `Suspended` while the answer is outstanding; without, the
     handler's return value is the task's result. `machine_name` is the state machine's name in
     the context object (`StateMachine.Name`; by default from the definition's Comment).
+    `read_url` reads an ItemReader's URL; `map_runs` runs Distributed Map children as
+    executions of their own (without, they run in memory here).
     """
     # Every state names its query language from here on (its own or the machine's).
     machine = inherit(validate_definition(definition))
     data = json.loads(input) if isinstance(input, str | bytes) else ({} if input is None else input)
     runtime = Runtime(handlers=dict(handlers or {}), sleep=sleep, on_event=on_event, tokens=tokens)
     runtime.object_store = object_store
+    runtime.read_url = read_url
+    runtime.map_runs = map_runs
     runtime.machines = {
         name: inherit(validate_definition(body)) for name, body in (machines or {}).items()
     }
@@ -115,7 +122,8 @@ def execute(
         raise
     except TimedOut:
         runtime.halted.clear()
-        scope.event("ExecutionTimedOut", executionTimedOutEventDetails={"error": "States.Timeout"})
+        timed_out = {"executionTimedOutEventDetails": {"error": "States.Timeout"}}
+        _end_of_history(runtime, scope, "ExecutionTimedOut", timed_out)
         return ExecutionResult("TIMED_OUT", None, "States.Timeout", "", runtime.history)
     except StatesError as error:
         runtime.halted.clear()
@@ -134,3 +142,14 @@ def execute(
         return ExecutionResult("FAILED", None, "States.Runtime", cause, runtime.history)
     scope.event("ExecutionSucceeded", executionSucceededEventDetails={"output": json.dumps(output)})
     return ExecutionResult("SUCCEEDED", output, None, None, runtime.history)
+
+
+def _end_of_history(runtime: Runtime, scope: Scope, kind: str, details: dict[str, Any]) -> None:
+    """Record the execution's end after the last event of its own line: a run resumed past its
+    deadline times out before replaying what its earlier run recorded."""
+    if scope.peek() is None:
+        scope.event(kind, **details)
+        return
+    own = [(position, event) for (path, position), event in runtime.known.items() if path == ()]
+    position, last = max(own, key=lambda pair: pair[0])
+    runtime.append(((), position + 1), kind, int(last["id"]), details)

@@ -65,13 +65,20 @@ from jetbridge.workflows.machines import (
     SystemMachine,
     refuse_caller_start,
 )
+from jetbridge.workflows.map_runs import (
+    DurableMapRuns,
+    abort_runs_of,
+    describe_map_run,
+    list_map_runs,
+    parent_of,
+)
 from jetbridge.workflows.redrive import (
     MAX_HISTORY_EVENTS,
     REDRIVABLE,
     REDRIVABLE_SECONDS,
     supersede,
 )
-from jetbridge.workflows.tokens import LEGACY_WAITING, TaskTimedOut, TaskTokenStore
+from jetbridge.workflows.tokens import LEGACY_WAITING, TaskTimedOut, TaskTokenStore, wake
 
 __all__ = ["Aborted", "Lease", "SystemMachine", "TaskTimedOut", "WorkflowEngine"]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -95,12 +102,14 @@ class WorkflowEngine:
         json_limits: JsonLimits | None = None,
         max_input_bytes: int = MAX_INPUT_BYTES,
         object_store: Path | None = None,
+        read_url: Callable[[str], bytes] | None = None,
     ) -> None:
         # Task tokens are signed; without a configured secret they hold for this process only.
         self.tokens = TaskTokenStore(engine, secret or secrets.token_hex(16))
         self.engine = engine
         self.handlers = dict(handlers)
         self.object_store = object_store  # Distributed Map's ItemReader and ResultWriter
+        self.read_url = read_url  # an ItemReader's file:// and https:// URLs (None: refused)
         self.system: dict[str, SystemMachine] = {}
         self.lease_seconds = lease_seconds
         self.keeper = LeaseKeeper(engine, lease_seconds)
@@ -152,7 +161,13 @@ class WorkflowEngine:
         check_express(body)
         check_resources(body, self.handlers)
         return run_express(
-            body, input, self.handlers, name=name, machine=machine, store=self.object_store
+            body,
+            input,
+            self.handlers,
+            name=name,
+            machine=machine,
+            store=self.object_store,
+            read_url=self.read_url,
         )
 
     def start_system(
@@ -242,6 +257,15 @@ class WorkflowEngine:
             )
             return [json.loads(body) for body in rows.scalars()]
 
+    def describe_map_run(self, *, map_run: str) -> dict[str, Any]:
+        """DescribeMapRun: a Distributed Map's Map Run, its settings and its counts."""
+        return describe_map_run(self.engine, map_run)
+
+    def list_map_runs(self, *, name: str) -> list[dict[str, Any]]:
+        """ListMapRuns: the Map Runs the execution `name` started."""
+        self.describe(name=name)
+        return list_map_runs(self.engine, name)
+
     def list(
         self,
         *,
@@ -249,12 +273,16 @@ class WorkflowEngine:
         limit: int = 100,
         tenant: str | None = None,
         all_tenants: bool = True,
+        map_run: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Executions, newest first; `map_run`: only that Map Run's child executions."""
         query = select(executions).order_by(executions.c.started_at.desc()).limit(limit)
         if not all_tenants:
             query = query.where(executions.c.tenant == tenant)
         if status:
             query = query.where(executions.c.status == status)
+        if map_run is not None:
+            query = query.where(executions.c.map_run == map_run)
         with self.engine.connect() as conn:
             return [_describe(row) for row in conn.execute(query)]
 
@@ -277,6 +305,8 @@ class WorkflowEngine:
                     lease_until=None,
                 )
             )
+            if changed.rowcount:
+                abort_runs_of(conn, name)
         if changed.rowcount == 0:
             self.describe(name=name)
             raise Conflict(f"execution {name!r} is not running")
@@ -418,6 +448,13 @@ class WorkflowEngine:
                 row = conn.execute(select(executions).where(executions.c.name == lease.name)).one()
             if (row.status, row.generation) != ("RUNNING", lease.generation):
                 raise Aborted(lease.name)  # nothing runs once the lease is another's
+            runs = DurableMapRuns(
+                self.engine,
+                parent=lease.name,
+                tenant=row.tenant,
+                redrive_count=row.redrive_count,
+            )
+            runs.redrive_child = self._redrive_child
             try:
                 with observed.run_span(row):
                     result = execute(
@@ -430,6 +467,8 @@ class WorkflowEngine:
                         tokens=self.tokens.for_execution(lease.name),
                         machine_name=row.machine,
                         object_store=self.object_store,
+                        read_url=self.read_url,
+                        map_runs=runs,
                     )
             except InvalidDefinition as invalid:
                 # Stored under an earlier, laxer validation: end it instead of retrying forever.
@@ -440,15 +479,48 @@ class WorkflowEngine:
                 left = pause.wake_at - time.time()
                 if pause.tokens or left > sleep_through:
                     return pause.wake_at
-                time.sleep(max(left, 0.0))
+                if sleep_through == float("inf"):
+                    self._meanwhile(lease.name, pause.wake_at)
+                else:
+                    time.sleep(max(left, 0.0))
                 continue
-            self._finish(writer, result)
+            self._finish(writer, result, row.map_run)
             observed.ended(row.machine, result.status, row.started_at)
             return result
 
-    def _finish(self, writer: HistoryWriter, result: ExecutionResult) -> None:
+    def _redrive_child(self, name: str) -> None:
+        self.redrive_system(name=name)
+
+    def _meanwhile(self, name: str, until: float) -> None:
+        """A synchronous run waiting until `until`: meanwhile run other due executions (its
+        Distributed Map's children, when no other worker runs them), until something wakes
+        it."""
+        while time.time() < until and not self._take_wake(name):
+            if not self.run_one():
+                time.sleep(max(0.0, min(until - time.time(), SYNC_POLL)))
+
+    def _take_wake(self, name: str) -> bool:
+        """Whether something woke the execution since it last looked (and it looks now)."""
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(executions)
+                .where(executions.c.name == name, executions.c.woken.is_(True))
+                .values(woken=False)
+            )
+        return bool(taken.rowcount)
+
+    def _finish(
+        self, writer: HistoryWriter, result: ExecutionResult, map_run: str | None = None
+    ) -> None:
         def end(conn: Connection) -> None:
             writer.flush(conn)
+            # A Map Run still running when its parent ends (failed elsewhere, timed out)
+            # is aborted with its children.
+            abort_runs_of(conn, writer.lease.name)
+            if map_run is not None:
+                parent = parent_of(conn, map_run)
+                if parent is not None:
+                    wake(conn, parent)  # the parent looks at its Map Run again now
             conn.execute(
                 update(executions)
                 .where(held(writer.lease))
@@ -561,6 +633,7 @@ def _describe(row: Any) -> dict[str, Any]:
         "started_at": row.started_at,
         "stopped_at": row.stopped_at,
         "tenant": row.tenant,
+        "mapRun": row.map_run,
         "redriveCount": row.redrive_count,
         "redriveDate": row.redriven_at,
         "redriveStatus": "REDRIVABLE" if reason is None else "NOT_REDRIVABLE",

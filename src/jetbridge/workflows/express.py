@@ -61,6 +61,7 @@ def run_express(
     name: str | None = None,
     machine: str = "machine",
     store: Path | None = None,
+    read_url: Callable[[str], bytes] | None = None,
 ) -> dict[str, Any]:
     """Run an Express execution to its end in this thread and answer as StartSyncExecution
     does (status, output or error and cause, dates); nothing is stored."""
@@ -71,7 +72,13 @@ def run_express(
     execution = name or str(uuid.uuid4())
     started = time.time()
     result = execute(
-        bounded, input, handlers, name=execution, machine_name=machine, object_store=store
+        bounded,
+        input,
+        handlers,
+        name=execution,
+        machine_name=machine,
+        object_store=store,
+        read_url=read_url,
     )
     answer: dict[str, Any] = {
         "executionArn": f"arn:jetbridge:states:express:{machine}:{execution}",

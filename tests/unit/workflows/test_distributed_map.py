@@ -4,6 +4,7 @@ written back, tolerated failures; nothing outside a bucket's directory is read o
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,12 @@ def test_a_jsonata_distributed_map_reads_with_arguments(store: Path) -> None:
         ({"ItemReader": reader("legs.json")}, {}, "M.ItemReader: only a Distributed Map"),
         ({"ItemBatcher": {"MaxItemsPerBatch": 2}}, {}, "M.ItemBatcher: only a Distributed Map"),
         (
-            {"ItemReader": {**reader("a"), "Resource": "arn:aws:states:::s3:listObjectsV2"}},
+            {
+                "ItemReader": {
+                    **reader("a"),
+                    "Resource": "arn:aws:states:::athena:startQueryExecution",
+                }
+            },
             DISTRIBUTED,
             "M.ItemReader.Resource",
         ),
@@ -237,3 +243,108 @@ def test_each_query_language_names_its_own_reader_field() -> None:
     assert "ItemReader.Arguments: a JSONPath state has Parameters here instead" in str(
         refused.value
     )
+
+
+def test_an_object_listing_gives_each_item_its_key_in_the_context(store: Path) -> None:
+    listing = {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "Parameters": {"Bucket": "flights", "Prefix": "legs."},
+    }
+    selector = {"key.$": "$$.Map.Item.Key", "index.$": "$$.Map.Item.Index", "size.$": "$.size"}
+    result = run(map_machine(ItemReader=listing, ItemSelector=selector), store, {"size": "L"})
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output == [
+        {"key": "legs.csv", "index": 0, "size": "L"},
+        {"key": "legs.json", "index": 1, "size": "L"},
+        {"key": "legs.jsonl", "index": 2, "size": "L"},
+    ]
+    plain = run(map_machine(ItemReader={**listing, "ReaderConfig": {"MaxItems": 1}}), store)
+    (item,) = plain.output
+    assert item["Key"] == "legs.csv" and item["Size"] == len("id,gate\nLX1,A1\nLX2,B2\n")
+    assert set(item) == {"Etag", "Key", "LastModified", "Size", "StorageClass"}
+    missing = {**listing, "Parameters": {"Bucket": "nothing-here"}}
+    failed = run(map_machine(ItemReader=missing), store)
+    assert failed.error == "States.ItemReaderFailed"
+    assert "bucket 'nothing-here' does not exist" in (failed.cause or "")
+
+
+@pytest.mark.parametrize(
+    ("parameters", "named"),
+    [
+        ({"Bucket": "../flights"}, "is not a bucket name"),
+        ({"Bucket": "flights", "Prefix": 7}, "is not a key prefix"),
+        ({"Bucket": 7}, "is not a bucket name"),
+    ],
+)
+def test_a_listing_of_a_bad_bucket_or_prefix_is_refused(
+    store: Path, parameters: dict[str, Any], named: str
+) -> None:
+    listing = {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": parameters}
+    failed = run(map_machine(ItemReader=listing), store)
+    assert failed.error == "States.ItemReaderFailed" and named in (failed.cause or "")
+
+
+def test_a_listing_leaves_out_links(store: Path, tmp_path: Path) -> None:
+    (store / "flights" / "link.json").symlink_to(tmp_path / "outside.json")
+    (store / "flights" / "folder").symlink_to(tmp_path)
+    listing = {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "flights"}}
+    result = run(map_machine(ItemReader=listing), store)
+    keys = [item["Key"] for item in result.output]
+    assert keys == ["bad.jsonl", "legs.csv", "legs.json", "legs.jsonl"]
+
+
+def test_each_child_has_its_own_execution_context_with_its_item_as_input(store: Path) -> None:
+    processor = {
+        **DISTRIBUTED,
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Pass",
+                "Parameters": {"name.$": "$$.Execution.Name", "input.$": "$$.Execution.Input"},
+                "End": True,
+            }
+        },
+    }
+    definition = {
+        "StartAt": "M",
+        "States": {"M": {"Type": "Map", "ItemProcessor": processor, "End": True}},
+    }
+    result = execute(definition, ["a", "b"], {}, name="parent-1")
+    names = [child["name"] for child in result.output]
+    assert [child["input"] for child in result.output] == ["a", "b"]
+    assert names[0].endswith(":0") and names[1].endswith(":1")
+    assert names[0].rsplit(":", 1)[0] == names[1].rsplit(":", 1)[0] != "parent-1"
+    kinds = [event["type"] for event in result.history]
+    assert "MapIterationStarted" not in kinds and "PassStateEntered" not in kinds
+    assert kinds[kinds.index("MapRunStarted") + 1] == "MapRunSucceeded"
+
+
+def test_batch_input_and_item_selector_take_paths_and_the_item_context(store: Path) -> None:
+    batcher = {"MaxItemsPerBatch": 2, "BatchInput": {"gate.$": "$.gate", "fixed": 1}}
+    selector = {"leg.$": "$$.Map.Item.Value", "at.$": "$$.Map.Item.Index"}
+    definition = map_machine(ItemsPath="$.legs", ItemBatcher=batcher, ItemSelector=selector)
+    result = run(definition, store, {"legs": ["LX1", "LX2", "LX3"], "gate": "A1"})
+    assert result.output == [
+        {"BatchInput": {"gate": "A1", "fixed": 1}, "Items": [{"leg": "LX1", "at": 0}, {"leg": "LX2", "at": 1}]},
+        {"BatchInput": {"gate": "A1", "fixed": 1}, "Items": [{"leg": "LX3", "at": 2}]},
+    ]  # fmt: skip
+
+
+def test_max_concurrency_bounds_the_children_running_at_once(store: Path) -> None:
+    running: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+    together = threading.Barrier(2, timeout=30)  # two children must run at the same time
+
+    def paired(item: Any) -> Any:
+        with lock:
+            running.append(item)
+            most[0] = max(most[0], len(running))
+        together.wait()
+        with lock:
+            running.remove(item)
+        return item
+
+    result = execute(map_machine(MaxConcurrency=2), list(range(6)), {"work": paired}, name="c-1")
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output == list(range(6)) and most[0] == 2

@@ -45,18 +45,18 @@ REFUSED = {
         one({"Type": "Pass", "Output": "{% $eval('1') %}"}, QueryLanguage="JSONata"),
         "$eval is not available",
     ),
-    "ItemReader of listObjectsV2": (
+    "ItemReader of an Athena query": (
         one(
             {
                 "Type": "Map",
                 "ItemReader": {
-                    "Resource": "arn:aws:states:::s3:listObjectsV2",
+                    "Resource": "arn:aws:states:::athena:getQueryResults",
                     "Parameters": {"Bucket": "b", "Key": "k"},
                 },
                 "ItemProcessor": DISTRIBUTED,
             }
         ),
-        "States.S.ItemReader.Resource: only arn:aws:states:::s3:getObject",
+        "States.S.ItemReader.Resource: 'arn:aws:states:::athena:getQueryResults' is not supported",
     ),
     "ItemReader of a manifest": (
         one(

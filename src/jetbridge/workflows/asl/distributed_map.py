@@ -13,6 +13,8 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,10 @@ from jetbridge.workflows.asl.errors import InvalidDefinition, StatesError
 from jetbridge.workflows.asl.jsonata import is_expression
 
 GET_OBJECT = "arn:aws:states:::s3:getObject"
+LIST_OBJECTS = "arn:aws:states:::s3:listObjectsV2"
+# jetbridge's own reader of a file:// or https:// URL: AWS definitions never name it.
+READ_URL = "arn:aws:states:::jetbridge:readUrl"
+MAX_LISTED = 100_000
 PUT_OBJECT = "arn:aws:states:::s3:putObject"
 INPUT_TYPES = {"JSON", "JSONL", "CSV"}
 MAX_OBJECT_BYTES = 64 * 1024 * 1024
@@ -29,23 +35,38 @@ BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,62}")
 Shape = Callable[[Any, Any, Any], Any]
 
 
+@dataclass(frozen=True)
+class Sources:
+    """Where an ItemReader may read: the object store's directory, and the reader of file://
+    and https:// URLs the operator allows (None: not configured)."""
+
+    store: Path | None
+    read_url: Callable[[str], bytes] | None = None
+
+
 def read_items(
     name: str,
     reader: dict[str, Any],
     effective: Any,
     context: Any,
-    store: Path | None,
+    sources: Sources,
     shape: Shape,
-) -> list[Any]:
-    """The items an ItemReader names, or States.ItemReaderFailed saying why not."""
+) -> tuple[list[Any], list[str] | None]:
+    """The items an ItemReader names, and for an object listing each item's key; or
+    States.ItemReaderFailed saying why not."""
     where = reader.get("Parameters", reader.get("Arguments", {}))
     target = shape(where, effective, context)
     config = reader.get("ReaderConfig", {})
+    keys = None
     try:
-        raw = _object(store, target, "Key").read_bytes()
-        if len(raw) > MAX_OBJECT_BYTES:
-            raise ValueError(f"the object is over {MAX_OBJECT_BYTES} bytes")
-        items = _parse(raw.decode("utf-8"), config)
+        if reader["Resource"] == LIST_OBJECTS:
+            items: list[Any] = _listing(sources.store, target)
+            keys = [item["Key"] for item in items]
+        else:
+            raw = _raw(reader["Resource"], sources, target)
+            if len(raw) > MAX_OBJECT_BYTES:
+                raise ValueError(f"the object is over {MAX_OBJECT_BYTES} bytes")
+            items = _parse(raw.decode("utf-8"), config)
     except (OSError, ValueError) as exc:
         raise StatesError(
             "States.ItemReaderFailed", f"State '{name}': the ItemReader could not read: {exc}"
@@ -53,7 +74,56 @@ def read_items(
     limit = config.get("MaxItems")
     if "MaxItemsPath" in config:
         limit = paths.read(effective, config["MaxItemsPath"], context)
-    return items[: int(limit)] if isinstance(limit, int) and limit > 0 else items
+    if isinstance(limit, int) and limit > 0:
+        return items[:limit], None if keys is None else keys[:limit]
+    return items, keys
+
+
+def _raw(resource: str, sources: Sources, target: Any) -> bytes:
+    if resource == GET_OBJECT:
+        return _object(sources.store, target, "Key").read_bytes()
+    if not isinstance(target, dict) or not isinstance(target.get("Url"), str):
+        raise ValueError(f"{READ_URL} needs Parameters (or Arguments) with a Url string")
+    if sources.read_url is None:
+        raise ValueError(
+            "no URL may be read: the operator allows none (JETBRIDGE_ITEM_READER_FILE_ROOTS "
+            "for file:// URLs; https:// URLs through the outbound HTTP client)"
+        )
+    return sources.read_url(target["Url"])
+
+
+def _listing(store: Path | None, target: Any) -> list[dict[str, Any]]:
+    """The objects of a bucket whose keys start with Prefix, in key order, as
+    s3:listObjectsV2 lists them."""
+    if not isinstance(target, dict):
+        raise ValueError("Parameters must be an object with Bucket")
+    root = _object(store, {**target, "Key": ""}, "Key")
+    if not root.is_dir():
+        raise ValueError(f"bucket {target.get('Bucket')!r} does not exist")
+    prefix = target.get("Prefix", "")
+    if not isinstance(prefix, str):
+        raise ValueError(f"Prefix {prefix!r} is not a key prefix")
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        key = path.relative_to(root).as_posix()
+        if not key.startswith(prefix):
+            continue
+        stat = path.stat()
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+        found.append(
+            {
+                "Etag": f'"{stat.st_size:x}-{int(stat.st_mtime_ns):x}"',
+                "Key": key,
+                "LastModified": modified.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "Size": stat.st_size,
+                "StorageClass": "STANDARD",
+            }
+        )
+        if len(found) > MAX_LISTED:
+            raise ValueError(f"more than {MAX_LISTED} objects under the prefix")
+    return found
 
 
 def _object(store: Path | None, target: Any, field: str) -> Path:
@@ -162,20 +232,20 @@ def write_results(
     context: dict[str, Any],
     store: Path | None,
     shape: Shape,
+    map_run: str,
 ) -> dict[str, Any]:
-    """Write the manifest and the SUCCEEDED and FAILED result files; the Map's output names
-    where the manifest is, as Step Functions' ResultWriter does."""
+    """Write the manifest and the SUCCEEDED and FAILED result files of the Map Run `map_run`
+    (its ARN); the Map's output names where the manifest is, as Step Functions' ResultWriter
+    does."""
     target = shape(writer.get("Parameters", writer.get("Arguments", {})), effective, context)
-    execution = context.get("Execution", {}).get("Id", "")
-    run = uuid.uuid5(uuid.NAMESPACE_URL, f"{execution}/{name}")
-    map_run = f"{execution.replace(':execution:', ':mapRun:')}/{name}:{run}"
+    run = uuid.uuid5(uuid.NAMESPACE_URL, map_run)
     try:
         folder = _object(store, {**target, "Prefix": _prefix(target, run)}, "Prefix")
         folder.mkdir(parents=True, exist_ok=True)
         files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
         key_base = _prefix(target, run)
         for status in ("SUCCEEDED", "FAILED"):
-            chosen = [r for r in runs if r["Status"] == status]
+            chosen = [r for r in runs if (r["Status"] == "SUCCEEDED") == (status == "SUCCEEDED")]
             if not chosen:
                 continue
             body = json.dumps(chosen).encode()
@@ -216,6 +286,8 @@ def check(where: str, state: dict[str, Any], language: str = "JSONPath") -> None
         raise InvalidDefinition(
             f"{where}.ItemProcessor.ProcessorConfig.ExecutionType: must be STANDARD or EXPRESS"
         )
+    if mode == "DISTRIBUTED" and config.get("ExecutionType") == "EXPRESS":
+        _check_express_children(f"{where}.ItemProcessor", processor)
     for field in ("ItemReader", "ItemBatcher", "ResultWriter"):
         if field in state and mode != "DISTRIBUTED":
             raise InvalidDefinition(
@@ -233,14 +305,41 @@ def check(where: str, state: dict[str, Any], language: str = "JSONPath") -> None
         _check_writer(f"{where}.ResultWriter", state["ResultWriter"], jsonata)
 
 
+# What an Express child workflow cannot use, as an Express workflow cannot.
+EXPRESS_REFUSES = (".waitForTaskToken", ".sync", ".sync:2")
+
+
+def _check_express_children(where: str, machine: Any) -> None:
+    """InvalidDefinition naming a Task that Express child executions cannot run."""
+    states = machine.get("States") if isinstance(machine, dict) else None
+    for name, state in (states or {}).items():
+        if not isinstance(state, dict):
+            continue
+        resource = str(state.get("Resource", ""))
+        if state.get("Type") == "Task" and resource.endswith(EXPRESS_REFUSES):
+            raise InvalidDefinition(
+                f"{where}.States.{name}.Resource: Express child executions "
+                f"(ProcessorConfig.ExecutionType EXPRESS) cannot wait for a callback or a job "
+                f"({resource}); use STANDARD"
+            )
+        for index, branch in enumerate(state.get("Branches") or []):
+            _check_express_children(f"{where}.States.{name}.Branches[{index}]", branch)
+        nested = state.get("ItemProcessor", state.get("Iterator"))
+        if nested is not None:
+            _check_express_children(f"{where}.States.{name}.ItemProcessor", nested)
+
+
 def _check_reader(where: str, reader: dict[str, Any], jsonata: bool) -> None:
     _known(where, reader, {"Resource", "ReaderConfig", "Parameters", "Arguments"})
-    if reader.get("Resource") != GET_OBJECT:
+    resource = reader.get("Resource")
+    if resource not in {GET_OBJECT, LIST_OBJECTS, READ_URL}:
         raise InvalidDefinition(
-            f"{where}.Resource: only {GET_OBJECT} (one object of the object store) is supported, "
-            f"not {reader.get('Resource')!r}"
+            f"{where}.Resource: {resource!r} is not supported; {GET_OBJECT} (one object of the "
+            f"object store), {LIST_OBJECTS} (its objects) or {READ_URL} (a file:// or https:// "
+            "URL)"
         )
-    _target(where, reader, "Key", jsonata)
+    field = {GET_OBJECT: "Key", LIST_OBJECTS: None, READ_URL: "Url"}[resource]
+    _target(where, reader, field, jsonata, bucket=resource != READ_URL)
     config = reader.get("ReaderConfig", {})
     if not isinstance(config, dict):
         raise InvalidDefinition(f"{where}.ReaderConfig: must be an object")
@@ -301,7 +400,9 @@ def _check_writer(where: str, writer: dict[str, Any], jsonata: bool) -> None:
     _target(where, writer, None, jsonata)
 
 
-def _target(where: str, body: dict[str, Any], field: str | None, jsonata: bool) -> None:
+def _target(
+    where: str, body: dict[str, Any], field: str | None, jsonata: bool, bucket: bool = True
+) -> None:
     own, other = ("Arguments", "Parameters") if jsonata else ("Parameters", "Arguments")
     if other in body:
         language = "a JSONata" if jsonata else "a JSONPath"
@@ -310,8 +411,8 @@ def _target(where: str, body: dict[str, Any], field: str | None, jsonata: bool) 
     if jsonata and is_expression(target):
         return
     if not isinstance(target, dict):
-        raise InvalidDefinition(f"{where}.{own}: must be an object with Bucket")
-    needed = ["Bucket"] if field is None else ["Bucket", field]
+        raise InvalidDefinition(f"{where}.{own}: must be an object with {field or 'Bucket'}")
+    needed = (["Bucket"] if bucket else []) + ([] if field is None else [field])
     for name in needed:
         if not any(key in target for key in (name, f"{name}.$")):
             raise InvalidDefinition(f"{where}.{own}.{name}: is required")

@@ -319,7 +319,7 @@ def _work(
         return run_parallel(name, state["Branches"], payload, context, scope, run_machine)
     if kind == "Map":
         select = jsonata_states.item_selector if jsonata else build
-        return run_map(name, state, effective, context, scope, run_machine, select)
+        return run_map(name, state, effective, context, scope, run_machine, select, new_context)
     return run_task(name, state, effective, context, scope, shape, run_nested)
 
 
@@ -406,6 +406,7 @@ MAX_WAIT = 99_999_999
 
 
 def new_context(name: str | None, data: Any, machine_name: str, runtime: Runtime) -> dict[str, Any]:
+    """The context object (`$$`) of a new execution."""
     execution = name or str(uuid.uuid4())
     context: dict[str, Any] = {
         "Execution": {

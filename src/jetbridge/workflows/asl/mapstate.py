@@ -12,14 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from jetbridge.workflows.asl import distributed_map, jsonata_states, paths
+from jetbridge.workflows.asl.distributed_state import (
+    DISTRIBUTED_CONCURRENCY,
+    is_distributed,
+    run_distributed,
+)
 from jetbridge.workflows.asl.errors import StatesError
 from jetbridge.workflows.asl.fanout import Ended, FanOut
 from jetbridge.workflows.asl.jsonata_states import ITEMS
-from jetbridge.workflows.asl.scope import IterationAborted, Scope
+from jetbridge.workflows.asl.scope import IterationAborted, Runtime, Scope
 
 # Step Functions runs at most 40 iterations of an inline Map at once.
 INLINE_CONCURRENCY = 40
 RunMachine = Callable[[dict[str, Any], Any, dict[str, Any], Scope], Any]
+NewContext = Callable[[str, Any, str, Runtime], dict[str, Any]]
 Build = Callable[[Any, Any, Any], Any]
 
 
@@ -48,48 +54,75 @@ def run_map(
     scope: Scope,
     run_machine: RunMachine,
     build: Build,
+    new_context: NewContext,
 ) -> Any:
-    items = _items(name, state, effective, context, scope, build)
-    selector = state.get("ItemSelector", state.get("Parameters"))
-    if "ItemBatcher" in state:
-        # Each item is selected first; a batch is what one iteration (child) gets.
-        if selector is not None:
-            items = [
-                _select(selector, items, i, effective, context, build) for i in range(len(items))
-            ]
-        items = distributed_map.batches(name, state["ItemBatcher"], items, effective, context)
-        selector = None
+    if is_distributed(state):
+        return _distributed(name, state, effective, context, scope, run_machine, build, new_context)
+    items, _ = _items(name, state, effective, context, scope, build)
     concurrency = max_concurrency(name, state, effective, context)
     tolerance = _tolerance(name, state, effective, context)
     scope.event("MapStateStarted", mapStateStartedEventDetails={"length": len(items)})
     iterations = _Iterations(name, state, effective, context, scope, items, run_machine, build)
-    iterations.selector = selector
     iterations.tolerance = tolerance
     iterations.run(min(concurrency, len(items)))
-    outputs = iterations.conclude()
+    return iterations.conclude()
+
+
+def _distributed(
+    name: str,
+    state: dict[str, Any],
+    effective: Any,
+    context: dict[str, Any],
+    scope: Scope,
+    run_machine: RunMachine,
+    build: Build,
+    new_context: NewContext,
+) -> Any:
+    """A Distributed Map: a Map Run of child executions (`distributed_state`)."""
+    tolerance = _tolerance(name, state, effective, context)
+    settings = {
+        "max_concurrency": _distributed_concurrency(name, state, effective, context),
+        "tolerated_count": tolerance.count,
+        "tolerated_percentage": tolerance.percentage,
+    }
+
+    def items() -> tuple[list[Any], list[str] | None]:
+        return _items(name, state, effective, context, scope, build)
+
+    outputs, records, arn = run_distributed(
+        name, state, effective, context, scope, items, settings, run_machine, new_context, build
+    )
     if "ResultWriter" not in state:
         return outputs
     return distributed_map.write_results(
         name,
         state["ResultWriter"],
-        iterations.runs(),
+        records,
         effective,
         context,
         scope.runtime.object_store,
         _shape(state, build),
+        arn,
     )
 
 
 def _items(
     name: str, state: dict[str, Any], effective: Any, context: Any, scope: Scope, build: Build
-) -> list[Any]:
+) -> tuple[list[Any], list[str] | None]:
+    """The Map's items, and the object keys of items that an object listing gave."""
     # A JSONata Map's items were evaluated from its Items before (jsonata_states.ITEMS).
     items = state.get(ITEMS)
+    keys = None
     if items is None and "ItemReader" in state:
-        store = scope.runtime.object_store
+        runtime = scope.runtime
         shape = _shape(state, build)
-        items = distributed_map.read_items(
-            name, state["ItemReader"], effective, context, store, shape
+        items, keys = distributed_map.read_items(
+            name,
+            state["ItemReader"],
+            effective,
+            context,
+            distributed_map.Sources(runtime.object_store, runtime.read_url),
+            shape,
         )
     if items is None:
         items = paths.read(effective, state.get("ItemsPath", "$"), context)
@@ -98,19 +131,12 @@ def _items(
             "States.Runtime",
             f"State '{name}': ItemsPath '{state.get('ItemsPath', '$')}' must select an array",
         )
-    return items
+    return items, keys
 
 
 def _shape(state: dict[str, Any], build: Build) -> Build:
     """How the reader's and writer's Parameters (JSONPath) or Arguments (JSONata) evaluate."""
     return jsonata_states.arguments if jsonata_states.is_jsonata(state) else build
-
-
-def _select(
-    selector: Any, items: list[Any], index: int, effective: Any, context: Any, build: Build
-) -> Any:
-    item_context = {**context, "Map": {"Item": {"Index": index, "Value": items[index]}}}
-    return build(selector, effective, item_context)
 
 
 def max_concurrency(name: str, state: dict[str, Any], effective: Any, context: Any) -> int:
@@ -125,6 +151,21 @@ def max_concurrency(name: str, state: dict[str, Any], effective: Any, context: A
                 f"{json.dumps(value)}; expected a non-negative integer",
             )
     return INLINE_CONCURRENCY if value == 0 else min(int(value), INLINE_CONCURRENCY)
+
+
+def _distributed_concurrency(name: str, state: dict[str, Any], effective: Any, context: Any) -> int:
+    """A Distributed Map's MaxConcurrency: how many children run at once (0: no bound but
+    Step Functions' own)."""
+    value = state.get("MaxConcurrency", 0)
+    if "MaxConcurrencyPath" in state:
+        value = paths.read(effective, state["MaxConcurrencyPath"], context)
+        if not _count(value):
+            raise StatesError(
+                "States.Runtime",
+                f"State '{name}': MaxConcurrencyPath '{state['MaxConcurrencyPath']}' selected "
+                f"{json.dumps(value)}; expected a non-negative integer",
+            )
+    return min(int(value), DISTRIBUTED_CONCURRENCY)
 
 
 def _count(value: Any) -> bool:
@@ -176,7 +217,6 @@ class _Iterations(FanOut):
         self.run_machine = run_machine
         self.build = build
         self.tolerance = _Tolerance()
-        self.inputs: dict[int, Any] = {}
 
     def iterate(self, index: int, replay_only: bool = False) -> Ended:
         scope = self.scope.child(self.seq, index, self.abort, replay_only)
@@ -187,7 +227,6 @@ class _Iterations(FanOut):
         try:
             selected = self.selector is not None
             data = self.build(self.selector, self.effective, context) if selected else item
-            self.inputs[index] = data
             output = self.run_machine(self.processor, data, context, scope)
         except StatesError as error:
             failed = scope.event("MapIterationFailed", mapIterationFailedEventDetails=details)
@@ -217,25 +256,6 @@ class _Iterations(FanOut):
             raise self.first_failure()
         self.scope.event("MapStateSucceeded")
         return [_output(self.ended[index]) for index in range(len(self.items))]
-
-    def runs(self) -> list[dict[str, Any]]:
-        """Each iteration as a ResultWriter records a child execution's end."""
-        execution = self.context.get("Execution", {}).get("Id", "")
-        found = []
-        for index in range(len(self.items)):
-            ended = self.ended[index]
-            run: dict[str, Any] = {
-                "ExecutionArn": f"{execution}/{self.name}:{index}",
-                "Name": f"{self.name}:{index}",
-                "Input": json.dumps(self.inputs.get(index, self.items[index])),
-                "Status": "FAILED" if ended.error is not None else "SUCCEEDED",
-            }
-            if ended.error is not None:
-                run.update({"Error": ended.error.error, "Cause": ended.error.cause})
-            else:
-                run["Output"] = json.dumps(ended.output)
-            found.append(run)
-        return found
 
 
 def _output(ended: Ended) -> Any:

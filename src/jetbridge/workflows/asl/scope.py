@@ -23,7 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from jetbridge.workflows.asl.maprun import MapRuns
 
 Handler = Callable[[Any], Any]
 Path = tuple[int, ...]
@@ -119,6 +122,10 @@ class Runtime:
     tokens: TaskTokens | None = None
     machines: dict[str, dict[str, Any]] = field(default_factory=dict)
     object_store: FilePath | None = None  # the directory Distributed Map reads and writes
+    # Reads an ItemReader's file:// or https:// URL (None: such URLs are refused).
+    read_url: Callable[[str], bytes] | None = None
+    # Runs a Distributed Map's child executions (None: in memory, in this process).
+    map_runs: MapRuns | None = None
     deadline: float | None = None  # epoch seconds: the machine's TimeoutSeconds
     poll_interval: float = 0.2
     halted: threading.Event = field(default_factory=threading.Event)
