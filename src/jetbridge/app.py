@@ -22,6 +22,8 @@ from jetbridge.config import Settings
 from jetbridge.errors import ConfigurationError
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.delivery import DeliveryWorker, RetryTiming
+from jetbridge.events.delivery_jetstream import JetStreamDeliveries
+from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.handlers import Handler, HandlerRegistry
 from jetbridge.events.jetstream import JetStreamRelay, NatsWakeups, SubjectScheme
 from jetbridge.events.log import SqlEventLog
@@ -84,6 +86,7 @@ class Platform:
     broadcasters: dict[str, LogBroadcaster] = field(default_factory=dict)
     commits: CommitListener | None = None
     relay: JetStreamRelay | None = None
+    jetstream_deliveries: JetStreamDeliveries | None = None
     nats_wakeups: NatsWakeups | None = None
     # Readiness checks by name (database, background loops, change capture): None when ready.
     readiness: dict[str, Check] = field(default_factory=dict)
@@ -138,6 +141,8 @@ class Platform:
             return
         if self.relay is not None:
             self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event)))
+        if self.jetstream_deliveries is not None:
+            self.tasks.append(asyncio.create_task(self.jetstream_deliveries.run(self.stop_event)))
         self.readiness["workers"] = task_check("background", lambda: self.tasks)
         self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
         if self.monitor is not None:
@@ -326,11 +331,21 @@ def _add_jetstream(platform: Platform, url: str) -> None:
     """Distributed mode: the outbox relay (in processes running workers) and the push of event
     subjects to this process's live readers."""
     settings = platform.settings
-    scheme = SubjectScheme(settings.nats_prefix)
+    scheme = SubjectScheme(settings.nats_prefix, shards=settings.nats_delivery_shards)
     platform.relay = JetStreamRelay(
         platform.engine, url, scheme=scheme, replicas=settings.nats_replicas
     )
     platform.backbone.listeners.append(platform.relay.wake)
+    dead_letters = JetStreamDeadLetters(url, scheme, replicas=settings.nats_replicas)
+    platform.backbone.dead_letter_stream = dead_letters
+    platform.jetstream_deliveries = JetStreamDeliveries(
+        worker=platform.worker,
+        nats_url=url,
+        scheme=scheme,
+        dead_letters=dead_letters,
+        ack_wait_seconds=settings.delivery_lease_seconds,
+        replicas=settings.nats_replicas,
+    )
     platform.nats_wakeups = NatsWakeups(url, scheme, platform.backbone.notify)
 
 

@@ -244,14 +244,35 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     from jetbridge.events import dlq
 
     backbone = _platform().backbone
+    if (stream := backbone.dead_letter_stream) is not None:  # distributed mode
+        if args.action == "redrive":
+            count = stream.redrive(ids=args.id or None, bus=args.bus, rule=args.rule)
+            _print({"redriven": count})
+        elif args.action == "discard":
+            for letter in _one_or_more_ids(args):
+                stream.discard(letter_id=letter)
+            _print({"discarded": len(args.id)})
+        else:
+            _print(stream.list(bus=args.bus, rule=args.rule))
+        return 0
     with backbone.transaction() as conn:
         if args.action == "redrive":
             ids = args.id or None
             count = dlq.redrive(conn, queue=backbone.log, ids=ids, bus=args.bus, rule=args.rule)
             _print({"redriven": count})
+        elif args.action == "discard":
+            for letter in _one_or_more_ids(args):
+                dlq.discard(conn, letter_id=letter)
+            _print({"discarded": len(args.id)})
         else:
             _print(dlq.list_dead_letters(conn, bus=args.bus, rule=args.rule))
     return 0
+
+
+def _one_or_more_ids(args: argparse.Namespace) -> list[int]:
+    if not args.id:
+        raise SystemExit("jetbridge dlq discard: name the letters with --id (one or more)")
+    return list(args.id)
 
 
 def _received_at(value: str | None) -> datetime:
@@ -494,8 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--name")
     rules.set_defaults(run=cmd_rules)
 
-    dead = sub.add_parser("dlq", help="list or redrive dead letters")
-    dead.add_argument("action", choices=["list", "redrive"])
+    dead = sub.add_parser("dlq", help="list, redrive or discard dead letters")
+    dead.add_argument("action", choices=["list", "redrive", "discard"])
     dead.add_argument("--bus")
     dead.add_argument("--rule")
     dead.add_argument("--id", type=int, action="append")

@@ -273,6 +273,9 @@ def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
+        if (stream := backbone.dead_letter_stream) is not None:
+            within = visible_buses(conn, caller)
+            return stream.list(bus=bus, rule=rule, limit=limit, after_id=after_id, within=within)
         return dlq.list_dead_letters(
             conn,
             bus=bus,
@@ -286,6 +289,11 @@ def list_dead_letters(
 
 @router.post("/dlq/redrive")
 def redrive(body: Redrive, backbone: BackboneDep, caller: Operations) -> dict[str, int]:
+    if (stream := backbone.dead_letter_stream) is not None:
+        with backbone.reading() as conn:
+            within = visible_buses(conn, caller)
+        count = stream.redrive(ids=body.ids, bus=body.bus, rule=body.rule, within=within)
+        return {"redriven": count}
     with backbone.transaction() as conn:
         count = dlq.redrive(
             conn,
@@ -303,7 +311,11 @@ def discard_dead_letter(
     letter_id: Annotated[int, Path(ge=0, le=MAX_ID)], backbone: BackboneDep, caller: Operations
 ) -> None:
     with backbone.transaction() as conn:
-        dlq.discard(conn, letter_id=letter_id, within=visible_buses(conn, caller))
+        within = visible_buses(conn, caller)
+        if (stream := backbone.dead_letter_stream) is None:
+            dlq.discard(conn, letter_id=letter_id, within=within)
+            return
+    stream.discard(letter_id=letter_id, within=within)
 
 
 @router.get("/stats")

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.envelope import CloudEvent, InvalidEvent, cloud_event_from_dict
 from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.log import SqlEventLog
@@ -33,6 +34,8 @@ class Backbone:
     handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
     listeners: list[Callable[[], None]] = field(default_factory=list)
     json_limits: JsonLimits = field(default_factory=JsonLimits)
+    # Distributed mode: dead letters live in a JetStream stream rather than the database.
+    dead_letter_stream: JetStreamDeadLetters | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
