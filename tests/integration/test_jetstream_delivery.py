@@ -310,3 +310,76 @@ def test_a_nats_server_restart_under_load_loses_no_delivery(
         assert len(effects.calls) >= total
     finally:
         server.stop()
+
+
+def test_the_dlq_routes_list_redrive_and_discard_letters_of_the_stream(
+    postgres_url: str, nats_url: str, nats_prefix: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from jetbridge.app import create_app
+    from support import handlers
+    from support.auth import as_operator, bearer, ensure_tenant
+
+    handlers.reset()
+    settings = Settings(
+        database_url=postgres_url,
+        nats_url=nats_url,
+        nats_prefix=nats_prefix,
+        retry_base_seconds=0.02,
+        retry_max_backoff_seconds=0.1,
+    )
+    with TestClient(create_app(settings, handlers=handlers.HANDLERS)) as client:
+        as_operator(client)
+        down = {
+            "id": "down",
+            "kind": "python",
+            "handler": "always-fails",
+            "retry_policy": {"maximum_retry_attempts": 1},
+        }
+        rule = {"name": "down", "event_pattern": {"source": ["airport.gates"]}, "targets": [down]}
+        assert client.put("/api/buses/default/rules/down", json=rule).status_code == 200
+        entries = [
+            {"specversion": "1.0", "id": f"gate-{n}", "source": "airport.gates", "type": "t"}
+            for n in range(3)
+        ]
+        assert (
+            client.post("/api/buses/default/events", json={"entries": entries}).status_code == 200
+        )
+        deadline = time.monotonic() + 60
+        while len(letters := client.get("/api/dlq").json()) < 3:
+            assert time.monotonic() < deadline, letters
+            time.sleep(0.1)
+        # Without a partition key the events have no order between them.
+        letters = sorted(letters, key=lambda letter: str(letter["event"]["id"]))
+        assert [letter["event"]["id"] for letter in letters] == ["gate-0", "gate-1", "gate-2"]
+        assert {letter["attempts"] for letter in letters} == {2}
+        assert client.get("/api/dlq", params={"rule": "other"}).json() == []
+
+        # Another tenant's operations staff see none of the platform bus's letters.
+        ensure_tenant(client.app, "LX")
+        lx = bearer(client.app, roles=("operations",), tenant="LX")
+        assert client.get("/api/dlq", headers=lx).json() == []
+        first = letters[0]["id"]
+        assert client.delete(f"/api/dlq/{first}", headers=lx).status_code == 404
+        refused = client.post("/api/dlq/redrive", json={"ids": [first]}, headers=lx)
+        assert refused.status_code == 404
+
+        fixed = {**down, "handler": "record"}
+        assert client.put("/api/buses/default/rules/down/targets", json=[fixed]).status_code == 200
+        answer = client.post("/api/dlq/redrive", json={"ids": [first]})
+        assert answer.json() == {"redriven": 1}
+        while not handlers.RECEIVED["record"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert [event["id"] for event in handlers.RECEIVED["record"]] == ["gate-0"]
+        assert client.delete(f"/api/dlq/{letters[1]['id']}").status_code == 204
+        assert client.delete(f"/api/dlq/{letters[1]['id']}").status_code == 404
+        assert [x["id"] for x in client.get("/api/dlq").json()] == [letters[2]["id"]]
+        assert client.get("/api/dlq", params={"after_id": letters[2]["id"]}).json() == []
+        missing = client.post("/api/dlq/redrive", json={"ids": [first]})
+        assert missing.status_code == 404 and f"[{first}]" in missing.json()["message"]
+        for hostile in ("-1", "99999999999999999999999", "x"):
+            assert client.delete(f"/api/dlq/{hostile}").status_code == 422
+        assert client.post("/api/dlq/redrive", json={}).json() == {"redriven": 1}
+        assert client.get("/api/dlq").json() == []

@@ -11,6 +11,7 @@ with a fresh retry budget) and removes the letter; discarding removes it. The sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -25,6 +26,7 @@ from jetbridge.events.jetstream import (
     delivery_headers,
     ensure_work_streams,
     token,
+    untoken,
 )
 from jetbridge.events.log import Delivery
 from jetbridge.jsonlimits import stored_json
@@ -122,6 +124,46 @@ class JetStreamDeadLetters:
             await jetstream.delete_msg(self.scheme.dead_letter_stream(), letter_id)
 
         self._run(discarding)
+
+    def depth(self) -> dict[str, int]:
+        """Letters waiting, per bus."""
+
+        async def counting(jetstream: Any) -> dict[str, int]:
+            info = await jetstream.stream_info(
+                self.scheme.dead_letter_stream(), subjects_filter=f"{self.scheme.prefix}.dlq.>"
+            )
+            depth: dict[str, int] = {}
+            for subject, count in (info.state.subjects or {}).items():
+                bus = untoken(subject.split(".")[2])
+                depth[bus] = depth.get(bus, 0) + int(count)
+            return depth
+
+        return self._run(counting)
+
+    def letter(
+        self, letter_id: int, *, within: Collection[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One letter with its event's JSON (`raw_event`), or None if it is not there."""
+        checked_id(letter_id, "letter_id")
+
+        async def reading(jetstream: Any) -> dict[str, Any] | None:
+            letter = await self._letter(jetstream, letter_id)
+            if letter is None or (within is not None and letter["bus"] not in within):
+                return None
+            return letter
+
+        return self._run(reading)
+
+    def remove(self, letter_id: int) -> None:
+        """Remove a letter whose event was sent again by other means (an edited copy)."""
+
+        async def removing(jetstream: Any) -> None:
+            from nats.js.errors import NotFoundError
+
+            with contextlib.suppress(NotFoundError):
+                await jetstream.delete_msg(self.scheme.dead_letter_stream(), letter_id)
+
+        self._run(removing)
 
     async def _send_again(self, jetstream: Any, letter: dict[str, Any]) -> None:
         event = cloud_event_from_json(letter["raw_event"])

@@ -53,6 +53,20 @@ def token(value: str) -> str:
     return "".join(out) or "_"
 
 
+def untoken(value: str) -> str:
+    """The name `token` made `value` from."""
+    out = bytearray()
+    index = 0
+    while index < len(value):
+        if value[index] == "_" and index + 3 <= len(value) and value != "_":
+            out.append(int(value[index + 1 : index + 3], 16))
+            index += 3
+        else:
+            out.extend(value[index].encode())
+            index += 1
+    return out.decode()
+
+
 @dataclass(frozen=True, slots=True)
 class SubjectScheme:
     """Where a bus's events, their deliveries and the dead letters live in NATS."""

@@ -91,6 +91,9 @@ class AlarmMonitor:
 
     def database_figures(self) -> dict[str, dict[str, float]]:
         """Dead letters waiting, per bus."""
+        if (stream := self.backbone.dead_letter_stream) is not None:
+            depth = stream.depth()
+            return {"jetbridge_dlq_depth": {bus: float(count) for bus, count in depth.items()}}
         with self.backbone.reading() as conn:
             rows = conn.execute(
                 select(dead_letters.c.bus, func.count())
