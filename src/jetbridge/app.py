@@ -29,6 +29,7 @@ from jetbridge.events.jetstream import JetStreamRelay, NatsWakeups, SubjectSchem
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import ensure_bus
+from jetbridge.events.replay_jetstream import JetStreamReplays
 from jetbridge.events.routing import RoutingCache
 from jetbridge.events.scheduler import run_periodic
 from jetbridge.events.targets import TargetInvoker
@@ -87,6 +88,7 @@ class Platform:
     commits: CommitListener | None = None
     relay: JetStreamRelay | None = None
     jetstream_deliveries: JetStreamDeliveries | None = None
+    jetstream_replays: JetStreamReplays | None = None
     nats_wakeups: NatsWakeups | None = None
     # Readiness checks by name (database, background loops, change capture): None when ready.
     readiness: dict[str, Check] = field(default_factory=dict)
@@ -143,6 +145,8 @@ class Platform:
             self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event)))
         if self.jetstream_deliveries is not None:
             self.tasks.append(asyncio.create_task(self.jetstream_deliveries.run(self.stop_event)))
+        if self.jetstream_replays is not None:
+            self.tasks.append(asyncio.create_task(self.jetstream_replays.run(self.stop_event)))
         self.readiness["workers"] = task_check("background", lambda: self.tasks)
         self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
         if self.monitor is not None:
@@ -157,7 +161,11 @@ class Platform:
         self.tasks.append(
             asyncio.create_task(
                 run_periodic(
-                    self.engine, self.backbone.publisher, self.stop_event, notify=self.worker.wake
+                    self.engine,
+                    self.backbone.publisher,
+                    self.stop_event,
+                    notify=self.worker.wake,
+                    replays=self.jetstream_replays is None,
                 )
             )
         )
@@ -338,6 +346,10 @@ def _add_jetstream(platform: Platform, url: str) -> None:
     platform.backbone.listeners.append(platform.relay.wake)
     dead_letters = JetStreamDeadLetters(url, scheme, replicas=settings.nats_replicas)
     platform.backbone.dead_letter_stream = dead_letters
+    platform.backbone.publisher.archive_in_database = False
+    platform.jetstream_replays = JetStreamReplays(
+        platform.engine, platform.backbone.publisher, url, scheme, platform.backbone.notify
+    )
     platform.jetstream_deliveries = JetStreamDeliveries(
         worker=platform.worker,
         nats_url=url,

@@ -383,3 +383,93 @@ def test_the_dlq_routes_list_redrive_and_discard_letters_of_the_stream(
             assert client.delete(f"/api/dlq/{hostile}").status_code == 422
         assert client.post("/api/dlq/redrive", json={}).json() == {"redriven": 1}
         assert client.get("/api/dlq").json() == []
+
+
+def test_a_replay_reads_the_bus_stream_by_event_time_and_archive_pattern(
+    postgres_url: str, nats_url: str, nats_prefix: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, select
+
+    from jetbridge.events import archive
+    from jetbridge.events.specs import ArchiveSpec, ReplaySpec
+    from jetbridge.storage.schema import archive_events
+
+    received: list[tuple[str, str | None]] = []
+
+    def replayed(payload: Any) -> None:
+        received.append((payload["id"], payload.get("replay-name")))
+
+    effects = Effects()
+    platform = build_platform(
+        Settings(database_url=postgres_url, nats_url=nats_url, nats_prefix=nats_prefix),
+        handlers={"effects": effects, "replayed": replayed},
+    )
+    platform.prepare()
+    effects.engine = platform.engine
+    spec = RuleSpec.model_validate(
+        {
+            "name": "replayed",
+            "event_pattern": {"replay-name": ["again"]},
+            "targets": [{"id": "t", "kind": "python", "handler": "replayed"}],
+        }
+    )
+    begin = datetime.now(UTC) - timedelta(seconds=5)
+    hour_ago = (begin - timedelta(hours=1)).isoformat()
+    with platform.backbone.transaction() as conn:
+        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
+        archive.create_archive(
+            conn,
+            spec=ArchiveSpec.model_validate(
+                {"name": "lx1", "bus": "default", "event_pattern": {"detail": {"key": ["LX.1"]}}}
+            ),
+        )
+    put(platform, 0, 60)  # LX.1: 1, 7, 13, ... (n % 6 == 1, none a multiple of 5 but 25, 55)
+    old = {
+        "specversion": "1.0",
+        "id": "old-1",
+        "source": "jetstream.test",
+        "type": "t",
+        "time": hour_ago,
+        "partitionkey": "LX.1",
+        "data": {"n": 999, "key": "LX.1"},
+    }
+    platform.backbone.put_events(bus="default", entries=[old])
+    expected = [f"ev-{n}" for n in range(60) if n % 6 == 1 and n % 5]
+
+    async def scenario() -> None:
+        await platform.start()
+        try:
+            await until(
+                lambda: platform.relay is not None and platform.relay.relayed >= 61, "relay"
+            )
+            with platform.backbone.transaction() as conn:
+                archive.start_replay(
+                    conn,
+                    spec=ReplaySpec.model_validate(
+                        {
+                            "name": "again",
+                            "archive": "lx1",
+                            "destination_bus": "default",
+                            "start_time": begin.isoformat(),
+                            "end_time": (datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
+                        }
+                    ),
+                )
+
+            def state() -> str:
+                with platform.backbone.reading() as conn:
+                    return str(archive.get_replay(conn, name="again")["state"])
+
+            await until(lambda: state() == "COMPLETED", "the replay completed")
+            await until(lambda: len(received) >= len(expected), "replayed events delivered")
+        finally:
+            await platform.stop()
+
+    aio.run(scenario())
+    assert received == [(event_id, "again") for event_id in expected]
+    with platform.backbone.reading() as conn:
+        assert archive.get_replay(conn, name="again")["events_replayed"] == len(expected)
+        stored = conn.execute(select(func.count()).select_from(archive_events)).scalar_one()
+    assert stored == 0, "the stream is the archive: nothing copied into the database"
