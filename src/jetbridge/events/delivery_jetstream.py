@@ -33,7 +33,7 @@ from jetbridge.events.delivery import DeliveryWorker
 from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.jetstream import SubjectScheme, connect, ensure_work_streams
 from jetbridge.events.log import Delivery
-from jetbridge.events.routing import RouteTarget
+from jetbridge.events.routing import RouteTarget, Routing
 from jetbridge.events.targets import DeliveryFailed
 from jetbridge.ops import metrics
 from jetbridge.storage.schema import buses
@@ -70,6 +70,8 @@ class JetStreamDeliveries:
     fetch_seconds: float = 5.0
     replicas: int = 1
     consumers: dict[ConsumerKey, asyncio.Task[None]] = field(default_factory=dict)
+    # Each bus's routing as last read (every `refresh_seconds`): no query per message.
+    routes: dict[str, Routing] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
         import nats
@@ -115,7 +117,7 @@ class JetStreamDeliveries:
         wanted = set()
         with self.worker.engine.connect() as conn:
             for bus in conn.execute(select(buses.c.name)).scalars():
-                routing = self.worker.routing.get(conn, bus)
+                routing = self.routes[bus] = self.worker.routing.get(conn, bus)
                 for rule, targets in routing.targets.items():
                     for target_id in targets:
                         for shard in range(self.scheme.shards):
@@ -188,8 +190,11 @@ class JetStreamDeliveries:
 
     async def _handle(self, jetstream: Any, key: ConsumerKey, message: Any) -> None:
         delivery = _delivery(key, message)
-        routing = await asyncio.to_thread(self._routing, key.bus)
-        target = routing.target(key.rule, key.target_id)
+        routing = self.routes.get(key.bus)
+        target = None if routing is None else routing.target(key.rule, key.target_id)
+        if target is None:  # removed, or added since the routing was read: look again
+            routing = await asyncio.to_thread(self._routing, key.bus)
+            target = routing.target(key.rule, key.target_id)
         if target is None:
             log.warning("dropping delivery %s: target no longer exists", delivery.id)
             await _settled(message.ack_sync())
@@ -214,9 +219,10 @@ class JetStreamDeliveries:
             max(0.0, time.time() - delivery.created_at)
         )
 
-    def _routing(self, bus: str) -> Any:
+    def _routing(self, bus: str) -> Routing:
         with self.worker.engine.connect() as conn:
-            return self.worker.routing.get(conn, bus)
+            routing = self.routes[bus] = self.worker.routing.get(conn, bus)
+            return routing
 
     async def _keep_alive(self, message: Any) -> None:
         """A slow target keeps its message: the acknowledgement deadline is pushed back."""
