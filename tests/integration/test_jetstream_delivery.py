@@ -369,6 +369,7 @@ def test_the_dlq_routes_list_redrive_and_discard_letters_of_the_stream(
         assert client.put("/api/buses/default/rules/down/targets", json=[fixed]).status_code == 200
         answer = client.post("/api/dlq/redrive", json={"ids": [first]})
         assert answer.json() == {"redriven": 1}
+        deadline = time.monotonic() + 60
         while not handlers.RECEIVED["record"]:
             assert time.monotonic() < deadline
             time.sleep(0.05)

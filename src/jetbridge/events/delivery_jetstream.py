@@ -70,8 +70,6 @@ class JetStreamDeliveries:
     fetch_seconds: float = 5.0
     replicas: int = 1
     consumers: dict[ConsumerKey, asyncio.Task[None]] = field(default_factory=dict)
-    # Each bus's routing as last read (every `refresh_seconds`): no query per message.
-    routes: dict[str, Routing] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
         import nats
@@ -117,7 +115,7 @@ class JetStreamDeliveries:
         wanted = set()
         with self.worker.engine.connect() as conn:
             for bus in conn.execute(select(buses.c.name)).scalars():
-                routing = self.routes[bus] = self.worker.routing.get(conn, bus)
+                routing = self.worker.routing.get(conn, bus)
                 for rule, targets in routing.targets.items():
                     for target_id in targets:
                         for shard in range(self.scheme.shards):
@@ -190,11 +188,10 @@ class JetStreamDeliveries:
 
     async def _handle(self, jetstream: Any, key: ConsumerKey, message: Any) -> None:
         delivery = _delivery(key, message)
-        routing = self.routes.get(key.bus)
-        target = None if routing is None else routing.target(key.rule, key.target_id)
-        if target is None:  # removed, or added since the routing was read: look again
-            routing = await asyncio.to_thread(self._routing, key.bus)
-            target = routing.target(key.rule, key.target_id)
+        # Read for each message (a version check while the rules are unchanged): a target
+        # changed a moment ago is what the next delivery meets.
+        routing = await asyncio.to_thread(self._routing, key.bus)
+        target = routing.target(key.rule, key.target_id)
         if target is None:
             log.warning("dropping delivery %s: target no longer exists", delivery.id)
             await _settled(message.ack_sync())
@@ -221,8 +218,7 @@ class JetStreamDeliveries:
 
     def _routing(self, bus: str) -> Routing:
         with self.worker.engine.connect() as conn:
-            routing = self.routes[bus] = self.worker.routing.get(conn, bus)
-            return routing
+            return self.worker.routing.get(conn, bus)
 
     async def _keep_alive(self, message: Any) -> None:
         """A slow target keeps its message: the acknowledgement deadline is pushed back."""
