@@ -355,6 +355,9 @@ def test_the_dlq_routes_list_redrive_and_discard_letters_of_the_stream(
         assert [letter["event"]["id"] for letter in letters] == ["gate-0", "gate-1", "gate-2"]
         assert {letter["attempts"] for letter in letters} == {2}
         assert client.get("/api/dlq", params={"rule": "other"}).json() == []
+        for hostile in ("*", ">", "default.>", "a b", "\u00e9"):  # never a subject wildcard
+            assert client.get("/api/dlq", params={"bus": hostile}).json() == []
+            assert client.get("/api/dlq", params={"rule": hostile}).json() == []
 
         # Another tenant's operations staff see none of the platform bus's letters.
         ensure_tenant(client.app, "LX")
@@ -474,3 +477,41 @@ def test_a_replay_reads_the_bus_stream_by_event_time_and_archive_pattern(
         assert archive.get_replay(conn, name="again")["events_replayed"] == len(expected)
         stored = conn.execute(select(func.count()).select_from(archive_events)).scalar_one()
     assert stored == 0, "the stream is the archive: nothing copied into the database"
+
+
+def test_messages_jetbridge_did_not_write_neither_stop_delivery_nor_the_dlq(
+    postgres_url: str, nats_url: str, nats_prefix: str
+) -> None:
+    """Anyone allowed to publish on the platform's subjects could put garbage there."""
+    import nats
+
+    effects = Effects()
+    platform = platform_for(postgres_url, nats_url, nats_prefix, effects)
+    add_rule(platform)
+    scheme = platform.relay.scheme  # type: ignore[union-attr]
+    stream = platform.backbone.dead_letter_stream
+    assert stream is not None
+
+    async def scenario() -> None:
+        await platform.start()
+        client = await nats.connect(nats_url)
+        try:
+            jetstream = client.jetstream()
+            await asyncio.to_thread(put, platform, 0, 1)  # the streams and consumers exist
+            await until(lambda: len(effects.done) == 1, "the first event")
+            for shard in range(scheme.shards):
+                subject = scheme.delivery_subject("default", "flights", "effects", shard)
+                await jetstream.publish(subject, b"\xff", headers={"Jetbridge-Since": "never"})
+                await jetstream.publish(subject, b"{not json")
+            dead = scheme.dead_letter_subject("default", "flights", "effects")
+            await jetstream.publish(dead, b"[1, 2]")
+            await asyncio.to_thread(put, platform, 1, 40)
+            await until(lambda: len(effects.done) == 41, "the events after the garbage")
+            letters = await listed_when(stream.list, lambda found: len(found) == scheme.shards)
+            assert all("JSON" in letter["error"] or "json" in letter["error"] for letter in letters)
+        finally:
+            await client.close()
+            await platform.stop()
+
+    aio.run(scenario())
+    check_once_each_in_key_order(effects, 41)

@@ -187,7 +187,12 @@ class JetStreamDeliveries:
                 await subscription.unsubscribe()
 
     async def _handle(self, jetstream: Any, key: ConsumerKey, message: Any) -> None:
-        delivery = _delivery(key, message)
+        try:
+            delivery = _delivery(key, message)
+        except (ValueError, UnicodeDecodeError) as exc:  # not written by the relay
+            log.warning("dropping a malformed delivery message on %s: %s", key.durable(), exc)
+            await _settled(message.ack_sync())
+            return
         # Read for each message (a version check while the rules are unchanged): a target
         # changed a moment ago is what the next delivery meets.
         routing = await asyncio.to_thread(self._routing, key.bus)

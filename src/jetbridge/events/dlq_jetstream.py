@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from jetbridge.events.jetstream import (
 from jetbridge.events.log import Delivery
 from jetbridge.jsonlimits import stored_json
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _INTERNAL = ("event_seq", "raw_event")
 
@@ -209,7 +211,7 @@ class JetStreamDeadLetters:
                 return
             position = message.seq + 1
             letter = _letter(message.seq, message.data or b"")
-            if within is None or letter["bus"] in within:
+            if letter is not None and (within is None or letter["bus"] in within):
                 yield letter
 
     async def _letter(self, jetstream: Any, letter_id: int) -> dict[str, Any] | None:
@@ -242,9 +244,18 @@ class JetStreamDeadLetters:
         return asyncio.run(run())
 
 
-def _letter(letter_id: int, data: bytes) -> dict[str, Any]:
-    """A letter as the database's queue shows one (`raw_event` for redriving it)."""
-    body = json.loads(data)
+def _letter(letter_id: int, data: bytes) -> dict[str, Any] | None:
+    """A letter as the database's queue shows one (`raw_event` for redriving it); None for a
+    message on the dead-letter subjects that no worker wrote."""
+    try:
+        body = json.loads(data)
+        return _letter_fields(letter_id, body)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("dead-letter stream message %d is not a letter (%s)", letter_id, exc)
+        return None
+
+
+def _letter_fields(letter_id: int, body: Any) -> dict[str, Any]:
     return {
         "id": letter_id,
         "bus": body["bus"],
