@@ -229,7 +229,10 @@ def test_failures_are_retried_with_backoff_then_dead_lettered_and_redriven(
             assert len(effects.calls) == before + 1, "to its own target, once"
             left = await asyncio.to_thread(stream.list)
             assert [x["id"] for x in left] == [letters[1]["id"]]
-            await asyncio.to_thread(lambda: stream.discard(letter_id=letters[1]["id"]))
+            discarded = await asyncio.to_thread(
+                cli_dlq, platform, nats_prefix, "discard", "--id", str(letters[1]["id"])
+            )
+            assert json.loads(discarded) == {"discarded": 1}
             assert await asyncio.to_thread(stream.list) == []
         finally:
             await platform.stop()
