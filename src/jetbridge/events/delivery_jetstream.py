@@ -181,7 +181,11 @@ class JetStreamDeliveries:
                     await asyncio.sleep(backoff(failures, ceiling=5.0))
                     continue
                 for message in messages:
-                    await self._handle(jetstream, key, message)
+                    try:
+                        await self._handle(jetstream, key, message)
+                    except Exception as exc:  # the database is away: the message comes back
+                        log.warning("delivery consumer %s: %s", key.durable(), exc)
+                        await _settled(message.nak(delay=1.0))
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
