@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
 from jetbridge.app import Platform, build_platform
@@ -254,8 +255,6 @@ def test_failures_are_retried_with_backoff_then_dead_lettered_and_redriven(
 def test_redriving_or_discarding_an_unknown_letter_names_it(
     postgres_url: str, nats_url: str, nats_prefix: str
 ) -> None:
-    import pytest
-
     from jetbridge.errors import NotFound
 
     platform = platform_for(postgres_url, nats_url, nats_prefix, Effects())
@@ -316,9 +315,11 @@ def test_a_nats_server_restart_under_load_loses_no_delivery(
         server.stop()
 
 
-def test_the_dlq_routes_list_redrive_and_discard_letters_of_the_stream(
-    postgres_url: str, nats_url: str, nats_prefix: str
+@pytest.mark.parametrize("queue", ["sqlite", "postgres", "jetstream"])
+def test_the_dlq_routes_behave_alike_on_the_database_and_the_stream(
+    queue: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    """One contract for both dead-letter queues: the table and the JetStream stream."""
     from fastapi.testclient import TestClient
 
     from jetbridge.app import create_app
@@ -326,12 +327,17 @@ def test_the_dlq_routes_list_redrive_and_discard_letters_of_the_stream(
     from support.auth import as_operator, bearer, ensure_tenant
 
     handlers.reset()
+    where: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path / 'dlq.db'}"}
+    if queue != "sqlite":
+        where["database_url"] = request.getfixturevalue("postgres_url")
+    if queue == "jetstream":
+        where["nats_url"] = request.getfixturevalue("nats_url")
+        where["nats_prefix"] = request.getfixturevalue("nats_prefix")
     settings = Settings(
-        database_url=postgres_url,
-        nats_url=nats_url,
-        nats_prefix=nats_prefix,
+        **where,
         retry_base_seconds=0.02,
         retry_max_backoff_seconds=0.1,
+        delivery_poll_seconds=0.02,
     )
     with TestClient(create_app(settings, handlers=handlers.HANDLERS)) as client:
         as_operator(client)
