@@ -100,11 +100,24 @@ class JetStreamDeadLetters:
         for index, letter in enumerate(ids or ()):
             checked_id(letter, f"ids[{index}]")
 
+        def wanted(letter: dict[str, Any] | None) -> bool:
+            return letter is not None and all(
+                (
+                    bus is None or letter["bus"] == bus,
+                    rule is None or letter["rule"] == rule,
+                    within is None or letter["bus"] in within,
+                )
+            )
+
         async def redriving(jetstream: Any) -> int:
             chosen = []
-            async for letter in self._letters(jetstream, bus, rule, 0, within):
-                if ids is None or letter["id"] in ids:
-                    chosen.append(letter)
+            if ids is None:
+                chosen = [letter async for letter in self._letters(jetstream, bus, rule, 0, within)]
+            else:
+                for letter_id in sorted(set(ids)):
+                    letter = await self._letter(jetstream, letter_id)
+                    if letter is not None and wanted(letter):
+                        chosen.append(letter)
             if ids is not None and len(chosen) != len(set(ids)):
                 missing = sorted(set(ids) - {letter["id"] for letter in chosen})
                 raise NotFound(f"dead letter(s) {missing} do not exist or were already redriven")
