@@ -345,7 +345,7 @@ def _add_jetstream(platform: Platform, url: str) -> None:
     )
     platform.backbone.listeners.append(platform.relay.wake)
     dead_letters = JetStreamDeadLetters(url, scheme, replicas=settings.nats_replicas)
-    platform.backbone.dead_letter_stream = dead_letters
+    platform.backbone.dead_letters = dead_letters
     platform.backbone.publisher.archive_in_database = False
     platform.jetstream_replays = JetStreamReplays(
         platform.engine, platform.backbone.publisher, url, scheme, platform.backbone.notify

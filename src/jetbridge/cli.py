@@ -241,31 +241,15 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
-    from jetbridge.events import dlq
-
-    backbone = _platform().backbone
-    if (stream := backbone.dead_letter_stream) is not None:  # distributed mode
-        if args.action == "redrive":
-            count = stream.redrive(ids=args.id or None, bus=args.bus, rule=args.rule)
-            _print({"redriven": count})
-        elif args.action == "discard":
-            for letter in _one_or_more_ids(args):
-                stream.discard(letter_id=letter)
-            _print({"discarded": len(args.id)})
-        else:
-            _print(stream.list(bus=args.bus, rule=args.rule))
-        return 0
-    with backbone.transaction() as conn:
-        if args.action == "redrive":
-            ids = args.id or None
-            count = dlq.redrive(conn, queue=backbone.log, ids=ids, bus=args.bus, rule=args.rule)
-            _print({"redriven": count})
-        elif args.action == "discard":
-            for letter in _one_or_more_ids(args):
-                dlq.discard(conn, letter_id=letter)
-            _print({"discarded": len(args.id)})
-        else:
-            _print(dlq.list_dead_letters(conn, bus=args.bus, rule=args.rule))
+    letters = _platform().backbone.dead_letters
+    if args.action == "redrive":
+        _print({"redriven": letters.redrive(ids=args.id or None, bus=args.bus, rule=args.rule)})
+    elif args.action == "discard":
+        for letter in _one_or_more_ids(args):
+            letters.discard(letter_id=letter)
+        _print({"discarded": len(args.id)})
+    else:
+        _print(letters.list(bus=args.bus, rule=args.rule))
     return 0
 
 

@@ -23,6 +23,7 @@ from jetbridge.app import Platform, build_platform
 from jetbridge.config import Settings
 from jetbridge.events import registry
 from jetbridge.events.consumers import first_time
+from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.jetstream import SubjectScheme
 from jetbridge.events.specs import RuleSpec
 from support import aio
@@ -187,8 +188,8 @@ def test_failures_are_retried_with_backoff_then_dead_lettered_and_redriven(
     platform = platform_for(postgres_url, nats_url, nats_prefix, effects)
     add_rule(platform, attempts=3)
     effects.failing = {"ev-1", "ev-2"}
-    stream = platform.backbone.dead_letter_stream
-    assert stream is not None
+    stream = platform.backbone.dead_letters
+    assert isinstance(stream, JetStreamDeadLetters)
 
     async def scenario() -> None:
         await platform.start()
@@ -258,8 +259,8 @@ def test_redriving_or_discarding_an_unknown_letter_names_it(
     from jetbridge.errors import NotFound
 
     platform = platform_for(postgres_url, nats_url, nats_prefix, Effects())
-    stream = platform.backbone.dead_letter_stream
-    assert stream is not None
+    stream = platform.backbone.dead_letters
+    assert isinstance(stream, JetStreamDeadLetters)
     with pytest.raises(NotFound, match=r"dead letter\(s\) \[41\]"):
         stream.redrive(ids=[41])
     with pytest.raises(NotFound, match="dead letter 41 does not exist"):
@@ -499,8 +500,8 @@ def test_messages_jetbridge_did_not_write_neither_stop_delivery_nor_the_dlq(
     platform = platform_for(postgres_url, nats_url, nats_prefix, effects)
     add_rule(platform)
     scheme = platform.relay.scheme  # type: ignore[union-attr]
-    stream = platform.backbone.dead_letter_stream
-    assert stream is not None
+    stream = platform.backbone.dead_letters
+    assert isinstance(stream, JetStreamDeadLetters)
 
     async def scenario() -> None:
         await platform.start()

@@ -20,6 +20,7 @@ from jetbridge.bounds import MAX_ID
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events import registry
 from jetbridge.events.backbone import Backbone
+from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.envelope import (
     CloudEvent,
     InvalidEvent,
@@ -102,7 +103,8 @@ def redrive_edited(
     """Deliver an edited copy of a dead letter's event to the letter's own target (no other
     rule sees it). Its source and type stay those of the original; it gets a new id and the
     letter is marked redriven (in distributed mode: removed from the dead-letter stream)."""
-    stream = backbone.dead_letter_stream
+    letters = backbone.dead_letters
+    stream = letters if isinstance(letters, JetStreamDeadLetters) else None
     kept: dict[str, Any] | None = None
     if stream is not None:
         with backbone.reading() as conn:

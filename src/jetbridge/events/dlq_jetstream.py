@@ -71,11 +71,13 @@ class JetStreamDeadLetters:
         *,
         bus: str | None = None,
         rule: str | None = None,
+        include_redriven: bool = False,
         limit: int = 100,
         after_id: int = 0,
         within: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Letters oldest first; `within` limits them to those buses (a tenant's)."""
+        """Letters oldest first; `within` limits them to those buses (a tenant's). A redriven
+        letter has left the stream, so `include_redriven` adds none."""
         checked_id(after_id, "after_id")
 
         async def listing(jetstream: Any) -> list[dict[str, Any]]:
