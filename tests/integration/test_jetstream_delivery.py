@@ -365,6 +365,7 @@ def test_the_dlq_routes_behave_alike_on_the_database_and_the_stream(
         letters = sorted(letters, key=lambda letter: str(letter["event"]["id"]))
         assert [letter["event"]["id"] for letter in letters] == ["gate-0", "gate-1", "gate-2"]
         assert {letter["attempts"] for letter in letters} == {2}
+        assert client.app.state.platform.backbone.dead_letters.depth() == {"default": 3}
         assert client.get("/api/dlq", params={"rule": "other"}).json() == []
         for hostile in ("*", ">", "default.>", "a b", "\u00e9"):  # never a subject wildcard
             assert client.get("/api/dlq", params={"bus": hostile}).json() == []
@@ -398,6 +399,7 @@ def test_the_dlq_routes_behave_alike_on_the_database_and_the_stream(
             assert client.delete(f"/api/dlq/{hostile}").status_code == 422
         assert client.post("/api/dlq/redrive", json={}).json() == {"redriven": 1}
         assert client.get("/api/dlq").json() == []
+        assert client.app.state.platform.backbone.dead_letters.depth() == {}
 
 
 def test_a_replay_reads_the_bus_stream_by_event_time_and_archive_pattern(
