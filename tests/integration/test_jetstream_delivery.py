@@ -528,3 +528,48 @@ def test_messages_jetbridge_did_not_write_neither_stop_delivery_nor_the_dlq(
 
     aio.run(scenario())
     check_once_each_in_key_order(effects, 41)
+
+
+def test_an_event_older_than_the_targets_maximum_age_is_not_retried(
+    postgres_url: str, nats_url: str, nats_prefix: str
+) -> None:
+    """The age counts from when the event was stored (`Jetbridge-Since`), not from when its
+    delivery message reached the consumer: one failed attempt, then the dead-letter stream."""
+    import nats
+
+    from jetbridge.events.jetstream import delivery_headers
+
+    effects = Effects()
+    platform = platform_for(postgres_url, nats_url, nats_prefix, effects)
+    add_rule(platform)
+    effects.failing = {"ev-old", "ev-new"}
+    scheme = platform.relay.scheme  # type: ignore[union-attr]
+    stream = platform.backbone.dead_letters
+    assert isinstance(stream, JetStreamDeadLetters)
+    body = {"specversion": "1.0", "source": "jetstream.test", "type": "t", "data": {"n": 0}}
+
+    async def scenario() -> None:
+        await platform.start()
+        client = await nats.connect(nats_url)
+        try:
+            await asyncio.to_thread(put, platform, 0, 1)  # the streams and consumers exist
+            await until(lambda: len(effects.done) == 1, "the first event")
+            jetstream = client.jetstream()
+            for event_id, age in (("ev-old", 86_400 + 60), ("ev-new", 0)):
+                await jetstream.publish(
+                    scheme.delivery_subject("default", "flights", "effects", 0),
+                    json.dumps({**body, "id": event_id}).encode(),
+                    headers=delivery_headers(
+                        msg_id=event_id, seq=0, event_id=event_id, since=time.time() - age
+                    ),
+                )
+            await until(lambda: sum(e == "ev-new" for _, e in effects.calls) >= 3, "retries")
+            (letter,) = await listed_when(stream.list, lambda found: len(found) == 1)
+            assert letter["event"]["id"] == "ev-old"
+            assert letter["attempts"] == 1 and "(too old)" in letter["error"]
+        finally:
+            await client.close()
+            await platform.stop()
+
+    aio.run(scenario())
+    assert [e for _, e in effects.calls].count("ev-old") == 1
