@@ -49,10 +49,11 @@ class Effects:
             raise RuntimeError("downstream system is unavailable")
         assert self.engine is not None
         with self.engine.begin() as conn:
-            if first_time(conn, consumer="effects", event_id=context.event_id):
-                with self.lock:
-                    detail = payload["detail"]
-                    self.done.append((context.event_id, detail.get("key"), detail["n"]))
+            first = first_time(conn, consumer="effects", event_id=context.event_id)
+        if first:  # committed: the effect is done
+            with self.lock:
+                detail = payload["detail"]
+                self.done.append((context.event_id, detail.get("key"), detail["n"]))
 
 
 def platform_for(
