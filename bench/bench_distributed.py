@@ -9,8 +9,12 @@ Rows, each timed from before the write to when a subscriber holds the message or
   (what wakes another process's SSE boards and workers).
 - jetbridge outbox: `put_events` (one event, committed with its outbox row) -> the relay
   publishes it to JetStream -> a subscriber on the bus's subjects receives it.
+- raw JetStream consumer: publish (acknowledged) -> a durable pull consumer fetches it -> ack.
+- jetbridge delivery: `put_events` -> the relay -> the rule target's durable JetStream consumer
+  in the worker -> the Python handler runs (then the acknowledgement).
 
-Then throughput: N events put in batches of 50 by one writer, until the last is in JetStream.
+Then throughput: N events put in batches of 50 by one writer, until the last is in JetStream;
+and N events (on 50 partition keys) from `put_events` until the handler has run for the last.
 
     python bench/bench_distributed.py --database postgresql://postgres@127.0.0.1:5432/test \\
         --nats nats://127.0.0.1:4222 [--messages 500] [--events 5000]
@@ -84,6 +88,31 @@ async def raw_jetstream(url: str, prefix: str, count: int) -> tuple[list[float],
     await jetstream.delete_stream(stream)
     await client.close()
     return latencies, count / elapsed
+
+
+async def raw_consumer(url: str, prefix: str, count: int) -> list[float]:
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    client = await nats.connect(url)
+    jetstream = client.jetstream()
+    stream = f"{prefix}-rawwork"
+    await jetstream.add_stream(name=stream, subjects=[f"{prefix}.rawwork.>"])
+    reader = await jetstream.pull_subscribe(
+        f"{prefix}.rawwork.>",
+        durable="bench",
+        stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1),
+    )
+    latencies = []
+    for n in range(count):
+        sent = time.perf_counter()
+        await jetstream.publish(f"{prefix}.rawwork.k{n % 10}", str(n).encode())
+        (message,) = await reader.fetch(1, timeout=10)
+        await message.ack_sync()
+        latencies.append(time.perf_counter() - sent)
+    await jetstream.delete_stream(stream)
+    await client.close()
+    return latencies
 
 
 def raw_commit(url: str, count: int) -> tuple[list[float], float]:
@@ -194,12 +223,91 @@ async def outbox(
     return latencies, rate, written
 
 
+async def delivery(
+    database_url: str, nats_url: str, prefix: str, count: int, events: int, shards: int
+) -> tuple[list[float], float]:
+    """put_events -> relay -> the target's JetStream consumer -> handler, in one process."""
+    from jetbridge.events import registry
+    from jetbridge.events.specs import RuleSpec
+
+    handled: dict[str, float] = {}
+
+    def handler(payload: Any) -> None:
+        handled[payload["id"]] = time.perf_counter()
+
+    settings = Settings(
+        database_url=database_url,
+        nats_url=nats_url,
+        nats_prefix=prefix,
+        nats_delivery_shards=shards,
+        data_keys=os.environ.get("JETBRIDGE_DATA_KEYS") or DataKey.generate("bench").entry(),
+    )
+    platform = build_platform(settings, handlers={"bench": handler})
+    await asyncio.to_thread(platform.prepare)
+    rule = RuleSpec.model_validate(
+        {
+            "name": "bench",
+            "event_pattern": {"source": ["bench.delivery"]},
+            "targets": [{"id": "bench", "kind": "python", "handler": "bench"}],
+        }
+    )
+    with platform.backbone.transaction() as conn:
+        registry.put_rule(conn, bus="default", spec=rule, handlers=platform.backbone.handlers)
+    assert platform.relay is not None and platform.jetstream_deliveries is not None
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(platform.relay.run(stop)),
+        asyncio.create_task(platform.jetstream_deliveries.run(stop)),
+    ]
+
+    def put(first: int, size: int) -> None:
+        entries = [
+            {
+                "specversion": "1.0",
+                "id": f"d{n}",
+                "source": "bench.delivery",
+                "type": "t",
+                "partitionkey": f"LX{n % 50}",
+                "data": {"n": n},
+            }
+            for n in range(first, first + size)
+        ]
+        platform.backbone.put_events(bus="default", entries=entries)
+
+    async def until(check: Callable[[], bool]) -> None:
+        while not check():
+            await asyncio.sleep(0.0002)
+
+    await asyncio.to_thread(put, -1, 1)  # consumers made and warm
+    await until(lambda: "d-1" in handled)
+    latencies = []
+    for n in range(count):
+        sent = time.perf_counter()
+        await asyncio.to_thread(put, n, 1)
+        await until(lambda n=n: f"d{n}" in handled)
+        latencies.append(handled[f"d{n}"] - sent)
+    started = time.perf_counter()
+    first = count
+    await asyncio.to_thread(lambda: [put(k, 50) for k in range(first, first + events, 50)])
+    await until(lambda: all(f"d{n}" in handled for n in range(first + events - 50, first + events)))
+    await until(lambda: len(handled) >= events + count + 1)
+    rate = events / (time.perf_counter() - started)
+    print(f"consumers in the worker: {len(platform.jetstream_deliveries.consumers)}")
+    stop.set()
+    await asyncio.gather(*tasks)
+    await platform.stop()
+    return latencies, rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", required=True)
     parser.add_argument("--nats", required=True)
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument(
+        "--shards", type=int, default=Settings().nats_delivery_shards, help="consumers per target"
+    )
     args = parser.parse_args()
     server = normalise_url(args.database)
     name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -215,6 +323,10 @@ def main() -> None:
         relayed, relay_rate, put_rate = asyncio.run(
             outbox(database, args.nats, prefix, args.messages, args.events)
         )
+        consumed = asyncio.run(raw_consumer(args.nats, prefix, args.messages))
+        delivered, delivery_rate = asyncio.run(
+            delivery(database, args.nats, f"{prefix}d", args.messages, args.events, args.shards)
+        )
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -225,11 +337,18 @@ def main() -> None:
     print(row("raw PostgreSQL insert + commit", commit, commit_rate))
     print(row("PostgreSQL commit with NOTIFY -> listener", notify))
     print(row("jetbridge put_events -> outbox relay -> JetStream subscriber", relayed))
+    print(row("raw JetStream publish (acked) -> durable pull consumer -> ack", consumed))
+    print(row("jetbridge put_events -> relay -> JetStream consumer -> handler", delivered))
     print()
     print(
         f"outbox throughput: one writer put {args.events:,} events in batches of 50 at "
         f"{put_rate:,.0f} events/s; the relay then moved them into JetStream at "
         f"{relay_rate:,.0f} events/s (raw sequential acked publish: {js_rate:,.0f}/s)"
+    )
+    print(
+        f"delivery throughput: {args.events:,} events on 50 partition keys from put_events "
+        f"to the handler at {delivery_rate:,.0f} events/s (one worker process, {args.shards} "
+        "consumers per target)"
     )
 
 

@@ -24,11 +24,14 @@ from jetbridge.config import Settings
 from jetbridge.errors import ConfigurationError
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.delivery import DeliveryWorker, RetryTiming
+from jetbridge.events.delivery_jetstream import JetStreamDeliveries
+from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.handlers import Handler, HandlerRegistry
 from jetbridge.events.jetstream import JetStreamRelay, NatsWakeups, SubjectScheme
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import ensure_bus
+from jetbridge.events.replay_jetstream import JetStreamReplays
 from jetbridge.events.routing import RoutingCache
 from jetbridge.events.scheduler import run_periodic
 from jetbridge.events.targets import TargetInvoker
@@ -89,6 +92,8 @@ class Platform:
     broadcasters: dict[str, LogBroadcaster] = field(default_factory=dict)
     commits: CommitListener | None = None
     relay: JetStreamRelay | None = None
+    jetstream_deliveries: JetStreamDeliveries | None = None
+    jetstream_replays: JetStreamReplays | None = None
     nats_wakeups: NatsWakeups | None = None
     # Readiness checks by name (database, background loops, change capture): None when ready.
     readiness: dict[str, Check] = field(default_factory=dict)
@@ -149,6 +154,10 @@ class Platform:
             return
         if self.relay is not None:
             self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event)))
+        if self.jetstream_deliveries is not None:
+            self.tasks.append(asyncio.create_task(self.jetstream_deliveries.run(self.stop_event)))
+        if self.jetstream_replays is not None:
+            self.tasks.append(asyncio.create_task(self.jetstream_replays.run(self.stop_event)))
         self.readiness["workers"] = task_check("background", lambda: self.tasks)
         self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event)))
         if self.monitor is not None:
@@ -163,7 +172,11 @@ class Platform:
         self.tasks.append(
             asyncio.create_task(
                 run_periodic(
-                    self.engine, self.backbone.publisher, self.stop_event, notify=self.worker.wake
+                    self.engine,
+                    self.backbone.publisher,
+                    self.stop_event,
+                    notify=self.worker.wake,
+                    replays=self.jetstream_replays is None,
                 )
             )
         )
@@ -359,11 +372,25 @@ def _add_jetstream(platform: Platform, url: str) -> None:
     """Distributed mode: the outbox relay (in processes running workers) and the push of event
     subjects to this process's live readers."""
     settings = platform.settings
-    scheme = SubjectScheme(settings.nats_prefix)
+    scheme = SubjectScheme(settings.nats_prefix, shards=settings.nats_delivery_shards)
     platform.relay = JetStreamRelay(
         platform.engine, url, scheme=scheme, replicas=settings.nats_replicas
     )
     platform.backbone.listeners.append(platform.relay.wake)
+    dead_letters = JetStreamDeadLetters(url, scheme, replicas=settings.nats_replicas)
+    platform.backbone.dead_letters = dead_letters
+    platform.backbone.publisher.archive_in_database = False
+    platform.jetstream_replays = JetStreamReplays(
+        platform.engine, platform.backbone.publisher, url, scheme, platform.backbone.notify
+    )
+    platform.jetstream_deliveries = JetStreamDeliveries(
+        worker=platform.worker,
+        nats_url=url,
+        scheme=scheme,
+        dead_letters=dead_letters,
+        ack_wait_seconds=settings.delivery_lease_seconds,
+        replicas=settings.nats_replicas,
+    )
     platform.nats_wakeups = NatsWakeups(url, scheme, platform.backbone.notify)
 
 

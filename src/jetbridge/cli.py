@@ -238,16 +238,15 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
-    from jetbridge.events import dlq
-
-    backbone = _platform().backbone
-    with backbone.transaction() as conn:
-        if args.action == "redrive":
-            ids = args.id or None
-            count = dlq.redrive(conn, queue=backbone.log, ids=ids, bus=args.bus, rule=args.rule)
-            _print({"redriven": count})
-        else:
-            _print(dlq.list_dead_letters(conn, bus=args.bus, rule=args.rule))
+    letters = _platform().backbone.dead_letters
+    if args.action == "redrive":
+        _print({"redriven": letters.redrive(ids=args.id or None, bus=args.bus, rule=args.rule)})
+    elif args.action == "discard":
+        for letter in _one_or_more_ids(args):
+            letters.discard(letter_id=letter)
+        _print({"discarded": len(args.id)})
+    else:
+        _print(letters.list(bus=args.bus, rule=args.rule))
     return 0
 
 
@@ -320,6 +319,12 @@ def _follow_replay(backbone: Any, replay: dict[str, Any]) -> dict[str, Any]:
         if replay["state"] != "COMPLETED":
             shown.fail()
     return replay
+
+
+def _one_or_more_ids(args: argparse.Namespace) -> list[int]:
+    if not args.id:
+        raise SystemExit("jetbridge dlq discard: name the letters with --id (one or more)")
+    return list(args.id)
 
 
 def _received_at(value: str | None) -> datetime:
@@ -615,8 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--name")
     rules.set_defaults(run=cmd_rules)
 
-    dead = sub.add_parser("dlq", help="list or redrive dead letters")
-    dead.add_argument("action", choices=["list", "redrive"])
+    dead = sub.add_parser("dlq", help="list, redrive or discard dead letters")
+    dead.add_argument("action", choices=["list", "redrive", "discard"])
     dead.add_argument("--bus")
     dead.add_argument("--rule")
     dead.add_argument("--id", type=int, action="append")

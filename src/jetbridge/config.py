@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     nats_replicas: int = Field(
         default=1, ge=1, le=5, description="replicas of each JetStream stream jetbridge creates"
     )
+    nats_delivery_shards: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="durable JetStream consumers per rule target, each holding a share of the "
+        "partition keys in order; change it only while the deliveries stream is empty",
+    )
     live_poll_seconds: float = Field(
         default=1.0,
         gt=0,

@@ -80,6 +80,10 @@ def test_rules_put_events_and_dead_letters_from_the_shell(tmp_path: Path) -> Non
     assert bad.returncode == 2
     assert "source" in bad.stderr
     assert json.loads(jetbridge("dlq", "list", env=env).stdout) == []
+    unnamed = jetbridge("dlq", "discard", env=env)
+    assert unnamed.returncode != 0 and "--id" in unnamed.stderr
+    unknown = jetbridge("dlq", "discard", "--id", "5", env=env)
+    assert unknown.returncode != 0 and "dead letter 5 does not exist" in unknown.stderr
 
 
 def test_the_shell_names_no_code_and_claims_no_platform_source(tmp_path: Path) -> None:

@@ -143,7 +143,33 @@ def test_a_rules_pattern_is_edited_alone_and_its_targets_stay(client: TestClient
     assert missing.status_code == 404
 
 
+@pytest.fixture
+def distributed_client(postgres_url: str, nats_url: str, nats_prefix: str) -> Iterator[TestClient]:
+    """A platform in distributed mode: deliveries and dead letters in JetStream."""
+    handlers.reset()
+    settings = Settings(
+        database_url=postgres_url,
+        nats_url=nats_url,
+        nats_prefix=nats_prefix,
+        retry_base_seconds=0.02,
+        retry_max_backoff_seconds=0.1,
+    )
+    with TestClient(create_app(settings, handlers=handlers.HANDLERS)) as test_client:
+        as_operator(test_client)
+        yield test_client
+
+
 def test_an_edited_dead_letter_goes_to_its_own_target_only(client: TestClient) -> None:
+    edited_dead_letter_goes_to_its_own_target_only(client)
+
+
+def test_an_edited_dead_letter_from_the_jetstream_dlq_goes_to_its_own_target_only(
+    distributed_client: TestClient,
+) -> None:
+    edited_dead_letter_goes_to_its_own_target_only(distributed_client)
+
+
+def edited_dead_letter_goes_to_its_own_target_only(client: TestClient) -> None:
     failing = {
         "id": "down",
         "kind": "python",

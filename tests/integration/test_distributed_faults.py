@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from test_jetstream_delivery import pending_deliveries
 from test_jetstream_outbox import outbox_size, put, stream_messages
 
 from jetbridge.app import build_platform
@@ -110,6 +111,8 @@ def test_sigkill_of_a_worker_loses_nothing_and_its_work_goes_on_in_another(
     assert set(delivered) == expected
     # At least once: only what the killed worker had claimed may have been done twice.
     assert len(delivered) - EVENTS <= batch
-    relayed = aio.run(stream_messages(nats_url, platform.relay.scheme))  # type: ignore[union-attr]
+    scheme = platform.relay.scheme  # type: ignore[union-attr]
+    assert aio.run(pending_deliveries(nats_url, scheme)) == 0, "delivered through JetStream"
+    relayed = aio.run(stream_messages(nats_url, scheme))
     assert sorted(n for _, _, n in relayed) == list(range(EVENTS)), "each event relayed once"
     platform.engine.dispose()

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from jetbridge.api.deps import BackboneDep
 from jetbridge.api.policy import Operations, PlatformOperations
@@ -19,7 +19,10 @@ from jetbridge.api.workflows import Workflows, own_execution
 from jetbridge.bounds import MAX_ID
 from jetbridge.errors import InvalidRequest, NotFound
 from jetbridge.events import registry
+from jetbridge.events.backbone import Backbone
+from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.envelope import (
+    CloudEvent,
     InvalidEvent,
     cloud_event_from_dict,
     cloud_event_from_json,
@@ -28,6 +31,7 @@ from jetbridge.events.envelope import (
 from jetbridge.events.log import NewDelivery
 from jetbridge.events.patterns import InvalidEventPattern, parse_pattern
 from jetbridge.ops import ingestion
+from jetbridge.ops.identity.principal import Principal
 from jetbridge.storage.schema import dead_letters, events
 from jetbridge.workflows.graph import execution_graph
 
@@ -99,48 +103,74 @@ def redrive_edited(
 ) -> dict[str, Any]:
     """Deliver an edited copy of a dead letter's event to the letter's own target (no other
     rule sees it). Its source and type stay those of the original; it gets a new id and the
-    letter is marked redriven."""
-    with backbone.transaction() as conn:
-        within = visible_buses(conn, caller)
-        query = select(dead_letters).where(
-            dead_letters.c.id == letter_id, dead_letters.c.redriven_at.is_(None)
-        )
-        if within is not None:
-            query = query.where(dead_letters.c.bus.in_(list(within)))
-        letter = conn.execute(query).first()
-        if letter is None:
+    letter is marked redriven (in distributed mode: removed from the dead-letter stream)."""
+    letters = backbone.dead_letters
+    stream = letters if isinstance(letters, JetStreamDeadLetters) else None
+    kept: dict[str, Any] | None = None
+    if stream is not None:
+        with backbone.reading() as conn:
+            within = visible_buses(conn, caller)
+        kept = stream.letter(letter_id, within=within)
+        if kept is None:
             raise NotFound(f"dead letter {letter_id} does not exist or was already redriven")
-        stored = conn.execute(select(events.c.body).where(events.c.seq == letter.event_seq))
-        text = stored.scalar()
-        if text is None:
-            raise NotFound(f"the event of dead letter {letter_id} is no longer kept")
-        original = cloud_event_from_json(text)
-        edited = {**body.event, "id": str(uuid.uuid4())}
-        edited.setdefault("specversion", "1.0")
-        try:
-            event = cloud_event_from_dict(
-                edited, max_bytes=backbone.max_event_bytes, limits=backbone.json_limits
-            )
-        except InvalidEvent as exc:
-            raise InvalidRequest(f"event: {exc}") from None
-        for name in ("source", "type"):
-            if getattr(event, name) != getattr(original, name):
-                raise InvalidRequest(
-                    f"event.{name}: an edited event keeps the original's {name} "
-                    f"({getattr(original, name)!r}); edit its data or subject instead"
-                )
+    with backbone.transaction() as conn:
+        if kept is None:
+            bus, rule, target_id, text = _stored_letter(conn, letter_id, caller)
+        else:
+            bus, rule, target_id = kept["bus"], kept["rule"], kept["target_id"]
+            text = kept["raw_event"]
+        event = _edited(backbone, cloud_event_from_json(text), body.event)
         now = time.time()
-        (seq,) = backbone.log.append(conn, [backbone.publisher.entry(letter.bus, event)], now=now)
+        (seq,) = backbone.log.append(conn, [backbone.publisher.entry(bus, event)], now=now)
         assert seq is not None  # a fresh id never collides
         backbone.log.enqueue(
-            conn,
-            [NewDelivery(seq, letter.bus, letter.rule, letter.target_id, event.partitionkey)],
-            now=now,
+            conn, [NewDelivery(seq, bus, rule, target_id, event.partitionkey)], now=now
         )
-        conn.execute(
-            update(dead_letters).where(dead_letters.c.id == letter_id).values(redriven_at=now)
-        )
+        if kept is None:
+            conn.execute(
+                update(dead_letters).where(dead_letters.c.id == letter_id).values(redriven_at=now)
+            )
+    if stream is not None:
+        stream.remove(letter_id)
     return {"redriven": 1, "event_id": event.id, "seq": seq}
+
+
+def _stored_letter(
+    conn: Connection, letter_id: int, caller: Principal
+) -> tuple[str, str, str, str]:
+    """(bus, rule, target id, event JSON) of a letter in the database's dead-letter queue."""
+    within = visible_buses(conn, caller)
+    query = select(dead_letters).where(
+        dead_letters.c.id == letter_id, dead_letters.c.redriven_at.is_(None)
+    )
+    if within is not None:
+        query = query.where(dead_letters.c.bus.in_(list(within)))
+    letter = conn.execute(query).first()
+    if letter is None:
+        raise NotFound(f"dead letter {letter_id} does not exist or was already redriven")
+    stored = conn.execute(select(events.c.body).where(events.c.seq == letter.event_seq))
+    text = stored.scalar()
+    if text is None:
+        raise NotFound(f"the event of dead letter {letter_id} is no longer kept")
+    return letter.bus, letter.rule, letter.target_id, str(text)
+
+
+def _edited(backbone: Backbone, original: CloudEvent, edited_body: dict[str, Any]) -> CloudEvent:
+    edited = {**edited_body, "id": str(uuid.uuid4())}
+    edited.setdefault("specversion", "1.0")
+    try:
+        event = cloud_event_from_dict(
+            edited, max_bytes=backbone.max_event_bytes, limits=backbone.json_limits
+        )
+    except InvalidEvent as exc:
+        raise InvalidRequest(f"event: {exc}") from None
+    for name in ("source", "type"):
+        if getattr(event, name) != getattr(original, name):
+            raise InvalidRequest(
+                f"event.{name}: an edited event keeps the original's {name} "
+                f"({getattr(original, name)!r}); edit its data or subject instead"
+            )
+    return event
 
 
 @router.get("/executions/{name}/graph")

@@ -14,7 +14,7 @@ from jetbridge.api.quotas import check_bus_count, check_rule_count
 from jetbridge.api.tenancy import own_bus, visible_buses
 from jetbridge.bounds import MAX_ID
 from jetbridge.errors import InvalidRequest, NotFound
-from jetbridge.events import archive, dlq, registry
+from jetbridge.events import archive, registry
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.patterns import test_event_pattern
 from jetbridge.events.specs import ArchiveSpec, BusSpec, ReplaySpec, RuleSpec, TargetSpec
@@ -294,28 +294,22 @@ def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     with backbone.reading() as conn:
-        return dlq.list_dead_letters(
-            conn,
-            bus=bus,
-            rule=rule,
-            include_redriven=include_redriven,
-            limit=limit,
-            after_id=after_id,
-            within=visible_buses(conn, caller),
-        )
+        within = visible_buses(conn, caller)
+    return backbone.dead_letters.list(
+        bus=bus,
+        rule=rule,
+        include_redriven=include_redriven,
+        limit=limit,
+        after_id=after_id,
+        within=within,
+    )
 
 
 @router.post("/dlq/redrive")
 def redrive(body: Redrive, backbone: BackboneDep, caller: Operations) -> dict[str, int]:
-    with backbone.transaction() as conn:
-        count = dlq.redrive(
-            conn,
-            queue=backbone.log,
-            ids=body.ids,
-            bus=body.bus,
-            rule=body.rule,
-            within=visible_buses(conn, caller),
-        )
+    with backbone.reading() as conn:
+        within = visible_buses(conn, caller)
+    count = backbone.dead_letters.redrive(ids=body.ids, bus=body.bus, rule=body.rule, within=within)
     return {"redriven": count}
 
 
@@ -323,8 +317,9 @@ def redrive(body: Redrive, backbone: BackboneDep, caller: Operations) -> dict[st
 def discard_dead_letter(
     letter_id: Annotated[int, Path(ge=0, le=MAX_ID)], backbone: BackboneDep, caller: Operations
 ) -> None:
-    with backbone.transaction() as conn:
-        dlq.discard(conn, letter_id=letter_id, within=visible_buses(conn, caller))
+    with backbone.reading() as conn:
+        within = visible_buses(conn, caller)
+    backbone.dead_letters.discard(letter_id=letter_id, within=within)
 
 
 @router.get("/stats")

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from jetbridge.events.dlq import DeadLetterQueue, SqlDeadLetters
 from jetbridge.events.envelope import CloudEvent, InvalidEvent, cloud_event_from_dict
 from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.log import SqlEventLog
@@ -33,6 +34,11 @@ class Backbone:
     handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
     listeners: list[Callable[[], None]] = field(default_factory=list)
     json_limits: JsonLimits = field(default_factory=JsonLimits)
+    # The database's table, unless distributed mode puts the letters in a JetStream stream.
+    dead_letters: DeadLetterQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dead_letters = SqlDeadLetters(self.engine, self.log, self.notify)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -173,7 +173,7 @@ class DeliveryWorker:
             metrics.EVENTS_DROPPED.labels(*_labels(delivery)).inc()
             return
         try:
-            await self._invoke(delivery, target)
+            await self.invoke(delivery, target)
         except asyncio.CancelledError:
             # Shutting down past its bound: hand the delivery back for the next worker now
             # rather than when its lease would expire. It was not completed, so it is redone.
@@ -194,7 +194,9 @@ class DeliveryWorker:
             max(0.0, time.time() - delivery.created_at)
         )
 
-    async def _invoke(self, delivery: Delivery, target: RouteTarget) -> None:
+    async def invoke(self, delivery: Delivery, target: RouteTarget, *, queued: bool = True) -> None:
+        """Deliver to `target`; raises DeliveryFailed (or another error) if it did not take it.
+        A `queued` delivery (the database's queue) is completed with its effect."""
         event = cloud_event_from_json(delivery.body)
         CORRELATION.set(event.id)
         attributes = {
@@ -211,14 +213,14 @@ class DeliveryWorker:
             kind=SpanKind.PRODUCER,
             attributes=attributes,
         ):
-            await self._invoke_traced(delivery, target, event)
+            await self._invoke_traced(delivery, target, event, queued)
 
     async def _invoke_traced(
-        self, delivery: Delivery, target: RouteTarget, event: CloudEvent
+        self, delivery: Delivery, target: RouteTarget, event: CloudEvent, queued: bool
     ) -> None:
         spec = target.spec
         if spec.kind == "bus":
-            await asyncio.to_thread(self._forward, delivery, spec.bus or "", event)
+            await asyncio.to_thread(self._forward, delivery, spec.bus or "", event, queued)
             return
         view = eventbridge_view(event, account=self.account, region=self.region)
         payload = view
@@ -242,7 +244,8 @@ class DeliveryWorker:
             event=view,
         )
         await self.invoker.invoke(spec, payload, context)
-        await asyncio.to_thread(self._complete, delivery)
+        if queued:
+            await asyncio.to_thread(self._complete, delivery)
 
     def _complete(self, delivery: Delivery) -> None:
         def complete() -> None:
@@ -251,11 +254,12 @@ class DeliveryWorker:
 
         retry_transient(complete, what=f"completing delivery {delivery.id}")
 
-    def _forward(self, delivery: Delivery, bus: str, event: CloudEvent) -> None:
+    def _forward(self, delivery: Delivery, bus: str, event: CloudEvent, queued: bool) -> None:
         def forward() -> None:
             with self.engine.begin() as conn:
                 self.publisher.publish(conn, bus=bus, events=[event])
-                self.queue.complete(conn, delivery)
+                if queued:
+                    self.queue.complete(conn, delivery)
 
         try:
             retry_transient(forward, what=f"forwarding delivery {delivery.id} to bus {bus!r}")
@@ -269,35 +273,69 @@ class DeliveryWorker:
             what=f"recording the failure of delivery {delivery.id}",
         )
 
-    def _settle(self, delivery: Delivery, target: RouteTarget, error: str, retryable: bool) -> None:
-        now = time.time()
-        failures = delivery.attempts + 1
-        policy = target.spec.retry_policy
-        exhausted = failures > policy.maximum_retry_attempts
-        too_old = now - delivery.created_at >= policy.maximum_event_age_seconds
-        if retryable and not exhausted and not too_old:
-            self.queue.retry(delivery, error=error, at=now + self.timing.delay(failures, self.rng))
+    def outcome(
+        self, delivery: Delivery, target: RouteTarget, retryable: bool, now: float
+    ) -> Outcome:
+        """What follows a failed attempt, by the target's retry policy; counted and logged."""
+        outcome = decide(delivery, target, retryable, now, self.timing, self.rng)
+        if outcome.retry_in is not None:
             self.stats["retried"] += 1
             metrics.EVENTS_RETRIED.labels(*_labels(delivery)).inc()
-            return
-        reason = (
-            "not retryable" if not retryable else ("too old" if too_old else "retries exhausted")
-        )
+            return outcome
         log.warning(
             "delivery %s to %s/%s failed (%s)",
             delivery.id,
             delivery.rule,
             delivery.target_id,
-            reason,
+            outcome.reason,
         )
-        if target.spec.dead_letter:
-            self.queue.dead_letter(delivery, error=f"{error} ({reason})", now=now)
+        if outcome.dead_letter:
             self.stats["dead_lettered"] += 1
             metrics.EVENTS_DEAD_LETTERED.labels(*_labels(delivery)).inc()
         else:
-            self.queue.drop(delivery)
             self.stats["dropped"] += 1
             metrics.EVENTS_DROPPED.labels(*_labels(delivery)).inc()
+        return outcome
+
+    def _settle(self, delivery: Delivery, target: RouteTarget, error: str, retryable: bool) -> None:
+        now = time.time()
+        outcome = self.outcome(delivery, target, retryable, now)
+        if outcome.retry_in is not None:
+            self.queue.retry(delivery, error=error, at=now + outcome.retry_in)
+        elif outcome.dead_letter:
+            self.queue.dead_letter(delivery, error=f"{error} ({outcome.reason})", now=now)
+        else:
+            self.queue.drop(delivery)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """After a failed attempt: try again in `retry_in` seconds, or give up for `reason`
+    (into the dead-letter queue if the target keeps one)."""
+
+    retry_in: float | None
+    reason: str = ""
+    dead_letter: bool = False
+
+
+def decide(
+    delivery: Delivery,
+    target: RouteTarget,
+    retryable: bool,
+    now: float,
+    timing: RetryTiming,
+    rng: random.Random,
+) -> Outcome:
+    """The target's retry policy (MaximumRetryAttempts, MaximumEventAgeInSeconds) applied to
+    a delivery that has just failed its attempt number `delivery.attempts + 1`."""
+    failures = delivery.attempts + 1
+    policy = target.spec.retry_policy
+    exhausted = failures > policy.maximum_retry_attempts
+    too_old = now - delivery.created_at >= policy.maximum_event_age_seconds
+    if retryable and not exhausted and not too_old:
+        return Outcome(retry_in=timing.delay(failures, rng))
+    reason = "not retryable" if not retryable else ("too old" if too_old else "retries exhausted")
+    return Outcome(retry_in=None, reason=reason, dead_letter=target.spec.dead_letter)
 
 
 def _labels(delivery: Delivery) -> tuple[str, str, str]:

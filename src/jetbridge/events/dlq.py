@@ -1,18 +1,114 @@
-"""The dead-letter queue: failed deliveries kept with their event, error, attempts and time."""
+"""The dead-letter queue: failed deliveries kept with their event, error, attempts and time.
+
+`DeadLetterQueue` is what the `jetbridge dlq` commands, the `/api/dlq` routes and the alarms use;
+`SqlDeadLetters` keeps the letters in the platform database, `JetStreamDeadLetters`
+(`dlq_jetstream`) in a JetStream stream when NATS is configured.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from jetbridge.bounds import checked_id
 from jetbridge.errors import NotFound
 from jetbridge.events.log import NewDelivery, SqlEventLog
 from jetbridge.jsonlimits import stored_json
 from jetbridge.storage.schema import dead_letters, events
+
+
+class DeadLetterQueue(Protocol):
+    """Each call is complete on return (its own transaction or stream operation)."""
+
+    def list(
+        self,
+        *,
+        bus: str | None = None,
+        rule: str | None = None,
+        include_redriven: bool = False,
+        limit: int = 100,
+        after_id: int = 0,
+        within: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Letters oldest first; `within` limits them to those buses (a tenant's)."""
+        ...
+
+    def redrive(
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        bus: str | None = None,
+        rule: str | None = None,
+        within: Collection[str] | None = None,
+    ) -> int:
+        """Deliver letters' events again to their own targets; returns how many."""
+        ...
+
+    def discard(self, *, letter_id: int, within: Collection[str] | None = None) -> None: ...
+
+    def depth(self) -> dict[str, int]:
+        """Letters waiting, per bus."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SqlDeadLetters:
+    """The dead-letter queue in the platform database; `notify` wakes the delivery worker."""
+
+    engine: Engine
+    queue: SqlEventLog
+    notify: Callable[[], None]
+
+    def list(
+        self,
+        *,
+        bus: str | None = None,
+        rule: str | None = None,
+        include_redriven: bool = False,
+        limit: int = 100,
+        after_id: int = 0,
+        within: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return list_dead_letters(
+                conn,
+                bus=bus,
+                rule=rule,
+                include_redriven=include_redriven,
+                limit=limit,
+                after_id=after_id,
+                within=within,
+            )
+
+    def redrive(
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        bus: str | None = None,
+        rule: str | None = None,
+        within: Collection[str] | None = None,
+    ) -> int:
+        with self.engine.begin() as conn:
+            count = redrive(conn, queue=self.queue, ids=ids, bus=bus, rule=rule, within=within)
+        self.notify()
+        return count
+
+    def discard(self, *, letter_id: int, within: Collection[str] | None = None) -> None:
+        with self.engine.begin() as conn:
+            discard(conn, letter_id=letter_id, within=within)
+
+    def depth(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(dead_letters.c.bus, func.count())
+                .where(dead_letters.c.redriven_at.is_(None))
+                .group_by(dead_letters.c.bus)
+            ).all()
+        return {str(bus): int(count) for bus, count in rows}
 
 
 def list_dead_letters(

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,11 +53,28 @@ def token(value: str) -> str:
     return "".join(out) or "_"
 
 
+def untoken(value: str) -> str:
+    """The name `token` made `value` from."""
+    out = bytearray()
+    index = 0
+    while index < len(value):
+        if value[index] == "_" and index + 3 <= len(value) and value != "_":
+            out.append(int(value[index + 1 : index + 3], 16))
+            index += 3
+        else:
+            out.extend(value[index].encode())
+            index += 1
+    return out.decode()
+
+
 @dataclass(frozen=True, slots=True)
 class SubjectScheme:
-    """Where a bus's events live in NATS."""
+    """Where a bus's events, their deliveries and the dead letters live in NATS."""
 
     prefix: str = "jetbridge"
+    # Each rule target's deliveries are split by partition key over this many subjects (and
+    # durable consumers): one key's events in order, several keys' side by side.
+    shards: int = 4
 
     def subject(self, bus: str, partition_key: str | None) -> str:
         key = "_" if partition_key is None else token(partition_key)
@@ -70,6 +89,23 @@ class SubjectScheme:
     def stream(self, bus: str) -> str:
         return f"{self.prefix}-events-{token(bus)}"
 
+    def shard(self, partition_key: str | None, event_id: str) -> int:
+        """One partition key's deliveries share a shard; events without one spread out."""
+        value = event_id if partition_key is None else partition_key
+        return zlib.crc32(value.encode()) % self.shards
+
+    def delivery_subject(self, bus: str, rule: str, target_id: str, shard: int) -> str:
+        return f"{self.prefix}.deliver.{token(bus)}.{token(rule)}.{token(target_id)}.{shard}"
+
+    def deliveries_stream(self) -> str:
+        return f"{self.prefix}-deliveries"
+
+    def dead_letter_subject(self, bus: str, rule: str, target_id: str) -> str:
+        return f"{self.prefix}.dlq.{token(bus)}.{token(rule)}.{token(target_id)}"
+
+    def dead_letter_stream(self) -> str:
+        return f"{self.prefix}-dlq"
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
@@ -79,6 +115,12 @@ class OutboxItem:
     event_id: str
     partition_key: str | None
     body: str
+    ingested_at: float
+    targets: str | None
+
+    def deliveries(self) -> list[tuple[str, str]]:
+        """(rule, target id) of each delivery the event carries."""
+        return [(rule, target) for rule, target in json.loads(self.targets or "[]")]
 
 
 def read_outbox(conn: Connection, *, limit: int) -> list[OutboxItem]:
@@ -90,6 +132,8 @@ def read_outbox(conn: Connection, *, limit: int) -> list[OutboxItem]:
             events.c.event_id,
             events.c.partition_key,
             events.c.body,
+            events.c.ingested_at,
+            jetstream_outbox.c.targets,
         )
         .join(events, events.c.seq == jetstream_outbox.c.event_seq)
         .order_by(jetstream_outbox.c.id)
@@ -203,12 +247,36 @@ class JetStreamRelay:
                     },
                     timeout=10,
                 )
+                await self._publish_deliveries(jetstream, item)
                 done.append(item.id)
         finally:
             if done:
                 await asyncio.to_thread(self._delete, done)
                 self.relayed += len(done)
         return len(done)
+
+    async def _publish_deliveries(self, jetstream: Any, item: OutboxItem) -> None:
+        """One message per rule target into the work-queue stream of deliveries; a copy sent
+        again after a relay's crash is dropped by its `Nats-Msg-Id`."""
+        targets = item.deliveries()
+        if not targets:
+            return
+        if self.scheme.deliveries_stream() not in self._streams:
+            await ensure_work_streams(jetstream, self.scheme, replicas=self.replicas)
+            self._streams.add(self.scheme.deliveries_stream())
+        shard = self.scheme.shard(item.partition_key, item.event_id)
+        for rule, target_id in targets:
+            await jetstream.publish(
+                self.scheme.delivery_subject(item.bus, rule, target_id, shard),
+                item.body.encode(),
+                headers=delivery_headers(
+                    msg_id=f"{item.seq}:{token(rule)}:{token(target_id)}",
+                    seq=item.seq,
+                    event_id=item.event_id,
+                    since=item.ingested_at,
+                ),
+                timeout=10,
+            )
 
     def _read(self) -> list[OutboxItem]:
         with self.engine.connect() as conn:
@@ -243,6 +311,44 @@ async def ensure_stream(jetstream: Any, scheme: SubjectScheme, bus: str, *, repl
                 num_replicas=replicas,
             )
         )
+
+
+def delivery_headers(*, msg_id: str, seq: int, event_id: str, since: float) -> dict[str, str]:
+    """A delivery message's headers; `Jetbridge-Since` starts the event-age budget."""
+    return {
+        "Nats-Msg-Id": msg_id,
+        "Jetbridge-Seq": str(seq),
+        "Jetbridge-Event-Id": event_id,
+        "Jetbridge-Since": repr(since),
+        "Content-Type": "application/cloudevents+json",
+    }
+
+
+async def ensure_work_streams(jetstream: Any, scheme: SubjectScheme, *, replicas: int) -> None:
+    """The deliveries stream (work queue: a message leaves once acknowledged) and the
+    dead-letter stream (kept until redriven or discarded)."""
+    from nats.js.api import RetentionPolicy, StreamConfig
+    from nats.js.errors import NotFoundError
+
+    wanted = [
+        (scheme.deliveries_stream(), f"{scheme.prefix}.deliver.>", RetentionPolicy.WORK_QUEUE),
+        (scheme.dead_letter_stream(), f"{scheme.prefix}.dlq.>", RetentionPolicy.LIMITS),
+    ]
+    for name, subjects, retention in wanted:
+        try:
+            await jetstream.stream_info(name)
+        except NotFoundError:
+            config = StreamConfig(
+                name=name,
+                subjects=[subjects],
+                retention=retention,
+                duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                num_replicas=replicas,
+            )
+            try:
+                await jetstream.add_stream(config)
+            except Exception:
+                await jetstream.stream_info(name)  # another process made it meanwhile
 
 
 async def connect(nats: Any, url: str, **callbacks: Callable[..., Any]) -> Any:

@@ -6,6 +6,7 @@ caller's connection, so a state change and the events describing it commit toget
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -179,6 +180,8 @@ class SqlEventLog:
     def enqueue(self, conn: Connection, items: Sequence[NewDelivery], *, now: float) -> None:
         if not items:
             return
+        if self.outbox:
+            items = self._enqueue_on_outbox(conn, items)
         rows = [
             {
                 "event_seq": item.event_seq,
@@ -192,7 +195,28 @@ class SqlEventLog:
             }
             for item in items
         ]
-        conn.execute(insert(deliveries), rows)
+        if rows:
+            conn.execute(insert(deliveries), rows)
+
+    @staticmethod
+    def _enqueue_on_outbox(conn: Connection, items: Sequence[NewDelivery]) -> list[NewDelivery]:
+        """Distributed mode: an event's deliveries travel with it through the outbox into
+        JetStream. Returns those of events no longer in the outbox (a dead letter from before
+        NATS was configured, redriven): they stay in the database's queue."""
+        by_event: dict[int, list[NewDelivery]] = {}
+        for item in items:
+            by_event.setdefault(item.event_seq, []).append(item)
+        left: list[NewDelivery] = []
+        for seq, group in by_event.items():
+            targets = json.dumps([[item.rule, item.target_id] for item in group])
+            updated = conn.execute(
+                update(jetstream_outbox)
+                .where(jetstream_outbox.c.event_seq == seq)
+                .values(targets=targets)
+            )
+            if updated.rowcount == 0:
+                left.extend(group)
+        return left
 
     def claim(
         self, *, limit: int, lease_seconds: float, now: float, skip: Collection[TargetKey] = ()

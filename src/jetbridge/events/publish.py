@@ -33,6 +33,8 @@ class Publisher:
     routing: RoutingCache
     account: str
     region: str
+    # Distributed mode keeps archives in the buses' JetStream streams (`replay_jetstream`).
+    archive_in_database: bool = True
 
     def publish(
         self,
@@ -80,12 +82,15 @@ class Publisher:
                             NewDelivery(seq, bus, rule, target_id, event.partitionkey)
                         )
                         count += 1
-                elif key.startswith(ARCHIVE_KEY) and not event.replayname:
+                elif key.startswith(ARCHIVE_KEY) and self._archives(event):
                     self._archive(conn, key[len(ARCHIVE_KEY) :], event, now)
             results.append(Published(event.id, seq, count))
         self.queue.enqueue(conn, new_deliveries, now=now)
         _count(bus, sum(seq is not None for seq in seqs), new_deliveries)
         return results
+
+    def _archives(self, event: CloudEvent) -> bool:
+        return self.archive_in_database and not event.replayname
 
     def deliver_to_rule(self, conn: Connection, *, bus: str, rule: str, event: CloudEvent) -> int:
         """Append `event` and enqueue it for one rule's targets only (scheduled rules)."""

@@ -99,14 +99,16 @@ async def run_periodic(
     *,
     notify: Callable[[], None],
     interval: float = 1.0,
+    replays: bool = True,
 ) -> None:
-    """Every `interval`: fire schedules, advance replays; every ten minutes: purge archives."""
+    """Every `interval`: fire schedules, advance replays (unless `replays` run from JetStream
+    elsewhere); every ten minutes: purge archives."""
     last_purge = 0.0
     while not stop.is_set():
         now = time.time()
         try:
             fired = await asyncio.to_thread(fire_due_schedules, engine, publisher, now=now)
-            replayed = await asyncio.to_thread(advance_replays, engine, publisher)
+            replayed = await asyncio.to_thread(advance_replays, engine, publisher) if replays else 0
             if now - last_purge > 600:
                 await asyncio.to_thread(_purge, engine, now)
                 last_purge = now

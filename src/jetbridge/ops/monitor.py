@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.envelope import CloudEvent
 from jetbridge.ops import metrics
 from jetbridge.ops.alarms import DEFAULT_ALARMS, WINDOW_SECONDS, Alarm, Snapshot, Window, key
-from jetbridge.storage.schema import alarms, dead_letters
+from jetbridge.storage.schema import alarms
 
 log = logging.getLogger(__name__)
 OPERATIONS_BUS = "operations"
@@ -95,13 +95,8 @@ class AlarmMonitor:
 
     def database_figures(self) -> dict[str, dict[str, float]]:
         """Dead letters waiting, per bus."""
-        with self.backbone.reading() as conn:
-            rows = conn.execute(
-                select(dead_letters.c.bus, func.count())
-                .where(dead_letters.c.redriven_at.is_(None))
-                .group_by(dead_letters.c.bus)
-            ).all()
-        return {"jetbridge_dlq_depth": {str(bus): float(count) for bus, count in rows}}
+        depth = self.backbone.dead_letters.depth()
+        return {"jetbridge_dlq_depth": {bus: float(count) for bus, count in depth.items()}}
 
     def snapshot(self) -> dict[Any, float]:
         taken: dict[Any, float] = {

@@ -88,6 +88,8 @@ jetstream_outbox = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("event_seq", BigInteger, nullable=False),
+    # JSON [[rule, target id], ...]: the deliveries JetStream carries for this event.
+    Column("targets", Text, nullable=True),
 )
 
 deliveries = Table(
