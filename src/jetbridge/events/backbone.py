@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from jetbridge.events.envelope import CloudEvent, InvalidEvent, cloud_event_from_dict
 from jetbridge.events.handlers import HandlerRegistry
+from jetbridge.events.intake import Intake
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Published, Publisher
 from jetbridge.events.routing import RoutingCache
@@ -33,6 +34,10 @@ class Backbone:
     handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
     listeners: list[Callable[[], None]] = field(default_factory=list)
     json_limits: JsonLimits = field(default_factory=JsonLimits)
+    intake: Intake = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = Intake(self)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

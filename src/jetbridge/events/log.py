@@ -124,31 +124,28 @@ class SqlEventLog:
         self._postgres = engine.dialect.name == "postgresql"
         # Distributed mode: each new event also waits in the outbox for the JetStream relay.
         self.outbox = outbox
+        # One statement with bound values: built (and its cache key computed) once, not per row.
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        self._insert = dialect_insert(events).on_conflict_do_nothing().returning(events.c.seq)
 
     def append(
         self, conn: Connection, entries: Sequence[LogEntry], *, now: float
     ) -> list[int | None]:
-        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
         seqs: list[int | None] = []
         for entry in entries:
-            statement = (
-                dialect_insert(events)
-                .values(
-                    bus=entry.bus,
-                    event_id=entry.event_id,
-                    source=entry.source,
-                    type=entry.type,
-                    tenant=entry.tenant,
-                    partition_key=entry.partition_key,
-                    event_time=entry.event_time,
-                    ingested_at=now,
-                    replay_name=entry.replay_name,
-                    body=entry.body,
-                )
-                .on_conflict_do_nothing()
-                .returning(events.c.seq)
-            )
-            seqs.append(conn.execute(statement).scalar_one_or_none())
+            row = {
+                "bus": entry.bus,
+                "event_id": entry.event_id,
+                "source": entry.source,
+                "type": entry.type,
+                "tenant": entry.tenant,
+                "partition_key": entry.partition_key,
+                "event_time": entry.event_time,
+                "ingested_at": now,
+                "replay_name": entry.replay_name,
+                "body": entry.body,
+            }
+            seqs.append(conn.execute(self._insert, row).scalar_one_or_none())
         if self.outbox and (new := [{"event_seq": seq} for seq in seqs if seq is not None]):
             conn.execute(insert(jetstream_outbox), new)
         if self._postgres:
@@ -214,6 +211,12 @@ class SqlEventLog:
             query = query.where(~target.in_(list(skip)))
         if self._postgres:
             query = query.with_for_update(skip_locked=True, of=deliveries)
+        else:
+            # Idle polls on SQLite are reads: the write lock is taken only when work is due.
+            with self.engine.connect() as conn:
+                conn.execution_options(readonly=True)
+                if conn.execute(query.limit(1)).first() is None:
+                    return []
         with self.engine.begin() as conn:
             ids = list(conn.execute(query).scalars())
             if not ids:
