@@ -152,3 +152,21 @@ def test_concurrent_http_puts_each_get_their_own_answer(database_url: str) -> No
         platform = app.state.platform
         assert sorted(stored_ids(platform)) == sorted(f"g-{n}" for n in range(60) if n != 7)
         assert platform.backbone.intake.commits < 59
+
+
+def test_a_key_revoked_after_a_put_is_refused_at_the_next(database_url: str) -> None:
+    app = create_app(Settings(database_url=database_url, run_workers=False))
+    with serve_app(app) as base:
+        made_by = {"Authorization": f"Bearer {api_key(app)}"}
+        made = httpx.post(
+            f"{base}/api/api-keys", json={"name": "feed", "roles": ["admin"]}, headers=made_by
+        ).json()
+        headers = {"Authorization": f"Bearer {made['key']}"}
+        url = f"{base}/api/buses/default/events"
+        first = httpx.post(url, json={"entries": [event("g-1")]}, headers=headers)
+        assert first.status_code == 200, first.text
+        revoked = httpx.post(f"{base}/api/api-keys/{made['key_id']}/revoke", headers=made_by)
+        assert revoked.status_code == 200
+        refused = httpx.post(url, json={"entries": [event("g-2")]}, headers=headers)
+        assert refused.status_code == 401
+        assert stored_ids(app.state.platform) == ["g-1"]
