@@ -67,13 +67,19 @@ class _Lookups:
 
 
 @dataclass(slots=True)
+class _Queue:
+    """The puts waiting on one event loop, and the task writing them."""
+
+    waiting: list[_Request] = field(default_factory=list)
+    writer: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
 class Intake:
-    """Concurrent puts on one event loop, written one transaction at a time."""
+    """Concurrent puts, written one transaction at a time per event loop."""
 
     backbone: Backbone
-    _loop: asyncio.AbstractEventLoop | None = None
-    _waiting: list[_Request] = field(default_factory=list)
-    _writer: asyncio.Task[None] | None = None
+    _queues: dict[asyncio.AbstractEventLoop, _Queue] = field(default_factory=dict)
     # Transactions written so far: fewer than the requests when concurrent puts were grouped.
     commits: int = 0
 
@@ -84,22 +90,25 @@ class Intake:
         bus's owner (NotFound otherwise, as for a bus that does not exist); returns once the
         transaction holding them has committed."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop (a test's client): start afresh on it
-            self._loop, self._waiting, self._writer = loop, [], None
+        queue = self._queues.get(loop)
+        if queue is None:  # a new event loop (a server, a test's client): forget closed ones
+            for closed in [other for other in self._queues if other.is_closed()]:
+                del self._queues[closed]
+            queue = self._queues[loop] = _Queue()
         future: asyncio.Future[list[Published]] = loop.create_future()
-        request = _Request(bus, events, may_act_for, contextvars.copy_context(), future)
-        self._waiting.append(request)
-        if self._writer is None or self._writer.done():
+        queue.waiting.append(_Request(bus, events, may_act_for, contextvars.copy_context(), future))
+        if queue.writer is None or queue.writer.done():
             # Its own context: the writer carries no one request's trace or correlation id.
-            self._writer = loop.create_task(self._write_waiting(), context=contextvars.Context())
+            writing = self._write_waiting(queue)
+            queue.writer = loop.create_task(writing, context=contextvars.Context())
         return await future
 
-    async def _write_waiting(self) -> None:
+    async def _write_waiting(self, queue: _Queue) -> None:
         batch: list[_Request] = []
         try:
-            while self._waiting:
-                batch = self._waiting[:MAX_REQUESTS_PER_COMMIT]
-                del self._waiting[:MAX_REQUESTS_PER_COMMIT]
+            while queue.waiting:
+                batch = queue.waiting[:MAX_REQUESTS_PER_COMMIT]
+                del queue.waiting[:MAX_REQUESTS_PER_COMMIT]
                 try:
                     outcomes = await asyncio.to_thread(self._commit, batch)
                 except Exception as exc:  # the commit itself failed: nothing of it was written
@@ -114,10 +123,10 @@ class Intake:
                 batch = []
         finally:
             # Cancelled (the loop is shutting down): whoever still waits hears so.
-            for request in [*batch, *self._waiting]:
+            for request in [*batch, *queue.waiting]:
                 if not request.future.done():
                     request.future.set_exception(RuntimeError("the event intake stopped"))
-            self._waiting = []
+            queue.waiting.clear()
 
     def _commit(self, batch: Sequence[_Request]) -> list[_Outcome]:
         """Write `batch` in one transaction. First without savepoints (the common case: every
