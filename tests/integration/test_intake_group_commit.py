@@ -4,6 +4,7 @@ transaction, each is answered with its own outcome, and one that fails is refuse
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,3 +171,24 @@ def test_a_key_revoked_after_a_put_is_refused_at_the_next(database_url: str) -> 
         refused = httpx.post(url, json={"entries": [event("g-2")]}, headers=headers)
         assert refused.status_code == 401
         assert stored_ids(app.state.platform) == ["g-1"]
+
+
+def test_a_large_put_is_validated_off_the_loop_with_the_same_answers(database_url: str) -> None:
+    app = create_app(Settings(database_url=database_url, run_workers=False))
+    with serve_app(app) as base:
+        headers = {"Authorization": f"Bearer {api_key(app)}"}
+        url = f"{base}/api/buses/default/events"
+        entries = [{**event(f"g-{n}"), "data": {"note": "x" * 300}} for n in range(100)]
+        bad = [*entries[:57], {**entries[57], "source": ""}, *entries[58:]]
+        refused = httpx.post(url, json={"entries": bad}, headers=headers)
+        assert refused.status_code == 400 and "entries[57]" in refused.text, refused.text
+        assert stored_ids(app.state.platform) == []
+        # Sent in chunks, with no Content-Length at all.
+        body = json.dumps({"entries": entries}).encode()
+        chunks = (body[i : i + 4096] for i in range(0, len(body), 4096))
+        taken = httpx.post(
+            url, content=chunks, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert taken.status_code == 200, taken.text
+        assert [e["event_id"] for e in taken.json()["entries"]] == [f"g-{n}" for n in range(100)]
+        assert stored_ids(app.state.platform) == [f"g-{n}" for n in range(100)]

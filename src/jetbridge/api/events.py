@@ -172,7 +172,7 @@ async def put_events(
 
     Validated on the event loop when small; written with the other puts arriving meanwhile in
     one transaction (group commit), and answered once that transaction has committed."""
-    if int(request.headers.get("content-length") or _PARSE_IN_LOOP + 1) <= _PARSE_IN_LOOP:
+    if len(await request.body()) <= _PARSE_IN_LOOP:  # read already: the body was parsed
         events = backbone.parse_entries(body.entries)
     else:
         events = await asyncio.to_thread(backbone.parse_entries, body.entries)
