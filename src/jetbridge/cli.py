@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import sys
 from collections import Counter
@@ -86,6 +87,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"data directory {settings.data_dir} held through {lock.path}")
     raise_open_file_limit()
     print(f"jetbridge listening on {base}/ (API docs at /docs)", flush=True)
+    # The modules, routes and models built so far live as long as the process: the garbage
+    # collector's full passes need not walk them again while requests wait.
+    gc.freeze()
     roles.serve(app, settings)
     return 0
 

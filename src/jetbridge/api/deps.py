@@ -13,7 +13,8 @@ from jetbridge.flights.feeds.limits import FeedLimits
 from jetbridge.ops.outbound import InvalidURL, OutboundPolicy, OutboundRefused
 
 
-def get_backbone(request: Request) -> Backbone:
+async def get_backbone(request: Request) -> Backbone:
+    """Async, as every dependency that does no blocking work: no thread hop to answer it."""
     backbone: Backbone = request.app.state.platform.backbone
     return backbone
 

@@ -30,6 +30,8 @@ class TenantQuota:
         self.items = () if rate.lower() in {"", "off"} else tuple(parse_many(rate))
         url = settings.redis_url or "memory://"
         self.limiter = FixedWindowRateLimiter(storage_from_string(url))
+        # Counted in this process's memory: charging never blocks on a network round trip.
+        self.local = not settings.redis_url
 
     def charge(self, caller: Principal) -> None:
         """Count one state-changing request against the caller's tenant (the operator and

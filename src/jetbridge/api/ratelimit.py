@@ -9,6 +9,7 @@ address holds open at once in this process.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -134,7 +135,12 @@ def client_key(scope: Scope) -> str:
     """Whom a limit counts: the client's address; for IPv6 its /64, which one subscriber
     usually holds whole."""
     client = scope.get("client")
-    host = str(client[0]) if client else ""
+    return _address_key(str(client[0]) if client else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_key(host: str) -> str:
+    """Remembered: a busy client is counted on every request, its address parsed once."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

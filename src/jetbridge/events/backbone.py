@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 from jetbridge.events.dlq import DeadLetterQueue, SqlDeadLetters
 from jetbridge.events.envelope import CloudEvent, InvalidEvent, cloud_event_from_dict
 from jetbridge.events.handlers import HandlerRegistry
+from jetbridge.events.intake import Intake
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Published, Publisher
 from jetbridge.events.routing import RoutingCache
@@ -36,9 +37,11 @@ class Backbone:
     json_limits: JsonLimits = field(default_factory=JsonLimits)
     # The database's table, unless distributed mode puts the letters in a JetStream stream.
     dead_letters: DeadLetterQueue = field(init=False)
+    intake: Intake = field(init=False)
 
     def __post_init__(self) -> None:
         self.dead_letters = SqlDeadLetters(self.engine, self.log, self.notify)
+        self.intake = Intake(self)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

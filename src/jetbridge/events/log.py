@@ -15,6 +15,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import BindParameter
 
 from jetbridge.bounds import checked_id
 from jetbridge.events.wakeups import announce_commit
@@ -127,31 +129,63 @@ class SqlEventLog:
         self._postgres = engine.dialect.name == "postgresql"
         # Distributed mode: each new event also waits in the outbox for the JetStream relay.
         self.outbox = outbox
+        # One statement with bound values: built (and its cache key computed) once, not per row.
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        self._insert = dialect_insert(events).on_conflict_do_nothing().returning(events.c.seq)
+        # The delivery worker's statements, likewise built once: deliveries due at :now whose
+        # lane has no earlier one pending, at most :limit; leasing them; reading them back.
+        head = deliveries.alias("head")
+        earlier = select(head.c.id).where(
+            head.c.lane == deliveries.c.lane, head.c.id < deliveries.c.id
+        )
+        now: BindParameter[float] = bindparam("now")
+        self._due = (
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.next_attempt_at <= now,
+                or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
+                or_(deliveries.c.lane.is_(None), ~earlier.exists()),
+            )
+            .order_by(deliveries.c.id)
+            .limit(bindparam("limit"))
+        )
+        claimed = deliveries.c.id.in_(bindparam("ids", expanding=True))
+        self._lease = update(deliveries).where(claimed).values(lease_until=bindparam("until"))
+        self._leased = (
+            select(
+                deliveries.c.id,
+                deliveries.c.event_seq,
+                deliveries.c.bus,
+                deliveries.c.rule,
+                deliveries.c.target_id,
+                deliveries.c.attempts,
+                events.c.ingested_at,
+                events.c.body,
+            )
+            .join(events, events.c.seq == deliveries.c.event_seq)
+            .where(claimed)
+            .order_by(deliveries.c.id)
+        )
+        self._completed = delete(deliveries).where(deliveries.c.id == bindparam("id"))
 
     def append(
         self, conn: Connection, entries: Sequence[LogEntry], *, now: float
     ) -> list[int | None]:
-        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
         seqs: list[int | None] = []
         for entry in entries:
-            statement = (
-                dialect_insert(events)
-                .values(
-                    bus=entry.bus,
-                    event_id=entry.event_id,
-                    source=entry.source,
-                    type=entry.type,
-                    tenant=entry.tenant,
-                    partition_key=entry.partition_key,
-                    event_time=entry.event_time,
-                    ingested_at=now,
-                    replay_name=entry.replay_name,
-                    body=entry.body,
-                )
-                .on_conflict_do_nothing()
-                .returning(events.c.seq)
-            )
-            seqs.append(conn.execute(statement).scalar_one_or_none())
+            row = {
+                "bus": entry.bus,
+                "event_id": entry.event_id,
+                "source": entry.source,
+                "type": entry.type,
+                "tenant": entry.tenant,
+                "partition_key": entry.partition_key,
+                "event_time": entry.event_time,
+                "ingested_at": now,
+                "replay_name": entry.replay_name,
+                "body": entry.body,
+            }
+            seqs.append(conn.execute(self._insert, row).scalar_one_or_none())
         if self.outbox and (new := [{"event_seq": seq} for seq in seqs if seq is not None]):
             conn.execute(insert(jetstream_outbox), new)
         if self._postgres:
@@ -221,53 +255,27 @@ class SqlEventLog:
     def claim(
         self, *, limit: int, lease_seconds: float, now: float, skip: Collection[TargetKey] = ()
     ) -> list[Delivery]:
-        head = deliveries.alias("head")
-        earlier = select(head.c.id).where(
-            head.c.lane == deliveries.c.lane, head.c.id < deliveries.c.id
-        )
-        query = (
-            select(deliveries.c.id)
-            .where(
-                deliveries.c.next_attempt_at <= now,
-                or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
-                or_(deliveries.c.lane.is_(None), ~earlier.exists()),
-            )
-            .order_by(deliveries.c.id)
-            .limit(limit)
-        )
+        query = self._due
         if skip:
             target = tuple_(deliveries.c.bus, deliveries.c.rule, deliveries.c.target_id)
             query = query.where(~target.in_(list(skip)))
         if self._postgres:
             query = query.with_for_update(skip_locked=True, of=deliveries)
+        else:
+            # Idle polls on SQLite are reads: the write lock is taken only when work is due.
+            with self.engine.connect() as conn:
+                conn.execution_options(readonly=True)
+                if conn.execute(query, {"now": now, "limit": 1}).first() is None:
+                    return []
         with self.engine.begin() as conn:
-            ids = list(conn.execute(query).scalars())
+            ids = list(conn.execute(query, {"now": now, "limit": limit}).scalars())
             if not ids:
                 return []
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(ids))
-                .values(lease_until=now + lease_seconds)
-            )
-            rows = conn.execute(
-                select(
-                    deliveries.c.id,
-                    deliveries.c.event_seq,
-                    deliveries.c.bus,
-                    deliveries.c.rule,
-                    deliveries.c.target_id,
-                    deliveries.c.attempts,
-                    events.c.ingested_at,
-                    events.c.body,
-                )
-                .join(events, events.c.seq == deliveries.c.event_seq)
-                .where(deliveries.c.id.in_(ids))
-                .order_by(deliveries.c.id)
-            )
-            return [Delivery(*row) for row in rows]
+            conn.execute(self._lease, {"ids": ids, "until": now + lease_seconds})
+            return [Delivery(*row) for row in conn.execute(self._leased, {"ids": ids})]
 
     def complete(self, conn: Connection, delivery: Delivery) -> None:
-        conn.execute(delete(deliveries).where(deliveries.c.id == delivery.id))
+        conn.execute(self._completed, {"id": delivery.id})
 
     def retry(self, delivery: Delivery, *, error: str, at: float) -> None:
         with self.engine.begin() as conn:

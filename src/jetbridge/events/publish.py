@@ -10,7 +10,7 @@ from sqlalchemy import Connection, insert
 
 from jetbridge.events.envelope import CloudEvent, eventbridge_view
 from jetbridge.events.log import DeliveryQueue, EventLog, LogEntry, NewDelivery
-from jetbridge.events.routing import ARCHIVE_KEY, RULE_KEY, RoutingCache
+from jetbridge.events.routing import ARCHIVE_KEY, RULE_KEY, Routing, RoutingCache
 from jetbridge.ops import metrics, tracing
 from jetbridge.storage.schema import archive_events
 
@@ -50,7 +50,7 @@ class Publisher:
         Replayed events are routed (to `only_rules` if given) but never archived again.
         """
         with tracing.span(f"publish {bus}", attributes={"messaging.destination.name": bus}):
-            return self._publish(conn, bus, [_traced(event) for event in events], only_rules)
+            return self._publish(conn, bus, [traced(event) for event in events], only_rules)
 
     def _publish(
         self,
@@ -60,6 +60,23 @@ class Publisher:
         only_rules: Collection[str] | None,
     ) -> list[Published]:
         routing = self.routing.get(conn, bus)
+        results, new_deliveries = self.append_routed(
+            conn, bus=bus, events=events, routing=routing, only_rules=only_rules
+        )
+        self.count(bus, results, new_deliveries)
+        return results
+
+    def append_routed(
+        self,
+        conn: Connection,
+        *,
+        bus: str,
+        events: Sequence[CloudEvent],
+        routing: Routing,
+        only_rules: Collection[str] | None = None,
+    ) -> tuple[list[Published], list[NewDelivery]]:
+        """Append and enqueue with `routing` already looked up in this transaction; counting
+        in the metrics is left to the caller (`count`), who does it once the outcome is known."""
         now = time.time()
         entries = [self._entry(bus, event) for event in events]
         seqs = self.log.append(conn, entries, now=now)
@@ -86,8 +103,12 @@ class Publisher:
                     self._archive(conn, key[len(ARCHIVE_KEY) :], event, now)
             results.append(Published(event.id, seq, count))
         self.queue.enqueue(conn, new_deliveries, now=now)
-        _count(bus, sum(seq is not None for seq in seqs), new_deliveries)
-        return results
+        return results, new_deliveries
+
+    @staticmethod
+    def count(bus: str, results: Sequence[Published], deliveries: Sequence[NewDelivery]) -> None:
+        """Count appended events and matched targets in the metrics."""
+        _count(bus, sum(p.seq is not None for p in results), deliveries)
 
     def _archives(self, event: CloudEvent) -> bool:
         return self.archive_in_database and not event.replayname
@@ -96,7 +117,7 @@ class Publisher:
         """Append `event` and enqueue it for one rule's targets only (scheduled rules)."""
         routing = self.routing.get(conn, bus)
         now = time.time()
-        event = _traced(event)
+        event = traced(event)
         (seq,) = self.log.append(conn, [self._entry(bus, event)], now=now)
         if seq is None:
             return 0
@@ -137,7 +158,7 @@ class Publisher:
         )
 
 
-def _traced(event: CloudEvent) -> CloudEvent:
+def traced(event: CloudEvent) -> CloudEvent:
     """The event carrying the current trace, unless it already carries one."""
     if event.traceparent is not None:
         return event

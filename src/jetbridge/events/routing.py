@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from jetbridge.errors import NotFound
 from jetbridge.events.patterns import RuleMatcher
@@ -58,6 +58,10 @@ def shaper_for(spec: TargetSpec) -> TargetInput | None:
     return None if config is None else TargetInput.from_config(config)
 
 
+# Built once: asked on every publish and every claim.
+_VERSION = select(buses.c.rules_version).where(buses.c.name == bindparam("bus"))
+
+
 class RoutingCache:
     """Thread-safe cache of `Routing` per bus, refreshed by version."""
 
@@ -66,7 +70,7 @@ class RoutingCache:
         self._by_bus: dict[str, Routing] = {}
 
     def get(self, conn: Connection, bus: str) -> Routing:
-        version = conn.execute(select(buses.c.rules_version).where(buses.c.name == bus)).scalar()
+        version = conn.execute(_VERSION, {"bus": bus}).scalar()
         if version is None:
             raise NotFound(f"event bus {bus!r} does not exist")
         with self._lock:

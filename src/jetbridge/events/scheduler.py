@@ -32,6 +32,7 @@ def fire_due_schedules(engine: Engine, publisher: Publisher, *, now: float) -> i
     time, so two processes firing the same schedule store the event once.
     """
     with engine.connect() as conn:
+        conn.execution_options(readonly=True)  # a read: no write lock on SQLite
         due = conn.execute(
             select(rules).where(rules.c.schedule.is_not(None), rules.c.state == "ENABLED")
         ).all()

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, func, insert, select, update
 
 from jetbridge.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jetbridge.jsonlimits import (
@@ -411,6 +411,8 @@ class WorkflowEngine:
         )
         if self.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
+        elif not _any(self.engine, query):
+            return None  # idle on SQLite: found by a read, without taking the write lock
         with self.engine.begin() as conn:
             name = conn.execute(query).scalar()
             return None if name is None else take(conn, name, self.lease_seconds)
@@ -605,6 +607,13 @@ class WorkflowEngine:
             for _ in range(concurrency)
         ]
         await asyncio.gather(*workers)
+
+
+def _any(engine: Engine, query: Select[Any]) -> bool:
+    """Whether `query` finds a row, read without taking SQLite's write lock."""
+    with engine.connect() as conn:
+        conn.execution_options(readonly=True)
+        return conn.execute(query).first() is not None
 
 
 def _not_redrivable(row: Any, now: float) -> str | None:

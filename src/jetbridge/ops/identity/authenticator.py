@@ -4,6 +4,8 @@ are refused (401), never treated as anonymous."""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +18,10 @@ from jetbridge.ops.identity.principal import ANONYMOUS, Principal
 from jetbridge.ops.identity.tokens import TokenSettings
 
 SESSION_COOKIE = "jb_session"
+# A checked API key is believed this long (seconds) before the database is asked again; a key
+# revoked in this process is asked about again at once, one revoked elsewhere within this time.
+KEY_CHECK_SECONDS = 1.0
+MAX_CHECKED_KEYS = 10_000
 CSRF_HEADER = "X-CSRF-Token"
 
 
@@ -38,6 +44,22 @@ class Authenticator:
         self.engine = engine
         self.tokens = token_settings
         self.external = external
+        # sha256 of a presented key -> (checked at, revocations seen then, its principal)
+        self._checked: dict[bytes, tuple[float, int, Principal]] = {}
+
+    def recent(self, *, authorization: str | None, api_key: str | None) -> Authenticated | None:
+        """The caller of an API key checked within the last `KEY_CHECK_SECONDS`, without asking
+        the database (so without blocking); None when the credential must be checked in full."""
+        presented = _presented_key(authorization, api_key)
+        if presented is None:
+            return None
+        found = self._checked.get(_digest(presented))
+        if found is None:
+            return None
+        checked_at, changes, principal = found
+        if changes != store.key_changes() or time.monotonic() - checked_at > KEY_CHECK_SECONDS:
+            return None
+        return Authenticated(principal)
 
     def authenticate(
         self, *, authorization: str | None, api_key: str | None, session: str | None
@@ -63,10 +85,19 @@ class Authenticator:
         return principal
 
     def _api_key(self, presented: str) -> Principal:
-        with self.engine.begin() as conn:
-            principal = store.authenticate_api_key(conn, presented)
+        changes = store.key_changes()
+        # A read: concurrent requests never queue for the write lock just to be let in.
+        with self.engine.connect() as conn:
+            conn.execution_options(readonly=True)
+            principal, stale = store.check_api_key(conn, presented)
+        if principal is not None and stale:
+            with self.engine.begin() as conn:
+                store.touch_api_key(conn, principal.subject.removeprefix("key:"))
         if principal is None:
             raise Unauthenticated("the API key is not valid (unknown, revoked or expired)")
+        if len(self._checked) >= MAX_CHECKED_KEYS:
+            self._checked.clear()
+        self._checked[_digest(presented)] = (time.monotonic(), changes, principal)
         return principal
 
     def _session(self, cookie: str) -> Authenticated:
@@ -93,3 +124,20 @@ def _issuer(token: str) -> str | None:
         return None
     issuer = claims.get("iss") if isinstance(claims, dict) else None
     return issuer if isinstance(issuer, str) else None
+
+
+def _presented_key(authorization: str | None, api_key: str | None) -> str | None:
+    """The API key a request presents (as `authenticate` reads it), or None for anything else."""
+    if authorization:
+        scheme, _, credential = authorization.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() == "bearer" and credential.startswith(store.KEY_PREFIX):
+            return credential
+        return None
+    if api_key:
+        return api_key.strip()
+    return None
+
+
+def _digest(presented: str) -> bytes:
+    return hashlib.sha256(presented.encode("utf-8", "replace")).digest()

@@ -251,7 +251,17 @@ def get_api_key(conn: Connection, key_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+_key_changes = 0
+
+
+def key_changes() -> int:
+    """How many times this process revoked a key: a key checked before then is checked again."""
+    return _key_changes
+
+
 def revoke_api_key(conn: Connection, *, key_id: str) -> dict[str, Any]:
+    global _key_changes
+    _key_changes += 1
     row = get_api_key(conn, key_id)
     if row is None:
         raise NotFound(f"API key {key_id!r} does not exist")
@@ -264,19 +274,38 @@ def revoke_api_key(conn: Connection, *, key_id: str) -> dict[str, Any]:
 
 
 def authenticate_api_key(conn: Connection, presented: str) -> Principal | None:
-    """The principal of a presented `jbk_<id>_<secret>` key, or None if unknown or revoked."""
+    """The principal of a presented `jbk_<id>_<secret>` key, or None if unknown or revoked.
+    Records when the key was last used (at most once a minute), in `conn`'s transaction."""
+    principal, stale = check_api_key(conn, presented)
+    if principal is not None and stale:
+        touch_api_key(conn, principal.subject.removeprefix("key:"))
+    return principal
+
+
+def check_api_key(conn: Connection, presented: str) -> tuple[Principal | None, bool]:
+    """The principal of a presented key (None if unknown, revoked or expired), and whether its
+    last use is older than a minute: a read only, so checking a key never takes a write lock."""
     if not presented.startswith(KEY_PREFIX) or len(presented) > 128:
-        return None
+        return None, False
     key_id, _, secret = presented.removeprefix(KEY_PREFIX).partition("_")
     row = get_api_key(conn, key_id) if key_id and secret else None
     expected = row["secret_hash"] if row else _digest("")
     if not secrets.compare_digest(expected, _digest(secret)) or row is None:
-        return None
+        return None, False
     now = time.time()
     if row["revoked_at"] is not None or (row["expires_at"] and row["expires_at"] <= now):
-        return None
-    if row["last_used_at"] is None or now - row["last_used_at"] > LAST_USED_GRANULARITY:
-        conn.execute(update(api_keys).where(api_keys.c.key_id == key_id).values(last_used_at=now))
+        return None, False
+    stale = row["last_used_at"] is None or now - row["last_used_at"] > LAST_USED_GRANULARITY
+    return _key_principal(key_id, row), stale
+
+
+def touch_api_key(conn: Connection, key_id: str) -> None:
+    """Record that the key was used now."""
+    used = update(api_keys).where(api_keys.c.key_id == key_id).values(last_used_at=time.time())
+    conn.execute(used)
+
+
+def _key_principal(key_id: str, row: Any) -> Principal:
     return Principal(
         subject=f"key:{key_id}",
         kind="api_key",
