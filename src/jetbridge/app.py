@@ -23,7 +23,12 @@ from jetbridge.errors import ConfigurationError
 from jetbridge.events.backbone import Backbone
 from jetbridge.events.delivery import DeliveryWorker, RetryTiming
 from jetbridge.events.handlers import Handler, HandlerRegistry
-from jetbridge.events.jetstream import JetStreamRelay, NatsWakeups, SubjectScheme
+from jetbridge.events.jetstream import (
+    JetStreamRelay,
+    NatsWakeups,
+    SubjectScheme,
+    outbox_backlog,
+)
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import ensure_bus
@@ -35,7 +40,7 @@ from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
 from jetbridge.ops import metrics
 from jetbridge.ops.crypto import Keyring, parse_keyring
-from jetbridge.ops.health import Check, database_check, task_check
+from jetbridge.ops.health import Check, database_check, nats_check, task_check
 from jetbridge.ops.identity.authenticator import Authenticator
 from jetbridge.ops.identity.oidc import oidc_verifier
 from jetbridge.ops.identity.tokens import TokenSettings
@@ -332,6 +337,13 @@ def _add_jetstream(platform: Platform, url: str) -> None:
     )
     platform.backbone.listeners.append(platform.relay.wake)
     platform.nats_wakeups = NatsWakeups(url, scheme, platform.backbone.notify)
+    engine = platform.engine
+    platform.readiness["nats"] = nats_check(
+        platform.nats_wakeups.unready,
+        lambda: outbox_backlog(engine),
+        most=settings.nats_ready_backlog,
+        oldest_seconds=settings.nats_ready_age_seconds,
+    )
 
 
 def _add_disruption(platform: Platform, smtp: SmtpSettings | None) -> None:
@@ -428,6 +440,7 @@ def create_app(
     from jetbridge.api.limits import JsonBodyLimits
     from jetbridge.api.observe import RequestMetrics
     from jetbridge.api.operations import router as operations_router
+    from jetbridge.api.outage import DatabaseOutage
     from jetbridge.api.schedules import router as schedules_router
     from jetbridge.api.trips import router as trips_router
     from jetbridge.api.workflows import router as workflows_router
@@ -484,6 +497,7 @@ def create_app(
     app.include_router(docs_router)
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
+    app.add_middleware(DatabaseOutage)  # around every route and middleware using the database
     install_hardening(app, platform.settings)
     app.add_middleware(JsonBodyLimits, limits=platform.settings.json_limits())
     app.add_middleware(BodySizeLimit, limit=platform.settings.max_request_bytes)

@@ -25,6 +25,7 @@ from jetbridge.events.envelope import CloudEvent
 from jetbridge.ops import metrics
 from jetbridge.ops.alarms import DEFAULT_ALARMS, WINDOW_SECONDS, Alarm, Snapshot, Window, key
 from jetbridge.storage.schema import alarms, dead_letters
+from jetbridge.storage.transient import Outage
 
 log = logging.getLogger(__name__)
 OPERATIONS_BUS = "operations"
@@ -226,6 +227,7 @@ class AlarmMonitor:
             await asyncio.to_thread(self.baseline)
         except Exception:
             log.exception("reading the first metrics snapshot failed; the windows start later")
+        outage = Outage("evaluating the alarms", log)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
@@ -233,8 +235,9 @@ class AlarmMonitor:
                 return
             try:
                 await asyncio.to_thread(self.evaluate)
-            except Exception:
-                log.exception("evaluating the alarms failed; trying again next time")
+                outage.succeeded()
+            except Exception as exc:
+                outage.failed(exc)
 
 
 def _reason(alarm: Alarm, state: str, value: float | None) -> str:
