@@ -20,11 +20,13 @@ async def poll_until_stopped(
     interval: float,
     name: str,
     wakeup: asyncio.Event | None = None,
+    outage: Outage | None = None,
 ) -> None:
     """Run `step` in a thread repeatedly; after an idle (falsy) step, wait `interval` (or until
     `wakeup` is set); after a failed one, wait longer each time in a row (exponential backoff
-    up to `MAX_BACKOFF`)."""
-    outage = Outage(name, log)
+    up to `MAX_BACKOFF`). Loops doing the same work may share one `outage`: one warning for
+    all of them."""
+    outage = outage or Outage(name, log)
     while not stop.is_set():
         if wakeup is not None:
             wakeup.clear()  # before the step: a wake-up during it is not lost
