@@ -1,11 +1,12 @@
 """Outages in distributed mode: PostgreSQL or nats-server restarted under a load of event puts
 and webhook deliveries, with a `jetbridge up --role api` and a `jetbridge up --role worker`
-process. Puts during a database outage are answered 503 with Retry-After and the client sends
+process; and change capture through an outage of the platform's database. Puts during a database outage are answered 503 with Retry-After and the client sends
 them again; after recovery every accepted event is delivered, none lost, duplicates only as
 at-least-once allows; the processes run on without a restart."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -17,14 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy.exc import OperationalError
+from test_capture_failover import flight_key, row
 from test_jetstream_outbox import outbox_size, stream_messages
 
+from jetbridge.aodb.legacy import legacy_metadata, movements
+from jetbridge.aodb.settings import load_capture_settings
 from jetbridge.app import Platform, build_platform
 from jetbridge.config import Settings
 from jetbridge.events import registry
 from jetbridge.events.jetstream import SubjectScheme
 from jetbridge.events.specs import RuleSpec
+from jetbridge.flights.capture import capturer
+from jetbridge.flights.hub import FlightHub, get_flight
 from jetbridge.ops.identity import store
+from jetbridge.storage.db import create_database_engine
 from support import aio
 from support.nats import nats_server
 from support.postgres import private_postgres
@@ -253,3 +262,51 @@ def not_ready(base: str) -> str:
     answer = httpx.get(f"{base}/readyz", timeout=30).json()
     reason = answer["checks"]["nats"]
     return "" if reason == "ok" else str(reason)
+
+
+def test_change_capture_outlives_an_outage_of_the_platform_database(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="jetbridge.flights.capture")
+    source_url = f"sqlite:///{tmp_path / 'aodb.db'}"
+    legacy = create_database_engine(source_url)
+    legacy_metadata.create_all(legacy)
+    with private_postgres() as database:
+        platform = build_platform(Settings(database_url=database.database(), run_workers=False))
+        platform.prepare()
+        settings = load_capture_settings(None, aodb_url=source_url)
+        worker = capturer(settings, "aodb", FlightHub(platform.backbone))
+        halt = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(halt,), daemon=True)
+        try:
+            # Started while the database is away: it cannot take its lease yet, and waits.
+            database.stop()
+            thread.start()
+            wait_for(lambda: "capture aodb: unavailable" in caplog.text, "no outage seen", [])
+            with legacy.begin() as conn:
+                conn.execute(movements.insert(), [row(1)])
+            database.start()
+            wait_for(lambda: in_hub(platform, 1), "capture did not start after the outage", [])
+            assert "capture aodb: available again" in caplog.text
+            # Away again while capturing; the source goes on changing meanwhile.
+            caplog.clear()
+            database.stop()
+            with legacy.begin() as conn:
+                conn.execute(movements.insert(), [row(2)])
+            wait_for(lambda: "capture aodb: unavailable" in caplog.text, "no outage seen", [])
+            database.start()
+            wait_for(lambda: in_hub(platform, 2), "capture did not go on", [])
+            assert thread.is_alive()
+        finally:
+            halt.set()
+            thread.join(timeout=60)
+        platform.engine.dispose()
+    legacy.dispose()
+
+
+def in_hub(platform: Platform, key: int) -> bool:
+    try:
+        with platform.backbone.reading() as conn:
+            return get_flight(conn, flight_key(key)) is not None
+    except OperationalError:  # the database is not back yet
+        return False

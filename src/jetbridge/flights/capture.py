@@ -118,6 +118,7 @@ class Capturer:
         """Renew the lease every third of its length while this process lives and holds it, so
         a batch slower than the lease (a loaded machine, a backlog) does not lose it; a process
         that dies stops renewing and is taken over."""
+        renewal = Outage(f"capture {self.name}: renewing the lease", log)
         while self.lease is lease:
             time.sleep(self.lease_seconds / 3)
             if self.lease is not lease:
@@ -125,11 +126,12 @@ class Capturer:
             try:
                 with self.hub.backbone.transaction() as conn:
                     lease.save(conn, None)
+                renewal.succeeded()
             except LeaseLost:
                 self.lost = lease  # the capture loop stands by before it reads again
                 return
-            except Exception:  # tried again a third of the lease later; the fence keeps it safe
-                log.warning("capture %s: could not renew the lease", self.name, exc_info=True)
+            except Exception as exc:  # tried again a third of the lease later; fenced anyway
+                renewal.failed(exc)
 
     def _open(self, lease: CaptureLease) -> CdcRunner:
         if self.runner is None:
