@@ -161,8 +161,11 @@ class Outage:
 
 
 def _log_retry(what: str, exc: BaseException, pause: float, attempt: int, attempts: int) -> None:
+    """The first retry is a warning; the ones after it only add detail (an outage would
+    otherwise be a line per attempt of every transaction it meets)."""
     reason = reason_of(exc)
-    log.warning(
+    log.log(
+        logging.WARNING if attempt == 1 else logging.DEBUG,
         "%s: transient database error (%s); retrying in %.2f s (attempt %d of %d)",
         what,
         reason,
