@@ -57,7 +57,8 @@ def healthz(_: Public) -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "not ready, with the reasons"}})
 async def readyz(request: Request, _: Public) -> JSONResponse:
-    """Ready to serve: the database answers, background loops run, change capture polls."""
+    """Ready to serve: the database answers, background loops run, change capture polls, and
+    with NATS configured: connected, JetStream answering, the outbox not far behind."""
     checks = dict(request.app.state.platform.readiness)
     ready, answers = await asyncio.to_thread(run_checks, checks)
     return JSONResponse(
