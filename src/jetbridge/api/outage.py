@@ -5,7 +5,9 @@ request. A live stream (SSE) that loses the database ends cleanly; its client re
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,19 +25,18 @@ class DatabaseOutage:
         self.app = app
         self.retry_after = retry_after
         self.outage = Outage("the database, for API requests (answered 503)", log)
+        self._next_probe = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        status = 0
 
         async def watch(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
-                if self.outage.ongoing and int(message["status"]) < 500:
-                    self.outage.succeeded()
+                status = int(message["status"])
             await send(message)
 
         try:
@@ -44,10 +45,25 @@ class DatabaseOutage:
             if not is_transient(exc):
                 raise
             self.outage.failed(exc)
-            if started:  # a stream under way ends here, completely: its client reconnects
+            if status:  # a stream under way ends here, completely: its client reconnects
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             await self.unavailable()(scope, receive, send)
+            return
+        if self.outage.ongoing and status < 500:
+            await self._maybe_over(scope)
+
+    async def _maybe_over(self, scope: Scope) -> None:
+        """A request succeeded during an outage; it may not have needed the database (a
+        liveness probe, a page), so the outage is over only when the database answers, asked
+        at most once a second, after the answer was sent."""
+        now = time.monotonic()
+        if now < self._next_probe:
+            return
+        self._next_probe = now + 1.0
+        check = scope["app"].state.platform.readiness.get("database")
+        if check is not None and await asyncio.to_thread(check) is None:
+            self.outage.succeeded()
 
     def unavailable(self) -> ASGIApp:
         response = error_body(
