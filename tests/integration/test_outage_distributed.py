@@ -1,7 +1,9 @@
 """Outages in distributed mode: PostgreSQL or nats-server restarted under a load of event puts
 and webhook deliveries, with a `jetbridge up --role api` and a `jetbridge up --role worker`
-process; and change capture through an outage of the platform's database. Puts during a database outage are answered 503 with Retry-After and the client sends
-them again; after recovery every accepted event is delivered, none lost, duplicates only as
+process; and change capture through an outage of the platform's database.
+
+Puts during a database outage are answered 503 with Retry-After and the client sends them
+again; after recovery every accepted event is delivered, none lost, duplicates only as
 at-least-once allows; the processes run on without a restart."""
 
 from __future__ import annotations
