@@ -164,6 +164,7 @@ def check_delivered_each_at_least_once(receiver: Receiver, logs: list[Path]) -> 
     return counts
 
 
+@pytest.mark.timeout(900)  # two processes and a restart on a machine that may be loaded
 def test_postgres_restarted_under_load_loses_nothing(
     nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
@@ -222,6 +223,7 @@ def test_postgres_restarted_under_load_loses_nothing(
         assert "Traceback" not in log.read_text(errors="replace"), output_of(log)
 
 
+@pytest.mark.timeout(900)  # two processes and a restart on a machine that may be loaded
 def test_nats_restarted_under_load_loses_nothing_and_puts_go_on(
     postgres_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
