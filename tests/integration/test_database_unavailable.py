@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
+import threading
 import time
 from typing import Any
 
@@ -41,6 +43,27 @@ def test_a_locked_database_answers_503_with_retry_after(sqlite_url: str) -> None
         assert client.post("/api/buses", json={"name": "while-locked"}).status_code == 201
 
 
+class EndingReader(Reader):
+    """A bus stream's client that hangs up when told (at the next line: keep-alives come every
+    second), so the server can stop before the database it reads is removed."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        super().__init__(url, headers)
+        self.ending = threading.Event()
+
+    def run(self) -> None:
+        with httpx.stream("GET", self.url, headers=self.headers, timeout=30) as response:
+            self.open.set()
+            event_id = 0
+            for line in response.iter_lines():
+                if self.ending.is_set():
+                    return
+                if line.startswith("id: "):
+                    event_id = int(line[4:])
+                elif line.startswith("data: "):
+                    self.seen.append((event_id, json.loads(line[6:])["subject"]))
+
+
 def plain_api_reads(app: Any) -> list[str]:
     """Every GET route of the API without path parameters."""
     return sorted(
@@ -69,7 +92,7 @@ def test_while_postgres_is_down_the_api_answers_503_and_everything_recovers_by_i
         app = create_app(Settings(database_url=server.database(), sse_heartbeat_seconds=1))
         with serve_app(app) as base:
             auth = bearer(app)
-            stream = Reader(f"{base}/api/buses/default/stream", auth)
+            stream = EndingReader(f"{base}/api/buses/default/stream", auth)
             stream.start()
             assert stream.open.wait(60)
             assert put(base, auth, "before").status_code == 200
@@ -113,3 +136,5 @@ def test_while_postgres_is_down_the_api_answers_503_and_everything_recovers_by_i
                 return "available again" in lines[-1]
 
             until(outage_over, timeout=60)
+            stream.ending.set()
+            stream.join(timeout=60)

@@ -27,7 +27,7 @@ from typing import Any
 
 from jetbridge.events.backbone import Backbone
 from jetbridge.jsonlimits import stored_json
-from jetbridge.loops import MAX_BACKOFF
+from jetbridge.loops import MAX_BACKOFF, interpreter_exiting
 from jetbridge.storage.transient import Outage, backoff
 from jetbridge.web.sse import HANG_UP, KEEP_ALIVE, ClientWriter, discard
 
@@ -153,6 +153,8 @@ class LogBroadcaster:
         try:
             batch = await asyncio.to_thread(self._read, self.position)
         except Exception as exc:
+            if interpreter_exiting(exc):
+                raise
             self._outage.failed(exc)
             return []
         self._outage.succeeded()
