@@ -61,4 +61,5 @@ async def _idle(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: floa
 
 def interpreter_exiting(exc: BaseException) -> bool:
     """True when a background loop outlived its executor because the process is exiting."""
-    return isinstance(exc, RuntimeError) and "after shutdown" in str(exc)
+    # "cannot schedule new futures after shutdown", or "... after interpreter shutdown"
+    return isinstance(exc, RuntimeError) and str(exc).endswith("shutdown")
