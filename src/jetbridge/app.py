@@ -27,7 +27,12 @@ from jetbridge.events.delivery import DeliveryWorker, RetryTiming
 from jetbridge.events.delivery_jetstream import JetStreamDeliveries
 from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.handlers import Handler, HandlerRegistry
-from jetbridge.events.jetstream import JetStreamRelay, NatsWakeups, SubjectScheme
+from jetbridge.events.jetstream import (
+    JetStreamRelay,
+    NatsWakeups,
+    SubjectScheme,
+    outbox_backlog,
+)
 from jetbridge.events.log import SqlEventLog
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import ensure_bus
@@ -40,7 +45,7 @@ from jetbridge.notify import subscriptions
 from jetbridge.notify.email import SmtpSettings
 from jetbridge.ops import metrics
 from jetbridge.ops.crypto import Keyring, parse_keyring
-from jetbridge.ops.health import Check, database_check, task_check
+from jetbridge.ops.health import Check, database_check, nats_check, task_check
 from jetbridge.ops.identity.authenticator import Authenticator
 from jetbridge.ops.identity.oidc import oidc_verifier
 from jetbridge.ops.identity.tokens import TokenSettings
@@ -392,6 +397,13 @@ def _add_jetstream(platform: Platform, url: str) -> None:
         replicas=settings.nats_replicas,
     )
     platform.nats_wakeups = NatsWakeups(url, scheme, platform.backbone.notify)
+    engine = platform.engine
+    platform.readiness["nats"] = nats_check(
+        platform.nats_wakeups.unready,
+        lambda: outbox_backlog(engine),
+        most=settings.nats_ready_backlog,
+        oldest_seconds=settings.nats_ready_age_seconds,
+    )
 
 
 def _add_disruption(platform: Platform, smtp: SmtpSettings | None) -> None:
@@ -489,6 +501,7 @@ def create_app(
     from jetbridge.api.limits import JsonBodyLimits
     from jetbridge.api.observe import RequestMetrics
     from jetbridge.api.operations import router as operations_router
+    from jetbridge.api.outage import DatabaseOutage
     from jetbridge.api.schedules import router as schedules_router
     from jetbridge.api.trips import router as trips_router
     from jetbridge.api.workflows import router as workflows_router
@@ -545,6 +558,7 @@ def create_app(
     app.include_router(docs_router)
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, limit=4 * 1024 * 1024)
+    app.add_middleware(DatabaseOutage)  # around every route and middleware using the database
     install_hardening(app, platform.settings)
     app.add_middleware(JsonBodyLimits, limits=platform.settings.json_limits())
     app.add_middleware(BodySizeLimit, limit=platform.settings.max_request_bytes)

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
         description="durable JetStream consumers per rule target, each holding a share of the "
         "partition keys in order; change it only while the deliveries stream is empty",
     )
+    nats_ready_backlog: int = Field(
+        default=10_000,
+        ge=1,
+        description="/readyz says not ready while more events than this wait in the outbox",
+    )
+    nats_ready_age_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="/readyz says not ready while an event has waited in the outbox this long",
+    )
     live_poll_seconds: float = Field(
         default=1.0,
         gt=0,

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from jetbridge.storage.transient import backoff, is_transient
+from jetbridge.storage.transient import Outage, backoff
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 10.0
@@ -20,30 +20,28 @@ async def poll_until_stopped(
     interval: float,
     name: str,
     wakeup: asyncio.Event | None = None,
+    outage: Outage | None = None,
 ) -> None:
     """Run `step` in a thread repeatedly; after an idle (falsy) step, wait `interval` (or until
     `wakeup` is set); after a failed one, wait longer each time in a row (exponential backoff
-    up to `MAX_BACKOFF`)."""
-    failures = 0
+    up to `MAX_BACKOFF`). Loops doing the same work may share one `outage`: one warning for
+    all of them."""
+    outage = outage or Outage(name, log)
     while not stop.is_set():
         if wakeup is not None:
             wakeup.clear()  # before the step: a wake-up during it is not lost
         try:
             busy = await asyncio.to_thread(step)
-            failures = 0
+            outage.succeeded()
         except Exception as exc:
             if interpreter_exiting(exc):
                 return
-            failures += 1
-            if is_transient(exc):
-                log.warning("%s: transient database error (%s); retrying", name, exc)
-            else:
-                log.exception("%s failed; retrying", name)
+            outage.failed(exc)
             busy = False
         if busy:
             continue
-        if failures:
-            pause = max(interval, backoff(failures, ceiling=MAX_BACKOFF))
+        if outage.ongoing:
+            pause = max(interval, backoff(outage.failures, ceiling=MAX_BACKOFF))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=pause)
         else:
@@ -63,4 +61,5 @@ async def _idle(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: floa
 
 def interpreter_exiting(exc: BaseException) -> bool:
     """True when a background loop outlived its executor because the process is exiting."""
-    return isinstance(exc, RuntimeError) and "after shutdown" in str(exc)
+    # "cannot schedule new futures after shutdown", or "... after interpreter shutdown"
+    return isinstance(exc, RuntimeError) and str(exc).endswith("shutdown")

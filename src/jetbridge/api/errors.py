@@ -24,7 +24,6 @@ from jetbridge.errors import (
 )
 from jetbridge.events.envelope import InvalidEvent
 from jetbridge.events.patterns import InvalidEventPattern
-from jetbridge.storage.transient import is_transient
 from jetbridge.workflows import InvalidDefinition
 
 log = logging.getLogger(__name__)
@@ -106,13 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_body(exc.status_code, "HTTPError", str(exc.detail))
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if is_transient(exc):  # the database restarts or is locked: nothing was done, try again
-            log.warning("database unavailable: %s", type(exc).__name__)
-            response = error_body(
-                503, "ServiceUnavailable", "the database is briefly unavailable; retry shortly"
-            )
-            response.headers["Retry-After"] = "1"
-            return response
+        # A transient database error never gets here: DatabaseOutage (api/outage.py) answers it.
         log.exception("unexpected error", exc_info=exc)
         return error_body(500, "InternalError", "an unexpected error occurred; it has been logged")
 

@@ -57,7 +57,8 @@ def healthz(_: Public) -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "not ready, with the reasons"}})
 async def readyz(request: Request, _: Public) -> JSONResponse:
-    """Ready to serve: the database answers, background loops run, change capture polls; 503
+    """Ready to serve: the database answers, background loops run, change capture polls, and
+    with NATS configured: connected, JetStream answering, the outbox not far behind; 503
     "shutting down" once a shutdown signal arrived."""
     platform = request.app.state.platform
     ready, answers = await asyncio.to_thread(run_checks, dict(platform.readiness))

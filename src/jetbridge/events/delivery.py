@@ -29,7 +29,13 @@ from jetbridge.events.targets import DeliveryContext, DeliveryFailed, TargetInvo
 from jetbridge.loops import MAX_BACKOFF, interpreter_exiting
 from jetbridge.ops import metrics, tracing
 from jetbridge.ops.logs import CORRELATION
-from jetbridge.storage.transient import backoff, is_transient, retry_transient
+from jetbridge.storage.transient import (
+    Outage,
+    backoff,
+    is_transient,
+    reason_of,
+    retry_transient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +85,7 @@ class DeliveryWorker:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         inflight: dict[asyncio.Task[None], TargetKey] = {}
-        failures = 0
+        outage = Outage("delivery worker", log)
         try:
             while not stop.is_set():
                 # Cleared before looking for work: a wake-up during the claim is not lost.
@@ -88,12 +94,11 @@ class DeliveryWorker:
                 if len(inflight) < self.concurrency:
                     try:
                         started = await self._start_more(inflight)
-                        failures = 0
+                        outage.succeeded()
                     except Exception as exc:
                         if interpreter_exiting(exc):
                             return
-                        failures += 1
-                        await self._back_off(exc, failures, stop)
+                        await self._back_off(outage.failed(exc), stop)
                         continue
                 if started and len(inflight) < self.concurrency:
                     continue
@@ -127,12 +132,8 @@ class DeliveryWorker:
             task.add_done_callback(lambda done: inflight.pop(done, None))
         return len(claimed)
 
-    async def _back_off(self, exc: Exception, failures: int, stop: asyncio.Event) -> None:
-        """After a failed batch wait longer each time in a row (a busy database passes)."""
-        if is_transient(exc):
-            log.warning("delivery batch: transient database error (%s); retrying", exc)
-        else:
-            log.exception("delivery batch failed; retrying")
+    async def _back_off(self, failures: int, stop: asyncio.Event) -> None:
+        """After a failed claim wait longer each time in a row (a busy database passes)."""
         pause = max(self.poll_seconds, backoff(failures, ceiling=MAX_BACKOFF))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=pause)
@@ -186,7 +187,14 @@ class DeliveryWorker:
         except Exception as exc:
             # A busy or lost database passes: the delivery is tried again with backoff.
             error = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(self._failed, delivery, target, error, is_transient(exc))
+            try:
+                await asyncio.to_thread(self._failed, delivery, target, error, is_transient(exc))
+            except Exception as lost:
+                if not is_transient(lost):
+                    raise
+                # The database is away: the claim's lease runs out and the delivery is claimed
+                # again once it answers (at least once, never lost).
+                log.debug("delivery %s is left to its lease: %s", delivery.id, reason_of(lost))
             return
         self.stats["delivered"] += 1
         metrics.EVENTS_DELIVERED.labels(*_labels(delivery)).inc()

@@ -30,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy import Connection, Engine, delete, func, select, text
 
 from jetbridge.storage.schema import events, jetstream_outbox
-from jetbridge.storage.transient import backoff
+from jetbridge.storage.transient import Outage, backoff
 
 _log = logging.getLogger(__name__)
 # Any 64-bit number the platform owns: the relay's PostgreSQL advisory lock.
@@ -142,6 +142,22 @@ def read_outbox(conn: Connection, *, limit: int) -> list[OutboxItem]:
     return [OutboxItem(*row) for row in rows]
 
 
+def outbox_backlog(engine: Engine) -> tuple[int, float | None]:
+    """How many events wait in the outbox, and when the oldest of them was put (epoch s)."""
+    with engine.connect() as conn:
+        waiting, first = conn.execute(
+            select(func.count(), func.min(jetstream_outbox.c.id)).select_from(jetstream_outbox)
+        ).one()
+        if first is None:
+            return 0, None
+        oldest = conn.execute(
+            select(events.c.ingested_at)
+            .join(jetstream_outbox, events.c.seq == jetstream_outbox.c.event_seq)
+            .where(jetstream_outbox.c.id == first)
+        ).scalar_one_or_none()
+    return int(waiting), oldest
+
+
 @dataclass(slots=True)
 class JetStreamRelay:
     """Publishes the outbox to JetStream; run by every worker process, active in one at a time."""
@@ -181,7 +197,7 @@ class JetStreamRelay:
                 await client.drain()
 
     async def _lead(self, stop: asyncio.Event, jetstream: Any) -> None:
-        failures = 0
+        outage = Outage("outbox relay", _log)
         while not stop.is_set():
             assert self._wakeup is not None
             self._wakeup.clear()
@@ -190,11 +206,10 @@ class JetStreamRelay:
                     await _pause(stop, self._wakeup, self.idle_seconds, wake_on_commit=False)
                     continue
                 moved = await self.relay_once(jetstream)
-                failures = 0
+                outage.succeeded()
             except Exception as exc:  # NATS or the database is away: back off, try again
-                failures += 1
                 self._streams.clear()  # a stream may have been removed meanwhile
-                _log.warning("outbox relay: %s; retrying", exc)
+                failures = outage.failed(exc, transient=True)
                 await _pause(stop, self._wakeup, backoff(failures, ceiling=5.0), False)
                 continue
             if not moved:
@@ -354,11 +369,11 @@ async def ensure_work_streams(jetstream: Any, scheme: SubjectScheme, *, replicas
 async def connect(nats: Any, url: str, **callbacks: Callable[..., Any]) -> Any:
     """A client that reconnects for ever (a NATS outage is waited out, not fatal), retrying
     the first connection too."""
-    failures = 0
-    callbacks.setdefault("error_cb", _quiet)
+    outage = Outage("connecting to NATS", _log)
+    callbacks = {**callbacks, **_quiet(callbacks.get("reconnected_cb"))}
     while True:
         try:
-            return await nats.connect(
+            client = await nats.connect(
                 servers=url.split(","),
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
@@ -367,14 +382,26 @@ async def connect(nats: Any, url: str, **callbacks: Callable[..., Any]) -> Any:
                 **callbacks,
             )
         except Exception as exc:
-            failures += 1
-            _log.warning("cannot reach NATS (%s); retrying", type(exc).__name__)
-            await asyncio.sleep(backoff(failures, ceiling=5.0))
+            await asyncio.sleep(backoff(outage.failed(exc, transient=True), ceiling=5.0))
+            continue
+        outage.succeeded()
+        return client
 
 
-async def _quiet(error: Exception) -> None:
-    """A NATS connection's errors while it reconnects: one line each, not a traceback."""
-    _log.warning("NATS: %s", type(error).__name__)
+def _quiet(reconnected: Callable[..., Any] | None) -> dict[str, Callable[..., Any]]:
+    """A connection's errors while it reconnects (every half second during an outage): one
+    line when the trouble starts and one when the connection is back, not a line each."""
+    link = Outage("NATS connection", _log)
+
+    async def error_cb(error: Exception) -> None:
+        link.failed(error, transient=True)
+
+    async def reconnected_cb() -> None:
+        link.succeeded()
+        if reconnected is not None:
+            await reconnected()
+
+    return {"error_cb": error_cb, "reconnected_cb": reconnected_cb}
 
 
 async def _pause(
@@ -400,6 +427,23 @@ class NatsWakeups:
         self.on_commit = on_commit
         self.listening = False
         self.received = 0
+        self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def unready(self, timeout: float = 3.0) -> str | None:
+        """Why NATS cannot take work now (None: connected, and JetStream answers); call from
+        any thread but the event loop's own."""
+        loop, client = self._loop, self._client
+        if loop is None or client is None:
+            return "NATS is not connected yet"
+        if not client.is_connected:
+            return "NATS is not connected (reconnecting)"
+        asking = client.jetstream(timeout=timeout).account_info()
+        try:
+            asyncio.run_coroutine_threadsafe(asking, loop).result(timeout + 1)
+        except Exception as exc:
+            return f"JetStream does not answer ({type(exc).__name__})"
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         import nats
@@ -418,6 +462,7 @@ class NatsWakeups:
         client = await connect(
             nats, self.nats_url, reconnected_cb=reconnected, disconnected_cb=disconnected
         )
+        self._client, self._loop = client, asyncio.get_running_loop()
         try:
             await client.subscribe(self.scheme.all_events(), cb=on_message)
             await client.flush()
@@ -426,5 +471,6 @@ class NatsWakeups:
             await stop.wait()
         finally:
             self.listening = False
+            self._client = None
             with contextlib.suppress(Exception):
                 await client.drain()

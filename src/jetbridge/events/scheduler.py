@@ -17,8 +17,9 @@ from jetbridge.events.envelope import CloudEvent
 from jetbridge.events.publish import Publisher
 from jetbridge.events.registry import rule_arn
 from jetbridge.events.schedule import parse_schedule
-from jetbridge.loops import interpreter_exiting
+from jetbridge.loops import MAX_BACKOFF, interpreter_exiting
 from jetbridge.storage.schema import rules
+from jetbridge.storage.transient import Outage, backoff
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP = 1000
@@ -105,14 +106,17 @@ async def run_periodic(
     """Every `interval`: fire schedules, advance replays (unless `replays` run from JetStream
     elsewhere); every ten minutes: purge archives."""
     last_purge = 0.0
+    outage = Outage("periodic backbone duties", log)
     while not stop.is_set():
         now = time.time()
+        pause = interval
         try:
             fired = await asyncio.to_thread(fire_due_schedules, engine, publisher, now=now)
             replayed = await asyncio.to_thread(advance_replays, engine, publisher) if replays else 0
             if now - last_purge > 600:
                 await asyncio.to_thread(_purge, engine, now)
                 last_purge = now
+            outage.succeeded()
             if fired or replayed:
                 notify()
             if replayed:
@@ -120,9 +124,9 @@ async def run_periodic(
         except Exception as exc:
             if interpreter_exiting(exc):
                 return
-            log.exception("periodic backbone duties failed; retrying")
+            pause = max(interval, backoff(outage.failed(exc), ceiling=MAX_BACKOFF))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+            await asyncio.wait_for(stop.wait(), timeout=pause)
 
 
 def _purge(engine: Engine, now: float) -> None:

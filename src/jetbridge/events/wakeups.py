@@ -20,7 +20,7 @@ import psycopg
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
-from jetbridge.storage.transient import backoff
+from jetbridge.storage.transient import Outage, backoff
 
 CHANNEL = "jetbridge_commits"
 # PostgreSQL refuses payloads of 8,000 bytes or more; bus names are far shorter.
@@ -56,10 +56,10 @@ class CommitListener:
         self._on_commit = on_commit
         self.listening = False
         self.received = 0
+        self._outage = Outage("commit listener", _log)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen until `stop` is set (or the task is cancelled), reconnecting after a failure."""
-        failures = 0
         while not stop.is_set():
             listening = asyncio.ensure_future(self._listen())
             stopping = asyncio.ensure_future(stop.wait())
@@ -67,10 +67,8 @@ class CommitListener:
                 await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if listening.done():
                     listening.result()
-                failures = 0
             except (psycopg.Error, OSError) as exc:
-                failures += 1
-                _log.warning("commit listener lost its connection (%s); reconnecting", exc)
+                self._outage.failed(exc, transient=True)
             finally:
                 self.listening = False
                 for task in (listening, stopping):
@@ -79,7 +77,7 @@ class CommitListener:
                         await task
             if not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff(failures, ceiling=5.0))
+                    await asyncio.wait_for(stop.wait(), backoff(self._outage.failures, ceiling=5.0))
 
     async def _listen(self) -> None:
         conn = await psycopg.AsyncConnection.connect(
@@ -88,6 +86,7 @@ class CommitListener:
         async with conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             self.listening = True
+            self._outage.succeeded()
             self._on_commit(None)
             async for notice in conn.notifies():  # until the connection fails or is cancelled
                 self.received += 1

@@ -22,8 +22,9 @@ from jetbridge.aodb.settings import CaptureSettings, SourceSettings
 from jetbridge.aodb.sources import ChangeSource, open_source
 from jetbridge.flights.cdc_runner import CdcRunner
 from jetbridge.flights.hub import FlightHub, record_error
+from jetbridge.loops import MAX_BACKOFF
 from jetbridge.storage.db import create_database_engine
-from jetbridge.storage.transient import is_transient
+from jetbridge.storage.transient import Outage, backoff, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,19 @@ class Capturer:
     reported: str | None = None
     lost: CaptureLease | None = None
     taken_at: float | None = None
+    outage: Outage = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outage = Outage(f"capture {self.name}", log)
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set: take the lease when free, capture while it is held."""
         waiting_logged = False
         try:
             while not stop.is_set():
-                if self.lease is None and not self._take():
+                if self.lease is None and not self._take_or_back_off(stop):
+                    if self.outage.ongoing:
+                        continue
                     if not waiting_logged:
                         log.info("capture %s: another capturer holds the lease; waiting", self.name)
                         waiting_logged = True
@@ -78,6 +85,19 @@ class Capturer:
                     stop.wait(self.source.interval)
         finally:
             self._release()
+
+    def _take_or_back_off(self, stop: threading.Event) -> bool:
+        """Take the lease if free; while the platform's database is away, wait longer each
+        time (the capturer outlives the outage)."""
+        try:
+            taken = self._take()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            stop.wait(backoff(self.outage.failed(exc), ceiling=MAX_BACKOFF))
+            return False
+        self.outage.succeeded()
+        return taken
 
     def _take(self) -> bool:
         with self.hub.backbone.transaction() as conn:
@@ -98,6 +118,7 @@ class Capturer:
         """Renew the lease every third of its length while this process lives and holds it, so
         a batch slower than the lease (a loaded machine, a backlog) does not lose it; a process
         that dies stops renewing and is taken over."""
+        renewal = Outage(f"capture {self.name}: renewing the lease", log)
         while self.lease is lease:
             time.sleep(self.lease_seconds / 3)
             if self.lease is not lease:
@@ -105,11 +126,12 @@ class Capturer:
             try:
                 with self.hub.backbone.transaction() as conn:
                     lease.save(conn, None)
+                renewal.succeeded()
             except LeaseLost:
                 self.lost = lease  # the capture loop stands by before it reads again
                 return
-            except Exception:  # tried again a third of the lease later; the fence keeps it safe
-                log.warning("capture %s: could not renew the lease", self.name, exc_info=True)
+            except Exception as exc:  # tried again a third of the lease later; fenced anyway
+                renewal.failed(exc)
 
     def _open(self, lease: CaptureLease) -> CdcRunner:
         if self.runner is None:
@@ -142,6 +164,7 @@ class Capturer:
                 )  # fmt: skip
                 self.taken_at = None
             self.reported = None
+            self.outage.succeeded()
             return applied > 0
         except LeaseLost:
             log.warning("capture %s: lease lost to another capturer; standing by", self.name)
@@ -152,9 +175,8 @@ class Capturer:
         except (DBAPIError, OSError) as exc:
             # A source or platform database that is briefly unreachable or busy (a slot still
             # held by a capturer that was just fenced out): report, wait, read again.
-            kind = "transient" if is_transient(exc) else "database"
-            log.warning("capture %s: %s error (%s); retrying", self.name, kind, exc)
-            stop.wait(1.0)
+            # Logged when it begins and when it ends, not at every attempt.
+            stop.wait(backoff(self.outage.failed(exc, transient=True), ceiling=MAX_BACKOFF))
         return False
 
     def _report(self, message: str) -> None:

@@ -45,6 +45,34 @@ def database_check(engine: Engine) -> Check:
     return check
 
 
+def nats_check(
+    link: Check,
+    backlog: Callable[[], tuple[int, float | None]],
+    *,
+    most: int,
+    oldest_seconds: float,
+) -> Check:
+    """Distributed mode: NATS connected and JetStream answering (`link`), and the outbox not
+    holding more than `most` events or any older than `oldest_seconds`."""
+
+    def check() -> str | None:
+        reason = link()
+        if reason is not None:
+            return reason
+        waiting, oldest = backlog()
+        if waiting > most:
+            return f"{waiting} events wait in the outbox for JetStream (more than {most})"
+        age = 0.0 if oldest is None else time.time() - oldest
+        if age > oldest_seconds:
+            return (
+                f"the oldest event waiting for JetStream was put {age:.0f} s ago "
+                f"(more than {oldest_seconds:g} s)"
+            )
+        return None
+
+    return check
+
+
 def task_check(name: str, tasks: Callable[[], list[asyncio.Task[None]]]) -> Check:
     """The process's background loops must all still run."""
 

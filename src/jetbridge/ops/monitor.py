@@ -26,6 +26,7 @@ from jetbridge.events.envelope import CloudEvent
 from jetbridge.ops import metrics
 from jetbridge.ops.alarms import DEFAULT_ALARMS, WINDOW_SECONDS, Alarm, Snapshot, Window, key
 from jetbridge.storage.schema import alarms
+from jetbridge.storage.transient import Outage
 
 log = logging.getLogger(__name__)
 OPERATIONS_BUS = "operations"
@@ -236,6 +237,7 @@ class AlarmMonitor:
             await asyncio.to_thread(self.baseline)
         except Exception:
             log.exception("reading the first metrics snapshot failed; the windows start later")
+        outage = Outage("evaluating the alarms", log)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
@@ -243,8 +245,9 @@ class AlarmMonitor:
                 return
             try:
                 await asyncio.to_thread(self.evaluate)
-            except Exception:
-                log.exception("evaluating the alarms failed; trying again next time")
+                outage.succeeded()
+            except Exception as exc:
+                outage.failed(exc)
 
 
 CAPTURED = "jetbridge_capture_changes_total"

@@ -14,6 +14,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg
@@ -110,9 +111,61 @@ async def retry_transient_async(
     raise AssertionError("unreachable")
 
 
+def reason_of(exc: BaseException) -> str:
+    """An error's first line, short: for a log line, never a traceback."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines()[0][:200] if text else "") or type(exc).__name__
+
+
+@dataclass(slots=True)
+class Outage:
+    """A run of failures of one duty, logged once when it begins and once when it ends, so an
+    outage of minutes is two lines rather than one per attempt."""
+
+    what: str
+    logger: logging.Logger = log
+    failures: int = 0
+    since: float = 0.0
+
+    @property
+    def ongoing(self) -> bool:
+        return self.failures > 0
+
+    def failed(self, exc: BaseException, *, transient: bool | None = None) -> int:
+        """Count a failure (transient unless told otherwise: a database error `is_transient`
+        decides); returns how many in a row. An error that is not transient is logged with its
+        traceback every time: it will not pass by itself."""
+        self.failures += 1
+        if self.failures == 1:
+            self.since = time.monotonic()
+        if transient is None:
+            transient = is_transient(exc)
+        if not transient:
+            self.logger.error("%s failed; retrying", self.what, exc_info=exc)
+        elif self.failures == 1:
+            self.logger.warning(
+                "%s: unavailable (%s); backing off until it answers", self.what, reason_of(exc)
+            )
+        return self.failures
+
+    def succeeded(self) -> None:
+        """The duty worked again: end the outage (one line saying how long it lasted)."""
+        if self.failures:
+            self.logger.warning(
+                "%s: available again after %.1f s (%d failed attempts)",
+                self.what,
+                time.monotonic() - self.since,
+                self.failures,
+            )
+            self.failures = 0
+
+
 def _log_retry(what: str, exc: BaseException, pause: float, attempt: int, attempts: int) -> None:
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-    log.warning(
+    """The first retry is a warning; the ones after it only add detail (an outage would
+    otherwise be a line per attempt of every transaction it meets)."""
+    reason = reason_of(exc)
+    log.log(
+        logging.WARNING if attempt == 1 else logging.DEBUG,
         "%s: transient database error (%s); retrying in %.2f s (attempt %d of %d)",
         what,
         reason,

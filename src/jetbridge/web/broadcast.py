@@ -27,6 +27,8 @@ from typing import Any
 
 from jetbridge.events.backbone import Backbone
 from jetbridge.jsonlimits import stored_json
+from jetbridge.loops import MAX_BACKOFF, interpreter_exiting
+from jetbridge.storage.transient import Outage, backoff
 from jetbridge.web.sse import HANG_UP, KEEP_ALIVE, ClientWriter, discard
 
 Item = tuple[int, dict[str, Any]]
@@ -82,6 +84,7 @@ class LogBroadcaster:
         self._starting = asyncio.Lock()
         self._poke: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._outage = Outage(f"the live reader of bus {bus!r}", _log)
         # Rendered frames per (event, view), shared by every client of this log in this process.
         self.frames: OrderedDict[Any, bytes] = OrderedDict()
         self._shared: OrderedDict[Any, asyncio.Future[Any]] = OrderedDict()
@@ -124,7 +127,7 @@ class LogBroadcaster:
         while True:
             self._poke.clear()
             started = loop.time()
-            batch = await asyncio.to_thread(self._read, self.position)
+            batch = await self._read_on()
             if batch:
                 self._publish(batch)
             now = loop.time()
@@ -137,11 +140,25 @@ class LogBroadcaster:
                 self._cut_off_stalled(now)
             if not batch:
                 wait = self.interval if self.signalled() else self.fallback
+                if self._outage.ongoing:  # clients stay, kept alive; reading resumes later
+                    wait = backoff(self._outage.failures, ceiling=MAX_BACKOFF)
                 wait = min(wait, max(0.0, min(next_beat, next_check) - loop.time()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._poke.wait(), wait)
                 # Under a stream of commits, read at most every `gap` seconds, in batches.
                 await asyncio.sleep(started + self.gap - loop.time())
+
+    async def _read_on(self) -> list[Item]:
+        """The next events; none while the database is away (the reader outlives it)."""
+        try:
+            batch = await asyncio.to_thread(self._read, self.position)
+        except Exception as exc:
+            if interpreter_exiting(exc):
+                raise
+            self._outage.failed(exc)
+            return []
+        self._outage.succeeded()
+        return batch
 
     def _append(self, batch: list[Item]) -> None:
         self._seqs += [seq for seq, _ in batch]

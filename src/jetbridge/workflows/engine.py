@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +39,7 @@ from jetbridge.jsonlimits import (
 from jetbridge.loops import poll_until_stopped
 from jetbridge.ops import tracing
 from jetbridge.storage.schema import execution_events, executions
+from jetbridge.storage.transient import Outage
 from jetbridge.workflows import (
     ExecutionResult,
     check_resources,
@@ -602,8 +604,10 @@ class WorkflowEngine:
             return take(conn, name, self.lease_seconds)
 
     async def run(self, stop: asyncio.Event, *, concurrency: int = 4, poll: float = 0.05) -> None:
+        name = "workflow workers"
+        outage = Outage(name, logging.getLogger("jetbridge.loops"))
         workers = [
-            poll_until_stopped(self.run_one, stop, interval=poll, name="workflow worker")
+            poll_until_stopped(self.run_one, stop, interval=poll, name=name, outage=outage)
             for _ in range(concurrency)
         ]
         await asyncio.gather(*workers)
