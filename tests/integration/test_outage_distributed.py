@@ -250,7 +250,10 @@ def test_nats_restarted_under_load_loses_nothing_and_puts_go_on(
             wait_for(lambda: not_ready(base).startswith(("NATS", "JetStream")), "ready", logs)
             nats.start()
             counts = check_delivered_each_at_least_once(receiver, logs)
-            assert sum(counts.values()) == EVENTS, "deliveries do not wait on NATS: no repeats"
+            # Deliveries travel through JetStream: those whose acknowledgement was cut off by the
+            # stop are delivered again, at most one in flight per durable consumer (shard).
+            repeats = sum(counts.values()) - EVENTS
+            assert 0 <= repeats <= Settings.model_fields["nats_delivery_shards"].default, counts
             wait_for(lambda: outbox_size(platform) == 0, "the outbox was not relayed", logs)
             wait_for(lambda: not_ready(base) == "", "not ready after NATS returned", logs)
             assert all(process.poll() is None for process in processes), "both still run"
