@@ -54,7 +54,6 @@ from hdrh.histogram import HdrHistogram
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench_distributed import raw_commit, raw_consumer
 from jetbridge import devcluster
 from jetbridge.events.wakeups import libpq_url
 from jetbridge.ops.crypto import DataKey
@@ -191,7 +190,7 @@ def mqtt_screens(url: str, prefix: str, ready: Event, stop: Event, out: Any) -> 
     out.put(("mqtt", {"seen": seen, "rss": own_peak_mb()}))
 
 
-def webhook_receiver(port: int, ready: Event, stop: Event, out: Any) -> None:
+def webhook_receiver(port: int, progress: Any, ready: Event, stop: Event, out: Any) -> None:
     """A loopback HTTP receiver of flight notices; notes when each gate first arrives."""
     import uvicorn
 
@@ -212,8 +211,9 @@ def webhook_receiver(port: int, ready: Event, stop: Event, out: Any) -> None:
         received += 1
         with contextlib.suppress(ValueError, KeyError, TypeError):
             gate = json.loads(body)["flight"].get("gate")
-            if gate:
-                seen.setdefault(gate, now)
+            if gate and gate not in seen:
+                seen[gate] = now
+                progress.value = len(seen)
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -466,7 +466,8 @@ def run_phase(args: argparse.Namespace, server: str, nats_url: str, workers: int
                 clients.append(process)
 
             receiver_port = devcluster.free_port()
-            client(webhook_receiver, receiver_port)
+            webhooks_seen = ctx.Value("i", 0)
+            client(webhook_receiver, receiver_port, webhooks_seen)
             per_process = [args.sse // 2 + args.sse % 2, args.sse // 2]
             for count in (c for c in per_process if c):
                 client(sse_clients, base, count)
@@ -504,10 +505,12 @@ def run_phase(args: argparse.Namespace, server: str, nats_url: str, workers: int
                 kind, result = out.get(timeout=args.seconds + 120)
                 results.setdefault(kind, []).append(result)
             sent: dict[str, float] = results["aodb"][0]["sent"]
+            # The webhooks trail the other paths: wait for the last one (every flight
+            # followed) or for --drain seconds; the peaks below include this tail.
             drain_until = time.monotonic() + args.drain
-            while time.monotonic() < drain_until:
-                # the platform's peaks include the drain, when the last changes are delivered
-                time.sleep(0.5)
+            expected = len(sent) if not args.webhooks else 0
+            while time.monotonic() < drain_until and webhooks_seen.value < expected:
+                time.sleep(0.2)
             for name, process in processes.items():
                 phase.rss[name] = peak_rss_mb(process.pid)
             stop.set()
@@ -570,6 +573,9 @@ def collect(
 
 
 def baselines(server: str, nats_url: str, count: int) -> dict[str, HdrHistogram]:
+    # imported here: the client processes re-import this module and need none of the platform
+    from bench_distributed import raw_commit, raw_consumer
+
     with fresh_database(server) as database:
         commits, _ = raw_commit(libpq_url(database), count)
     consumed = asyncio.run(raw_consumer(nats_url, f"loadbase{uuid.uuid4().hex[:6]}", count))
@@ -662,7 +668,9 @@ def main() -> None:
     )
     parser.add_argument("--bookings", type=float, default=2, help="bookings per second")
     parser.add_argument("--seconds", type=float, default=30, help="seconds of load per phase")
-    parser.add_argument("--drain", type=float, default=10, help="seconds to wait after the load")
+    parser.add_argument(
+        "--drain", type=float, default=60, help="at most this long for the last webhooks, s"
+    )
     parser.add_argument("--poll", type=float, default=0.05, help="capture polling interval, s")
     parser.add_argument("--workers", default="1,2", help="worker counts, one phase each")
     parser.add_argument("--baseline-count", type=int, default=500)
