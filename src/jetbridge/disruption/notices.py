@@ -23,7 +23,7 @@ from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.signing import SIGNATURE_HEADER, sign
 from jetbridge.events.specs import RuleSpec
 from jetbridge.events.targets import DeliveryFailed
-from jetbridge.notify.email import SmtpSettings, send_email
+from jetbridge.notify.email import Mailer
 from jetbridge.notify.subscriptions import NOTIFY_BUS
 from jetbridge.ops.outbound import OutboundRefused
 from jetbridge.storage.schema import disruption_notices
@@ -59,7 +59,7 @@ class Notices:
     backbone: Backbone
     personal: PersonalData
     http: httpx.AsyncClient
-    smtp: SmtpSettings | None
+    smtp: Mailer | None
     sms: Any = None  # an SmsSender, when an SMS gateway is configured
     webhook_secret: str = ""
 
@@ -130,9 +130,7 @@ class Notices:
             raise DeliveryFailed("email: no SMTP server is configured", retryable=False)
         message, contacts = found
         try:
-            send_email(
-                self.smtp, to=contacts["email"], subject=message["subject"], text=message["text"]
-            )
+            self.smtp.send(to=contacts["email"], subject=message["subject"], text=message["text"])
         except OSError as exc:
             raise DeliveryFailed(f"email: {type(exc).__name__}") from None
 
