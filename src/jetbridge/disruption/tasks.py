@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,7 @@ from jetbridge.booking.tasks import BookingTasks
 from jetbridge.disruption import offers, rebook, store
 from jetbridge.disruption.connections import missed_connections, scheduled_arrival
 from jetbridge.disruption.links import Choice, LinkSigner
-from jetbridge.disruption.notices import Notices
+from jetbridge.disruption.notices import Notice, Notices
 from jetbridge.disruption.policy import (
     MISSED_CONNECTION,
     DisruptionRules,
@@ -38,11 +38,21 @@ from jetbridge.disruption.policy import (
 from jetbridge.errors import Conflict
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.hub import get_flight
+from jetbridge.storage.schema import bookings as booking_rows
 from jetbridge.storage.schema import payments, scheduled_flights
 
 Handler = Callable[[Any], Any]
-CHUNK = 50  # bookings per transaction when notifying or opening cases
-OFFER_CHUNK = 5  # bookings per transaction when holding offers: notices leave early
+CHUNK = 50  # most bookings per transaction when notifying, opening cases or holding offers
+OFFER_CHUNK = 5  # bookings in the first transaction holding offers: notices leave early
+
+
+def chunks(items: Sequence[str], *, first: int, most: int) -> Iterator[list[str]]:
+    """`items` in consecutive chunks of `first`, then twice as many each time, up to `most`."""
+    start, size = 0, first
+    while start < len(items):
+        yield list(items[start : start + size])
+        start += size
+        size = min(most, size * 2)
 
 
 class StepFailed(Exception):
@@ -111,55 +121,76 @@ class DisruptionTasks:
         flight_key, kind = payload["flight_key"], payload["kind"]
         message = {"subject": payload["summary"], "text": payload["summary"] + "."}
         sent = 0
-        bookings: list[str] = payload["bookings"]
-        for start in range(0, len(bookings), CHUNK):
+        for chunk in chunks(payload["bookings"], first=CHUNK, most=CHUNK):
+            notices = [
+                Notice(
+                    f"{booking_id}:{flight_key}:{kind}:{payload['fingerprint']}",
+                    booking_id,
+                    flight_key,
+                    kind,
+                    message,
+                )
+                for booking_id in chunk
+            ]
             with self.backbone.transaction() as conn:
-                for booking_id in bookings[start : start + CHUNK]:
-                    notice_id = f"{booking_id}:{flight_key}:{kind}:{payload['fingerprint']}"
-                    if self.notices.issue(
-                        conn,
-                        notice_id=notice_id,
-                        booking_id=booking_id,
-                        flight_key=flight_key,
-                        kind=kind,
-                        message=message,
-                    ):
-                        sent += 1
+                sent += len(self.notices.issue_many(conn, notices))
         return {"notified": sent}
 
     def offer_alternatives(self, payload: Any) -> dict[str, int]:
         """Hold the best alternatives for every affected booking and send each passenger the
-        notice with their offers and signed link (a chunk of bookings per transaction)."""
+        notice with their offers and signed link: a chunk of bookings per transaction, the
+        first chunks small so that the first notices leave at once, the later ones larger so
+        that each transaction's reads and writes serve more bookings."""
         flight_key, kind = payload["flight_key"], payload["kind"]
-        bookings: list[str] = payload["bookings"]
         offered = 0
-        for start in range(0, len(bookings), OFFER_CHUNK):
+        for chunk in chunks(payload["bookings"], first=OFFER_CHUNK, most=CHUNK):
             with self.backbone.transaction() as conn:
+                found = conn.execute(
+                    select(booking_rows).where(booking_rows.c.booking_id.in_(chunk))
+                ).mappings()
+                rows = {row["booking_id"]: service.describe(dict(row)) for row in found}
+                cases = store.get_cases(conn, flight_key=flight_key, booking_ids=chunk)
                 searches: dict[tuple[Any, ...], offers.Search] = {}
-                for booking_id in bookings[start : start + OFFER_CHUNK]:
-                    if self._offer(conn, booking_id, flight_key, kind, payload, searches):
-                        offered += 1
+                flights: dict[str, Any] = {}
+                notices = []
+                for booking_id in chunk:
+                    booking, case = rows.get(booking_id), cases.get(booking_id)
+                    if booking is None or case is None:
+                        continue
+                    notice = self._offer(
+                        conn, booking, case, flight_key, kind, payload, searches, flights
+                    )
+                    if notice is not None:
+                        notices.append(notice)
+                self.notices.issue_many(conn, notices)
+                offered += len(notices)
         return {"offered": offered}
 
     def _offer(
         self,
         conn: Any,
-        booking_id: str,
+        booking: dict[str, Any],
+        case: dict[str, Any],
         flight_key: str,
         kind: str,
         payload: dict[str, Any],
         searches: dict[tuple[Any, ...], offers.Search],
-    ) -> bool:
+        flights: dict[str, Any],
+    ) -> Notice | None:
+        """Hold one booking's offers and mark its case waiting; the notice to send."""
         now = time.time()
-        booking = service.get_booking(conn, booking_id=booking_id)
-        case = store.get_case(conn, flight_key=flight_key, booking_id=booking_id)
-        if booking["status"] != "confirmed" or case is None:
-            return False
+        booking_id = booking["booking_id"]
+        if booking["status"] != "confirmed":
+            return None
         if case["status"] not in {"affected", "waiting"}:
-            return False  # settled already
-        flight = conn.execute(
-            select(scheduled_flights).where(scheduled_flights.c.flight_id == booking["flight_id"])
-        ).one()
+            return None  # settled already
+        if booking["flight_id"] not in flights:
+            flights[booking["flight_id"]] = conn.execute(
+                select(scheduled_flights).where(
+                    scheduled_flights.c.flight_id == booking["flight_id"]
+                )
+            ).one()
+        flight = flights[booking["flight_id"]]
         airline = booking["flight_id"][:2]
         earliest = self._earliest(conn, kind, flight_key, flight, now)
         where = (flight.origin, flight.destination, earliest, airline)
@@ -192,15 +223,13 @@ class DisruptionTasks:
         )
         link = self.signer.sign(Choice(booking_id, flight_key, expires))
         url = f"{self.public_url}/disruption/choose?link={link}"
-        self.notices.issue(
-            conn,
-            notice_id=f"{booking_id}:{flight_key}:{kind}:offers",
-            booking_id=booking_id,
-            flight_key=flight_key,
-            kind=kind,
-            message=offer_message(payload["summary"], held, url, expires),
+        return Notice(
+            f"{booking_id}:{flight_key}:{kind}:offers",
+            booking_id,
+            flight_key,
+            kind,
+            offer_message(payload["summary"], held, url, expires),
         )
-        return True
 
     def start_reaccommodation(self, payload: Any) -> dict[str, int]:
         for booking_id in payload["bookings"]:
