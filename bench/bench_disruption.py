@@ -22,24 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, insert, make_url, select, text
+from sqlalchemy import create_engine, make_url, text
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 from jetbridge.app import create_app
-from jetbridge.booking import inventory
 from jetbridge.booking.catalog import demo_schedule, import_schedule
-from jetbridge.booking.identifiers import new_record_locator, ticket_number
-from jetbridge.booking.personal_data import PASSENGERS
-from jetbridge.booking.tasks import next_serial
 from jetbridge.config import Settings
 from jetbridge.disruption import store
-from jetbridge.flights.hub import FlightHub
-from jetbridge.flights.merge import Update
-from jetbridge.flights.model import FlightIdentity
 from jetbridge.ops.crypto import DataKey
 from jetbridge.storage.db import normalise_url
-from jetbridge.storage.schema import bookings, scheduled_flights, tickets
+from support.passengers import cancel, seed
 from support.servers import smtp_server_process
 
 DAY = (datetime.now(UTC) + timedelta(days=30)).date()
@@ -60,73 +53,6 @@ class Clock:
             to = str(self.mailbox.messages[index]["To"])
             self.arrived.setdefault(to, self.mailbox.arrivals[index])
         self.seen = count
-
-
-def seed(platform: Any, flight_id: str, count: int, tag: str) -> list[str]:
-    """`count` confirmed one-passenger bookings with tickets and an email contact each."""
-    personal = platform.bookings.personal
-    addresses = []
-    with platform.backbone.transaction() as conn:
-        for n in range(count):
-            booking_id = str(uuid.uuid4())
-            seats = inventory.hold_seats(
-                conn, flight_id=flight_id, cabin=_cabin(conn, flight_id), count=1,
-                hold_id=booking_id, ttl=60, now=time.time(),
-            )  # fmt: skip
-            inventory.confirm_hold(conn, hold_id=booking_id, booking_id=booking_id)
-            passengers = [{"given_name": "Pax", "family_name": f"{tag}{n}"}]
-            conn.execute(
-                insert(bookings).values(
-                    booking_id=booking_id, locator=new_record_locator(), status="confirmed",
-                    flight_id=flight_id, cabin=_cabin(conn, flight_id), customer_id=f"{tag}-{n}",
-                    amount=50_000, currency="CHF", caller="bench", idempotency_key=booking_id,
-                    tenant="LX", passengers=personal.seal(booking_id, PASSENGERS, passengers),
-                    passenger_count=1, created_at=time.time(), updated_at=time.time(),
-                )
-            )  # fmt: skip
-            conn.execute(
-                insert(tickets).values(
-                    ticket_number=ticket_number("724", next_serial(conn)),
-                    booking_id=booking_id, passenger_index=0, seat=seats[0], issued_at=time.time(),
-                )
-            )  # fmt: skip
-            address = f"{tag}-{n}@bench.example"
-            store.set_contacts(conn, personal, booking_id=booking_id, contacts={"email": address})
-            addresses.append(address)
-    return addresses
-
-
-def _cabin(conn: Any, flight_id: str) -> str:
-    free = inventory.availability(conn, flight_id=flight_id, now=time.time())
-    return max(free, key=lambda cabin: (cabin == "economy", free[cabin]))
-
-
-def cancel(platform: Any, flight_id: str, origin: str, destination: str) -> float:
-    """Put the flight in the hub, then cancel it; the time its cancellation committed."""
-    with platform.backbone.reading() as conn:
-        departs = conn.execute(
-            select(scheduled_flights.c.departs_at).where(scheduled_flights.c.flight_id == flight_id)
-        ).scalar_one()
-    airline, number = flight_id[:2], flight_id[2:6]
-    identity = FlightIdentity.create(
-        airline=airline, flight_number=number, origin_date=DAY,
-        departure_airport=origin, arrival_airport=destination,
-    )  # fmt: skip
-    hub = FlightHub(platform.backbone)
-    now = datetime.now(UTC)
-    scheduled = datetime.fromtimestamp(departs, UTC).isoformat()
-    hub.apply_all(
-        [
-            Update(
-                identity,
-                "bench",
-                now,
-                {"times.off_block.scheduled": scheduled, "status": "scheduled"},
-            )
-        ]
-    )
-    hub.apply_all([Update(identity, "bench", now + timedelta(seconds=1), {"status": "cancelled"})])
-    return time.time()
 
 
 def offers_held(platform: Any, flight_key: str, count: int) -> float:
@@ -184,12 +110,12 @@ def main() -> None:
             for number, origin, destination in routes[: args.baselines]:
                 flight_id = f"LX{number}-{DAY.isoformat()}"
                 (address,) = seed(platform, flight_id, 1, f"single{number}")
-                committed = cancel(platform, flight_id, origin, destination)
+                committed = cancel(platform, flight_id, DAY, origin, destination)
                 wait_all(clock, [address], timeout=60)
                 single.append(clock.arrived[address] - committed)
             big = f"LX0110-{DAY.isoformat()}"  # ZRH-JFK, a B77W
             addresses = seed(platform, big, args.passengers, "pax")
-            committed = cancel(platform, big, "ZRH", "JFK")
+            committed = cancel(platform, big, DAY, "ZRH", "JFK")
             held = offers_held(platform, f"{big}-ZRH-JFK", len(addresses)) - committed
             wait_all(clock, addresses, timeout=600)
             waits = [clock.arrived[a] - committed for a in addresses]

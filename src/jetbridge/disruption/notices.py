@@ -165,7 +165,12 @@ class Notices:
             raise DeliveryFailed("email: no SMTP server is configured", retryable=False)
         message, contacts = found
         try:
-            self.smtp.send(to=contacts["email"], subject=message["subject"], text=message["text"])
+            self.smtp.send(
+                to=contacts["email"],
+                subject=message["subject"],
+                text=message["text"],
+                key=event["id"],
+            )
         except OSError as exc:
             raise DeliveryFailed(f"email: {type(exc).__name__}") from None
 

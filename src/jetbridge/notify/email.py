@@ -5,6 +5,7 @@ notices would otherwise pay once per message."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import smtplib
 import threading
 import time
@@ -42,11 +43,24 @@ class SmtpSettings:
         )
 
 
-def _message(settings: SmtpSettings, *, to: str, subject: str, text: str) -> EmailMessage:
+def message_id(key: str, sender: str) -> str:
+    """A Message-ID that is the same each time the message with this `key` is sent: a message
+    sent again after a crash (delivery is at least once) is recognisably the same message.
+    The key is hashed, so nothing of it shows."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    domain = sender.rpartition("@")[2] or "jetbridge.local"
+    return f"<{digest}@{domain}>"
+
+
+def _message(
+    settings: SmtpSettings, *, to: str, subject: str, text: str, key: str | None = None
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.sender
     message["To"] = to
     message["Subject"] = subject
+    if key is not None:
+        message["Message-ID"] = message_id(key, settings.sender)
     message.set_content(text)
     return message
 
@@ -95,9 +109,10 @@ class Mailer:
             raise ValueError("connections: expected at least 1")
         self._slots = threading.BoundedSemaphore(self.connections)
 
-    def send(self, *, to: str, subject: str, text: str) -> None:
-        """Send one message; raises `smtplib.SMTPException` or `OSError` on failure."""
-        message = _message(self.settings, to=to, subject=subject, text=text)
+    def send(self, *, to: str, subject: str, text: str, key: str | None = None) -> None:
+        """Send one message (with a Message-ID made from `key`, if given); raises
+        `smtplib.SMTPException` or `OSError` on failure."""
+        message = _message(self.settings, to=to, subject=subject, text=text, key=key)
         if not self._slots.acquire(timeout=self.timeout):
             raise TimeoutError("email: every SMTP connection stayed busy")
         try:

@@ -214,7 +214,12 @@ class Notifier:
             raise DeliveryFailed("email: no SMTP server is configured", retryable=False)
         message = _message(detail)
         try:
-            self.smtp.send(to=row.target, subject=message["summary"], text=_email_text(message))
+            self.smtp.send(
+                to=row.target,
+                subject=message["summary"],
+                text=_email_text(message),
+                key=event["id"],
+            )
         except OSError as exc:
             raise DeliveryFailed(f"email: {type(exc).__name__}") from None
 
