@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from jetbridge.booking import inventory
 from jetbridge.storage.schema import disruptions, scheduled_flights, seats
@@ -139,9 +139,12 @@ def hold_offers(
     limit: int,
     ttl: float,
     now: float,
+    held: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Hold seats on the best alternatives (again: the seats already held under the offers)."""
-    held = _held_offers(conn, booking["booking_id"])
+    """Hold seats on the best alternatives (again: the seats already held under the offers,
+    `held` when the caller looked them up already with `held_offers_of`)."""
+    if held is None:
+        held = _held_offers(conn, booking["booking_id"])
     if held:
         return held
     count = booking["passenger_count"]
@@ -174,12 +177,33 @@ def hold_offers(
     return offers
 
 
+def held_offers_of(conn: Connection, booking_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The offers already held for each of the bookings (none for most), in one query."""
+    if not booking_ids:
+        return {}
+    rows = conn.execute(
+        select(seats.c.hold_id, seats.c.flight_id, seats.c.cabin, seats.c.seat)
+        .where(or_(*(_offer_holds(b) for b in booking_ids)), seats.c.status == "held")
+        .order_by(seats.c.hold_id, seats.c.seat)
+    ).all()
+    by_booking: dict[str, list[Any]] = {}
+    for row in rows:
+        booking_id = row.hold_id.removeprefix("offer:").rpartition(":")[0]
+        by_booking.setdefault(booking_id, []).append(row)
+    return {b: _described(conn, by_booking.get(b, [])) for b in booking_ids}
+
+
 def _held_offers(conn: Connection, booking_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(seats.c.hold_id, seats.c.flight_id, seats.c.cabin, seats.c.seat)
         .where(_offer_holds(booking_id), seats.c.status == "held")
         .order_by(seats.c.hold_id, seats.c.seat)
     ).all()
+    return _described(conn, rows)
+
+
+def _described(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Held seats' rows of one booking as its offers, in offer order."""
     grouped: dict[str, list[Any]] = {}
     for row in rows:
         grouped.setdefault(row.hold_id, []).append(row)

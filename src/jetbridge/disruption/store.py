@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.booking.personal_data import PersonalData
@@ -93,6 +93,38 @@ def open_case(
                 updated_at=time.time(),
             )
         )
+
+
+def set_cases(conn: Connection, *, flight_key: str, changes: Sequence[dict[str, Any]]) -> None:
+    """Update several of the flight's cases in one round trip: each change names its
+    `booking_id` and carries the same columns as the others."""
+    if not changes:
+        return
+    columns = [key for key in changes[0] if key != "booking_id"]
+    statement = (
+        update(disruption_cases)
+        .where(
+            disruption_cases.c.flight_key == bindparam("case_flight"),
+            disruption_cases.c.booking_id == bindparam("case_booking"),
+        )
+        .values(
+            updated_at=bindparam("case_updated_at"),
+            **{key: bindparam(f"case_{key}") for key in columns},
+        )
+    )
+    now = time.time()
+    conn.execute(
+        statement,
+        [
+            {
+                "case_flight": flight_key,
+                "case_booking": change["booking_id"],
+                "case_updated_at": now,
+                **{f"case_{key}": change[key] for key in columns},
+            }
+            for change in changes
+        ],
+    )
 
 
 def set_case(conn: Connection, *, flight_key: str, booking_id: str, **values: Any) -> None:

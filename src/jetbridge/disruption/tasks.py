@@ -141,7 +141,7 @@ class DisruptionTasks:
         notice with their offers and signed link: a chunk of bookings per transaction, the
         first chunks small so that the first notices leave at once, the later ones larger so
         that each transaction's reads and writes serve more bookings."""
-        flight_key, kind = payload["flight_key"], payload["kind"]
+        flight_key = payload["flight_key"]
         offered = 0
         for chunk in chunks(payload["bookings"], first=OFFER_CHUNK, most=CHUNK):
             with self.backbone.transaction() as conn:
@@ -150,18 +150,21 @@ class DisruptionTasks:
                 ).mappings()
                 rows = {row["booking_id"]: service.describe(dict(row)) for row in found}
                 cases = store.get_cases(conn, flight_key=flight_key, booking_ids=chunk)
+                held = offers.held_offers_of(conn, chunk)
                 searches: dict[tuple[Any, ...], offers.Search] = {}
                 flights: dict[str, Any] = {}
-                notices = []
+                notices, changes = [], []
                 for booking_id in chunk:
                     booking, case = rows.get(booking_id), cases.get(booking_id)
                     if booking is None or case is None:
                         continue
-                    notice = self._offer(
-                        conn, booking, case, flight_key, kind, payload, searches, flights
+                    made = self._offer(
+                        conn, booking, case, held[booking_id], payload, searches, flights
                     )
-                    if notice is not None:
-                        notices.append(notice)
+                    if made is not None:
+                        notices.append(made[0])
+                        changes.append(made[1])
+                store.set_cases(conn, flight_key=flight_key, changes=changes)
                 self.notices.issue_many(conn, notices)
                 offered += len(notices)
         return {"offered": offered}
@@ -171,13 +174,14 @@ class DisruptionTasks:
         conn: Any,
         booking: dict[str, Any],
         case: dict[str, Any],
-        flight_key: str,
-        kind: str,
+        held_before: list[dict[str, Any]],
         payload: dict[str, Any],
         searches: dict[tuple[Any, ...], offers.Search],
         flights: dict[str, Any],
-    ) -> Notice | None:
-        """Hold one booking's offers and mark its case waiting; the notice to send."""
+    ) -> tuple[Notice, dict[str, Any]] | None:
+        """Hold one booking's offers: the notice to send and the change that marks its case
+        waiting (both written by the caller, with those of the other bookings)."""
+        flight_key, kind = payload["flight_key"], payload["kind"]
         now = time.time()
         booking_id = booking["booking_id"]
         if booking["status"] != "confirmed":
@@ -211,25 +215,25 @@ class DisruptionTasks:
             limit=self.rules.offers,
             ttl=self.rules.choice_seconds + 3600,
             now=now,
+            held=held_before,
         )
         expires = int(case["choose_by"] or now + self.rules.choice_seconds)
-        store.set_case(
-            conn,
-            flight_key=flight_key,
-            booking_id=booking_id,
-            status="waiting",
-            offers=json.dumps(held),
-            choose_by=expires,
-        )
+        change = {
+            "booking_id": booking_id,
+            "status": "waiting",
+            "offers": json.dumps(held),
+            "choose_by": expires,
+        }
         link = self.signer.sign(Choice(booking_id, flight_key, expires))
         url = f"{self.public_url}/disruption/choose?link={link}"
-        return Notice(
+        notice = Notice(
             f"{booking_id}:{flight_key}:{kind}:offers",
             booking_id,
             flight_key,
             kind,
             offer_message(payload["summary"], held, url, expires),
         )
+        return notice, change
 
     def start_reaccommodation(self, payload: Any) -> dict[str, int]:
         for booking_id in payload["bookings"]:
