@@ -65,6 +65,23 @@ def hold_seats(
     return found
 
 
+def free_seats(
+    conn: Connection, *, flight_id: str, cabin: str, count: int, now: float
+) -> list[str]:
+    """Up to `count` seats free in the cabin, front rows first, for the caller to hold in the
+    same transaction (on PostgreSQL they stay locked until it ends; seats another transaction
+    holds locked are skipped)."""
+    query = (
+        select(seats.c.seat)
+        .where(_available(flight_id, cabin, now))
+        .order_by(seats.c.seat)
+        .limit(count)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).scalars())
+
+
 def confirm_hold(conn: Connection, *, hold_id: str, booking_id: str) -> list[str]:
     """Sell the seats of a hold (even if its time ran out, as long as nobody took them)."""
     held = list(

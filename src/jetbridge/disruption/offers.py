@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from jetbridge.booking import inventory
 from jetbridge.storage.schema import disruptions, scheduled_flights, seats
@@ -175,6 +175,92 @@ def hold_offers(
         search.free[row.flight_id][cabin] -= count
         offers.append(_describe(row, cabin, chosen, len(offers)))
     return offers
+
+
+def hold_offers_many(
+    conn: Connection,
+    *,
+    bookings: Sequence[dict[str, Any]],
+    search: Search,
+    limit: int,
+    ttl: float,
+    now: float,
+    held: dict[str, list[dict[str, Any]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """`hold_offers` for several bookings sharing one search, in a few statements: the same
+    offers and the same seats as holding them one booking after the other (ranked in turn
+    against the seats left, the front rows first), chosen with one query per flight and cabin
+    and held with one statement run for every seat. Should a flight have fewer seats than
+    counted (a buyer took some meanwhile), they are held one booking after the other."""
+    free = {flight_id: dict(cabins) for flight_id, cabins in search.free.items()}
+    plans: dict[str, list[tuple[Any, str]]] = {}
+    wanted: dict[tuple[str, str], int] = {}
+    for booking in bookings:
+        if held.get(booking["booking_id"]):
+            continue
+        count = booking["passenger_count"]
+        ranked = rank(
+            [row for row in search.rows if row.flight_id != booking["flight_id"]],
+            cabin=booking["cabin"],
+            airline=booking["flight_id"][:2],
+            count=count,
+            free=free,
+            limit=limit,
+        )
+        for row, cabin in ranked:
+            free[row.flight_id][cabin] -= count
+            wanted[row.flight_id, cabin] = wanted.get((row.flight_id, cabin), 0) + count
+        plans[booking["booking_id"]] = ranked
+    found = {
+        (flight_id, cabin): inventory.free_seats(
+            conn, flight_id=flight_id, cabin=cabin, count=count, now=now
+        )
+        for (flight_id, cabin), count in wanted.items()
+    }
+    if any(len(found[key]) < count for key, count in wanted.items()):
+        return {
+            booking["booking_id"]: hold_offers(
+                conn,
+                booking=booking,
+                search=search,
+                limit=limit,
+                ttl=ttl,
+                now=now,
+                held=held.get(booking["booking_id"], []),
+            )
+            for booking in bookings
+        }
+    search.free = free
+    result: dict[str, list[dict[str, Any]]] = {}
+    holds: list[dict[str, Any]] = []
+    for booking in bookings:
+        booking_id, count = booking["booking_id"], booking["passenger_count"]
+        if booking_id not in plans:
+            result[booking_id] = held[booking_id]
+            continue
+        offers: list[dict[str, Any]] = []
+        for row, cabin in plans[booking_id]:
+            chosen, found[row.flight_id, cabin] = (
+                found[row.flight_id, cabin][:count],
+                found[row.flight_id, cabin][count:],
+            )
+            key = hold_id(booking_id, len(offers))
+            holds += [{"h_flight": row.flight_id, "h_seat": seat, "h_id": key} for seat in chosen]
+            offers.append(_describe(row, cabin, chosen, len(offers)))
+        result[booking_id] = offers
+    if holds:
+        conn.execute(
+            update(seats)
+            .where(seats.c.flight_id == bindparam("h_flight"), seats.c.seat == bindparam("h_seat"))
+            .values(
+                status="held",
+                hold_id=bindparam("h_id"),
+                hold_expires_at=now + ttl,
+                booking_id=None,
+            ),
+            holds,
+        )
+    return result
 
 
 def held_offers_of(conn: Connection, booking_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

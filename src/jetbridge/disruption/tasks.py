@@ -151,43 +151,54 @@ class DisruptionTasks:
                 rows = {row["booking_id"]: service.describe(dict(row)) for row in found}
                 cases = store.get_cases(conn, flight_key=flight_key, booking_ids=chunk)
                 held = offers.held_offers_of(conn, chunk)
+                now = time.time()
+                # The chunk's bookings by the search serving them (one, for one flight).
                 searches: dict[tuple[Any, ...], offers.Search] = {}
+                served: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
                 flights: dict[str, Any] = {}
-                notices, changes = [], []
                 for booking_id in chunk:
                     booking, case = rows.get(booking_id), cases.get(booking_id)
-                    if booking is None or case is None:
+                    if booking is None or case is None or booking["status"] != "confirmed":
                         continue
-                    made = self._offer(
-                        conn, booking, case, held[booking_id], payload, searches, flights
+                    if case["status"] not in {"affected", "waiting"}:
+                        continue  # settled already
+                    where = self._search(conn, booking, payload, searches, flights, now)
+                    served.setdefault(where, []).append(booking)
+                offered_to: dict[str, list[dict[str, Any]]] = {}
+                for where, group in served.items():
+                    offered_to |= offers.hold_offers_many(
+                        conn,
+                        bookings=group,
+                        search=searches[where],
+                        limit=self.rules.offers,
+                        ttl=self.rules.choice_seconds + 3600,
+                        now=now,
+                        held=held,
                     )
-                    if made is not None:
-                        notices.append(made[0])
-                        changes.append(made[1])
+                notices, changes = [], []
+                for booking_id in chunk:
+                    if booking_id in offered_to:
+                        notice, change = self._notice(
+                            booking_id, cases[booking_id], offered_to[booking_id], payload, now
+                        )
+                        notices.append(notice)
+                        changes.append(change)
                 store.set_cases(conn, flight_key=flight_key, changes=changes)
                 self.notices.issue_many(conn, notices)
                 offered += len(notices)
         return {"offered": offered}
 
-    def _offer(
+    def _search(
         self,
         conn: Any,
         booking: dict[str, Any],
-        case: dict[str, Any],
-        held_before: list[dict[str, Any]],
         payload: dict[str, Any],
         searches: dict[tuple[Any, ...], offers.Search],
         flights: dict[str, Any],
-    ) -> tuple[Notice, dict[str, Any]] | None:
-        """Hold one booking's offers: the notice to send and the change that marks its case
-        waiting (both written by the caller, with those of the other bookings)."""
-        flight_key, kind = payload["flight_key"], payload["kind"]
-        now = time.time()
-        booking_id = booking["booking_id"]
-        if booking["status"] != "confirmed":
-            return None
-        if case["status"] not in {"affected", "waiting"}:
-            return None  # settled already
+        now: float,
+    ) -> tuple[Any, ...]:
+        """The alternatives for a booking (loaded once for the bookings sharing them): the key
+        of its search in `searches`."""
         if booking["flight_id"] not in flights:
             flights[booking["flight_id"]] = conn.execute(
                 select(scheduled_flights).where(
@@ -196,7 +207,7 @@ class DisruptionTasks:
             ).one()
         flight = flights[booking["flight_id"]]
         airline = booking["flight_id"][:2]
-        earliest = self._earliest(conn, kind, flight_key, flight, now)
+        earliest = self._earliest(conn, payload["kind"], payload["flight_key"], flight, now)
         where = (flight.origin, flight.destination, earliest, airline)
         if where not in searches:
             searches[where] = offers.Search.load(
@@ -208,15 +219,19 @@ class DisruptionTasks:
                 exclude=offers.cancelled_flight_ids(conn),
                 now=now,
             )
-        held = offers.hold_offers(
-            conn,
-            booking=booking,
-            search=searches[where],
-            limit=self.rules.offers,
-            ttl=self.rules.choice_seconds + 3600,
-            now=now,
-            held=held_before,
-        )
+        return where
+
+    def _notice(
+        self,
+        booking_id: str,
+        case: dict[str, Any],
+        held: list[dict[str, Any]],
+        payload: dict[str, Any],
+        now: float,
+    ) -> tuple[Notice, dict[str, Any]]:
+        """A booking's notice with its held offers, and the change that marks its case
+        waiting (both written by the caller, with those of the other bookings)."""
+        flight_key, kind = payload["flight_key"], payload["kind"]
         expires = int(case["choose_by"] or now + self.rules.choice_seconds)
         change = {
             "booking_id": booking_id,
