@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Connection,
@@ -116,6 +116,15 @@ class DeliveryQueue(Protocol):
     def pending(self) -> int: ...
 
 
+# Rows per INSERT when appending: well within SQLite's and PostgreSQL's limits on parameters.
+APPEND_ROWS = 200
+
+
+def _identity(entry: LogEntry) -> tuple[Any, ...]:
+    """What makes an event stored once (the `uq_events_identity` constraint)."""
+    return (entry.bus, entry.source, entry.event_id, entry.replay_name)
+
+
 class SqlEventLog:
     """Event log and delivery queue in SQL tables; leases make delivery survive a crash."""
 
@@ -128,27 +137,43 @@ class SqlEventLog:
     def append(
         self, conn: Connection, entries: Sequence[LogEntry], *, now: float
     ) -> list[int | None]:
+        """Store the entries in their order (up to `APPEND_ROWS` rows a statement); each one's
+        sequence number, or None where the same event was stored before (or earlier in
+        `entries`)."""
         dialect_insert = postgresql.insert if self._postgres else sqlite.insert
-        seqs: list[int | None] = []
-        for entry in entries:
+        stored: dict[tuple[Any, ...], int] = {}
+        for start in range(0, len(entries), APPEND_ROWS):
+            rows = [
+                {
+                    "bus": entry.bus,
+                    "event_id": entry.event_id,
+                    "source": entry.source,
+                    "type": entry.type,
+                    "tenant": entry.tenant,
+                    "partition_key": entry.partition_key,
+                    "event_time": entry.event_time,
+                    "ingested_at": now,
+                    "replay_name": entry.replay_name,
+                    "body": entry.body,
+                }
+                for entry in entries[start : start + APPEND_ROWS]
+            ]
             statement = (
                 dialect_insert(events)
-                .values(
-                    bus=entry.bus,
-                    event_id=entry.event_id,
-                    source=entry.source,
-                    type=entry.type,
-                    tenant=entry.tenant,
-                    partition_key=entry.partition_key,
-                    event_time=entry.event_time,
-                    ingested_at=now,
-                    replay_name=entry.replay_name,
-                    body=entry.body,
-                )
+                .values(rows)
                 .on_conflict_do_nothing()
-                .returning(events.c.seq)
+                .returning(
+                    events.c.seq,
+                    events.c.bus,
+                    events.c.source,
+                    events.c.event_id,
+                    events.c.replay_name,
+                )
             )
-            seqs.append(conn.execute(statement).scalar_one_or_none())
+            for seq, *key in conn.execute(statement):
+                stored[tuple(key)] = seq
+        # A row comes back once: a second entry of the same event gets None.
+        seqs: list[int | None] = [stored.pop(_identity(entry), None) for entry in entries]
         if self.outbox and (new := [{"event_seq": seq} for seq in seqs if seq is not None]):
             conn.execute(insert(jetstream_outbox), new)
         if self._postgres:
