@@ -92,10 +92,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     load_before = os.getloadavg()
+    url = database(args.database)
     with smtp_server_process() as mailbox:
         clock = Clock(mailbox)
         settings = Settings(
-            database_url=database(args.database),
+            database_url=url,
             data_keys=DataKey.generate("bench").entry(),
             smtp_url=mailbox.url,
             delivery_poll_seconds=0.05,
@@ -122,6 +123,8 @@ def main() -> None:
             with platform.backbone.reading() as conn:
                 counts = store.case_counts(conn, flight_key=f"LX0110-{DAY.isoformat()}-ZRH-JFK")
             offered = sum(1 for m in mailbox.messages if "holding seats" in _text(m))
+    if args.database != "sqlite":
+        drop(args.database, url)
     kind = "SQLite" if args.database == "sqlite" else "PostgreSQL"
     load = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
     print(f"{kind}; load average (1, 5, 15 min) before/after: {load}")
@@ -153,6 +156,14 @@ def database(where: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def drop(where: str, url: str) -> None:
+    """Remove the database the run created on the PostgreSQL server."""
+    admin = create_engine(normalise_url(where), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}"'))
+    admin.dispose()
 
 
 def _text(message: Any) -> str:
