@@ -80,20 +80,6 @@ class Notices:
         handlers.register_service("disruption.sms", self.text)
         handlers.register_service("disruption.webhook", self.webhook)
 
-    def issue(
-        self,
-        conn: Connection,
-        *,
-        notice_id: str,
-        booking_id: str,
-        flight_key: str,
-        kind: str,
-        message: dict[str, Any],
-    ) -> bool:
-        """Record the notice and queue it on the booking's channels; False if sent before."""
-        notice = Notice(notice_id, booking_id, flight_key, kind, message)
-        return bool(self.issue_many(conn, [notice]))
-
     def issue_many(self, conn: Connection, notices: Sequence[Notice]) -> list[str]:
         """Record notices and queue each on its booking's channels, in a few statements for
         all of them (inside the caller's transaction); the ids of those not sent before."""
