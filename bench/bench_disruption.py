@@ -1,18 +1,20 @@
 """One cancellation of a 300-passenger flight: time from the hub's commit to each passenger's
-notice with offers (received by a real SMTP server), p50/p99 and the last, beside the
-single-notice baseline measured in the same run (a flight with one booking cancelled the same
-way). Embedded default (SQLite), one process, default workers.
+notice with offers (received by a real SMTP server in a process of its own), p50/p99 and the
+last, beside the single-notice baseline measured in the same run (a flight with one booking
+cancelled the same way). One platform process with the default workers, on SQLite (the
+embedded default) or on a fresh database of a PostgreSQL server.
 
     python bench/bench_disruption.py [--passengers 300] [--baselines 3]
+        [--database sqlite | postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,111 +22,37 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select
+from sqlalchemy import create_engine, make_url, text
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 from jetbridge.app import create_app
-from jetbridge.booking import inventory
 from jetbridge.booking.catalog import demo_schedule, import_schedule
-from jetbridge.booking.identifiers import new_record_locator, ticket_number
-from jetbridge.booking.personal_data import PASSENGERS
-from jetbridge.booking.tasks import _next_serial
 from jetbridge.config import Settings
 from jetbridge.disruption import store
-from jetbridge.flights.hub import FlightHub
-from jetbridge.flights.merge import Update
-from jetbridge.flights.model import FlightIdentity
 from jetbridge.ops.crypto import DataKey
-from jetbridge.storage.schema import bookings, scheduled_flights, tickets
-from support.servers import smtp_server
+from jetbridge.storage.db import normalise_url
+from support.passengers import cancel, seed
+from support.servers import smtp_server_process
 
 DAY = (datetime.now(UTC) + timedelta(days=30)).date()
 
 
 class Clock:
-    """When each recipient's first message arrived at the SMTP server."""
+    """When each recipient's first message arrived at the SMTP server (the server notes the
+    time it accepted each message; read as they come, without rescanning)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mailbox: Any) -> None:
+        self.mailbox = mailbox
         self.arrived: dict[str, float] = {}
-        self.lock = threading.Lock()
+        self.seen = 0
 
-    def watch(self, mailbox: Any) -> None:
-        def note() -> None:
-            while True:
-                for message in list(mailbox.messages):
-                    with self.lock:
-                        self.arrived.setdefault(str(message["To"]), time.time())
-                time.sleep(0.005)
-
-        threading.Thread(target=note, daemon=True).start()
-
-
-def seed(platform: Any, flight_id: str, count: int, tag: str) -> list[str]:
-    """`count` confirmed one-passenger bookings with tickets and an email contact each."""
-    personal = platform.bookings.personal
-    addresses = []
-    with platform.backbone.transaction() as conn:
-        for n in range(count):
-            booking_id = str(uuid.uuid4())
-            seats = inventory.hold_seats(
-                conn, flight_id=flight_id, cabin=_cabin(conn, flight_id), count=1,
-                hold_id=booking_id, ttl=60, now=time.time(),
-            )  # fmt: skip
-            inventory.confirm_hold(conn, hold_id=booking_id, booking_id=booking_id)
-            passengers = [{"given_name": "Pax", "family_name": f"{tag}{n}"}]
-            conn.execute(
-                insert(bookings).values(
-                    booking_id=booking_id, locator=new_record_locator(), status="confirmed",
-                    flight_id=flight_id, cabin=_cabin(conn, flight_id), customer_id=f"{tag}-{n}",
-                    amount=50_000, currency="CHF", caller="bench", idempotency_key=booking_id,
-                    tenant="LX", passengers=personal.seal(booking_id, PASSENGERS, passengers),
-                    passenger_count=1, created_at=time.time(), updated_at=time.time(),
-                )
-            )  # fmt: skip
-            conn.execute(
-                insert(tickets).values(
-                    ticket_number=ticket_number("724", _next_serial(conn)),
-                    booking_id=booking_id, passenger_index=0, seat=seats[0], issued_at=time.time(),
-                )
-            )  # fmt: skip
-            address = f"{tag}-{n}@bench.example"
-            store.set_contacts(conn, personal, booking_id=booking_id, contacts={"email": address})
-            addresses.append(address)
-    return addresses
-
-
-def _cabin(conn: Any, flight_id: str) -> str:
-    free = inventory.availability(conn, flight_id=flight_id, now=time.time())
-    return max(free, key=lambda cabin: (cabin == "economy", free[cabin]))
-
-
-def cancel(platform: Any, flight_id: str, origin: str, destination: str) -> float:
-    """Put the flight in the hub, then cancel it; the time its cancellation committed."""
-    with platform.backbone.reading() as conn:
-        departs = conn.execute(
-            select(scheduled_flights.c.departs_at).where(scheduled_flights.c.flight_id == flight_id)
-        ).scalar_one()
-    airline, number = flight_id[:2], flight_id[2:6]
-    identity = FlightIdentity.create(
-        airline=airline, flight_number=number, origin_date=DAY,
-        departure_airport=origin, arrival_airport=destination,
-    )  # fmt: skip
-    hub = FlightHub(platform.backbone)
-    now = datetime.now(UTC)
-    scheduled = datetime.fromtimestamp(departs, UTC).isoformat()
-    hub.apply_all(
-        [
-            Update(
-                identity,
-                "bench",
-                now,
-                {"times.off_block.scheduled": scheduled, "status": "scheduled"},
-            )
-        ]
-    )
-    hub.apply_all([Update(identity, "bench", now + timedelta(seconds=1), {"status": "cancelled"})])
-    return time.time()
+    def update(self) -> None:
+        count = min(len(self.mailbox.arrivals), len(self.mailbox.messages))
+        for index in range(self.seen, count):
+            to = str(self.mailbox.messages[index]["To"])
+            self.arrived.setdefault(to, self.mailbox.arrivals[index])
+        self.seen = count
 
 
 def offers_held(platform: Any, flight_key: str, count: int) -> float:
@@ -140,10 +68,10 @@ def offers_held(platform: Any, flight_key: str, count: int) -> float:
 def wait_all(clock: Clock, addresses: list[str], timeout: float) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        with clock.lock:
-            if all(a in clock.arrived for a in addresses):
-                return
-        time.sleep(0.02)
+        clock.update()
+        if all(a in clock.arrived for a in addresses):
+            return
+        time.sleep(0.05)
     missing = [a for a in addresses if a not in clock.arrived]
     raise SystemExit(f"{len(missing)} of {len(addresses)} notices did not arrive")
 
@@ -157,13 +85,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--passengers", type=int, default=300)
     parser.add_argument("--baselines", type=int, default=3)
+    parser.add_argument(
+        "--database",
+        default="sqlite",
+        help="sqlite (a new file), or a PostgreSQL server URL: the run creates a database on it",
+    )
     args = parser.parse_args()
-    directory = Path(tempfile.mkdtemp(prefix="jetbridge-disruption-"))
-    with smtp_server() as mailbox:
-        clock = Clock()
-        clock.watch(mailbox)
+    load_before = os.getloadavg()
+    url = database(args.database)
+    with smtp_server_process() as mailbox:
+        clock = Clock(mailbox)
         settings = Settings(
-            database_url=f"sqlite:///{directory / 'jb.db'}",
+            database_url=url,
             data_keys=DataKey.generate("bench").entry(),
             smtp_url=mailbox.url,
             delivery_poll_seconds=0.05,
@@ -178,18 +111,24 @@ def main() -> None:
             for number, origin, destination in routes[: args.baselines]:
                 flight_id = f"LX{number}-{DAY.isoformat()}"
                 (address,) = seed(platform, flight_id, 1, f"single{number}")
-                committed = cancel(platform, flight_id, origin, destination)
+                committed = cancel(platform, flight_id, DAY, origin, destination)
                 wait_all(clock, [address], timeout=60)
                 single.append(clock.arrived[address] - committed)
             big = f"LX0110-{DAY.isoformat()}"  # ZRH-JFK, a B77W
             addresses = seed(platform, big, args.passengers, "pax")
-            committed = cancel(platform, big, "ZRH", "JFK")
+            committed = cancel(platform, big, DAY, "ZRH", "JFK")
             held = offers_held(platform, f"{big}-ZRH-JFK", len(addresses)) - committed
             wait_all(clock, addresses, timeout=600)
             waits = [clock.arrived[a] - committed for a in addresses]
             with platform.backbone.reading() as conn:
                 counts = store.case_counts(conn, flight_key=f"LX0110-{DAY.isoformat()}-ZRH-JFK")
             offered = sum(1 for m in mailbox.messages if "holding seats" in _text(m))
+    if args.database != "sqlite":
+        drop(args.database, url)
+    kind = "SQLite" if args.database == "sqlite" else "PostgreSQL"
+    load = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
+    print(f"{kind}; load average (1, 5, 15 min) before/after: {load}")
+    print()
     print("| case | notices | p50 s | p99 s | last s |")
     print("|---|---|---|---|---|")
     print(
@@ -203,6 +142,28 @@ def main() -> None:
     print()
     print(f"cases: {counts}; notices with held offers: {offered} of {len(mailbox.messages)}")
     print(f"all {args.passengers} offers held and notices queued {held:.2f} s after the commit")
+
+
+def database(where: str) -> str:
+    """A new SQLite file, or a new database on the PostgreSQL server `where`."""
+    if where == "sqlite":
+        directory = Path(tempfile.mkdtemp(prefix="jetbridge-disruption-"))
+        return f"sqlite:///{directory / 'jb.db'}"
+    server = normalise_url(where)
+    name = f"bench_disruption_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def drop(where: str, url: str) -> None:
+    """Remove the database the run created on the PostgreSQL server."""
+    admin = create_engine(normalise_url(where), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}"'))
+    admin.dispose()
 
 
 def _text(message: Any) -> str:

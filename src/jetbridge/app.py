@@ -42,7 +42,7 @@ from jetbridge.events.scheduler import run_periodic
 from jetbridge.events.targets import TargetInvoker
 from jetbridge.events.wakeups import CommitListener
 from jetbridge.notify import subscriptions
-from jetbridge.notify.email import SmtpSettings
+from jetbridge.notify.email import Mailer, SmtpSettings
 from jetbridge.ops import metrics
 from jetbridge.ops.crypto import Keyring, parse_keyring
 from jetbridge.ops.health import Check, database_check, nats_check, task_check
@@ -335,7 +335,10 @@ def build_platform(
     )
     backbone.listeners.append(worker.wake)
     smtp = (
-        SmtpSettings.parse(settings.smtp_url, sender=settings.smtp_sender)
+        Mailer(
+            SmtpSettings.parse(settings.smtp_url, sender=settings.smtp_sender),
+            connections=settings.smtp_connections,
+        )
         if settings.smtp_url
         else None
     )
@@ -360,6 +363,8 @@ def build_platform(
         monitor=AlarmMonitor(backbone, interval=settings.alarm_interval_seconds),
     )
     platform.readiness["database"] = database_check(engine)
+    if smtp is not None:
+        platform.closers.append(smtp.close)
     if verifier is not None:
         platform.closers.append(verifier.close)
     if is_postgres(engine):
@@ -406,7 +411,7 @@ def _add_jetstream(platform: Platform, url: str) -> None:
     )
 
 
-def _add_disruption(platform: Platform, smtp: SmtpSettings | None) -> None:
+def _add_disruption(platform: Platform, smtp: Mailer | None) -> None:
     """The disruption workflow on the hub's flight events (see docs/booking.md)."""
     from jetbridge.disruption import service
 

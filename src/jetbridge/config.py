@@ -130,6 +130,12 @@ class Settings(BaseSettings):
         default=None, description="smtp://host:port for email notifications"
     )
     smtp_sender: str = "flight-status@jetbridge.local"
+    smtp_connections: int = Field(
+        default=4,
+        gt=0,
+        le=64,
+        description="SMTP connections one process keeps open and sends on at a time",
+    )
     payments_url: str | None = Field(
         default=None,
         description="PaymentIntents-style provider; unset uses the built-in test provider",

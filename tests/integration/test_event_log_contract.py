@@ -67,6 +67,20 @@ def test_duplicate_event_is_stored_once(log: SqlEventLog) -> None:
         assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 1
 
 
+def test_a_large_append_keeps_order_and_skips_what_was_stored(log: SqlEventLog) -> None:
+    (before,) = append(log, entry(7))
+    entries = [entry(n) for n in range(450)]  # more than one statement's rows
+    entries.insert(100, entry(3))  # the same event twice in one append
+    seqs = append(log, *entries)
+    assert seqs[7] is None  # stored before
+    assert seqs[100] is None  # the second entry of e-3
+    fresh = [seq for seq in seqs if seq is not None]
+    assert len(fresh) == 449 and fresh == sorted(fresh) and fresh[0] > before  # type: ignore[operator]
+    with log.engine.connect() as conn:
+        stored = log.read(conn, bus="default", after=0, limit=1000)
+    assert [e.event_id for e in stored] == ["e-7"] + [f"e-{n}" for n in range(450) if n != 7]
+
+
 def test_read_returns_events_after_a_position_in_order(log: SqlEventLog) -> None:
     seqs = append(log, *(entry(n) for n in range(5)))
     with log.engine.connect() as conn:

@@ -36,7 +36,41 @@ def hold_seats(
     ttl: float,
     now: float,
 ) -> list[str]:
-    """Hold `count` seats for `ttl` seconds, front rows first; all or nothing."""
+    """Hold `count` seats for `ttl` seconds, front rows first; all or nothing. One statement:
+    the seats are chosen, counted and held together (on PostgreSQL the chosen rows are locked
+    and rows another transaction holds are skipped), so nothing is written when too few are
+    left."""
+    chosen = (
+        select(seats.c.seat)
+        .where(_available(flight_id, cabin, now))
+        .order_by(seats.c.seat)
+        .limit(count)
+    )
+    if conn.dialect.name == "postgresql":
+        chosen = chosen.with_for_update(skip_locked=True)
+    picked = chosen.cte("picked")
+    enough = select(func.count()).select_from(picked).scalar_subquery() == count
+    held = conn.execute(
+        update(seats)
+        .where(seats.c.flight_id == flight_id, seats.c.seat.in_(select(picked.c.seat)), enough)
+        .values(status="held", hold_id=hold_id, hold_expires_at=now + ttl, booking_id=None)
+        .returning(seats.c.seat)
+    ).scalars()
+    found = sorted(held)
+    if len(found) < count:
+        left = conn.execute(
+            select(func.count()).where(_available(flight_id, cabin, now))
+        ).scalar_one()
+        raise SoldOut(f"only {left} {cabin} seat(s) left on {flight_id}, {count} requested")
+    return found
+
+
+def free_seats(
+    conn: Connection, *, flight_id: str, cabin: str, count: int, now: float
+) -> list[str]:
+    """Up to `count` seats free in the cabin, front rows first, for the caller to hold in the
+    same transaction (on PostgreSQL they stay locked until it ends; seats another transaction
+    holds locked are skipped)."""
     query = (
         select(seats.c.seat)
         .where(_available(flight_id, cabin, now))
@@ -45,18 +79,7 @@ def hold_seats(
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    chosen = list(conn.execute(query).scalars())
-    if len(chosen) < count:
-        raise SoldOut(f"only {len(chosen)} {cabin} seat(s) left on {flight_id}, {count} requested")
-    result = conn.execute(
-        update(seats)
-        .where(seats.c.flight_id == flight_id, seats.c.seat.in_(chosen))
-        .where(_available(flight_id, cabin, now))
-        .values(status="held", hold_id=hold_id, hold_expires_at=now + ttl, booking_id=None)
-    )
-    if result.rowcount != count:
-        raise SoldOut(f"seats on {flight_id} were taken concurrently")
-    return chosen
+    return list(conn.execute(query).scalars())
 
 
 def confirm_hold(conn: Connection, *, hold_id: str, booking_id: str) -> list[str]:

@@ -4,6 +4,7 @@ replaces that stretch with a direct flight or a connection and keeps the segment
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,30 +32,46 @@ class Stretch:
 def disrupted_stretch(
     conn: Connection, booking: dict[str, Any], *, kind: str, flight_key: str
 ) -> Stretch:
-    legs = segments.segments_of(conn, booking["booking_id"]) or [
-        segments.Leg(booking["flight_id"], booking["cabin"])
+    return disrupted_stretches(conn, [booking], kind=kind, flight_key=flight_key)[
+        booking["booking_id"]
     ]
+
+
+def disrupted_stretches(
+    conn: Connection, bookings: Sequence[dict[str, Any]], *, kind: str, flight_key: str
+) -> dict[str, Stretch]:
+    """Each booking's disrupted stretch, by booking: their segments and flights read together."""
+    if not bookings:
+        return {}
+    found = segments.segments_by_booking(conn, [booking["booking_id"] for booking in bookings])
+    journeys = {
+        booking["booking_id"]: found.get(booking["booking_id"])
+        or [segments.Leg(booking["flight_id"], booking["cabin"])]
+        for booking in bookings
+    }
+    wanted = sorted({leg.flight_id for legs in journeys.values() for leg in legs})
     rows = {
         row.flight_id: row
         for row in conn.execute(
-            select(scheduled_flights).where(
-                scheduled_flights.c.flight_id.in_([leg.flight_id for leg in legs])
-            )
+            select(scheduled_flights).where(scheduled_flights.c.flight_id.in_(wanted))
         )
     }
-    flight_ids = [leg.flight_id for leg in legs]
     disrupted = catalogue_flight_id(conn, flight_key)
-    start = flight_ids.index(disrupted) if disrupted in flight_ids else 0
-    if kind == MISSED_CONNECTION:
-        start = _onward(conn, flight_ids, rows, disrupted, flight_key)
-    first = rows[flight_ids[start]]
-    return Stretch(
-        legs=legs,
-        replaces=list(range(start, len(legs))),
-        origin=first.origin,
-        destination=rows[flight_ids[-1]].destination,
-        first=first,
-    )
+    stretches = {}
+    for booking_id, legs in journeys.items():
+        flight_ids = [leg.flight_id for leg in legs]
+        start = flight_ids.index(disrupted) if disrupted in flight_ids else 0
+        if kind == MISSED_CONNECTION:
+            start = _onward(conn, flight_ids, rows, disrupted, flight_key)
+        first = rows[flight_ids[start]]
+        stretches[booking_id] = Stretch(
+            legs=legs,
+            replaces=list(range(start, len(legs))),
+            origin=first.origin,
+            destination=rows[flight_ids[-1]].destination,
+            first=first,
+        )
+    return stretches
 
 
 def _onward(

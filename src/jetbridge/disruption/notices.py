@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.signing import SIGNATURE_HEADER, sign
 from jetbridge.events.specs import RuleSpec
 from jetbridge.events.targets import DeliveryFailed
-from jetbridge.notify.email import SmtpSettings, send_email
+from jetbridge.notify.email import Mailer
 from jetbridge.notify.subscriptions import NOTIFY_BUS
 from jetbridge.ops.outbound import OutboundRefused
 from jetbridge.storage.schema import disruption_notices
@@ -54,12 +55,23 @@ def install_rules(conn: Connection, *, handlers: HandlerRegistry) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One notice to a booking's passengers about a flight's disruption."""
+
+    notice_id: str
+    booking_id: str
+    flight_key: str
+    kind: str
+    message: dict[str, Any]
+
+
 @dataclass
 class Notices:
     backbone: Backbone
     personal: PersonalData
     http: httpx.AsyncClient
-    smtp: SmtpSettings | None
+    smtp: Mailer | None
     sms: Any = None  # an SmsSender, when an SMS gateway is configured
     webhook_secret: str = ""
 
@@ -68,44 +80,53 @@ class Notices:
         handlers.register_service("disruption.sms", self.text)
         handlers.register_service("disruption.webhook", self.webhook)
 
-    def issue(
-        self,
-        conn: Connection,
-        *,
-        notice_id: str,
-        booking_id: str,
-        flight_key: str,
-        kind: str,
-        message: dict[str, Any],
-    ) -> bool:
-        """Record the notice and queue it on the booking's channels; False if sent before."""
-        fresh = store.record_notice(
+    def issue_many(self, conn: Connection, notices: Sequence[Notice]) -> list[str]:
+        """Record notices and queue each on its booking's channels, in a few statements for
+        all of them (inside the caller's transaction); the ids of those not sent before."""
+        fresh = store.record_notices(
             conn,
-            notice_id=notice_id,
-            booking_id=booking_id,
-            flight_key=flight_key,
-            kind=kind,
-            message=json.dumps(message),
+            [
+                {
+                    "notice_id": n.notice_id,
+                    "booking_id": n.booking_id,
+                    "flight_key": n.flight_key,
+                    "kind": n.kind,
+                    "message": json.dumps(n.message),
+                }
+                for n in notices
+            ],
         )
         if not fresh:
-            return False
-        store.set_case(conn, flight_key=flight_key, booking_id=booking_id, notified_at=time.time())
-        contacts = store.contacts_of(conn, self.personal, booking_id=booking_id)
+            return []
+        now = time.time()
+        by_flight: dict[str, list[str]] = {}
+        for notice in fresh:
+            by_flight.setdefault(notice["flight_key"], []).append(notice["booking_id"])
+        for flight_key, booking_ids in by_flight.items():
+            store.mark_notified(conn, flight_key=flight_key, booking_ids=booking_ids, at=now)
+        contacts = store.contacts_of_many(
+            conn, self.personal, booking_ids=sorted({n["booking_id"] for n in fresh})
+        )
         events = [
             CloudEvent(
-                id=f"{notice_id}:{channel}",
+                id=f"{notice['notice_id']}:{channel}",
                 source=SOURCE,
                 type="disruption.notice",
-                subject=flight_key,
-                partitionkey=booking_id,
-                data={"notice_id": notice_id, "booking_id": booking_id, "channel": channel},
+                subject=notice["flight_key"],
+                partitionkey=notice["booking_id"],
+                data={
+                    "notice_id": notice["notice_id"],
+                    "booking_id": notice["booking_id"],
+                    "channel": channel,
+                },
             )
+            for notice in fresh
             for channel in CHANNELS
-            if contacts.get(_CONTACT[channel])
+            if contacts.get(notice["booking_id"], {}).get(_CONTACT[channel])
         ]
         if events:
             self.backbone.publish(conn, bus=NOTIFY_BUS, events=events)
-        return True
+        return [notice["notice_id"] for notice in fresh]
 
     def _read(self, detail: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]] | None:
         def read() -> tuple[dict[str, Any], dict[str, str]] | None:
@@ -130,8 +151,11 @@ class Notices:
             raise DeliveryFailed("email: no SMTP server is configured", retryable=False)
         message, contacts = found
         try:
-            send_email(
-                self.smtp, to=contacts["email"], subject=message["subject"], text=message["text"]
+            self.smtp.send(
+                to=contacts["email"],
+                subject=message["subject"],
+                text=message["text"],
+                key=event["id"],
             )
         except OSError as exc:
             raise DeliveryFailed(f"email: {type(exc).__name__}") from None

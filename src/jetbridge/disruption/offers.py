@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from jetbridge.booking import inventory
 from jetbridge.disruption import itineraries
@@ -156,34 +156,163 @@ def hold_offers(
     limit: int,
     ttl: float,
     now: float,
+    held: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Hold seats on the best alternatives (again: the seats already held under the offers):
-    direct flights first, then connections. `replaces` are the positions of the booking's
-    segments an offer takes the place of."""
-    held = _held_offers(conn, booking["booking_id"], replaces)
+    """Hold seats on the best alternatives (again: the seats already held under the offers,
+    `held` when the caller looked them up already with `held_offers_of`): direct flights
+    first, then connections. `replaces` are the positions of the booking's segments an offer
+    takes the place of."""
+    if held is None:
+        held = _held_offers(conn, booking["booking_id"], replaces)
     if held:
         return held
     count = booking["passenger_count"]
-    booked = set(replaced_flights(booking, replaces))
-    rank: dict[str, Any] = {
-        "cabin": booking["cabin"],
-        "airline": booking["flight_id"][:2],
-        "count": count,
-        "free": search.free,
-        "limit": limit,
-    }
-    direct = [row for row in search.rows if row.flight_id not in booked]
-    pairs = [p for p in search.pairs if not {p[0].flight_id, p[1].flight_id} & booked]
     offers: list[dict[str, Any]] = []
-    for choice in itineraries.rank_direct(direct, **rank) + itineraries.rank_connections(
-        pairs, **rank
-    ):
+    for choice in _ranked(booking, search, replaces, limit, search.free):
         if len(offers) == limit:
             break
         key = hold_id(booking["booking_id"], len(offers))
         if hold_journey(conn, choice, count=count, hold=key, ttl=ttl, now=now, free=search.free):
             offers.append(_describe(choice, held_seats(conn, key), len(offers), replaces))
     return offers
+
+
+def _ranked(
+    booking: dict[str, Any],
+    search: Search,
+    replaces: list[int],
+    limit: int,
+    free: dict[str, dict[str, int]],
+) -> list[itineraries.Choice]:
+    """The booking's alternatives, best first, against the seats `free`: direct flights,
+    then connections, none on a flight of the replaced segments."""
+    booked = set(replaced_flights(booking, replaces))
+    rank: dict[str, Any] = {
+        "cabin": booking["cabin"],
+        "airline": booking["flight_id"][:2],
+        "count": booking["passenger_count"],
+        "free": free,
+        "limit": limit,
+    }
+    direct = [row for row in search.rows if row.flight_id not in booked]
+    pairs = [p for p in search.pairs if not {p[0].flight_id, p[1].flight_id} & booked]
+    return itineraries.rank_direct(direct, **rank) + itineraries.rank_connections(pairs, **rank)
+
+
+def hold_offers_many(
+    conn: Connection,
+    *,
+    bookings: Sequence[dict[str, Any]],
+    search: Search,
+    replaces: dict[str, list[int]],
+    limit: int,
+    ttl: float,
+    now: float,
+    held: dict[str, list[dict[str, Any]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """`hold_offers` for several bookings sharing one search, in a few statements: the same
+    offers and the same seats as holding them one booking after the other (ranked in turn
+    against the seats left, the front rows first), chosen with one query per flight and cabin
+    (every leg of a connection counted) and held with one statement run for every seat, so a
+    connection's legs are held together or not at all. Should a flight have fewer seats than
+    counted (a buyer took some meanwhile), they are held one booking after the other."""
+    free = {flight_id: dict(cabins) for flight_id, cabins in search.free.items()}
+    plans: dict[str, list[itineraries.Choice]] = {}
+    wanted: dict[tuple[str, str], int] = {}
+    for booking in bookings:
+        booking_id = booking["booking_id"]
+        if held.get(booking_id):
+            continue
+        count = booking["passenger_count"]
+        plan: list[itineraries.Choice] = []
+        for choice in _ranked(booking, search, replaces[booking_id], limit, free):
+            if len(plan) == limit:
+                break
+            if any(free.get(row.flight_id, {}).get(cabin, 0) < count for row, cabin in choice):
+                continue  # an earlier offer took them
+            for row, cabin in choice:
+                free[row.flight_id][cabin] -= count
+                wanted[row.flight_id, cabin] = wanted.get((row.flight_id, cabin), 0) + count
+            plan.append(choice)
+        plans[booking_id] = plan
+    found = {
+        (flight_id, cabin): inventory.free_seats(
+            conn, flight_id=flight_id, cabin=cabin, count=count, now=now
+        )
+        for (flight_id, cabin), count in wanted.items()
+    }
+    if any(len(found[key]) < count for key, count in wanted.items()):
+        return {
+            booking["booking_id"]: hold_offers(
+                conn,
+                booking=booking,
+                search=search,
+                replaces=replaces[booking["booking_id"]],
+                limit=limit,
+                ttl=ttl,
+                now=now,
+                held=held.get(booking["booking_id"], []),
+            )
+            for booking in bookings
+        }
+    search.free = free
+    result: dict[str, list[dict[str, Any]]] = {}
+    holds: list[dict[str, Any]] = []
+    for booking in bookings:
+        booking_id, count = booking["booking_id"], booking["passenger_count"]
+        if booking_id not in plans:
+            result[booking_id] = held[booking_id]
+            continue
+        offers: list[dict[str, Any]] = []
+        for choice in plans[booking_id]:
+            key = hold_id(booking_id, len(offers))
+            chosen: dict[str, list[str]] = {}
+            for row, cabin in choice:
+                seats_left = found[row.flight_id, cabin]
+                chosen[row.flight_id], found[row.flight_id, cabin] = (
+                    seats_left[:count],
+                    seats_left[count:],
+                )
+                holds += [
+                    {"h_flight": row.flight_id, "h_seat": seat, "h_id": key}
+                    for seat in chosen[row.flight_id]
+                ]
+            offers.append(_describe(choice, chosen, len(offers), replaces[booking_id]))
+        result[booking_id] = offers
+    if holds:
+        conn.execute(
+            update(seats)
+            .where(seats.c.flight_id == bindparam("h_flight"), seats.c.seat == bindparam("h_seat"))
+            .values(
+                status="held",
+                hold_id=bindparam("h_id"),
+                hold_expires_at=now + ttl,
+                booking_id=None,
+            ),
+            holds,
+        )
+    return result
+
+
+def held_offers_of(
+    conn: Connection, replaces: dict[str, list[int]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The offers already held for each of the bookings (`replaces` by booking): which
+    bookings have any found in one query (none for most), those described one by one."""
+    if not replaces:
+        return {}
+    holding = set(
+        conn.execute(
+            select(seats.c.hold_id)
+            .where(or_(*(_offer_holds(b) for b in replaces)), seats.c.status == "held")
+            .distinct()
+        ).scalars()
+    )
+    owners = {key.removeprefix("offer:").rpartition(":")[0] for key in holding}
+    return {
+        booking_id: _held_offers(conn, booking_id, positions) if booking_id in owners else []
+        for booking_id, positions in replaces.items()
+    }
 
 
 def replaced_flights(booking: dict[str, Any], replaces: list[int]) -> list[str]:

@@ -22,7 +22,7 @@ from jetbridge.disruption.tasks import DisruptionTasks
 from jetbridge.disruption.trigger import Detector, install_rule
 from jetbridge.errors import Conflict, InvalidRequest, NotFound
 from jetbridge.events.backbone import Backbone
-from jetbridge.notify.email import SmtpSettings
+from jetbridge.notify.email import Mailer
 from jetbridge.ops.crypto import Keyring
 from jetbridge.workflows.engine import WorkflowEngine
 from jetbridge.workflows.tokens import TaskTimedOut
@@ -144,7 +144,7 @@ def build(
     bookings: Bookings,
     keyring: Keyring,
     http: httpx.AsyncClient,
-    smtp: SmtpSettings | None,
+    smtp: Mailer | None,
     rules: DisruptionRules,
     public_url: str,
     sms_url: str | None = None,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.booking.personal_data import PersonalData
@@ -53,6 +54,18 @@ def contacts_of(conn: Connection, personal: PersonalData, *, booking_id: str) ->
     return {} if sealed is None else dict(personal.open(booking_id, CONTACTS, sealed))
 
 
+def contacts_of_many(
+    conn: Connection, personal: PersonalData, *, booking_ids: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """The contacts of each of the bookings that has some, read in one query."""
+    rows = conn.execute(
+        select(booking_contacts.c.booking_id, booking_contacts.c.contacts).where(
+            booking_contacts.c.booking_id.in_(list(booking_ids))
+        )
+    ).all()
+    return {row[0]: dict(personal.open(row[0], CONTACTS, row[1])) for row in rows}
+
+
 # --- cases ------------------------------------------------------------------------------
 
 
@@ -82,6 +95,38 @@ def open_case(
         )
 
 
+def set_cases(conn: Connection, *, flight_key: str, changes: Sequence[dict[str, Any]]) -> None:
+    """Update several of the flight's cases in one round trip: each change names its
+    `booking_id` and carries the same columns as the others."""
+    if not changes:
+        return
+    columns = [key for key in changes[0] if key != "booking_id"]
+    statement = (
+        update(disruption_cases)
+        .where(
+            disruption_cases.c.flight_key == bindparam("case_flight"),
+            disruption_cases.c.booking_id == bindparam("case_booking"),
+        )
+        .values(
+            updated_at=bindparam("case_updated_at"),
+            **{key: bindparam(f"case_{key}") for key in columns},
+        )
+    )
+    now = time.time()
+    conn.execute(
+        statement,
+        [
+            {
+                "case_flight": flight_key,
+                "case_booking": change["booking_id"],
+                "case_updated_at": now,
+                **{f"case_{key}": change[key] for key in columns},
+            }
+            for change in changes
+        ],
+    )
+
+
 def set_case(conn: Connection, *, flight_key: str, booking_id: str, **values: Any) -> None:
     conn.execute(
         update(disruption_cases)
@@ -109,6 +154,34 @@ def supersede_others(conn: Connection, *, booking_id: str, flight_key: str) -> l
     return waiting
 
 
+def get_cases(
+    conn: Connection, *, flight_key: str, booking_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The flight's cases of these bookings, by booking, read in one query."""
+    rows = conn.execute(
+        select(disruption_cases).where(
+            disruption_cases.c.flight_key == flight_key,
+            disruption_cases.c.booking_id.in_(list(booking_ids)),
+        )
+    ).mappings()
+    return {row["booking_id"]: _case(dict(row)) for row in rows}
+
+
+def mark_notified(
+    conn: Connection, *, flight_key: str, booking_ids: Sequence[str], at: float
+) -> None:
+    """The bookings' passengers were sent a notice of this flight's disruption at `at`."""
+    if booking_ids:
+        conn.execute(
+            update(disruption_cases)
+            .where(
+                disruption_cases.c.flight_key == flight_key,
+                disruption_cases.c.booking_id.in_(list(booking_ids)),
+            )
+            .values(notified_at=at, updated_at=at)
+        )
+
+
 def get_case(conn: Connection, *, flight_key: str, booking_id: str) -> dict[str, Any] | None:
     row = (
         conn.execute(
@@ -120,9 +193,10 @@ def get_case(conn: Connection, *, flight_key: str, booking_id: str) -> dict[str,
         .mappings()
         .first()
     )
-    if row is None:
-        return None
-    found = dict(row)
+    return None if row is None else _case(dict(row))
+
+
+def _case(found: dict[str, Any]) -> dict[str, Any]:
     found["offers"] = json.loads(found["offers"]) if found["offers"] else []
     found["choice"] = json.loads(found["choice"]) if found["choice"] else None
     return found
@@ -167,26 +241,25 @@ def cases_of_booking(conn: Connection, *, booking_id: str) -> list[dict[str, Any
 # --- notices ----------------------------------------------------------------------------
 
 
-def record_notice(
-    conn: Connection, *, notice_id: str, booking_id: str, flight_key: str, kind: str, message: str
-) -> bool:
-    """Keep a notice for the passenger's page; False if this very notice was recorded before."""
-    known = conn.execute(
-        select(disruption_notices.c.notice_id).where(disruption_notices.c.notice_id == notice_id)
-    ).first()
-    if known is not None:
-        return False
-    conn.execute(
-        insert(disruption_notices).values(
-            notice_id=notice_id,
-            booking_id=booking_id,
-            flight_key=flight_key,
-            kind=kind,
-            message=message,
-            created_at=time.time(),
-        )
+def record_notices(conn: Connection, notices: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    """Keep several notices (each with notice_id, booking_id, flight_key, kind and message)
+    in two statements; the ones not recorded before, in their order."""
+    ids = [notice["notice_id"] for notice in notices]
+    known = set(
+        conn.execute(
+            select(disruption_notices.c.notice_id).where(disruption_notices.c.notice_id.in_(ids))
+        ).scalars()
     )
-    return True
+    fresh: dict[str, dict[str, str]] = {}
+    for notice in notices:
+        if notice["notice_id"] not in known:
+            fresh.setdefault(notice["notice_id"], notice)
+    if fresh:
+        now = time.time()
+        conn.execute(
+            insert(disruption_notices), [{**notice, "created_at": now} for notice in fresh.values()]
+        )
+    return list(fresh.values())
 
 
 def notices_of(conn: Connection, *, booking_id: str) -> list[dict[str, Any]]:

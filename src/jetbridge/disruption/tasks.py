@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +28,9 @@ from jetbridge.booking.money import Money
 from jetbridge.booking.tasks import BookingTasks
 from jetbridge.disruption import offers, rebook, store
 from jetbridge.disruption.connections import missed_connections, scheduled_arrival
-from jetbridge.disruption.journey import disrupted_stretch
+from jetbridge.disruption.journey import Stretch, disrupted_stretches
 from jetbridge.disruption.links import Choice, LinkSigner
-from jetbridge.disruption.notices import Notices
+from jetbridge.disruption.notices import Notice, Notices
 from jetbridge.disruption.policy import (
     MISSED_CONNECTION,
     DisruptionRules,
@@ -39,11 +39,21 @@ from jetbridge.disruption.policy import (
 from jetbridge.errors import Conflict
 from jetbridge.events.backbone import Backbone
 from jetbridge.flights.hub import get_flight
+from jetbridge.storage.schema import bookings as booking_rows
 from jetbridge.storage.schema import payments
 
 Handler = Callable[[Any], Any]
-CHUNK = 50  # bookings per transaction when notifying or opening cases
-OFFER_CHUNK = 5  # bookings per transaction when holding offers: notices leave early
+CHUNK = 50  # most bookings per transaction when notifying, opening cases or holding offers
+OFFER_CHUNK = 5  # bookings in the first transaction holding offers: notices leave early
+
+
+def chunks(items: Sequence[str], *, first: int, most: int) -> Iterator[list[str]]:
+    """`items` in consecutive chunks of `first`, then twice as many each time, up to `most`."""
+    start, size = 0, first
+    while start < len(items):
+        yield list(items[start : start + size])
+        start += size
+        size = min(most, size * 2)
 
 
 class StepFailed(Exception):
@@ -112,55 +122,95 @@ class DisruptionTasks:
         flight_key, kind = payload["flight_key"], payload["kind"]
         message = {"subject": payload["summary"], "text": payload["summary"] + "."}
         sent = 0
-        bookings: list[str] = payload["bookings"]
-        for start in range(0, len(bookings), CHUNK):
+        for chunk in chunks(payload["bookings"], first=CHUNK, most=CHUNK):
+            notices = [
+                Notice(
+                    f"{booking_id}:{flight_key}:{kind}:{payload['fingerprint']}",
+                    booking_id,
+                    flight_key,
+                    kind,
+                    message,
+                )
+                for booking_id in chunk
+            ]
             with self.backbone.transaction() as conn:
-                for booking_id in bookings[start : start + CHUNK]:
-                    notice_id = f"{booking_id}:{flight_key}:{kind}:{payload['fingerprint']}"
-                    if self.notices.issue(
-                        conn,
-                        notice_id=notice_id,
-                        booking_id=booking_id,
-                        flight_key=flight_key,
-                        kind=kind,
-                        message=message,
-                    ):
-                        sent += 1
+                sent += len(self.notices.issue_many(conn, notices))
         return {"notified": sent}
 
     def offer_alternatives(self, payload: Any) -> dict[str, int]:
         """Hold the best alternatives for every affected booking and send each passenger the
-        notice with their offers and signed link (a chunk of bookings per transaction)."""
+        notice with their offers and signed link: a chunk of bookings per transaction, the
+        first chunks small so that the first notices leave at once, the later ones larger so
+        that each transaction's reads and writes serve more bookings."""
         flight_key, kind = payload["flight_key"], payload["kind"]
-        bookings: list[str] = payload["bookings"]
         offered = 0
-        for start in range(0, len(bookings), OFFER_CHUNK):
+        for chunk in chunks(payload["bookings"], first=OFFER_CHUNK, most=CHUNK):
             with self.backbone.transaction() as conn:
+                found = conn.execute(
+                    select(booking_rows).where(booking_rows.c.booking_id.in_(chunk))
+                ).mappings()
+                rows = {row["booking_id"]: service.describe(dict(row)) for row in found}
+                cases = store.get_cases(conn, flight_key=flight_key, booking_ids=chunk)
+                now = time.time()
+                open_ones = [
+                    rows[b]
+                    for b in dict.fromkeys(chunk)
+                    if b in rows
+                    and rows[b]["status"] == "confirmed"
+                    and cases.get(b, {}).get("status") in {"affected", "waiting"}
+                ]  # the others are gone or settled already
+                stretches = disrupted_stretches(conn, open_ones, kind=kind, flight_key=flight_key)
+                # The chunk's bookings by the search serving them (one per stretch and time),
+                # each with the positions of the segments its offers replace.
                 searches: dict[tuple[Any, ...], offers.Search] = {}
-                for booking_id in bookings[start : start + OFFER_CHUNK]:
-                    if self._offer(conn, booking_id, flight_key, kind, payload, searches):
-                        offered += 1
+                served: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+                replaces: dict[str, list[int]] = {}
+                for booking in open_ones:
+                    booking_id = booking["booking_id"]
+                    stretch = stretches[booking_id]
+                    where = self._search(conn, booking, stretch, payload, searches, now)
+                    legs = [leg.to_json() for leg in stretch.legs]
+                    served.setdefault(where, []).append(booking | {"segments": legs})
+                    replaces[booking_id] = stretch.replaces
+                held = offers.held_offers_of(conn, replaces)
+                offered_to: dict[str, list[dict[str, Any]]] = {}
+                for where, group in served.items():
+                    offered_to |= offers.hold_offers_many(
+                        conn,
+                        bookings=group,
+                        search=searches[where],
+                        replaces=replaces,
+                        limit=self.rules.offers,
+                        ttl=self.rules.choice_seconds + 3600,
+                        now=now,
+                        held=held,
+                    )
+                notices, changes = [], []
+                for booking_id in chunk:
+                    if booking_id in offered_to:
+                        notice, change = self._notice(
+                            booking_id, cases[booking_id], offered_to[booking_id], payload, now
+                        )
+                        notices.append(notice)
+                        changes.append(change)
+                store.set_cases(conn, flight_key=flight_key, changes=changes)
+                self.notices.issue_many(conn, notices)
+                offered += len(notices)
         return {"offered": offered}
 
-    def _offer(
+    def _search(
         self,
         conn: Any,
-        booking_id: str,
-        flight_key: str,
-        kind: str,
+        booking: dict[str, Any],
+        stretch: Stretch,
         payload: dict[str, Any],
         searches: dict[tuple[Any, ...], offers.Search],
-    ) -> bool:
-        now = time.time()
-        booking = service.get_booking(conn, booking_id=booking_id)
-        case = store.get_case(conn, flight_key=flight_key, booking_id=booking_id)
-        if booking["status"] != "confirmed" or case is None:
-            return False
-        if case["status"] not in {"affected", "waiting"}:
-            return False  # settled already
-        stretch = disrupted_stretch(conn, booking, kind=kind, flight_key=flight_key)
+        now: float,
+    ) -> tuple[Any, ...]:
+        """The alternatives for a booking's disrupted stretch (loaded once for the bookings
+        sharing them): the key of its search in `searches`."""
         airline = booking["flight_id"][:2]
-        earliest = self._earliest(conn, kind, flight_key, stretch.first, now)
+        earliest = self._earliest(conn, payload["kind"], payload["flight_key"], stretch.first, now)
         where = (stretch.origin, stretch.destination, earliest, airline)
         if where not in searches:
             searches[where] = offers.Search.load(
@@ -173,35 +223,36 @@ class DisruptionTasks:
                 now=now,
                 connection_time=self.rules.connection_time,
             )
-        held = offers.hold_offers(
-            conn,
-            booking=booking | {"segments": [leg.to_json() for leg in stretch.legs]},
-            search=searches[where],
-            replaces=stretch.replaces,
-            limit=self.rules.offers,
-            ttl=self.rules.choice_seconds + 3600,
-            now=now,
-        )
+        return where
+
+    def _notice(
+        self,
+        booking_id: str,
+        case: dict[str, Any],
+        held: list[dict[str, Any]],
+        payload: dict[str, Any],
+        now: float,
+    ) -> tuple[Notice, dict[str, Any]]:
+        """A booking's notice with its held offers, and the change that marks its case
+        waiting (both written by the caller, with those of the other bookings)."""
+        flight_key, kind = payload["flight_key"], payload["kind"]
         expires = int(case["choose_by"] or now + self.rules.choice_seconds)
-        store.set_case(
-            conn,
-            flight_key=flight_key,
-            booking_id=booking_id,
-            status="waiting",
-            offers=json.dumps(held),
-            choose_by=expires,
-        )
+        change = {
+            "booking_id": booking_id,
+            "status": "waiting",
+            "offers": json.dumps(held),
+            "choose_by": expires,
+        }
         link = self.signer.sign(Choice(booking_id, flight_key, expires))
         url = f"{self.public_url}/disruption/choose?link={link}"
-        self.notices.issue(
-            conn,
-            notice_id=f"{booking_id}:{flight_key}:{kind}:offers",
-            booking_id=booking_id,
-            flight_key=flight_key,
-            kind=kind,
-            message=offer_message(payload["summary"], held, url, expires),
+        notice = Notice(
+            f"{booking_id}:{flight_key}:{kind}:offers",
+            booking_id,
+            flight_key,
+            kind,
+            offer_message(payload["summary"], held, url, expires),
         )
-        return True
+        return notice, change
 
     def start_reaccommodation(self, payload: Any) -> dict[str, int]:
         for booking_id in payload["bookings"]:

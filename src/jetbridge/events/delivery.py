@@ -71,6 +71,9 @@ class DeliveryWorker:
     stats: Counter[str] = field(default_factory=Counter)
     _wakeup: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
+    # Deliveries done and waiting to be removed from the queue, with who waits for that.
+    _done: list[tuple[Delivery, asyncio.Future[None]]] = field(default_factory=list)
+    _flusher: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Tell the worker new deliveries may be due; callable from any thread."""
@@ -253,14 +256,46 @@ class DeliveryWorker:
         )
         await self.invoker.invoke(spec, payload, context)
         if queued:
-            await asyncio.to_thread(self._complete, delivery)
+            await self._completed(delivery)
 
-    def _complete(self, delivery: Delivery) -> None:
+    async def _completed(self, delivery: Delivery) -> None:
+        """Remove a done delivery from the queue. Deliveries finishing while a removal is
+        being written are removed together in the next transaction (a group commit): a burst
+        of deliveries waits once for the database's writer, not once per delivery."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._done.append((delivery, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_done())
+        await done
+
+    async def _flush_done(self) -> None:
+        while self._done:
+            batch, self._done = self._done, []
+            try:
+                await asyncio.to_thread(self._complete, [delivery for delivery, _ in batch])
+            except Exception as exc:  # each delivery's own handling decides what follows
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            except asyncio.CancelledError:
+                # Shutting down: nobody is left waiting forever; uncompleted ones are redone.
+                for _, done in [*batch, *self._done]:
+                    done.cancel()
+                self._done = []
+                raise
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    def _complete(self, batch: list[Delivery]) -> None:
         def complete() -> None:
             with self.engine.begin() as conn:
-                self.queue.complete(conn, delivery)
+                for delivery in batch:
+                    self.queue.complete(conn, delivery)
 
-        retry_transient(complete, what=f"completing delivery {delivery.id}")
+        what = f"completing {len(batch)} deliveries from {batch[0].id}"
+        retry_transient(complete, what=what)
 
     def _forward(self, delivery: Delivery, bus: str, event: CloudEvent, queued: bool) -> None:
         def forward() -> None:

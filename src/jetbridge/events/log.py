@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Connection,
@@ -121,6 +121,30 @@ class DeliveryQueue(Protocol):
     def pending(self) -> int: ...
 
 
+# Rows per INSERT when appending: well within SQLite's and PostgreSQL's limits on parameters.
+APPEND_ROWS = 200
+
+
+def _identity(entry: LogEntry) -> tuple[Any, ...]:
+    """What makes an event stored once (the `uq_events_identity` constraint)."""
+    return (entry.bus, entry.source, entry.event_id, entry.replay_name)
+
+
+def _row(entry: LogEntry, now: float) -> dict[str, Any]:
+    return {
+        "bus": entry.bus,
+        "event_id": entry.event_id,
+        "source": entry.source,
+        "type": entry.type,
+        "tenant": entry.tenant,
+        "partition_key": entry.partition_key,
+        "event_time": entry.event_time,
+        "ingested_at": now,
+        "replay_name": entry.replay_name,
+        "body": entry.body,
+    }
+
+
 class SqlEventLog:
     """Event log and delivery queue in SQL tables; leases make delivery survive a crash."""
 
@@ -171,21 +195,15 @@ class SqlEventLog:
     def append(
         self, conn: Connection, entries: Sequence[LogEntry], *, now: float
     ) -> list[int | None]:
-        seqs: list[int | None] = []
-        for entry in entries:
-            row = {
-                "bus": entry.bus,
-                "event_id": entry.event_id,
-                "source": entry.source,
-                "type": entry.type,
-                "tenant": entry.tenant,
-                "partition_key": entry.partition_key,
-                "event_time": entry.event_time,
-                "ingested_at": now,
-                "replay_name": entry.replay_name,
-                "body": entry.body,
-            }
-            seqs.append(conn.execute(self._insert, row).scalar_one_or_none())
+        """Store the entries in their order (one entry with the statement built once, more
+        with up to `APPEND_ROWS` rows a statement); each one's sequence number, or None where
+        the same event was stored before (or earlier in `entries`)."""
+        if len(entries) == 1:
+            seqs: list[int | None] = [
+                conn.execute(self._insert, _row(entries[0], now)).scalar_one_or_none()
+            ]
+        else:
+            seqs = self._append_rows(conn, entries, now)
         if self.outbox and (new := [{"event_seq": seq} for seq in seqs if seq is not None]):
             conn.execute(insert(jetstream_outbox), new)
         if self._postgres:
@@ -194,6 +212,30 @@ class SqlEventLog:
                 conn, (e.bus for e, seq in zip(entries, seqs, strict=True) if seq is not None)
             )
         return seqs
+
+    def _append_rows(
+        self, conn: Connection, entries: Sequence[LogEntry], now: float
+    ) -> list[int | None]:
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        stored: dict[tuple[Any, ...], int] = {}
+        for start in range(0, len(entries), APPEND_ROWS):
+            rows = [_row(entry, now) for entry in entries[start : start + APPEND_ROWS]]
+            statement = (
+                dialect_insert(events)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(
+                    events.c.seq,
+                    events.c.bus,
+                    events.c.source,
+                    events.c.event_id,
+                    events.c.replay_name,
+                )
+            )
+            for seq, *key in conn.execute(statement):
+                stored[tuple(key)] = seq
+        # A row comes back once: a second entry of the same event gets None.
+        return [stored.pop(_identity(entry), None) for entry in entries]
 
     def read(self, conn: Connection, *, bus: str, after: int, limit: int) -> list[StoredEvent]:
         checked_id(after, "after")

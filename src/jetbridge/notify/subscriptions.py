@@ -29,7 +29,7 @@ from jetbridge.events.handlers import HandlerRegistry
 from jetbridge.events.signing import SIGNATURE_HEADER, sign
 from jetbridge.events.specs import RuleSpec
 from jetbridge.events.targets import DeliveryFailed
-from jetbridge.notify.email import SmtpSettings, send_email
+from jetbridge.notify.email import Mailer
 from jetbridge.ops.outbound import OutboundRefused
 from jetbridge.storage.schema import subscriptions
 from jetbridge.storage.transient import retry_transient
@@ -151,7 +151,7 @@ def install_rules(conn: Connection, *, handlers: HandlerRegistry) -> None:
 class Notifier:
     backbone: Backbone
     http: httpx.AsyncClient
-    smtp: SmtpSettings | None
+    smtp: Mailer | None
 
     def fan_out(self, event: dict[str, Any]) -> None:
         """One notice per active subscription; a busy database is waited out with backoff."""
@@ -214,8 +214,11 @@ class Notifier:
             raise DeliveryFailed("email: no SMTP server is configured", retryable=False)
         message = _message(detail)
         try:
-            send_email(
-                self.smtp, to=row.target, subject=message["summary"], text=_email_text(message)
+            self.smtp.send(
+                to=row.target,
+                subject=message["summary"],
+                text=_email_text(message),
+                key=event["id"],
             )
         except OSError as exc:
             raise DeliveryFailed(f"email: {type(exc).__name__}") from None
