@@ -17,6 +17,7 @@ from jetbridge.errors import NotFound
 from jetbridge.events import registry
 from jetbridge.events.envelope import cloud_event_from_dict
 from jetbridge.events.specs import BusSpec
+from support import aio
 from support.auth import api_key
 from support.servers import serve_app
 
@@ -61,7 +62,7 @@ def test_concurrent_puts_share_transactions_in_arrival_order(platform: Any) -> N
         ]
         return await asyncio.gather(*puts)
 
-    answers = asyncio.run(put_all())
+    answers = aio.run(put_all())
     assert [a[0].event_id for a in answers] == [f"g-{n}" for n in range(40)]
     seqs = [a[0].seq for a in answers]
     assert all(seq is not None for seq in seqs)
@@ -85,7 +86,7 @@ def test_a_failing_put_is_refused_alone(platform: Any) -> None:
         ]
         return await asyncio.gather(*puts, return_exceptions=True)
 
-    answers = asyncio.run(put_all())
+    answers = aio.run(put_all())
     assert isinstance(answers[3], NotFound) and "'nope'" in str(answers[3])
     assert isinstance(answers[5], NotFound) and "'airline-x'" in str(answers[5])
     kept = [n for n in range(8) if n not in {3, 5}]
@@ -109,7 +110,7 @@ def test_the_same_event_put_twice_together_is_stored_once(platform: Any) -> None
         ]
         return await asyncio.gather(*puts)
 
-    first, second = asyncio.run(put_twice())
+    first, second = aio.run(put_twice())
     assert first[0].seq is not None and second[0].seq is None
     assert stored_ids(platform) == ["g-same"]
 
@@ -141,7 +142,7 @@ def test_concurrent_http_puts_each_get_their_own_answer(database_url: str) -> No
                 )
                 return await asyncio.gather(bad, *(put(n) for n in range(60)))
 
-        bad, *answers = asyncio.run(put_all())
+        bad, *answers = aio.run(put_all())
         assert bad.status_code == 400 and "specversion" in bad.text
         assert answers[7].status_code == 404
         for n, answer in enumerate(answers):

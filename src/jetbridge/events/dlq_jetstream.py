@@ -11,6 +11,7 @@ with a fresh retry budget) and removes the letter; discarding removes it. The sa
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -256,7 +257,14 @@ class JetStreamDeadLetters:
             finally:
                 await client.close()
 
-        return asyncio.run(run())
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(run())
+        # Called on a thread whose event loop is running: the calls block, so they get a loop
+        # of their own on another thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, run()).result()
 
 
 def _letter(letter_id: int, data: bytes) -> dict[str, Any] | None:
