@@ -44,10 +44,12 @@ def test_search_book_pay_and_see_my_trip(browser: Any, sqlite_url: str) -> None:
             page.fill("#date", day.isoformat())
             page.click("#search-button")
             page.locator("button.select").first.click()
+            # The traveller form is complete once the chosen flight's seat map is drawn.
+            page.wait_for_selector("#seatmap button.seat", timeout=30_000)
             page.fill("#given", "Ada")
             page.fill("#family", "Lovelace")
             page.click("#pay")
-            page.wait_for_selector("#status:has-text('confirmed')", timeout=20_000)
+            page.wait_for_selector("#status:has-text('confirmed')", timeout=30_000)
             locator = page.inner_text("#locator")
             assert len(locator) == 6
             assert page.inner_text("#outcome") == "Booking confirmed"
@@ -72,11 +74,12 @@ def test_search_book_pay_and_see_my_trip(browser: Any, sqlite_url: str) -> None:
             page.fill("#date", day.isoformat())
             page.click("#search-button")
             page.locator("button.select").first.click()
+            page.wait_for_selector("#seatmap button.seat", timeout=30_000)
             page.fill("#given", "Bad")
             page.fill("#family", "Card")
             page.fill("#card", "4000 0000 0000 0002")
             page.click("#pay")
-            page.wait_for_selector("#status:has-text('failed')", timeout=20_000)
+            page.wait_for_selector("#status:has-text('failed')", timeout=30_000)
             assert page.inner_text("#outcome") == "Booking not completed"
             page.close()
 

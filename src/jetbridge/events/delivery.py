@@ -294,7 +294,11 @@ class DeliveryWorker:
                 for delivery in batch:
                     self.queue.complete(conn, delivery)
 
-        what = f"completing {len(batch)} deliveries from {batch[0].id}"
+        what = (
+            f"completing delivery {batch[0].id}"
+            if len(batch) == 1
+            else f"completing {len(batch)} deliveries from {batch[0].id}"
+        )
         retry_transient(complete, what=what)
 
     def _forward(self, delivery: Delivery, bus: str, event: CloudEvent, queued: bool) -> None:
