@@ -150,6 +150,81 @@ def test_results_are_written_with_a_manifest_and_tolerated_failures(store: Path)
     assert too_many.error == "States.ExceedToleratedFailureThreshold"
 
 
+def test_writer_config_alone_shapes_the_output_and_writes_nothing(store: Path) -> None:
+    items = [{"id": 1}, [{"id": 2}, {"id": 3}], {"id": 4, "fail": True}]
+    before = sorted(path.name for path in (store / "flights").iterdir())
+
+    def shaped(transformation: str) -> Any:
+        writer = {"WriterConfig": {"Transformation": transformation, "OutputType": "JSON"}}
+        result = run(map_machine(ResultWriter=writer, ToleratedFailureCount=1), store, items)
+        assert result.status == "SUCCEEDED", result.cause
+        return result.output
+
+    compact, flattened, plain = shaped("COMPACT"), shaped("FLATTEN"), shaped("NONE")
+    assert compact[:2] == [{"id": 1}, [{"id": 2}, {"id": 3}]]
+    assert flattened[:3] == [{"id": 1}, {"id": 2}, {"id": 3}]
+    # a failed child's result is its record with the execution's metadata, as with NONE
+    for failed in (compact[2], flattened[3], plain[2]):
+        assert (failed["Status"], failed["Error"]) == ("FAILED", "Item.Failed")
+        assert json.loads(failed["Input"]) == {"id": 4, "fail": True}
+    assert [json.loads(row["Output"]) for row in plain[:2]] == items[:2]
+    assert {"ExecutionArn", "Name", "Input", "Status"} <= set(plain[0])
+    assert sorted(path.name for path in (store / "flights").iterdir()) == before
+
+
+def test_writer_config_with_a_target_writes_json_lines_shaped(store: Path) -> None:
+    writer = {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "flights", "Prefix": "lines"},
+        "WriterConfig": {"Transformation": "FLATTEN", "OutputType": "JSONL"},
+    }
+    items = [[{"id": 1}, {"id": 2}], {"id": 3}, {"id": 4, "fail": True}]
+    result = run(map_machine(ResultWriter=writer, ToleratedFailureCount=1), store, items)
+    assert result.status == "SUCCEEDED", result.cause
+    manifest = json.loads(
+        (store / "flights" / result.output["ResultWriterDetails"]["Key"]).read_text()
+    )
+    succeeded = manifest["ResultFiles"]["SUCCEEDED"][0]
+    assert succeeded["Key"].endswith("SUCCEEDED_0.jsonl")
+    text = (store / "flights" / succeeded["Key"]).read_text()
+    assert succeeded["Size"] == len(text.encode())
+    assert [json.loads(line) for line in text.splitlines()] == [{"id": 1}, {"id": 2}, {"id": 3}]
+    failed_file = store / "flights" / manifest["ResultFiles"]["FAILED"][0]["Key"]
+    (failed,) = [json.loads(line) for line in failed_file.read_text().splitlines()]
+    assert (failed["Status"], failed["Cause"]) == ("FAILED", "item 4 failed")
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "text"),
+    [
+        ("COMMA", "id,gate\nLX1,A1\n"),
+        ("PIPE", "id|gate\nLX1|A1\n"),
+        ("SEMICOLON", "id;gate\nLX1;A1\n"),
+        ("SPACE", "id gate\nLX1 A1\n"),
+        ("TAB", "id\tgate\nLX1\tA1\n"),
+    ],
+)
+def test_csv_fields_are_split_at_the_configured_delimiter(
+    store: Path, delimiter: str, text: str
+) -> None:
+    (store / "flights" / "delimited.csv").write_text(text)
+    config = {"InputType": "CSV", "CSVDelimiter": delimiter}
+    result = run(map_machine(ItemReader=reader("delimited.csv", **config)), store)
+    assert result.output == [{"id": "LX1", "gate": "A1"}]
+
+
+def test_a_semicolon_file_is_split_only_at_semicolons_when_so_configured(store: Path) -> None:
+    (store / "flights" / "semi.csv").write_text('id;gate\nLX1;"A,1"\n')
+    as_commas = run(map_machine(ItemReader=reader("semi.csv", InputType="CSV")), store)
+    assert as_commas.error == "States.ItemReaderFailed"
+    assert "row 1 has more fields than there are headers" in (as_commas.cause or "")
+    split = run(
+        map_machine(ItemReader=reader("semi.csv", InputType="CSV", CSVDelimiter="SEMICOLON")),
+        store,
+    )
+    assert split.output == [{"id": "LX1", "gate": "A,1"}]
+
+
 def test_a_jsonata_distributed_map_reads_with_arguments(store: Path) -> None:
     item_reader = reader("legs.json")
     item_reader["Arguments"] = {"Bucket": "flights", "Key": "{% $states.input.key %}"}
@@ -176,7 +251,12 @@ def test_a_jsonata_distributed_map_reads_with_arguments(store: Path) -> None:
             "M.ItemReader.Resource",
         ),
         ({"ItemReader": reader("a", InputType="MANIFEST")}, DISTRIBUTED, "InputType"),
-        ({"ItemReader": reader("a", CSVDelimiter="SEMICOLON")}, DISTRIBUTED, "CSVDelimiter"),
+        (
+            {"ItemReader": reader("a", InputType="CSV", CSVDelimiter="COLON")},
+            DISTRIBUTED,
+            "ReaderConfig.CSVDelimiter: 'COLON' is not one of",
+        ),
+        ({"ItemReader": reader("a", CSVDelimiter="PIPE")}, DISTRIBUTED, "only for InputType CSV"),
         (
             {"ItemReader": reader("a", InputType="CSV", CSVHeaderLocation="GIVEN")},
             DISTRIBUTED,
@@ -189,11 +269,27 @@ def test_a_jsonata_distributed_map_reads_with_arguments(store: Path) -> None:
                 "ResultWriter": {
                     "Resource": "arn:aws:states:::s3:putObject",
                     "Parameters": {"Bucket": "b"},
-                    "WriterConfig": {"OutputType": "JSONL"},
+                    "WriterConfig": {"OutputType": "CSV"},
                 }
             },
             DISTRIBUTED,
-            "ResultWriter.WriterConfig",
+            "ResultWriter.WriterConfig.OutputType: 'CSV' is not JSON or JSONL",
+        ),
+        (
+            {"ResultWriter": {"WriterConfig": {"Transformation": "DEEP"}}},
+            DISTRIBUTED,
+            "ResultWriter.WriterConfig.Transformation: 'DEEP'",
+        ),
+        ({"ResultWriter": {}}, DISTRIBUTED, "M.ResultWriter: must not be empty"),
+        (
+            {"ResultWriter": {"Parameters": {"Bucket": "b"}}},
+            DISTRIBUTED,
+            "M.ResultWriter.Resource: is required",
+        ),
+        (
+            {"ResultWriter": {"Resource": "arn:aws:states:::s3:putObject"}},
+            DISTRIBUTED,
+            "M.ResultWriter.Parameters",
         ),
         ({}, {"ProcessorConfig": {"Mode": "HUGE"}}, "ProcessorConfig.Mode"),
     ],

@@ -72,19 +72,19 @@ REFUSED = {
         ),
         "States.S.ItemReader.ReaderConfig.InputType: 'MANIFEST' is not supported",
     ),
-    "ResultWriter WriterConfig": (
+    "ResultWriter WriterConfig of an unknown OutputType": (
         one(
             {
                 "Type": "Map",
                 "ResultWriter": {
                     "Resource": "arn:aws:states:::s3:putObject",
                     "Parameters": {"Bucket": "b"},
-                    "WriterConfig": {},
+                    "WriterConfig": {"OutputType": "PARQUET"},
                 },
                 "ItemProcessor": DISTRIBUTED,
             }
         ),
-        "States.S.ResultWriter.WriterConfig: is not supported",
+        "States.S.ResultWriter.WriterConfig.OutputType: 'PARQUET' is not JSON or JSONL",
     ),
     "ItemBatcher on an inline Map": (
         one(

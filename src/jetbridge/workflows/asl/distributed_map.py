@@ -29,6 +29,9 @@ READ_URL = "arn:aws:states:::jetbridge:readUrl"
 MAX_LISTED = 100_000
 PUT_OBJECT = "arn:aws:states:::s3:putObject"
 INPUT_TYPES = {"JSON", "JSONL", "CSV"}
+CSV_DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
+TRANSFORMATIONS = {"NONE", "COMPACT", "FLATTEN"}
+OUTPUT_TYPES = {"JSON", "JSONL"}
 MAX_OBJECT_BYTES = 64 * 1024 * 1024
 MAX_BATCH_BYTES = 256 * 1024
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,62}")
@@ -160,7 +163,8 @@ def _parse(text: str, config: dict[str, Any]) -> list[Any]:
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"line {number} is not JSON ({exc.msg})") from None
         return found
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    delimiter = CSV_DELIMITERS[config.get("CSVDelimiter", "COMMA")]
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     if config.get("CSVHeaderLocation", "FIRST_ROW") == "GIVEN":
         headers = list(config["CSVHeaders"])
     elif rows:
@@ -224,6 +228,35 @@ def _bytes(items: list[Any], extra: Any) -> int:
     return len(json.dumps(_batch(items, extra)).encode())
 
 
+def transform(records: list[dict[str, Any]], transformation: str) -> list[Any]:
+    """The children's results as `WriterConfig.Transformation` shapes them: NONE each child's
+    record with its execution metadata; COMPACT each output; FLATTEN each output, an array's
+    elements in its place. A failed child's result is always its record (as NONE)."""
+    if transformation == "NONE":
+        return list(records)
+    found: list[Any] = []
+    for record in records:
+        if record["Status"] != "SUCCEEDED":
+            found.append(record)
+            continue
+        output = json.loads(record["Output"])
+        if transformation == "FLATTEN" and isinstance(output, list):
+            found.extend(output)
+        else:
+            found.append(output)
+    return found
+
+
+def writer_settings(writer: dict[str, Any]) -> tuple[str, str]:
+    """A ResultWriter's Transformation and OutputType: NONE and JSON when it writes and has
+    no WriterConfig; COMPACT (what a Map without ResultWriter outputs) when WriterConfig leaves
+    Transformation out."""
+    config = writer.get("WriterConfig")
+    if config is None:
+        return "NONE", "JSON"
+    return config.get("Transformation", "COMPACT"), config.get("OutputType", "JSON")
+
+
 def write_results(
     name: str,
     writer: dict[str, Any],
@@ -235,10 +268,12 @@ def write_results(
     map_run: str,
 ) -> dict[str, Any]:
     """Write the manifest and the SUCCEEDED and FAILED result files of the Map Run `map_run`
-    (its ARN); the Map's output names where the manifest is, as Step Functions' ResultWriter
-    does."""
+    (its ARN), shaped by `WriterConfig` (a JSON array or JSON Lines); the Map's output names
+    where the manifest is, as Step Functions' ResultWriter does."""
     target = shape(writer.get("Parameters", writer.get("Arguments", {})), effective, context)
+    transformation, output_type = writer_settings(writer)
     run = uuid.uuid5(uuid.NAMESPACE_URL, map_run)
+    suffix = ".jsonl" if output_type == "JSONL" else ".json"
     try:
         folder = _object(store, {**target, "Prefix": _prefix(target, run)}, "Prefix")
         folder.mkdir(parents=True, exist_ok=True)
@@ -248,9 +283,13 @@ def write_results(
             chosen = [r for r in runs if (r["Status"] == "SUCCEEDED") == (status == "SUCCEEDED")]
             if not chosen:
                 continue
-            body = json.dumps(chosen).encode()
-            (folder / f"{status}_0.json").write_bytes(body)
-            files[status].append({"Key": f"{key_base}{status}_0.json", "Size": len(body)})
+            results = transform(chosen, transformation)
+            if output_type == "JSONL":
+                body = "".join(json.dumps(result) + "\n" for result in results).encode()
+            else:
+                body = json.dumps(results).encode()
+            (folder / f"{status}_0{suffix}").write_bytes(body)
+            files[status].append({"Key": f"{key_base}{status}_0{suffix}", "Size": len(body)})
         manifest = {
             "DestinationBucket": target["Bucket"],
             "MapRunArn": map_run,
@@ -346,7 +385,14 @@ def _check_reader(where: str, reader: dict[str, Any], jsonata: bool) -> None:
     _known(
         f"{where}.ReaderConfig",
         config,
-        {"InputType", "CSVHeaderLocation", "CSVHeaders", "MaxItems", "MaxItemsPath"},
+        {
+            "InputType",
+            "CSVHeaderLocation",
+            "CSVHeaders",
+            "CSVDelimiter",
+            "MaxItems",
+            "MaxItemsPath",
+        },
     )
     kind = config.get("InputType", "JSON")
     if kind not in INPUT_TYPES:
@@ -356,6 +402,16 @@ def _check_reader(where: str, reader: dict[str, Any], jsonata: bool) -> None:
     location = config.get("CSVHeaderLocation", "FIRST_ROW")
     if location not in {"FIRST_ROW", "GIVEN"}:
         raise InvalidDefinition(f"{where}.ReaderConfig.CSVHeaderLocation: FIRST_ROW or GIVEN")
+    delimiter = config.get("CSVDelimiter", "COMMA")
+    if delimiter not in CSV_DELIMITERS:
+        raise InvalidDefinition(
+            f"{where}.ReaderConfig.CSVDelimiter: {delimiter!r} is not one of "
+            f"{', '.join(CSV_DELIMITERS)}"
+        )
+    if "CSVDelimiter" in config and kind != "CSV":
+        raise InvalidDefinition(
+            f"{where}.ReaderConfig.CSVDelimiter: only for InputType CSV, not {kind}"
+        )
     headers = config.get("CSVHeaders")
     if location == "GIVEN" and (
         not isinstance(headers, list) or not headers or not all(isinstance(h, str) for h in headers)
@@ -391,13 +447,39 @@ def _check_batcher(where: str, batcher: dict[str, Any], jsonata: bool) -> None:
 
 
 def _check_writer(where: str, writer: dict[str, Any], jsonata: bool) -> None:
-    _known(where, writer, {"Resource", "Parameters", "Arguments"})
+    _known(where, writer, {"Resource", "Parameters", "Arguments", "WriterConfig"})
+    own = "Arguments" if jsonata else "Parameters"
+    if not writer:
+        raise InvalidDefinition(
+            f"{where}: must not be empty; it has WriterConfig, or Resource and {own}, or all three"
+        )
+    if "WriterConfig" in writer:
+        _check_writer_config(f"{where}.WriterConfig", writer["WriterConfig"])
+    writes = {"Resource", "Parameters", "Arguments"} & set(writer)
+    if not writes:
+        return
+    if "Resource" not in writer:
+        raise InvalidDefinition(f"{where}.Resource: is required with {own}")
     if writer.get("Resource") != PUT_OBJECT:
         raise InvalidDefinition(
             f"{where}.Resource: only {PUT_OBJECT} (into the object store) is supported, "
             f"not {writer.get('Resource')!r}"
         )
     _target(where, writer, None, jsonata)
+
+
+def _check_writer_config(where: str, config: Any) -> None:
+    if not isinstance(config, dict):
+        raise InvalidDefinition(f"{where}: must be an object")
+    _known(where, config, {"Transformation", "OutputType"})
+    if config.get("Transformation", "NONE") not in TRANSFORMATIONS:
+        raise InvalidDefinition(
+            f"{where}.Transformation: {config['Transformation']!r} is not NONE, COMPACT or FLATTEN"
+        )
+    if config.get("OutputType", "JSON") not in OUTPUT_TYPES:
+        raise InvalidDefinition(
+            f"{where}.OutputType: {config['OutputType']!r} is not JSON or JSONL"
+        )
 
 
 def _target(

@@ -94,6 +94,9 @@ def _distributed(
     )
     if "ResultWriter" not in state:
         return outputs
+    writer = state["ResultWriter"]
+    if "Resource" not in writer:  # WriterConfig alone: the output shaped, nothing written
+        return distributed_map.transform(records, distributed_map.writer_settings(writer)[0])
     return distributed_map.write_results(
         name,
         state["ResultWriter"],
