@@ -414,3 +414,64 @@ def test_the_object_store_directory_comes_from_the_settings(
 ) -> None:
     app = create_app(Settings(database_url=sqlite_url, object_store_dir=tmp_path))
     assert app.state.platform.workflows.object_store == tmp_path
+
+
+def test_child_executions_write_json_lines_flattened_from_a_pipe_delimited_object(
+    engine: Engine, tmp_path: Path
+) -> None:
+    bucket = tmp_path / "ops"
+    bucket.mkdir()
+    (bucket / "crews.csv").write_text("flight|crew\nLX1|ann,bo\nLX2|cy\nLX3|\n")
+
+    def work(item: Any) -> Any:
+        if not item["crew"]:
+            raise TaskFailed("Crew.Missing", f"no crew on {item['flight']}")
+        return [{"flight": item["flight"], "member": name} for name in item["crew"].split(",")]
+
+    definition = flat(
+        ItemReader={
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "CSV", "CSVDelimiter": "PIPE"},
+            "Parameters": {"Bucket": "ops", "Key": "crews.csv"},
+        },
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "ops", "Prefix": "crews"},
+            "WriterConfig": {"Transformation": "FLATTEN", "OutputType": "JSONL"},
+        },
+        ToleratedFailureCount=1,
+    )
+    workflows = WorkflowEngine(engine, {"work": work}, lease_seconds=60, object_store=tmp_path)
+    workflows.start(name="crews-1", definition=definition, input={})
+    done = settle(workflows, "crews-1")
+    assert done["status"] == "SUCCEEDED", done
+    manifest = json.loads((bucket / done["output"]["ResultWriterDetails"]["Key"]).read_text())
+    (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
+    assert succeeded["Key"].endswith("/SUCCEEDED_0.jsonl")
+    lines = (bucket / succeeded["Key"]).read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"flight": "LX1", "member": "ann"},
+        {"flight": "LX1", "member": "bo"},
+        {"flight": "LX2", "member": "cy"},
+    ]
+    (failed_file,) = manifest["ResultFiles"]["FAILED"]
+    (failed,) = [
+        json.loads(line) for line in (bucket / failed_file["Key"]).read_text().splitlines()
+    ]
+    assert (failed["Status"], failed["Error"]) == ("FAILED", "Crew.Missing")
+    assert json.loads(failed["Input"]) == {"flight": "LX3", "crew": ""}
+
+
+def test_writer_config_alone_shapes_the_output_of_durable_children(
+    engine: Engine, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    workflows = WorkflowEngine(
+        engine, {"work": lambda item: [item, item * 10]}, lease_seconds=60, object_store=store
+    )
+    definition = flat(ResultWriter={"WriterConfig": {"Transformation": "FLATTEN"}})
+    workflows.start(name="shape-1", definition=definition, input=[1, 2])
+    done = settle(workflows, "shape-1")
+    assert done["status"] == "SUCCEEDED" and done["output"] == [1, 10, 2, 20]
+    assert list(store.iterdir()) == []  # nothing written
