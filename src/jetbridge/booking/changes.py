@@ -278,14 +278,11 @@ class Changes:
             segments.Leg(flight_id, leg.cabin) if leg.flight_id == booking["flight_id"] else leg
             for leg in before
         ]
-        coupons = reissue.coupons_for(
-            conn, booking_id=booking_id, legs=journey, passengers=booking["passenger_count"]
-        )
-        segments.set_segments(conn, booking_id=booking_id, legs=journey)
-        issued = reissue.reissue_tickets(
+        issued = reissue.reissue_for_journey(
             conn,
             booking_id=booking_id,
-            coupons=coupons,
+            legs=journey,
+            passengers=booking["passenger_count"],
             accounting_code=self.tasks.accounting_code,
             reason=reissue.VOLUNTARY,
         )

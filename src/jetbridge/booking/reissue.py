@@ -74,6 +74,28 @@ def reissue_tickets(
     return reissued
 
 
+def reissue_for_journey(
+    conn: Connection,
+    *,
+    booking_id: str,
+    legs: Sequence[segments.Leg],
+    passengers: int,
+    accounting_code: str,
+    reason: str,
+) -> list[dict[str, Any]]:
+    """The booking now travels on `legs` (its seats already sold on them): its segments become
+    those legs and its tickets are reissued with a coupon per leg."""
+    coupons = coupons_for(conn, booking_id=booking_id, legs=legs, passengers=passengers)
+    segments.set_segments(conn, booking_id=booking_id, legs=legs)
+    return reissue_tickets(
+        conn,
+        booking_id=booking_id,
+        coupons=coupons,
+        accounting_code=accounting_code,
+        reason=reason,
+    )
+
+
 def coupons_for(
     conn: Connection, *, booking_id: str, legs: Sequence[segments.Leg], passengers: int
 ) -> list[list[tuple[str, str]]]:

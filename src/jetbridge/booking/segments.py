@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, delete, insert, select, update
 
 from jetbridge.storage.schema import booking_segments, bookings, seats, ticket_coupons
 
@@ -119,9 +119,14 @@ def coupons_of(conn: Connection, booking_id: str) -> dict[str, list[dict[str, An
 
 def sold_seats(conn: Connection, booking_id: str) -> dict[str, list[str]]:
     """The seats sold to the booking, per flight, in seat order."""
+    return seats_by_flight(conn, seats.c.booking_id == booking_id, seats.c.status == "sold")
+
+
+def seats_by_flight(conn: Connection, *where: ColumnElement[bool]) -> dict[str, list[str]]:
+    """The seats meeting `where`, per flight, in seat order."""
     rows = conn.execute(
         select(seats.c.flight_id, seats.c.seat)
-        .where(seats.c.booking_id == booking_id, seats.c.status == "sold")
+        .where(*where)
         .order_by(seats.c.flight_id, seats.c.seat)
     )
     found: dict[str, list[str]] = {}

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
-from jetbridge.booking import inventory
+from jetbridge.booking import inventory, segments
 from jetbridge.disruption import itineraries
 from jetbridge.storage.schema import disruptions, scheduled_flights, seats
 
@@ -356,15 +356,7 @@ def hold_journey(
 
 
 def held_seats(conn: Connection, hold: str) -> dict[str, list[str]]:
-    rows = conn.execute(
-        select(seats.c.flight_id, seats.c.seat)
-        .where(seats.c.hold_id == hold, seats.c.status == "held")
-        .order_by(seats.c.flight_id, seats.c.seat)
-    )
-    found: dict[str, list[str]] = {}
-    for row in rows:
-        found.setdefault(row.flight_id, []).append(row.seat)
-    return found
+    return segments.seats_by_flight(conn, seats.c.hold_id == hold, seats.c.status == "held")
 
 
 def _held_offers(conn: Connection, booking_id: str, replaces: list[int]) -> list[dict[str, Any]]:

@@ -50,14 +50,11 @@ def rebook(
     offers.release_offers(conn, booking_id=booking_id)
     first, last = min(replaces, default=0), max(replaces, default=len(before) - 1)
     journey = before[:first] + new_legs + before[last + 1 :]
-    coupons = reissue.coupons_for(
-        conn, booking_id=booking_id, legs=journey, passengers=booking["passenger_count"]
-    )
-    segments.set_segments(conn, booking_id=booking_id, legs=journey)
-    reissued = reissue.reissue_tickets(
+    reissued = reissue.reissue_for_journey(
         conn,
         booking_id=booking_id,
-        coupons=coupons,
+        legs=journey,
+        passengers=booking["passenger_count"],
         accounting_code=accounting_code,
         reason=reissue.INVOLUNTARY,
     )
