@@ -116,6 +116,15 @@ def exit_of(process: subprocess.Popen[bytes], log: Path, bound: float) -> tuple[
     return code, time.monotonic() - sent
 
 
+def exited_cleanly(code: int, took: float, log: Path, *, within: float) -> str:
+    """The process exited 0 within `within` seconds of SIGTERM, without a traceback; its log."""
+    stderr = output_of(log)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert took < within, took
+    return stderr
+
+
 def test_sigterm_lets_the_delivery_in_flight_finish_once_then_exits_cleanly(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -146,10 +155,7 @@ def test_sigterm_lets_the_delivery_in_flight_finish_once_then_exits_cleanly(
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        stderr = output_of(log)
-        assert code == 0, stderr
-        assert "Traceback" not in stderr
-        assert took < 20 + 10, took
+        exited_cleanly(code, took, log, within=20 + 10)
         # Delivered exactly once, and done with: nothing is left to deliver again.
         assert len(receiver.requests) == 1
         assert json.loads(receiver.requests[0][1])["id"] == "evt-shutdown"
@@ -171,10 +177,7 @@ def test_a_delivery_outlasting_the_bound_is_handed_back_and_delivered_after_rest
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        stderr = output_of(log)
-        assert code == 0, stderr
-        assert "Traceback" not in stderr
-        assert took < 2 + 10, took
+        stderr = exited_cleanly(code, took, log, within=2 + 10)
         assert "handed back" in stderr
         # Not lost: the delivery waits, its lease handed back rather than left to expire.
         ((_, lease_until),) = waiting_deliveries(sqlite_url)
@@ -236,10 +239,7 @@ def test_the_capture_role_stores_its_position_and_hands_its_lease_back_on_sigter
         if process.poll() is None:
             process.kill()
             process.wait()
-    stderr = output_of(log)
-    assert code == 0, stderr
-    assert "Traceback" not in stderr
-    assert took < 10 + 10, took
+    exited_cleanly(code, took, log, within=10 + 10)
     # Handed back: another capturer may take the source at once, from the stored position.
     ((position, lease_until),) = read(
         select(capture_leases.c.position, capture_leases.c.lease_until)
@@ -280,9 +280,6 @@ def test_work_that_cannot_be_interrupted_does_not_hold_the_process_past_the_boun
         if process.poll() is None:
             process.kill()
             process.wait()
-    stderr = output_of(log)
-    assert code == 0, stderr
-    assert "Traceback" not in stderr
-    assert took < 1 + 5 + 10, took
+    stderr = exited_cleanly(code, took, log, within=1 + 5 + 10)
     assert "left to its lease" in stderr
     assert [row.id for row in waiting_deliveries(sqlite_url)] != []  # not lost
