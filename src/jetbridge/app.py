@@ -399,6 +399,7 @@ def _add_jetstream(platform: Platform, url: str) -> None:
         scheme=scheme,
         dead_letters=dead_letters,
         ack_wait_seconds=settings.delivery_lease_seconds,
+        in_flight=settings.nats_delivery_in_flight,
         replicas=settings.nats_replicas,
     )
     platform.nats_wakeups = NatsWakeups(url, scheme, platform.backbone.notify)

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         description="durable JetStream consumers per rule target, each holding a share of the "
         "partition keys in order; change it only while the deliveries stream is empty",
     )
+    nats_delivery_in_flight: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="deliveries one consumer (a rule target's shard) has in flight in the "
+        "worker that owns it: different partition keys side by side, one key's in order",
+    )
     nats_ready_backlog: int = Field(
         default=10_000,
         ge=1,

@@ -106,6 +106,10 @@ class SubjectScheme:
     def dead_letter_stream(self) -> str:
         return f"{self.prefix}-dlq"
 
+    def owners_bucket(self) -> str:
+        """The key-value bucket of delivery consumer leases (which worker pulls which)."""
+        return f"{self.prefix}-delivery-owners"
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
