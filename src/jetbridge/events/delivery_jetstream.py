@@ -57,6 +57,7 @@ class JetStreamDeliveries:
     owner: str = field(default_factory=worker_identity)
     consumers: dict[ConsumerKey, asyncio.Task[None]] = field(default_factory=dict)
     _owners: Any = None
+    _slots: dict[tuple[str, str, str], asyncio.Semaphore] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
         import nats
@@ -144,6 +145,10 @@ class JetStreamDeliveries:
 
     def _consumer(self, jetstream: Any, key: ConsumerKey, stop: asyncio.Event) -> ShardConsumer:
         lease = ShardLease(self._owners, key.durable(), self.owner, self.lease_seconds)
+        target = (key.bus, key.rule, key.target_id)
+        if target not in self._slots:
+            share = self.worker.per_target or self.worker.concurrency
+            self._slots[target] = asyncio.Semaphore(share)
         return ShardConsumer(
             worker=self.worker,
             dead_letters=self.dead_letters,
@@ -155,6 +160,7 @@ class JetStreamDeliveries:
             in_flight=self.in_flight,
             ack_wait=self.ack_wait_seconds,
             stop=stop,
+            slots=self._slots[target],
         )
 
     def _routing(self, bus: str) -> Routing:

@@ -70,6 +70,9 @@ class ShardConsumer:
     in_flight: int
     ack_wait: float
     stop: asyncio.Event
+    # The target's share of this worker's attempts, shared by its shards: a slow target
+    # leaves room (and handler threads) for the others.
+    slots: asyncio.Semaphore
     # What the owner holds: each lane's messages in stream order, and the lane tasks.
     lanes: dict[str, deque[Any]] = field(default_factory=dict)
     runners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -226,7 +229,8 @@ class ShardConsumer:
     async def _attempt(self, delivery: Delivery, target: RouteTarget) -> tuple[str, bool] | None:
         """None if the target took it, else the error and whether trying again may help."""
         try:
-            await self.worker.invoke(delivery, target, queued=False)
+            async with self.slots:
+                await self.worker.invoke(delivery, target, queued=False)
         except DeliveryFailed as exc:
             return str(exc), exc.retryable
         except Exception as exc:

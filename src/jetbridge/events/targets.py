@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +54,21 @@ class TargetInvoker:
     outbound client (`jetbridge.ops.outbound.async_client`): a refused address fails for good."""
 
     def __init__(
-        self, *, client: httpx.AsyncClient, default_secret: str, handlers: HandlerRegistry
+        self,
+        *,
+        client: httpx.AsyncClient,
+        default_secret: str,
+        handlers: HandlerRegistry,
+        threads: int = 0,
     ) -> None:
         self._client = client
         self._default_secret = default_secret
         self.handlers = handlers
         self._wants: dict[str, bool] = {}
+        # Python handlers' own threads (0: the event loop's shared ones), as many as deliveries
+        # run at once: slow handlers neither wait for nor hold up the database work's threads.
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         self.start_workflow: Callable[[str, dict[str, Any], Any], None] | None = None
 
     async def invoke(self, spec: TargetSpec, payload: Any, context: DeliveryContext) -> None:
@@ -90,11 +102,20 @@ class TargetInvoker:
             if inspect.iscoroutinefunction(handler):
                 await handler(payload, **kwargs)
             else:
-                await asyncio.to_thread(handler, payload, **kwargs)
+                await self._in_thread(functools.partial(handler, payload, **kwargs))
         except DeliveryFailed:
             raise
         except Exception as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _in_thread(self, call: Callable[[], Any]) -> None:
+        if not self._threads:
+            await asyncio.to_thread(call)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="handler")
+        context = contextvars.copy_context()
+        await asyncio.get_running_loop().run_in_executor(self._pool, context.run, call)
 
     async def _post(self, spec: TargetSpec, payload: Any, context: DeliveryContext) -> None:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
