@@ -14,7 +14,11 @@ Rows, each timed from before the write to when a subscriber holds the message or
   in the worker -> the Python handler runs (then the acknowledgement).
 
 Then throughput: N events put in batches of 50 by one writer, until the last is in JetStream;
-and N events (on 50 partition keys) from `put_events` until the handler has run for the last.
+N events (on 50 partition keys) from `put_events` until the handler has run for the last; and
+the consumers alone: N deliveries relayed while the worker's consumers were stopped, from their
+start until the handler has run for the last, beside a raw durable consumer draining N waiting
+messages. The delivery runs once for each `--in-flight` value (1 is one message at a time per
+consumer, as before lanes).
 
     python bench/bench_distributed.py --database postgresql://postgres@127.0.0.1:5432/test \\
         --nats nats://127.0.0.1:4222 [--messages 500] [--events 5000] [--in-flight 1,32]
@@ -113,6 +117,35 @@ async def raw_consumer(url: str, prefix: str, count: int) -> list[float]:
     await jetstream.delete_stream(stream)
     await client.close()
     return latencies
+
+
+async def raw_drain(url: str, prefix: str, count: int) -> float:
+    """Messages already in a stream, fetched by a durable pull consumer in batches of 100 and
+    each acknowledged: per second."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    client = await nats.connect(url)
+    jetstream = client.jetstream()
+    stream = f"{prefix}-rawdrain"
+    await jetstream.add_stream(name=stream, subjects=[f"{prefix}.rawdrain.>"])
+    for n in range(count):
+        await jetstream.publish(f"{prefix}.rawdrain.k{n % 50}", str(n).encode())
+    reader = await jetstream.pull_subscribe(
+        f"{prefix}.rawdrain.>",
+        durable="bench",
+        stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000),
+    )
+    started = time.perf_counter()
+    drained = 0
+    while drained < count:
+        for message in await reader.fetch(100, timeout=10):
+            await message.ack()
+            drained += 1
+    rate = count / (time.perf_counter() - started)
+    await jetstream.delete_stream(stream)
+    await client.close()
+    return rate
 
 
 def raw_commit(url: str, count: int) -> tuple[list[float], float]:
@@ -231,8 +264,9 @@ async def delivery(
     events: int,
     shards: int,
     in_flight: int,
-) -> tuple[list[float], float]:
-    """put_events -> relay -> the target's JetStream consumer -> handler, in one process."""
+) -> tuple[list[float], float, float]:
+    """put_events -> relay -> the target's JetStream consumer -> handler, in one process; the
+    latencies, the rate end to end and the rate of the consumers alone."""
     from jetbridge.events import registry
     from jetbridge.events.specs import RuleSpec
 
@@ -262,9 +296,10 @@ async def delivery(
         registry.put_rule(conn, bus="default", spec=rule, handlers=platform.backbone.handlers)
     assert platform.relay is not None and platform.jetstream_deliveries is not None
     stop = asyncio.Event()
+    consumers_stop = asyncio.Event()
     tasks = [
         asyncio.create_task(platform.relay.run(stop)),
-        asyncio.create_task(platform.jetstream_deliveries.run(stop)),
+        asyncio.create_task(platform.jetstream_deliveries.run(consumers_stop)),
     ]
 
     def put(first: int, size: int) -> None:
@@ -301,10 +336,25 @@ async def delivery(
     await until(lambda: len(handled) >= events + count + 1)
     rate = events / (time.perf_counter() - started)
     print(f"consumers in the worker: {len(platform.jetstream_deliveries.consumers)}")
+    # The consumers alone: the deliveries wait in JetStream (relayed while no consumer ran),
+    # then the worker's consumers start and drain them.
+    relay, deliveries = platform.relay, platform.jetstream_deliveries
+    consumers_stop.set()
+    await tasks.pop()
+    relayed = relay.relayed + events
+    first += events
+    await asyncio.to_thread(lambda: [put(k, 50) for k in range(first, first + events, 50)])
+    await until(lambda: relay.relayed >= relayed)
+    restarted = asyncio.Event()
+    started = time.perf_counter()
+    tasks.append(asyncio.create_task(deliveries.run(restarted)))
+    await until(lambda: len(handled) >= count + 1 + 2 * events)
+    drained = events / (time.perf_counter() - started)
+    restarted.set()
     stop.set()
     await asyncio.gather(*tasks)
     await platform.stop()
-    return latencies, rate
+    return latencies, rate, drained
 
 
 def main() -> None:
@@ -338,6 +388,7 @@ def main() -> None:
             outbox(database, args.nats, prefix, args.messages, args.events)
         )
         consumed = asyncio.run(raw_consumer(args.nats, prefix, args.messages))
+        raw_drained = asyncio.run(raw_drain(args.nats, prefix, args.events))
         deliveries = {
             in_flight: asyncio.run(
                 delivery(
@@ -363,7 +414,7 @@ def main() -> None:
     print(row("PostgreSQL commit with NOTIFY -> listener", notify))
     print(row("jetbridge put_events -> outbox relay -> JetStream subscriber", relayed))
     print(row("raw JetStream publish (acked) -> durable pull consumer -> ack", consumed))
-    for in_flight, (delivered, _) in deliveries.items():
+    for in_flight, (delivered, _, _) in deliveries.items():
         print(
             row(
                 f"jetbridge put_events -> relay -> JetStream consumer -> handler "
@@ -377,11 +428,16 @@ def main() -> None:
         f"{put_rate:,.0f} events/s; the relay then moved them into JetStream at "
         f"{relay_rate:,.0f} events/s (raw sequential acked publish: {js_rate:,.0f}/s)"
     )
-    for in_flight, (_, delivery_rate) in deliveries.items():
+    print(
+        f"raw JetStream consumer: {args.events:,} waiting messages fetched in batches of 100 "
+        f"and acknowledged at {raw_drained:,.0f} messages/s"
+    )
+    for in_flight, (_, delivery_rate, drain_rate) in deliveries.items():
         print(
-            f"delivery throughput: {args.events:,} events on 50 partition keys from put_events "
-            f"to the handler at {delivery_rate:,.0f} events/s (one worker process, "
-            f"{args.shards} consumers per target, {in_flight} in flight per consumer)"
+            f"delivery throughput ({args.shards} consumers per target, {in_flight} in flight per "
+            f"consumer, one worker process): {args.events:,} events on 50 partition keys from "
+            f"put_events to the handler at {delivery_rate:,.0f} events/s; the consumers alone "
+            f"drained {args.events:,} waiting deliveries at {drain_rate:,.0f} events/s"
         )
 
 

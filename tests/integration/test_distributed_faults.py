@@ -3,6 +3,7 @@ processes): a worker killed with SIGKILL loses nothing, its work goes on in anot
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from test_jetstream_outbox import outbox_size, put, stream_messages
 from jetbridge.app import build_platform
 from jetbridge.config import Settings
 from jetbridge.events import registry
+from jetbridge.events.jetstream import SubjectScheme
 from jetbridge.events.specs import RuleSpec
 from support import aio
 from support.processes import output_of, process_env, stop
@@ -32,6 +34,30 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def lease_holders(nats_url: str, scheme: SubjectScheme) -> set[str]:
+    """The workers holding delivery consumers' leases."""
+
+    async def read() -> set[str]:
+        import nats
+        from nats.js.errors import NoKeysError, NotFoundError
+
+        client = await nats.connect(nats_url)
+        try:
+            bucket = await client.jetstream().key_value(scheme.owners_bucket())
+            holders = set()
+            for key in await bucket.keys():
+                if key.startswith("deliver-"):
+                    with contextlib.suppress(NotFoundError):
+                        holders.add((await bucket.get(key)).value.decode())
+            return holders
+        except (NoKeysError, NotFoundError):
+            return set()
+        finally:
+            await client.close()
+
+    return aio.run(read())
 
 
 def sink_lines(sink: Path) -> list[str]:
@@ -85,6 +111,9 @@ def test_sigkill_of_a_worker_loses_nothing_and_its_work_goes_on_in_another(
     workers = [start_worker(env, log) for log in logs]
     try:
         wait_for(lambda: len(sink_lines(sink)) >= EVENTS // 8, 120, "no deliveries", logs)
+        # The second worker takes over its share of the consumers from the first.
+        scheme = platform.relay.scheme  # type: ignore[union-attr]
+        wait_for(lambda: len(lease_holders(nats_url, scheme)) == 2, 120, "no split", logs)
         # More events arrive while one worker dies with what it had claimed and relayed.
         writer = threading.Thread(target=put, args=(platform, EVENTS // 2, EVENTS // 2))
         writer.start()
@@ -111,7 +140,6 @@ def test_sigkill_of_a_worker_loses_nothing_and_its_work_goes_on_in_another(
     assert set(delivered) == expected
     # At least once: only what the killed worker had claimed may have been done twice.
     assert len(delivered) - EVENTS <= batch
-    scheme = platform.relay.scheme  # type: ignore[union-attr]
     assert aio.run(pending_deliveries(nats_url, scheme)) == 0, "delivered through JetStream"
     relayed = aio.run(stream_messages(nats_url, scheme))
     assert sorted(n for _, _, n in relayed) == list(range(EVENTS)), "each event relayed once"

@@ -34,7 +34,13 @@ from jetbridge.events.delivery_shard import ConsumerKey, ShardConsumer
 from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.jetstream import SubjectScheme, connect, ensure_work_streams
 from jetbridge.events.routing import Routing
-from jetbridge.events.shard_lease import ShardLease, owners_bucket, worker_identity
+from jetbridge.events.shard_lease import (
+    ShardLease,
+    Share,
+    owners_bucket,
+    presence_key,
+    worker_identity,
+)
 from jetbridge.storage.schema import buses
 from jetbridge.storage.transient import backoff
 
@@ -58,12 +64,14 @@ class JetStreamDeliveries:
     consumers: dict[ConsumerKey, asyncio.Task[None]] = field(default_factory=dict)
     _owners: Any = None
     _slots: dict[tuple[str, str, str], asyncio.Semaphore] = field(default_factory=dict)
+    share: Share = field(default_factory=Share)
 
     async def run(self, stop: asyncio.Event) -> None:
         import nats
 
         client = await connect(nats, self.nats_url)
         jetstream = client.jetstream()
+        self._owners = None  # bound to this connection when first needed
         failures = 0
         try:
             while not stop.is_set():
@@ -80,6 +88,9 @@ class JetStreamDeliveries:
             if self.consumers:
                 await asyncio.gather(*self.consumers.values(), return_exceptions=True)
             self.consumers.clear()
+            if self._owners is not None:
+                with contextlib.suppress(Exception):
+                    await self._owners.delete(presence_key(self.owner))
             with contextlib.suppress(Exception):
                 await client.drain()
 
@@ -102,6 +113,7 @@ class JetStreamDeliveries:
                 self.consumers.pop(key)
                 if not task.cancelled() and task.exception() is not None:
                     log.warning("delivery consumer %s: %s", key.durable(), task.exception())
+        await self.share.count(self._owners, self.owner, len(wanted))
 
     def _wanted(self) -> set[ConsumerKey]:
         """Every rule target of every bus, times the shards."""
@@ -161,6 +173,7 @@ class JetStreamDeliveries:
             ack_wait=self.ack_wait_seconds,
             stop=stop,
             slots=self._slots[target],
+            share=self.share,
         )
 
     def _routing(self, bus: str) -> Routing:

@@ -28,7 +28,7 @@ from jetbridge.events.delivery import DeliveryWorker
 from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.log import Delivery
 from jetbridge.events.routing import RouteTarget, Routing
-from jetbridge.events.shard_lease import ShardLease
+from jetbridge.events.shard_lease import ShardLease, Share
 from jetbridge.events.targets import DeliveryFailed
 from jetbridge.ops import metrics
 from jetbridge.storage.transient import backoff, is_transient
@@ -73,10 +73,13 @@ class ShardConsumer:
     # The target's share of this worker's attempts, shared by its shards: a slow target
     # leaves room (and handler threads) for the others.
     slots: asyncio.Semaphore
+    # How many consumers this worker may own; one over its share is handed back.
+    share: Share
     # What the owner holds: each lane's messages in stream order, and the lane tasks.
     lanes: dict[str, deque[Any]] = field(default_factory=dict)
     runners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     held: int = 0
+    leaving: bool = False
     routing: Routing | None = None
     room: asyncio.Event = field(default_factory=asyncio.Event)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
@@ -89,7 +92,9 @@ class ShardConsumer:
         """Take the lease whenever it is free, own the consumer until stopped or the lease is
         lost, and again."""
         while not self.stop.is_set():
-            if await self.lease.acquire():
+            if self.share.may_take() and await self.lease.acquire():
+                self.share.owned += 1
+                self.leaving = False
                 try:
                     await self._own()
                 except Exception as exc:  # NATS went away before anything was pulled
@@ -99,8 +104,10 @@ class ShardConsumer:
                     await self._pause(self.fetch_seconds)
                 finally:
                     await self._let_go()
+                    if not self.leaving:  # one given up was counted off already
+                        self.share.owned -= 1
             else:
-                await self._pause(self.lease.ttl / 4)
+                await self._pause(min(self.lease.ttl / 4, 2.0))
 
     async def _own(self) -> None:
         self.lost.clear()
@@ -129,7 +136,10 @@ class ShardConsumer:
         import nats.errors
 
         failures = 0
-        while not self.stop.is_set() and not self.lost.is_set():
+        while not self._ending():
+            if self.share.give_one_up():  # another worker came: it takes this consumer
+                self.leaving = True
+                return
             if self.held >= self.in_flight or not self._may_take(
                 self.ack_wait + self.fetch_seconds
             ):
@@ -170,7 +180,7 @@ class ShardConsumer:
     async def _run_lane(self, lane: str, queue: deque[Any]) -> None:
         failures = 0
         try:
-            while queue and not self.stop.is_set() and not self.lost.is_set():
+            while queue and not self._ending():
                 try:
                     await self._deliver(queue[0])
                 except Interrupted:
@@ -252,8 +262,11 @@ class ShardConsumer:
     async def _wait_in_lane(self, seconds: float) -> None:
         """A lane's pause before its next attempt; a stop or a lost lease ends it."""
         await self._pause(seconds, self.lost)
-        if self.lost.is_set() or self.stop.is_set():
+        if self._ending():
             raise Interrupted
+
+    def _ending(self) -> bool:
+        return self.stop.is_set() or self.lost.is_set() or self.leaving
 
     def _count(self, delivery: Delivery) -> None:
         self.worker.stats["delivered"] += 1
@@ -288,7 +301,8 @@ class ShardConsumer:
                         await message.in_progress()
 
     async def _hand_back(self) -> None:
-        """A clean stop: running attempts finish, the rest go back to the stream in order."""
+        """A clean stop (or a consumer given up): running attempts finish, the rest go back to
+        the stream in order, and the lease is free at once."""
         await asyncio.gather(*self.runners.values(), return_exceptions=True)
         waiting = sorted(
             (message for queue in self.lanes.values() for message in queue),

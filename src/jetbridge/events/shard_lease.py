@@ -10,6 +10,8 @@ expiry it believes in is never later than the server's.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import math
 import os
 import socket
 import time
@@ -93,3 +95,37 @@ class ShardLease:
         self.expires = 0.0
         with contextlib.suppress(Exception):
             await self.bucket.delete(self.name, last=self.revision)
+
+
+@dataclass(slots=True)
+class Share:
+    """How many consumers this worker may own: an even split over the live workers, so that
+    a second worker takes over half of the first one's consumers."""
+
+    owned: int = 0
+    limit: int = 1_000_000
+
+    def may_take(self) -> bool:
+        return self.owned < self.limit
+
+    def give_one_up(self) -> bool:
+        """True (and counted at once) for one consumer too many."""
+        if self.owned > self.limit:
+            self.owned -= 1
+            return True
+        return False
+
+    async def count(self, bucket: Any, owner: str, consumers: int) -> None:
+        """Say this worker is alive and split `consumers` over the workers that are."""
+        from nats.js.errors import NoKeysError
+
+        await bucket.put(presence_key(owner), owner.encode())
+        try:
+            workers = sum(key.startswith("worker-") for key in await bucket.keys())
+        except NoKeysError:
+            workers = 1
+        self.limit = max(1, math.ceil(consumers / max(1, workers)))
+
+
+def presence_key(owner: str) -> str:
+    return "worker-" + hashlib.sha256(owner.encode()).hexdigest()[:16]
