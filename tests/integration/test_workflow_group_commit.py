@@ -153,7 +153,8 @@ def _batched(
     )
     first.start()
     deadline = time.monotonic() + 60
-    while not committer.busy or committer.queue:  # until the first batch is taken
+    [lane] = committer.lanes
+    while not lane.busy or lane.queue:  # until the first batch is taken
         assert time.monotonic() < deadline
         time.sleep(0.005)
     threads = [
@@ -161,8 +162,8 @@ def _batched(
     ]
     for thread in threads:
         thread.start()
-    while len(committer.queue) < len(commits):
-        assert time.monotonic() < deadline, committer.queue
+    while len(lane.queue) < len(commits):
+        assert time.monotonic() < deadline, lane.queue
         time.sleep(0.005)
     release.set()
     for thread in [first, *threads]:
@@ -178,7 +179,7 @@ def test_a_lease_taken_over_aborts_only_its_execution(engine: Engine) -> None:
             .where(executions.c.name == "lost")
             .values(generation=executions.c.generation + 1)
         )
-    committer = GroupCommitter(engine, 300)
+    committer = GroupCommitter(engine, 300, lanes=1)
     outcomes = _batched(
         committer,
         [
@@ -194,7 +195,7 @@ def test_a_lease_taken_over_aborts_only_its_execution(engine: Engine) -> None:
 
 def test_a_failing_write_fails_only_its_execution(engine: Engine) -> None:
     bad, good = _leases(engine, ["bad", "good"])
-    committer = GroupCommitter(engine, 300)
+    committer = GroupCommitter(engine, 300, lanes=1)
 
     def fails(conn: Connection) -> None:
         raise ValueError("this execution's end cannot be written")

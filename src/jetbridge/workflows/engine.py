@@ -258,12 +258,7 @@ class WorkflowEngine:
     def history(self, *, name: str) -> list[dict[str, Any]]:
         self.describe(name=name)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(execution_events.c.body)
-                .where(execution_events.c.execution == name)
-                .order_by(execution_events.c.event_id)
-            )
-            return [json.loads(body) for body in rows.scalars()]
+            return _history(conn, name)
 
     def describe_map_run(self, *, map_run: str) -> dict[str, Any]:
         """DescribeMapRun: a Distributed Map's Map Run, its settings and its counts."""
@@ -463,8 +458,9 @@ class WorkflowEngine:
             )
             with self.engine.connect() as conn:
                 row = conn.execute(select(executions).where(executions.c.name == lease.name)).one()
-            if (row.status, row.generation) != ("RUNNING", lease.generation):
-                raise Aborted(lease.name)  # nothing runs once the lease is another's
+                if (row.status, row.generation) != ("RUNNING", lease.generation):
+                    raise Aborted(lease.name)  # nothing runs once the lease is another's
+                previous = _history(conn, lease.name)
             runs = DurableMapRuns(
                 self.engine,
                 parent=lease.name,
@@ -479,7 +475,7 @@ class WorkflowEngine:
                         json.loads(row.input),
                         self.handlers_of(row.machine),
                         name=lease.name,
-                        previous=self.history(name=lease.name),
+                        previous=previous,
                         on_event=observed.counting_transitions(row.machine, writer.record),
                         tokens=self.tokens.for_execution(lease.name),
                         machine_name=row.machine,
@@ -636,6 +632,15 @@ class WorkflowEngine:
                 for _ in range(concurrency)
             ]
             await asyncio.gather(*workers)
+
+
+def _history(conn: Connection, name: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(execution_events.c.body)
+        .where(execution_events.c.execution == name)
+        .order_by(execution_events.c.event_id)
+    )
+    return [json.loads(body) for body in rows.scalars()]
 
 
 def _any(engine: Engine, query: Select[Any]) -> bool:

@@ -24,13 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, tuple_, update
+from sqlalchemy import Connection, Engine, select, tuple_
 
 from jetbridge.storage.schema import executions
 from jetbridge.storage.transient import is_transient
 from jetbridge.workflows.leases import Aborted, Lease, append_history, retrying, take_due
 
 MAX_BATCH = 256  # members per transaction; more wait for the next one
+LANES = 2
 Then = Callable[[Connection], None]
 
 
@@ -45,15 +46,23 @@ class _Member:
     error: Exception | None = None
 
 
-class GroupCommitter:
-    """Commits the durable points of concurrent runs of one engine together."""
+@dataclass(eq=False)
+class _Lane:
+    """Batches committed one after another: while one commits, the next one gathers."""
 
-    def __init__(self, engine: Engine, lease_seconds: float) -> None:
+    queue: list[_Member] = field(default_factory=list)
+    busy: bool = False  # a leader is committing; queued members wait for their turn
+
+
+class GroupCommitter:
+    """Commits the durable points of concurrent runs of one engine together, in up to `lanes`
+    transactions at a time (so that one batch gathers while another waits for its commit)."""
+
+    def __init__(self, engine: Engine, lease_seconds: float, *, lanes: int = LANES) -> None:
         self.engine = engine
         self.lease_seconds = lease_seconds
         self.lock = threading.Lock()
-        self.queue: list[_Member] = []
-        self.busy = False  # a leader is committing; queued members wait for their turn
+        self.lanes = [_Lane() for _ in range(lanes)]
         self.commits = 0  # transactions committed, for benchmarks and tests
 
     def commit(self, lease: Lease, events: list[dict[str, Any]], then: Then | None = None) -> None:
@@ -67,20 +76,25 @@ class GroupCommitter:
 
     def _settle(self, member: _Member) -> _Member:
         with self.lock:
-            self.queue.append(member)
-            leads, self.busy = not self.busy, True
+            # An idle lane commits at once; else join the batch that is gathering the most.
+            lane = next((lane for lane in self.lanes if not lane.busy), None)
+            leads = lane is not None
+            if lane is None:
+                lane = max(self.lanes, key=lambda lane: len(lane.queue))
+            lane.queue.append(member)
+            lane.busy = True
         if not leads:
             member.woken.wait()
-        if not member.settled:  # woken to lead the next batch, which holds it
-            self._lead()
+        if not member.settled:  # woken to lead the lane's next batch, which holds it
+            self._lead(lane)
         if member.error is not None:
             raise member.error
         return member
 
-    def _lead(self) -> None:
+    def _lead(self, lane: _Lane) -> None:
         time.sleep(0)  # let runs about to flush too (most often held up by the GIL) queue first
         with self.lock:
-            batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
+            batch, lane.queue = lane.queue[:MAX_BATCH], lane.queue[MAX_BATCH:]
         try:
             self._commit(batch)
         except BaseException as exc:  # an interrupt: nobody of this batch may wait forever
@@ -89,8 +103,8 @@ class GroupCommitter:
             raise
         finally:
             with self.lock:
-                following = self.queue[0] if self.queue else None
-                self.busy = following is not None
+                following = lane.queue[0] if lane.queue else None
+                lane.busy = following is not None
             for member in batch:
                 member.settled = True
                 member.woken.set()
@@ -118,7 +132,7 @@ class GroupCommitter:
     def _flush(self, conn: Connection, batch: list[_Member]) -> set[str]:
         """Write the batch in `conn`'s transaction: the names of the leases still held."""
         writes = [member for member in batch if member.lease is not None]
-        held = self._renew(conn, [member.lease for member in writes if member.lease])
+        held = self._held(conn, [member.lease for member in writes if member.lease])
         append_history(
             conn,
             [
@@ -137,22 +151,23 @@ class GroupCommitter:
             member.claimed = next(taken, None)
         return held
 
-    def _renew(self, conn: Connection, leases: list[Lease]) -> set[str]:
+    def _held(self, conn: Connection, leases: list[Lease]) -> set[str]:
+        """Which of `leases` are still current, kept so until the commit: on PostgreSQL the
+        rows are locked FOR SHARE (a take-over waits for this commit, then sees it), on SQLite
+        the transaction holds the database's write lock. The leases are not extended here: the
+        lease keeper does that; writing `lease_until`, an indexed column, at every durable point
+        would add index entries to clean up at each one."""
         if not leases:
             return set()
-        return set(
-            conn.execute(
-                update(executions)
-                .where(
-                    executions.c.status == "RUNNING",
-                    tuple_(executions.c.name, executions.c.generation).in_(
-                        [(lease.name, lease.generation) for lease in leases]
-                    ),
-                )
-                .values(lease_until=time.time() + self.lease_seconds)
-                .returning(executions.c.name)
-            ).scalars()
+        query = select(executions.c.name).where(
+            executions.c.status == "RUNNING",
+            tuple_(executions.c.name, executions.c.generation).in_(
+                [(lease.name, lease.generation) for lease in leases]
+            ),
         )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(read=True)
+        return set(conn.execute(query).scalars())
 
 
 def _name(member: _Member) -> str:
