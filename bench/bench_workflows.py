@@ -11,7 +11,9 @@ extra) running a workflow of ten trivial steps, the shape of the Task chain, in 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -21,7 +23,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, make_url, text
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    make_url,
+    select,
+    text,
+)
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
@@ -32,6 +46,7 @@ from jetbridge.config import Settings
 from jetbridge.ops.crypto import DataKey
 from jetbridge.payments.test_provider import APPROVE, create_test_provider
 from jetbridge.storage.db import create_database_engine, normalise_url
+from jetbridge.storage.schema import executions as executions_table
 from jetbridge.workflows.engine import WorkflowEngine
 from support.servers import serve_app
 
@@ -91,6 +106,82 @@ def transition_rate(url: str, executions: int, chain: dict[str, Any]) -> float:
     elapsed = time.perf_counter() - start
     platform.engine.dispose()
     return executions * 10 / elapsed
+
+
+def worker_rate(
+    url: str, executions: int, *, threads: int, processes: int = 1, group_commit: bool = True
+) -> tuple[float, float]:
+    """Task transitions/s and transitions per commit of `executions` Task chains run by the
+    worker loop (`WorkflowEngine.run`) of `processes` processes, `threads` executions at a time
+    in each; the clock runs from the workers' go to the moment none of them runs any more."""
+    platform = build_platform(Settings(database_url=url, run_workers=False, data_keys=DATA_KEYS))
+    platform.prepare()
+    workflows = WorkflowEngine(platform.engine, {"Step": _step})
+    batch = f"w{uuid.uuid4().hex[:8]}-"
+    for n in range(executions):
+        workflows.start(name=f"{batch}{n}", definition=TASK_CHAIN, input={"n": n})
+    running = (
+        select(func.count())
+        .select_from(executions_table)
+        .where(executions_table.c.name.startswith(batch), executions_table.c.status == "RUNNING")
+    )
+    spawn = multiprocessing.get_context("spawn")
+    go, done, commits = spawn.Event(), spawn.Event(), spawn.Queue()
+    ready = spawn.Barrier(processes + 1)
+    workers = [
+        spawn.Process(target=_worker, args=(url, threads, group_commit, ready, go, done, commits))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    ready.wait(timeout=120)
+    start = time.perf_counter()
+    go.set()
+    with platform.engine.connect() as conn:
+        while conn.execute(running).scalar_one():
+            conn.rollback()
+            time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    done.set()
+    committed = sum(commits.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=120)
+    platform.engine.dispose()
+    return executions * 10 / elapsed, executions * 10 / committed
+
+
+def _step(payload: Any) -> int:
+    return 1
+
+
+def _worker(
+    url: str,
+    threads: int,
+    group_commit: bool,
+    ready: Any,
+    go: Any,
+    done: Any,
+    commits: Any,
+) -> None:
+    """One worker process: `WorkflowEngine.run` until `done`; reports its commits."""
+    engine = create_database_engine(url, pool_size=threads + 2)
+    counted = [0]
+    event.listen(engine, "commit", lambda _conn: counted.__setitem__(0, counted[0] + 1))
+    workflows = WorkflowEngine(engine, {"Step": _step}, group_commit=group_commit)
+    ready.wait(timeout=120)
+    go.wait(timeout=120)
+
+    async def until_done() -> None:
+        stop = asyncio.Event()
+        runner = asyncio.create_task(workflows.run(stop, concurrency=threads, poll=0.01))
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+        stop.set()
+        await runner
+
+    asyncio.run(until_done())
+    engine.dispose()
+    commits.put(counted[0])
 
 
 def booking_rate(url: str, bookings: int, provider: str) -> float:

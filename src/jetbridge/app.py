@@ -295,7 +295,9 @@ def build_platform(
     configure_tracing()
     registry = handler_registry(settings, handlers)
     engine = create_database_engine(
-        settings.database_url, busy_timeout=settings.sqlite_busy_timeout
+        settings.database_url,
+        busy_timeout=settings.sqlite_busy_timeout,
+        pool_size=max(10, settings.workflow_workers),  # a connection for each workflow worker
     )
     metrics.observe_database(engine)
     log = SqlEventLog(engine, outbox=settings.nats_url is not None)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
 
@@ -21,17 +23,20 @@ async def poll_until_stopped(
     name: str,
     wakeup: asyncio.Event | None = None,
     outage: Outage | None = None,
+    threads: concurrent.futures.Executor | None = None,
 ) -> None:
-    """Run `step` in a thread repeatedly; after an idle (falsy) step, wait `interval` (or until
-    `wakeup` is set); after a failed one, wait longer each time in a row (exponential backoff
-    up to `MAX_BACKOFF`). Loops doing the same work may share one `outage`: one warning for
-    all of them."""
+    """Run `step` in a thread (of `threads`, else the loop's default pool) repeatedly; after an
+    idle (falsy) step, wait `interval` (or until `wakeup` is set); after a failed one, wait
+    longer each time in a row (exponential backoff up to `MAX_BACKOFF`). Loops doing the same
+    work may share one `outage`: one warning for all of them."""
     outage = outage or Outage(name, log)
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
         if wakeup is not None:
             wakeup.clear()  # before the step: a wake-up during it is not lost
         try:
-            busy = await asyncio.to_thread(step)
+            context = contextvars.copy_context()
+            busy = await loop.run_in_executor(threads, context.run, step)
             outage.succeeded()
         except Exception as exc:
             if interpreter_exiting(exc):

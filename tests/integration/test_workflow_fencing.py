@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, select, text, update
 from sqlalchemy.pool import NullPool
 
 from jetbridge.storage.db import create_database_engine, normalise_url
 from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows.engine import WorkflowEngine
-from jetbridge.workflows.leases import Aborted, HistoryWriter, Lease, append_events
+from jetbridge.workflows.leases import Aborted, HistoryWriter, Lease, append_events, retrying
 from support import aio
 
 LEASE = 2.0
@@ -107,9 +107,12 @@ def _run_until(
 
 
 def _statuses(engine: Engine) -> dict[str, str]:
-    with engine.connect() as conn:
+    def read(conn: Connection) -> dict[str, str]:
         rows = conn.execute(select(executions.c.name, executions.c.status))
         return {row.name: row.status for row in rows}
+
+    # Read again if a test cut the connection (its checkout ping passed just before the cut).
+    return retrying(engine, read, within=30)
 
 
 def _all_ended(engine: Engine, count: int) -> Callable[[], bool]:

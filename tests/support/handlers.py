@@ -62,6 +62,15 @@ def append_to_sink(payload: Any) -> None:
         sink.write(payload["id"] + "\n")
 
 
+def counted_step(payload: Any) -> int:
+    """A workflow Task's effect: appends "<execution> <step>" to the sink file before it
+    returns the step, so the calls of a worker killed mid-run are still counted."""
+    time.sleep(0.01)
+    with open(os.environ["JETBRIDGE_TEST_SINK"], "a", encoding="utf-8") as sink:
+        sink.write(f"{payload['execution']} {payload['step']}\n")
+    return int(payload["step"])
+
+
 def stuck(payload: Any) -> None:
     """Says it started (in the sink file), then does not return for minutes: work on a thread
     that no shutdown can interrupt."""
@@ -78,6 +87,7 @@ HANDLERS: dict[str, Handler] = {
     "slow-first-in-lane": slow_first_in_lane,
     "append-to-sink": append_to_sink,
     "stuck": stuck,
+    "counted-step": counted_step,
 }
 
 

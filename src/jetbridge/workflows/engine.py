@@ -17,6 +17,7 @@ moment something is due, lapses; the worker that claims it then goes on (or sees
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import secrets
@@ -50,6 +51,7 @@ from jetbridge.workflows import (
 from jetbridge.workflows.asl.errors import InvalidDefinition
 from jetbridge.workflows.asl.scope import REDRIVEN, SUPERSEDED, Suspended, iso
 from jetbridge.workflows.express import check_express, run_express
+from jetbridge.workflows.group_commit import GroupCommitter
 from jetbridge.workflows.leases import (
     Aborted,
     HistoryWriter,
@@ -105,6 +107,7 @@ class WorkflowEngine:
         max_input_bytes: int = MAX_INPUT_BYTES,
         object_store: Path | None = None,
         read_url: Callable[[str], bytes] | None = None,
+        group_commit: bool = True,
     ) -> None:
         # Task tokens are signed; without a configured secret they hold for this process only.
         self.tokens = TaskTokenStore(engine, secret or secrets.token_hex(16))
@@ -115,6 +118,9 @@ class WorkflowEngine:
         self.system: dict[str, SystemMachine] = {}
         self.lease_seconds = lease_seconds
         self.keeper = LeaseKeeper(engine, lease_seconds)
+        # Durable points of executions run at the same time share a transaction (off: each
+        # commits alone, as before group commit).
+        self.group = GroupCommitter(engine, lease_seconds) if group_commit else None
         self.json_limits = json_limits or JsonLimits()
         self.max_input_bytes = max_input_bytes
         self.listeners: list[Callable[[str, str], None]] = []
@@ -252,12 +258,7 @@ class WorkflowEngine:
     def history(self, *, name: str) -> list[dict[str, Any]]:
         self.describe(name=name)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(execution_events.c.body)
-                .where(execution_events.c.execution == name)
-                .order_by(execution_events.c.event_id)
-            )
-            return [json.loads(body) for body in rows.scalars()]
+            return _history(conn, name)
 
     def describe_map_run(self, *, map_run: str) -> dict[str, Any]:
         """DescribeMapRun: a Distributed Map's Map Run, its settings and its counts."""
@@ -415,6 +416,8 @@ class WorkflowEngine:
             query = query.with_for_update(skip_locked=True)
         elif not _any(self.engine, query):
             return None  # idle on SQLite: found by a read, without taking the write lock
+        if self.group is not None:
+            return self.group.claim()
         with self.engine.begin() as conn:
             name = conn.execute(query).scalar()
             return None if name is None else take(conn, name, self.lease_seconds)
@@ -447,11 +450,17 @@ class WorkflowEngine:
     def _advance(self, lease: Lease, sleep_through: float) -> ExecutionResult | float:
         """Run until the end (the result) or a pause worth parking for (when to look again)."""
         while True:
-            writer = HistoryWriter(self.engine, lease, self.lease_seconds)
+            writer = HistoryWriter(
+                self.engine,
+                lease,
+                self.lease_seconds,
+                group=self.group.commit if self.group is not None else None,
+            )
             with self.engine.connect() as conn:
                 row = conn.execute(select(executions).where(executions.c.name == lease.name)).one()
-            if (row.status, row.generation) != ("RUNNING", lease.generation):
-                raise Aborted(lease.name)  # nothing runs once the lease is another's
+                if (row.status, row.generation) != ("RUNNING", lease.generation):
+                    raise Aborted(lease.name)  # nothing runs once the lease is another's
+                previous = _history(conn, lease.name)
             runs = DurableMapRuns(
                 self.engine,
                 parent=lease.name,
@@ -466,7 +475,7 @@ class WorkflowEngine:
                         json.loads(row.input),
                         self.handlers_of(row.machine),
                         name=lease.name,
-                        previous=self.history(name=lease.name),
+                        previous=previous,
                         on_event=observed.counting_transitions(row.machine, writer.record),
                         tokens=self.tokens.for_execution(lease.name),
                         machine_name=row.machine,
@@ -517,7 +526,6 @@ class WorkflowEngine:
         self, writer: HistoryWriter, result: ExecutionResult, map_run: str | None = None
     ) -> None:
         def end(conn: Connection) -> None:
-            writer.flush(conn)
             # A Map Run still running when its parent ends (failed elsewhere, timed out)
             # is aborted with its children.
             abort_runs_of(conn, writer.lease.name)
@@ -538,7 +546,15 @@ class WorkflowEngine:
                 )
             )
 
-        retrying(self.engine, end, within=self.lease_seconds)
+        if self.group is not None:
+            self.group.commit(writer.lease, writer.pending, then=end)
+            return
+
+        def alone(conn: Connection) -> None:
+            writer.flush(conn)
+            end(conn)
+
+        retrying(self.engine, alone, within=self.lease_seconds)
 
     def _park(self, lease: Lease, wake_at: float) -> bool:
         """Release the execution until `wake_at` unless an answer arrived since it was claimed
@@ -604,13 +620,27 @@ class WorkflowEngine:
             return take(conn, name, self.lease_seconds)
 
     async def run(self, stop: asyncio.Event, *, concurrency: int = 4, poll: float = 0.05) -> None:
+        """Run due executions until `stop`, `concurrency` at a time, each in a thread of a pool
+        of their own (the loop's default pool has too few threads, and is shared)."""
         name = "workflow workers"
         outage = Outage(name, logging.getLogger("jetbridge.loops"))
-        workers = [
-            poll_until_stopped(self.run_one, stop, interval=poll, name=name, outage=outage)
-            for _ in range(concurrency)
-        ]
-        await asyncio.gather(*workers)
+        with concurrent.futures.ThreadPoolExecutor(concurrency, "workflow") as threads:
+            workers = [
+                poll_until_stopped(
+                    self.run_one, stop, interval=poll, name=name, outage=outage, threads=threads
+                )
+                for _ in range(concurrency)
+            ]
+            await asyncio.gather(*workers)
+
+
+def _history(conn: Connection, name: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(execution_events.c.body)
+        .where(execution_events.c.execution == name)
+        .order_by(execution_events.c.event_id)
+    )
+    return [json.loads(body) for body in rows.scalars()]
 
 
 def _any(engine: Engine, query: Select[Any]) -> bool:

@@ -82,13 +82,50 @@ def take(conn: Connection, name: str, lease_seconds: float) -> Lease | None:
     return Lease(name, int(generation))
 
 
+def take_due(conn: Connection, count: int, lease_seconds: float) -> list[Lease]:
+    """Claim up to `count` running executions nobody holds, oldest first, in one statement
+    (on PostgreSQL skipping rows another transaction is claiming)."""
+    now = time.time()
+    due = (
+        select(executions.c.name)
+        .where(executions.c.status == "RUNNING", lapsed(now))
+        .order_by(executions.c.started_at)
+        .limit(count)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    taken = conn.execute(
+        update(executions)
+        .where(executions.c.name.in_(due.scalar_subquery()), lapsed(now))
+        .values(
+            lease_until=now + lease_seconds,
+            parked=False,
+            woken=False,
+            generation=executions.c.generation + 1,
+        )
+        .returning(executions.c.name, executions.c.generation)
+    )
+    return [Lease(name, int(generation)) for name, generation in taken]
+
+
 def append_events(conn: Connection, name: str, events: Iterable[dict[str, Any]]) -> None:
     """Store history events; an event already stored under its id is left as it is."""
-    rows = [{"execution": name, "event_id": e["id"], "body": json.dumps(e)} for e in events]
+    append_history(conn, [(name, event) for event in events])
+
+
+def append_history(conn: Connection, events: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Store (execution, event) pairs of any executions, as `append_events` does."""
+    rows = [{"execution": name, "event_id": e["id"], "body": json.dumps(e)} for name, e in events]
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(execution_events).on_conflict_do_nothing(), rows)
+    insert = _INSERTS["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    conn.execute(insert, rows)
+
+
+_INSERTS = {  # built once: compiled statements are cached per statement object
+    "postgresql": postgresql.insert(execution_events).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(execution_events).on_conflict_do_nothing(),
+}
 
 
 def retrying(engine: Engine, work: Callable[[Connection], T], *, within: float) -> T:
@@ -113,10 +150,18 @@ class HistoryWriter:
     """Buffers one run's new events and commits them at each durable point, in order, while
     the lease is still this worker's."""
 
-    def __init__(self, engine: Engine, lease: Lease, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        lease: Lease,
+        lease_seconds: float,
+        *,
+        group: Callable[[Lease, list[dict[str, Any]]], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.lease = lease
         self.lease_seconds = lease_seconds
+        self.group = group  # commits with other executions' durable points (`group_commit`)
         self.pending: list[dict[str, Any]] = []
 
     def record(self, event: dict[str, Any]) -> None:
@@ -125,8 +170,13 @@ class HistoryWriter:
             self.commit()
 
     def commit(self) -> None:
-        """Flush in a transaction of its own, retried if the connection is lost."""
-        retrying(self.engine, self.flush, within=self.lease_seconds)
+        """Flush, retried if the connection is lost: in a transaction of its own, or in the
+        group's next one."""
+        if self.group is None:
+            retrying(self.engine, self.flush, within=self.lease_seconds)
+            return
+        self.group(self.lease, self.pending)
+        self.pending = []
 
     def flush(self, conn: Connection) -> None:
         """Renew the lease and store what is pending; Aborted if the lease is not ours."""
