@@ -542,8 +542,8 @@ def create_app(
     )
     app.state.platform = platform
     install_error_handlers(app)
+    app.include_router(events_router)  # first: routers are tried in order; puts are the busiest
     app.include_router(auth_router)
-    app.include_router(events_router)
     app.include_router(booking_router)  # before /api/flights/{flight_key}
     app.include_router(disruption_router)
     app.include_router(flights_router)
