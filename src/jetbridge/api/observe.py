@@ -21,6 +21,8 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._templates: dict[int, str] | None = None
+        # Each series' counter and histogram, found once: labels() takes a lock every time.
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,13 +50,24 @@ class RequestMetrics:
                 await self.app(scope, receive, observe)
             finally:
                 route = self._template(scope)
-                metrics.API_REQUESTS.labels(route, method, str(status)).inc()
-                metrics.API_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+                requests, latency = self._series_of(route, method, status)
+                requests.inc()
+                latency.observe(time.perf_counter() - started)
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
+
+    def _series_of(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        key = (route, method, str(status))
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = (
+                metrics.API_REQUESTS.labels(*key),
+                metrics.API_LATENCY.labels(route, method),
+            )
+        return found
 
     def _template(self, scope: Scope) -> str:
         route = scope.get("route")

@@ -19,7 +19,9 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.types import Scope
 
+from jetbridge.api.limits import PARSED_BODY
 from jetbridge.api.policy import FEEDS_ON_LOOP
 from jetbridge.events.backbone import Backbone
 from jetbridge.ops.identity.principal import Principal
@@ -66,7 +68,7 @@ class PutEventsRoute(APIRoute):
                 body = await request.body()
             except Exception:  # the client went away: the general way answers as it does
                 return await general(request)
-            entries = _plain_entries(body)
+            entries = _plain_entries(request.scope, body)
             if entries is None or request.app.dependency_overrides:
                 return await general(request)
             caller = await FEEDS_ON_LOOP(request)  # the route's own `FeedsOnLoop` dependency
@@ -89,12 +91,16 @@ def _declares_json(request: Request) -> bool:
     return False
 
 
-def _plain_entries(body: bytes) -> list[Any] | None:
+def _plain_entries(scope: Scope, body: bytes) -> list[Any] | None:
     """The entries of a body the general way would accept as it is, else None."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
+    parsed = scope.get(PARSED_BODY)
+    if parsed is not None and parsed[0] == body:  # parsed by JsonBodyLimits already
+        payload = parsed[1]
+    else:
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
     if type(payload) is not dict or len(payload) != 1:
         return None
     entries = payload.get("entries")
