@@ -202,6 +202,15 @@ def fresh_postgres(url: str) -> str:
     return url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def drop_postgres(url: str, made: str) -> None:
+    """Drop the database `fresh_postgres` made for this run."""
+    import psycopg
+
+    name = made.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
@@ -222,7 +231,10 @@ def main() -> None:
     if args.postgres_url:
         for prefix, source in versions:
             url = fresh_postgres(args.postgres_url)
-            result = run_platform(url, args.clients, args.seconds, source)
+            try:
+                result = run_platform(url, args.clients, args.seconds, source)
+            finally:
+                drop_postgres(args.postgres_url, url)
             rows.append((f"{prefix}jetbridge up, PostgreSQL", result))
     load = os.getloadavg()
     print(
