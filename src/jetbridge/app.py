@@ -333,7 +333,7 @@ def build_platform(
         lease_seconds=settings.delivery_lease_seconds,
         poll_seconds=settings.delivery_poll_seconds,
     )
-    backbone.listeners.append(worker.wake)
+    backbone.delivery_listeners.append(worker.wake)
     smtp = (
         Mailer(
             SmtpSettings.parse(settings.smtp_url, sender=settings.smtp_sender),

@@ -272,3 +272,29 @@ def test_the_same_event_in_two_puts_together_is_stored_once(platform: Any) -> No
     assert second[0].seq is not None and second[1].seq is None  # g-a: stored by the first
     assert third[0].seq is not None
     assert stored_ids(platform) == ["g-a", "g-b", "g-c", "g-d"]
+
+
+def test_the_delivery_worker_is_woken_only_when_a_put_enqueued_deliveries(platform: Any) -> None:
+    intake = platform.backbone.intake
+    spec = RuleSpec.model_validate(
+        {
+            "name": "gates",
+            "event_pattern": {"detail": {"gate": ["g-match"]}},
+            "targets": [{"id": "one", "kind": "http", "url": "http://127.0.0.1:9/one"}],
+        }
+    )
+    with platform.backbone.transaction() as conn:
+        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
+    woken: list[str] = []
+    committed: list[str] = []
+    platform.backbone.delivery_listeners.append(lambda: woken.append("deliveries"))
+    platform.backbone.listeners.append(lambda: committed.append("commit"))
+
+    def put(name: str) -> Any:
+        events = [cloud_event_from_dict(event(name))]
+        return aio.run(intake.put(bus="default", events=events, may_act_for=lambda owner: True))
+
+    assert put("g-other")[0].deliveries == 0
+    assert woken == [] and committed == ["commit"]  # live streams still hear of the event
+    assert put("g-match")[0].deliveries == 1
+    assert woken == ["deliveries"] and committed == ["commit", "commit"]

@@ -147,12 +147,15 @@ class Intake:
 
     def _write(self, batch: Sequence[_Request], *, savepoints: bool) -> list[_Outcome]:
         lookups = _Lookups()
-        with self.backbone.transaction() as conn:
+        with self.backbone.engine.begin() as conn:
             if savepoints:
                 outcomes = [self._write_one(conn, request, lookups) for request in batch]
             else:
                 outcomes = self._write_together(conn, batch, lookups)
         self.commits += 1
+        # The delivery worker is woken only when a target is waiting: puts matching no rule
+        # cost it no claim.
+        self.backbone.notify(deliveries=any(outcome.deliveries for outcome in outcomes))
         return outcomes
 
     def _write_together(
