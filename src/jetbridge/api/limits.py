@@ -66,7 +66,8 @@ class JsonBodyLimits:
     def _json(scope: Scope) -> bool:
         for name, value in scope.get("headers") or []:
             if name == b"content-type":
-                return is_json(value.decode("latin-1"))
+                # The usual value answered without parsing the header.
+                return value == b"application/json" or is_json(value.decode("latin-1"))
         return True
 
 
