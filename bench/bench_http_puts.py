@@ -6,8 +6,13 @@ clients run in another process: N HTTP/1.1 keep-alive connections, each sending 
 for T seconds. Baseline in the same run: a bare FastAPI endpoint under the same uvicorn that
 reads the body and answers without doing any work, driven by the same clients.
 
+The bare endpoint runs first and again last; each share is of the mean of its two rates, as
+the load of a shared machine drifts over a run. `--before-src DIR` also runs the server from
+another copy of the source tree (for example the `src` of `git archive <commit> src`), row by
+row beside this one, for a before/after comparison in one run.
+
     python bench/bench_http_puts.py [--clients 50] [--seconds 20]
-        [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
+        [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--before-src DIR]
 """
 
 from __future__ import annotations
@@ -151,11 +156,14 @@ def run_bare(clients: int, seconds: float) -> dict[str, Any]:
         server.wait(30)
 
 
-def run_platform(database_url: str | None, clients: int, seconds: float) -> dict[str, Any]:
+def run_platform(
+    database_url: str | None, clients: int, seconds: float, source: str | None = None
+) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="jetbridge-bench-puts-"))
     port = free_port()
     env = {
         **os.environ,
+        **({"PYTHONPATH": source} if source else {}),
         "JETBRIDGE_DATA_DIR": str(workdir),
         "JETBRIDGE_PORT": str(port),
         "JETBRIDGE_HOST": "127.0.0.1",
@@ -195,27 +203,52 @@ def fresh_postgres(url: str) -> str:
     return url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def drop_postgres(url: str, made: str) -> None:
+    """Drop the database `fresh_postgres` made for this run."""
+    import psycopg
+
+    name = made.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--postgres-url", help="also run on PostgreSQL (a fresh database on it)")
+    parser.add_argument("--before-src", help="also run the server from this source tree")
     args = parser.parse_args()
+    start_load = os.getloadavg()
+    versions: list[tuple[str, str | None]] = [("", None)]
+    if args.before_src:
+        versions = [("before: ", args.before_src), ("after: ", None)]
     rows: list[tuple[str, dict[str, Any]]] = [
-        ("bare FastAPI endpoint (no work)", run_bare(args.clients, args.seconds)),
-        ("jetbridge up, SQLite", run_platform(None, args.clients, args.seconds)),
+        ("bare FastAPI endpoint (no work)", run_bare(args.clients, args.seconds))
     ]
+    for prefix, source in versions:
+        result = run_platform(None, args.clients, args.seconds, source)
+        rows.append((f"{prefix}jetbridge up, SQLite", result))
     if args.postgres_url:
-        url = fresh_postgres(args.postgres_url)
-        rows.append(("jetbridge up, PostgreSQL", run_platform(url, args.clients, args.seconds)))
+        for prefix, source in versions:
+            url = fresh_postgres(args.postgres_url)
+            try:
+                result = run_platform(url, args.clients, args.seconds, source)
+            finally:
+                drop_postgres(args.postgres_url, url)
+            rows.append((f"{prefix}jetbridge up, PostgreSQL", result))
+    # The machine's load drifts over a run: the baseline is measured again at the end, and each
+    # share is of the mean of the two.
+    rows.append(("bare FastAPI endpoint again, at the end", run_bare(args.clients, args.seconds)))
     load = os.getloadavg()
     print(
         f"{args.clients} keep-alive clients, one event per request, {args.seconds:.0f} s each; "
-        f"load average after the run {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
+        f"load average before the run {start_load[0]:.2f} {start_load[1]:.2f} "
+        f"{start_load[2]:.2f}, after it {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
     )
     print("| server | puts/s | p50 ms | p99 ms | failed | share of bare |")
     print("|---|---|---|---|---|---|")
-    bare_rate = len(rows[0][1]["samples"]) / rows[0][1]["wall"]
+    bare_rate = sum(len(rows[i][1]["samples"]) / rows[i][1]["wall"] for i in (0, -1)) / 2
     for label, result in rows:
         samples = result["samples"]
         rate = len(samples) / result["wall"]

@@ -338,7 +338,7 @@ def build_platform(
         lease_seconds=settings.delivery_lease_seconds,
         poll_seconds=settings.delivery_poll_seconds,
     )
-    backbone.listeners.append(worker.wake)
+    backbone.delivery_listeners.append(worker.wake)
     smtp = (
         Mailer(
             SmtpSettings.parse(settings.smtp_url, sender=settings.smtp_sender),
@@ -548,8 +548,8 @@ def create_app(
     )
     app.state.platform = platform
     install_error_handlers(app)
+    app.include_router(events_router)  # first: routers are tried in order; puts are the busiest
     app.include_router(auth_router)
-    app.include_router(events_router)
     app.include_router(booking_router)  # before /api/flights/{flight_key}
     app.include_router(disruption_router)
     app.include_router(flights_router)

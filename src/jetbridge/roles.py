@@ -108,6 +108,10 @@ def serve(app: FastAPI, settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level="info",
+        # No access log: its lines carry client addresses and raw paths and queries, which may
+        # hold personal data; requests are counted and traced by route template instead
+        # (jetbridge.api.observe).
+        access_log=False,
         # Client addresses come from X-Forwarded-For only behind JETBRIDGE_TRUSTED_PROXIES.
         proxy_headers=False,
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,

@@ -10,13 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 
 from jetbridge.app import build_platform, create_app
 from jetbridge.config import Settings
 from jetbridge.errors import NotFound
 from jetbridge.events import registry
 from jetbridge.events.envelope import cloud_event_from_dict
-from jetbridge.events.specs import BusSpec
+from jetbridge.events.specs import BusSpec, RuleSpec
 from support import aio
 from support.auth import api_key
 from support.servers import serve_app
@@ -193,3 +194,107 @@ def test_a_large_put_is_validated_off_the_loop_with_the_same_answers(database_ur
         assert taken.status_code == 200, taken.text
         assert [e["event_id"] for e in taken.json()["entries"]] == [f"g-{n}" for n in range(100)]
         assert stored_ids(app.state.platform) == [f"g-{n}" for n in range(100)]
+
+
+def test_puts_together_are_appended_in_one_statement_per_bus(platform: Any) -> None:
+    intake = platform.backbone.intake
+    spec = RuleSpec.model_validate(
+        {
+            "name": "gates",
+            "event_pattern": {"source": ["test.flights"], "detail": {"gate": ["g-2", "g-5"]}},
+            "targets": [
+                {"id": "one", "kind": "http", "url": "http://127.0.0.1:9/one"},
+                {"id": "two", "kind": "http", "url": "http://127.0.0.1:9/two"},
+            ],
+        }
+    )
+    with platform.backbone.transaction() as conn:
+        registry.put_rule(conn, bus="airline-x", spec=spec, handlers=platform.backbone.handlers)
+    appends: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO EVENTS"):
+            appends.append(statement)
+
+    sqlalchemy.event.listen(platform.engine, "before_cursor_execute", count)
+    try:
+
+        async def put_all() -> list[Any]:
+            puts = [
+                intake.put(
+                    bus="airline-x" if n % 2 else "default",
+                    # Each put holds two events; the fourth repeats the first's second event.
+                    events=[
+                        cloud_event_from_dict(event(f"g-{n}")),
+                        cloud_event_from_dict(event("g-0b" if n == 3 else f"g-{n}b")),
+                    ],
+                    may_act_for=lambda owner: True,
+                )
+                for n in range(8)
+            ]
+            return await asyncio.gather(*puts)
+
+        answers = aio.run(put_all())
+    finally:
+        sqlalchemy.event.remove(platform.engine, "before_cursor_execute", count)
+    assert len(appends) <= 2 * intake.commits < 16  # one statement per bus, not per request
+    for n, answer in enumerate(answers):
+        assert [p.event_id for p in answer] == [f"g-{n}", "g-0b" if n == 3 else f"g-{n}b"]
+        assert answer[0].seq is not None
+    # g-0b went on the default bus with put 0, so put 3 (on airline-x) stores its own copy.
+    assert answers[3][1].seq is not None
+    # The rule on airline-x matches g-5 alone (g-2 went on the default bus): its two targets.
+    assert [(p.event_id, p.deliveries) for a in answers for p in a if p.deliveries] == [("g-5", 2)]
+    assert stored_ids(platform, "airline-x") == [
+        i for n in range(1, 8, 2) for i in (f"g-{n}", "g-0b" if n == 3 else f"g-{n}b")
+    ]
+    with platform.backbone.reading() as conn:
+        queued = conn.execute(sqlalchemy.text("SELECT count(*) FROM deliveries")).scalar()
+    assert queued == 2
+
+
+def test_the_same_event_in_two_puts_together_is_stored_once(platform: Any) -> None:
+    intake = platform.backbone.intake
+
+    async def put_all() -> list[Any]:
+        puts = [
+            intake.put(
+                bus="default",
+                events=[cloud_event_from_dict(event(name)) for name in names],
+                may_act_for=lambda owner: True,
+            )
+            for names in (["g-a", "g-b"], ["g-c", "g-a"], ["g-d"])
+        ]
+        return await asyncio.gather(*puts)
+
+    first, second, third = aio.run(put_all())
+    assert first[0].seq is not None and first[1].seq is not None
+    assert second[0].seq is not None and second[1].seq is None  # g-a: stored by the first
+    assert third[0].seq is not None
+    assert stored_ids(platform) == ["g-a", "g-b", "g-c", "g-d"]
+
+
+def test_the_delivery_worker_is_woken_only_when_a_put_enqueued_deliveries(platform: Any) -> None:
+    intake = platform.backbone.intake
+    spec = RuleSpec.model_validate(
+        {
+            "name": "gates",
+            "event_pattern": {"detail": {"gate": ["g-match"]}},
+            "targets": [{"id": "one", "kind": "http", "url": "http://127.0.0.1:9/one"}],
+        }
+    )
+    with platform.backbone.transaction() as conn:
+        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
+    woken: list[str] = []
+    committed: list[str] = []
+    platform.backbone.delivery_listeners.append(lambda: woken.append("deliveries"))
+    platform.backbone.listeners.append(lambda: committed.append("commit"))
+
+    def put(name: str) -> Any:
+        events = [cloud_event_from_dict(event(name))]
+        return aio.run(intake.put(bus="default", events=events, may_act_for=lambda owner: True))
+
+    assert put("g-other")[0].deliveries == 0
+    assert woken == [] and committed == ["commit"]  # live streams still hear of the event
+    assert put("g-match")[0].deliveries == 1
+    assert woken == ["deliveries"] and committed == ["commit", "commit"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,11 +28,12 @@ class AuditTrail:
             return
         status = 0
 
-        async def observe(message: Message) -> None:
+        def observe(message: Message) -> Awaitable[None]:
+            # A plain function handing back the server's own awaitable: no coroutine per chunk.
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, observe)
         state: dict[str, Any] = scope.get("state") or {}

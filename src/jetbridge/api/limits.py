@@ -12,6 +12,8 @@ from jetbridge.api.errors import error_body
 from jetbridge.jsonlimits import JsonLimitExceeded, JsonLimits, loads_within
 
 _PARSE_IN_LOOP = 64 * 1024  # larger bodies are parsed in a thread, off the event loop
+# Where the body parsed here is left for the route (jetbridge.api.puts): (the body, its value).
+PARSED_BODY = "jetbridge.parsed_body"
 _WITH_BODY = {"POST", "PUT", "PATCH", "DELETE"}
 _STATUS = {
     "depth": (400, "JSONTooDeep"),
@@ -48,9 +50,10 @@ class JsonBodyLimits:
         if disconnected is None and body:
             try:
                 if len(body) > _PARSE_IN_LOOP:
-                    await asyncio.to_thread(loads_within, body, self.limits, where="body")
+                    value = await asyncio.to_thread(loads_within, body, self.limits, where="body")
                 else:
-                    loads_within(body, self.limits, where="body")
+                    value = loads_within(body, self.limits, where="body")
+                scope[PARSED_BODY] = (body, value)
             except JsonLimitExceeded as exc:
                 status, name = _STATUS[exc.problem]
                 await error_body(status, name, str(exc))(scope, receive, send)
@@ -63,7 +66,8 @@ class JsonBodyLimits:
     def _json(scope: Scope) -> bool:
         for name, value in scope.get("headers") or []:
             if name == b"content-type":
-                return is_json(value.decode("latin-1"))
+                # The usual value answered without parsing the header.
+                return value == b"application/json" or is_json(value.decode("latin-1"))
         return True
 
 

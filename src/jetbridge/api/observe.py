@@ -4,6 +4,7 @@ ids would make a series per booking; nor the query, which may hold personal data
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -21,6 +22,8 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._templates: dict[int, str] | None = None
+        # Each series' counter and histogram, found once: labels() takes a lock every time.
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,11 +35,12 @@ class RequestMetrics:
         incoming = _header(scope, b"traceparent")
         CORRELATION.set(correlation_from(_header(scope, b"x-request-id")))
 
-        async def observe(message: Message) -> None:
+        def observe(message: Message) -> Awaitable[None]:
+            # A plain function handing back the server's own awaitable: no coroutine per chunk.
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-            await send(message)
+            return send(message)
 
         with tracing.span(
             f"HTTP {method}",
@@ -48,13 +52,24 @@ class RequestMetrics:
                 await self.app(scope, receive, observe)
             finally:
                 route = self._template(scope)
-                metrics.API_REQUESTS.labels(route, method, str(status)).inc()
-                metrics.API_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+                requests, latency = self._series_of(route, method, status)
+                requests.inc()
+                latency.observe(time.perf_counter() - started)
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
+
+    def _series_of(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        key = (route, method, str(status))
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = (
+                metrics.API_REQUESTS.labels(*key),
+                metrics.API_LATENCY.labels(route, method),
+            )
+        return found
 
     def _template(self, scope: Scope) -> str:
         route = scope.get("route")

@@ -184,7 +184,8 @@ Agent = Annotated[Principal, Depends(Require(AGENT))]
 Operations = Annotated[Principal, Depends(Require(OPERATIONS))]
 Feeds = Annotated[Principal, Depends(Require(FEEDS))]
 # Feeds for the event intake: no thread hop for a caller whose key was checked moments ago.
-FeedsOnLoop = Annotated[Principal, Depends(RequireOnLoop(FEEDS))]
+FEEDS_ON_LOOP = RequireOnLoop(FEEDS)
+FeedsOnLoop = Annotated[Principal, Depends(FEEDS_ON_LOOP)]
 Admin = Annotated[Principal, Depends(Require(ADMIN))]
 Operator = Annotated[Principal, Depends(Require(OPERATOR))]
 PlatformOperations = Annotated[Principal, Depends(Require(PLATFORM_OPERATIONS))]

@@ -16,7 +16,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
@@ -49,6 +49,14 @@ class RateLimits:
     public: tuple[RateLimitItem, ...] = ()
     login_paths: tuple[str, ...] = ("/api/auth/", "/login")
     streams_per_client: int = 0
+    # login_paths without their trailing slash, and with one: what is_login compares with.
+    _exact: frozenset[str] = field(init=False, default=frozenset())
+    _below: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        stems = [path.rstrip("/") for path in self.login_paths]
+        object.__setattr__(self, "_exact", frozenset(stems))
+        object.__setattr__(self, "_below", tuple(stem + "/" for stem in stems))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
@@ -62,9 +70,7 @@ class RateLimits:
     def is_login(self, method: str, path: str) -> bool:
         if method in SAFE_METHODS:
             return False
-        return any(
-            path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in self.login_paths
-        )
+        return path in self._exact or path.startswith(self._below)
 
 
 class LocalCounters(Storage):

@@ -33,7 +33,10 @@ class Backbone:
     publisher: Publisher
     max_event_bytes: int
     handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
+    # Called after every commit (live streams, the outbox relay, the MQTT bridge) ...
     listeners: list[Callable[[], None]] = field(default_factory=list)
+    # ... and after the commits that may have enqueued deliveries (the delivery worker).
+    delivery_listeners: list[Callable[[], None]] = field(default_factory=list)
     json_limits: JsonLimits = field(default_factory=JsonLimits)
     # The database's table, unless distributed mode puts the letters in a JetStream stream.
     dead_letters: DeadLetterQueue = field(init=False)
@@ -56,9 +59,13 @@ class Backbone:
             conn.execution_options(readonly=True)
             yield conn
 
-    def notify(self) -> None:
+    def notify(self, *, deliveries: bool = True) -> None:
+        """A transaction committed; `deliveries` False when it is known to have enqueued none."""
         for listener in self.listeners:
             listener()
+        if deliveries:
+            for listener in self.delivery_listeners:
+                listener()
 
     def parse_entries(self, entries: Sequence[Any], *, trusted: bool = False) -> list[CloudEvent]:
         """Validate a whole batch first, so a bad entry means nothing of the batch is written.

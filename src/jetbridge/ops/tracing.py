@@ -35,6 +35,12 @@ def tracer() -> trace.Tracer:
     return _TRACER
 
 
+def recording() -> bool:
+    """Whether a tracer provider is installed: without one, spans record nothing."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
 def export_configured(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
     exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
@@ -91,6 +97,11 @@ def span(
 ) -> Iterator[Span]:
     """A span, current inside the block: the child of `traceparent` when given, else of the
     current span (or a root with `new_trace`). An exception marks it failed and propagates."""
+    if not traceparent and not new_trace and not recording():
+        # Without a tracer provider a child span is the current one's context again, recording
+        # nothing: hand out the current span itself rather than make an empty one.
+        yield trace.get_current_span()
+        return
     parent = parent_context(traceparent)
     if parent is None and new_trace:
         parent = otel_context.Context()
