@@ -102,8 +102,12 @@ class FlightHub:
     def __init__(self, backbone: Backbone) -> None:
         self.backbone = backbone
 
-    def apply(self, conn: Connection, item: Update) -> Applied | None:
-        """Merge one update inside `conn`'s transaction; None if it changed nothing."""
+    def apply(
+        self, conn: Connection, item: Update, *, pending: list[CloudEvent] | None = None
+    ) -> Applied | None:
+        """Merge one update inside `conn`'s transaction; None if it changed nothing. With
+        `pending`, its events are added there for the caller to publish (in order, in the same
+        transaction) with those of the other updates of a batch, in one append."""
         current = load_state(conn, item.identity.key, for_update=True)
         result = apply(current, item)
         if current is not None and not result.changed:
@@ -111,7 +115,10 @@ class FlightHub:
                 _save(conn, result.state, new=False)
             return None
         _save(conn, result.state, new=current is None)
-        self.backbone.publish(conn, bus=BUS, events=flight_events(result))
+        if pending is None:
+            self.backbone.publish(conn, bus=BUS, events=flight_events(result))
+        else:
+            pending += flight_events(result)
         return Applied(item.identity.key, result.state.version, sorted(result.changed))
 
     def apply_all(self, updates: Iterable[Update]) -> list[Applied]:
