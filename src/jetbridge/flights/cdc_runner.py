@@ -111,10 +111,13 @@ class CdcRunner:
                 self.hub.backbone.transaction() as conn,
             ):
                 self._report(conn, notices)
-                # The batch's events go to the log in one append, in the changes' order.
+                # Consecutive updates are merged together (each flight read and written
+                # once), and the batch's events go to the log in one append, in order.
+                merging: list[Update] = []
                 pending: list[CloudEvent] = []
                 for change in changes:
-                    self._apply(conn, change, pending)
+                    self._apply(conn, change, merging, pending)
+                self._merge(conn, merging, pending)
                 self._publish(conn, pending)
                 # Last, so the lease row is locked only briefly: under a lease this is the
                 # fence, and a capturer that lost its lease meanwhile rolls the batch back.
@@ -129,9 +132,23 @@ class CdcRunner:
             self.hub.backbone.publish(conn, bus=BUS, events=pending)
             pending.clear()
 
-    def _apply(self, conn: Connection, change: RowChange, pending: list[CloudEvent]) -> None:
+    def _merge(self, conn: Connection, merging: list[Update], pending: list[CloudEvent]) -> None:
+        if merging:
+            self.hub.apply_many(conn, merging, pending)
+            merging.clear()
+
+    def _apply(
+        self,
+        conn: Connection,
+        change: RowChange,
+        merging: list[Update],
+        pending: list[CloudEvent],
+    ) -> None:
+        linked = change.deleted or change.via is not None
+        if linked:
+            self._merge(conn, merging, pending)  # it reads the stored state
         try:
-            if change.deleted or change.via is not None:
+            if linked:
                 self._linked(conn, change, pending)
                 return
             item = to_update(change)
@@ -139,7 +156,7 @@ class CdcRunner:
             record_error(conn, source=self.name, location=f"row {change.key}", message=str(exc))
             return
         self._remember(conn, str(change.key), item.identity.key)
-        self.hub.apply(conn, item, pending=pending)
+        merging.append(item)
 
     def _flight_key(self, conn: Connection, change: RowChange) -> str | None:
         """The flight a row stands for: its identity, the row of another source it names (an
