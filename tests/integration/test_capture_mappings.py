@@ -282,3 +282,52 @@ def test_capture_names_an_unknown_source_before_connecting(tmp_path: Path) -> No
     assert unknown.returncode == 2
     assert "capture source 'other' is not configured (configured: main)" in unknown.stderr
     assert not (tmp_path / "jb.db").exists()
+
+
+def test_a_batch_publishes_its_events_in_the_order_of_its_changes(
+    postgres_url: str, sqlite_url: str
+) -> None:
+    """Changes read in one batch append their events together, in commit order, each once;
+    a removal in the middle of a batch comes after the updates before it."""
+    legacy = create_database_engine(postgres_url)
+    execute(legacy, ARRIVALS)
+    flights = hub(sqlite_url)
+    mapping = TableMapping.load(MAPPINGS / "arrivals.toml")
+    source = open_source(
+        "logical", url=postgres_url, engine=legacy, mapping=mapping,
+        slot=f"jb_batch_{uuid.uuid4().hex[:6]}",
+    )  # fmt: skip
+    runner = CdcRunner(source, flights, name="arrivals")
+    try:
+        execute(
+            legacy,
+            'INSERT INTO "ARRIVALS" VALUES (1, \'LH\', \'1188\', \'2026-11-24\', \'FRA\', '
+            "'SCHEDULED', :sta, NULL, NULL, NULL, '1', NULL, NULL, :now)",
+            sta=datetime(2026, 11, 24, 9, 0), now=NOW,
+        )  # fmt: skip
+        for stand in ("A1", "A2", "A3"):
+            execute(legacy, 'UPDATE "ARRIVALS" SET "STAND" = :s WHERE "ARR_ID" = 1', s=stand)
+        execute(legacy, 'DELETE FROM "ARRIVALS"')
+        execute(
+            legacy,
+            'INSERT INTO "ARRIVALS" VALUES (2, \'LH\', \'1190\', \'2026-11-24\', \'FRA\', '
+            "'SCHEDULED', :sta, NULL, NULL, NULL, '1', 'B7', NULL, :now)",
+            sta=datetime(2026, 11, 24, 11, 0), now=NOW,
+        )  # fmt: skip
+        assert runner.step() == 6  # the whole batch at once
+        assert runner.step() == 0
+        with flights.backbone.reading() as conn:
+            stored = flights.backbone.log.read(conn, bus="default", after=0, limit=100)
+        seen = [(e.event_id.split(":")[0], e.event_id.split(":", 1)[1]) for e in stored]
+        first = [what for key, what in seen if key == "LH1188-2026-11-24-FRA-ZRH"]
+        updates = [what for what in first if what.endswith(":flight.updated")]
+        assert updates == [f"{v}:flight.updated" for v in range(1, 5)]  # each change once
+        assert first[-1] == "5:flight.removed"
+        removed_at = seen.index(("LH1188-2026-11-24-FRA-ZRH", "5:flight.removed"))
+        later = [key for key, _ in seen[removed_at + 1 :]]
+        assert later and set(later) == {"LH1190-2026-11-24-FRA-ZRH"}
+        assert [e.seq for e in stored] == sorted(e.seq for e in stored)
+    finally:
+        assert isinstance(runner.source, LogicalSource)
+        runner.source.capture.drop()
+        legacy.dispose()

@@ -141,3 +141,64 @@ def test_sse_board_resumes_after_last_event_id(sqlite_url: str, tmp_path: Any) -
         assert all(kind == "flight" for _, kind, data in resumed if data)
         assert int(resumed[0][0]) > int(snapshot[0])
     legacy.dispose()
+
+
+def test_merging_a_batch_at_once_equals_applying_it_update_by_update(
+    database_url: str, tmp_path: Any
+) -> None:
+    """apply_many stores the same states and publishes the same events, in the same order, as
+    apply called once per update: a new flight, a second and third change to it in the same
+    batch, a stale one, one of raw values only, and a flight stored before the batch."""
+    from datetime import UTC, datetime, timedelta
+
+    from jetbridge.app import build_platform
+    from jetbridge.events.envelope import CloudEvent
+    from jetbridge.flights.hub import get_flight
+    from jetbridge.flights.merge import Update
+    from jetbridge.flights.model import FlightIdentity
+
+    def flight(number: str) -> FlightIdentity:
+        return FlightIdentity.create(
+            airline="LX", flight_number=number, origin_date=DAY,
+            departure_airport="ZRH", arrival_airport="JFK",
+        )  # fmt: skip
+
+    at = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+    stored_before = Update(flight("9"), "aodb", at, {"gate": "Z1"})
+    batch = [
+        Update(flight("8"), "aodb", at, {"gate": "A1", "terminal": "1"}),
+        Update(flight("8"), "aodb", at + timedelta(seconds=1), {"gate": "A2"}),
+        Update(flight("9"), "aodb", at + timedelta(seconds=1), {"gate": "Z2"}),
+        Update(flight("8"), "aodb", at - timedelta(seconds=5), {"gate": "OLD"}),  # stale
+        Update(flight("8"), "aidx", at + timedelta(seconds=2), unknown={"x/y": "raw"}),
+        Update(flight("8"), "aodb", at + timedelta(seconds=3), {"gate": "A3"}),
+    ]
+
+    def run(url: str, *, together: bool) -> tuple[list[Any], list[tuple[str, Any]]]:
+        platform = build_platform(Settings(database_url=url, run_workers=False))
+        platform.prepare()
+        hub = FlightHub(platform.backbone)
+        hub.apply_all([stored_before])
+        with platform.backbone.transaction() as conn:
+            if together:
+                pending: list[CloudEvent] = []
+                applied = hub.apply_many(conn, batch, pending)
+                platform.backbone.publish(conn, bus="default", events=pending)
+            else:
+                applied = [a for item in batch if (a := hub.apply(conn, item)) is not None]
+        with platform.backbone.reading() as conn:
+            views = [get_flight(conn, key) for key in sorted({i.identity.key for i in batch})]
+            stored = platform.backbone.log.read(conn, bus="default", after=0, limit=100)
+        platform.engine.dispose()
+        events = [(e.event_id, json.loads(e.body)["data"]) for e in stored]
+        return [applied, views], events
+
+    one_by_one = run(f"sqlite:///{tmp_path / 'one-by-one.db'}", together=False)
+    together = run(database_url, together=True)
+    assert together == one_by_one
+    (applied, views), events = together
+    assert [a.version for a in applied] == [1, 2, 2, 3]  # the stale change and raw values: none
+    assert views[0]["gate"] == "A3" and views[1]["gate"] == "Z2"
+    assert [event_id for event_id, _ in events].count(
+        "LX0008-2026-11-24-ZRH-JFK:3:flight.updated"
+    ) == 1

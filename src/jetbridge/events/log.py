@@ -156,15 +156,15 @@ class SqlEventLog:
         # One statement with bound values: built (and its cache key computed) once, not per row.
         dialect_insert = postgresql.insert if self._postgres else sqlite.insert
         self._insert = dialect_insert(events).on_conflict_do_nothing().returning(events.c.seq)
-        # Many rows: executed with a list of rows (SQLAlchemy's "insertmanyvalues", a multi-row
-        # INSERT under the hood) so the statement is compiled once, not once per batch; each
-        # stored row comes back with its identity, a repeated one not at all.
+        # Several entries: the same statement run over all their rows, which SQLAlchemy sends
+        # as multi-row INSERTs of up to `APPEND_ROWS` rows (compiled once, not per batch size).
         self._insert_rows = (
             dialect_insert(events)
             .on_conflict_do_nothing()
             .returning(
                 events.c.seq, events.c.bus, events.c.source, events.c.event_id, events.c.replay_name
             )
+            .execution_options(insertmanyvalues_page_size=APPEND_ROWS)
         )
         # The delivery worker's statements, likewise built once: deliveries due at :now whose
         # lane has no earlier one pending, at most :limit; leasing them; reading them back.
@@ -226,11 +226,10 @@ class SqlEventLog:
     def _append_rows(
         self, conn: Connection, entries: Sequence[LogEntry], now: float
     ) -> list[int | None]:
+        returned = conn.execute(self._insert_rows, [_row(entry, now) for entry in entries])
         stored: dict[tuple[Any, ...], int] = {}
-        for start in range(0, len(entries), APPEND_ROWS):
-            rows = [_row(entry, now) for entry in entries[start : start + APPEND_ROWS]]
-            for seq, *key in conn.execute(self._insert_rows, rows):
-                stored[tuple(key)] = seq
+        for seq, *key in returned:
+            stored[tuple(key)] = seq
         # A row comes back once: a second entry of the same event gets None.
         return [stored.pop(_identity(entry), None) for entry in entries]
 

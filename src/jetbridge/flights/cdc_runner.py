@@ -111,8 +111,14 @@ class CdcRunner:
                 self.hub.backbone.transaction() as conn,
             ):
                 self._report(conn, notices)
+                # Consecutive updates are merged together (each flight read and written
+                # once), and the batch's events go to the log in one append, in order.
+                merging: list[Update] = []
+                pending: list[CloudEvent] = []
                 for change in changes:
-                    self._apply(conn, change)
+                    self._apply(conn, change, merging, pending)
+                self._merge(conn, merging, pending)
+                self._publish(conn, pending)
                 # Last, so the lease row is locked only briefly: under a lease this is the
                 # fence, and a capturer that lost its lease meanwhile rolls the batch back.
                 self.positions.save(conn, after if moved else None)
@@ -121,17 +127,36 @@ class CdcRunner:
         self._observe(changes)
         return len(changes)
 
-    def _apply(self, conn: Connection, change: RowChange) -> None:
+    def _publish(self, conn: Connection, pending: list[CloudEvent]) -> None:
+        if pending:
+            self.hub.backbone.publish(conn, bus=BUS, events=pending)
+            pending.clear()
+
+    def _merge(self, conn: Connection, merging: list[Update], pending: list[CloudEvent]) -> None:
+        if merging:
+            self.hub.apply_many(conn, merging, pending)
+            merging.clear()
+
+    def _apply(
+        self,
+        conn: Connection,
+        change: RowChange,
+        merging: list[Update],
+        pending: list[CloudEvent],
+    ) -> None:
+        linked = change.deleted or change.via is not None
+        if linked:
+            self._merge(conn, merging, pending)  # it reads the stored state
         try:
-            if change.deleted or change.via is not None:
-                self._linked(conn, change)
+            if linked:
+                self._linked(conn, change, pending)
                 return
             item = to_update(change)
         except InvalidFlight as exc:
             record_error(conn, source=self.name, location=f"row {change.key}", message=str(exc))
             return
         self._remember(conn, str(change.key), item.identity.key)
-        self.hub.apply(conn, item)
+        merging.append(item)
 
     def _flight_key(self, conn: Connection, change: RowChange) -> str | None:
         """The flight a row stands for: its identity, the row of another source it names (an
@@ -148,7 +173,7 @@ class CdcRunner:
             )
         ).scalar()
 
-    def _linked(self, conn: Connection, change: RowChange) -> None:
+    def _linked(self, conn: Connection, change: RowChange, pending: list[CloudEvent]) -> None:
         """A deleted row (cancel, remove, clear or ignore, as the mapping says) or a row that
         names its flight through another source's row."""
         if change.deleted and change.on_delete == "ignore":
@@ -164,6 +189,7 @@ class CdcRunner:
             )
             return
         if change.deleted and change.on_delete == "remove":
+            self._publish(conn, pending)  # the events before the removal come first
             remove_flight(self.hub.backbone, conn, flight_key)
             return
         state = load_state(conn, flight_key, for_update=True)
@@ -193,7 +219,7 @@ class CdcRunner:
             item = Update(
                 state.identity, change.source, change.changed_at, cancel, sequence=sequence + 1
             )
-        self.hub.apply(conn, item)
+        self.hub.apply(conn, item, pending=pending)
 
     def _remember(self, conn: Connection, row_key: str, flight_key: str) -> None:
         """Which flight a legacy row is, for its delete later (which may carry the key only)."""

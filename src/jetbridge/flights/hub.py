@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from jetbridge.bounds import checked_id
 from jetbridge.events.backbone import Backbone
@@ -43,17 +43,32 @@ def load_state(
     if for_update and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     row = conn.execute(query).first()
-    if row is None:
-        return None
-    body = json.loads(row.state)
+    return None if row is None else _state(row.state, row.version)
+
+
+def load_states(conn: Connection, flight_keys: Collection[str]) -> dict[str, FlightState]:
+    """The stored states of these flights (those that exist), locked for this transaction
+    in key order on PostgreSQL."""
+    query = (
+        select(flights.c.flight_key, flights.c.state, flights.c.version)
+        .where(flights.c.flight_key.in_(sorted(flight_keys)))
+        .order_by(flights.c.flight_key)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {key: _state(state, version) for key, state, version in conn.execute(query)}
+
+
+def _state(stored: str, version: int) -> FlightState:
+    body = json.loads(stored)
     identity = FlightIdentity.create(**body["identity"])
     provenance = {k: (v[0], v[1], int(v[2])) for k, v in body["provenance"].items()}
     unknown = {k: (v[0], v[1], v[2]) for k, v in body.get("unknown", {}).items()}
-    return FlightState(identity, row.version, body["fields"], provenance, unknown)
+    return FlightState(identity, version, body["fields"], provenance, unknown)
 
 
-def _save(conn: Connection, state: FlightState, *, new: bool) -> None:
-    body = json.dumps(
+def _body(state: FlightState) -> str:
+    return json.dumps(
         {
             "identity": state.identity.to_json(),
             "fields": state.fields,
@@ -61,24 +76,39 @@ def _save(conn: Connection, state: FlightState, *, new: bool) -> None:
             **({"unknown": state.unknown} if state.unknown else {}),
         }
     )
-    values = {"version": state.version, "state": body, "updated_at": time.time()}
+
+
+def _new_row(state: FlightState, now: float) -> dict[str, Any]:
+    identity = state.identity
+    return {
+        "flight_key": identity.key,
+        "airline": identity.airline,
+        "flight_number": identity.flight_number,
+        "origin_date": identity.origin_date.isoformat(),
+        "departure_airport": identity.departure_airport,
+        "arrival_airport": identity.arrival_airport,
+        "version": state.version,
+        "state": _body(state),
+        "updated_at": now,
+    }
+
+
+def _save(conn: Connection, state: FlightState, *, new: bool) -> None:
     if new:
-        identity = state.identity
-        conn.execute(
-            insert(flights).values(
-                flight_key=identity.key,
-                airline=identity.airline,
-                flight_number=identity.flight_number,
-                origin_date=identity.origin_date.isoformat(),
-                departure_airport=identity.departure_airport,
-                arrival_airport=identity.arrival_airport,
-                **values,
-            )
-        )
+        conn.execute(insert(flights).values(**_new_row(state, time.time())))
     else:
+        values = {"version": state.version, "state": _body(state), "updated_at": time.time()}
         conn.execute(
             update(flights).where(flights.c.flight_key == state.identity.key).values(**values)
         )
+
+
+# Many flights' new states in one statement (bound names differ from the columns').
+_UPDATE_MANY = (
+    update(flights)
+    .where(flights.c.flight_key == bindparam("key"))
+    .values(version=bindparam("new_version"), state=bindparam("body"), updated_at=bindparam("now"))
+)
 
 
 def flight_events(result: MergeResult) -> list[CloudEvent]:
@@ -102,8 +132,12 @@ class FlightHub:
     def __init__(self, backbone: Backbone) -> None:
         self.backbone = backbone
 
-    def apply(self, conn: Connection, item: Update) -> Applied | None:
-        """Merge one update inside `conn`'s transaction; None if it changed nothing."""
+    def apply(
+        self, conn: Connection, item: Update, *, pending: list[CloudEvent] | None = None
+    ) -> Applied | None:
+        """Merge one update inside `conn`'s transaction; None if it changed nothing. With
+        `pending`, its events are added there for the caller to publish (in order, in the same
+        transaction) with those of the other updates of a batch, in one append."""
         current = load_state(conn, item.identity.key, for_update=True)
         result = apply(current, item)
         if current is not None and not result.changed:
@@ -111,8 +145,51 @@ class FlightHub:
                 _save(conn, result.state, new=False)
             return None
         _save(conn, result.state, new=current is None)
-        self.backbone.publish(conn, bus=BUS, events=flight_events(result))
+        if pending is None:
+            self.backbone.publish(conn, bus=BUS, events=flight_events(result))
+        else:
+            pending += flight_events(result)
         return Applied(item.identity.key, result.state.version, sorted(result.changed))
+
+    def apply_many(
+        self, conn: Connection, items: Sequence[Update], pending: list[CloudEvent]
+    ) -> list[Applied]:
+        """Merge `items` in their order inside `conn`'s transaction, as `apply` would one by
+        one, but reading each flight once and writing each once; their events are added to
+        `pending` in order."""
+        states: dict[str, FlightState | None] = dict(
+            load_states(conn, {item.identity.key for item in items})
+        )
+        stored = set(states)
+        touched: dict[str, None] = {}
+        applied = []
+        for item in items:
+            key = item.identity.key
+            current = states.get(key)
+            result = apply(current, item)
+            if current is not None and not result.changed:
+                if result.kept:
+                    states[key] = result.state
+                    touched[key] = None
+                continue
+            states[key] = result.state
+            touched[key] = None
+            pending += flight_events(result)
+            applied.append(Applied(key, result.state.version, sorted(result.changed)))
+        now = time.time()
+        new = [
+            _new_row(state, now) for key in touched if (state := states[key]) and key not in stored
+        ]
+        if new:
+            conn.execute(insert(flights), new)
+        changed = [
+            {"key": key, "new_version": state.version, "body": _body(state), "now": now}
+            for key in touched
+            if (state := states[key]) is not None and key in stored
+        ]
+        if changed:
+            conn.execute(_UPDATE_MANY, changed)
+        return applied
 
     def apply_all(self, updates: Iterable[Update]) -> list[Applied]:
         applied = []

@@ -138,3 +138,22 @@ def test_interval_tree_finds_exactly_the_intervals_holding_a_point() -> None:
     for point in [rng.uniform(-80, 80) for _ in range(200)] + [0.0, 50.0, -50.0]:
         expected = {n for n, (lo, hi) in enumerate(intervals) if lo <= point <= hi}
         assert set(tree.containing(point)) == expected
+
+
+def test_only_the_paths_rules_name_are_flattened_and_they_match_as_before() -> None:
+    from jetbridge.events.patterns.compile import flatten, prefixes
+
+    pattern = {"detail": {"legs": {"gate": ["A1"], "terminal": ["2"]}, "x.y": [1]}}
+    matcher = RuleMatcher()
+    matcher.add("leg", pattern)
+    same_leg = {"detail": {"legs": [{"gate": "A1", "terminal": "2"}], "x": {"y": 1}}}
+    split = {"detail": {"legs": [{"gate": "A1", "terminal": "1"}, {"terminal": "2"}], "x.y": 1}}
+    for event, expected in ((same_leg, {"leg"}), (split, set())):
+        noise = {"flight": {f"f{n}": {"deep": [n, {"more": n}]} for n in range(50)}}
+        event = {**event, "source": "s", "detail": {**event["detail"], **noise}}
+        assert matcher.matches(event) == expected
+        assert parse_pattern(pattern).matches(event) == bool(expected)
+    wanted = prefixes(["detail.legs.gate", "detail.x.y"])
+    assert wanted == {"detail", "detail.legs", "detail.legs.gate", "detail.x", "detail.x.y"}
+    flat = flatten({"detail": {"legs": [{"gate": "A1", "belt": 3}], "other": 1}}, wanted)
+    assert flat == {"detail.legs.gate": [("A1", (("detail.legs#0", 0),))]}

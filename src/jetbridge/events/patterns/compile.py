@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,20 +97,35 @@ class CompiledPattern:
         return any(conjunction.matches(flat) for conjunction in self.conjunctions)
 
 
-def flatten(event: Any) -> FlatEvent:
-    """Leaf values per dotted path; each remembers the array elements on its way."""
+def flatten(event: Any, within: frozenset[str] | None = None) -> FlatEvent:
+    """Leaf values per dotted path; each remembers the array elements on its way. With
+    `within` (the paths wanted and every dotted prefix of them, see `prefixes`), only those
+    paths are walked: their entries are the same, the rest of the event is skipped."""
     flat: FlatEvent = {}
-    _flatten(event, "", (), flat)
+    _flatten(event, "", (), flat, within)
     return flat
 
 
-def _flatten(node: Any, path: str, trail: Trail, flat: FlatEvent) -> None:
+def prefixes(paths: Iterable[str]) -> frozenset[str]:
+    """The paths and every dotted prefix of each: what `flatten` walks to reach them."""
+    found: set[str] = set()
+    for path in paths:
+        parts = path.split(".")
+        found.update(".".join(parts[: n + 1]) for n in range(len(parts)))
+    return frozenset(found)
+
+
+def _flatten(
+    node: Any, path: str, trail: Trail, flat: FlatEvent, within: frozenset[str] | None
+) -> None:
     if isinstance(node, Mapping):
         for key, value in node.items():
-            _flatten(value, f"{path}.{key}" if path else str(key), trail, flat)
+            child = f"{path}.{key}" if path else str(key)
+            if within is None or child in within:
+                _flatten(value, child, trail, flat, within)
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            _flatten(item, path, (*trail, (f"{path}#{len(trail)}", index)), flat)
+            _flatten(item, path, (*trail, (f"{path}#{len(trail)}", index)), flat, within)
     else:
         flat.setdefault(path, []).append((node, trail))
 

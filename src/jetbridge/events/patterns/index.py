@@ -21,6 +21,7 @@ from jetbridge.events.patterns.compile import (
     Conjunction,
     flatten,
     parse_pattern,
+    prefixes,
 )
 from jetbridge.events.patterns.edges import Edges
 from jetbridge.events.patterns.matchers import (
@@ -57,6 +58,7 @@ class RuleMatcher:
         self._patterns: dict[str, CompiledPattern] = {}
         self._root: _Node | None = None
         self._conjunctions: list[tuple[str, Conjunction]] = []
+        self._within: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self._patterns)
@@ -81,12 +83,18 @@ class RuleMatcher:
                         node = node.child(condition)
                     node.terminals.append(len(self._conjunctions))
                     self._conjunctions.append((key, conjunction))
+            # Only the paths some condition names are flattened from an event.
+            self._within = prefixes(
+                condition.path
+                for _, conjunction in self._conjunctions
+                for condition in conjunction.conditions
+            )
             self._root = root
         return self._root
 
     def matches(self, event: Mapping[str, Any]) -> set[str]:
         root = self._built()
-        flat = flatten(event)
+        flat = flatten(event, self._within)
         values = {path: [value for value, _ in entries] for path, entries in flat.items()}
         seen: set[int] = set()
         stack = [root]
