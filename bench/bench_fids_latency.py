@@ -172,7 +172,10 @@ def day_plan() -> DayPlan:
 
 def latency_run(rate: int, count: int, port: int, capture: str, postgres: str | None) -> Run:
     directory = Path(tempfile.mkdtemp(prefix="jetbridge-fids-"))
-    app = create_app(Settings(database_url=f"sqlite:///{directory / 'jb.db'}", run_workers=False))
+    settings = Settings(
+        database_url=f"sqlite:///{directory / 'jb.db'}", run_workers=False, data_dir=directory
+    )
+    app = create_app(settings)
     mapping = TableMapping.load(DEFAULT_MAPPING)
     if capture == "logical":
         assert postgres is not None

@@ -96,3 +96,42 @@ def test_bad_lsns_are_named(bad: str) -> None:
 
 def test_lsns_round_trip() -> None:
     assert lsn_text(parse_lsn("16/B374D848")) == "16/B374D848"
+
+
+def test_acknowledging_keeps_the_slots_restart_point_close(postgres_url: str) -> None:
+    """After an acknowledgement the capture has a snapshot of running transactions logged, so
+    the slot's restart point (where every read starts decoding) follows the acknowledged
+    position instead of lagging until the server logs one itself."""
+    engine = create_database_engine(postgres_url)
+    plan = plan_day(seed=3, day=date(2026, 11, 24), rotations=10)
+    simulator = AodbSimulator(engine, plan, speed=1e9)
+    simulator.install()
+    capture = PgLogicalCapture(
+        engine, TableMapping.load(DEFAULT_MAPPING), slot=f"jb_{uuid.uuid4().hex[:8]}"
+    )
+    capture.ensure_slot()
+    lag = text(
+        "SELECT pg_current_wal_lsn() - restart_lsn FROM pg_replication_slots WHERE slot_name = :s"
+    )
+    try:
+        with engine.connect() as conn:
+            version = int(conn.execute(text("SHOW server_version_num")).scalar_one())
+        for change in plan.changes[:100]:
+            simulator.apply(change)
+        changes, lsn, _ = capture.peek()
+        assert len(changes) == 100 and lsn is not None
+        with engine.connect() as conn:
+            behind = conn.execute(lag, {"s": capture.slot}).scalar_one()
+        capture.acknowledge(lsn_text(lsn))
+        simulator.apply(plan.changes[100])
+        (latest,), lsn, _ = capture.peek()
+        assert latest.key == plan.changes[100].mvt_id and lsn is not None
+        capture.acknowledge(lsn_text(lsn))  # decodes past the snapshot logged before
+        with engine.connect() as conn:
+            now_behind = conn.execute(lag, {"s": capture.slot}).scalar_one()
+        assert capture.snapshots == (version >= 160000)
+        if capture.snapshots:
+            assert now_behind < behind / 4, (behind, now_behind)
+    finally:
+        capture.drop()
+        engine.dispose()

@@ -7,17 +7,28 @@ Needs `wal_level = logical` on the source server.
 
 from __future__ import annotations
 
+import logging
 import struct
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from jetbridge.aodb.cdc import ColumnWatch, RowChange, TableMapping, translate
 
+log = logging.getLogger(__name__)
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# Decoding restarts at the slot's restart_lsn, which PostgreSQL moves on only when it decodes a
+# snapshot of the running transactions (logged every 15 s by default): until then every read and
+# every advance decodes all the WAL since. One logged after an advance, at most this often,
+# keeps them short (PostgreSQL 16 and later; superuser or EXECUTE on pg_log_standby_snapshot).
+SNAPSHOT_EVERY = 1.0
+# Why PostgreSQL may refuse to log one: no privilege, no such function (before 16), a standby.
+_CANNOT_SNAPSHOT = {"42501", "42883", "55000"}
 _INTS = {20, 21, 23, 26}
 _FLOATS = {700, 701}
 
@@ -197,6 +208,8 @@ class PgLogicalCapture:
         self.publication = f"{slot}_pub"
         self.decoder = PgOutputDecoder()
         self.watch = ColumnWatch(mapping)
+        self.snapshots = True  # until the server refuses to log one for us
+        self._snapshot_at = -SNAPSHOT_EVERY
 
     def ensure_slot(self) -> None:
         """Create the publication and the slot if they do not exist yet."""
@@ -268,6 +281,28 @@ class PgLogicalCapture:
                     "FROM pg_replication_slots WHERE slot_name = :s"
                 ),
                 {"s": self.slot, "l": lsn},
+            )
+        self._log_snapshot()
+
+    def _log_snapshot(self) -> None:
+        """Have the server log a snapshot of running transactions (see SNAPSHOT_EVERY), so the
+        slot's restart point follows it; without the right to, reads simply decode more."""
+        now = time.monotonic()
+        if not self.snapshots or now - self._snapshot_at < SNAPSHOT_EVERY:
+            return
+        self._snapshot_at = now
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("SELECT pg_log_standby_snapshot()"))
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in _CANNOT_SNAPSHOT:
+                raise
+            self.snapshots = False
+            log.info(
+                "slot %s: the server does not log snapshots for this capture (%s); each read "
+                "decodes from the last one it logged itself",
+                self.slot,
+                type(exc.orig).__name__,
             )
 
     def drop(self) -> None:
