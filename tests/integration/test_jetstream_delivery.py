@@ -576,3 +576,40 @@ def test_an_event_older_than_the_targets_maximum_age_is_not_retried(
 
     aio.run(scenario())
     assert [e for _, e in effects.calls].count("ev-old") == 1
+
+
+def test_a_letter_between_removed_ones_is_still_listed(
+    postgres_url: str, nats_url: str, nats_prefix: str
+) -> None:
+    """The letter left after the first and the last were removed (redriven, discarded) is
+    listed, on any nats-server version."""
+    from jetbridge.events.log import Delivery
+
+    platform = platform_for(postgres_url, nats_url, nats_prefix, Effects())
+    stream = platform.backbone.dead_letters
+    assert isinstance(stream, JetStreamDeadLetters)
+
+    def letter(n: int) -> Delivery:
+        body = {"specversion": "1.0", "id": f"ev-{n}", "source": "jetstream.test", "type": "t"}
+        return Delivery(n, n, "default", "flights", "effects", 0, time.time(), json.dumps(body))
+
+    async def file_three() -> None:
+        import nats
+
+        client = await nats.connect(nats_url)
+        try:
+            for n in range(3):
+                await stream.add(client.jetstream(), letter(n), error="down", now=time.time())
+        finally:
+            await client.close()
+
+    stream.list()  # the streams exist
+    aio.run(file_three())
+    ids = [found["id"] for found in stream.list()]
+    assert len(ids) == 3
+    stream.discard(letter_id=ids[2])
+    stream.discard(letter_id=ids[0])
+    assert [found["id"] for found in stream.list()] == [ids[1]]
+    assert [found["id"] for found in stream.list(after_id=ids[0])] == [ids[1]]
+    assert stream.list(bus="default", rule="flights")[0]["event"]["id"] == "ev-1"
+    platform.engine.dispose()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import heapq
 import json
 import logging
 import time
@@ -217,16 +218,29 @@ class JetStreamDeadLetters:
                 "*",
             ]
         )
-        position = after_id + 1
-        while True:
+        stream = self.scheme.dead_letter_stream()
+
+        async def after(position: int, literal: str) -> Any:
             try:
-                message = await jetstream.get_msg(
-                    self.scheme.dead_letter_stream(), position, subject=subject, next=True
-                )
+                return await jetstream.get_msg(stream, position, subject=literal, next=True)
             except NotFoundError:
-                return
-            position = message.seq + 1
-            letter = _letter(message.seq, message.data or b"")
+                return None
+
+        # Each target's subject is read on its own, in sequence order, and the readings merged:
+        # some nats-server versions (2.9) miss the next message for a wildcard subject once the
+        # stream's first and last messages were deleted.
+        info = await jetstream.stream_info(stream, subjects_filter=subject)
+        heads: list[tuple[int, str, Any]] = []
+        for literal in sorted(info.state.subjects or {}):
+            message = await after(after_id + 1, literal)
+            if message is not None:
+                heapq.heappush(heads, (message.seq, literal, message))
+        while heads:
+            seq, literal, message = heapq.heappop(heads)
+            following = await after(seq + 1, literal)
+            if following is not None:
+                heapq.heappush(heads, (following.seq, literal, following))
+            letter = _letter(seq, message.data or b"")
             if letter is not None and (within is None or letter["bus"] in within):
                 yield letter
 
