@@ -21,6 +21,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -191,6 +192,7 @@ def run_platform(
     finally:
         server.terminate()
         server.wait(60)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def fresh_postgres(url: str) -> str:
