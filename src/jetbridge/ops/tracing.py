@@ -35,6 +35,12 @@ def tracer() -> trace.Tracer:
     return _TRACER
 
 
+def installed() -> bool:
+    """Whether a tracer provider is installed (else every span would be dropped, and code on a
+    hot path may skip making one)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def export_configured(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
     exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, tuple_
+from sqlalchemy import Connection, Engine, bindparam, select, tuple_
 
 from jetbridge.storage.schema import executions
 from jetbridge.storage.transient import is_transient
@@ -159,15 +159,16 @@ class GroupCommitter:
         would add index entries to clean up at each one."""
         if not leases:
             return set()
-        query = select(executions.c.name).where(
-            executions.c.status == "RUNNING",
-            tuple_(executions.c.name, executions.c.generation).in_(
-                [(lease.name, lease.generation) for lease in leases]
-            ),
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(read=True)
-        return set(conn.execute(query).scalars())
+        query = _HELD_LOCKED if conn.dialect.name == "postgresql" else _HELD
+        pairs = [(lease.name, lease.generation) for lease in leases]
+        return set(conn.execute(query, {"leases": pairs}).scalars())
+
+
+_HELD = select(executions.c.name).where(  # built once: building it costs more than running it
+    executions.c.status == "RUNNING",
+    tuple_(executions.c.name, executions.c.generation).in_(bindparam("leases", expanding=True)),
+)
+_HELD_LOCKED = _HELD.with_for_update(read=True)
 
 
 def _name(member: _Member) -> str:
