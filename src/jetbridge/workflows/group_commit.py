@@ -2,14 +2,14 @@
 same time share one transaction.
 
 A run that reaches a durable point queues its lease and its pending events (an end also queues
-the writes that end it; a worker slot looking for work queues a claim). If no batch is being
-committed, that run leads: it takes everything queued, renews all those leases with one fenced
-UPDATE (RETURNING the names still held), stores the events of those it still holds with one
-insert, writes their ends, claims due executions for the claims, commits, and gives each member
-its own outcome; runs that queue meanwhile wait, and the first of them leads the next batch.
-Each run still waits for its own events to be committed before it goes on, so what a crash can
-lose, and the order and content of every history, are as when each run commits alone; only the
-number of commits falls.
+the writes that end it; a worker slot looking for work queues a claim). If a lane is idle, that
+run leads it: it takes everything queued there, checks all those leases with one query (locking
+the rows FOR SHARE on PostgreSQL, so a take-over waits for this commit), stores the events of
+those still held with one insert, writes their ends, claims due executions for the claims,
+commits, and gives each member its own outcome; runs that queue meanwhile join the lane that
+gathers the most, and the first of them leads its next batch. Each run still waits for its own
+events to be committed before it goes on, so what a crash can lose, and the order and content
+of every history, are as when each run commits alone; only the number of commits falls.
 
 A member whose lease was taken over is told Aborted and nothing of it is written. A transient
 error retries the whole batch (every write in it is idempotent); any other error redoes the
