@@ -5,6 +5,10 @@ PostgreSQL: JETBRIDGE_BENCH_POSTGRES_URL, or a server started from the embedded-
 On the same PostgreSQL server, in the same run: DBOS Transact (the `dbos` package, in the `bench`
 extra) running a workflow of ten trivial steps, the shape of the Task chain, in its own database.
 
+Then Task chains run by the worker loop, as `jetbridge worker` runs them: one or two worker
+processes, each running one or 16 executions at a time, with group commit and (the engine before
+it) without, with the transitions per commit counted in the workers.
+
     python bench/bench_workflows.py [--quick] [--no-dbos]
 """
 
@@ -25,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Engine,
     Integer,
     MetaData,
     Table,
@@ -78,6 +83,10 @@ TASK_CHAIN = {
 }
 
 
+# (worker processes, executions each runs at a time, group commit); off: each commits alone.
+WORKER_ROWS = [(1, 16, False), (1, 1, True), (1, 16, True), (2, 16, True)]
+
+
 def commit_rate(url: str, count: int) -> float:
     engine = create_database_engine(url)  # the same settings the platform uses (WAL on SQLite)
     table = Table(
@@ -116,14 +125,17 @@ def worker_rate(
     in each; the clock runs from the workers' go to the moment none of them runs any more."""
     platform = build_platform(Settings(database_url=url, run_workers=False, data_keys=DATA_KEYS))
     platform.prepare()
+    _vacuum(platform.engine)
     workflows = WorkflowEngine(platform.engine, {"Step": _step})
     batch = f"w{uuid.uuid4().hex[:8]}-"
     for n in range(executions):
         workflows.start(name=f"{batch}{n}", definition=TASK_CHAIN, input={"n": n})
+    # By the status index (only this bench runs executions here): the watch must not load the
+    # server it measures.
     running = (
         select(func.count())
         .select_from(executions_table)
-        .where(executions_table.c.name.startswith(batch), executions_table.c.status == "RUNNING")
+        .where(executions_table.c.status == "RUNNING")
     )
     spawn = multiprocessing.get_context("spawn")
     go, done, commits = spawn.Event(), spawn.Event(), spawn.Queue()
@@ -140,7 +152,7 @@ def worker_rate(
     with platform.engine.connect() as conn:
         while conn.execute(running).scalar_one():
             conn.rollback()
-            time.sleep(0.005)
+            time.sleep(0.02)
     elapsed = time.perf_counter() - start
     done.set()
     committed = sum(commits.get(timeout=120) for _ in workers)
@@ -148,6 +160,16 @@ def worker_rate(
         worker.join(timeout=120)
     platform.engine.dispose()
     return executions * 10 / elapsed, executions * 10 / committed
+
+
+def _vacuum(engine: Engine) -> None:
+    """Every measurement starts from tables without the dead rows of the ones before (a server
+    with autovacuum off, or behind, would slow the later ones down)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("VACUUM workflow_executions, workflow_events"))
 
 
 def _step(payload: Any) -> int:
@@ -296,6 +318,27 @@ def main() -> None:
             print(
                 f"| {name} | {base:,.0f} | {passes:,.0f} | {passes / base:.2f} | {tasks:,.0f}"
                 f" | {tasks / base:.2f} | {booked:,.1f} |",
+                flush=True,
+            )
+    executions = 60 if quick else 300
+    print(
+        f"\nTask chains through the worker loop (`WorkflowEngine.run`), {executions} executions"
+        " of ten Tasks:\n"
+    )
+    print(
+        "| database | worker processes x executions at a time | group commit"
+        " | Task transitions/s | per commit | per plain commit |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, url in backends:
+        base = measured[name][0]
+        for processes, threads, grouped in WORKER_ROWS:
+            rate, per_commit = worker_rate(
+                url, executions, threads=threads, processes=processes, group_commit=grouped
+            )
+            print(
+                f"| {name} | {processes} x {threads} | {'on' if grouped else 'off'}"
+                f" | {rate:,.0f} | {per_commit:.2f} | {rate / base:.2f} |",
                 flush=True,
             )
     if args.no_dbos:

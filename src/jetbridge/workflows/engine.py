@@ -624,14 +624,18 @@ class WorkflowEngine:
         of their own (the loop's default pool has too few threads, and is shared)."""
         name = "workflow workers"
         outage = Outage(name, logging.getLogger("jetbridge.loops"))
-        with concurrent.futures.ThreadPoolExecutor(concurrency, "workflow") as threads:
-            workers = [
-                poll_until_stopped(
-                    self.run_one, stop, interval=poll, name=name, outage=outage, threads=threads
+        threads = concurrent.futures.ThreadPoolExecutor(concurrency, "workflow")
+        try:
+            await asyncio.gather(
+                *(
+                    poll_until_stopped(
+                        self.run_one, stop, interval=poll, name=name, outage=outage, threads=threads
+                    )
+                    for _ in range(concurrency)
                 )
-                for _ in range(concurrency)
-            ]
-            await asyncio.gather(*workers)
+            )
+        finally:
+            threads.shutdown(wait=False)  # never block the event loop on a run still going
 
 
 def _history(conn: Connection, name: str) -> list[dict[str, Any]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from jetbridge.ops import metrics, tracing
 from jetbridge.workflows.asl.tasks import describe
@@ -23,12 +23,7 @@ def timed_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
 def _timed(name: str, handler: Handler) -> Handler:
     def run(payload: Any) -> Any:
         started = time.perf_counter()
-        with tracing.tracer().start_as_current_span(
-            f"task {name}",
-            attributes={"jetbridge.handler": name},
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with _span(name) as span:
             try:
                 return handler(payload)
             except Exception as exc:
@@ -40,6 +35,19 @@ def _timed(name: str, handler: Handler) -> Handler:
                 metrics.TASK_DURATION.labels(name).observe(time.perf_counter() - started)
 
     return run
+
+
+def _span(name: str) -> AbstractContextManager[Span]:
+    """The span of a task's handler; none when no tracer provider is installed (a task is on
+    the hot path of an execution, and a span nobody records costs as much as the handler)."""
+    if not tracing.recording():
+        return nullcontext(INVALID_SPAN)
+    return tracing.tracer().start_as_current_span(
+        f"task {name}",
+        attributes={"jetbridge.handler": name},
+        record_exception=False,
+        set_status_on_exception=False,
+    )
 
 
 def counting_transitions(
