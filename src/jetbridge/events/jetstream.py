@@ -3,9 +3,11 @@
 A transaction appending events also writes one `jetstream_outbox` row per new event (see
 `SqlEventLog`), so the event reaches JetStream if and only if it committed. One relay at a time
 (a PostgreSQL advisory lock elects it among every process running workers) publishes the rows
-in id order, each acknowledged by JetStream before the next, then deletes them. A relay that dies
-between the acknowledgement and the delete publishes those events again after the hand-over;
-JetStream drops the copies by their `Nats-Msg-Id` (the event's log position).
+and deletes those JetStream acknowledged. One partition key's events go one after another in id
+order (the next starts once all of the previous one's messages are acknowledged); different
+keys' are in flight at the same time. A key whose publish fails keeps its remaining rows for the
+next pass; a relay that dies between the acknowledgement and the delete publishes those events
+again after the hand-over. JetStream drops the copies by their `Nats-Msg-Id` (the log position).
 
 The subject scheme, for jetbridge's own processes and external consumers alike:
 
@@ -170,6 +172,7 @@ class JetStreamRelay:
     nats_url: str
     scheme: SubjectScheme = field(default_factory=SubjectScheme)
     batch: int = 256
+    lanes: int = 64  # partition keys published concurrently
     idle_seconds: float = 1.0
     replicas: int = 1
     relayed: int = 0
@@ -249,53 +252,82 @@ class JetStreamRelay:
                 leader.close()
 
     async def relay_once(self, jetstream: Any) -> int:
-        """Publish one batch of the outbox in order; returns how many events were relayed."""
+        """Publish one batch of the outbox, one partition key's events in order; returns how
+        many events were relayed. Different keys' events are published concurrently (at most
+        `lanes` keys at a time); a key whose publish fails stops for this batch, and its rows
+        stay in the outbox for the next pass, while the other keys carry on. The first failure
+        is raised once the acknowledged rows are deleted."""
         items = await asyncio.to_thread(self._read)
         done: list[int] = []
+        failures: list[BaseException] = []
         try:
-            for item in items:
-                await self._ensure_stream(jetstream, item.bus)
-                await jetstream.publish(
-                    self.scheme.subject(item.bus, item.partition_key),
-                    item.body.encode(),
-                    headers={
-                        "Nats-Msg-Id": str(item.seq),
-                        "Jetbridge-Seq": str(item.seq),
-                        "Jetbridge-Event-Id": item.event_id,
-                        "Content-Type": "application/cloudevents+json",
-                    },
-                    timeout=10,
-                )
-                await self._publish_deliveries(jetstream, item)
-                done.append(item.id)
+            await self._prepare_streams(jetstream, items)
+            slots = asyncio.Semaphore(self.lanes)
+
+            async def lane(queue: list[OutboxItem]) -> None:
+                async with slots:
+                    for item in queue:
+                        try:
+                            await self._publish(jetstream, item)
+                        except Exception as exc:  # this key waits for the next pass
+                            failures.append(exc)
+                            return
+                        done.append(item.id)
+
+            await asyncio.gather(*(lane(queue) for queue in by_partition_key(items)))
         finally:
             if done:
                 await asyncio.to_thread(self._delete, done)
                 self.relayed += len(done)
+        if failures:
+            raise failures[0]
         return len(done)
 
-    async def _publish_deliveries(self, jetstream: Any, item: OutboxItem) -> None:
-        """One message per rule target into the work-queue stream of deliveries; a copy sent
-        again after a relay's crash is dropped by its `Nats-Msg-Id`."""
-        targets = item.deliveries()
-        if not targets:
-            return
-        if self.scheme.deliveries_stream() not in self._streams:
+    async def _prepare_streams(self, jetstream: Any, items: list[OutboxItem]) -> None:
+        for bus in dict.fromkeys(item.bus for item in items):
+            await self._ensure_stream(jetstream, bus)
+        wanted = self.scheme.deliveries_stream()
+        if wanted not in self._streams and any(item.targets for item in items):
             await ensure_work_streams(jetstream, self.scheme, replicas=self.replicas)
-            self._streams.add(self.scheme.deliveries_stream())
-        shard = self.scheme.shard(item.partition_key, item.event_id)
-        for rule, target_id in targets:
-            await jetstream.publish(
-                self.scheme.delivery_subject(item.bus, rule, target_id, shard),
-                item.body.encode(),
-                headers=delivery_headers(
-                    msg_id=f"{item.seq}:{token(rule)}:{token(target_id)}",
-                    seq=item.seq,
-                    event_id=item.event_id,
-                    since=item.ingested_at,
-                ),
+            self._streams.add(wanted)
+
+    async def _publish(self, jetstream: Any, item: OutboxItem) -> None:
+        """The event's bus message and its delivery messages (different subjects, so they may
+        be stored in any order among themselves); returns once JetStream acknowledged all."""
+        body = item.body.encode()
+        publishes = [
+            jetstream.publish(
+                self.scheme.subject(item.bus, item.partition_key),
+                body,
+                headers={
+                    "Nats-Msg-Id": str(item.seq),
+                    "Jetbridge-Seq": str(item.seq),
+                    "Jetbridge-Event-Id": item.event_id,
+                    "Content-Type": "application/cloudevents+json",
+                },
                 timeout=10,
             )
+        ]
+        shard = self.scheme.shard(item.partition_key, item.event_id)
+        for rule, target_id in item.deliveries():
+            # A copy sent again after a failure or a relay's crash is dropped by its Nats-Msg-Id.
+            publishes.append(
+                jetstream.publish(
+                    self.scheme.delivery_subject(item.bus, rule, target_id, shard),
+                    body,
+                    headers=delivery_headers(
+                        msg_id=f"{item.seq}:{token(rule)}:{token(target_id)}",
+                        seq=item.seq,
+                        event_id=item.event_id,
+                        since=item.ingested_at,
+                    ),
+                    timeout=10,
+                )
+            )
+        results = await asyncio.gather(*publishes, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     def _read(self) -> list[OutboxItem]:
         with self.engine.connect() as conn:
@@ -311,6 +343,14 @@ class JetStreamRelay:
             return
         await ensure_stream(jetstream, self.scheme, bus, replicas=self.replicas)
         self._streams.add(name)
+
+
+def by_partition_key(items: list[OutboxItem]) -> list[list[OutboxItem]]:
+    """The items grouped by partition key (all keyless items in one group), each in order."""
+    groups: dict[str | None, list[OutboxItem]] = {}
+    for item in items:
+        groups.setdefault(item.partition_key, []).append(item)
+    return list(groups.values())
 
 
 async def ensure_stream(jetstream: Any, scheme: SubjectScheme, bus: str, *, replicas: int) -> None:
