@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from jetbridge.events.log import LogEntry, NewDelivery, SqlEventLog
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
-from jetbridge.storage.schema import dead_letters, deliveries, events
+from jetbridge.storage.schema import dead_letters, deliveries, events, jetstream_outbox
 
 
 @pytest.fixture
@@ -79,6 +79,32 @@ def test_a_large_append_keeps_order_and_skips_what_was_stored(log: SqlEventLog) 
     with log.engine.connect() as conn:
         stored = log.read(conn, bus="default", after=0, limit=1000)
     assert [e.event_id for e in stored] == ["e-7"] + [f"e-{n}" for n in range(450) if n != 7]
+
+
+def test_a_batch_enqueue_puts_targets_on_the_outbox_and_the_rest_in_the_queue(
+    engine: Engine,
+) -> None:
+    """Distributed mode: deliveries of events waiting in the outbox travel with them (each
+    event's targets in one JSON list); those of an event no longer there stay in the queue."""
+    log = SqlEventLog(engine, outbox=True)
+    first, second = append(log, entry(1), entry(2))
+    assert first is not None and second is not None
+    with engine.begin() as conn:
+        conn.execute(jetstream_outbox.delete().where(jetstream_outbox.c.event_seq == first))
+        log.enqueue(
+            conn,
+            [
+                NewDelivery(first, "default", "rule", "a", None),
+                NewDelivery(second, "default", "rule", "a", None),
+                NewDelivery(second, "default", "rule", "b", None),
+            ],
+            now=time.time(),
+        )
+    with engine.connect() as conn:
+        outbox = conn.execute(select(jetstream_outbox.c.event_seq, jetstream_outbox.c.targets))
+        queued = conn.execute(select(deliveries.c.event_seq, deliveries.c.target_id)).all()
+        assert [tuple(row) for row in outbox] == [(second, '[["rule", "a"], ["rule", "b"]]')]
+    assert [tuple(row) for row in queued] == [(first, "a")]
 
 
 def test_read_returns_events_after_a_position_in_order(log: SqlEventLog) -> None:

@@ -12,17 +12,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
+    Text,
     and_,
     bindparam,
+    column,
     delete,
     func,
     insert,
     or_,
     select,
+    text,
     tuple_,
     update,
+    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import BindParameter
@@ -130,6 +135,27 @@ def _identity(entry: LogEntry) -> tuple[Any, ...]:
     return (entry.bus, entry.source, entry.event_id, entry.replay_name)
 
 
+# The columns of a PostgreSQL batch append, each bound as one array, and the statement.
+_ARRAYS = {
+    "bus": "text",
+    "event_id": "text",
+    "source": "text",
+    "type": "text",
+    "tenant": "text",
+    "partition_key": "text",
+    "event_time": "float8",
+    "replay_name": "text",
+    "body": "text",
+}
+_INSERT_ARRAYS = text(
+    f"INSERT INTO events ({', '.join(_ARRAYS)}, ingested_at) "
+    f"SELECT {', '.join(_ARRAYS)}, :now FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ARRAYS.items())
+    + f") WITH ORDINALITY AS given({', '.join(_ARRAYS)}, position) ORDER BY position "
+    "ON CONFLICT DO NOTHING RETURNING seq, bus, source, event_id, replay_name"
+)
+
+
 def _row(entry: LogEntry, now: float) -> dict[str, Any]:
     return {
         "bus": entry.bus,
@@ -226,7 +252,14 @@ class SqlEventLog:
     def _append_rows(
         self, conn: Connection, entries: Sequence[LogEntry], now: float
     ) -> list[int | None]:
-        returned = conn.execute(self._insert_rows, [_row(entry, now) for entry in entries])
+        if self._postgres:
+            # One statement whose text never changes, the rows as arrays: a multi-row VALUES
+            # differs per batch size and is re-parsed by the driver each time (it held a busy
+            # capture back); ORDER BY keeps the sequence numbers in the entries' order.
+            columns = {name: [getattr(entry, name) for entry in entries] for name in _ARRAYS}
+            returned = conn.execute(_INSERT_ARRAYS, {**columns, "now": now})
+        else:
+            returned = conn.execute(self._insert_rows, [_row(entry, now) for entry in entries])
         stored: dict[tuple[Any, ...], int] = {}
         for seq, *key in returned:
             stored[tuple(key)] = seq
@@ -278,17 +311,35 @@ class SqlEventLog:
         by_event: dict[int, list[NewDelivery]] = {}
         for item in items:
             by_event.setdefault(item.event_seq, []).append(item)
-        left: list[NewDelivery] = []
-        for seq, group in by_event.items():
-            targets = json.dumps([[item.rule, item.target_id] for item in group])
-            updated = conn.execute(
-                update(jetstream_outbox)
-                .where(jetstream_outbox.c.event_seq == seq)
-                .values(targets=targets)
+        targets = {
+            seq: json.dumps([[item.rule, item.target_id] for item in group])
+            for seq, group in by_event.items()
+        }
+        if conn.dialect.name == "postgresql":
+            # One statement for the whole batch: a round trip (and a scan of the outbox) per
+            # event is what held a busy capture back.
+            given = values(column("seq", BigInteger), column("targets", Text), name="given").data(
+                list(targets.items())
             )
-            if updated.rowcount == 0:
-                left.extend(group)
-        return left
+            found = set(
+                conn.execute(
+                    update(jetstream_outbox)
+                    .where(jetstream_outbox.c.event_seq == given.c.seq)
+                    .values(targets=given.c.targets)
+                    .returning(jetstream_outbox.c.event_seq)
+                ).scalars()
+            )
+        else:
+            found = {
+                seq
+                for seq, listed in targets.items()
+                if conn.execute(
+                    update(jetstream_outbox)
+                    .where(jetstream_outbox.c.event_seq == seq)
+                    .values(targets=listed)
+                ).rowcount
+            }
+        return [item for seq, group in by_event.items() if seq not in found for item in group]
 
     def claim(
         self, *, limit: int, lease_seconds: float, now: float, skip: Collection[TargetKey] = ()
