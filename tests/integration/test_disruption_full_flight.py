@@ -184,6 +184,8 @@ def test_a_process_killed_mid_way_loses_and_repeats_no_notice(
         ids.setdefault(str(message["To"]), set()).add(str(message["Message-ID"]))
     assert sorted(ids) == sorted(addresses)
     assert all(len(found) == 1 for found in ids.values()), "a passenger got two notices"
-    assert len(mailbox.messages) - PASSENGERS <= 4  # at most those in flight at the kill
+    # At most the notices in flight at the kill: sent, their delivery not yet recorded as done
+    # (the worker runs `delivery_concurrency` deliveries at once).
+    assert len(mailbox.messages) - PASSENGERS <= Settings().delivery_concurrency
     assert recorded == PASSENGERS
     assert held == offered_seats  # the killed transaction's holds went with it

@@ -29,6 +29,7 @@ from jetbridge.storage.schema import execution_events, executions
 from jetbridge.workflows.engine import WorkflowEngine
 from jetbridge.workflows.group_commit import GroupCommitter
 from jetbridge.workflows.leases import Aborted, Lease
+from support import aio
 
 EXECUTIONS = 60
 STEPS = 10
@@ -97,7 +98,7 @@ def test_concurrent_executions_share_transactions(engine: Engine) -> None:
         stop.set()
         await worker
 
-    asyncio.run(run_all())
+    aio.run(run_all())
     for n in range(8):
         described = workflows.describe(name=f"shared-{n}")
         assert described["status"] == "SUCCEEDED"
