@@ -254,7 +254,9 @@ def test_sigkill_mid_group_commit_loses_and_repeats_nothing(
                 ).scalar_one()
             )
 
-    first = _worker(env, tmp_path / "first.log")
+    # The first worker's Task calls after the 100th never return: it cannot finish before the
+    # kill however slowly this process is scheduled, and it has Tasks in flight when killed.
+    first = _worker({**env, "JETBRIDGE_TEST_HOLD_AFTER": "100"}, tmp_path / "first.log")
     deadline = time.monotonic() + 180
     while succeeded_tasks() < 50:  # killed once it has committed some outcomes, not before
         assert first.poll() is None, (tmp_path / "first.log").read_text()

@@ -62,9 +62,23 @@ def append_to_sink(payload: Any) -> None:
         sink.write(payload["id"] + "\n")
 
 
+_calls = 0
+
+
 def counted_step(payload: Any) -> int:
     """A workflow Task's effect: appends "<execution> <step>" to the sink file before it
-    returns the step, so the calls of a worker killed mid-run are still counted."""
+    returns the step, so the calls of a worker killed mid-run are still counted. With
+    JETBRIDGE_TEST_HOLD_AFTER=N the process's calls after the N-th never return (nor write):
+    a worker to be killed cannot finish its work before the kill, however slowly the test
+    watching it is scheduled."""
+    global _calls
+    hold_after = os.environ.get("JETBRIDGE_TEST_HOLD_AFTER")
+    if hold_after is not None:
+        with _lock:
+            _calls += 1
+            held = _calls > int(hold_after)
+        if held:
+            time.sleep(3600)
     time.sleep(0.01)
     with open(os.environ["JETBRIDGE_TEST_SINK"], "a", encoding="utf-8") as sink:
         sink.write(f"{payload['execution']} {payload['step']}\n")
