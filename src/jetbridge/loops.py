@@ -50,10 +50,11 @@ async def poll_until_stopped(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=pause)
         else:
-            await _idle(stop, wakeup, interval)
+            await idle(stop, wakeup, interval)
 
 
-async def _idle(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: float) -> None:
+async def idle(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: float) -> None:
+    """Waits `seconds`, or less when `stop` or `wakeup` (if given) is set first."""
     waiters = [asyncio.ensure_future(stop.wait())]
     if wakeup is not None:
         waiters.append(asyncio.ensure_future(wakeup.wait()))

@@ -30,6 +30,7 @@ from jetbridge.events.log import Delivery
 from jetbridge.events.routing import RouteTarget, Routing
 from jetbridge.events.shard_lease import ShardLease, Share
 from jetbridge.events.targets import DeliveryFailed
+from jetbridge.loops import idle
 from jetbridge.ops import metrics
 from jetbridge.storage.transient import backoff, is_transient
 
@@ -324,14 +325,7 @@ class ShardConsumer:
         self.held = 0
 
     async def _pause(self, seconds: float, wake: asyncio.Event | None = None) -> None:
-        waits = [asyncio.ensure_future(self.stop.wait())]
-        if wake is not None:
-            waits.append(asyncio.ensure_future(wake.wait()))
-        try:
-            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
+        await idle(self.stop, wake, seconds)
 
 
 def _lane(message: Any) -> str:
