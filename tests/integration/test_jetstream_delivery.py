@@ -27,6 +27,7 @@ from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
 from jetbridge.events.jetstream import SubjectScheme
 from jetbridge.events.specs import RuleSpec
 from support import aio
+from support.events import keyed_entries, put_in_batches, put_rule, until
 from support.nats import NatsServer
 from support.processes import process_env
 
@@ -77,50 +78,23 @@ def platform_for(
 
 
 def add_rule(platform: Platform, *, attempts: int = 185, dead_letter: bool = True) -> None:
-    spec = RuleSpec.model_validate(
-        {
-            "name": "flights",
-            "event_pattern": {"source": ["jetstream.test"]},
-            "targets": [
-                {
-                    "id": "effects",
-                    "kind": "python",
-                    "handler": "effects",
-                    "retry_policy": {"maximum_retry_attempts": attempts},
-                    "dead_letter": dead_letter,
-                }
-            ],
-        }
+    target = {
+        "id": "effects",
+        "kind": "python",
+        "handler": "effects",
+        "retry_policy": {"maximum_retry_attempts": attempts},
+        "dead_letter": dead_letter,
+    }
+    put_rule(
+        platform,
+        {"name": "flights", "event_pattern": {"source": ["jetstream.test"]}, "targets": [target]},
     )
-    with platform.backbone.transaction() as conn:
-        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
 
 
 def put(platform: Platform, start: int, count: int, keys: int = 6) -> None:
     """Events n in [start, start+count) on flights n % keys; every fifth has no key."""
-    entries = []
-    for n in range(start, start + count):
-        key = None if n % 5 == 0 else f"LX.{n % keys}"
-        entry: dict[str, Any] = {
-            "specversion": "1.0",
-            "id": f"ev-{n}",
-            "source": "jetstream.test",
-            "type": "t",
-            "data": {"n": n, "key": key},
-        }
-        if key is not None:
-            entry["partitionkey"] = key
-        entries.append(entry)
-    for first in range(0, len(entries), 50):
-        platform.backbone.put_events(bus="default", entries=entries[first : first + 50])
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting: {what}")
-        await asyncio.sleep(0.1)
+    flights = [None if n % 5 == 0 else f"LX.{n % keys}" for n in range(start, start + count)]
+    put_in_batches(platform, keyed_entries("jetstream.test", flights, first=start))
 
 
 async def listed_when(

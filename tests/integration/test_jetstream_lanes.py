@@ -9,13 +9,10 @@ import threading
 import time
 from typing import Any
 
-from test_jetstream_delivery import until
-
 from jetbridge.app import Platform, build_platform
 from jetbridge.config import Settings
-from jetbridge.events import registry
-from jetbridge.events.specs import RuleSpec
 from support import aio
+from support.events import keyed_entries, put_in_batches, put_rule, until
 
 
 class Calls:
@@ -87,29 +84,16 @@ def platform_with(
     )
     platform.prepare()
     targets = [{"id": name, "kind": "python", "handler": name} for name in handlers]
-    spec = RuleSpec.model_validate(
-        {"name": "flights", "event_pattern": {"source": ["lanes.test"]}, "targets": targets}
+    put_rule(
+        platform,
+        {"name": "flights", "event_pattern": {"source": ["lanes.test"]}, "targets": targets},
     )
-    with platform.backbone.transaction() as conn:
-        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
     return platform
 
 
 def put(platform: Platform, keys: list[str]) -> None:
     """Event n on partition key keys[n]."""
-    entries = [
-        {
-            "specversion": "1.0",
-            "id": f"ev-{n}",
-            "source": "lanes.test",
-            "type": "t",
-            "partitionkey": key,
-            "data": {"n": n, "key": key},
-        }
-        for n, key in enumerate(keys)
-    ]
-    for first in range(0, len(entries), 50):
-        platform.backbone.put_events(bus="default", entries=entries[first : first + 50])
+    put_in_batches(platform, keyed_entries("lanes.test", keys))
 
 
 def in_order_per_key(calls: Calls, keys: list[str]) -> None:

@@ -13,11 +13,10 @@ from sqlalchemy import func, select
 
 from jetbridge.app import Platform, build_platform
 from jetbridge.config import Settings
-from jetbridge.events import registry
 from jetbridge.events.jetstream import JetStreamRelay, SubjectScheme
-from jetbridge.events.specs import RuleSpec
 from jetbridge.storage.schema import jetstream_outbox
 from support import aio
+from support.events import keyed_entries, put_in_batches, put_rule
 
 
 def platform_with_a_rule(postgres_url: str, nats_url: str, prefix: str) -> Platform:
@@ -27,7 +26,8 @@ def platform_with_a_rule(postgres_url: str, nats_url: str, prefix: str) -> Platf
         handlers={"effects": lambda payload, context: None},
     )
     platform.prepare()
-    spec = RuleSpec.model_validate(
+    put_rule(
+        platform,
         {
             "name": "flights",
             "event_pattern": {"source": ["relay.test"]},
@@ -35,29 +35,14 @@ def platform_with_a_rule(postgres_url: str, nats_url: str, prefix: str) -> Platf
                 {"id": "first", "kind": "python", "handler": "effects"},
                 {"id": "second", "kind": "python", "handler": "effects"},
             ],
-        }
+        },
     )
-    with platform.backbone.transaction() as conn:
-        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
     return platform
 
 
 def put(platform: Platform, keys: list[str | None]) -> None:
     """Event n on partition key keys[n], committed in this order by one writer."""
-    entries = []
-    for n, key in enumerate(keys):
-        entry: dict[str, Any] = {
-            "specversion": "1.0",
-            "id": f"ev-{n}",
-            "source": "relay.test",
-            "type": "t",
-            "data": {"n": n, "key": key},
-        }
-        if key is not None:
-            entry["partitionkey"] = key
-        entries.append(entry)
-    for first in range(0, len(entries), 100):
-        platform.backbone.put_events(bus="default", entries=entries[first : first + 100])
+    put_in_batches(platform, keyed_entries("relay.test", keys), size=100)
 
 
 def outbox_size(platform: Platform) -> int:

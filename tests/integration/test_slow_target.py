@@ -10,9 +10,8 @@ from typing import Any
 
 from jetbridge.app import build_platform
 from jetbridge.config import Settings
-from jetbridge.events import registry
-from jetbridge.events.specs import RuleSpec
 from support import aio
+from support.events import put_rule
 
 EVENTS = 40
 
@@ -42,7 +41,8 @@ def test_a_slow_target_leaves_the_other_targets_their_pace(sqlite_url: str) -> N
         handlers={"slow-target": slow_handler, "fast-target": fast_handler},
     )
     platform.prepare()
-    spec = RuleSpec.model_validate(
+    put_rule(
+        platform,
         {
             "name": "both",
             "event_pattern": {"source": ["slow.test"]},
@@ -50,10 +50,8 @@ def test_a_slow_target_leaves_the_other_targets_their_pace(sqlite_url: str) -> N
                 {"id": "slow", "kind": "python", "handler": "slow-target"},
                 {"id": "fast", "kind": "python", "handler": "fast-target"},
             ],
-        }
+        },
     )
-    with platform.backbone.transaction() as conn:
-        registry.put_rule(conn, bus="default", spec=spec, handlers=platform.backbone.handlers)
     entries = [
         {"specversion": "1.0", "id": f"ev-{n}", "source": "slow.test", "type": "t"}
         for n in range(EVENTS)
