@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from jetbridge.events.log import LogEntry, NewDelivery, SqlEventLog
-from jetbridge.storage.db import create_database_engine
-from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import dead_letters, deliveries, events, jetstream_outbox
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

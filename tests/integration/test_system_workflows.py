@@ -18,8 +18,6 @@ from jetbridge.booking.catalog import demo_schedule, import_schedule
 from jetbridge.config import Settings
 from jetbridge.errors import Conflict, Forbidden
 from jetbridge.payments.test_provider import DECLINE, Ledger, create_test_provider
-from jetbridge.storage.db import create_database_engine
-from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import executions, tickets
 from jetbridge.workflows import InvalidDefinition
 from jetbridge.workflows.engine import WorkflowEngine
@@ -175,14 +173,6 @@ def test_callers_cannot_start_or_stop_the_booking_saga(booking_app: TestClient) 
 
 
 # The engine itself, with a system machine whose executions wait where a caller could reach them.
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_system_executions_are_not_answered_or_stopped_by_callers(engine: Engine) -> None:

@@ -7,15 +7,12 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, update
 
 from jetbridge.errors import Conflict, InvalidRequest, NotFound
-from jetbridge.storage.db import create_database_engine
-from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import executions
 from jetbridge.workflows.engine import TaskTimedOut, WorkflowEngine
 from support.auth import as_operator
@@ -23,14 +20,6 @@ from support.auth import as_operator
 
 class Crash(BaseException):
     """Stands for the worker process dying in the middle of a task."""
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def fan_out(processor: dict[str, Any], **fields: Any) -> dict[str, Any]:

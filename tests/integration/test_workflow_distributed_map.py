@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,6 @@ from sqlalchemy import Engine, select, update
 
 from jetbridge.app import create_app
 from jetbridge.config import Settings
-from jetbridge.storage.db import create_database_engine
-from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import executions
 from jetbridge.workflows import TaskFailed
 from jetbridge.workflows.engine import WorkflowEngine
@@ -79,14 +76,6 @@ def flat(processor_type: str = "STANDARD", **fields: Any) -> dict[str, Any]:
 
 class Crash(BaseException):
     """Stands for the worker process dying."""
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def settle(workflows: WorkflowEngine, name: str, within: float = 60.0) -> dict[str, Any]:

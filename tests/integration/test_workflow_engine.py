@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
 
 from jetbridge.errors import Conflict
-from jetbridge.storage.db import create_database_engine
-from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import executions
 from jetbridge.workflows.engine import WorkflowEngine
 
@@ -32,14 +29,6 @@ DEFINITION = {
 
 class Crash(BaseException):
     """Stands for the worker process dying in the middle of a task."""
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_start_is_idempotent_by_name_and_runs_to_the_end(engine: Engine) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -63,14 +63,6 @@ class Calls:
         with self.lock:
             self.counts[("offer", payload["id"])] += 1
             self.tokens[payload["id"]] = payload["token"]
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _workers(engine: Engine, calls: Calls, count: int = 2) -> list[WorkflowEngine]:

@@ -4,14 +4,11 @@ variables kept across a crashed worker, the machine's name in the context object
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
 
-from jetbridge.storage.db import create_database_engine
-from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import executions
 from jetbridge.workflows.engine import WorkflowEngine
 
@@ -44,14 +41,6 @@ DEFINITION = {
 
 class Crash(BaseException):
     """Stands for the worker process dying in the middle of a task."""
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_a_resumed_jsonata_execution_keeps_its_variables_and_runs_no_task_twice(

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,6 @@ from sqlalchemy import Engine, update
 from jetbridge.app import create_app
 from jetbridge.config import Settings
 from jetbridge.errors import Conflict, Forbidden, NotFound
-from jetbridge.storage.db import create_database_engine
-from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import executions
 from jetbridge.workflows.engine import WorkflowEngine
 from support.auth import bearer
@@ -45,14 +42,6 @@ TWO_TASKS = {
         },
     },
 }
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 class Flaky:

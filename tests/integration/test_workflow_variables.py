@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
 
-from jetbridge.storage.db import create_database_engine
-from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import executions
 from jetbridge.workflows.engine import WorkflowEngine
 
@@ -35,14 +32,6 @@ DEFINITION = {
 
 class Crash(BaseException):
     """Stands for the worker process dying in the middle of a task."""
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_a_resumed_execution_reads_the_variables_assigned_before_the_crash(
