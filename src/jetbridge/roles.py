@@ -146,6 +146,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     from jetbridge.app import build_platform
 
     platform = build_platform(settings.model_copy(update={"run_workers": True}))
+    if platform.nats_wakeups is not None and platform.commits is not None:
+        # A worker serves no live readers, and PostgreSQL's commit notifications wake its
+        # duties: every event message on NATS would only be parsed to wake them once more.
+        platform.nats_wakeups.subscribe = False
     await asyncio.to_thread(platform.prepare)
     await platform.start()
     print("jetbridge worker running", flush=True)

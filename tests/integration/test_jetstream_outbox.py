@@ -222,6 +222,38 @@ def test_api_processes_are_woken_by_the_event_subjects(nats_url: str, nats_prefi
     aio.run(scenario())
 
 
+def test_a_worker_keeps_nats_for_readiness_without_taking_every_event_message(
+    nats_url: str, nats_prefix: str
+) -> None:
+    """Without `subscribe` (a worker: PostgreSQL's notifications wake its duties) no event
+    message reaches the process, and it does not claim to be signalled by NATS."""
+    import nats
+
+    from jetbridge.events.jetstream import NatsWakeups
+
+    scheme = SubjectScheme(nats_prefix)
+    woken: list[str] = []
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        worker = NatsWakeups(nats_url, scheme, lambda: woken.append("worker"), subscribe=False)
+        api = NatsWakeups(nats_url, scheme, lambda: woken.append("api"))
+        tasks = [asyncio.create_task(w.run(stop)) for w in (worker, api)]
+        await until(lambda: api.listening)
+        assert await asyncio.to_thread(worker.unready) is None  # connected, JetStream answers
+        client = await nats.connect(nats_url)
+        await client.publish(scheme.subject("ops", "LX.318"), b"{}")
+        await client.flush()
+        await until(lambda: api.received == 1)
+        await client.close()
+        assert worker.received == 0 and not worker.listening
+        assert "worker" not in woken
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+    aio.run(scenario())
+
+
 def test_without_nats_nothing_waits_in_the_outbox(database_url: str) -> None:
     platform = build_platform(Settings(database_url=database_url, run_workers=False))
     platform.prepare()

@@ -19,7 +19,11 @@ from sqlalchemy import Connection, insert, select, update
 from jetbridge.booking.manifest import bookings_on_flight
 from jetbridge.disruption.connections import missed_connections, scheduled_arrival
 from jetbridge.disruption.policy import (
+    CANCELLATION,
+    DELAY,
+    DIVERSION,
     GATE_CHANGE,
+    KINDS,
     MISSED_CONNECTION,
     REACCOMMODATE,
     Disruption,
@@ -67,6 +71,32 @@ def execution_name(flight_key: str, kind: str, version: int) -> str:
     return f"disruption-{flight_key}-{kind}-v{version}"
 
 
+# The flight fields each kind is made of: an update that changes none of a kind's fields
+# cannot change what that kind's notice says, so it is not looked up for that kind.
+INPUTS = {
+    CANCELLATION: frozenset({"status"}),
+    DIVERSION: frozenset({"status", "diversion_airport"}),
+    DELAY: frozenset({"status", "times.off_block.estimated", "times.off_block.actual"}),
+    GATE_CHANGE: frozenset({"status", "gate", "terminal"}),
+    MISSED_CONNECTION: frozenset(
+        {
+            "status",
+            "times.off_block.estimated",
+            "times.off_block.actual",
+            "times.on_block.estimated",
+        }
+    ),
+}
+
+
+def affected_kinds(changed: Any) -> frozenset[str]:
+    """The kinds an update with these changed fields may change (all, if it does not say)."""
+    if not isinstance(changed, list):
+        return frozenset(KINDS)
+    fields = set(changed)
+    return frozenset(kind for kind, inputs in INPUTS.items() if inputs & fields)
+
+
 @dataclass
 class Detector:
     backbone: Backbone
@@ -77,27 +107,58 @@ class Detector:
         """The rule's target: act on one `flight.updated` event of the hub."""
         detail = event["detail"]
         flight, version = detail["flight"], int(detail["version"])
-        found = classify(flight, self.rules)
-        missed = retry_transient(lambda: self._missed(flight), what="finding connections")
-        if missed is not None:
-            found.append(missed)
-        for disruption in found:
-            retry_transient(
-                lambda d=disruption: self._consider(flight, version, d),  # type: ignore[misc]
-                what=f"handling {event['id']}",
-            )
+        kinds = affected_kinds(detail.get("changed"))
+        found = [d for d in classify(flight, self.rules) if d.kind in kinds]
+        if not found and MISSED_CONNECTION not in kinds:
+            return  # nothing a disruption is made of changed: no database work at all
+        retry_transient(
+            lambda: self._handle(flight, version, found, MISSED_CONNECTION in kinds),
+            what=f"handling {event['id']}",
+        )
 
-    def _missed(self, flight: dict[str, Any]) -> Disruption | None:
+    def _handle(
+        self, flight: dict[str, Any], version: int, found: list[Disruption], connections: bool
+    ) -> None:
+        """Read what every kind needs in one connection, start what is new, and record the
+        kinds' versions in one write transaction."""
+        key = str(flight["flight_key"])
+        with self.backbone.reading() as conn:
+            missed = self._missed(conn, flight) if connections else None
+            found = found + ([missed] if missed is not None else [])
+            if not found:
+                return
+            rows = {
+                row.kind: row
+                for row in conn.execute(
+                    select(disruptions).where(
+                        disruptions.c.flight_key == key,
+                        disruptions.c.kind.in_([d.kind for d in found]),
+                    )
+                )
+            }
+            # A duplicate, or older than what was handled, is left alone.
+            fresh = [d for d in found if rows.get(d.kind) is None or rows[d.kind].version < version]
+            # Most flights on a hub carry none of the airline's bookings: nothing to start.
+            booked = any(d.kind != MISSED_CONNECTION for d in fresh) and bool(
+                bookings_on_flight(conn, key)
+            )
+        if not fresh:
+            return
+        names = {d.kind: self._start(flight, version, d, rows.get(d.kind), booked) for d in fresh}
+        with self.backbone.transaction() as conn:
+            for disruption in fresh:
+                _record(conn, flight, version, disruption, names[disruption.kind])
+
+    def _missed(self, conn: Connection, flight: dict[str, Any]) -> Disruption | None:
         times = flight.get("times") or {}
         if not (times.get("off_block") or {}).get("estimated") and not (
             times.get("on_block") or {}
         ).get("estimated"):
             return None
-        with self.backbone.reading() as conn:
-            missed = missed_connections(conn, flight, self.rules)
-            if not missed:
-                return None
-            lands = arrival_estimate(flight, scheduled_arrival(conn, flight))
+        missed = missed_connections(conn, flight, self.rules)
+        if not missed:
+            return None
+        lands = arrival_estimate(flight, scheduled_arrival(conn, flight))
         name = f"{flight['flight']} {flight['departure_airport']}-{flight['arrival_airport']}"
         return Disruption(
             MISSED_CONNECTION,
@@ -105,37 +166,35 @@ class Detector:
             {"arrival": lands.isoformat(), "bookings": sorted(m["booking_id"] for m in missed)},
         )
 
-    def _consider(self, flight: dict[str, Any], version: int, disruption: Disruption) -> None:
+    def _start(
+        self,
+        flight: dict[str, Any],
+        version: int,
+        disruption: Disruption,
+        row: Any,
+        booked: bool,
+    ) -> str:
+        """The execution this version of the kind starts ("" when quiet), or the one it had."""
         key, kind = str(flight["flight_key"]), disruption.kind
-        with self.backbone.reading() as conn:
-            row = conn.execute(
-                select(disruptions).where(
-                    disruptions.c.flight_key == key, disruptions.c.kind == kind
-                )
-            ).first()
-            # Most flights on a hub carry none of the airline's bookings: nothing to start.
-            nobody = kind != MISSED_CONNECTION and not bookings_on_flight(conn, key)
-        if row is not None and row.version >= version:
-            return  # a duplicate, or older than what was handled
         same = row is not None and row.fingerprint == disruption.fingerprint
         baseline = row is None and kind == GATE_CHANGE  # the first gate known is no change
-        quiet = same or baseline or nobody
-        name = "" if quiet else execution_name(key, kind, version)
-        if name:
-            self.start_flight(
-                name,
-                {
-                    "flight_key": key,
-                    "kind": kind,
-                    "version": version,
-                    "airline": flight["airline"],
-                    "summary": disruption.summary,
-                    "fingerprint": disruption.fingerprint,
-                    "reaccommodate": kind in REACCOMMODATE,
-                },
-            )
-        with self.backbone.transaction() as conn:
-            _record(conn, flight, version, disruption, name or (row.execution if row else ""))
+        nobody = kind != MISSED_CONNECTION and not booked
+        if same or baseline or nobody:
+            return str(row.execution) if row is not None else ""
+        name = execution_name(key, kind, version)
+        self.start_flight(
+            name,
+            {
+                "flight_key": key,
+                "kind": kind,
+                "version": version,
+                "airline": flight["airline"],
+                "summary": disruption.summary,
+                "fingerprint": disruption.fingerprint,
+                "reaccommodate": kind in REACCOMMODATE,
+            },
+        )
+        return name
 
 
 def _record(

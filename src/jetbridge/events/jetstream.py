@@ -463,12 +463,21 @@ async def _pause(
 
 class NatsWakeups:
     """An API process's push path: every event message on the platform's subjects (core NATS,
-    no consumer state) wakes the process's live readers; a reconnect wakes them once too."""
+    no consumer state) wakes the process's live readers; a reconnect wakes them once too.
+    Unless `subscribe`, it only keeps the connection the readiness check asks through."""
 
-    def __init__(self, nats_url: str, scheme: SubjectScheme, on_commit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        nats_url: str,
+        scheme: SubjectScheme,
+        on_commit: Callable[[], None],
+        *,
+        subscribe: bool = True,
+    ) -> None:
         self.nats_url = nats_url
         self.scheme = scheme
         self.on_commit = on_commit
+        self.subscribe = subscribe
         self.listening = False
         self.received = 0
         self._client: Any = None
@@ -497,8 +506,9 @@ class NatsWakeups:
             self.on_commit()
 
         async def reconnected() -> None:
-            self.listening = True
-            self.on_commit()
+            if self.subscribe:
+                self.listening = True
+                self.on_commit()
 
         async def disconnected() -> None:
             self.listening = False
@@ -508,10 +518,11 @@ class NatsWakeups:
         )
         self._client, self._loop = client, asyncio.get_running_loop()
         try:
-            await client.subscribe(self.scheme.all_events(), cb=on_message)
-            await client.flush()
-            self.listening = True
-            self.on_commit()
+            if self.subscribe:
+                await client.subscribe(self.scheme.all_events(), cb=on_message)
+                await client.flush()
+                self.listening = True
+                self.on_commit()
             await stop.wait()
         finally:
             self.listening = False

@@ -38,26 +38,37 @@ class MqttBridge:
             stored = load_position(conn, CONSUMER)
             after = int(stored) if stored else 0
             batch = self.backbone.log.read(conn, bus=BUS, after=after, limit=limit)
+        messages: list[tuple[str, object]] = []
         for item in batch:
             event = json.loads(item.body)
             if is_flight_update(event):
-                self.publish_flight(event["data"]["flight"])
+                messages += self.flight_messages(event["data"]["flight"])
+        # The whole batch is in flight to the broker at once; the position moves only after
+        # the broker has acknowledged all of it.
+        self.publisher.publish_all(messages)
         if batch:
-            with self.backbone.transaction() as conn:
+            # Only the bridge reads its position: nobody is woken for this commit.
+            with self.backbone.engine.begin() as conn:
                 save_position(conn, CONSUMER, str(batch[-1].seq))
         return len(batch)
 
     def publish_flight(self, view: dict[str, object]) -> None:
+        self.publisher.publish_all(self.flight_messages(view))
+
+    def flight_messages(self, view: dict[str, object]) -> list[tuple[str, object]]:
+        """The flight's retained messages: its full view and its two board rows."""
         key = view["flight_key"]
-        self.publisher.publish(f"{self.prefix}/flights/{key}", view)
-        departure = board_row(view, direction="departures")
-        arrival = board_row(view, direction="arrivals")
-        self.publisher.publish(
-            f"{self.prefix}/screens/{view['departure_airport']}/departures/{key}", departure
-        )
-        self.publisher.publish(
-            f"{self.prefix}/screens/{view['arrival_airport']}/arrivals/{key}", arrival
-        )
+        return [
+            (f"{self.prefix}/flights/{key}", view),
+            (
+                f"{self.prefix}/screens/{view['departure_airport']}/departures/{key}",
+                board_row(view, direction="departures"),
+            ),
+            (
+                f"{self.prefix}/screens/{view['arrival_airport']}/arrivals/{key}",
+                board_row(view, direction="arrivals"),
+            ),
+        ]
 
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Follow the log, woken by commits (this process's, and other processes' through

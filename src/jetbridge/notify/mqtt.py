@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -69,9 +71,25 @@ class MqttPublisher:
         self, topic: str, payload: Any, *, retain: bool = True, timeout: float = 10.0
     ) -> None:
         """Publish JSON (None clears a retained topic); waits for the broker's acknowledgement."""
-        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
-        info = self._client.publish(topic, body, qos=1, retain=retain)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise ConnectionError(f"MQTT publish to {topic!r} was not acknowledged")
-        metrics.STREAM_FRAMES.labels("mqtt").inc()
+        self.publish_all([(topic, payload)], retain=retain, timeout=timeout)
+
+    def publish_all(
+        self,
+        messages: Iterable[tuple[str, Any]],
+        *,
+        retain: bool = True,
+        timeout: float = 10.0,
+    ) -> None:
+        """Publish JSON messages in order without waiting between them, then wait (at most
+        `timeout` in all) until the broker has acknowledged every one: a batch waits for the
+        broker about once, not once per message."""
+        sent = []
+        for topic, payload in messages:
+            body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+            sent.append((topic, self._client.publish(topic, body, qos=1, retain=retain)))
+        deadline = time.monotonic() + timeout
+        for topic, info in sent:
+            info.wait_for_publish(max(0.001, deadline - time.monotonic()))
+            if not info.is_published():
+                raise ConnectionError(f"MQTT publish to {topic!r} was not acknowledged")
+        metrics.STREAM_FRAMES.labels("mqtt").inc(len(sent))

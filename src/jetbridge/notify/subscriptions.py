@@ -158,8 +158,10 @@ class Notifier:
         retry_transient(lambda: self._fan_out(event), what=f"fanning out {event['id']}")
 
     def _fan_out(self, event: dict[str, Any]) -> None:
+        # Most flights of a hub have no followers: a read answers those, and only the
+        # notices of followed flights take a write transaction (and its commit's wake-ups).
         detail = event["detail"]
-        with self.backbone.transaction() as conn:
+        with self.backbone.reading() as conn:
             rows = conn.execute(
                 select(subscriptions.c.subscription_id, subscriptions.c.channel).where(
                     subscriptions.c.flight_key == detail["flight_key"],
@@ -167,9 +169,12 @@ class Notifier:
                     subscriptions.c.from_version < detail["version"],
                 )
             ).all()
-            notices = [_notice(sub_id, channel, detail) for sub_id, channel in rows]
-            if notices:
-                self.backbone.publish(conn, bus=NOTIFY_BUS, events=notices)
+        if not rows:
+            return
+        # A subscription cancelled meanwhile gets a notice its sender skips (it checks).
+        notices = [_notice(sub_id, channel, detail) for sub_id, channel in rows]
+        with self.backbone.transaction() as conn:
+            self.backbone.publish(conn, bus=NOTIFY_BUS, events=notices)
 
     def _subscription(self, subscription_id: str) -> Any:
         def read() -> Any:
