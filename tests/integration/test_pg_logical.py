@@ -164,3 +164,29 @@ def test_acknowledging_keeps_the_slots_restart_point_close(postgres_url: str) ->
     finally:
         capture.drop()
         engine.dispose()
+
+
+def test_a_read_after_the_kept_connection_was_lost_opens_another(postgres_url: str) -> None:
+    engine = create_database_engine(postgres_url)
+    plan = plan_day(seed=4, day=date(2026, 11, 24), rotations=2)
+    simulator = AodbSimulator(engine, plan, speed=1e9)
+    simulator.install()
+    capture = PgLogicalCapture(
+        engine, TableMapping.load(DEFAULT_MAPPING), slot=f"jb_{uuid.uuid4().hex[:8]}"
+    )
+    capture.ensure_slot()
+    try:
+        simulator.apply(plan.changes[0])
+        assert len(capture.peek()[0]) == 1
+        with capture._connection() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        changes, lsn, _ = capture.peek()  # on a connection of its own
+        assert [c.key for c in changes] == [plan.changes[0].mvt_id]
+        assert lsn is not None
+        capture.acknowledge(lsn_text(lsn))
+        assert capture.peek()[0] == []
+    finally:
+        capture.drop()
+        engine.dispose()

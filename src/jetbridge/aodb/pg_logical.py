@@ -7,16 +7,17 @@ Needs `wal_level = logical` on the source server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, Row, TextClause, text
 from sqlalchemy.exc import DBAPIError
 
 from jetbridge.aodb.cdc import ColumnWatch, RowChange, TableMapping, translate
@@ -210,6 +211,43 @@ class PgLogicalCapture:
         self.watch = ColumnWatch(mapping)
         self.snapshots = True  # until the server refuses to log one for us
         self._snapshot_at = -SNAPSHOT_EVERY
+        self._held: Connection | None = None
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """The capture's own connection to the source, in autocommit, kept from one read to
+        the next: a pool checkout with its ping, and a rollback, for each read and each
+        acknowledgement were most of what a step waited for. A failed statement closes it; the
+        next one opens another."""
+        held = self._held
+        if held is None or held.closed or held.invalidated:
+            held = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._held = held
+        try:
+            yield held
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self, statement: TextClause, params: dict[str, Any]) -> list[Row[Any]]:
+        """`statement`'s rows on the kept connection; one found dead since its last use (the
+        server restarted, a firewall forgot it) is replaced once, as the pool's ping would."""
+        reused = self._held is not None
+        try:
+            with self._connection() as conn:
+                return list(conn.execute(statement, params).all())
+        except DBAPIError as exc:
+            if not (reused and exc.connection_invalidated):
+                raise
+        with self._connection() as conn:
+            return list(conn.execute(statement, params).all())
+
+    def close(self) -> None:
+        """Give the kept connection back (a later read opens another)."""
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(Exception):
+                held.close()
 
     def ensure_slot(self) -> None:
         """Create the publication and the slot if they do not exist yet."""
@@ -240,16 +278,13 @@ class PgLogicalCapture:
             "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes("
             ":slot, NULL, :limit, 'proto_version', '1', 'publication_names', :pub)"
         )
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                query, {"slot": self.slot, "limit": limit, "pub": self.publication}
-            ).all()
+        rows = self._run(query, {"slot": self.slot, "limit": limit, "pub": self.publication})
         self.decoder = PgOutputDecoder()
         changes: list[RowChange] = []
         pending: list[RowChange] = []
         last = skipped = None
-        for _, data in rows:
-            decoded = self.decoder.decode(bytes(data))
+        for row in rows:
+            decoded = self.decoder.decode(bytes(row.data))
             if isinstance(decoded, Relation) and decoded.name == self.mapping.table:
                 self.watch.observe(name for name, _ in decoded.columns)
             elif isinstance(decoded, RowMessage) and decoded.table == self.mapping.table:
@@ -273,15 +308,14 @@ class PgLogicalCapture:
 
     def acknowledge(self, lsn: str) -> None:
         """Let the slot forget what came before `lsn` (already applied); never moves it back."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_replication_slot_advance(slot_name, "
-                    "GREATEST(CAST(:l AS pg_lsn), confirmed_flush_lsn)) "
-                    "FROM pg_replication_slots WHERE slot_name = :s"
-                ),
-                {"s": self.slot, "l": lsn},
-            )
+        self._run(
+            text(
+                "SELECT pg_replication_slot_advance(slot_name, "
+                "GREATEST(CAST(:l AS pg_lsn), confirmed_flush_lsn)) "
+                "FROM pg_replication_slots WHERE slot_name = :s"
+            ),
+            {"s": self.slot, "l": lsn},
+        )
         self._log_snapshot()
 
     def _log_snapshot(self) -> None:
@@ -292,8 +326,7 @@ class PgLogicalCapture:
             return
         self._snapshot_at = now
         try:
-            with self.engine.begin() as conn:
-                conn.execute(text("SELECT pg_log_standby_snapshot()"))
+            self._run(text("SELECT pg_log_standby_snapshot()"), {})
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) not in _CANNOT_SNAPSHOT:
                 raise
@@ -306,6 +339,7 @@ class PgLogicalCapture:
             )
 
     def drop(self) -> None:
+        self.close()
         with self.engine.begin() as conn:
             conn.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": self.slot})
             conn.execute(text(f'DROP PUBLICATION IF EXISTS "{self.publication}"'))
