@@ -539,10 +539,12 @@ def main() -> None:
     parser.add_argument(
         "--interval", type=float, default=0.02, help="seconds a capture waits after an idle read"
     )
+    parser.add_argument("--count", type=int, help="gate changes per row (default 2000)")
+    parser.add_argument("--rates", default="100,1000", help="updates a second, one row each")
     args = parser.parse_args()
     POLL = args.interval
-    count = 200 if args.quick else 2000
-    rates = () if args.fanout_only else (100, 1000)
+    count = args.count or (200 if args.quick else 2000)
+    rates = () if args.fanout_only else tuple(int(r) for r in args.rates.split(",") if r)
     captures = [c for c in args.captures.split(",") if c]
     for capture in captures:
         if capture not in NAMES:

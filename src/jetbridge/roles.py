@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -152,6 +153,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         platform.nats_wakeups.subscribe = False
     await asyncio.to_thread(platform.prepare)
     await platform.start()
+    gc.freeze()  # as for `jetbridge up`: start-up objects are not walked again
     print("jetbridge worker running", flush=True)
     try:
         await stop.wait()
@@ -191,6 +193,9 @@ async def run_capture(settings: Settings, stop: asyncio.Event) -> None:
         threading.Thread(target=worker.run, args=(halt,), name=f"capture {name}", daemon=True)
         for worker, name in zip(workers, sorted(capture.sources), strict=True)
     ]
+    # As `jetbridge up` does once started: the full collections a busy capture's allocations
+    # bring on need not walk the modules and start-up objects again (gc.freeze).
+    gc.freeze()
     for run in runs:
         run.start()
     print(f"jetbridge capture of {', '.join(sorted(capture.sources))} standing by", flush=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import text
@@ -13,6 +14,7 @@ from jetbridge.aodb.pg_logical import (
     DecodeError,
     PgLogicalCapture,
     PgOutputDecoder,
+    RowMessage,
     lsn_text,
     parse_lsn,
 )
@@ -56,6 +58,33 @@ def test_changes_stream_and_survive_a_missing_acknowledgement(postgres_url: str)
 def test_malformed_pgoutput_messages_are_reported(message: bytes) -> None:
     with pytest.raises((DecodeError, ValueError)):
         PgOutputDecoder().decode(message)
+
+
+def _relation_and_tuple(values: list[str | None]) -> tuple[bytes, bytes]:
+    """A pgoutput relation of an int and a timestamptz column, and a tuple of `values`."""
+    columns = [(b"MVT_ID", 23), (b"STD", 1184)]
+    relation = b"R" + struct.pack("!i", 7) + b"public\x00T\x00d" + struct.pack("!h", 2)
+    relation += b"".join(
+        b"\x01" + name + b"\x00" + struct.pack("!ii", oid, -1) for name, oid in columns
+    )
+    row = struct.pack("!h", len(values))
+    for value in values:
+        row += b"n" if value is None else b"t" + struct.pack("!i", len(value)) + value.encode()
+    return relation, row
+
+
+def test_pgoutput_rows_decode_to_python_values() -> None:
+    relation, new = _relation_and_tuple(["17", "2026-11-30 20:00:00+00"])
+    _, old = _relation_and_tuple(["17", None])
+    decoder = PgOutputDecoder()
+    decoder.decode(relation)
+    updated = decoder.decode(b"U" + struct.pack("!i", 7) + b"O" + old + b"N" + new)
+    assert isinstance(updated, RowMessage) and not updated.deleted
+    assert updated.row == {"MVT_ID": 17, "STD": datetime(2026, 11, 30, 20, tzinfo=UTC)}
+    deleted = decoder.decode(b"D" + struct.pack("!i", 7) + b"K" + old)
+    assert isinstance(deleted, RowMessage) and deleted.row == {"MVT_ID": 17, "STD": None}
+    with pytest.raises(DecodeError, match="STD: value truncated"):
+        decoder.decode(b"I" + struct.pack("!i", 7) + b"N" + new[:-3])
 
 
 def test_deletes_arrive_with_the_key_and_schema_changes_are_noticed(postgres_url: str) -> None:
@@ -132,6 +161,32 @@ def test_acknowledging_keeps_the_slots_restart_point_close(postgres_url: str) ->
         assert capture.snapshots == (version >= 160000)
         if capture.snapshots:
             assert now_behind < behind / 4, (behind, now_behind)
+    finally:
+        capture.drop()
+        engine.dispose()
+
+
+def test_a_read_after_the_kept_connection_was_lost_opens_another(postgres_url: str) -> None:
+    engine = create_database_engine(postgres_url)
+    plan = plan_day(seed=4, day=date(2026, 11, 24), rotations=2)
+    simulator = AodbSimulator(engine, plan, speed=1e9)
+    simulator.install()
+    capture = PgLogicalCapture(
+        engine, TableMapping.load(DEFAULT_MAPPING), slot=f"jb_{uuid.uuid4().hex[:8]}"
+    )
+    capture.ensure_slot()
+    try:
+        simulator.apply(plan.changes[0])
+        assert len(capture.peek()[0]) == 1
+        with capture._connection() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        changes, lsn, _ = capture.peek()  # on a connection of its own
+        assert [c.key for c in changes] == [plan.changes[0].mvt_id]
+        assert lsn is not None
+        capture.acknowledge(lsn_text(lsn))
+        assert capture.peek()[0] == []
     finally:
         capture.drop()
         engine.dispose()

@@ -7,15 +7,17 @@ Needs `wal_level = logical` on the source server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, Row, TextClause, text
 from sqlalchemy.exc import DBAPIError
 
 from jetbridge.aodb.cdc import ColumnWatch, RowChange, TableMapping, translate
@@ -29,8 +31,6 @@ PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 SNAPSHOT_EVERY = 1.0
 # Why PostgreSQL may refuse to log one: no privilege, no such function (before 16), a standby.
 _CANNOT_SNAPSHOT = {"42501", "42883", "55000"}
-_INTS = {20, 21, 23, 26}
-_FLOATS = {700, 701}
 
 
 class DecodeError(ValueError):
@@ -44,54 +44,27 @@ class Relation:
     columns: list[tuple[str, int]]
 
 
-@dataclass
-class Reader:
-    data: bytes
-    offset: int = 0
+def _timestamptz(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
 
-    def take(self, size: int) -> bytes:
-        if self.offset + size > len(self.data):
-            raise DecodeError(f"message truncated at offset {self.offset}")
-        chunk = self.data[self.offset : self.offset + size]
-        self.offset += size
-        return chunk
 
-    def int8(self) -> int:
-        return int(self.take(1)[0])
-
-    def int16(self) -> int:
-        return int(struct.unpack("!h", self.take(2))[0])
-
-    def int32(self) -> int:
-        return int(struct.unpack("!i", self.take(4))[0])
-
-    def int64(self) -> int:
-        return int(struct.unpack("!q", self.take(8))[0])
-
-    def string(self) -> str:
-        end = self.data.index(b"\x00", self.offset)
-        value = self.data[self.offset : end].decode()
-        self.offset = end + 1
-        return value
+# Text form to Python by type oid, for the types legacy tables use; any other stays text.
+_CONVERTERS: dict[int, Callable[[str], Any]] = {
+    **dict.fromkeys((20, 21, 23, 26), int),
+    **dict.fromkeys((700, 701), float),
+    1700: Decimal,
+    16: "t".__eq__,
+    1114: datetime.fromisoformat,
+    1184: _timestamptz,
+}
 
 
 def convert(value: str | None, type_oid: int) -> Any:
     """Text form of a column value to Python, for the types legacy tables use."""
     if value is None:
         return None
-    if type_oid in _INTS:
-        return int(value)
-    if type_oid in _FLOATS:
-        return float(value)
-    if type_oid == 1700:
-        return Decimal(value)
-    if type_oid == 16:
-        return value == "t"
-    if type_oid == 1114:
-        return datetime.fromisoformat(value)
-    if type_oid == 1184:
-        return datetime.fromisoformat(value).astimezone(UTC)
-    return value
+    converter = _CONVERTERS.get(type_oid)
+    return value if converter is None else converter(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +100,21 @@ def parse_lsn(value: str) -> int:
         ) from None
 
 
+# pgoutput's fixed-size parts, read in place (one message holds one change: no copies).
+_I16 = struct.Struct("!h")
+_I32 = struct.Struct("!i")
+_BEGIN = struct.Struct("!qq")  # final LSN, commit time
+_COMMIT = struct.Struct("!bqq")  # flags, commit LSN, end LSN
+_COLUMN_TYPE = struct.Struct("!ii")  # type oid, type modifier
+_TEXT, _NULL, _UNCHANGED = ord("t"), ord("n"), ord("u")
+_KEY, _OLD, _NEW = ord("K"), ord("O"), ord("N")
+
+
+def _string(data: bytes, offset: int) -> tuple[str, int]:
+    end = data.index(b"\x00", offset)
+    return data[offset:end].decode(), end + 1
+
+
 @dataclass
 class PgOutputDecoder:
     """Turns pgoutput messages into rows (with their relation) and commits."""
@@ -135,65 +123,78 @@ class PgOutputDecoder:
     commit_time: datetime | None = None
 
     def decode(self, message: bytes) -> RowMessage | Commit | Relation | None:
-        reader = Reader(message)
-        kind = chr(reader.int8())
-        if kind == "B":
-            reader.int64()
-            self.commit_time = PG_EPOCH + timedelta(microseconds=reader.int64())
-            return None
-        if kind == "C":
-            reader.int8()
-            reader.int64()
-            return Commit(reader.int64())
-        if kind == "R":
-            return self._relation(reader)
-        if kind in {"I", "U", "D"}:
-            return self._row(reader, kind)
+        if not message:
+            raise DecodeError("empty message")
+        kind = chr(message[0])
+        try:
+            if kind == "B":
+                self.commit_time = PG_EPOCH + timedelta(
+                    microseconds=_BEGIN.unpack_from(message, 1)[1]
+                )
+                return None
+            if kind == "C":
+                return Commit(_COMMIT.unpack_from(message, 1)[2])
+            if kind == "R":
+                return self._relation(message)
+            if kind in {"I", "U", "D"}:
+                return self._row(message, kind)
+        except (struct.error, IndexError):
+            raise DecodeError(f"{kind} message truncated ({len(message)} bytes)") from None
         return None
 
-    def _relation(self, reader: Reader) -> Relation:
-        relid = reader.int32()
-        schema, name = reader.string(), reader.string()
-        reader.int8()
+    def _relation(self, data: bytes) -> Relation:
+        (relid,) = _I32.unpack_from(data, 1)
+        schema, offset = _string(data, 5)
+        name, offset = _string(data, offset)
+        (count,) = _I16.unpack_from(data, offset + 1)  # after the replica identity setting
+        offset += 3
         columns = []
-        for _ in range(reader.int16()):
-            reader.int8()
-            column = reader.string()
-            type_oid = reader.int32()
-            reader.int32()
+        for _ in range(count):
+            column, offset = _string(data, offset + 1)  # after the column's flags
+            type_oid, _ = _COLUMN_TYPE.unpack_from(data, offset)
+            offset += _COLUMN_TYPE.size
             columns.append((column, type_oid))
         self.relations[relid] = Relation(schema, name, columns)
         return self.relations[relid]
 
-    def _row(self, reader: Reader, kind: str) -> RowMessage:
-        relid = reader.int32()
+    def _row(self, data: bytes, kind: str) -> RowMessage:
+        (relid,) = _I32.unpack_from(data, 1)
         relation = self.relations.get(relid)
         if relation is None:
             raise DecodeError(f"{kind} message for unknown relation {relid}")
-        marker = chr(reader.int8())
+        marker, offset = data[5], 6
         if kind == "D":
-            if marker not in {"K", "O"}:
-                raise DecodeError(f"D message: expected key or old tuple, got {marker!r}")
-            return RowMessage(relation.name, self._tuple(reader, relation), deleted=True)
-        if kind == "U" and marker in {"K", "O"}:
-            self._tuple(reader, relation)
-            marker = chr(reader.int8())
-        if marker != "N":
-            raise DecodeError(f"{kind} message: expected new tuple, got {marker!r}")
-        return RowMessage(relation.name, self._tuple(reader, relation))
+            if marker not in {_KEY, _OLD}:
+                raise DecodeError(f"D message: expected key or old tuple, got {chr(marker)!r}")
+            return RowMessage(relation.name, _tuple(data, offset, relation)[0], deleted=True)
+        if kind == "U" and marker in {_KEY, _OLD}:
+            offset = _tuple(data, offset, relation)[1]
+            marker, offset = data[offset], offset + 1
+        if marker != _NEW:
+            raise DecodeError(f"{kind} message: expected new tuple, got {chr(marker)!r}")
+        return RowMessage(relation.name, _tuple(data, offset, relation)[0])
 
-    @staticmethod
-    def _tuple(reader: Reader, relation: Relation) -> dict[str, Any]:
-        row: dict[str, Any] = {}
-        for name, type_oid in relation.columns[: reader.int16()]:
-            flag = chr(reader.int8())
-            if flag == "t":
-                row[name] = convert(reader.take(reader.int32()).decode(), type_oid)
-            elif flag == "n":
-                row[name] = None
-            elif flag != "u":
-                raise DecodeError(f"column {name}: unsupported tuple flag {flag!r}")
-        return row
+
+def _tuple(data: bytes, offset: int, relation: Relation) -> tuple[dict[str, Any], int]:
+    """The columns of one tuple from `offset`, and the offset after it."""
+    (count,) = _I16.unpack_from(data, offset)
+    offset += 2
+    row: dict[str, Any] = {}
+    for name, type_oid in relation.columns[:count]:
+        flag = data[offset]
+        offset += 1
+        if flag == _TEXT:
+            (size,) = _I32.unpack_from(data, offset)
+            start = offset + 4
+            offset = start + size
+            if offset > len(data):
+                raise DecodeError(f"column {name}: value truncated at offset {start}")
+            row[name] = convert(data[start:offset].decode(), type_oid)
+        elif flag == _NULL:
+            row[name] = None
+        elif flag != _UNCHANGED:
+            raise DecodeError(f"column {name}: unsupported tuple flag {chr(flag)!r}")
+    return row, offset
 
 
 class PgLogicalCapture:
@@ -210,6 +211,43 @@ class PgLogicalCapture:
         self.watch = ColumnWatch(mapping)
         self.snapshots = True  # until the server refuses to log one for us
         self._snapshot_at = -SNAPSHOT_EVERY
+        self._held: Connection | None = None
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """The capture's own connection to the source, in autocommit, kept from one read to
+        the next: a pool checkout with its ping, and a rollback, for each read and each
+        acknowledgement were most of what a step waited for. A failed statement closes it; the
+        next one opens another."""
+        held = self._held
+        if held is None or held.closed or held.invalidated:
+            held = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._held = held
+        try:
+            yield held
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self, statement: TextClause, params: dict[str, Any]) -> list[Row[Any]]:
+        """`statement`'s rows on the kept connection; one found dead since its last use (the
+        server restarted, a firewall forgot it) is replaced once, as the pool's ping would."""
+        reused = self._held is not None
+        try:
+            with self._connection() as conn:
+                return list(conn.execute(statement, params).all())
+        except DBAPIError as exc:
+            if not (reused and exc.connection_invalidated):
+                raise
+        with self._connection() as conn:
+            return list(conn.execute(statement, params).all())
+
+    def close(self) -> None:
+        """Give the kept connection back (a later read opens another)."""
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(Exception):
+                held.close()
 
     def ensure_slot(self) -> None:
         """Create the publication and the slot if they do not exist yet."""
@@ -240,16 +278,13 @@ class PgLogicalCapture:
             "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes("
             ":slot, NULL, :limit, 'proto_version', '1', 'publication_names', :pub)"
         )
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                query, {"slot": self.slot, "limit": limit, "pub": self.publication}
-            ).all()
+        rows = self._run(query, {"slot": self.slot, "limit": limit, "pub": self.publication})
         self.decoder = PgOutputDecoder()
         changes: list[RowChange] = []
         pending: list[RowChange] = []
         last = skipped = None
-        for _, data in rows:
-            decoded = self.decoder.decode(bytes(data))
+        for row in rows:
+            decoded = self.decoder.decode(bytes(row.data))
             if isinstance(decoded, Relation) and decoded.name == self.mapping.table:
                 self.watch.observe(name for name, _ in decoded.columns)
             elif isinstance(decoded, RowMessage) and decoded.table == self.mapping.table:
@@ -273,15 +308,14 @@ class PgLogicalCapture:
 
     def acknowledge(self, lsn: str) -> None:
         """Let the slot forget what came before `lsn` (already applied); never moves it back."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_replication_slot_advance(slot_name, "
-                    "GREATEST(CAST(:l AS pg_lsn), confirmed_flush_lsn)) "
-                    "FROM pg_replication_slots WHERE slot_name = :s"
-                ),
-                {"s": self.slot, "l": lsn},
-            )
+        self._run(
+            text(
+                "SELECT pg_replication_slot_advance(slot_name, "
+                "GREATEST(CAST(:l AS pg_lsn), confirmed_flush_lsn)) "
+                "FROM pg_replication_slots WHERE slot_name = :s"
+            ),
+            {"s": self.slot, "l": lsn},
+        )
         self._log_snapshot()
 
     def _log_snapshot(self) -> None:
@@ -292,8 +326,7 @@ class PgLogicalCapture:
             return
         self._snapshot_at = now
         try:
-            with self.engine.begin() as conn:
-                conn.execute(text("SELECT pg_log_standby_snapshot()"))
+            self._run(text("SELECT pg_log_standby_snapshot()"), {})
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) not in _CANNOT_SNAPSHOT:
                 raise
@@ -306,6 +339,7 @@ class PgLogicalCapture:
             )
 
     def drop(self) -> None:
+        self.close()
         with self.engine.begin() as conn:
             conn.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": self.slot})
             conn.execute(text(f'DROP PUBLICATION IF EXISTS "{self.publication}"'))

@@ -12,13 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Engine,
-    Text,
     and_,
     bindparam,
-    column,
     delete,
     func,
     insert,
@@ -27,7 +24,6 @@ from sqlalchemy import (
     text,
     tuple_,
     update,
-    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import BindParameter
@@ -135,8 +131,10 @@ def _identity(entry: LogEntry) -> tuple[Any, ...]:
     return (entry.bus, entry.source, entry.event_id, entry.replay_name)
 
 
-# The columns of a PostgreSQL batch append, each bound as one array, and the statement.
-_ARRAYS = {
+# A PostgreSQL batch append: the entries bound as one JSON array of rows (one text value
+# the driver sends as it is; arrays of text were escaped element by element in Python) and a
+# statement whose text never changes. ORDER BY keeps the sequence numbers in the entries' order.
+_COLUMNS = {
     "bus": "text",
     "event_id": "text",
     "source": "text",
@@ -147,12 +145,21 @@ _ARRAYS = {
     "replay_name": "text",
     "body": "text",
 }
-_INSERT_ARRAYS = text(
-    f"INSERT INTO events ({', '.join(_ARRAYS)}, ingested_at) "
-    f"SELECT {', '.join(_ARRAYS)}, :now FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ARRAYS.items())
-    + f") WITH ORDINALITY AS given({', '.join(_ARRAYS)}, position) ORDER BY position "
+_INSERT_JSON = text(
+    f"INSERT INTO events ({', '.join(_COLUMNS)}, ingested_at) SELECT "
+    + ", ".join(
+        f"CAST(given.entry->>{index} AS {kind})" for index, kind in enumerate(_COLUMNS.values())
+    )
+    + ", :now FROM json_array_elements(CAST(:entries AS json)) WITH ORDINALITY "
+    "AS given(entry, position) ORDER BY given.position "
     "ON CONFLICT DO NOTHING RETURNING seq, bus, source, event_id, replay_name"
+)
+# A batch's outbox targets: one statement, the (event seq, targets) pairs as one JSON array.
+_OUTBOX_TARGETS = text(
+    "UPDATE jetstream_outbox SET targets = given.pair->>1 "
+    "FROM json_array_elements(CAST(:pairs AS json)) AS given(pair) "
+    "WHERE jetstream_outbox.event_seq = CAST(given.pair->>0 AS bigint) "
+    "RETURNING jetstream_outbox.event_seq"
 )
 
 
@@ -253,11 +260,10 @@ class SqlEventLog:
         self, conn: Connection, entries: Sequence[LogEntry], now: float
     ) -> list[int | None]:
         if self._postgres:
-            # One statement whose text never changes, the rows as arrays: a multi-row VALUES
-            # differs per batch size and is re-parsed by the driver each time (it held a busy
-            # capture back); ORDER BY keeps the sequence numbers in the entries' order.
-            columns = {name: [getattr(entry, name) for entry in entries] for name in _ARRAYS}
-            returned = conn.execute(_INSERT_ARRAYS, {**columns, "now": now})
+            # One statement whose text never changes (a multi-row VALUES differs per batch
+            # size and is re-parsed by the driver each time: it held a busy capture back).
+            rows = json.dumps([[getattr(entry, name) for name in _COLUMNS] for entry in entries])
+            returned = conn.execute(_INSERT_JSON, {"entries": rows, "now": now})
         else:
             returned = conn.execute(self._insert_rows, [_row(entry, now) for entry in entries])
         stored: dict[tuple[Any, ...], int] = {}
@@ -316,19 +322,11 @@ class SqlEventLog:
             for seq, group in by_event.items()
         }
         if conn.dialect.name == "postgresql":
-            # One statement for the whole batch: a round trip (and a scan of the outbox) per
-            # event is what held a busy capture back.
-            given = values(column("seq", BigInteger), column("targets", Text), name="given").data(
-                list(targets.items())
-            )
-            found = set(
-                conn.execute(
-                    update(jetstream_outbox)
-                    .where(jetstream_outbox.c.event_seq == given.c.seq)
-                    .values(targets=given.c.targets)
-                    .returning(jetstream_outbox.c.event_seq)
-                ).scalars()
-            )
+            # One statement for the whole batch, its text the same every time: a round trip
+            # (and a scan of the outbox) per event, then a statement compiled per batch, is
+            # what held a busy capture back.
+            pairs = json.dumps(list(targets.items()))
+            found = set(conn.execute(_OUTBOX_TARGETS, {"pairs": pairs}).scalars())
         else:
             found = {
                 seq
