@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select, text
 
+from jetbridge.loops import idle
 from jetbridge.storage.schema import events, jetstream_outbox
 from jetbridge.storage.transient import Outage, backoff
 
@@ -210,17 +211,17 @@ class JetStreamRelay:
             self._wakeup.clear()
             try:
                 if not await asyncio.to_thread(self._leading):
-                    await _pause(stop, self._wakeup, self.idle_seconds, wake_on_commit=False)
+                    await idle(stop, None, self.idle_seconds)
                     continue
                 moved = await self.relay_once(jetstream)
                 outage.succeeded()
             except Exception as exc:  # NATS or the database is away: back off, try again
                 self._streams.clear()  # a stream may have been removed meanwhile
                 failures = outage.failed(exc, transient=True)
-                await _pause(stop, self._wakeup, backoff(failures, ceiling=5.0), False)
+                await idle(stop, None, backoff(failures, ceiling=5.0))
                 continue
             if not moved:
-                await _pause(stop, self._wakeup, self.idle_seconds, wake_on_commit=True)
+                await idle(stop, self._wakeup, self.idle_seconds)
 
     def _leading(self) -> bool:
         """Whether this relay holds the lock (taking it if free): one relay at a time keeps
@@ -446,19 +447,6 @@ def _quiet(reconnected: Callable[..., Any] | None) -> dict[str, Callable[..., An
             await reconnected()
 
     return {"error_cb": error_cb, "reconnected_cb": reconnected_cb}
-
-
-async def _pause(
-    stop: asyncio.Event, wakeup: asyncio.Event, seconds: float, wake_on_commit: bool
-) -> None:
-    waiters = [asyncio.ensure_future(stop.wait())]
-    if wake_on_commit:
-        waiters.append(asyncio.ensure_future(wakeup.wait()))
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 class NatsWakeups:
