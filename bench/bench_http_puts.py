@@ -7,9 +7,11 @@ for T seconds. Baseline in the same run: a bare FastAPI endpoint under the same 
 reads the body and answers without doing any work, driven by the same clients.
 
 The bare endpoint runs first and again last; each share is of the mean of its two rates, as
-the load of a shared machine drifts over a run. `--before-src DIR` also runs the server from
-another copy of the source tree (for example the `src` of `git archive <commit> src`), row by
-row beside this one, for a before/after comparison in one run.
+the load of a shared machine drifts over a run. The server's CPU time per answered put (user
+and system, all its threads, read from /proc) depends far less on that load than the rate
+does. `--before-src DIR` also runs the server from another copy of the source tree (for
+example the `src` of `git archive <commit> src`), row by row beside this one, for a
+before/after comparison in one run.
 
     python bench/bench_http_puts.py [--clients 50] [--seconds 20]
         [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--before-src DIR]
@@ -141,6 +143,26 @@ def drive(port: int, clients: int, seconds: float, key: str) -> dict[str, Any]:
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, all threads) a process has used so far; NaN off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    # utime and stime: the 14th and 15th fields, counted from the process id.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(
+    server: subprocess.Popen[bytes], port: int, clients: int, seconds: float, key: str
+) -> dict[str, Any]:
+    """`drive`, with the CPU time the server used meanwhile."""
+    start = cpu_seconds(server.pid)
+    result = drive(port, clients, seconds, key)
+    result["cpu"] = cpu_seconds(server.pid) - start
+    return result
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -151,7 +173,7 @@ def run_bare(clients: int, seconds: float) -> dict[str, Any]:
     server = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
     try:
         wait_ready(f"http://127.0.0.1:{port}", server)
-        return drive(port, clients, seconds, "none")
+        return measured(server, port, clients, seconds, "none")
     finally:
         server.terminate()
         server.wait(30)
@@ -188,7 +210,7 @@ def run_platform(
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}", server)
-        return drive(port, clients, seconds, key)
+        return measured(server, port, clients, seconds, key)
     finally:
         server.terminate()
         server.wait(60)
@@ -248,8 +270,8 @@ def main() -> None:
         f"load average before the run {start_load[0]:.2f} {start_load[1]:.2f} "
         f"{start_load[2]:.2f}, after it {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
     )
-    print("| server | puts/s | p50 ms | p99 ms | failed | share of bare |")
-    print("|---|---|---|---|---|---|")
+    print("| server | puts/s | p50 ms | p99 ms | failed | share of bare | server CPU ms/put |")
+    print("|---|---|---|---|---|---|---|")
     bare_rate = sum(len(rows[i][1]["samples"]) / rows[i][1]["wall"] for i in (0, -1)) / 2
     for label, result in rows:
         samples = result["samples"]
@@ -257,7 +279,7 @@ def main() -> None:
         print(
             f"| {label} | {rate:,.0f} | {percentile(samples, 0.5) * 1e3:.1f} "
             f"| {percentile(samples, 0.99) * 1e3:.1f} | {result['failed']} "
-            f"| {rate / bare_rate:.0%} |"
+            f"| {rate / bare_rate:.0%} | {result['cpu'] / max(1, len(samples)) * 1e3:.2f} |"
         )
         if result["failures"]:
             print(f"  statuses of failed requests: {result['failures']}", file=sys.stderr)

@@ -24,11 +24,13 @@ async def poll_until_stopped(
     wakeup: asyncio.Event | None = None,
     outage: Outage | None = None,
     threads: concurrent.futures.Executor | None = None,
+    turn: asyncio.Lock | None = None,
 ) -> None:
     """Run `step` in a thread (of `threads`, else the loop's default pool) repeatedly; after an
     idle (falsy) step, wait `interval` (or until `wakeup` is set); after a failed one, wait
     longer each time in a row (exponential backoff up to `MAX_BACKOFF`). Loops doing the same
-    work may share one `outage`: one warning for all of them."""
+    work may share one `outage`: one warning for all of them, and one `turn`: then idle loops
+    wait one after another, so together they step once an `interval` rather than each once."""
     outage = outage or Outage(name, log)
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -49,8 +51,11 @@ async def poll_until_stopped(
             pause = max(interval, backoff(outage.failures, ceiling=MAX_BACKOFF))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=pause)
-        else:
+        elif turn is None:
             await idle(stop, wakeup, interval)
+        else:
+            async with turn:
+                await idle(stop, wakeup, interval)
 
 
 async def idle(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: float) -> None:

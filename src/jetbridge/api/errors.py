@@ -148,8 +148,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
+        declared = _content_length(scope)
         if declared is not None and (
             not declared.isdigit() or len(declared) > 18 or int(declared) > self.limit
         ):
@@ -178,3 +177,12 @@ class BodySizeLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+def _content_length(scope: Scope) -> bytes | None:
+    """The Content-Length header as sent (the last one, if repeated), without copying them all."""
+    found = None
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            found = value
+    return found

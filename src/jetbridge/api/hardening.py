@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Iterable
 from importlib import resources
 
 from fastapi import FastAPI
-from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +19,7 @@ from jetbridge.config import Settings, setting_items
 from jetbridge.web.docs import DOCS_PATHS
 
 HSTS = "max-age=31536000"
+HSTS_HEADER = HSTS.encode("latin-1")
 NO_STORE_PREFIXES = ("/api/", "/graphql")
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 # Swagger UI, ReDoc and GraphiQL are served by the platform (no CDN) but bootstrap with inline
@@ -110,15 +110,27 @@ def inline_hashes(pages: Iterable[str]) -> tuple[list[str], list[str]]:
 
 class SecurityHeaders:
     """Pure ASGI middleware adding security headers to each response's start; the body passes
-    untouched, so streams stay streams."""
+    untouched, so streams stay streams. A header the response sets itself is kept."""
 
     def __init__(
         self, app: ASGIApp, *, page_policy: str, docs_paths: frozenset[str], hsts: str
     ) -> None:
         self.app = app
-        self.page_policy = page_policy
         self.docs_paths = docs_paths
         self.hsts = hsts
+        # Encoded once: every response gets them.
+        self._fixed = tuple(
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in (
+                ("x-content-type-options", "nosniff"),
+                ("x-frame-options", "DENY"),
+                ("referrer-policy", "no-referrer"),
+                ("cross-origin-opener-policy", "same-origin"),
+            )
+        )
+        self._api_policy = API_POLICY.encode("latin-1")
+        self._docs_policy = DOCS_POLICY.encode("latin-1")
+        self._page_policy = page_policy.encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,26 +142,35 @@ class SecurityHeaders:
         def send_secured(message: Message) -> Awaitable[None]:
             # A plain function handing back the server's own awaitable: no coroutine per chunk.
             if message["type"] == "http.response.start":
-                message = {**message, "headers": message.get("headers", [])}
-                self._secure(MutableHeaders(scope=message), path, https)
+                headers = list(message.get("headers", ()))
+                self._secure(headers, path, https)
+                message = {**message, "headers": headers}
             return send(message)
 
         await self.app(scope, receive, send_secured)
 
-    def _secure(self, headers: MutableHeaders, path: str, https: bool) -> None:
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        headers.setdefault("Content-Security-Policy", self._policy(headers, path))
-        if self.hsts == "always" or (self.hsts == "auto" and https):
-            headers.setdefault("Strict-Transport-Security", HSTS)
-        if path.startswith(NO_STORE_PREFIXES):
-            headers.setdefault("Cache-Control", "no-store")
+    def _secure(self, headers: list[tuple[bytes, bytes]], path: str, https: bool) -> None:
+        present: set[bytes] = set()
+        content_type = b""
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-type" and name not in present:
+                content_type = value
+            present.add(name)
+        missing = [(name, value) for name, value in self._fixed if name not in present]
+        if b"content-security-policy" not in present:
+            missing.append((b"content-security-policy", self._policy(content_type, path)))
+        if b"strict-transport-security" not in present and (
+            self.hsts == "always" or (self.hsts == "auto" and https)
+        ):
+            missing.append((b"strict-transport-security", HSTS_HEADER))
+        if b"cache-control" not in present and path.startswith(NO_STORE_PREFIXES):
+            missing.append((b"cache-control", b"no-store"))
+        headers.extend(missing)
 
-    def _policy(self, headers: MutableHeaders, path: str) -> str:
-        if not headers.get("content-type", "").startswith("text/html"):
-            return API_POLICY
+    def _policy(self, content_type: bytes, path: str) -> bytes:
+        if not content_type.startswith(b"text/html"):
+            return self._api_policy
         if path in self.docs_paths:
-            return DOCS_POLICY
-        return self.page_policy
+            return self._docs_policy
+        return self._page_policy

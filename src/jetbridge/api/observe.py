@@ -32,8 +32,8 @@ class RequestMetrics:
         status = 500
         started = time.perf_counter()
         method = scope["method"]
-        incoming = _header(scope, b"traceparent")
-        CORRELATION.set(correlation_from(_header(scope, b"x-request-id")))
+        incoming, request_id = _trace_headers(scope)
+        CORRELATION.set(correlation_from(request_id))
 
         def observe(message: Message) -> Awaitable[None]:
             # A plain function handing back the server's own awaitable: no coroutine per chunk.
@@ -92,8 +92,12 @@ def _templates(routes: Any) -> dict[int, str]:
     return found
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def _trace_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """The request's first traceparent and X-Request-Id headers, found in one pass."""
+    traceparent = request_id = None
     for key, value in scope.get("headers", ()):
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
+        if key == b"traceparent" and traceparent is None:
+            traceparent = bytes(value).decode("latin-1")
+        elif key == b"x-request-id" and request_id is None:
+            request_id = bytes(value).decode("latin-1")
+    return traceparent, request_id

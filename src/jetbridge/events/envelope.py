@@ -78,7 +78,9 @@ class CloudEvent:
 
 
 def _format_time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # events' times are kept in UTC already: no conversion then
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" written as "Z"
 
 
 def parse_time(value: Any, where: str) -> datetime:

@@ -29,6 +29,9 @@ _configured = False
 
 # A proxy: it follows whichever tracer provider is installed, now or later.
 _TRACER = trace.get_tracer("jetbridge")
+_recording = False
+_UNKNOWN = object()
+_PROVIDER_NAMED = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
 def tracer() -> trace.Tracer:
@@ -37,8 +40,18 @@ def tracer() -> trace.Tracer:
 
 def recording() -> bool:
     """Whether a tracer provider is installed: without one, spans record nothing."""
+    global _recording
+    if _recording:
+        return True
+    # Asked a few times per request. While no provider is installed the SDK's getter looks the
+    # environment up on every call; the installed one is read directly instead, unless the
+    # environment names a provider for the SDK to load.
+    if getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None and not _PROVIDER_NAMED:
+        return False
     provider = trace.get_tracer_provider()
-    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+    # A provider, once installed, stays for the life of the process: no need to ask again.
+    _recording = not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+    return _recording
 
 
 def export_configured(environ: Mapping[str, str] | None = None) -> bool:

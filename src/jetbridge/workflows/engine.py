@@ -625,11 +625,33 @@ class WorkflowEngine:
         name = "workflow workers"
         outage = Outage(name, logging.getLogger("jetbridge.loops"))
         threads = concurrent.futures.ThreadPoolExecutor(concurrency, "workflow")
+        # Idle workers take turns to look for due executions, so an idle engine asks the
+        # database once a `poll`, not `concurrency` times; a worker that finds one wakes the
+        # next idle worker at once, as more may be due.
+        loop = asyncio.get_running_loop()
+        more = asyncio.Event()
+        turn = asyncio.Lock()
+
+        def step() -> bool:
+            lease = self.claim()
+            if lease is None:
+                return False
+            loop.call_soon_threadsafe(more.set)
+            self.resume(lease)
+            return True
+
         try:
             await asyncio.gather(
                 *(
                     poll_until_stopped(
-                        self.run_one, stop, interval=poll, name=name, outage=outage, threads=threads
+                        step,
+                        stop,
+                        interval=poll,
+                        name=name,
+                        wakeup=more,
+                        outage=outage,
+                        threads=threads,
+                        turn=turn,
                     )
                     for _ in range(concurrency)
                 )

@@ -1,6 +1,7 @@
 """Spans without a tracer provider (nothing exported): a child span hands out the current span
 instead of making an empty one, and the trace an incoming traceparent names still reaches what
-is published inside. Run in a fresh interpreter, as a provider, once installed, stays."""
+is published inside; a provider installed later is used from then on. Run in a fresh
+interpreter, as a provider, once installed, stays."""
 
 from __future__ import annotations
 
@@ -27,6 +28,15 @@ with tracing.span("HTTP POST", traceparent=incoming) as request:
         raise AssertionError("the exception was swallowed")
     assert tracing.current_traceparent() == incoming
 assert tracing.current_traceparent() is None
+assert not tracing.recording()
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+trace.set_tracer_provider(TracerProvider())
+assert tracing.recording()  # a provider installed later is seen
+with tracing.span("recorded") as recorded:
+    assert recorded.is_recording()
 print("ok")
 """
 
