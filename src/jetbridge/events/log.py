@@ -26,10 +26,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from jetbridge.bounds import checked_id
-from jetbridge.events.wakeups import announce_commit
+from jetbridge.events.wakeups import CHANNEL, MAX_PAYLOAD
 from jetbridge.storage.schema import dead_letters, deliveries, events, jetstream_outbox
 
 
@@ -145,7 +145,7 @@ _COLUMNS = {
     "replay_name": "text",
     "body": "text",
 }
-_INSERT_JSON = text(
+_APPEND_JSON = (
     f"INSERT INTO events ({', '.join(_COLUMNS)}, ingested_at) SELECT "
     + ", ".join(
         f"CAST(given.entry->>{index} AS {kind})" for index, kind in enumerate(_COLUMNS.values())
@@ -153,6 +153,22 @@ _INSERT_JSON = text(
     + ", :now FROM json_array_elements(CAST(:entries AS json)) WITH ORDINALITY "
     "AS given(entry, position) ORDER BY given.position "
     "ON CONFLICT DO NOTHING RETURNING seq, bus, source, event_id, replay_name"
+)
+# The same append in one round trip with what follows it: the new events' outbox rows (in
+# sequence order, distributed mode) and the commit notification of each bus that got one.
+# `announced` is a plain CTE, run only because the result reads it (once: not correlated).
+_STORED_JSON = (
+    f"WITH stored AS ({_APPEND_JSON}), "
+    f"announced AS (SELECT count(pg_notify('{CHANNEL}', bus)) AS sent FROM "
+    f"(SELECT DISTINCT left(bus, {MAX_PAYLOAD}) AS bus FROM stored ORDER BY 1) AS buses)"
+)
+_READ_STORED = (
+    " SELECT seq, bus, source, event_id, replay_name, (SELECT sent FROM announced) FROM stored"
+)
+_APPEND_ANNOUNCED = text(_STORED_JSON + _READ_STORED)
+_APPEND_QUEUED_ANNOUNCED = text(
+    _STORED_JSON + ", queued AS (INSERT INTO jetstream_outbox (event_seq) "
+    "SELECT seq FROM stored ORDER BY seq)" + _READ_STORED
 )
 # A batch's outbox targets: one statement, the (event seq, targets) pairs as one JSON array.
 _OUTBOX_TARGETS = text(
@@ -241,6 +257,10 @@ class SqlEventLog:
         """Store the entries in their order (one entry with the statement built once, more
         with up to `APPEND_ROWS` rows a statement); each one's sequence number, or None where
         the same event was stored before (or earlier in `entries`)."""
+        if self._postgres:
+            # Outbox rows and commit notifications in the same statement as the events.
+            statement = _APPEND_QUEUED_ANNOUNCED if self.outbox else _APPEND_ANNOUNCED
+            return self._append_rows(conn, entries, now, statement)
         if len(entries) == 1:
             seqs: list[int | None] = [
                 conn.execute(self._insert, _row(entries[0], now)).scalar_one_or_none()
@@ -249,26 +269,25 @@ class SqlEventLog:
             seqs = self._append_rows(conn, entries, now)
         if self.outbox and (new := [{"event_seq": seq} for seq in seqs if seq is not None]):
             conn.execute(insert(jetstream_outbox), new)
-        if self._postgres:
-            # Other processes' live streams and workers wake when this transaction commits.
-            announce_commit(
-                conn, (e.bus for e, seq in zip(entries, seqs, strict=True) if seq is not None)
-            )
         return seqs
 
     def _append_rows(
-        self, conn: Connection, entries: Sequence[LogEntry], now: float
+        self,
+        conn: Connection,
+        entries: Sequence[LogEntry],
+        now: float,
+        statement: TextClause = _APPEND_ANNOUNCED,
     ) -> list[int | None]:
         if self._postgres:
             # One statement whose text never changes (a multi-row VALUES differs per batch
             # size and is re-parsed by the driver each time: it held a busy capture back).
             rows = json.dumps([[getattr(entry, name) for name in _COLUMNS] for entry in entries])
-            returned = conn.execute(_INSERT_JSON, {"entries": rows, "now": now})
+            returned = conn.execute(statement, {"entries": rows, "now": now})
         else:
             returned = conn.execute(self._insert_rows, [_row(entry, now) for entry in entries])
         stored: dict[tuple[Any, ...], int] = {}
         for seq, *key in returned:
-            stored[tuple(key)] = seq
+            stored[tuple(key[:4])] = seq
         # A row comes back once: a second entry of the same event gets None.
         return [stored.pop(_identity(entry), None) for entry in entries]
 

@@ -24,7 +24,7 @@ from jetbridge.storage.transient import Outage, backoff
 
 CHANNEL = "jetbridge_commits"
 # PostgreSQL refuses payloads of 8,000 bytes or more; bus names are far shorter.
-_MAX_PAYLOAD = 512
+MAX_PAYLOAD = 512
 _log = logging.getLogger(__name__)
 
 
@@ -33,7 +33,7 @@ def announce_commit(conn: Connection, buses: Iterable[str]) -> None:
     for bus in sorted(set(buses)):
         conn.execute(
             text("SELECT pg_notify(:channel, :bus)"),
-            {"channel": CHANNEL, "bus": bus[:_MAX_PAYLOAD]},
+            {"channel": CHANNEL, "bus": bus[:MAX_PAYLOAD]},
         )
 
 

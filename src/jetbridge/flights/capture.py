@@ -30,10 +30,15 @@ log = logging.getLogger(__name__)
 
 
 class LeasedPositions:
-    """The runner's position lives in the lease row, and every save checks the lease."""
+    """The runner's position lives in the lease row, and every save checks the lease.
+
+    A batch's save renews the lease, which nobody can take before it lapses: for half the
+    lease after it, the position the runner committed is still the stored one (the next batch
+    skips reading it back; its save still fences the batch)."""
 
     def __init__(self, lease: CaptureLease) -> None:
         self.lease = lease
+        self.trusted_for: float | None = lease.lease_seconds / 2
 
     def load(self, conn: Connection) -> str | None:
         return self.lease.load(conn)
@@ -146,7 +151,9 @@ class Capturer:
                 slot=self.source.slot,
             )
             self.runner = CdcRunner(source, self.hub, name=self.name)
-        self.runner.positions = LeasedPositions(lease)
+        held = self.runner.positions
+        if not (isinstance(held, LeasedPositions) and held.lease is lease):
+            self.runner.positions = LeasedPositions(lease)
         return self.runner
 
     def _step(self, stop: threading.Event) -> bool:

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.aodb.cdc import RowChange, SqlChangeCapture
@@ -42,15 +42,21 @@ def load_position(conn: Connection, name: str) -> str | None:
 
 
 def save_position(conn: Connection, name: str, position: str) -> None:
+    """Store `name`'s position in one statement (inserted the first time)."""
     values = {"position": position, "updated_at": time.time()}
-    if load_position(conn, name) is None:
-        conn.execute(insert(cdc_positions).values(source=name, **values))
-    else:
-        conn.execute(update(cdc_positions).where(cdc_positions.c.source == name).values(**values))
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(cdc_positions).values(source=name, **values)
+    conn.execute(statement.on_conflict_do_update(index_elements=["source"], set_=values))
 
 
 class Positions(Protocol):
-    """Where a runner keeps its source position (`save` may refuse: see aodb.lease)."""
+    """Where a runner keeps its source position (`save` may refuse: see aodb.lease).
+
+    `trusted_for`: how many seconds a position the runner committed is certain to still be
+    the stored one, so the next batch need not read it back (None: for as long as the runner
+    runs, the row being nobody else's)."""
+
+    trusted_for: float | None
 
     def load(self, conn: Connection) -> str | None: ...
 
@@ -59,6 +65,8 @@ class Positions(Protocol):
 
 class TablePositions:
     """An unshared position row (the demo's single in-process capture)."""
+
+    trusted_for: float | None = None
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -90,42 +98,79 @@ class CdcRunner:
         self.name = name or self.source.name
         self.positions = positions or TablePositions(self.name)
         self.known_keys: set[str] = set()
+        # The position this runner last committed, with whose positions and until when it is
+        # trusted: a batch then reads its source without a round trip for the position.
+        self.committed: tuple[Positions, str | None, float] | None = None
         # Ready while it polls: a source that fails or hangs for a minute is reported.
         self.heartbeat = Heartbeat(f"change capture {self.name}", stale_after=max(60.0, interval))
 
     def step(self) -> int:
         """One batch: its changes and the position after it commit in one transaction."""
-        with self.hub.backbone.reading() as conn:
-            position = self.positions.load(conn)
-        changes, after = self.source.read(position)
-        notices = self.source.notices()
-        moved = after is not None and after != position
-        if changes or moved or notices:
-            # A captured batch starts a trace: every event it publishes carries it onwards.
-            with (
-                tracing.span(
-                    f"capture {self.name}",
-                    new_trace=True,
-                    attributes={"jetbridge.source": self.name, "jetbridge.changes": len(changes)},
-                ),
-                self.hub.backbone.transaction() as conn,
-            ):
-                self._report(conn, notices)
-                # Consecutive updates are merged together (each flight read and written
-                # once), and the batch's events go to the log in one append, in order.
-                merging: list[Update] = []
-                pending: list[CloudEvent] = []
-                for change in changes:
-                    self._apply(conn, change, merging, pending)
-                self._merge(conn, merging, pending)
-                self._publish(conn, pending)
-                # Last, so the lease row is locked only briefly: under a lease this is the
-                # fence, and a capturer that lost its lease meanwhile rolls the batch back.
-                self.positions.save(conn, after if moved else None)
+        positions = self.positions
+        position = self._position(positions)
+        try:
+            changes, after = self.source.read(position)
+            notices = self.source.notices()
+            moved = after is not None and after != position
+            if changes or moved or notices:
+                # Its save renews a lease from now on: trusted from before the transaction.
+                started = time.monotonic()
+                self._commit(positions, changes, notices, after if moved else None)
+                self._remember_position(positions, after if moved else position, started)
+        except BaseException:
+            self.committed = None  # read back at the next batch
+            raise
         if after is not None and changes:
             self.source.acknowledge(after)
         self._observe(changes)
         return len(changes)
+
+    def _position(self, positions: Positions) -> str | None:
+        """The stored position: the one this runner committed last while it is trusted,
+        otherwise read from its row (which checks a lease: LeaseLost)."""
+        committed = self.committed
+        if committed is not None and committed[0] is positions and time.monotonic() < committed[2]:
+            return committed[1]
+        with self.hub.backbone.reading() as conn:
+            position = positions.load(conn)
+        if positions.trusted_for is None:  # a lease is trusted after a commit renewed it
+            self._remember_position(positions, position, time.monotonic())
+        return position
+
+    def _remember_position(self, positions: Positions, position: str | None, since: float) -> None:
+        trusted = positions.trusted_for
+        until = float("inf") if trusted is None else since + trusted
+        self.committed = (positions, position, until)
+
+    def _commit(
+        self,
+        positions: Positions,
+        changes: list[RowChange],
+        notices: list[str],
+        after: str | None,
+    ) -> None:
+        """Apply a batch and store the position after it (None: unmoved) in one transaction."""
+        # A captured batch starts a trace: every event it publishes carries it onwards.
+        with (
+            tracing.span(
+                f"capture {self.name}",
+                new_trace=True,
+                attributes={"jetbridge.source": self.name, "jetbridge.changes": len(changes)},
+            ),
+            self.hub.backbone.transaction() as conn,
+        ):
+            self._report(conn, notices)
+            # Consecutive updates are merged together (each flight read and written
+            # once), and the batch's events go to the log in one append, in order.
+            merging: list[Update] = []
+            pending: list[CloudEvent] = []
+            for change in changes:
+                self._apply(conn, change, merging, pending)
+            self._merge(conn, merging, pending)
+            self._publish(conn, pending)
+            # Last, so the lease row is locked only briefly: under a lease this is the
+            # fence, and a capturer that lost its lease meanwhile rolls the batch back.
+            positions.save(conn, after)
 
     def _publish(self, conn: Connection, pending: list[CloudEvent]) -> None:
         if pending:
