@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import psycopg
-from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from jetbridge.storage.transient import Outage, backoff
@@ -26,15 +25,6 @@ CHANNEL = "jetbridge_commits"
 # PostgreSQL refuses payloads of 8,000 bytes or more; bus names are far shorter.
 MAX_PAYLOAD = 512
 _log = logging.getLogger(__name__)
-
-
-def announce_commit(conn: Connection, buses: Iterable[str]) -> None:
-    """Queue one notification per bus in `conn`'s transaction (sent when it commits)."""
-    for bus in sorted(set(buses)):
-        conn.execute(
-            text("SELECT pg_notify(:channel, :bus)"),
-            {"channel": CHANNEL, "bus": bus[:MAX_PAYLOAD]},
-        )
 
 
 def libpq_url(database_url: str) -> str:
