@@ -18,6 +18,7 @@ batch one member at a time, so one bad member fails only itself.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -160,10 +161,8 @@ class GroupCommitter:
         if not leases:
             return set()
         if conn.dialect.name == "postgresql":
-            names = [lease.name for lease in leases]
-            generations = [lease.generation for lease in leases]
-            found = conn.execute(_HELD_LOCKED, {"names": names, "generations": generations})
-            return set(found.scalars())
+            document = json.dumps([(lease.name, lease.generation) for lease in leases])
+            return set(conn.execute(_HELD_LOCKED, {"leases": document}).scalars())
         pairs = [(lease.name, lease.generation) for lease in leases]
         return set(conn.execute(_HELD, {"leases": pairs}).scalars())
 
@@ -172,11 +171,12 @@ _HELD = select(executions.c.name).where(  # built once: building it costs more t
     executions.c.status == "RUNNING",
     tuple_(executions.c.name, executions.c.generation).in_(bindparam("leases", expanding=True)),
 )
-# PostgreSQL: the pairs bound as two arrays (one statement whatever their number, so nothing
-# is expanded and compiled again per batch size), the rows locked FOR SHARE.
+# PostgreSQL: the pairs bound as one JSON document (one statement whatever their number, so
+# nothing is expanded and compiled again per batch size), the rows locked FOR SHARE.
 _HELD_LOCKED = text(
     "SELECT name FROM workflow_executions WHERE status = 'RUNNING' AND (name, generation) IN "
-    "(SELECT * FROM unnest(CAST(:names AS text[]), CAST(:generations AS integer[]))) "
+    "(SELECT pair->>0, CAST(pair->>1 AS integer) "
+    "FROM json_array_elements(CAST(:leases AS json)) AS pair) "
     "FOR SHARE OF workflow_executions"
 )
 
