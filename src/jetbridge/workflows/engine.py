@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, update
 
 from jetbridge.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jetbridge.jsonlimits import (
@@ -457,7 +457,7 @@ class WorkflowEngine:
                 group=self.group.commit if self.group is not None else None,
             )
             with self.engine.connect() as conn:
-                row = conn.execute(select(executions).where(executions.c.name == lease.name)).one()
+                row = conn.execute(_ROW, {"name": lease.name}).one()
                 if (row.status, row.generation) != ("RUNNING", lease.generation):
                     raise Aborted(lease.name)  # nothing runs once the lease is another's
                 previous = _history(conn, lease.name)
@@ -533,18 +533,16 @@ class WorkflowEngine:
                 parent = parent_of(conn, map_run)
                 if parent is not None:
                     wake(conn, parent)  # the parent looks at its Map Run again now
-            conn.execute(
-                update(executions)
-                .where(held(writer.lease))
-                .values(
-                    status=result.status,
-                    output=json.dumps(result.output),
-                    error=result.error,
-                    cause=result.cause,
-                    stopped_at=time.time(),
-                    lease_until=None,
-                )
-            )
+            ended = {
+                "lease_name": writer.lease.name,
+                "lease_generation": writer.lease.generation,
+                "status": result.status,
+                "output": json.dumps(result.output),
+                "error": result.error,
+                "cause": result.cause,
+                "stopped_at": time.time(),
+            }
+            conn.execute(_END, ended)
 
         if self.group is not None:
             self.group.commit(writer.lease, writer.pending, then=end)
@@ -661,12 +659,34 @@ class WorkflowEngine:
 
 
 def _history(conn: Connection, name: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(execution_events.c.body)
-        .where(execution_events.c.execution == name)
-        .order_by(execution_events.c.event_id)
-    )
+    rows = conn.execute(_HISTORY, {"name": name})
     return [json.loads(body) for body in rows.scalars()]
+
+
+# Statements of every run, built once with their values bound (building them per run cost
+# more than running them).
+_ROW = select(executions).where(executions.c.name == bindparam("name"))
+_HISTORY = (
+    select(execution_events.c.body)
+    .where(execution_events.c.execution == bindparam("name"))
+    .order_by(execution_events.c.event_id)
+)
+_END = (  # an execution's end, written only while its lease is still held
+    update(executions)
+    .where(
+        executions.c.name == bindparam("lease_name"),
+        executions.c.status == "RUNNING",
+        executions.c.generation == bindparam("lease_generation"),
+    )
+    .values(
+        status=bindparam("status"),
+        output=bindparam("output"),
+        error=bindparam("error"),
+        cause=bindparam("cause"),
+        stopped_at=bindparam("stopped_at"),
+        lease_until=None,
+    )
+)
 
 
 def _any(engine: Engine, query: Select[Any]) -> bool:

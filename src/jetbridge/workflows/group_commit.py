@@ -18,13 +18,14 @@ batch one member at a time, so one bad member fails only itself.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, tuple_
+from sqlalchemy import Connection, Engine, bindparam, select, text, tuple_
 
 from jetbridge.storage.schema import executions
 from jetbridge.storage.transient import is_transient
@@ -159,16 +160,25 @@ class GroupCommitter:
         would add index entries to clean up at each one."""
         if not leases:
             return set()
-        query = _HELD_LOCKED if conn.dialect.name == "postgresql" else _HELD
+        if conn.dialect.name == "postgresql":
+            document = json.dumps([(lease.name, lease.generation) for lease in leases])
+            return set(conn.execute(_HELD_LOCKED, {"leases": document}).scalars())
         pairs = [(lease.name, lease.generation) for lease in leases]
-        return set(conn.execute(query, {"leases": pairs}).scalars())
+        return set(conn.execute(_HELD, {"leases": pairs}).scalars())
 
 
 _HELD = select(executions.c.name).where(  # built once: building it costs more than running it
     executions.c.status == "RUNNING",
     tuple_(executions.c.name, executions.c.generation).in_(bindparam("leases", expanding=True)),
 )
-_HELD_LOCKED = _HELD.with_for_update(read=True)
+# PostgreSQL: the pairs bound as one JSON document (one statement whatever their number, so
+# nothing is expanded and compiled again per batch size), the rows locked FOR SHARE.
+_HELD_LOCKED = text(
+    "SELECT name FROM workflow_executions WHERE status = 'RUNNING' AND (name, generation) IN "
+    "(SELECT pair->>0, CAST(pair->>1 AS integer) "
+    "FROM json_array_elements(CAST(:leases AS json)) AS pair) "
+    "FOR SHARE OF workflow_executions"
+)
 
 
 def _name(member: _Member) -> str:

@@ -21,8 +21,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from jetbridge.storage.schema import execution_events, executions
@@ -86,26 +97,38 @@ def take_due(conn: Connection, count: int, lease_seconds: float) -> list[Lease]:
     """Claim up to `count` running executions nobody holds, oldest first, in one statement
     (on PostgreSQL skipping rows another transaction is claiming)."""
     now = time.time()
+    statement = _TAKE_DUE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    taken = conn.execute(statement, {"now": now, "until": now + lease_seconds, "count": count})
+    return [Lease(name, int(generation)) for name, generation in taken]
+
+
+def _take_due(postgres: bool) -> Any:
+    """The claim of `take_due`, built once with its values bound (building it per claim cost
+    more than running it)."""
+    now = bindparam("now", type_=Float)
+    due_now = executions.c.lease_until.is_(None) | (executions.c.lease_until < now)
     due = (
         select(executions.c.name)
-        .where(executions.c.status == "RUNNING", lapsed(now))
+        .where(executions.c.status == "RUNNING", due_now)
         .order_by(executions.c.started_at)
-        .limit(count)
+        .limit(bindparam("count", type_=Integer))
     )
-    if conn.dialect.name == "postgresql":
+    if postgres:
         due = due.with_for_update(skip_locked=True)
-    taken = conn.execute(
+    return (
         update(executions)
-        .where(executions.c.name.in_(due.scalar_subquery()), lapsed(now))
+        .where(executions.c.name.in_(due.scalar_subquery()), due_now)
         .values(
-            lease_until=now + lease_seconds,
+            lease_until=bindparam("until", type_=Float),
             parked=False,
             woken=False,
             generation=executions.c.generation + 1,
         )
         .returning(executions.c.name, executions.c.generation)
     )
-    return [Lease(name, int(generation)) for name, generation in taken]
+
+
+_TAKE_DUE = {"postgresql": _take_due(True), "sqlite": _take_due(False)}
 
 
 def append_events(conn: Connection, name: str, events: Iterable[dict[str, Any]]) -> None:
@@ -115,17 +138,25 @@ def append_events(conn: Connection, name: str, events: Iterable[dict[str, Any]])
 
 def append_history(conn: Connection, events: Iterable[tuple[str, dict[str, Any]]]) -> None:
     """Store (execution, event) pairs of any executions, as `append_events` does."""
-    rows = [{"execution": name, "event_id": e["id"], "body": json.dumps(e)} for name, e in events]
-    if not rows:
+    pairs = list(events)
+    if not pairs:
         return
-    insert = _INSERTS["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-    conn.execute(insert, rows)
+    if conn.dialect.name == "postgresql":
+        # One statement over one JSON document, whatever the number of events: one round trip,
+        # one encoding, no per-row work in the driver. Each body is the text of its event in
+        # that document, the same text `json.dumps(event)` makes.
+        conn.execute(_APPEND_JSON, {"rows": json.dumps(pairs)})
+        return
+    rows = [{"execution": name, "event_id": e["id"], "body": json.dumps(e)} for name, e in pairs]
+    conn.execute(_APPEND_ROWS, rows)
 
 
-_INSERTS = {  # built once: compiled statements are cached per statement object
-    "postgresql": postgresql.insert(execution_events).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(execution_events).on_conflict_do_nothing(),
-}
+_APPEND_ROWS = sqlite.insert(execution_events).on_conflict_do_nothing()  # built once
+_APPEND_JSON = text(
+    "INSERT INTO workflow_events (execution, event_id, body) "
+    "SELECT pair->>0, CAST(pair->1->>'id' AS integer), CAST(pair->1 AS text) "
+    "FROM json_array_elements(CAST(:rows AS json)) AS pair ON CONFLICT DO NOTHING"
+)
 
 
 def retrying(engine: Engine, work: Callable[[Connection], T], *, within: float) -> T:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jetbridge.errors import Conflict, NotFound
@@ -305,13 +305,16 @@ def _end_run(
 
 def abort_runs_of(conn: Connection, parent: str) -> None:
     """The parent was stopped: its running Map Runs and their running children are aborted."""
-    running = select(map_runs.c.id).where(
-        map_runs.c.execution == parent, map_runs.c.status == "RUNNING"
-    )
-    ids = list(conn.execute(running).scalars())
+    ids = list(conn.execute(_RUNS_OF, {"parent": parent}).scalars())
     for run_id in ids:
         _abort_children(conn, run_id, "States.Aborted", "the parent execution was stopped")
         _end_run(conn, run_id, "ABORTED", "States.Aborted", "the parent execution was stopped")
+
+
+# Run at every execution's end: built once, its value bound.
+_RUNS_OF = select(map_runs.c.id).where(
+    map_runs.c.execution == bindparam("parent"), map_runs.c.status == "RUNNING"
+)
 
 
 def parent_of(conn: Connection, run_id: str) -> str | None:
