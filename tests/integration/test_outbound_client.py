@@ -232,3 +232,39 @@ def test_redirects_are_not_followed(post: Post) -> None:
         assert response.status_code == 307
         assert response.headers["location"] == second.url
         assert second.requests == []
+
+
+class _Lookups:
+    """A meta path finder that only notes which modules the import system searched for."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        self.names.append(name)
+
+
+def test_requests_of_the_async_client_search_for_no_module() -> None:
+    """httpcore asks which async library runs on every request; the answer must not cost a
+    search of sys.path each time (a worker's event loop posts many webhooks a second)."""
+    import sys
+
+    lookups = _Lookups()
+    with webhook_receiver() as receiver:
+        policy = OutboundPolicy.from_setting(f"127.0.0.1:{receiver.port}")
+        url = receiver.url
+
+        async def run() -> list[int]:
+            async with async_client(policy, timeout=5) as client:
+                statuses = [(await client.post(url, content=b"{}")).status_code]
+                sys.meta_path.insert(0, lookups)
+                try:
+                    for _ in range(3):
+                        statuses.append((await client.post(url, content=b"{}")).status_code)
+                finally:
+                    sys.meta_path.remove(lookups)
+                return statuses
+
+        statuses = aio.run(run())
+    assert all(status < 300 for status in statuses)
+    assert lookups.names == []
