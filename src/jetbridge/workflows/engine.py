@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import secrets
@@ -59,6 +60,7 @@ from jetbridge.workflows.leases import (
     LeaseKeeper,
     append_events,
     held,
+    held_by,
     lapsed,
     retrying,
     take,
@@ -422,10 +424,14 @@ class WorkflowEngine:
             name = conn.execute(query).scalar()
             return None if name is None else take(conn, name, self.lease_seconds)
 
-    def run_one(self) -> bool:
+    def run_one(self, *, claimed: Callable[[], object] | None = None) -> bool:
+        """Claim one due execution and run it (False: none was due); `claimed` is called
+        between the claim and the run."""
         lease = self.claim()
         if lease is None:
             return False
+        if claimed is not None:
+            claimed()
         self.resume(lease)
         return True
 
@@ -629,15 +635,7 @@ class WorkflowEngine:
         loop = asyncio.get_running_loop()
         more = asyncio.Event()
         turn = asyncio.Lock()
-
-        def step() -> bool:
-            lease = self.claim()
-            if lease is None:
-                return False
-            loop.call_soon_threadsafe(more.set)
-            self.resume(lease)
-            return True
-
+        step = functools.partial(self.run_one, claimed=lambda: loop.call_soon_threadsafe(more.set))
         try:
             await asyncio.gather(
                 *(
@@ -673,11 +671,7 @@ _HISTORY = (
 )
 _END = (  # an execution's end, written only while its lease is still held
     update(executions)
-    .where(
-        executions.c.name == bindparam("lease_name"),
-        executions.c.status == "RUNNING",
-        executions.c.generation == bindparam("lease_generation"),
-    )
+    .where(held_by(bindparam("lease_name"), bindparam("lease_generation")))
     .values(
         status=bindparam("status"),
         output=bindparam("output"),

@@ -61,14 +61,20 @@ class Lease:
 
 def held(lease: Lease) -> ColumnElement[bool]:
     """The execution row, if it still runs under this lease."""
+    return held_by(lease.name, lease.generation)
+
+
+def held_by(name: Any, generation: Any) -> ColumnElement[bool]:
+    """`held` for a lease given by its values or by bound parameters (statements built once)."""
     return and_(
-        executions.c.name == lease.name,
+        executions.c.name == name,
         executions.c.status == "RUNNING",
-        executions.c.generation == lease.generation,
+        executions.c.generation == generation,
     )
 
 
-def lapsed(now: float) -> ColumnElement[bool]:
+def lapsed(now: float | ColumnElement[Any]) -> ColumnElement[bool]:
+    """Nobody holds the execution at `now` (a time, or a bound parameter)."""
     return (executions.c.lease_until.is_(None)) | (executions.c.lease_until < now)
 
 
@@ -105,8 +111,7 @@ def take_due(conn: Connection, count: int, lease_seconds: float) -> list[Lease]:
 def _take_due(postgres: bool) -> Any:
     """The claim of `take_due`, built once with its values bound (building it per claim cost
     more than running it)."""
-    now = bindparam("now", type_=Float)
-    due_now = executions.c.lease_until.is_(None) | (executions.c.lease_until < now)
+    due_now = lapsed(bindparam("now", type_=Float))
     due = (
         select(executions.c.name)
         .where(executions.c.status == "RUNNING", due_now)
