@@ -39,15 +39,25 @@ from jetbridge.storage.schema import disruptions
 from jetbridge.storage.transient import retry_transient
 
 RULE = "disruption-detect"
-WATCHED = [
-    "status",
-    "gate",
-    "terminal",
-    "diversion_airport",
-    "times.off_block.estimated",
-    "times.off_block.actual",
-    "times.on_block.estimated",
-]
+# The flight fields each kind is made of: an update that changes none of a kind's fields
+# cannot change what that kind's notice says, so it is not looked up for that kind.
+INPUTS = {
+    CANCELLATION: frozenset({"status"}),
+    DIVERSION: frozenset({"status", "diversion_airport"}),
+    DELAY: frozenset({"status", "times.off_block.estimated", "times.off_block.actual"}),
+    GATE_CHANGE: frozenset({"status", "gate", "terminal"}),
+    MISSED_CONNECTION: frozenset(
+        {
+            "status",
+            "times.off_block.estimated",
+            "times.off_block.actual",
+            "times.on_block.estimated",
+        }
+    ),
+}
+# The rule's pattern: an update that changes none of these fields reaches no kind.
+WATCHED = sorted(frozenset().union(*INPUTS.values()))
+
 StartFlight = Callable[[str, dict[str, Any]], None]
 
 
@@ -69,24 +79,6 @@ def install_rule(conn: Connection, *, handlers: HandlerRegistry) -> None:
 
 def execution_name(flight_key: str, kind: str, version: int) -> str:
     return f"disruption-{flight_key}-{kind}-v{version}"
-
-
-# The flight fields each kind is made of: an update that changes none of a kind's fields
-# cannot change what that kind's notice says, so it is not looked up for that kind.
-INPUTS = {
-    CANCELLATION: frozenset({"status"}),
-    DIVERSION: frozenset({"status", "diversion_airport"}),
-    DELAY: frozenset({"status", "times.off_block.estimated", "times.off_block.actual"}),
-    GATE_CHANGE: frozenset({"status", "gate", "terminal"}),
-    MISSED_CONNECTION: frozenset(
-        {
-            "status",
-            "times.off_block.estimated",
-            "times.off_block.actual",
-            "times.on_block.estimated",
-        }
-    ),
-}
 
 
 def affected_kinds(changed: Any) -> frozenset[str]:
