@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from jetbridge.aodb.cdc import DEFAULT_MAPPING, TableMapping
 from jetbridge.aodb.pg_logical import (
@@ -18,15 +20,20 @@ from jetbridge.aodb.pg_logical import (
     lsn_text,
     parse_lsn,
 )
-from jetbridge.aodb.simulator import AodbSimulator, plan_day
+from jetbridge.aodb.simulator import AodbSimulator, DayPlan, plan_day
 from jetbridge.storage.db import create_database_engine
 
 
-def test_changes_stream_and_survive_a_missing_acknowledgement(postgres_url: str) -> None:
+@contextlib.contextmanager
+def capturing(
+    postgres_url: str, *, seed: int, rotations: int
+) -> Iterator[tuple[Engine, DayPlan, AodbSimulator, PgLogicalCapture]]:
+    """A simulated AODB day's table with a logical decoding capture on a slot of its own,
+    dropped afterwards."""
     engine = create_database_engine(postgres_url)
     with engine.connect() as conn:
         assert conn.execute(text("SHOW wal_level")).scalar() == "logical"
-    plan = plan_day(seed=2, day=date(2026, 11, 24), rotations=10)
+    plan = plan_day(seed=seed, day=date(2026, 11, 24), rotations=rotations)
     simulator = AodbSimulator(engine, plan, speed=1e9)
     simulator.install()
     capture = PgLogicalCapture(
@@ -34,6 +41,14 @@ def test_changes_stream_and_survive_a_missing_acknowledgement(postgres_url: str)
     )
     capture.ensure_slot()
     try:
+        yield engine, plan, simulator, capture
+    finally:
+        capture.drop()
+        engine.dispose()
+
+
+def test_changes_stream_and_survive_a_missing_acknowledgement(postgres_url: str) -> None:
+    with capturing(postgres_url, seed=2, rotations=10) as (_, plan, simulator, capture):
         for change in plan.changes[:30]:
             simulator.apply(change)
         changes, lsn, skipped = capture.peek()
@@ -49,9 +64,6 @@ def test_changes_stream_and_survive_a_missing_acknowledgement(postgres_url: str)
         simulator.apply(plan.changes[30])
         (latest,), _, _ = capture.peek()
         assert latest.key == plan.changes[30].mvt_id
-    finally:
-        capture.drop()
-        engine.dispose()
 
 
 @pytest.mark.parametrize("message", [b"I\x00\x00\x00\x07N", b"R\x00\x00", b"I"])
@@ -88,15 +100,12 @@ def test_pgoutput_rows_decode_to_python_values() -> None:
 
 
 def test_deletes_arrive_with_the_key_and_schema_changes_are_noticed(postgres_url: str) -> None:
-    engine = create_database_engine(postgres_url)
-    plan = plan_day(seed=3, day=date(2026, 11, 24), rotations=2)
-    simulator = AodbSimulator(engine, plan, speed=1e9)
-    simulator.install()
-    capture = PgLogicalCapture(
-        engine, TableMapping.load(DEFAULT_MAPPING), slot=f"jb_{uuid.uuid4().hex[:8]}"
-    )
-    capture.ensure_slot()
-    try:
+    with capturing(postgres_url, seed=3, rotations=2) as (
+        engine,
+        plan,
+        simulator,
+        capture,
+    ):
         simulator.apply(plan.changes[0])
         key = plan.changes[0].mvt_id
         with engine.begin() as conn:
@@ -112,9 +121,6 @@ def test_deletes_arrive_with_the_key_and_schema_changes_are_noticed(postgres_url
         assert "new column GATE_ID, column GATE gone" in notices[0]
         assert any("GATE" in notice and "not captured" in notice for notice in notices)
         assert all("gate" not in c.fields for c in changes[2:])
-    finally:
-        capture.drop()
-        engine.dispose()
 
 
 @pytest.mark.parametrize("bad", ["", "16", "16/", "/1", "G/1", "123456789/0", "1/2/3"])
@@ -131,18 +137,15 @@ def test_acknowledging_keeps_the_slots_restart_point_close(postgres_url: str) ->
     """After an acknowledgement the capture has a snapshot of running transactions logged, so
     the slot's restart point (where every read starts decoding) follows the acknowledged
     position instead of lagging until the server logs one itself."""
-    engine = create_database_engine(postgres_url)
-    plan = plan_day(seed=3, day=date(2026, 11, 24), rotations=10)
-    simulator = AodbSimulator(engine, plan, speed=1e9)
-    simulator.install()
-    capture = PgLogicalCapture(
-        engine, TableMapping.load(DEFAULT_MAPPING), slot=f"jb_{uuid.uuid4().hex[:8]}"
-    )
-    capture.ensure_slot()
-    lag = text(
-        "SELECT pg_current_wal_lsn() - restart_lsn FROM pg_replication_slots WHERE slot_name = :s"
-    )
-    try:
+    with capturing(postgres_url, seed=3, rotations=10) as (
+        engine,
+        plan,
+        simulator,
+        capture,
+    ):
+        lag = text(
+            "SELECT pg_current_wal_lsn() - restart_lsn FROM pg_replication_slots WHERE slot_name = :s"
+        )
         with engine.connect() as conn:
             version = int(conn.execute(text("SHOW server_version_num")).scalar_one())
         for change in plan.changes[:100]:
@@ -161,21 +164,15 @@ def test_acknowledging_keeps_the_slots_restart_point_close(postgres_url: str) ->
         assert capture.snapshots == (version >= 160000)
         if capture.snapshots:
             assert now_behind < behind / 4, (behind, now_behind)
-    finally:
-        capture.drop()
-        engine.dispose()
 
 
 def test_a_read_after_the_kept_connection_was_lost_opens_another(postgres_url: str) -> None:
-    engine = create_database_engine(postgres_url)
-    plan = plan_day(seed=4, day=date(2026, 11, 24), rotations=2)
-    simulator = AodbSimulator(engine, plan, speed=1e9)
-    simulator.install()
-    capture = PgLogicalCapture(
-        engine, TableMapping.load(DEFAULT_MAPPING), slot=f"jb_{uuid.uuid4().hex[:8]}"
-    )
-    capture.ensure_slot()
-    try:
+    with capturing(postgres_url, seed=4, rotations=2) as (
+        engine,
+        plan,
+        simulator,
+        capture,
+    ):
         simulator.apply(plan.changes[0])
         assert len(capture.peek()[0]) == 1
         with capture._connection() as conn:
@@ -187,6 +184,3 @@ def test_a_read_after_the_kept_connection_was_lost_opens_another(postgres_url: s
         assert lsn is not None
         capture.acknowledge(lsn_text(lsn))
         assert capture.peek()[0] == []
-    finally:
-        capture.drop()
-        engine.dispose()
