@@ -7,7 +7,7 @@ caller's connection, so a state change and the events describing it commit toget
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,8 +25,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import BindParameter, TextClause
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.elements import BindParameter
 
 from jetbridge.bounds import checked_id
 from jetbridge.events.wakeups import CHANNEL, MAX_PAYLOAD
@@ -179,6 +179,16 @@ _OUTBOX_TARGETS = text(
 )
 
 
+def _sequence_numbers(entries: Sequence[LogEntry], returned: Iterable[Any]) -> list[int | None]:
+    """Each entry's sequence number from the rows an append returned (seq, bus, source,
+    event_id, replay_name first), None where it was stored before: a row comes back once, so
+    a second entry of the same event gets None too."""
+    stored: dict[tuple[Any, ...], int] = {}
+    for seq, *key in returned:
+        stored[tuple(key[:4])] = seq
+    return [stored.pop(_identity(entry), None) for entry in entries]
+
+
 def _row(entry: LogEntry, now: float) -> dict[str, Any]:
     return {
         "bus": entry.bus,
@@ -202,13 +212,13 @@ class SqlEventLog:
         self._postgres = engine.dialect.name == "postgresql"
         # Distributed mode: each new event also waits in the outbox for the JetStream relay.
         self.outbox = outbox
-        # One statement with bound values: built (and its cache key computed) once, not per row.
-        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
-        self._insert = dialect_insert(events).on_conflict_do_nothing().returning(events.c.seq)
+        # SQLite's appends (PostgreSQL's are `_APPEND_*`): one statement with bound values,
+        # built (and its cache key computed) once, not per row.
+        self._insert = sqlite.insert(events).on_conflict_do_nothing().returning(events.c.seq)
         # Several entries: the same statement run over all their rows, which SQLAlchemy sends
         # as multi-row INSERTs of up to `APPEND_ROWS` rows (compiled once, not per batch size).
         self._insert_rows = (
-            dialect_insert(events)
+            sqlite.insert(events)
             .on_conflict_do_nothing()
             .returning(
                 events.c.seq, events.c.bus, events.c.source, events.c.event_id, events.c.replay_name
@@ -254,42 +264,27 @@ class SqlEventLog:
     def append(
         self, conn: Connection, entries: Sequence[LogEntry], *, now: float
     ) -> list[int | None]:
-        """Store the entries in their order (one entry with the statement built once, more
-        with up to `APPEND_ROWS` rows a statement); each one's sequence number, or None where
-        the same event was stored before (or earlier in `entries`)."""
+        """Store the entries in their order (on SQLite one entry with the statement built
+        once, more with up to `APPEND_ROWS` rows a statement); each one's sequence number, or
+        None where the same event was stored before (or earlier in `entries`)."""
         if self._postgres:
-            # Outbox rows and commit notifications in the same statement as the events.
+            # One statement whose text never changes (a multi-row VALUES differs per batch
+            # size and is re-parsed by the driver each time: it held a busy capture back),
+            # with the outbox rows and commit notifications of the same events.
             statement = _APPEND_QUEUED_ANNOUNCED if self.outbox else _APPEND_ANNOUNCED
-            return self._append_rows(conn, entries, now, statement)
+            rows = json.dumps([[getattr(entry, name) for name in _COLUMNS] for entry in entries])
+            returned = conn.execute(statement, {"entries": rows, "now": now})
+            return _sequence_numbers(entries, returned)
         if len(entries) == 1:
             seqs: list[int | None] = [
                 conn.execute(self._insert, _row(entries[0], now)).scalar_one_or_none()
             ]
         else:
-            seqs = self._append_rows(conn, entries, now)
+            returned = conn.execute(self._insert_rows, [_row(entry, now) for entry in entries])
+            seqs = _sequence_numbers(entries, returned)
         if self.outbox and (new := [{"event_seq": seq} for seq in seqs if seq is not None]):
             conn.execute(insert(jetstream_outbox), new)
         return seqs
-
-    def _append_rows(
-        self,
-        conn: Connection,
-        entries: Sequence[LogEntry],
-        now: float,
-        statement: TextClause = _APPEND_ANNOUNCED,
-    ) -> list[int | None]:
-        if self._postgres:
-            # One statement whose text never changes (a multi-row VALUES differs per batch
-            # size and is re-parsed by the driver each time: it held a busy capture back).
-            rows = json.dumps([[getattr(entry, name) for name in _COLUMNS] for entry in entries])
-            returned = conn.execute(statement, {"entries": rows, "now": now})
-        else:
-            returned = conn.execute(self._insert_rows, [_row(entry, now) for entry in entries])
-        stored: dict[tuple[Any, ...], int] = {}
-        for seq, *key in returned:
-            stored[tuple(key[:4])] = seq
-        # A row comes back once: a second entry of the same event gets None.
-        return [stored.pop(_identity(entry), None) for entry in entries]
 
     def read(self, conn: Connection, *, bus: str, after: int, limit: int) -> list[StoredEvent]:
         checked_id(after, "after")
