@@ -76,3 +76,34 @@ def test_nats_readiness_names_what_is_wrong(
         assert answer is None
     else:
         assert answer is not None and answer.startswith(expected), answer
+
+
+def test_an_outage_that_changes_its_error_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """The error that began an outage may not be what keeps it going (a timeout, then a
+    refused stream): a new error gets a line, and so does a long outage now and then."""
+    caplog.set_level(logging.DEBUG, logger=log.name)
+    outage = Outage("relay", log, quiet_seconds=0.0)
+    outage.failed(TimeoutError("nats: timeout"), transient=True)
+    outage.failed(TimeoutError("nats: timeout"), transient=True)  # the same: nothing new
+    outage.failed(RuntimeError("insufficient resources"), transient=True)
+    outage.failed(RuntimeError("insufficient resources"), transient=True)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("relay: still unavailable after ")
+    assert lines[1].endswith("(3 failed attempts): insufficient resources")
+
+    caplog.clear()
+    reminded = Outage("relay", log, remind_seconds=0.0)
+    for _ in range(3):
+        reminded.failed(TimeoutError("nats: timeout"), transient=True)
+    assert [r.getMessage().split(" after ")[0] for r in caplog.records] == [
+        "relay: unavailable (nats: timeout); backing off until it answers",
+        "relay: still unavailable",
+        "relay: still unavailable",
+    ]
+
+    caplog.clear()
+    quiet = Outage("relay", log)  # changing errors within seconds: not a line each
+    for number in range(5):
+        quiet.failed(OSError(f"error {number}"), transient=True)
+    assert len(caplog.records) == 1

@@ -119,13 +119,19 @@ def reason_of(exc: BaseException) -> str:
 
 @dataclass(slots=True)
 class Outage:
-    """A run of failures of one duty, logged once when it begins and once when it ends, so an
-    outage of minutes is two lines rather than one per attempt."""
+    """A run of failures of one duty, logged when it begins and when it ends, so an outage of
+    minutes is a few lines rather than one per attempt. While it lasts, a line says it still
+    does when the error changes (at most every `quiet_seconds`) and every `remind_seconds`
+    otherwise: the error that began an outage is not always the one that keeps it going."""
 
     what: str
     logger: logging.Logger = log
     failures: int = 0
     since: float = 0.0
+    quiet_seconds: float = 5.0
+    remind_seconds: float = 60.0
+    _said: str = ""
+    _said_at: float = 0.0
 
     @property
     def ongoing(self) -> bool:
@@ -142,10 +148,25 @@ class Outage:
             transient = is_transient(exc)
         if not transient:
             self.logger.error("%s failed; retrying", self.what, exc_info=exc)
-        elif self.failures == 1:
+            return self.failures
+        reason, now = reason_of(exc), time.monotonic()
+        if self.failures == 1:
             self.logger.warning(
-                "%s: unavailable (%s); backing off until it answers", self.what, reason_of(exc)
+                "%s: unavailable (%s); backing off until it answers", self.what, reason
             )
+        elif (reason != self._said and now - self._said_at >= self.quiet_seconds) or (
+            now - self._said_at >= self.remind_seconds
+        ):
+            self.logger.warning(
+                "%s: still unavailable after %.1f s (%d failed attempts): %s",
+                self.what,
+                now - self.since,
+                self.failures,
+                reason,
+            )
+        else:
+            return self.failures
+        self._said, self._said_at = reason, now
         return self.failures
 
     def succeeded(self) -> None:
