@@ -116,3 +116,44 @@ def test_bad_subscriptions_are_rejected(sqlite_url: str) -> None:
         for body, status in cases:
             assert client.post("/api/subscriptions", json=body).status_code == status, body
         assert client.delete("/api/subscriptions/unknown").status_code == 404
+
+
+def test_fan_outs_running_together_write_their_notices_in_shared_transactions(
+    database_url: str,
+) -> None:
+    """A hub's wave of changes to followed flights: each follower hears its flight's change
+    once, and the fan-outs' notices are group-committed, fewer transactions than fan-outs."""
+    flights = [
+        FlightIdentity.create(
+            airline="LX",
+            flight_number=str(1000 + n),
+            origin_date="2026-11-24",
+            departure_airport="ZRH",
+            arrival_airport="LHR",
+        )
+        for n in range(30)
+    ]
+    with webhook_receiver() as receiver:
+        settings = Settings(database_url=database_url, delivery_poll_seconds=0.05)
+        app = create_app(settings)
+        with TestClient(app) as client:
+            as_operator(client)
+            platform = app.state.platform
+            hub = FlightHub(platform.backbone)
+            hub.apply_all([Update(flight, "aodb", T0, {"gate": "A1"}) for flight in flights])
+            for flight in flights:
+                client.post(
+                    "/api/subscriptions",
+                    json={"flight_key": flight.key, "channel": "webhook", "url": receiver.url},
+                ).raise_for_status()
+            before = platform.backbone.intake.commits
+            later = T0 + timedelta(minutes=1)
+            with platform.backbone.transaction() as conn:  # one wave: committed together
+                for flight in flights:
+                    hub.apply(conn, Update(flight, "aodb", later, {"gate": "B9"}))
+            wait_for(lambda: len(receiver.requests) >= len(flights), timeout=60)
+            wait_for(lambda: platform.backbone.log.pending() == 0, timeout=60)
+            fan_out_commits = platform.backbone.intake.commits - before
+            heard = sorted(json.loads(body)["flight_key"] for _, body in receiver.requests)
+            assert heard == sorted(flight.key for flight in flights)
+            assert 1 <= fan_out_commits < len(flights), fan_out_commits

@@ -32,7 +32,7 @@ from jetbridge.events.targets import DeliveryFailed
 from jetbridge.notify.email import Mailer
 from jetbridge.ops.outbound import OutboundRefused
 from jetbridge.storage.schema import subscriptions
-from jetbridge.storage.transient import retry_transient
+from jetbridge.storage.transient import retry_transient, retry_transient_async
 
 NOTIFY_BUS = "notifications"
 NOTIFY_SOURCE = "jetbridge.notify"
@@ -153,28 +153,38 @@ class Notifier:
     http: httpx.AsyncClient
     smtp: Mailer | None
 
-    def fan_out(self, event: dict[str, Any]) -> None:
-        """One notice per active subscription; a busy database is waited out with backoff."""
-        retry_transient(lambda: self._fan_out(event), what=f"fanning out {event['id']}")
-
-    def _fan_out(self, event: dict[str, Any]) -> None:
-        # Most flights of a hub have no followers: a read answers those, and only the
-        # notices of followed flights take a write transaction (and its commit's wake-ups).
+    async def fan_out(self, event: dict[str, Any]) -> None:
+        """One notice per active subscription. The notices of fan-outs running at the same
+        time are written in one transaction (the intake's group commit), not one each; a busy
+        database is waited out with backoff."""
         detail = event["detail"]
-        with self.backbone.reading() as conn:
-            rows = conn.execute(
-                select(subscriptions.c.subscription_id, subscriptions.c.channel).where(
-                    subscriptions.c.flight_key == detail["flight_key"],
-                    subscriptions.c.active.is_(True),
-                    subscriptions.c.from_version < detail["version"],
-                )
-            ).all()
+        # Most flights of a hub have no followers: a read answers those, and only the
+        # notices of followed flights are written (and wake anyone).
+        rows = await asyncio.to_thread(
+            retry_transient, lambda: self._followers(detail), what=f"fanning out {event['id']}"
+        )
         if not rows:
             return
         # A subscription cancelled meanwhile gets a notice its sender skips (it checks).
         notices = [_notice(sub_id, channel, detail) for sub_id, channel in rows]
-        with self.backbone.transaction() as conn:
-            self.backbone.publish(conn, bus=NOTIFY_BUS, events=notices)
+        await retry_transient_async(
+            lambda: self.backbone.intake.put(
+                bus=NOTIFY_BUS, events=notices, may_act_for=_the_platform
+            ),
+            what=f"fanning out {event['id']}",
+        )
+
+    def _followers(self, detail: dict[str, Any]) -> list[Any]:
+        with self.backbone.reading() as conn:
+            return list(
+                conn.execute(
+                    select(subscriptions.c.subscription_id, subscriptions.c.channel).where(
+                        subscriptions.c.flight_key == detail["flight_key"],
+                        subscriptions.c.active.is_(True),
+                        subscriptions.c.from_version < detail["version"],
+                    )
+                ).all()
+            )
 
     def _subscription(self, subscription_id: str) -> Any:
         def read() -> Any:
@@ -227,6 +237,11 @@ class Notifier:
             )
         except OSError as exc:
             raise DeliveryFailed(f"email: {type(exc).__name__}") from None
+
+
+def _the_platform(owner: str | None) -> bool:
+    """The notifications bus is the platform's own (no tenant owns it)."""
+    return owner is None
 
 
 def _notice(subscription_id: str, channel: str, detail: dict[str, Any]) -> CloudEvent:
