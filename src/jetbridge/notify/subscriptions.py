@@ -8,13 +8,13 @@ with an id made of subscription, flight and version (so it is published once) --
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -31,6 +31,7 @@ from jetbridge.events.specs import RuleSpec
 from jetbridge.events.targets import DeliveryFailed
 from jetbridge.notify.email import Mailer
 from jetbridge.ops.outbound import OutboundRefused
+from jetbridge.storage.lookups import BatchedLookup
 from jetbridge.storage.schema import subscriptions
 from jetbridge.storage.transient import retry_transient, retry_transient_async
 
@@ -152,6 +153,13 @@ class Notifier:
     backbone: Backbone
     http: httpx.AsyncClient
     smtp: Mailer | None
+    # The reads of handlers running at the same time are made together (one statement).
+    followers: BatchedLookup[str, list[Any]] = field(init=False)
+    senders: BatchedLookup[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.followers = BatchedLookup(self._read_followers)
+        self.senders = BatchedLookup(self._read_subscriptions)
 
     async def fan_out(self, event: dict[str, Any]) -> None:
         """One notice per active subscription. The notices of fan-outs running at the same
@@ -160,13 +168,12 @@ class Notifier:
         detail = event["detail"]
         # Most flights of a hub have no followers: a read answers those, and only the
         # notices of followed flights are written (and wake anyone).
-        rows = await asyncio.to_thread(
-            retry_transient, lambda: self._followers(detail), what=f"fanning out {event['id']}"
-        )
+        following = await self.followers.get(detail["flight_key"]) or []
+        rows = [row for row in following if row.from_version < detail["version"]]
         if not rows:
             return
         # A subscription cancelled meanwhile gets a notice its sender skips (it checks).
-        notices = [_notice(sub_id, channel, detail) for sub_id, channel in rows]
+        notices = [_notice(row.subscription_id, row.channel, detail) for row in rows]
         await retry_transient_async(
             lambda: self.backbone.intake.put(
                 bus=NOTIFY_BUS, events=notices, may_act_for=_the_platform
@@ -174,30 +181,45 @@ class Notifier:
             what=f"fanning out {event['id']}",
         )
 
-    def _followers(self, detail: dict[str, Any]) -> list[Any]:
-        with self.backbone.reading() as conn:
-            return list(
-                conn.execute(
-                    select(subscriptions.c.subscription_id, subscriptions.c.channel).where(
-                        subscriptions.c.flight_key == detail["flight_key"],
-                        subscriptions.c.active.is_(True),
-                        subscriptions.c.from_version < detail["version"],
+    def _read_followers(self, flight_keys: Sequence[str]) -> dict[str, list[Any]]:
+        def read() -> dict[str, list[Any]]:
+            found: dict[str, list[Any]] = {}
+            with self.backbone.reading() as conn:
+                rows = conn.execute(
+                    select(
+                        subscriptions.c.flight_key,
+                        subscriptions.c.subscription_id,
+                        subscriptions.c.channel,
+                        subscriptions.c.from_version,
                     )
-                ).all()
-            )
+                    .where(
+                        subscriptions.c.flight_key.in_(flight_keys),
+                        subscriptions.c.active.is_(True),
+                    )
+                    .order_by(subscriptions.c.subscription_id)
+                )
+                for row in rows:
+                    found.setdefault(row.flight_key, []).append(row)
+            return found
+
+        return retry_transient(read, what="reading flights' followers")
+
+    def _read_subscriptions(self, ids: Sequence[str]) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            with self.backbone.reading() as conn:
+                rows = conn.execute(
+                    select(subscriptions).where(subscriptions.c.subscription_id.in_(ids))
+                )
+                return {row.subscription_id: row for row in rows}
+
+        return retry_transient(read, what="reading subscriptions")
 
     def _subscription(self, subscription_id: str) -> Any:
-        def read() -> Any:
-            with self.backbone.reading() as conn:
-                return conn.execute(
-                    select(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
-                ).first()
-
-        return retry_transient(read, what="reading a subscription")
+        return self._read_subscriptions([subscription_id]).get(subscription_id)
 
     async def webhook(self, event: dict[str, Any]) -> None:
         detail = event["detail"]
-        row = await asyncio.to_thread(self._subscription, detail["subscription_id"])
+        row = await self.senders.get(detail["subscription_id"])
         if row is None or not row.active:
             return
         body = json.dumps(_message(detail), separators=(",", ":")).encode()
