@@ -24,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
+from jetbridge.errors import NotFound
 from jetbridge.events.delivery import DeliveryWorker
 from jetbridge.events.delivery_shard import ConsumerKey, ShardConsumer
 from jetbridge.events.dlq_jetstream import JetStreamDeadLetters
@@ -41,6 +43,7 @@ from jetbridge.events.shard_lease import (
     presence_key,
     worker_identity,
 )
+from jetbridge.storage.lookups import BatchedLookup
 from jetbridge.storage.schema import buses
 from jetbridge.storage.transient import backoff
 
@@ -65,6 +68,10 @@ class JetStreamDeliveries:
     _owners: Any = None
     _slots: dict[tuple[str, str, str], asyncio.Semaphore] = field(default_factory=dict)
     share: Share = field(default_factory=Share)
+    _routings: BatchedLookup[str, Routing] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._routings = BatchedLookup(self._read_routings)
 
     async def run(self, stop: asyncio.Event) -> None:
         import nats
@@ -176,9 +183,21 @@ class JetStreamDeliveries:
             share=self.share,
         )
 
-    def _routing(self, bus: str) -> Routing:
+    async def _routing(self, bus: str) -> Routing:
+        """A bus's routing. Every consumer reads it after each batch it pulls (a version check
+        while the rules are unchanged); the reads of the moment are made together."""
+        routing = await self._routings.get(bus)
+        if routing is None:
+            raise NotFound(f"event bus {bus!r} does not exist")
+        return routing
+
+    def _read_routings(self, names: Sequence[str]) -> dict[str, Routing]:
+        found = {}
         with self.worker.engine.connect() as conn:
-            return self.worker.routing.get(conn, bus)
+            for bus in names:
+                with contextlib.suppress(NotFound):
+                    found[bus] = self.worker.routing.get(conn, bus)
+        return found
 
     async def _remove_consumer(self, jetstream: Any, key: ConsumerKey) -> None:
         """A removed target: its consumer and the deliveries still waiting for it go."""

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -67,7 +67,8 @@ class ShardConsumer:
     stream: str
     key: ConsumerKey
     lease: ShardLease
-    routing_of: Callable[[str], Routing]
+    # A bus's routing (read with the other consumers' reads of the moment).
+    routing_of: Callable[[str], Awaitable[Routing]]
     in_flight: int
     ack_wait: float
     stop: asyncio.Event
@@ -163,7 +164,7 @@ class ShardConsumer:
             # Read once for each batch (a version check while the rules are unchanged): a
             # target changed a moment ago is what the next batch meets.
             try:
-                self.routing = await asyncio.to_thread(self.routing_of, self.key.bus)
+                self.routing = await self.routing_of(self.key.bus)
             except Exception as exc:  # the database is away: the lanes read it again
                 log.warning("delivery consumer %s: %s", self.key.durable(), exc)
                 self.routing = None
@@ -234,7 +235,7 @@ class ShardConsumer:
 
     async def _target(self) -> RouteTarget | None:
         if self.routing is None:
-            self.routing = await asyncio.to_thread(self.routing_of, self.key.bus)
+            self.routing = await self.routing_of(self.key.bus)
         return self.routing.target(self.key.rule, self.key.target_id)
 
     async def _attempt(self, delivery: Delivery, target: RouteTarget) -> tuple[str, bool] | None:

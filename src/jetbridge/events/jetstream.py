@@ -210,10 +210,11 @@ class JetStreamRelay:
             assert self._wakeup is not None
             self._wakeup.clear()
             try:
-                if not await asyncio.to_thread(self._leading):
+                items = await asyncio.to_thread(self._take)
+                if items is None:  # another process's relay leads
                     await idle(stop, None, self.idle_seconds)
                     continue
-                moved = await self.relay_once(jetstream)
+                moved = await self._relay(jetstream, items)
                 outage.succeeded()
             except Exception as exc:  # NATS or the database is away: back off, try again
                 self._streams.clear()  # a stream may have been removed meanwhile
@@ -223,27 +224,28 @@ class JetStreamRelay:
             if not moved:
                 await idle(stop, self._wakeup, self.idle_seconds)
 
-    def _leading(self) -> bool:
-        """Whether this relay holds the lock (taking it if free): one relay at a time keeps
-        the outbox's order. The lock lives as long as the leader's connection; if that is
-        lost, so is the lock, and any relay may take it. On SQLite there is one process."""
+    def _take(self) -> list[OutboxItem] | None:
+        """The next batch, or None while another relay holds the lock (taken here when free):
+        one relay at a time keeps the outbox's order. The lock lives as long as the leader's
+        connection, and the batch is read on that connection, so a lost connection (and
+        lock) fails the read; then any relay may take the lock. On SQLite there is one
+        process."""
         if self.engine.dialect.name != "postgresql":
-            return True
+            return self._read()
         try:
             if self._leader is None:
                 self._leader, self._held = self.engine.connect(), False
-            if self._held:
-                self._leader.execute(text("SELECT 1"))
-            else:
+            if not self._held:
                 taken = self._leader.execute(
                     text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK}
                 )
                 self._held = bool(taken.scalar_one())
+            items = read_outbox(self._leader, limit=self.batch) if self._held else None
             self._leader.commit()
         except Exception:
             self._release()
             raise
-        return self._held
+        return items
 
     def _release(self) -> None:
         leader, self._leader, self._held = self._leader, None, False
@@ -253,12 +255,16 @@ class JetStreamRelay:
                 leader.close()
 
     async def relay_once(self, jetstream: Any) -> int:
-        """Publish one batch of the outbox, one partition key's events in order; returns how
-        many events were relayed. Different keys' events are published concurrently (at most
-        `lanes` keys at a time); a key whose publish fails stops for this batch, and its rows
-        stay in the outbox for the next pass, while the other keys carry on. The first failure
-        is raised once the acknowledged rows are deleted."""
-        items = await asyncio.to_thread(self._read)
+        """Publish one batch of the outbox (whichever relay leads); returns how many events
+        were relayed."""
+        return await self._relay(jetstream, await asyncio.to_thread(self._read))
+
+    async def _relay(self, jetstream: Any, items: list[OutboxItem]) -> int:
+        """Publish `items`, one partition key's events in order, and delete them from the
+        outbox. Different keys' events are published concurrently (at most `lanes` keys at a
+        time); a key whose publish fails stops for this batch, and its rows stay in the
+        outbox for the next pass, while the other keys carry on. The first failure is raised
+        once the acknowledged rows are deleted."""
         done: list[int] = []
         failures: list[BaseException] = []
         try:
