@@ -8,11 +8,13 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from jetbridge.storage.transient import Outage, backoff
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 10.0
+T = TypeVar("T")
 
 
 async def poll_until_stopped(
@@ -56,6 +58,18 @@ async def poll_until_stopped(
         else:
             async with turn:
                 await idle(stop, wakeup, interval)
+
+
+def this_loops(states: dict[asyncio.AbstractEventLoop, T], make: Callable[[], T]) -> T:
+    """The running event loop's entry of `states`, made on its first use; a new loop (a
+    server, a test's client) also drops the entries of loops closed meanwhile."""
+    loop = asyncio.get_running_loop()
+    state = states.get(loop)
+    if state is None:
+        for closed in [other for other in states if other.is_closed()]:
+            del states[closed]
+        state = states[loop] = make()
+    return state
 
 
 async def idle(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: float) -> None:

@@ -27,6 +27,7 @@ from jetbridge.events.envelope import CloudEvent
 from jetbridge.events.log import NewDelivery
 from jetbridge.events.publish import Published, traced
 from jetbridge.events.routing import Routing
+from jetbridge.loops import this_loops
 from jetbridge.ops import tracing
 
 if TYPE_CHECKING:
@@ -92,11 +93,7 @@ class Intake:
         bus's owner (NotFound otherwise, as for a bus that does not exist); returns once the
         transaction holding them has committed."""
         loop = asyncio.get_running_loop()
-        queue = self._queues.get(loop)
-        if queue is None:  # a new event loop (a server, a test's client): forget closed ones
-            for closed in [other for other in self._queues if other.is_closed()]:
-                del self._queues[closed]
-            queue = self._queues[loop] = _Queue()
+        queue = this_loops(self._queues, _Queue)
         future: asyncio.Future[list[Published]] = loop.create_future()
         queue.waiting.append(_Request(bus, events, may_act_for, contextvars.copy_context(), future))
         if queue.writer is None or queue.writer.done():

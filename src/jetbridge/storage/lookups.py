@@ -15,6 +15,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from jetbridge.loops import this_loops
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -38,11 +40,7 @@ class BatchedLookup(Generic[K, V]):
 
     async def get(self, key: K) -> V | None:
         loop = asyncio.get_running_loop()
-        waiting = self._loops.get(loop)
-        if waiting is None:  # a new event loop: forget closed ones
-            for closed in [other for other in self._loops if other.is_closed()]:
-                del self._loops[closed]
-            waiting = self._loops[loop] = _Waiting()
+        waiting: _Waiting[K, V] = this_loops(self._loops, _Waiting)
         future: asyncio.Future[V | None] = loop.create_future()
         waiting.futures.setdefault(key, []).append(future)
         if waiting.reader is None or waiting.reader.done():
