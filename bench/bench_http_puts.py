@@ -13,7 +13,13 @@ does. `--before-src DIR` also runs the server from another copy of the source tr
 example the `src` of `git archive <commit> src`), row by row beside this one, for a
 before/after comparison in one run.
 
-    python bench/bench_http_puts.py [--clients 50] [--seconds 20]
+Without `--rate` each client sends its next put as soon as the last is answered: the server's
+most, with the latency of a saturated server. `--rate R` aims at R puts/s in all: each client
+sends on a schedule (every clients/R seconds, the clients staggered), and a put's latency counts
+from when it was due, so a late answer also counts against the puts queued behind it (no
+coordinated omission).
+
+    python bench/bench_http_puts.py [--clients 50] [--seconds 20] [--rate R]
         [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--before-src DIR]
 """
 
@@ -58,6 +64,8 @@ import asyncio, json, sys, time
 import httptools, uvloop
 
 port, clients, seconds, key = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+rate = float(sys.argv[5])
+interval = clients / rate if rate > 0 else 0.0
 
 class Answer:
     def __init__(self):
@@ -72,7 +80,15 @@ class Answer:
 async def client(n, stop, samples, failures):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = 0
+    due = time.perf_counter() + interval * n / clients
     while time.perf_counter() < stop:
+        if interval:
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+            start, due = due, due + interval
+            if start >= stop:
+                break
         i += 1
         body = json.dumps({"entries": [{
             "specversion": "1.0", "id": f"c{n}-{i}-{time.time_ns()}",
@@ -84,7 +100,8 @@ async def client(n, stop, samples, failures):
             f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
-        start = time.perf_counter()
+        if not interval:
+            start = time.perf_counter()
         writer.write(head + body)
         answer = Answer()
         parser = httptools.HttpResponseParser(answer)
@@ -133,9 +150,9 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], deadline: float = 12
     raise RuntimeError(f"{base} did not become ready")
 
 
-def drive(port: int, clients: int, seconds: float, key: str) -> dict[str, Any]:
+def drive(port: int, clients: int, seconds: float, key: str, rate: float) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", CLIENTS, str(port), str(clients), str(seconds), key],
+        [sys.executable, "-c", CLIENTS, str(port), str(clients), str(seconds), key, str(rate)],
         capture_output=True,
         check=True,
     )
@@ -154,11 +171,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measured(
-    server: subprocess.Popen[bytes], port: int, clients: int, seconds: float, key: str
+    server: subprocess.Popen[bytes], port: int, clients: int, seconds: float, key: str, rate: float
 ) -> dict[str, Any]:
     """`drive`, with the CPU time the server used meanwhile."""
     start = cpu_seconds(server.pid)
-    result = drive(port, clients, seconds, key)
+    result = drive(port, clients, seconds, key, rate)
     result["cpu"] = cpu_seconds(server.pid) - start
     return result
 
@@ -168,19 +185,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def run_bare(clients: int, seconds: float) -> dict[str, Any]:
+def run_bare(clients: int, seconds: float, rate: float) -> dict[str, Any]:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
     try:
         wait_ready(f"http://127.0.0.1:{port}", server)
-        return measured(server, port, clients, seconds, "none")
+        return measured(server, port, clients, seconds, "none", rate)
     finally:
         server.terminate()
         server.wait(30)
 
 
 def run_platform(
-    database_url: str | None, clients: int, seconds: float, source: str | None = None
+    database_url: str | None,
+    clients: int,
+    seconds: float,
+    rate: float,
+    source: str | None = None,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="jetbridge-bench-puts-"))
     port = free_port()
@@ -210,7 +231,7 @@ def run_platform(
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}", server)
-        return measured(server, port, clients, seconds, key)
+        return measured(server, port, clients, seconds, key, rate)
     finally:
         server.terminate()
         server.wait(60)
@@ -242,31 +263,38 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--postgres-url", help="also run on PostgreSQL (a fresh database on it)")
     parser.add_argument("--before-src", help="also run the server from this source tree")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="puts/s aimed at in all (0: as fast as answered)"
+    )
     args = parser.parse_args()
     start_load = os.getloadavg()
     versions: list[tuple[str, str | None]] = [("", None)]
     if args.before_src:
         versions = [("before: ", args.before_src), ("after: ", None)]
     rows: list[tuple[str, dict[str, Any]]] = [
-        ("bare FastAPI endpoint (no work)", run_bare(args.clients, args.seconds))
+        ("bare FastAPI endpoint (no work)", run_bare(args.clients, args.seconds, args.rate))
     ]
     for prefix, source in versions:
-        result = run_platform(None, args.clients, args.seconds, source)
+        result = run_platform(None, args.clients, args.seconds, args.rate, source)
         rows.append((f"{prefix}jetbridge up, SQLite", result))
     if args.postgres_url:
         for prefix, source in versions:
             url = fresh_postgres(args.postgres_url)
             try:
-                result = run_platform(url, args.clients, args.seconds, source)
+                result = run_platform(url, args.clients, args.seconds, args.rate, source)
             finally:
                 drop_postgres(args.postgres_url, url)
             rows.append((f"{prefix}jetbridge up, PostgreSQL", result))
     # The machine's load drifts over a run: the baseline is measured again at the end, and each
     # share is of the mean of the two.
-    rows.append(("bare FastAPI endpoint again, at the end", run_bare(args.clients, args.seconds)))
+    rows.append(
+        ("bare FastAPI endpoint again, at the end", run_bare(args.clients, args.seconds, args.rate))
+    )
     load = os.getloadavg()
+    pace = f"{args.rate:,.0f} puts/s aimed at in all" if args.rate else "each as fast as answered"
     print(
-        f"{args.clients} keep-alive clients, one event per request, {args.seconds:.0f} s each; "
+        f"{args.clients} keep-alive clients ({pace}), one event per request, "
+        f"{args.seconds:.0f} s each; "
         f"load average before the run {start_load[0]:.2f} {start_load[1]:.2f} "
         f"{start_load[2]:.2f}, after it {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
     )

@@ -339,6 +339,7 @@ def build_platform(
         poll_seconds=settings.delivery_poll_seconds,
     )
     backbone.delivery_listeners.append(worker.wake)
+    backbone.handovers = worker.handover
     smtp = (
         Mailer(
             SmtpSettings.parse(settings.smtp_url, sender=settings.smtp_sender),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from jetbridge.errors import NotFound
 from jetbridge.events import registry
 from jetbridge.events.envelope import cloud_event_from_dict
 from jetbridge.events.specs import BusSpec, RuleSpec
+from jetbridge.ops.identity import authenticator, store
 from support import aio
 from support.auth import api_key
 from support.servers import serve_app
@@ -173,6 +175,48 @@ def test_a_key_revoked_after_a_put_is_refused_at_the_next(database_url: str) -> 
         refused = httpx.post(url, json={"entries": [event("g-2")]}, headers=headers)
         assert refused.status_code == 401
         assert stored_ids(app.state.platform) == ["g-1"]
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_puts_arriving_while_their_key_is_checked_share_that_check(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, valid: bool
+) -> None:
+    """Every put needs its key checked in full (the check is believed for no time here) and
+    each check takes a while: the puts arriving meanwhile wait for the one check under way
+    instead of querying the database one each."""
+    app = create_app(Settings(database_url=database_url, run_workers=False))
+    checks: list[str] = []
+    real_check = store.check_api_key
+
+    def slow_check(conn: Any, presented: str) -> Any:
+        checks.append(presented)
+        time.sleep(0.5)
+        return real_check(conn, presented)
+
+    with serve_app(app) as base:
+        key = api_key(app) if valid else store.KEY_PREFIX + "0" * 40
+        monkeypatch.setattr(authenticator, "KEY_CHECK_SECONDS", 0.0)
+        monkeypatch.setattr(store, "check_api_key", slow_check)
+
+        async def put_all() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                return await asyncio.gather(
+                    *(
+                        client.post(
+                            "/api/buses/default/events",
+                            json={"entries": [event(f"g-{n}")]},
+                            headers={"Authorization": f"Bearer {key}"},
+                        )
+                        for n in range(40)
+                    )
+                )
+
+        answers = aio.run(put_all())
+        assert {answer.status_code for answer in answers} == ({200} if valid else {401})
+        # Without sharing, 40; the requests are all sent well within a few checks' time.
+        assert 1 <= len(checks) <= 8, len(checks)
+        expected = sorted(f"g-{n}" for n in range(40)) if valid else []
+        assert sorted(stored_ids(app.state.platform)) == expected
 
 
 def test_a_large_put_is_validated_off_the_loop_with_the_same_answers(database_url: str) -> None:

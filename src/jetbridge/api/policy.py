@@ -140,19 +140,26 @@ class Require:
 
 class RequireOnLoop(Require):
     """Require for the busiest async routes: a caller whose API key was checked moments ago is
-    let in on the event loop, with no thread hop; anyone else is checked in a worker thread, as
-    Require does. Authorisation and the tenant's quota are decided per request either way."""
+    let in on the event loop, with no thread hop; a key due for its check again is checked once
+    in a worker thread for all the requests presenting it meanwhile; any other caller is checked
+    in a worker thread, as Require does. Authorisation and the tenant's quota are decided per
+    request either way (in a thread when the quota is counted in Redis)."""
 
     async def __call__(self, request: HTTPConnection) -> Principal:  # type: ignore[override]
         platform = request.app.state.platform
-        if getattr(request.state, "authenticated", None) is None and platform.quota.local:
-            recent = platform.auth.recent(
-                authorization=request.headers.get("authorization"),
-                api_key=request.headers.get("x-api-key"),
-            )
-            if recent is not None:
-                request.state.authenticated = recent
-                return super().__call__(request)
+        if getattr(request.state, "authenticated", None) is None:
+            request.state.policy = self.policy  # as Require sets it, should the check fail
+            authorization = request.headers.get("authorization")
+            api_key = request.headers.get("x-api-key")
+            known = platform.auth.recent(authorization=authorization, api_key=api_key)
+            if known is None:
+                known = await platform.auth.check_together(
+                    authorization=authorization, api_key=api_key
+                )
+            if known is not None:
+                request.state.authenticated = known
+                if platform.quota.local:
+                    return super().__call__(request)
         return await run_in_threadpool(super().__call__, request)
 
 

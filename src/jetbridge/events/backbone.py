@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from jetbridge.events.delivery import Handover
 from jetbridge.events.dlq import DeadLetterQueue, SqlDeadLetters
 from jetbridge.events.envelope import CloudEvent, InvalidEvent, cloud_event_from_dict
 from jetbridge.events.handlers import HandlerRegistry
@@ -38,6 +39,8 @@ class Backbone:
     # ... and after the commits that may have enqueued deliveries (the delivery worker).
     delivery_listeners: list[Callable[[], None]] = field(default_factory=list)
     json_limits: JsonLimits = field(default_factory=JsonLimits)
+    # This process's delivery worker taking over what a put enqueues, once it commits.
+    handovers: Callable[[], Handover | None] = lambda: None
     # The database's table, unless distributed mode puts the letters in a JetStream stream.
     dead_letters: DeadLetterQueue = field(init=False)
     intake: Intake = field(init=False)
@@ -52,6 +55,21 @@ class Backbone:
         with self.engine.begin() as conn:
             yield conn
         self.notify()
+
+    @contextmanager
+    def handing_over(self, wanted: bool = True) -> Iterator[Handover | None]:
+        """A `Handover` for the one transaction written inside this block (None when not
+        `wanted` or this process's worker takes none): leaving the block once the transaction
+        has committed starts what was handed over; an error gives its slots back."""
+        handover = self.handovers() if wanted else None
+        try:
+            yield handover
+        except BaseException:
+            if handover is not None:
+                handover.rolled_back()
+            raise
+        if handover is not None:
+            handover.committed()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -99,8 +117,10 @@ class Backbone:
         """Validate and publish a batch atomically. Callers' batches are not `trusted`: they
         cannot claim a platform source; the platform's own code publishes with `publish`."""
         events = self.parse_entries(entries, trusted=trusted)
-        with self.transaction() as conn:
-            return self.publisher.publish(conn, bus=bus, events=events)
+        with self.handing_over() as handover, self.engine.begin() as conn:
+            published = self.publisher.publish(conn, bus=bus, events=events, handover=handover)
+        self.notify(deliveries=handover is None or handover.left > 0)
+        return published
 
     def publish(
         self, conn: Connection, *, bus: str, events: Sequence[CloudEvent]

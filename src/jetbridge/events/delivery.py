@@ -10,15 +10,16 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from jetbridge.events.envelope import CloudEvent, cloud_event_from_json, eventbridge_view
 from jetbridge.events.log import Delivery, SqlEventLog, TargetKey
@@ -70,7 +71,16 @@ class DeliveryWorker:
     rng: random.Random = field(default_factory=random.Random)
     stats: Counter[str] = field(default_factory=Counter)
     _wakeup: asyncio.Event | None = None
+    # A delivery handed over by a commit of this process finished: its slot is free.
+    _freed: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
+    _running: bool = False
+    # The slots taken, by target: deliveries running and slots reserved for hand-overs (any
+    # thread reserves, under `_slots`), plus those set aside for the claim being made.
+    _slots: threading.Lock = field(default_factory=threading.Lock)
+    _held: Counter[TargetKey] = field(default_factory=Counter)
+    _claiming: int = 0
+    _inflight: dict[asyncio.Task[None], TargetKey] = field(default_factory=dict)
     # Deliveries done and waiting to be removed from the queue, with who waits for that.
     _done: list[tuple[Delivery, asyncio.Future[None]]] = field(default_factory=list)
     _flusher: asyncio.Task[None] | None = None
@@ -87,26 +97,34 @@ class DeliveryWorker:
         holds at most `per_target` of the slots, so a slow one cannot take them all."""
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
-        inflight: dict[asyncio.Task[None], TargetKey] = {}
+        self._freed = asyncio.Event()
+        inflight = self._inflight
         outage = Outage("delivery worker", log)
+        self._running = True
         try:
+            expected = False
             while not stop.is_set():
                 # Cleared before looking for work: a wake-up during the claim is not lost.
+                expected = expected or self._wakeup.is_set()
                 self._wakeup.clear()
+                self._freed.clear()
                 started = 0
-                if len(inflight) < self.concurrency:
+                if self._free() > 0:
                     try:
-                        started = await self._start_more(inflight)
+                        started = await self._start_more(expected)
                         outage.succeeded()
                     except Exception as exc:
                         if interpreter_exiting(exc):
                             return
                         await self._back_off(outage.failed(exc), stop)
                         continue
-                if started and len(inflight) < self.concurrency:
+                # After a full claim more may be due; after an empty one only a signal says so.
+                expected = started > 0
+                if started and self._free() > 0:
                     continue
                 waiters: list[asyncio.Future[Any]] = [
                     asyncio.ensure_future(self._wakeup.wait()),
+                    asyncio.ensure_future(self._freed.wait()),
                     asyncio.ensure_future(stop.wait()),
                 ]
                 await asyncio.wait(
@@ -117,23 +135,108 @@ class DeliveryWorker:
                 for waiter in waiters:
                     waiter.cancel()
         finally:
+            self._running = False
             if inflight:  # let what was started finish, as a batch did before
                 await asyncio.gather(*inflight, return_exceptions=True)
 
-    async def _start_more(self, inflight: dict[asyncio.Task[None], TargetKey]) -> int:
-        """Claim for the free slots, skipping targets at their share, and start each one."""
+    def _free(self) -> int:
+        with self._slots:
+            return self._free_held()
+
+    def _free_held(self) -> int:
+        """Slots neither running, reserved nor set aside for a claim; under `_slots`."""
+        return self.concurrency - self._claiming - sum(self._held.values())
+
+    async def _start_more(self, expected: bool = False) -> int:
+        """Claim for the free slots, skipping targets at their share, and start each one;
+        `expected` when a commit has signalled deliveries (the claim need not look first)."""
         share = self.per_target or self.concurrency
-        counts = Counter(inflight.values())
-        full = {key for key, count in counts.items() if count >= share}
-        # No claimed batch may take a target past its share, whichever target it holds.
-        room = share - max((c for key, c in counts.items() if key not in full), default=0)
-        limit = min(self.batch, self.concurrency - len(inflight), room)
-        claimed, routes = await asyncio.to_thread(self._claim, limit, full)
+        with self._slots:
+            counts = self._held
+            full = {key for key, count in counts.items() if count >= share}
+            # No claimed batch may take a target past its share, whichever target it holds.
+            room = share - max((c for key, c in counts.items() if key not in full), default=0)
+            limit = min(self.batch, self._free_held(), room)
+            if limit <= 0:
+                return 0
+            self._claiming += limit  # not reserved for hand-overs while the claim runs
+        claimed: list[Delivery] = []
+        try:
+            claimed, routes = await asyncio.to_thread(self._claim, limit, full, expected)
+        finally:
+            with self._slots:
+                self._claiming -= limit
+                for delivery in claimed:
+                    self._held[_target_key(delivery)] += 1
+        self.stats["claimed"] += len(claimed)
         for delivery in claimed:
-            task = asyncio.create_task(self._deliver(delivery, routes[delivery.bus]))
-            inflight[task] = (delivery.bus, delivery.rule, delivery.target_id)
-            task.add_done_callback(lambda done: inflight.pop(done, None))
+            self._start(delivery, routes[delivery.bus])
         return len(claimed)
+
+    def _start(self, delivery: Delivery, routing: Routing) -> None:
+        """Run one delivery whose slot is held; the slot is given back when it ends."""
+        key = _target_key(delivery)
+        task = asyncio.create_task(self._deliver(delivery, routing))
+        self._inflight[task] = key
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        key = self._inflight.pop(task, None)
+        if key is not None:
+            self._give_back([key])
+        if self._freed is not None:
+            self._freed.set()
+
+    def _give_back(self, keys: Collection[TargetKey]) -> None:
+        with self._slots:
+            for key in keys:
+                self._held[key] -= 1
+                if self._held[key] <= 0:
+                    del self._held[key]
+
+    def handover(self) -> Handover | None:
+        """A `Handover` for one transaction of this process, or None when the worker is not
+        running here or its queue cannot lease as it enqueues."""
+        if not self._running or not self.queue.hands_over:
+            return None
+        return Handover(self)
+
+    def reserve(self, key: TargetKey) -> bool:
+        """Hold a slot for a delivery to `key` that a transaction of this process is about to
+        enqueue already leased to this worker (`Handover`); callable from any thread. False
+        when the worker is not running, or the target or the worker has no slot free."""
+        share = self.per_target or self.concurrency
+        with self._slots:
+            if not self._running or self._held[key] >= share or self._free_held() <= 0:
+                return False
+            self._held[key] += 1
+            return True
+
+    def unreserve(self, keys: Collection[TargetKey]) -> None:
+        """Give back slots reserved for deliveries that were not handed over after all."""
+        if keys:
+            self._give_back(keys)
+
+    def take_over(self, taken: Sequence[Delivery], routes: Mapping[str, Routing]) -> None:
+        """Start deliveries a committed transaction of this process leased to this worker in
+        their slots reserved; callable from any thread. If the worker has stopped meanwhile,
+        they are handed back to the queue for the next worker."""
+        loop = self._loop
+        if taken and loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._take_over, list(taken), dict(routes))
+                return
+            except RuntimeError:  # the loop closed just now
+                pass
+        for delivery in taken:
+            with contextlib.suppress(Exception):
+                self.queue.release(delivery)
+        self.unreserve([_target_key(delivery) for delivery in taken])
+
+    def _take_over(self, taken: list[Delivery], routes: dict[str, Routing]) -> None:
+        for delivery in taken:
+            self.stats["handed_over"] += 1
+            self._start(delivery, routes[delivery.bus])
 
     async def _back_off(self, failures: int, stop: asyncio.Event) -> None:
         """After a failed claim wait longer each time in a row (a busy database passes)."""
@@ -156,15 +259,23 @@ class DeliveryWorker:
         return len(claimed)
 
     def _claim(
-        self, limit: int | None = None, skip: Collection[TargetKey] = ()
+        self, limit: int | None = None, skip: Collection[TargetKey] = (), expected: bool = False
     ) -> tuple[list[Delivery], dict[str, Routing]]:
+        routes: dict[str, Routing] = {}
+
+        def read_routing(conn: Connection, claimed: list[Delivery]) -> None:
+            for bus in {delivery.bus for delivery in claimed}:
+                routes[bus] = self.routing.get(conn, bus)
+
         claimed = self.queue.claim(
-            limit=limit or self.batch, lease_seconds=self.lease_seconds, now=time.time(), skip=skip
+            limit=limit or self.batch,
+            lease_seconds=self.lease_seconds,
+            now=time.time(),
+            skip=skip,
+            expected=expected,
+            reading=read_routing,
         )
-        if not claimed:
-            return [], {}
-        with self.engine.connect() as conn:
-            return claimed, {bus: self.routing.get(conn, bus) for bus in {d.bus for d in claimed}}
+        return claimed, routes
 
     async def _deliver(self, delivery: Delivery, routing: Routing) -> None:
         target = routing.target(delivery.rule, delivery.target_id)
@@ -174,7 +285,7 @@ class DeliveryWorker:
                 retry_transient, lambda: self.queue.drop(delivery), what="dropping a delivery"
             )
             self.stats["dropped"] += 1
-            metrics.EVENTS_DROPPED.labels(*_labels(delivery)).inc()
+            metrics.EVENTS_DROPPED.labels(*_target_key(delivery)).inc()
             return
         try:
             await self.invoke(delivery, target)
@@ -200,7 +311,7 @@ class DeliveryWorker:
                 log.debug("delivery %s is left to its lease: %s", delivery.id, reason_of(lost))
             return
         self.stats["delivered"] += 1
-        metrics.EVENTS_DELIVERED.labels(*_labels(delivery)).inc()
+        metrics.EVENTS_DELIVERED.labels(*_target_key(delivery)).inc()
         metrics.DELIVERY_LATENCY.labels(delivery.bus).observe(
             max(0.0, time.time() - delivery.created_at)
         )
@@ -327,7 +438,7 @@ class DeliveryWorker:
         outcome = decide(delivery, target, retryable, now, self.timing, self.rng)
         if outcome.retry_in is not None:
             self.stats["retried"] += 1
-            metrics.EVENTS_RETRIED.labels(*_labels(delivery)).inc()
+            metrics.EVENTS_RETRIED.labels(*_target_key(delivery)).inc()
             return outcome
         log.warning(
             "delivery %s to %s/%s failed (%s)",
@@ -338,10 +449,10 @@ class DeliveryWorker:
         )
         if outcome.dead_letter:
             self.stats["dead_lettered"] += 1
-            metrics.EVENTS_DEAD_LETTERED.labels(*_labels(delivery)).inc()
+            metrics.EVENTS_DEAD_LETTERED.labels(*_target_key(delivery)).inc()
         else:
             self.stats["dropped"] += 1
-            metrics.EVENTS_DROPPED.labels(*_labels(delivery)).inc()
+            metrics.EVENTS_DROPPED.labels(*_target_key(delivery)).inc()
         return outcome
 
     def _settle(self, delivery: Delivery, target: RouteTarget, error: str, retryable: bool) -> None:
@@ -353,6 +464,49 @@ class DeliveryWorker:
             self.queue.dead_letter(delivery, error=f"{error} ({outcome.reason})", now=now)
         else:
             self.queue.drop(delivery)
+
+
+@dataclass(slots=True)
+class Handover:
+    """The deliveries one transaction of this process enqueues already leased to this
+    process's delivery worker, started the moment it commits: no claim, no wait for the
+    worker's next look. A delivery is handed over only while the worker has a slot for it
+    (reserved here) and only as the first of its lane; the rest are queued as usual. After
+    the commit call `committed`; if the transaction did not commit, `rolled_back`."""
+
+    worker: DeliveryWorker
+    taken: list[Delivery] = field(default_factory=list)
+    routes: dict[str, Routing] = field(default_factory=dict)
+    reserved: list[TargetKey] = field(default_factory=list)
+    # Deliveries enqueued without being handed over: the worker must be told of them.
+    left: int = 0
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.worker.lease_seconds
+
+    def reserve(self, target: TargetKey) -> bool:
+        if not self.worker.reserve(target):
+            return False
+        self.reserved.append(target)
+        return True
+
+    def add(self, delivery: Delivery, routing: Routing) -> None:
+        self.taken.append(delivery)
+        self.routes[delivery.bus] = routing
+
+    def committed(self) -> None:
+        """Start what was handed over; slots reserved for nothing are given back."""
+        surplus = Counter(self.reserved)
+        surplus.subtract(_target_key(delivery) for delivery in self.taken)
+        self.worker.unreserve(list(surplus.elements()))
+        self.worker.take_over(self.taken, self.routes)
+        self.reserved, self.taken = [], []
+
+    def rolled_back(self) -> None:
+        """Nothing was written: every slot reserved is given back."""
+        self.worker.unreserve(self.reserved)
+        self.reserved, self.taken, self.left = [], [], 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,5 +539,6 @@ def decide(
     return Outcome(retry_in=None, reason=reason, dead_letter=target.spec.dead_letter)
 
 
-def _labels(delivery: Delivery) -> tuple[str, str, str]:
+def _target_key(delivery: Delivery) -> TargetKey:
+    """The delivery's target (bus, rule, target id): its slots' key and its metrics' labels."""
     return delivery.bus, delivery.rule, delivery.target_id

@@ -32,6 +32,7 @@ from jetbridge.ops import tracing
 
 if TYPE_CHECKING:
     from jetbridge.events.backbone import Backbone
+    from jetbridge.events.delivery import Handover
 
 # Whether the caller may publish to a bus owned by this tenant (None: the platform's bus).
 MayActFor = Callable[[str | None], bool]
@@ -144,19 +145,29 @@ class Intake:
 
     def _write(self, batch: Sequence[_Request], *, savepoints: bool) -> list[_Outcome]:
         lookups = _Lookups()
-        with self.backbone.engine.begin() as conn:
+        # Written together, the deliveries this process's worker has room for are handed to
+        # it as they are queued (request by request, a refused one would take its share back).
+        with (
+            self.backbone.handing_over(wanted=not savepoints) as handover,
+            self.backbone.engine.begin() as conn,
+        ):
             if savepoints:
                 outcomes = [self._write_one(conn, request, lookups) for request in batch]
             else:
-                outcomes = self._write_together(conn, batch, lookups)
+                outcomes = self._write_together(conn, batch, lookups, handover)
         self.commits += 1
-        # The delivery worker is woken only when a target is waiting: puts matching no rule
-        # cost it no claim.
-        self.backbone.notify(deliveries=any(outcome.deliveries for outcome in outcomes))
+        # The delivery worker is woken only when a target is waiting that was not handed to
+        # it: puts matching no rule cost it no claim.
+        waiting = any(outcome.deliveries for outcome in outcomes)
+        self.backbone.notify(deliveries=waiting and (handover is None or handover.left > 0))
         return outcomes
 
     def _write_together(
-        self, conn: Connection, batch: Sequence[_Request], lookups: _Lookups
+        self,
+        conn: Connection,
+        batch: Sequence[_Request],
+        lookups: _Lookups,
+        handover: Handover | None = None,
     ) -> list[_Outcome]:
         """All of `batch` in one append per bus, in arrival order; any failure refuses the
         transaction (`_Refused`), to be written again request by request."""
@@ -167,7 +178,7 @@ class Intake:
                 by_bus.setdefault(request.bus, []).extend(events)
             appended = {
                 bus: self.backbone.publisher.append_routed(
-                    conn, bus=bus, events=events, routing=lookups.routing[bus]
+                    conn, bus=bus, events=events, routing=lookups.routing[bus], handover=handover
                 )
                 for bus, events in by_bus.items()
             }

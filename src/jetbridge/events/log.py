@@ -7,7 +7,7 @@ caller's connection, so a state change and the events describing it commit toget
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -101,14 +101,46 @@ class EventLog(Protocol):
     def latest_seq(self, conn: Connection, *, bus: str) -> int: ...
 
 
+class Reserving(Protocol):
+    """Who takes deliveries over as they are enqueued (`delivery.Handover`)."""
+
+    @property
+    def lease_seconds(self) -> float: ...
+
+    def reserve(self, target: TargetKey) -> bool:
+        """Whether a slot is held for one more delivery to `target`."""
+        ...
+
+
 class DeliveryQueue(Protocol):
-    def enqueue(self, conn: Connection, items: Sequence[NewDelivery], *, now: float) -> None: ...
+    def enqueue(
+        self,
+        conn: Connection,
+        items: Sequence[NewDelivery],
+        *,
+        now: float,
+        handover: Reserving | None = None,
+    ) -> list[tuple[int, NewDelivery]]:
+        """Queue `items`. With a `handover`, where the queue can tell a lane's order at once,
+        an item that is its lane's first and for which `handover` reserves a slot is queued
+        already leased for `handover.lease_seconds`; those come back with their ids."""
+        ...
 
     def claim(
-        self, *, limit: int, lease_seconds: float, now: float, skip: Collection[TargetKey] = ()
+        self,
+        *,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        skip: Collection[TargetKey] = (),
+        expected: bool = False,
+        reading: Callable[[Connection, list[Delivery]], None] | None = None,
     ) -> list[Delivery]:
         """Lease due deliveries; within a lane only the oldest pending one is ever handed out.
-        Deliveries to the targets in `skip` (bus, rule, target id) are left for later."""
+        Deliveries to the targets in `skip` (bus, rule, target id) are left for later.
+        `expected`: work is probably due (a commit has just signalled it), so the claim need not
+        first look without locking. `reading` is called in the claim's transaction with what
+        it claimed (to read what their delivery needs without another connection)."""
         ...
 
     def complete(self, conn: Connection, delivery: Delivery) -> None: ...
@@ -189,6 +221,20 @@ def _sequence_numbers(entries: Sequence[LogEntry], returned: Iterable[Any]) -> l
     return [stored.pop(_identity(entry), None) for entry in entries]
 
 
+def _queued(item: NewDelivery, now: float) -> dict[str, Any]:
+    return {
+        "event_seq": item.event_seq,
+        "bus": item.bus,
+        "rule": item.rule,
+        "target_id": item.target_id,
+        "lane": item.lane,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "created_at": now,
+    }
+
+
 def _row(entry: LogEntry, now: float) -> dict[str, Any]:
     return {
         "bus": entry.bus,
@@ -260,6 +306,21 @@ class SqlEventLog:
             .order_by(deliveries.c.id)
         )
         self._completed = delete(deliveries).where(deliveries.c.id == bindparam("id"))
+        self._enqueue = insert(deliveries)
+        self._enqueue_ids = (
+            insert(deliveries)
+            .returning(deliveries.c.id, sort_by_parameter_order=True)
+            .execution_options(insertmanyvalues_page_size=APPEND_ROWS)
+        )
+        self._enqueue_id = insert(deliveries).returning(deliveries.c.id)
+        self._lane_busy = (
+            select(deliveries.c.id).where(deliveries.c.lane == bindparam("lane")).limit(1)
+        )
+        # The lanes among :lanes (a JSON array) that have a delivery pending (SQLite).
+        self._busy_lanes = text(
+            "SELECT DISTINCT lane FROM deliveries "
+            "WHERE lane IN (SELECT value FROM json_each(:lanes))"
+        )
 
     def append(
         self, conn: Connection, entries: Sequence[LogEntry], *, now: float
@@ -302,26 +363,63 @@ class SqlEventLog:
         latest = conn.execute(select(func.max(events.c.seq)).where(events.c.bus == bus)).scalar()
         return int(latest or 0)
 
-    def enqueue(self, conn: Connection, items: Sequence[NewDelivery], *, now: float) -> None:
+    @property
+    def hands_over(self) -> bool:
+        """Whether `enqueue` may lease deliveries to a `handover`: on SQLite, whose write
+        transactions take turns, so no other transaction can be queuing into the same lane
+        unseen; on PostgreSQL (and through the outbox) the worker claims them."""
+        return not self._postgres and not self.outbox
+
+    def enqueue(
+        self,
+        conn: Connection,
+        items: Sequence[NewDelivery],
+        *,
+        now: float,
+        handover: Reserving | None = None,
+    ) -> list[tuple[int, NewDelivery]]:
         if not items:
-            return
+            return []
         if self.outbox:
             items = self._enqueue_on_outbox(conn, items)
-        rows = [
-            {
-                "event_seq": item.event_seq,
-                "bus": item.bus,
-                "rule": item.rule,
-                "target_id": item.target_id,
-                "lane": item.lane,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for item in items
-        ]
-        if rows:
-            conn.execute(insert(deliveries), rows)
+        if not items:
+            return []
+        if handover is not None and self.hands_over:
+            return self._enqueue_leased(conn, items, now, handover)
+        conn.execute(self._enqueue, [_queued(item, now) for item in items])
+        return []
+
+    def _enqueue_leased(
+        self, conn: Connection, items: Sequence[NewDelivery], now: float, handover: Reserving
+    ) -> list[tuple[int, NewDelivery]]:
+        """Items that are first in their lane (none pending before them, here or earlier in
+        `items`) and get a slot from `handover` are queued leased; their ids come back."""
+        lanes = sorted({item.lane for item in items if item.lane is not None})
+        busy: set[str] = set()
+        if len(lanes) == 1:  # the common case, with a statement cheaper to run
+            if conn.execute(self._lane_busy, {"lane": lanes[0]}).first() is not None:
+                busy.add(lanes[0])
+        elif lanes:
+            busy.update(conn.execute(self._busy_lanes, {"lanes": json.dumps(lanes)}).scalars())
+        rows: list[dict[str, Any]] = []
+        leased: list[int] = []
+        until = now + handover.lease_seconds
+        for item in items:
+            row = _queued(item, now)
+            first = item.lane is None or item.lane not in busy
+            if item.lane is not None:
+                busy.add(item.lane)
+            if first and handover.reserve((item.bus, item.rule, item.target_id)):
+                row["lease_until"] = until
+                leased.append(len(rows))
+            rows.append(row)
+        if not leased:
+            conn.execute(self._enqueue, rows)
+            return []
+        if len(rows) == 1:
+            return [(conn.execute(self._enqueue_id, rows[0]).scalar_one(), items[0])]
+        ids = list(conn.execute(self._enqueue_ids, rows).scalars())
+        return [(ids[index], items[index]) for index in leased]
 
     @staticmethod
     def _enqueue_on_outbox(conn: Connection, items: Sequence[NewDelivery]) -> list[NewDelivery]:
@@ -354,7 +452,14 @@ class SqlEventLog:
         return [item for seq, group in by_event.items() if seq not in found for item in group]
 
     def claim(
-        self, *, limit: int, lease_seconds: float, now: float, skip: Collection[TargetKey] = ()
+        self,
+        *,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        skip: Collection[TargetKey] = (),
+        expected: bool = False,
+        reading: Callable[[Connection, list[Delivery]], None] | None = None,
     ) -> list[Delivery]:
         query = self._due
         if skip:
@@ -362,7 +467,7 @@ class SqlEventLog:
             query = query.where(~target.in_(list(skip)))
         if self._postgres:
             query = query.with_for_update(skip_locked=True, of=deliveries)
-        else:
+        elif not expected:
             # Idle polls on SQLite are reads: the write lock is taken only when work is due.
             with self.engine.connect() as conn:
                 conn.execution_options(readonly=True)
@@ -373,7 +478,10 @@ class SqlEventLog:
             if not ids:
                 return []
             conn.execute(self._lease, {"ids": ids, "until": now + lease_seconds})
-            return [Delivery(*row) for row in conn.execute(self._leased, {"ids": ids})]
+            claimed = [Delivery(*row) for row in conn.execute(self._leased, {"ids": ids})]
+            if reading is not None:
+                reading(conn, claimed)
+            return claimed
 
     def complete(self, conn: Connection, delivery: Delivery) -> None:
         conn.execute(self._completed, {"id": delivery.id})

@@ -5,14 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, insert
 
 from jetbridge.events.envelope import CloudEvent, eventbridge_view
-from jetbridge.events.log import DeliveryQueue, EventLog, LogEntry, NewDelivery
+from jetbridge.events.log import Delivery, DeliveryQueue, EventLog, LogEntry, NewDelivery
 from jetbridge.events.routing import ARCHIVE_KEY, RULE_KEY, Routing, RoutingCache
 from jetbridge.ops import metrics, tracing
 from jetbridge.storage.schema import archive_events
+
+if TYPE_CHECKING:
+    from jetbridge.events.delivery import Handover
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +47,18 @@ class Publisher:
         bus: str,
         events: Sequence[CloudEvent],
         only_rules: Collection[str] | None = None,
+        handover: Handover | None = None,
     ) -> list[Published]:
         """Append `events` to `bus` and enqueue a delivery per matching rule target.
 
         Runs in `conn`'s transaction: the caller's own writes and these events commit together.
-        Replayed events are routed (to `only_rules` if given) but never archived again.
+        Replayed events are routed (to `only_rules` if given) but never archived again. A
+        `handover` takes the deliveries it can over once the caller has committed.
         """
         with tracing.span(f"publish {bus}", attributes={"messaging.destination.name": bus}):
-            return self._publish(conn, bus, [traced(event) for event in events], only_rules)
+            return self._publish(
+                conn, bus, [traced(event) for event in events], only_rules, handover
+            )
 
     def _publish(
         self,
@@ -58,10 +66,11 @@ class Publisher:
         bus: str,
         events: Sequence[CloudEvent],
         only_rules: Collection[str] | None,
+        handover: Handover | None,
     ) -> list[Published]:
         routing = self.routing.get(conn, bus)
         results, new_deliveries = self.append_routed(
-            conn, bus=bus, events=events, routing=routing, only_rules=only_rules
+            conn, bus=bus, events=events, routing=routing, only_rules=only_rules, handover=handover
         )
         self.count(bus, results, new_deliveries)
         return results
@@ -74,9 +83,11 @@ class Publisher:
         events: Sequence[CloudEvent],
         routing: Routing,
         only_rules: Collection[str] | None = None,
+        handover: Handover | None = None,
     ) -> tuple[list[Published], list[NewDelivery]]:
         """Append and enqueue with `routing` already looked up in this transaction; counting
-        in the metrics is left to the caller (`count`), who does it once the outcome is known."""
+        in the metrics is left to the caller (`count`), who does it once the outcome is known.
+        The deliveries the queue leases to `handover` are added to it."""
         now = time.time()
         entries = [self._entry(bus, event) for event in events]
         seqs = self.log.append(conn, entries, now=now)
@@ -102,7 +113,24 @@ class Publisher:
                 elif key.startswith(ARCHIVE_KEY) and self._archives(event):
                     self._archive(conn, key[len(ARCHIVE_KEY) :], event, now)
             results.append(Published(event.id, seq, count))
-        self.queue.enqueue(conn, new_deliveries, now=now)
+        leased = self.queue.enqueue(conn, new_deliveries, now=now, handover=handover)
+        if handover is not None:
+            bodies = {seq: entry.body for seq, entry in zip(seqs, entries, strict=True)}
+            for delivery_id, item in leased:
+                handover.add(
+                    Delivery(
+                        id=delivery_id,
+                        event_seq=item.event_seq,
+                        bus=item.bus,
+                        rule=item.rule,
+                        target_id=item.target_id,
+                        attempts=0,
+                        created_at=now,
+                        body=bodies[item.event_seq],
+                    ),
+                    routing,
+                )
+            handover.left += len(new_deliveries) - len(leased)
         return results, new_deliveries
 
     @staticmethod

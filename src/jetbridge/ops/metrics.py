@@ -151,10 +151,13 @@ def timed(observe: Callable[[float], None]) -> Iterator[None]:
         observe(time.perf_counter() - started)
 
 
+STATEMENT_KINDS = ("select", "insert", "update", "delete", "other")
+
+
 def statement_kind(statement: str) -> str:
     """The first keyword of an SQL statement, as a label of few values."""
     word = statement.lstrip()[:6].lower()
-    return word if word in {"select", "insert", "update", "delete"} else "other"
+    return word if word in STATEMENT_KINDS else "other"
 
 
 class ScrapeFigures(Collector):
@@ -217,6 +220,9 @@ def observe_database(engine: Any) -> None:
     """Time every statement and count pooled connections in use on `engine`."""
     from sqlalchemy import event
 
+    # The labelled histograms looked up once, not at every statement.
+    timing = {kind: DB_QUERY.labels(kind) for kind in STATEMENT_KINDS}
+
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         conn.info.setdefault("jetbridge_started", []).append(time.perf_counter())
@@ -225,14 +231,14 @@ def observe_database(engine: Any) -> None:
     def _after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         started = conn.info.get("jetbridge_started")
         if started:
-            DB_QUERY.labels(statement_kind(statement)).observe(time.perf_counter() - started.pop())
+            timing[statement_kind(statement)].observe(time.perf_counter() - started.pop())
 
     @event.listens_for(engine, "handle_error")
     def _error(context: Any) -> None:
         conn = context.connection
         started = conn.info.get("jetbridge_started") if conn is not None else None
         if started:
-            DB_QUERY.labels(statement_kind(context.statement or "")).observe(
+            timing[statement_kind(context.statement or "")].observe(
                 time.perf_counter() - started.pop()
             )
 

@@ -4,6 +4,7 @@ are refused (401), never treated as anonymous."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import jwt
 from sqlalchemy import Engine
 
 from jetbridge.errors import Unauthenticated
+from jetbridge.loops import this_loops
 from jetbridge.ops.identity import store, tokens
 from jetbridge.ops.identity.principal import ANONYMOUS, Principal
 from jetbridge.ops.identity.tokens import TokenSettings
@@ -46,6 +48,8 @@ class Authenticator:
         self.external = external
         # sha256 of a presented key -> (checked at, revocations seen then, its principal)
         self._checked: dict[bytes, tuple[float, int, Principal]] = {}
+        # Full checks of a key under way, by event loop and key digest (`check_together`).
+        self._checking: dict[asyncio.AbstractEventLoop, dict[bytes, asyncio.Future[Principal]]] = {}
 
     def recent(self, *, authorization: str | None, api_key: str | None) -> Authenticated | None:
         """The caller of an API key checked within the last `KEY_CHECK_SECONDS`, without asking
@@ -60,6 +64,26 @@ class Authenticator:
         if changes != store.key_changes() or time.monotonic() - checked_at > KEY_CHECK_SECONDS:
             return None
         return Authenticated(principal)
+
+    async def check_together(
+        self, *, authorization: str | None, api_key: str | None
+    ) -> Authenticated | None:
+        """An API key not checked lately (see `recent`), checked in full in a worker thread
+        once for all the requests on this event loop presenting it meanwhile: when its check
+        runs out under load, one query answers them, rather than one each in the threads and
+        the pool's connections. None when the request presents no API key."""
+        presented = _presented_key(authorization, api_key)
+        if presented is None:
+            return None
+        pending = this_loops(self._checking, dict)
+        digest = _digest(presented)
+        check = pending.get(digest)
+        if check is None:
+            check = asyncio.ensure_future(asyncio.to_thread(self._api_key, presented))
+            pending[digest] = check
+            check.add_done_callback(lambda _: pending.pop(digest, None))
+        # One caller going away does not cancel the check the others wait for.
+        return Authenticated(await asyncio.shield(check))
 
     def authenticate(
         self, *, authorization: str | None, api_key: str | None, session: str | None
