@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from jetbridge.booking.catalog import (
     ScheduleEntry,
@@ -18,7 +18,13 @@ from jetbridge.booking.catalog import (
     import_schedule,
     search,
 )
-from jetbridge.booking.inventory import SoldOut, confirm_hold, hold_seats, release_hold
+from jetbridge.booking.inventory import (
+    SoldOut,
+    confirm_hold,
+    free_seats,
+    hold_seats,
+    release_hold,
+)
 from jetbridge.storage.db import create_database_engine
 from jetbridge.storage.migrate import upgrade
 from jetbridge.storage.schema import seats
@@ -143,3 +149,126 @@ def test_bad_schedule_entries_are_rejected(change: dict[str, object], fragment: 
     }  # fmt: skip
     with pytest.raises(ValidationError, match=fragment):
         ScheduleEntry.model_validate(entry | change)
+
+
+def _waiting_on_a_row_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        waiting = conn.execute(
+            text("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'")
+        ).scalar_one()
+    return bool(waiting)
+
+
+@pytest.mark.parametrize("first_ends", ["rollback", "commit"])
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_buyer_waits_for_seats_another_buyer_is_taking_before_being_refused(
+    postgres_url: str, first_ends: str, count: int
+) -> None:
+    """A seat is locked by a buyer whose transaction is still open, and without it too few are
+    left: a second buyer is not refused at once (the first may roll back), gets the seats if it
+    does, and is told the true count if it commits."""
+    engine = create_database_engine(postgres_url)
+    upgrade(engine)
+    now = time.time()
+    with engine.begin() as conn:
+        import_schedule(conn, demo_schedule(start=date(2026, 12, 1), days=1))
+        hold_seats(
+            conn, flight_id=FLIGHT, cabin="business", count=16 - count, hold_id="rest",
+            ttl=3600, now=now,
+        )  # fmt: skip
+        on_sale = free_seats(conn, flight_id=FLIGHT, cabin="business", count=16, now=now)
+    assert len(on_sale) == count
+    outcome: dict[str, object] = {}
+
+    def second_buyer() -> None:
+        try:
+            with engine.begin() as conn:
+                outcome["held"] = hold_seats(
+                    conn, flight_id=FLIGHT, cabin="business", count=count, hold_id="second",
+                    ttl=60, now=time.time(),
+                )  # fmt: skip
+        except SoldOut as exc:
+            outcome["refused"] = str(exc)
+
+    first = engine.connect()
+    transaction = first.begin()
+    try:
+        taken = hold_seats(
+            first, flight_id=FLIGHT, cabin="business", count=1, hold_id="first", ttl=60,
+            now=time.time(),
+        )  # fmt: skip
+        assert taken == on_sale[:1]
+        buyer = threading.Thread(target=second_buyer)
+        buyer.start()
+        deadline = time.monotonic() + 60
+        while not _waiting_on_a_row_lock(engine):
+            assert buyer.is_alive(), f"the second buyer did not wait: {outcome}"
+            assert time.monotonic() < deadline, "the second buyer never waited on the seat"
+            time.sleep(0.02)
+        assert outcome == {}
+        if first_ends == "rollback":
+            transaction.rollback()
+        else:
+            transaction.commit()
+    finally:
+        first.close()
+    buyer.join(60)
+    assert not buyer.is_alive()
+    engine.dispose()
+    if first_ends == "rollback":
+        assert outcome == {"held": on_sale}
+    else:
+        left = count - 1
+        assert outcome == {
+            "refused": f"only {left} business seat(s) left on {FLIGHT}, {count} requested"
+        }
+
+
+def test_buyers_waiting_on_each_others_seats_are_refused_not_failed(postgres_url: str) -> None:
+    """Two journeys each hold the last seat of one flight and then want the other's: their
+    waits form a cycle the server breaks; the buyer it picks is refused with the seats nobody
+    has (none), not failed with a database error, and the other gets its answer when the
+    first ends."""
+    engine = create_database_engine(postgres_url)
+    upgrade(engine)
+    now = time.time()
+    flights = [FLIGHT, "LX0101-2026-12-01"]
+    with engine.begin() as conn:
+        import_schedule(conn, demo_schedule(start=date(2026, 12, 1), days=1))
+        for flight in flights:
+            hold_seats(
+                conn, flight_id=flight, cabin="business", count=15, hold_id=f"rest-{flight}",
+                ttl=3600, now=now,
+            )  # fmt: skip
+    both_hold_one = threading.Barrier(2, timeout=60)
+    outcome: dict[str, object] = {}
+
+    def journey(mine: str, theirs: str) -> None:
+        with engine.begin() as conn:
+            hold_seats(
+                conn, flight_id=mine, cabin="business", count=1, hold_id=f"j-{mine}", ttl=60,
+                now=time.time(),
+            )  # fmt: skip
+            both_hold_one.wait()
+            try:
+                hold_seats(
+                    conn, flight_id=theirs, cabin="business", count=1, hold_id=f"j-{mine}",
+                    ttl=60, now=time.time(),
+                )  # fmt: skip
+                outcome[mine] = "held"
+            except SoldOut as exc:
+                outcome[mine] = str(exc)
+            except Exception as exc:
+                outcome[mine] = f"failed: {exc!r}"
+
+    threads = [threading.Thread(target=journey, args=pair) for pair in (flights, flights[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    engine.dispose()
+    assert outcome == {
+        mine: f"only 0 business seat(s) left on {theirs}, 1 requested"
+        for mine, theirs in (flights, flights[::-1])
+    }

@@ -7,9 +7,15 @@ only through these functions, each guarded by its current status and hold id.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from jetbridge.storage.schema import seats
+
+# Deadlock detected, lock not available (the server's lock_timeout).
+_LOCK_CONFLICTS = {"40P01", "55P03"}
 
 
 class SoldOut(Exception):
@@ -39,30 +45,72 @@ def hold_seats(
     """Hold `count` seats for `ttl` seconds, front rows first; all or nothing. One statement:
     the seats are chosen, counted and held together (on PostgreSQL the chosen rows are locked
     and rows another transaction holds are skipped), so nothing is written when too few are
-    left."""
-    chosen = (
-        select(seats.c.seat)
-        .where(_available(flight_id, cabin, now))
-        .order_by(seats.c.seat)
-        .limit(count)
-    )
-    if conn.dialect.name == "postgresql":
+    left.
+
+    On PostgreSQL a short first look may have skipped seats other buyers' open transactions
+    are taking; the buyer is refused only after those transactions end: the seats left are
+    locked, waiting for them, and held if there are enough (another buyer's transaction that
+    rolled back frees its seats for this one). The count in the refusal is of seats nobody
+    has."""
+    postgres = conn.dialect.name == "postgresql"
+    available = select(seats.c.seat).where(_available(flight_id, cabin, now)).order_by(seats.c.seat)
+    values = {"status": "held", "hold_id": hold_id, "hold_expires_at": now + ttl}
+    chosen = available.limit(count)
+    if postgres:
         chosen = chosen.with_for_update(skip_locked=True)
+    # On PostgreSQL, for more than one seat the first look runs in a savepoint, so that the
+    # seats it locked without holding them are let go before waiting on others (two buyers
+    # waiting on each other's seats would deadlock); a short look for one seat locked none.
+    first = conn.begin_nested() if postgres and count > 1 else None
     picked = chosen.cte("picked")
     enough = select(func.count()).select_from(picked).scalar_subquery() == count
-    held = conn.execute(
-        update(seats)
-        .where(seats.c.flight_id == flight_id, seats.c.seat.in_(select(picked.c.seat)), enough)
-        .values(status="held", hold_id=hold_id, hold_expires_at=now + ttl, booking_id=None)
-        .returning(seats.c.seat)
-    ).scalars()
-    found = sorted(held)
-    if len(found) < count:
+    found = _hold(conn, flight_id, select(picked.c.seat), values, enough)
+    if len(found) == count:
+        if first is not None:
+            first.commit()
+        return found
+    if first is not None:
+        first.rollback()
+    if not postgres:  # its write transaction is exclusive: no seat is being taken meanwhile
         left = conn.execute(
             select(func.count()).where(_available(flight_id, cabin, now))
         ).scalar_one()
-        raise SoldOut(f"only {left} {cabin} seat(s) left on {flight_id}, {count} requested")
-    return found
+        raise _sold_out(flight_id, cabin, left, count)
+    # Locked in seat order, all of them, so that concurrent waiters never wait on each other
+    # in a cycle; rows taken meanwhile no longer match once their takers commit. A transaction
+    # that already holds other seats (legs of one journey) can still meet another in a cycle:
+    # the server breaks it, and this buyer counts the seats nobody is taking, as without waiting.
+    waiting = conn.begin_nested()
+    try:
+        free = list(conn.execute(available.with_for_update()).scalars())
+    except DBAPIError as exc:
+        waiting.rollback()
+        if getattr(exc.orig, "sqlstate", None) not in _LOCK_CONFLICTS:
+            raise
+        free = list(conn.execute(available.with_for_update(skip_locked=True)).scalars())
+        raise _sold_out(flight_id, cabin, len(free), count) from None
+    waiting.commit()
+    if len(free) < count:
+        raise _sold_out(flight_id, cabin, len(free), count)
+    return _hold(conn, flight_id, free[:count], values, None)
+
+
+def _sold_out(flight_id: str, cabin: str, left: int, count: int) -> SoldOut:
+    return SoldOut(f"only {left} {cabin} seat(s) left on {flight_id}, {count} requested")
+
+
+def _hold(
+    conn: Connection,
+    flight_id: str,
+    chosen: Any,
+    values: dict[str, Any],
+    enough: ColumnElement[bool] | None,
+) -> list[str]:
+    query = update(seats).where(seats.c.flight_id == flight_id, seats.c.seat.in_(chosen))
+    if enough is not None:
+        query = query.where(enough)
+    held = conn.execute(query.values(**values, booking_id=None).returning(seats.c.seat)).scalars()
+    return sorted(held)
 
 
 def free_seats(
