@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -130,24 +131,48 @@ def mqtt_url() -> Iterator[str]:
         yield url
 
 
+NATS_LOGS: list[Path] = []  # the session's nats-server log, once it has started
+
+
 @pytest.fixture(scope="session")
 def nats_server_url() -> Iterator[str]:
-    """NATS with JetStream: JETBRIDGE_TEST_NATS_URL if set, else nats-server from pip."""
+    """NATS with JetStream: JETBRIDGE_TEST_NATS_URL if set, else nats-server from pip (its log
+    is added to the report of a failed test that used it)."""
     configured = os.environ.get("JETBRIDGE_TEST_NATS_URL")
     if configured:
         yield configured
         return
     from support.nats import nats_server
 
-    with tempfile.TemporaryDirectory() as store, nats_server(Path(store)) as server:
-        yield server.url
+    with tempfile.TemporaryDirectory() as store:
+        log = Path(store) / "nats-server.log"
+        with nats_server(Path(store) / "jetstream", log) as server:
+            NATS_LOGS.append(log)
+            try:
+                yield server.url
+            finally:
+                NATS_LOGS.remove(log)
 
 
 @pytest.fixture
-def nats_url(nats_server_url: str) -> str:
+def nats_url(nats_server_url: str, nats_prefix: str) -> Iterator[str]:
     """The NATS server, for one test; it keeps its own streams apart by a prefix of its own
-    (see `nats_prefix`)."""
-    return nats_server_url
+    (see `nats_prefix`), and they are deleted after it."""
+    from support.nats import delete_streams
+
+    yield nats_server_url
+    with contextlib.suppress(Exception):  # what is left costs the shared server memory only
+        delete_streams(nats_server_url, nats_prefix)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and NATS_LOGS and "nats_url" in getattr(item, "fixturenames", ()):
+        from support.nats import log_tail
+
+        report.sections.append(("nats-server log (session server)", log_tail(NATS_LOGS[-1])))
+    return report
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from jetbridge.events.jetstream import SubjectScheme
 from jetbridge.events.specs import RuleSpec
 from support import aio
 from support.events import keyed_entries, put_in_batches, put_rule, until
-from support.nats import NatsServer
+from support.nats import NatsServer, publish_acknowledged
 from support.processes import process_env
 
 
@@ -496,10 +496,17 @@ def test_messages_jetbridge_did_not_write_neither_stop_delivery_nor_the_dlq(
             await until(lambda: len(effects.done) == 1, "the first event")
             for shard in range(scheme.shards):
                 subject = scheme.delivery_subject("default", "flights", "effects", shard)
-                await jetstream.publish(subject, b"\xff", headers={"Jetbridge-Since": "never"})
-                await jetstream.publish(subject, b"{not json")
+                await publish_acknowledged(
+                    jetstream,
+                    subject,
+                    b"\xff",
+                    headers={"Jetbridge-Since": "never", "Nats-Msg-Id": f"bytes-{shard}"},
+                )
+                await publish_acknowledged(
+                    jetstream, subject, b"{not json", headers={"Nats-Msg-Id": f"text-{shard}"}
+                )
             dead = scheme.dead_letter_subject("default", "flights", "effects")
-            await jetstream.publish(dead, b"[1, 2]")
+            await publish_acknowledged(jetstream, dead, b"[1, 2]", headers={"Nats-Msg-Id": "list"})
             await asyncio.to_thread(put, platform, 1, 40)
             await until(lambda: len(effects.done) == 41, "the events after the garbage")
             letters = await listed_when(stream.list, lambda found: len(found) == scheme.shards)
@@ -538,7 +545,8 @@ def test_an_event_older_than_the_targets_maximum_age_is_not_retried(
             await until(lambda: len(effects.done) == 1, "the first event")
             jetstream = client.jetstream()
             for event_id, age in (("ev-old", 86_400 + 60), ("ev-new", 0)):
-                await jetstream.publish(
+                await publish_acknowledged(
+                    jetstream,
                     scheme.delivery_subject("default", "flights", "effects", 0),
                     json.dumps({**body, "id": event_id}).encode(),
                     headers=delivery_headers(

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from support.servers import free_port
 
@@ -24,8 +25,9 @@ def nats_server_binary() -> Path:
 
 
 class NatsServer:
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, log: Path | None = None) -> None:
         self.store = store
+        self.log = log  # the server's own log file (warnings and errors), if wanted
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -44,6 +46,7 @@ class NatsServer:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                *(["--log", str(self.log)] if self.log is not None else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -72,10 +75,68 @@ class NatsServer:
 
 
 @contextmanager
-def nats_server(store: Path) -> Iterator[NatsServer]:
-    server = NatsServer(store)
+def nats_server(store: Path, log: Path | None = None) -> Iterator[NatsServer]:
+    server = NatsServer(store, log)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+def log_tail(log: Path, lines: int = 60) -> str:
+    """The end of a server's log, for a failed test's report."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+def delete_streams(url: str, prefix: str) -> None:
+    """Delete the streams (key-value buckets among them) a test made under its own prefix, so
+    a server shared by a whole session keeps only what running tests use."""
+    import json
+
+    import nats
+
+    from support import aio
+
+    async def delete() -> None:
+        client = await nats.connect(url, connect_timeout=5, allow_reconnect=False)
+        try:
+            names: list[str] = []
+            while True:
+                asked = json.dumps({"offset": len(names)}).encode()
+                reply = await client.request("$JS.API.STREAM.NAMES", asked, timeout=10)
+                found = json.loads(reply.data)
+                page = found.get("streams") or []
+                names += page
+                if not page or len(names) >= found.get("total", 0):
+                    break
+            for name in names:
+                if name.startswith((f"{prefix}-", f"KV_{prefix}-")):
+                    await client.request(f"$JS.API.STREAM.DELETE.{name}", b"", timeout=10)
+        finally:
+            await client.close()
+
+    aio.run(delete())
+
+
+async def publish_acknowledged(
+    jetstream: Any, subject: str, payload: bytes, *, headers: dict[str, str], within: float = 60
+) -> None:
+    """A test's own JetStream publish, sent again while the server's acknowledgement is late
+    (a loaded machine), as the platform's relay does: `headers` carry a `Nats-Msg-Id`, so a
+    copy the server did store the first time is dropped."""
+
+    from nats.errors import TimeoutError as NatsTimeout
+
+    assert "Nats-Msg-Id" in headers, "a publish sent again needs its Nats-Msg-Id"
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await jetstream.publish(subject, payload, headers=headers, timeout=5)
+            return
+        except (TimeoutError, NatsTimeout):
+            if time.monotonic() > deadline:
+                raise
